@@ -1,0 +1,480 @@
+//! From the loose fields callers send (Redtrack macros, Zapier forms, landing-page JSON) to
+//! typed commands. Every alias the integrations use is listed here, in one place.
+//!
+//! Rules: a value that is empty, still an unreplaced `{macro}`, or a known placeholder
+//! (`null`, `undefined`, `-1`, `anonymous`) counts as absent. A required field that is
+//! missing or invalid rejects the request; an invalid optional field is dropped and
+//! reported as a warning so that a good lead is never lost to a bad phone number.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::identity::Identifier;
+use crate::journey::EventKind;
+use crate::values::{
+    Brand, ClickId, Currency, DeviceId, Email, Invalid, Money, PhoneE164, PhoneRegion, TransactionId, UserId,
+};
+
+/// Longest free-text value we keep (URLs, user agents, campaign names).
+pub const MAX_TEXT_LEN: usize = 2048;
+/// Longest personal name we keep.
+pub const MAX_NAME_LEN: usize = 100;
+
+/// The request's fields, query string and body merged (body wins), keys as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields(BTreeMap<String, String>);
+
+impl Fields {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(key.into(), value.into());
+    }
+    pub fn remove(&mut self, key: &str) -> Option<String> {
+        self.0.remove(key)
+    }
+    /// The first alias that carries a meaningful value.
+    pub fn pick(&self, aliases: &[&str]) -> Option<&str> {
+        aliases.iter().find_map(|a| self.0.get(*a).and_then(|v| meaningful(v)))
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Fields {
+    fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Self {
+        Self(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+/// `None` when the value is absent in substance: empty, an unreplaced macro, or a placeholder.
+pub fn meaningful(value: &str) -> Option<&str> {
+    let v = value.trim();
+    let is_macro = (v.starts_with('{') && v.ends_with('}')) || (v.starts_with("%7B") && v.ends_with("%7D"));
+    let placeholder = ["null", "undefined", "-1", "anonymous", "(null)", "nil"].iter().any(|p| v.eq_ignore_ascii_case(p));
+    if v.is_empty() || is_macro || placeholder { None } else { Some(v) }
+}
+
+/// Field aliases, canonical name first (the name used in errors and docs).
+pub mod alias {
+    pub const CLICK_ID: &[&str] = &["clickId", "clickid", "click_id", "cid", "subid"];
+    pub const IP: &[&str] = &["ip"];
+    pub const USER_AGENT: &[&str] = &["userAgent", "ua", "user_agent"];
+    pub const CAMPAIGN: &[&str] = &["campaign", "campaign_name"];
+    pub const SOURCE: &[&str] = &["source"];
+    pub const MEDIUM: &[&str] = &["medium"];
+    pub const LANDING_PAGE: &[&str] = &["landingPage", "landing", "landing_page"];
+    pub const REFERRER: &[&str] = &["referrer"];
+    pub const INFLUENCER_ID: &[&str] = &["influencerId"];
+    pub const BRAND: &[&str] = &["operatorId", "brand"];
+    pub const POSTBACK_BRAND: &[&str] = &["operatorId", "operator", "brand"];
+    pub const DEVICE_ID: &[&str] = &["deviceId"];
+    pub const EMAIL: &[&str] = &["email"];
+    pub const PHONE: &[&str] = &["phone"];
+    pub const FIRST_NAME: &[&str] = &["firstName"];
+    pub const LAST_NAME: &[&str] = &["lastName"];
+    pub const EVENT_TYPE: &[&str] = &["eventType", "event", "type", "et", "status"];
+    pub const AMOUNT: &[&str] = &["depositAmount", "amount", "payout", "sum"];
+    pub const CURRENCY: &[&str] = &["currency"];
+    pub const USER_ID: &[&str] = &["userId"];
+    pub const TRANSACTION_ID: &[&str] = &["transactionId", "txid", "tid", "transaction_id", "event_id"];
+}
+
+/// A rejected field: 400 with this field's canonical name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: &'static str, invalid: Invalid) -> Self {
+        Self { field, code: invalid.code, message: invalid.message }
+    }
+    fn missing(field: &'static str, message: impl Into<String>) -> Self {
+        Self { field, code: "missing", message: message.into() }
+    }
+}
+
+/// An optional field we dropped, reported back to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub field: &'static str,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Defaults applied where a request is silent; they come from configuration.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// Brand for requests without one (`None`: the placeholder `unbranded`).
+    pub brand: Option<Brand>,
+    pub currency: Currency,
+    pub phone_region: PhoneRegion,
+}
+
+impl Defaults {
+    fn brand(&self) -> Brand {
+        self.brand.clone().unwrap_or_else(Brand::unbranded)
+    }
+}
+
+/// Collects warnings while reading optional fields.
+struct Reader<'a> {
+    fields: &'a Fields,
+    warnings: Vec<Warning>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(fields: &'a Fields) -> Self {
+        Self { fields, warnings: Vec::new() }
+    }
+
+    fn required<T>(
+        &self,
+        aliases: &[&'static str],
+        parse: impl FnOnce(&str) -> Result<T, Invalid>,
+    ) -> Result<T, FieldError> {
+        let field = aliases[0];
+        let raw = self.fields.pick(aliases).ok_or_else(|| FieldError::missing(field, format!("{field} is required")))?;
+        parse(raw).map_err(|e| FieldError::new(field, e))
+    }
+
+    /// A field whose invalid value rejects the request (money, currency, brand).
+    fn strict<T>(
+        &self,
+        aliases: &[&'static str],
+        parse: impl FnOnce(&str) -> Result<T, Invalid>,
+    ) -> Result<Option<T>, FieldError> {
+        match self.fields.pick(aliases) {
+            None => Ok(None),
+            Some(raw) => parse(raw).map(Some).map_err(|e| FieldError::new(aliases[0], e)),
+        }
+    }
+
+    /// A field whose invalid value is dropped with a warning.
+    fn lenient<T>(&mut self, aliases: &[&'static str], parse: impl FnOnce(&str) -> Result<T, Invalid>) -> Option<T> {
+        let raw = self.fields.pick(aliases)?;
+        match parse(raw) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.warnings.push(Warning { field: aliases[0], code: e.code, message: e.message });
+                None
+            }
+        }
+    }
+
+    fn text(&mut self, aliases: &[&'static str], max: usize) -> Option<String> {
+        self.lenient(aliases, |raw| {
+            if raw.chars().count() > max {
+                Err(Invalid::new("too_long", format!("longer than {max} characters")))
+            } else {
+                Ok(raw.to_owned())
+            }
+        })
+    }
+}
+
+fn parse_ip(raw: &str) -> Result<String, Invalid> {
+    raw.parse::<std::net::IpAddr>()
+        .map(|ip| ip.to_string())
+        .map_err(|_| Invalid::new("invalid_format", "not an IPv4 or IPv6 address"))
+}
+
+/// Names given in a lead.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names {
+    pub first: Option<String>,
+    pub last: Option<String>,
+}
+
+/// Attributes of a click that are not identity: where it came from and with what.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClickDetails {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub medium: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub landing_page: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub influencer_id: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub subs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickCommand {
+    pub click_id: ClickId,
+    pub brand: Brand,
+    pub device_id: Option<DeviceId>,
+    pub email: Option<Email>,
+    pub details: ClickDetails,
+    pub warnings: Vec<Warning>,
+}
+
+impl ClickCommand {
+    pub fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
+        let mut r = Reader::new(fields);
+        let click_id = r.required(alias::CLICK_ID, ClickId::parse)?;
+        let brand = r.strict(alias::BRAND, Brand::parse)?.unwrap_or_else(|| defaults.brand());
+        let mut subs = BTreeMap::new();
+        for i in 1..=10 {
+            let key = format!("sub{i}");
+            if let Some(v) = fields.pick(&[key.as_str()]).filter(|v| v.chars().count() <= MAX_TEXT_LEN) {
+                subs.insert(key, v.to_owned());
+            }
+        }
+        let details = ClickDetails {
+            ip: r.lenient(alias::IP, parse_ip),
+            user_agent: r.text(alias::USER_AGENT, MAX_TEXT_LEN),
+            campaign: r.text(alias::CAMPAIGN, MAX_TEXT_LEN),
+            source: r.text(alias::SOURCE, MAX_TEXT_LEN),
+            medium: r.text(alias::MEDIUM, MAX_TEXT_LEN),
+            landing_page: r.text(alias::LANDING_PAGE, MAX_TEXT_LEN),
+            referrer: r.text(alias::REFERRER, MAX_TEXT_LEN),
+            influencer_id: r.text(alias::INFLUENCER_ID, MAX_TEXT_LEN),
+            subs,
+        };
+        let device_id = r.lenient(alias::DEVICE_ID, DeviceId::parse);
+        let email = r.lenient(alias::EMAIL, Email::parse);
+        Ok(Self { click_id, brand, device_id, email, details, warnings: r.warnings })
+    }
+
+    pub fn identifiers(&self) -> Vec<Identifier> {
+        let mut ids = vec![Identifier::ClickId(self.click_id.clone())];
+        ids.extend(self.device_id.clone().map(Identifier::DeviceId));
+        ids.extend(self.email.clone().map(Identifier::Email));
+        ids
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadCommand {
+    pub click_id: Option<ClickId>,
+    pub email: Option<Email>,
+    pub phone: Option<PhoneE164>,
+    pub device_id: Option<DeviceId>,
+    pub names: Names,
+    pub campaign: Option<String>,
+    pub brand: Brand,
+    pub warnings: Vec<Warning>,
+}
+
+/// Fields that can identify a lead; at least one must be valid.
+const LEAD_IDENTIFIERS: [&str; 4] = ["clickId", "email", "phone", "deviceId"];
+
+impl LeadCommand {
+    pub fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
+        let mut r = Reader::new(fields);
+        let brand = r.strict(alias::BRAND, Brand::parse)?.unwrap_or_else(|| defaults.brand());
+        let click_id = r.lenient(alias::CLICK_ID, ClickId::parse);
+        let email = r.lenient(alias::EMAIL, Email::parse);
+        let phone = r.lenient(alias::PHONE, |raw| PhoneE164::parse(raw, defaults.phone_region));
+        let device_id = r.lenient(alias::DEVICE_ID, DeviceId::parse);
+        let names = Names { first: r.text(alias::FIRST_NAME, MAX_NAME_LEN), last: r.text(alias::LAST_NAME, MAX_NAME_LEN) };
+        let campaign = r.text(alias::CAMPAIGN, MAX_TEXT_LEN);
+        let cmd = Self { click_id, email, phone, device_id, names, campaign, brand, warnings: r.warnings };
+        if cmd.identifiers().is_empty() {
+            return Err(no_identifier(&cmd.warnings, &LEAD_IDENTIFIERS));
+        }
+        Ok(cmd)
+    }
+
+    pub fn identifiers(&self) -> Vec<Identifier> {
+        let mut ids = Vec::new();
+        ids.extend(self.click_id.clone().map(Identifier::ClickId));
+        ids.extend(self.email.clone().map(Identifier::Email));
+        ids.extend(self.phone.clone().map(Identifier::Phone));
+        ids.extend(self.device_id.clone().map(Identifier::DeviceId));
+        ids
+    }
+}
+
+/// The request had no usable identifier. If exactly the identifiers it sent were invalid,
+/// name the first of them, so the caller sees which value to fix.
+fn no_identifier(warnings: &[Warning], accepted: &[&'static str]) -> FieldError {
+    match warnings.iter().find(|w| accepted.contains(&w.field)) {
+        Some(w) => FieldError { field: w.field, code: w.code, message: w.message.clone() },
+        None => FieldError::missing(accepted[0], format!("one of {} is required", accepted.join(", "))),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostbackCommand {
+    pub kind: EventKind,
+    pub brand: Brand,
+    pub amount: Option<Money>,
+    pub currency: Currency,
+    pub transaction_id: Option<TransactionId>,
+    pub click_id: Option<ClickId>,
+    pub email: Option<Email>,
+    pub phone: Option<PhoneE164>,
+    pub user_id: Option<UserId>,
+    pub device_id: Option<DeviceId>,
+    pub warnings: Vec<Warning>,
+}
+
+const POSTBACK_IDENTIFIERS: [&str; 5] = ["clickId", "userId", "email", "phone", "deviceId"];
+
+impl PostbackCommand {
+    pub fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
+        let mut r = Reader::new(fields);
+        let kind = r.required(alias::EVENT_TYPE, EventKind::parse)?;
+        let brand = r.strict(alias::POSTBACK_BRAND, Brand::parse)?.unwrap_or_else(|| defaults.brand());
+        let amount = r.strict(alias::AMOUNT, Money::parse)?;
+        let currency = r.strict(alias::CURRENCY, Currency::parse)?.unwrap_or_else(|| defaults.currency.clone());
+        let transaction_id = r.strict(alias::TRANSACTION_ID, TransactionId::parse)?;
+        let cmd = Self {
+            kind,
+            brand,
+            amount,
+            currency,
+            transaction_id,
+            click_id: r.lenient(alias::CLICK_ID, ClickId::parse),
+            user_id: r.lenient(alias::USER_ID, UserId::parse),
+            email: r.lenient(alias::EMAIL, Email::parse),
+            phone: r.lenient(alias::PHONE, |raw| PhoneE164::parse(raw, defaults.phone_region)),
+            device_id: r.lenient(alias::DEVICE_ID, DeviceId::parse),
+            warnings: r.warnings,
+        };
+        if cmd.identifiers().is_empty() {
+            return Err(no_identifier(&cmd.warnings, &POSTBACK_IDENTIFIERS));
+        }
+        Ok(cmd)
+    }
+
+    pub fn identifiers(&self) -> Vec<Identifier> {
+        let mut ids = Vec::new();
+        ids.extend(self.click_id.clone().map(Identifier::ClickId));
+        ids.extend(self.user_id.clone().map(|user| Identifier::UserId { operator: self.brand.clone(), user }));
+        ids.extend(self.email.clone().map(Identifier::Email));
+        ids.extend(self.phone.clone().map(Identifier::Phone));
+        ids.extend(self.device_id.clone().map(Identifier::DeviceId));
+        ids
+    }
+
+    /// Revenue this event carries, if any.
+    pub fn revenue(&self) -> Option<(Currency, Money)> {
+        self.amount.filter(|a| !a.is_zero()).map(|a| (self.currency.clone(), a))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Defaults {
+        Defaults { brand: None, currency: Currency::parse("USD").unwrap(), phone_region: PhoneRegion::parse("US").unwrap() }
+    }
+
+    fn fields(pairs: &[(&str, &str)]) -> Fields {
+        pairs.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    #[test]
+    fn unreplaced_macros_and_placeholders_are_absent() {
+        for v in ["", "  ", "{user_agent}", "{{clickId}}", "null", "NULL", "undefined", "-1", "anonymous"] {
+            assert_eq!(meaningful(v), None, "{v:?}");
+        }
+        assert_eq!(meaningful(" abc "), Some("abc"));
+    }
+
+    #[test]
+    fn click_accepts_redtrack_spellings() {
+        let f = fields(&[
+            ("clickid", "rt-123"),
+            ("ua", "{user_agent}"),
+            ("campaign_name", "spring"),
+            ("landing", "https://lp.example/x"),
+            ("sub3", "{sub3}"),
+            ("sub1", "yt"),
+        ]);
+        let c = ClickCommand::parse(&f, &defaults()).unwrap();
+        assert_eq!(c.click_id.as_str(), "rt-123");
+        assert_eq!(c.details.user_agent, None);
+        assert_eq!(c.details.campaign.as_deref(), Some("spring"));
+        assert_eq!(c.details.landing_page.as_deref(), Some("https://lp.example/x"));
+        assert_eq!(c.details.subs.len(), 1);
+        assert_eq!(c.brand.as_str(), "unbranded");
+    }
+
+    #[test]
+    fn click_without_click_id_names_the_field() {
+        let err = ClickCommand::parse(&fields(&[("clickid", "{click_id}")]), &defaults()).unwrap_err();
+        assert_eq!((err.field, err.code), ("clickId", "missing"));
+    }
+
+    #[test]
+    fn click_with_bad_ip_keeps_the_click_and_warns() {
+        let c = ClickCommand::parse(&fields(&[("cid", "c1"), ("ip", "999.1.1.1")]), &defaults()).unwrap();
+        assert_eq!(c.details.ip, None);
+        assert_eq!(c.warnings[0].field, "ip");
+    }
+
+    #[test]
+    fn lead_with_bad_phone_keeps_email_and_warns() {
+        let l = LeadCommand::parse(&fields(&[("email", "a@b.co"), ("phone", "12")]), &defaults()).unwrap();
+        assert!(l.email.is_some());
+        assert_eq!(l.phone, None);
+        assert_eq!(l.warnings[0].field, "phone");
+    }
+
+    #[test]
+    fn lead_without_any_valid_identifier_is_rejected_naming_the_bad_one() {
+        let err = LeadCommand::parse(&fields(&[("email", "nope"), ("firstName", "Ana")]), &defaults()).unwrap_err();
+        assert_eq!(err.field, "email");
+        let err = LeadCommand::parse(&fields(&[("firstName", "Ana")]), &defaults()).unwrap_err();
+        assert_eq!((err.field, err.code), ("clickId", "missing"));
+    }
+
+    #[test]
+    fn postback_reads_tracker_spellings_and_string_amounts() {
+        let f = fields(&[("et", "FTD"), ("payout", "100.50"), ("txid", "T1"), ("cid", "c1"), ("brand", "Roobet")]);
+        let p = PostbackCommand::parse(&f, &defaults()).unwrap();
+        assert_eq!(p.kind, EventKind::Ftd);
+        assert_eq!(p.amount.unwrap().to_string(), "100.5");
+        assert_eq!(p.currency.as_str(), "USD");
+        assert_eq!(p.brand.as_str(), "roobet");
+        assert_eq!(p.transaction_id.unwrap().as_str(), "T1");
+    }
+
+    #[test]
+    fn postback_rejects_bad_money_and_currency() {
+        let base = [("eventType", "deposit"), ("clickId", "c1")];
+        let mut f = fields(&base);
+        f.insert("depositAmount", "ten");
+        assert_eq!(PostbackCommand::parse(&f, &defaults()).unwrap_err().field, "depositAmount");
+        let mut f = fields(&base);
+        f.insert("currency", "DOLLARS");
+        assert_eq!(PostbackCommand::parse(&f, &defaults()).unwrap_err().field, "currency");
+        let mut f = fields(&base);
+        f.insert("depositAmount", "-3");
+        assert_eq!(PostbackCommand::parse(&f, &defaults()).unwrap_err().field, "depositAmount");
+    }
+
+    #[test]
+    fn postback_user_id_is_scoped_to_the_operator() {
+        let f = fields(&[("event", "registration"), ("operator", "rushbet"), ("userId", "u1")]);
+        let p = PostbackCommand::parse(&f, &defaults()).unwrap();
+        let ids = p.identifiers();
+        assert_eq!(ids, vec![Identifier::UserId { operator: Brand::parse("rushbet").unwrap(), user: UserId::parse("u1").unwrap() }]);
+    }
+
+    #[test]
+    fn postback_needs_an_event_type_and_an_identifier() {
+        assert_eq!(PostbackCommand::parse(&fields(&[("clickId", "c")]), &defaults()).unwrap_err().field, "eventType");
+        assert_eq!(PostbackCommand::parse(&fields(&[("event", "ftd")]), &defaults()).unwrap_err().field, "clickId");
+    }
+}

@@ -1,0 +1,161 @@
+//! A customer profile and the pure operations on it: create from a touch, apply a touch,
+//! merge several profiles into one.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use time::OffsetDateTime;
+
+use crate::identity::Identifier;
+use crate::input::Names;
+use crate::journey::{self, Milestone, Milestones};
+use crate::values::{Brand, Currency, CustomerId, Money};
+
+/// Everything one request tells us about a customer, whatever endpoint it came through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touch {
+    pub identifiers: Vec<Identifier>,
+    pub brand: Brand,
+    pub milestone: Milestone,
+    pub names: Names,
+    pub revenue: Option<(Currency, Money)>,
+    pub at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub id: CustomerId,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub identifiers: BTreeSet<Identifier>,
+    pub milestones: Milestones,
+    pub revenue: BTreeMap<Currency, Money>,
+    /// Set when this customer was merged into another; the profile is then a tombstone.
+    pub merged_into: Option<CustomerId>,
+    /// Every customer merged into this one, directly or transitively.
+    pub merged_from: BTreeSet<CustomerId>,
+    /// Bumped by every write; merges use it as an optimistic lock.
+    pub version: u64,
+}
+
+impl Profile {
+    pub fn new(id: CustomerId, touch: &Touch) -> Self {
+        let mut p = Self {
+            id,
+            created_at: touch.at,
+            updated_at: touch.at,
+            first_name: None,
+            last_name: None,
+            identifiers: BTreeSet::new(),
+            milestones: Milestones::new(),
+            revenue: BTreeMap::new(),
+            merged_into: None,
+            merged_from: BTreeSet::new(),
+            version: 0,
+        };
+        p.apply(touch);
+        p
+    }
+
+    /// The in-memory twin of the store's commutative profile update (see `Write::ApplyTouch`).
+    pub fn apply(&mut self, touch: &Touch) {
+        self.identifiers.extend(touch.identifiers.iter().cloned());
+        journey::reach(&mut self.milestones, &touch.brand, touch.milestone, touch.at);
+        if let Some((currency, amount)) = &touch.revenue {
+            let total = self.revenue.entry(currency.clone()).or_default();
+            *total = total.add(*amount);
+        }
+        if touch.names.first.is_some() {
+            self.first_name = touch.names.first.clone();
+        }
+        if touch.names.last.is_some() {
+            self.last_name = touch.names.last.clone();
+        }
+        self.updated_at = self.updated_at.max(touch.at);
+        self.version += 1;
+    }
+
+    pub fn journeys(&self) -> Vec<journey::Journey> {
+        journey::journeys(&self.milestones)
+    }
+}
+
+/// Folds `absorbed` into `survivor`: identifiers and merge history unite, journeys keep the
+/// most advanced state per brand (earliest time per milestone), revenue adds up per
+/// currency, the survivor's names win where it has them.
+pub fn merge(mut survivor: Profile, absorbed: &[Profile], at: OffsetDateTime) -> Profile {
+    for other in absorbed {
+        survivor.identifiers.extend(other.identifiers.iter().cloned());
+        journey::union(&mut survivor.milestones, &other.milestones);
+        for (currency, amount) in &other.revenue {
+            let total = survivor.revenue.entry(currency.clone()).or_default();
+            *total = total.add(*amount);
+        }
+        survivor.first_name = survivor.first_name.or_else(|| other.first_name.clone());
+        survivor.last_name = survivor.last_name.or_else(|| other.last_name.clone());
+        survivor.created_at = survivor.created_at.min(other.created_at);
+        survivor.merged_from.insert(other.id.clone());
+        survivor.merged_from.extend(other.merged_from.iter().cloned());
+    }
+    survivor.updated_at = survivor.updated_at.max(at);
+    survivor.version += 1;
+    survivor
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::values::{ClickId, Email};
+    use time::macros::datetime;
+
+    fn cid(n: u8) -> CustomerId {
+        CustomerId::parse(&format!("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a{n:02}")).unwrap()
+    }
+
+    fn touch(ids: Vec<Identifier>, brand: &str, m: Milestone, rev: Option<&str>, at: OffsetDateTime) -> Touch {
+        Touch {
+            identifiers: ids,
+            brand: Brand::parse(brand).unwrap(),
+            milestone: m,
+            names: Names::default(),
+            revenue: rev.map(|r| (Currency::parse("USD").unwrap(), Money::parse(r).unwrap())),
+            at,
+        }
+    }
+
+    fn click(s: &str) -> Identifier {
+        Identifier::ClickId(ClickId::parse(s).unwrap())
+    }
+
+    #[test]
+    fn applying_a_deposit_adds_revenue_and_advances_the_journey() {
+        let t0 = datetime!(2026-11-01 10:00 UTC);
+        let mut p = Profile::new(cid(1), &touch(vec![click("c1")], "rushbet", Milestone::Touched, None, t0));
+        p.apply(&touch(vec![], "rushbet", Milestone::FirstDeposit, Some("100"), t0 + time::Duration::hours(1)));
+        p.apply(&touch(vec![], "rushbet", Milestone::FirstDeposit, Some("50.5"), t0 + time::Duration::hours(2)));
+        assert_eq!(p.revenue[&Currency::parse("USD").unwrap()].to_string(), "150.5");
+        assert_eq!(p.journeys()[0].stage, 1);
+        assert_eq!(p.version, 3);
+    }
+
+    #[test]
+    fn merge_unites_identifiers_keeps_most_advanced_journey_and_adds_revenue() {
+        let t0 = datetime!(2026-11-01 10:00 UTC);
+        let mut a = Profile::new(cid(1), &touch(vec![click("c1")], "rushbet", Milestone::Touched, None, t0));
+        a.first_name = Some("Juan".into());
+        let b_touch = touch(vec![click("c2")], "rushbet", Milestone::FirstDeposit, Some("100"), t0);
+        let mut b = Profile::new(cid(2), &b_touch);
+        b.last_name = Some("Pérez".into());
+        b.identifiers.insert(Identifier::Email(Email::parse("x@y.co").unwrap()));
+        b.merged_from.insert(cid(3));
+
+        let m = merge(a, &[b], t0 + time::Duration::days(1));
+        assert_eq!(m.id, cid(1));
+        assert_eq!(m.identifiers.len(), 3);
+        assert_eq!(m.journeys()[0].stage, 1);
+        assert_eq!(m.revenue[&Currency::parse("USD").unwrap()].to_string(), "100");
+        assert_eq!((m.first_name.as_deref(), m.last_name.as_deref()), (Some("Juan"), Some("Pérez")));
+        assert_eq!(m.merged_from, BTreeSet::from([cid(2), cid(3)]));
+    }
+}

@@ -1,0 +1,519 @@
+//! Validated values. Each newtype is built only through `parse`, so once a value exists it
+//! is valid everywhere: an `Email` is trimmed, lowercased and well-formed, a `PhoneE164` is
+//! a real number in E.164, a `Money` is an exact non-negative decimal.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Why a single value was rejected. The caller attaches the field name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// Longest opaque id we accept (click ids, device ids, operator user ids, transaction ids).
+pub const MAX_ID_LEN: usize = 128;
+
+fn opaque_id(raw: &str, what: &str) -> Result<String, Invalid> {
+    let value = raw.trim();
+    if value.is_empty() {
+        return Err(Invalid::new("missing", format!("{what} is empty")));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(Invalid::new("too_long", format!("{what} is longer than {MAX_ID_LEN} bytes")));
+    }
+    if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Invalid::new("invalid_format", format!("{what} contains whitespace or control characters")));
+    }
+    Ok(value.to_owned())
+}
+
+macro_rules! opaque_newtype {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(raw: &str) -> Result<Self, Invalid> {
+                opaque_id(raw, $what).map(Self)
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = Invalid;
+            fn try_from(value: String) -> Result<Self, Invalid> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+opaque_newtype!(
+    /// A tracker click id (Redtrack `clickid`, Voluum `cid`, Keitaro `subid` …).
+    ClickId,
+    "click id"
+);
+opaque_newtype!(
+    /// A device id from the landing page or app (IDFA, GAID, fingerprint …).
+    DeviceId,
+    "device id"
+);
+opaque_newtype!(
+    /// An operator's own user id. Only meaningful together with the operator (see `Identifier::UserId`).
+    UserId,
+    "user id"
+);
+opaque_newtype!(
+    /// An operator's transaction id, the natural idempotency key of a conversion.
+    TransactionId,
+    "transaction id"
+);
+
+/// A customer id: a UUIDv7, so ids sort by creation time (the merge rule relies on it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CustomerId(String);
+
+impl CustomerId {
+    /// Wraps a freshly generated UUIDv7 (hyphenated, lowercase). The shell generates it.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let value = raw.trim();
+        let ok = value.len() == 36
+            && value.char_indices().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => c == '-',
+                _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
+            });
+        if ok { Ok(Self(value.to_owned())) } else { Err(Invalid::new("invalid_format", "not a customer id")) }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CustomerId {
+    type Error = Invalid;
+    fn try_from(value: String) -> Result<Self, Invalid> {
+        Self::parse(&value)
+    }
+}
+impl From<CustomerId> for String {
+    fn from(value: CustomerId) -> String {
+        value.0
+    }
+}
+impl fmt::Display for CustomerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An email address: trimmed, lowercased, ASCII, with a plausible local part and domain.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let value = raw.trim().to_ascii_lowercase();
+        let bad = |why: &str| Err(Invalid::new("invalid_format", format!("not a valid email address: {why}")));
+        if value.len() > 254 {
+            return bad("longer than 254 characters");
+        }
+        let Some((local, domain)) = value.split_once('@') else { return bad("missing @") };
+        if local.is_empty() || local.len() > 64 {
+            return bad("local part must be 1 to 64 characters");
+        }
+        const LOCAL_SPECIALS: &str = "!#$%&'*+/=?^_`{|}~.-";
+        if !local.chars().all(|c| c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(c))
+            || local.starts_with('.')
+            || local.ends_with('.')
+            || local.contains("..")
+        {
+            return bad("local part has characters that are not allowed");
+        }
+        let labels: Vec<&str> = domain.split('.').collect();
+        if labels.len() < 2 {
+            return bad("domain needs a dot");
+        }
+        let label_ok = |l: &&str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        if !labels.iter().all(label_ok) {
+            return bad("domain is not a valid host name");
+        }
+        let tld = labels[labels.len() - 1];
+        if tld.len() < 2 || tld.chars().all(|c| c.is_ascii_digit()) {
+            return bad("domain has no valid top-level domain");
+        }
+        Ok(Self(value))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = Invalid;
+    fn try_from(value: String) -> Result<Self, Invalid> {
+        Self::parse(&value)
+    }
+}
+impl From<Email> for String {
+    fn from(value: Email) -> String {
+        value.0
+    }
+}
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The region used to read phone numbers written without a country code (ISO 3166 alpha-2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhoneRegion(phonenumber::country::Id);
+
+impl PhoneRegion {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        phonenumber::country::Id::from_str(&raw.trim().to_ascii_uppercase())
+            .map(Self)
+            .map_err(|_| Invalid::new("invalid_format", format!("{raw:?} is not an ISO 3166 region code")))
+    }
+}
+
+/// A phone number that `phonenumber` considers valid, stored in E.164 (`+51999888777`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PhoneE164(String);
+
+impl PhoneE164 {
+    pub fn parse(raw: &str, default_region: PhoneRegion) -> Result<Self, Invalid> {
+        let trimmed = raw.trim();
+        // "00" is the international prefix in most of the world; Zapier often keeps it.
+        let normalized = match trimmed.strip_prefix("00") {
+            Some(rest) if !trimmed.starts_with('+') => format!("+{rest}"),
+            _ => trimmed.to_owned(),
+        };
+        let number = phonenumber::parse(Some(default_region.0), &normalized)
+            .map_err(|_| Invalid::new("invalid_format", "not a phone number"))?;
+        if !phonenumber::is_valid(&number) {
+            return Err(Invalid::new("invalid_phone", "not a valid phone number for its country"));
+        }
+        Ok(Self(number.format().mode(phonenumber::Mode::E164).to_string()))
+    }
+    /// Reads back a number we stored ourselves.
+    fn from_stored(raw: &str) -> Result<Self, Invalid> {
+        let ok = raw.len() > 2 && raw.starts_with('+') && raw[1..].chars().all(|c| c.is_ascii_digit());
+        if ok { Ok(Self(raw.to_owned())) } else { Err(Invalid::new("invalid_format", "not an E.164 number")) }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for PhoneE164 {
+    type Error = Invalid;
+    fn try_from(value: String) -> Result<Self, Invalid> {
+        Self::from_stored(&value)
+    }
+}
+impl From<PhoneE164> for String {
+    fn from(value: PhoneE164) -> String {
+        value.0
+    }
+}
+impl fmt::Display for PhoneE164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A brand (operator) slug: lowercase ASCII letters, digits, `-` and `_`, up to 64 characters.
+/// `RushBet` and `rushbet` are the same brand.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Brand(String);
+
+impl Brand {
+    /// Where touches without a brand go when no `DEFAULT_BRAND` is configured. Journeys under
+    /// it are placeholders that a branded journey absorbs (see `journey::journeys`).
+    pub const UNBRANDED: &'static str = "unbranded";
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let value = raw.trim().to_ascii_lowercase();
+        let ok = !value.is_empty()
+            && value.len() <= 64
+            && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok {
+            Ok(Self(value))
+        } else {
+            Err(Invalid::new("invalid_format", "brand must be 1-64 letters, digits, '-' or '_'"))
+        }
+    }
+    pub fn unbranded() -> Self {
+        Self(Self::UNBRANDED.to_owned())
+    }
+    pub fn is_unbranded(&self) -> bool {
+        self.0 == Self::UNBRANDED
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Brand {
+    type Error = Invalid;
+    fn try_from(value: String) -> Result<Self, Invalid> {
+        Self::parse(&value)
+    }
+}
+impl From<Brand> for String {
+    fn from(value: Brand) -> String {
+        value.0
+    }
+}
+impl fmt::Display for Brand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Active ISO 4217 currency codes (plus the crypto tickers casino operators report in).
+const CURRENCIES: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF",
+    "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CLP", "CNY", "COP", "CRC",
+    "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS",
+    "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD",
+    "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL",
+    "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD",
+    "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD",
+    "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP",
+    "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS", "VES",
+    "VND", "VUV", "WST", "XAF", "XCD", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG", "BTC", "ETH", "USDT", "USDC", "LTC",
+];
+
+/// An ISO 4217 currency code, uppercase.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let value = raw.trim().to_ascii_uppercase();
+        if CURRENCIES.contains(&value.as_str()) {
+            Ok(Self(value))
+        } else {
+            Err(Invalid::new("invalid_currency", format!("{:?} is not an ISO 4217 currency code", raw.trim())))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Currency {
+    type Error = Invalid;
+    fn try_from(value: String) -> Result<Self, Invalid> {
+        Self::parse(&value)
+    }
+}
+impl From<Currency> for String {
+    fn from(value: Currency) -> String {
+        value.0
+    }
+}
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A non-negative amount of money, exact (never a float), at most 8 decimal places.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct Money(#[serde(with = "rust_decimal::serde::str")] Decimal);
+
+impl Money {
+    pub const MAX_SCALE: u32 = 8;
+    /// A cap far above any real deposit; it keeps sums inside DynamoDB's 38 digits.
+    const MAX: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let text = raw.trim().replace(',', ".");
+        let value = Decimal::from_str(&text)
+            .or_else(|_| Decimal::from_scientific(&text))
+            .map_err(|_| Invalid::new("invalid_amount", format!("{:?} is not a number", raw.trim())))?;
+        if value.is_sign_negative() && !value.is_zero() {
+            return Err(Invalid::new("invalid_amount", "amount must not be negative"));
+        }
+        if value > Self::MAX {
+            return Err(Invalid::new("invalid_amount", "amount is implausibly large"));
+        }
+        if value.normalize().scale() > Self::MAX_SCALE {
+            return Err(Invalid::new("invalid_amount", "amount has more than 8 decimal places"));
+        }
+        Ok(Self(value.normalize()))
+    }
+    pub fn from_decimal(value: Decimal) -> Self {
+        Self(value.normalize())
+    }
+    pub fn decimal(&self) -> Decimal {
+        self.0
+    }
+    pub fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+    pub fn add(self, other: Money) -> Money {
+        Money((self.0 + other.0).normalize())
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Timestamps are UTC with fixed millisecond width, so their strings sort chronologically
+/// (they are used inside sort keys).
+pub fn format_ts(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+pub fn parse_ts(raw: &str) -> Result<OffsetDateTime, Invalid> {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| Invalid::new("invalid_format", "not an RFC 3339 timestamp"))
+}
+
+/// `YYYY-MM-DD` of a timestamp, UTC.
+pub fn day_of(t: OffsetDateTime) -> String {
+    format_ts(t)[..10].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us() -> PhoneRegion {
+        PhoneRegion::parse("US").unwrap()
+    }
+
+    #[test]
+    fn email_is_trimmed_and_lowercased() {
+        assert_eq!(Email::parse("  TestUser@Example.COM ").unwrap().as_str(), "testuser@example.com");
+    }
+
+    #[test]
+    fn malformed_emails_are_rejected() {
+        for bad in ["", "plain", "a@b", "a@@b.com", "a b@c.com", ".a@b.com", "a..b@c.com", "a@-b.com", "a@b.1"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn phone_is_normalised_to_e164() {
+        assert_eq!(PhoneE164::parse("+51 999 888 777", us()).unwrap().as_str(), "+51999888777");
+        assert_eq!(PhoneE164::parse("0051999888777", us()).unwrap().as_str(), "+51999888777");
+        assert_eq!(PhoneE164::parse("(201) 555-0123", us()).unwrap().as_str(), "+12015550123");
+        let peru = PhoneRegion::parse("pe").unwrap();
+        assert_eq!(PhoneE164::parse("999888777", peru).unwrap().as_str(), "+51999888777");
+    }
+
+    #[test]
+    fn invalid_phones_are_rejected() {
+        for bad in ["12", "not a phone", "+1 555", "+999 123456"] {
+            assert!(PhoneE164::parse(bad, us()).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn money_is_exact_and_non_negative() {
+        assert_eq!(Money::parse("100").unwrap().to_string(), "100");
+        assert_eq!(Money::parse("0.1").unwrap().add(Money::parse("0.2").unwrap()).to_string(), "0.3");
+        assert_eq!(Money::parse("49,90").unwrap().to_string(), "49.9");
+        assert_eq!(Money::parse("1e2").unwrap().to_string(), "100");
+        assert!(Money::parse("-5").is_err());
+        assert!(Money::parse("abc").is_err());
+        assert!(Money::parse("0.000000001").is_err());
+        assert!(Money::parse("100000000000").is_err());
+    }
+
+    #[test]
+    fn currency_must_be_iso_4217() {
+        assert_eq!(Currency::parse("usd").unwrap().as_str(), "USD");
+        assert!(Currency::parse("DOLLARS").is_err());
+        assert!(Currency::parse("XXY").is_err());
+    }
+
+    #[test]
+    fn brand_is_a_lowercase_slug() {
+        assert_eq!(Brand::parse("RushBet").unwrap().as_str(), "rushbet");
+        assert!(Brand::parse("rush bet").is_err());
+        assert!(Brand::parse("").is_err());
+    }
+
+    #[test]
+    fn opaque_ids_reject_whitespace_and_overlong_values() {
+        assert!(ClickId::parse("TEST_CLICK_001").is_ok());
+        assert!(ClickId::parse("a b").is_err());
+        assert!(ClickId::parse(&"x".repeat(MAX_ID_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn customer_ids_are_lowercase_uuids() {
+        assert!(CustomerId::parse("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10").is_ok());
+        assert!(CustomerId::parse("0192F0C1-7B7E-7CC0-9B1A-3C3F2D6E8A10").is_err());
+        assert!(CustomerId::parse("CUSTOMER#x").is_err());
+    }
+
+    #[test]
+    fn timestamps_sort_as_strings() {
+        let a = parse_ts("2026-11-22T02:25:01.5Z").unwrap();
+        let b = parse_ts("2026-11-22T10:00:00Z").unwrap();
+        assert_eq!(format_ts(a), "2026-11-22T02:25:01.500Z");
+        assert!(format_ts(a) < format_ts(b));
+        assert_eq!(day_of(b), "2026-11-22");
+    }
+}
