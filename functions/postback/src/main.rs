@@ -1,1 +1,4 @@
-fn main() {}
+#[tokio::main]
+async fn main() -> Result<(), crm_platform::lambda::Error> {
+    crm_platform::lambda::serve(crm_postback::router).await
+}

@@ -1,1 +1,136 @@
-pub fn x() {}
+//! Local development support: the table bootstrap (derived from `template.yaml`, so the
+//! local table cannot drift from the deployed one) and the composed app that routes each
+//! path to its function's router, as API Gateway does.
+
+use anyhow::{Context, anyhow};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use axum::Router;
+use crm_platform::AppState;
+use serde_norway::Value;
+
+/// The SAM template, embedded at build time.
+pub const TEMPLATE: &str = include_str!("../../../template.yaml");
+
+/// Every HTTP function: its name in `template.yaml` (logical id), its routes, its router.
+pub struct Function {
+    pub logical_id: &'static str,
+    pub routes: &'static [&'static str],
+    pub router: fn(AppState) -> Router,
+}
+
+pub const FUNCTIONS: [Function; 5] = [
+    Function { logical_id: "ClickFunction", routes: &[crm_click::PATH], router: crm_click::router },
+    Function { logical_id: "LeadFunction", routes: &[crm_lead::PATH], router: crm_lead::router },
+    Function { logical_id: "PostbackFunction", routes: &[crm_postback::PATH], router: crm_postback::router },
+    Function { logical_id: "HealthFunction", routes: &[crm_health::PATH], router: crm_health::router },
+    Function { logical_id: "AdminFunction", routes: crm_admin::ROUTES, router: crm_admin::router },
+];
+
+/// All endpoints on one server, each path handled by its own function's router.
+pub fn app(state: AppState) -> Router {
+    let mut app = Router::new();
+    for f in &FUNCTIONS {
+        let router = (f.router)(state.clone());
+        for route in f.routes {
+            app = app.route_service(route, router.clone());
+        }
+    }
+    crm_platform::http::finish(app)
+}
+
+fn template() -> anyhow::Result<Value> {
+    serde_norway::from_str(TEMPLATE).context("template.yaml is not valid YAML")
+}
+
+/// `(method, path)` of every HttpApi event of a function in `template.yaml`.
+pub fn template_routes(logical_id: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let t = template()?;
+    let events = t["Resources"][logical_id]["Properties"]["Events"]
+        .as_mapping()
+        .ok_or_else(|| anyhow!("{logical_id} has no Events in template.yaml"))?;
+    Ok(events
+        .values()
+        .filter(|e| e["Type"].as_str() == Some("HttpApi"))
+        .filter_map(|e| Some((e["Properties"]["Method"].as_str()?.to_uppercase(), e["Properties"]["Path"].as_str()?.to_owned())))
+        .collect())
+}
+
+fn text<'a>(v: &'a Value, what: &str) -> anyhow::Result<&'a str> {
+    v.as_str().ok_or_else(|| anyhow!("template.yaml Table: {what} missing"))
+}
+
+fn key_schema(v: &Value) -> anyhow::Result<Vec<KeySchemaElement>> {
+    v.as_sequence()
+        .ok_or_else(|| anyhow!("KeySchema must be a list"))?
+        .iter()
+        .map(|k| {
+            Ok(KeySchemaElement::builder()
+                .attribute_name(text(&k["AttributeName"], "AttributeName")?)
+                .key_type(KeyType::from(text(&k["KeyType"], "KeyType")?))
+                .build()?)
+        })
+        .collect()
+}
+
+/// Creates `table` with exactly the key schema, GSIs and TTL of the `Table` resource in
+/// `template.yaml`; an existing table is left as it is.
+pub async fn ensure_table(client: &Client, table: &str) -> anyhow::Result<()> {
+    let t = template()?;
+    let props = &t["Resources"]["Table"]["Properties"];
+    let attributes = props["AttributeDefinitions"]
+        .as_sequence()
+        .ok_or_else(|| anyhow!("AttributeDefinitions must be a list"))?
+        .iter()
+        .map(|a| {
+            Ok(AttributeDefinition::builder()
+                .attribute_name(text(&a["AttributeName"], "AttributeName")?)
+                .attribute_type(ScalarAttributeType::from(text(&a["AttributeType"], "AttributeType")?))
+                .build()?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let gsis = props["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .map(|list| list.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|g| {
+            Ok(GlobalSecondaryIndex::builder()
+                .index_name(text(&g["IndexName"], "IndexName")?)
+                .set_key_schema(Some(key_schema(&g["KeySchema"])?))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(text(&g["Projection"]["ProjectionType"], "ProjectionType")?))
+                        .build(),
+                )
+                .build()?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let created = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(attributes))
+        .set_key_schema(Some(key_schema(&props["KeySchema"])?))
+        .set_global_secondary_indexes((!gsis.is_empty()).then_some(gsis))
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => return Ok(()),
+        Err(e) => return Err(anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e)).context("CreateTable")),
+    }
+    if let Some(ttl) = props["TimeToLiveSpecification"]["AttributeName"].as_str() {
+        client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(ttl).enabled(true).build()?)
+            .send()
+            .await
+            .map_err(|e| anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e)).context("UpdateTimeToLive"))?;
+    }
+    Ok(())
+}

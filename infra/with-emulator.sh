@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs a command against an AWS endpoint: the one in AWS_ENDPOINT_URL if set (any emulator
+# or a real account), otherwise a local moto emulator started here and stopped afterwards.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
+  echo "Using AWS endpoint ${AWS_ENDPOINT_URL}" >&2
+  exec "$@"
+fi
+
+# The emulator accepts any credentials; never send real ones to it.
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+unset AWS_SESSION_TOKEN AWS_PROFILE
+port="${EMULATOR_PORT:-$("$here/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
+mkdir -p "$here/.dev"
+"$here/.venv/bin/python" "$here/infra/emulator.py" --port "$port" --parent-pid $$ >"$here/.dev/emulator.log" 2>&1 &
+emulator=$!
+trap 'kill $emulator 2>/dev/null || true' EXIT INT TERM
+for _ in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+  kill -0 $emulator 2>/dev/null || { echo "emulator failed to start; see .dev/emulator.log" >&2; exit 1; }
+  sleep 0.1
+done
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+echo "Started local AWS emulator (moto) at $AWS_ENDPOINT_URL" >&2
+"$@"

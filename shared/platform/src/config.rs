@@ -1,0 +1,143 @@
+//! Typed configuration, read once at cold start. A bad value fails fast naming its variable.
+//! The same names appear in `template.yaml`, `.env.example` and the README's table.
+
+use std::fmt;
+
+use crm_core::input::Defaults;
+use crm_core::values::{Brand, Currency, PhoneRegion};
+use time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration variable {var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+/// A secret value: never printed, compared in constant time.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// Constant-time comparison (no early exit on the first differing byte).
+    pub fn matches(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let (a, b) = (self.0.as_bytes(), candidate.as_bytes());
+        a.len() == b.len() && bool::from(a.ct_eq(b))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Which browser origins may post leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    Any,
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub admin_api_key: Option<Secret>,
+    pub ingest_token: Option<Secret>,
+    pub defaults: Defaults,
+    pub dedupe_window: Duration,
+    pub cors_origins: CorsOrigins,
+}
+
+/// Shortest admin key or ingest token we accept: guessable secrets are a misconfiguration.
+pub const MIN_SECRET_LEN: usize = 16;
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let err = |var: &'static str, message: String| ConfigError { var, message };
+        let secret = |var: &'static str| -> Result<Option<Secret>, ConfigError> {
+            match get(var) {
+                None => Ok(None),
+                Some(v) if v.len() < MIN_SECRET_LEN => {
+                    Err(err(var, format!("must be at least {MIN_SECRET_LEN} characters")))
+                }
+                Some(v) => Ok(Some(Secret::new(v))),
+            }
+        };
+
+        let table_name = get("TABLE_NAME").ok_or_else(|| err("TABLE_NAME", "is required".into()))?;
+        let brand = get("DEFAULT_BRAND")
+            .map(|v| Brand::parse(&v))
+            .transpose()
+            .map_err(|e| err("DEFAULT_BRAND", e.message))?;
+        let currency = Currency::parse(&get("DEFAULT_CURRENCY").unwrap_or_else(|| "USD".into()))
+            .map_err(|e| err("DEFAULT_CURRENCY", e.message))?;
+        let phone_region = PhoneRegion::parse(&get("DEFAULT_PHONE_REGION").unwrap_or_else(|| "US".into()))
+            .map_err(|e| err("DEFAULT_PHONE_REGION", e.message))?;
+        let window_hours: i64 = get("DEDUPE_WINDOW_HOURS")
+            .unwrap_or_else(|| "24".into())
+            .parse()
+            .ok()
+            .filter(|h| (1..=24 * 90).contains(h))
+            .ok_or_else(|| err("DEDUPE_WINDOW_HOURS", "must be a whole number of hours from 1 to 2160".into()))?;
+        let cors_origins = match get("CORS_ALLOWED_ORIGINS").as_deref() {
+            None | Some("*") => CorsOrigins::Any,
+            Some(list) => CorsOrigins::List(list.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect()),
+        };
+        Ok(Self {
+            table_name,
+            admin_api_key: secret("ADMIN_API_KEY")?,
+            ingest_token: secret("INGEST_TOKEN")?,
+            defaults: Defaults { brand, currency, phone_region },
+            dedupe_window: Duration::hours(window_hours),
+            cors_origins,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_where_unset() {
+        let c = config(&[("TABLE_NAME", "crm")]).unwrap();
+        assert_eq!(c.defaults.currency.as_str(), "USD");
+        assert_eq!(c.dedupe_window, Duration::hours(24));
+        assert_eq!(c.cors_origins, CorsOrigins::Any);
+        assert!(c.admin_api_key.is_none() && c.ingest_token.is_none() && c.defaults.brand.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        assert_eq!(config(&[]).unwrap_err().var, "TABLE_NAME");
+        assert_eq!(config(&[("TABLE_NAME", "t"), ("DEFAULT_CURRENCY", "XYZ")]).unwrap_err().var, "DEFAULT_CURRENCY");
+        assert_eq!(config(&[("TABLE_NAME", "t"), ("ADMIN_API_KEY", "short")]).unwrap_err().var, "ADMIN_API_KEY");
+        assert_eq!(config(&[("TABLE_NAME", "t"), ("DEDUPE_WINDOW_HOURS", "0")]).unwrap_err().var, "DEDUPE_WINDOW_HOURS");
+    }
+
+    #[test]
+    fn secrets_compare_exactly_and_never_print() {
+        let s = Secret::new("0123456789abcdef");
+        assert!(s.matches("0123456789abcdef"));
+        assert!(!s.matches("0123456789abcdeX"));
+        assert!(!s.matches("0123456789abcdef0"));
+        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+    }
+}

@@ -1,0 +1,115 @@
+//! The one error type of the HTTP layer and its stable JSON body:
+//! `{"error": {"code": "...", "message": "...", "field": "..."}}`.
+//! Internal details are logged, never sent.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use crm_core::input::FieldError;
+use serde_json::json;
+
+use crate::ingest::IngestError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid field {}: {}", .0.field, .0.message)]
+    Field(FieldError),
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("no such resource")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported content type")]
+    UnsupportedMediaType,
+    /// A dependency failed: the caller should retry (503 with Retry-After).
+    #[error("service temporarily unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Seconds a caller should wait before retrying a 503.
+pub const RETRY_AFTER_SECS: u32 = 2;
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Field(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Rejected(m) => Self::Internal(m),
+            e @ StoreError::Corrupt { .. } => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Store(s) => s.into(),
+            IngestError::Contended => Self::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        Self::Field(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            Self::Field(f) => json!({"error": {"code": f.code, "message": f.message, "field": f.field}}),
+            Self::BadRequest { code, message } => json!({"error": {"code": code, "message": message}}),
+            Self::Unavailable(detail) => {
+                tracing::error!(error = %detail, "dependency unavailable");
+                json!({"error": {"code": "unavailable", "message": "a dependency is unavailable; retry later"}})
+            }
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                json!({"error": {"code": "internal", "message": "internal error"}})
+            }
+            other => {
+                let code = match other {
+                    Self::Unauthorized => "unauthorized",
+                    Self::NotFound => "not_found",
+                    Self::MethodNotAllowed => "method_not_allowed",
+                    Self::PayloadTooLarge { .. } => "payload_too_large",
+                    _ => "unsupported_media_type",
+                };
+                json!({"error": {"code": code, "message": other.to_string()}})
+            }
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}

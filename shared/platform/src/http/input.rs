@@ -1,0 +1,82 @@
+//! Reads an ingest request into `Fields`: the query string, then the body (JSON object or
+//! form-encoded; body values win). Size is checked before parsing; the `token` parameter is
+//! removed so it is never stored or logged.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use crm_core::input::Fields;
+
+use super::ApiError;
+
+/// Largest request body accepted by any endpoint.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub struct IngestFields(pub Fields);
+
+fn parse_pairs(text: &str, into: &mut Fields) -> Result<(), ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(text)
+        .map_err(|_| ApiError::bad_request("invalid_body", "form or query string is not valid URL encoding"))?;
+    for (k, v) in pairs {
+        into.insert(k, v);
+    }
+    Ok(())
+}
+
+fn parse_json(bytes: &[u8], into: &mut Fields) -> Result<(), ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("body is not valid JSON: {e}")))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(ApiError::bad_request("invalid_json", "body must be a JSON object"));
+    };
+    for (k, v) in map {
+        let text = match v {
+            serde_json::Value::Null => continue,
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            nested => nested.to_string(),
+        };
+        into.insert(k, text);
+    }
+    Ok(())
+}
+
+impl<S: Send + Sync> FromRequest<S> for IngestFields {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let mut fields = Fields::new();
+        if let Some(query) = parts.uri.query() {
+            parse_pairs(query, &mut fields)?;
+        }
+        let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+            return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+        }
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES })?;
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            let content_type = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+            let text = || std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("invalid_body", "body is not UTF-8"));
+            match content_type.as_deref() {
+                Some("application/json") => parse_json(&bytes, &mut fields)?,
+                Some(ct) if ct.ends_with("+json") => parse_json(&bytes, &mut fields)?,
+                Some("application/x-www-form-urlencoded") => parse_pairs(text()?, &mut fields)?,
+                // Some senders (raw webhooks, sendBeacon) omit or mislabel the type: sniff.
+                None | Some("text/plain") => {
+                    let t = text()?;
+                    if t.trim_start().starts_with('{') { parse_json(&bytes, &mut fields)? } else { parse_pairs(t, &mut fields)? }
+                }
+                Some(_) => return Err(ApiError::UnsupportedMediaType),
+            }
+        }
+        fields.remove("token");
+        Ok(Self(fields))
+    }
+}

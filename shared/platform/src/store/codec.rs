@@ -1,0 +1,350 @@
+//! Translation between domain values and DynamoDB items and expressions.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use crm_core::identity::Identifier;
+use crm_core::journey::{Milestone, Milestones};
+use crm_core::plan::Write;
+use crm_core::profile::Profile;
+use crm_core::values::{Brand, Currency, CustomerId, Money, format_ts, parse_ts};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{Item, StoreError};
+use crate::keys::{self, Activity};
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn ts(t: OffsetDateTime) -> AttributeValue {
+    s(format_ts(t))
+}
+
+fn corrupt(key: &str, message: impl Into<String>) -> StoreError {
+    StoreError::Corrupt { key: key.to_owned(), message: message.into() }
+}
+
+pub(super) fn string(item: &Item, attr: &str, key: &str) -> Result<String, StoreError> {
+    match item.get(attr) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(corrupt(key, format!("missing string {attr}"))),
+    }
+}
+
+fn opt_string(item: &Item, attr: &str) -> Option<String> {
+    match item.get(attr) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+pub(super) fn customer_id(item: &Item, attr: &str, key: &str) -> Result<CustomerId, StoreError> {
+    CustomerId::parse(&string(item, attr, key)?).map_err(|e| corrupt(key, e.message))
+}
+
+fn time_attr(item: &Item, attr: &str, key: &str) -> Result<OffsetDateTime, StoreError> {
+    parse_ts(&string(item, attr, key)?).map_err(|e| corrupt(key, format!("{attr}: {}", e.message)))
+}
+
+/// Builds expression placeholders without collisions.
+#[derive(Default)]
+struct Expr {
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expr {
+    fn name(&mut self, real: &str) -> String {
+        let k = format!("#n{}", self.names.len());
+        self.names.insert(k.clone(), real.to_owned());
+        k
+    }
+    fn value(&mut self, v: AttributeValue) -> String {
+        let k = format!(":v{}", self.values.len());
+        self.values.insert(k, v);
+        format!(":v{}", self.values.len() - 1)
+    }
+}
+
+fn key(pk: String, sk: &str) -> Item {
+    Item::from([(keys::PK.into(), s(pk)), (keys::SK.into(), s(sk))])
+}
+
+fn put(table: &str, item: Item, condition: &str, expr: Expr) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(condition)
+        .set_expression_attribute_names((!expr.names.is_empty()).then_some(expr.names))
+        .set_expression_attribute_values((!expr.values.is_empty()).then_some(expr.values))
+        .build()
+        .map_err(|e| StoreError::Rejected(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+fn update(table: &str, key: Item, update_expr: String, condition: Option<&str>, expr: Expr) -> Result<TransactWriteItem, StoreError> {
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .update_expression(update_expr)
+        .set_condition_expression(condition.map(str::to_owned))
+        .set_expression_attribute_names((!expr.names.is_empty()).then_some(expr.names))
+        .set_expression_attribute_values((!expr.values.is_empty()).then_some(expr.values))
+        .build()
+        .map_err(|e| StoreError::Rejected(e.to_string()))?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// An activity record with its own key, its timeline key (GSI1) and, unless `feed` is
+/// false, its recent-list key (GSI2).
+fn record_item<T: Serialize>(
+    record: &T,
+    kind: Activity,
+    id: &str,
+    customer: &CustomerId,
+    at: OffsetDateTime,
+    feed: bool,
+) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(record).map_err(|e| StoreError::Rejected(e.to_string()))?;
+    item.insert(keys::PK.into(), s(keys::activity_pk(kind, id)));
+    item.insert(keys::SK.into(), s(kind.as_str()));
+    item.insert(keys::ENTITY.into(), s(kind.as_str()));
+    item.insert(keys::GSI1PK.into(), s(keys::customer_pk(customer)));
+    item.insert(keys::GSI1SK.into(), s(keys::timeline_sk(at, kind, id)));
+    if feed {
+        item.insert(keys::GSI2PK.into(), s(keys::feed_pk(kind, &crm_core::values::day_of(at))));
+        item.insert(keys::GSI2SK.into(), s(keys::feed_sk(at, id)));
+    }
+    Ok(item)
+}
+
+const NOT_EXISTS: &str = "attribute_not_exists(PK)";
+
+pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteItem, StoreError> {
+    let mut e = Expr::default();
+    match write {
+        Write::CreateProfile(p) => put(table, profile_item(p), NOT_EXISTS, e),
+        Write::ReplaceProfile { profile, expected_version } => {
+            let cond = format!("version = {} AND attribute_not_exists(mergedInto)", e.value(n(expected_version)));
+            put(table, profile_item(profile), &cond, e)
+        }
+        Write::ApplyTouch { customer, touch } => {
+            let at = e.value(ts(touch.at));
+            let mut set = vec![format!("updatedAt = {at}")];
+            for m in BTreeSet::from([Milestone::Touched, touch.milestone]) {
+                let attr = e.name(&keys::journey_attr(&touch.brand, m));
+                set.push(format!("journeys.{attr} = if_not_exists(journeys.{attr}, {at})"));
+            }
+            if let Some((currency, amount)) = &touch.revenue {
+                let (attr, zero, amt) = (e.name(currency.as_str()), e.value(n(0)), e.value(n(amount)));
+                set.push(format!("revenue.{attr} = if_not_exists(revenue.{attr}, {zero}) + {amt}"));
+            }
+            if let Some(first) = &touch.names.first {
+                set.push(format!("firstName = {}", e.value(s(first))));
+            }
+            if let Some(last) = &touch.names.last {
+                set.push(format!("lastName = {}", e.value(s(last))));
+            }
+            let mut add = vec![format!("version {}", e.value(n(1)))];
+            if !touch.identifiers.is_empty() {
+                let tags = touch.identifiers.iter().map(Identifier::tag).collect::<BTreeSet<_>>().into_iter().collect();
+                add.push(format!("identifiers {}", e.value(AttributeValue::Ss(tags))));
+            }
+            let expr = format!("SET {} ADD {}", set.join(", "), add.join(", "));
+            let key = key(keys::customer_pk(customer), keys::PROFILE_SK);
+            update(table, key, expr, Some("attribute_exists(PK) AND attribute_not_exists(mergedInto)"), e)
+        }
+        Write::MarkMerged { customer, into, expected_version, at } => {
+            let expr = format!(
+                "SET mergedInto = {}, mergedAt = {t}, updatedAt = {t} ADD version {}",
+                e.value(s(into.as_str())),
+                e.value(n(1)),
+                t = e.value(ts(*at)),
+            );
+            let cond = format!("version = {} AND attribute_not_exists(mergedInto)", e.value(n(expected_version)));
+            update(table, key(keys::customer_pk(customer), keys::PROFILE_SK), expr, Some(&cond), e)
+        }
+        Write::ClaimIdentifier { identifier, customer, at } => {
+            let mut item = key(keys::identifier_pk(identifier), keys::IDENT_SK);
+            item.insert(keys::ENTITY.into(), s("IDENTIFIER"));
+            item.insert("identifierType".into(), s(identifier.kind().as_str()));
+            item.insert("customerId".into(), s(customer.as_str()));
+            item.insert("createdAt".into(), ts(*at));
+            put(table, item, NOT_EXISTS, e)
+        }
+        Write::RepointIdentifier { identifier, from, to } => {
+            let expr = format!("SET customerId = {}", e.value(s(to.as_str())));
+            let cond = format!("customerId = {}", e.value(s(from.as_str())));
+            update(table, key(keys::identifier_pk(identifier), keys::IDENT_SK), expr, Some(&cond), e)
+        }
+        Write::RecordMerge(m) => {
+            let item = record_item(m, Activity::Merge, &m.merge_id, &m.customer_id, m.at, false)?;
+            put(table, item, NOT_EXISTS, e)
+        }
+        Write::RecordClick(c) => {
+            put(table, record_item(c, Activity::Click, &c.click_id, &c.customer_id, c.at, true)?, NOT_EXISTS, e)
+        }
+        Write::RecordLead(l) => {
+            put(table, record_item(l, Activity::Lead, &l.lead_id, &l.customer_id, l.at, true)?, NOT_EXISTS, e)
+        }
+        Write::RecordEvent(ev) => {
+            put(table, record_item(ev, Activity::Event, &ev.event_id, &ev.customer_id, ev.at, true)?, NOT_EXISTS, e)
+        }
+        Write::ClaimDedupe(d) => {
+            let mut item = key(keys::dedupe_pk(&d.key), keys::DEDUPE_SK);
+            item.insert(keys::ENTITY.into(), s("DEDUPE"));
+            item.insert("recordId".into(), s(&d.record_id));
+            item.insert("customerId".into(), s(d.customer.as_str()));
+            item.insert("createdAt".into(), ts(d.at));
+            if let Some(exp) = d.expires_at {
+                item.insert(keys::TTL.into(), n(exp.unix_timestamp()));
+            }
+            // TTL deletion lags by up to days, so an expired claim is taken over explicitly.
+            let cond = format!(
+                "attribute_not_exists(PK) OR (attribute_exists({ttl}) AND {ttl} < {now})",
+                ttl = e.name(keys::TTL),
+                now = e.value(n(d.at.unix_timestamp()))
+            );
+            put(table, item, &cond, e)
+        }
+        Write::AddBrandStats { brand, event_type, revenue, at } => {
+            let (zero, one) = (e.value(n(0)), e.value(n(1)));
+            let count = e.name(&keys::brand_count_attr(event_type));
+            let mut set = vec![
+                format!("{} = {}", e.name(keys::ENTITY), e.value(s("BRAND_STATS"))),
+                format!("brand = {}", e.value(s(brand.as_str()))),
+                format!("updatedAt = {}", e.value(ts(*at))),
+                format!("{count} = if_not_exists({count}, {zero}) + {one}"),
+            ];
+            if let Some((currency, amount)) = revenue {
+                let rev = e.name(&keys::brand_revenue_attr(currency.as_str()));
+                set.push(format!("{rev} = if_not_exists({rev}, {zero}) + {}", e.value(n(amount))));
+            }
+            update(table, key(keys::brand_pk(brand), keys::STATS_SK), format!("SET {}", set.join(", ")), None, e)
+        }
+    }
+}
+
+fn profile_item(p: &Profile) -> Item {
+    let mut item = key(keys::customer_pk(&p.id), keys::PROFILE_SK);
+    item.insert(keys::ENTITY.into(), s("CUSTOMER"));
+    item.insert("customerId".into(), s(p.id.as_str()));
+    item.insert("createdAt".into(), ts(p.created_at));
+    item.insert("updatedAt".into(), ts(p.updated_at));
+    item.insert("version".into(), n(p.version));
+    if let Some(v) = &p.first_name {
+        item.insert("firstName".into(), s(v));
+    }
+    if let Some(v) = &p.last_name {
+        item.insert("lastName".into(), s(v));
+    }
+    if !p.identifiers.is_empty() {
+        item.insert("identifiers".into(), AttributeValue::Ss(p.identifiers.iter().map(Identifier::tag).collect()));
+    }
+    let journeys = p
+        .milestones
+        .iter()
+        .flat_map(|(brand, reached)| reached.iter().map(move |(m, at)| (keys::journey_attr(brand, *m), ts(*at))))
+        .collect();
+    item.insert("journeys".into(), AttributeValue::M(journeys));
+    item.insert("revenue".into(), AttributeValue::M(p.revenue.iter().map(|(c, a)| (c.to_string(), n(a))).collect()));
+    if let Some(into) = &p.merged_into {
+        item.insert("mergedInto".into(), s(into.as_str()));
+    }
+    if !p.merged_from.is_empty() {
+        item.insert("mergedFrom".into(), AttributeValue::Ss(p.merged_from.iter().map(|c| c.to_string()).collect()));
+    }
+    item
+}
+
+pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, StoreError> {
+    let bad = |m: String| corrupt(key, m);
+    let set = |attr: &str| match item.get(attr) {
+        Some(AttributeValue::Ss(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    let identifiers =
+        set("identifiers").iter().map(|t| Identifier::from_tag(t).map_err(|e| bad(e.message))).collect::<Result<_, _>>()?;
+    let merged_from = set("mergedFrom")
+        .iter()
+        .map(|c| CustomerId::parse(c).map_err(|e| bad(e.message)))
+        .collect::<Result<_, _>>()?;
+    let mut milestones = Milestones::new();
+    if let Some(AttributeValue::M(map)) = item.get("journeys") {
+        for (attr, value) in map {
+            let (brand, milestone) = attr.split_once('#').ok_or_else(|| bad(format!("journey key {attr}")))?;
+            let brand = Brand::parse(brand).map_err(|e| bad(e.message))?;
+            let milestone = Milestone::parse(milestone).ok_or_else(|| bad(format!("milestone {milestone}")))?;
+            let AttributeValue::S(at) = value else { return Err(bad(format!("journey {attr} is not a timestamp"))) };
+            let at = parse_ts(at).map_err(|e| bad(e.message))?;
+            milestones.entry(brand).or_default().insert(milestone, at);
+        }
+    }
+    let mut revenue = BTreeMap::new();
+    if let Some(AttributeValue::M(map)) = item.get("revenue") {
+        for (currency, value) in map {
+            let AttributeValue::N(amount) = value else { return Err(bad(format!("revenue {currency} is not a number"))) };
+            let amount: Decimal = amount.parse().map_err(|_| bad(format!("revenue {currency}")))?;
+            revenue.insert(Currency::parse(currency).map_err(|e| bad(e.message))?, Money::from_decimal(amount));
+        }
+    }
+    let version = match item.get("version") {
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| bad("version".into()))?,
+        _ => 0,
+    };
+    Ok(Profile {
+        id: customer_id(item, "customerId", key)?,
+        created_at: time_attr(item, "createdAt", key)?,
+        updated_at: time_attr(item, "updatedAt", key)?,
+        first_name: opt_string(item, "firstName"),
+        last_name: opt_string(item, "lastName"),
+        identifiers,
+        milestones,
+        revenue,
+        merged_into: opt_string(item, "mergedInto").map(|c| CustomerId::parse(&c).map_err(|e| bad(e.message))).transpose()?,
+        merged_from,
+        version,
+    })
+}
+
+/// An item as JSON for the admin API, without the table's key attributes.
+pub fn item_to_json(mut item: Item) -> serde_json::Value {
+    for k in [keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK, keys::GSI2PK, keys::GSI2SK, keys::ENTITY, keys::TTL] {
+        item.remove(k);
+    }
+    serde_dynamo::from_item(item).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crm_core::input::Names;
+    use crm_core::profile::Touch;
+    use crm_core::values::{ClickId, Email};
+    use time::macros::datetime;
+
+    #[test]
+    fn profiles_round_trip_through_items() {
+        let id = CustomerId::parse("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10").unwrap();
+        let touch = Touch {
+            identifiers: vec![
+                Identifier::ClickId(ClickId::parse("c1").unwrap()),
+                Identifier::Email(Email::parse("a@b.co").unwrap()),
+            ],
+            brand: Brand::parse("rushbet").unwrap(),
+            milestone: Milestone::FirstDeposit,
+            names: Names { first: Some("Juan".into()), last: Some("Pérez".into()) },
+            revenue: Some((Currency::parse("USD").unwrap(), Money::parse("100.25").unwrap())),
+            at: datetime!(2026-11-22 10:00:00.123 UTC),
+        };
+        let mut p = Profile::new(id.clone(), &touch);
+        p.merged_from.insert(CustomerId::parse("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a11").unwrap());
+        let back = profile_from_item(&profile_item(&p), "k").unwrap();
+        assert_eq!(back, p);
+    }
+}
