@@ -1,1 +1,11 @@
-fn main(){}
+//! End-to-end tests: every endpoint through the same routers Lambda and `make dev` use,
+//! against the local AWS emulator.
+
+mod admin;
+mod click;
+mod errors;
+mod identity;
+mod lambda_events;
+mod lead;
+mod postback;
+mod seed;

@@ -1,1 +1,178 @@
+//! Shared helpers for the end-to-end tests: a local AWS emulator (started once per test
+//! binary unless `AWS_ENDPOINT_URL` names one), a fresh table per test created from
+//! `template.yaml`, and request helpers over the same composed app `make dev` serves.
 
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use axum::Router;
+use axum::body::Body;
+use http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub use crm_platform::AppState;
+use crm_platform::config::Config;
+use crm_platform::store::Store;
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The emulator endpoint: `AWS_ENDPOINT_URL` if set, else a moto server started for this
+/// test process (it exits when the process does).
+pub fn endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        if let Ok(url) = std::env::var("AWS_ENDPOINT_URL") {
+            return url;
+        }
+        let python = workspace().join(".venv/bin/python");
+        assert!(python.exists(), "no local emulator: run `make test` (it installs moto into .venv) or set AWS_ENDPOINT_URL");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Command::new(python)
+            .arg(workspace().join("infra/emulator.py"))
+            .args(["--port", &port.to_string(), "--parent-pid", &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the emulator");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "emulator did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        format!("http://127.0.0.1:{port}")
+    })
+}
+
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .load()
+        .await
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    pub app: Router,
+}
+
+/// A fresh table and app with the default test configuration.
+pub async fn spawn() -> TestApp {
+    spawn_with(&[]).await
+}
+
+/// Like `spawn`, with extra configuration variables.
+pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
+    let table = format!("test-{}", uuid::Uuid::new_v4());
+    let store = Store::from_sdk_config(&sdk_config(endpoint()).await, table.clone());
+    crm_local::ensure_table(store.client(), &table).await.expect("create the test table");
+    TestApp::new(store, vars)
+}
+
+impl TestApp {
+    pub fn new(store: Store, vars: &[(&str, &str)]) -> Self {
+        let table = store.table().to_owned();
+        let lookup = |name: &str| -> Option<String> {
+            if let Some((_, v)) = vars.iter().find(|(k, _)| *k == name) {
+                return Some(v.to_string());
+            }
+            match name {
+                "TABLE_NAME" => Some(table.clone()),
+                "ADMIN_API_KEY" => Some(ADMIN_KEY.into()),
+                _ => None,
+            }
+        };
+        let state = AppState::new(store, Config::from_lookup(lookup).expect("test configuration"));
+        let app = crm_local::app(state.clone());
+        Self { state, app }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+        send(&self.app, req).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let req = Request::post(path).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string()));
+        let (status, _, body) = self.send(req.unwrap()).await;
+        (status, body)
+    }
+
+    pub async fn post_form(&self, path: &str, form: &str) -> (StatusCode, Value) {
+        let req = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_owned()));
+        let (status, _, body) = self.send(req.unwrap()).await;
+        (status, body)
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> (StatusCode, Value) {
+        let (status, _, body) = self.send(Request::get(path_and_query).body(Body::empty()).unwrap()).await;
+        (status, body)
+    }
+
+    pub async fn admin(&self, path_and_query: &str) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(path_and_query)
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, body) = self.send(req).await;
+        (status, body)
+    }
+
+    /// The profile of a customer through the admin API (asserting it exists).
+    pub async fn customer(&self, id: &str) -> Value {
+        let (status, body) = self.admin(&format!("/api/customers/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "customer {id}: {body}");
+        body
+    }
+
+    /// DynamoDB requests sent since the last call.
+    pub fn take_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        let calls = self.state.store.calls().snapshot();
+        self.state.store.calls().reset();
+        calls
+    }
+}
+
+pub async fn send(router: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+    let response = router.clone().oneshot(req).await.expect("router is infallible");
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("read body").to_bytes();
+    let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
+    (parts.status, parts.headers, json)
+}
+
+/// Identifiers of a profile as sorted `TYPE:value` strings.
+pub fn identifiers(profile: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = profile["identifiers"]
+        .as_array()
+        .expect("identifiers")
+        .iter()
+        .map(|i| format!("{}:{}", i["type"].as_str().unwrap(), i["value"].as_str().unwrap()))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The journey of a brand in a profile.
+pub fn journey<'a>(profile: &'a Value, brand: &str) -> &'a Value {
+    profile["journeys"]
+        .as_array()
+        .expect("journeys")
+        .iter()
+        .find(|j| j["brand"] == brand)
+        .unwrap_or_else(|| panic!("no {brand} journey in {profile}"))
+}

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use base64::Engine;
@@ -14,7 +14,7 @@ use crm_core::identity::Identifier;
 use crm_core::profile::Profile;
 use crm_core::values::{Brand, ClickId, CustomerId, DeviceId, Email, PhoneE164, UserId, format_ts};
 use crm_platform::AppState;
-use crm_platform::http::{self, ApiError};
+use crm_platform::http::{self, ApiError, ApiPath, ApiQuery};
 use crm_platform::keys::{self, Activity};
 use crm_platform::store::{Item, item_to_json};
 use serde::Deserialize;
@@ -94,7 +94,7 @@ fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
     CustomerId::parse(raw).map_err(|_| ApiError::NotFound)
 }
 
-async fn customer(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn customer(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
     let id = customer_id(&id)?;
     Ok(Json(profile_json(&current(&state, &id).await?, &id)))
 }
@@ -110,7 +110,7 @@ struct LookupQuery {
     operator_id: Option<String>,
 }
 
-async fn lookup(State(state): State<AppState>, Query(q): Query<LookupQuery>) -> Result<Json<Value>, ApiError> {
+async fn lookup(State(state): State<AppState>, ApiQuery(q): ApiQuery<LookupQuery>) -> Result<Json<Value>, ApiError> {
     let identifier = if let Some(v) = &q.email {
         Identifier::Email(Email::parse(v).map_err(|e| field_error("email", e))?)
     } else if let Some(v) = &q.phone {
@@ -176,8 +176,8 @@ fn entry(item: Item) -> (String, Value) {
 /// newest first.
 async fn timeline(
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let id = customer_id(&id)?;
     let limit = limit(q.limit)?;
@@ -213,7 +213,7 @@ fn parse_day(raw: &str) -> Result<Date, ApiError> {
 }
 
 /// Recent activity of one kind, newest first, a day partition at a time.
-async fn feed(State(state): State<AppState>, Query(q): Query<PageQuery>, kind: Activity) -> Result<Json<Value>, ApiError> {
+async fn feed(State(state): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>, kind: Activity) -> Result<Json<Value>, ApiError> {
     let limit = limit(q.limit)?;
     #[derive(Deserialize)]
     struct Cursor {

@@ -8,7 +8,11 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType, TimeToLiveSpecification,
 };
+use std::sync::Arc;
+
 use axum::Router;
+use axum::response::IntoResponse;
+use tower::ServiceExt;
 use crm_platform::AppState;
 use serde_norway::Value;
 
@@ -30,16 +34,34 @@ pub const FUNCTIONS: [Function; 5] = [
     Function { logical_id: "AdminFunction", routes: crm_admin::ROUTES, router: crm_admin::router },
 ];
 
-/// All endpoints on one server, each path handled by its own function's router.
+/// Whether an API Gateway route template (`/api/customers/{id}`) matches a request path.
+pub fn route_matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
+}
+
+/// All endpoints on one server. Like API Gateway, a path is matched against each
+/// function's route templates and handed, untouched, to that function's router.
 pub fn app(state: AppState) -> Router {
-    let mut app = Router::new();
-    for f in &FUNCTIONS {
-        let router = (f.router)(state.clone());
-        for route in f.routes {
-            app = app.route_service(route, router.clone());
+    let table: Arc<Vec<(&'static str, Router)>> = Arc::new(
+        FUNCTIONS
+            .iter()
+            .flat_map(|f| {
+                let router = (f.router)(state.clone());
+                f.routes.iter().map(move |route| (*route, router.clone()))
+            })
+            .collect(),
+    );
+    let dispatch = tower::service_fn(move |req: axum::extract::Request| {
+        let target = table.iter().find(|(t, _)| route_matches(t, req.uri().path())).map(|(_, r)| r.clone());
+        async move {
+            match target {
+                Some(router) => router.oneshot(req).await,
+                None => Ok(crm_platform::http::ApiError::NotFound.into_response()),
+            }
         }
-    }
-    crm_platform::http::finish(app)
+    });
+    Router::new().fallback_service(dispatch)
 }
 
 fn template() -> anyhow::Result<Value> {

@@ -16,6 +16,29 @@ use crate::config::Secret;
 pub use error::{ApiError, RETRY_AFTER_SECS};
 pub use input::{IngestFields, MAX_BODY_BYTES};
 
+/// `Query<T>` whose rejection is our JSON 400 instead of axum's plain text.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+/// `Path<T>` whose rejection is our JSON error instead of axum's plain text.
+pub struct ApiPath<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state).await.map(|p| Self(p.0)).map_err(|_| ApiError::NotFound)
+    }
+}
+
 /// Completes a function's router: JSON 404/405, access log. Every function calls it, so
 /// Lambda, the local server and tests see the same behaviour.
 pub fn finish(router: Router) -> Router {
