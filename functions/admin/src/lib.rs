@@ -29,6 +29,7 @@ pub const ROUTES: &[&str] = &[
     "/api/clicks",
     "/api/leads",
     "/api/events",
+    "/api/brands/{brand}",
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/clicks", get(|s, q| feed(s, q, Activity::Click)))
         .route("/api/leads", get(|s, q| feed(s, q, Activity::Lead)))
         .route("/api/events", get(|s, q| feed(s, q, Activity::Event)))
+        .route("/api/brands/{brand}", get(brand_stats))
         .route_layer(middleware::from_fn_with_state(state.clone(), http::require_admin))
         .with_state(state);
     http::finish(routes)
@@ -248,4 +250,20 @@ async fn feed(State(state): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>, k
         }
     }
     Ok(Json(json!({"items": items, "nextCursor": next.map(|c| encode_cursor(&c))})))
+}
+
+/// Conversion counts and revenue per currency of one brand.
+async fn brand_stats(State(state): State<AppState>, ApiPath(brand): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+    let brand = Brand::parse(&brand).map_err(|_| ApiError::NotFound)?;
+    let item = state.store.get(&keys::brand_pk(&brand), keys::STATS_SK).await?.ok_or(ApiError::NotFound)?;
+    let (mut events, mut revenue) = (BTreeMap::new(), BTreeMap::new());
+    for (attr, value) in &item {
+        let AttributeValue::N(n) = value else { continue };
+        if let Some(kind) = attr.strip_prefix(&keys::brand_count_attr("")) {
+            events.insert(kind.to_owned(), json!(n.parse::<u64>().unwrap_or(0)));
+        } else if let Some(currency) = attr.strip_prefix(&keys::brand_revenue_attr("")) {
+            revenue.insert(currency.to_owned(), json!(n));
+        }
+    }
+    Ok(Json(json!({"brand": brand, "events": events, "revenue": revenue})))
 }
