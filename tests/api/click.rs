@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 #[tokio::test]
 async fn repeated_click_id_is_idempotent() {
     let app = spawn().await;
-    let (_, first) = app.post_json("/api/ingest/click", json!({"clickId": "DUP_1", "campaign": "a"})).await;
+    let (_, first) = app
+        .post_json("/api/ingest/click", json!({"clickId": "DUP_1", "campaign": "a"}))
+        .await;
     let (status, second) = app.get("/api/ingest/click?clickid=DUP_1&campaign=b").await;
     assert_eq!(status, StatusCode::OK, "{second}");
     assert_eq!(second["duplicate"], true);
@@ -20,7 +22,9 @@ async fn repeated_click_id_is_idempotent() {
 async fn a_new_click_costs_one_dynamodb_round_trip() {
     let app = spawn().await;
     app.take_calls();
-    let (status, _) = app.post_json("/api/ingest/click", json!({"clickId": "BUDGET_1", "deviceId": "d1"})).await;
+    let (status, _) = app
+        .post_json("/api/ingest/click", json!({"clickId": "BUDGET_1", "deviceId": "d1"}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.take_calls(), BTreeMap::from([("TransactWriteItems".to_owned(), 1)]));
 }
@@ -29,7 +33,9 @@ async fn a_new_click_costs_one_dynamodb_round_trip() {
 async fn click_accepts_every_click_id_alias_and_form_posts() {
     let app = spawn().await;
     for (i, alias) in ["clickId", "clickid", "click_id", "cid", "subid"].iter().enumerate() {
-        let (status, body) = app.post_form("/api/ingest/click", &format!("{alias}=ALIAS_{i}&source=tiktok")).await;
+        let (status, body) = app
+            .post_form("/api/ingest/click", &format!("{alias}=ALIAS_{i}&source=tiktok"))
+            .await;
         assert_eq!(status, StatusCode::OK, "{alias}: {body}");
         assert_eq!(body["clickId"], format!("ALIAS_{i}"));
     }
@@ -38,7 +44,12 @@ async fn click_accepts_every_click_id_alias_and_form_posts() {
 #[tokio::test]
 async fn click_arriving_after_a_lead_with_its_id_joins_the_leads_customer() {
     let app = spawn().await;
-    let (_, lead) = app.post_json("/api/ingest/lead", json!({"clickId": "LATE_CLICK", "email": "late@example.com"})).await;
+    let (_, lead) = app
+        .post_json(
+            "/api/ingest/lead",
+            json!({"clickId": "LATE_CLICK", "email": "late@example.com"}),
+        )
+        .await;
     let (status, click) = app.get("/api/ingest/click?clickid=LATE_CLICK&campaign=late").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(click["duplicate"], false, "the click itself was never recorded before");
@@ -52,7 +63,12 @@ async fn click_with_a_malformed_optional_field_is_kept_with_a_warning() {
     let app = spawn().await;
     let (status, body) = app.get("/api/ingest/click?clickid=W_1&ip=not-an-ip&email=broken").await;
     assert_eq!(status, StatusCode::OK);
-    let fields: Vec<&str> = body["warnings"].as_array().unwrap().iter().map(|w| w["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = body["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["ip", "email"]);
     let profile = app.customer(body["customerId"].as_str().unwrap()).await;
     assert_eq!(identifiers(&profile), ["CLICK_ID:W_1"]);

@@ -5,7 +5,12 @@ use serde_json::json;
 #[tokio::test]
 async fn lead_with_a_malformed_phone_keeps_the_email_and_warns() {
     let app = spawn().await;
-    let (status, body) = app.post_json("/api/ingest/lead", json!({"email": "Good@Example.com", "phone": "12345"})).await;
+    let (status, body) = app
+        .post_json(
+            "/api/ingest/lead",
+            json!({"email": "Good@Example.com", "phone": "12345"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["warnings"][0]["field"], "phone");
     let profile = app.customer(body["customerId"].as_str().unwrap()).await;
@@ -19,7 +24,10 @@ async fn replayed_lead_is_recognised_and_recorded_once() {
     let (_, first) = app.post_json("/api/ingest/lead", lead.clone()).await;
     let (status, second) = app.post_json("/api/ingest/lead", lead).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((second["duplicate"].as_bool(), &second["leadId"]), (Some(true), &first["leadId"]));
+    assert_eq!(
+        (second["duplicate"].as_bool(), &second["leadId"]),
+        (Some(true), &first["leadId"])
+    );
     let (_, leads) = app.admin("/api/leads").await;
     assert_eq!(leads["items"].as_array().unwrap().len(), 1);
 }
@@ -29,7 +37,12 @@ async fn a_lead_costs_at_most_two_dynamodb_round_trips() {
     let app = spawn().await;
     app.post_json("/api/ingest/click", json!({"clickId": "LB_1"})).await;
     app.take_calls();
-    let (status, _) = app.post_json("/api/ingest/lead", json!({"clickId": "LB_1", "email": "b@example.com", "phone": "+51999888777"})).await;
+    let (status, _) = app
+        .post_json(
+            "/api/ingest/lead",
+            json!({"clickId": "LB_1", "email": "b@example.com", "phone": "+51999888777"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let calls = app.take_calls();
     assert_eq!(calls.values().sum::<u64>(), 2, "{calls:?}");
@@ -37,7 +50,11 @@ async fn a_lead_costs_at_most_two_dynamodb_round_trips() {
 
 #[tokio::test]
 async fn cors_allows_only_configured_origins() {
-    let app = spawn_with(&[("CORS_ALLOWED_ORIGINS", "https://lp.example.com,https://promo.example.com")]).await;
+    let app = spawn_with(&[(
+        "CORS_ALLOWED_ORIGINS",
+        "https://lp.example.com,https://promo.example.com",
+    )])
+    .await;
     let preflight = |origin: &str| {
         Request::options("/api/ingest/lead")
             .header("origin", origin)
@@ -57,7 +74,10 @@ async fn cors_allows_only_configured_origins() {
 async fn fifty_simultaneous_leads_with_one_email_make_exactly_one_customer() {
     let app = spawn().await;
     let requests = (0..50).map(|i| {
-        app.post_json("/api/ingest/lead", json!({"clickId": format!("CONC_{i}"), "email": "race@example.com"}))
+        app.post_json(
+            "/api/ingest/lead",
+            json!({"clickId": format!("CONC_{i}"), "email": "race@example.com"}),
+        )
     });
     let responses = futures::future::join_all(requests).await;
     let customers: std::collections::BTreeSet<String> = responses
@@ -73,5 +93,8 @@ async fn fifty_simultaneous_leads_with_one_email_make_exactly_one_customer() {
     assert_eq!(found["customerId"], id.as_str());
     let ids = identifiers(&found);
     assert_eq!(ids.len(), 51, "50 click ids and one email");
-    assert_eq!(responses.iter().filter(|(_, b)| b["customerCreated"] == true).count(), 1);
+    assert_eq!(
+        responses.iter().filter(|(_, b)| b["customerCreated"] == true).count(),
+        1
+    );
 }

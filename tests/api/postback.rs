@@ -5,22 +5,34 @@ use serde_json::json;
 #[tokio::test]
 async fn replayed_postback_with_a_transaction_id_is_recorded_once() {
     let app = spawn().await;
-    let pb = json!({"event": "deposit", "clickId": "TX_C", "amount": "100", "operator": "rushbet", "transactionId": "T-1"});
+    let pb =
+        json!({"event": "deposit", "clickId": "TX_C", "amount": "100", "operator": "rushbet", "transactionId": "T-1"});
     let (_, first) = app.post_json("/api/postback", pb.clone()).await;
     for _ in 0..3 {
         let (status, again) = app.post_json("/api/postback", pb.clone()).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!((again["duplicate"].as_bool(), &again["eventId"]), (Some(true), &first["eventId"]));
+        assert_eq!(
+            (again["duplicate"].as_bool(), &again["eventId"]),
+            (Some(true), &first["eventId"])
+        );
     }
     // Zapier may replay hours later as a form post with the amount as a number: same txid.
-    let (_, form) = app.post_form("/api/postback", "event=deposit&clickId=TX_C&amount=100&operator=rushbet&txid=T-1").await;
+    let (_, form) = app
+        .post_form(
+            "/api/postback",
+            "event=deposit&clickId=TX_C&amount=100&operator=rushbet&txid=T-1",
+        )
+        .await;
     assert_eq!(form["duplicate"], true);
     let profile = app.customer(first["customerId"].as_str().unwrap()).await;
     assert_eq!(profile["revenue"], json!({"USD": "100"}));
     let (_, events) = app.admin("/api/events").await;
     assert_eq!(events["items"].as_array().unwrap().len(), 1);
     let (_, brand) = app.admin("/api/brands/rushbet").await;
-    assert_eq!(brand, json!({"brand": "rushbet", "events": {"deposit": 1}, "revenue": {"USD": "100"}}));
+    assert_eq!(
+        brand,
+        json!({"brand": "rushbet", "events": {"deposit": 1}, "revenue": {"USD": "100"}})
+    );
 }
 
 #[tokio::test]
@@ -28,9 +40,19 @@ async fn postback_without_transaction_id_is_deduplicated_by_payload() {
     let app = spawn().await;
     let pb = json!({"eventType": "deposit", "clickId": "FP_C", "depositAmount": 40, "currency": "USD"});
     let (_, first) = app.post_json("/api/postback", pb.clone()).await;
-    let (_, again) = app.post_json("/api/postback", json!({"type": "Deposit", "cid": "FP_C", "sum": "40.00"})).await;
+    let (_, again) = app
+        .post_json(
+            "/api/postback",
+            json!({"type": "Deposit", "cid": "FP_C", "sum": "40.00"}),
+        )
+        .await;
     assert_eq!(again["duplicate"], true, "same conversion spelled differently: {again}");
-    let (_, other) = app.post_json("/api/postback", json!({"eventType": "deposit", "clickId": "FP_C", "depositAmount": 41})).await;
+    let (_, other) = app
+        .post_json(
+            "/api/postback",
+            json!({"eventType": "deposit", "clickId": "FP_C", "depositAmount": 41}),
+        )
+        .await;
     assert_eq!(other["duplicate"], false);
     let profile = app.customer(first["customerId"].as_str().unwrap()).await;
     assert_eq!(profile["revenue"]["USD"], "81");
@@ -50,7 +72,9 @@ async fn amounts_add_up_exactly() {
 #[tokio::test]
 async fn postback_for_an_unknown_customer_creates_one_and_is_not_lost() {
     let app = spawn().await;
-    let (status, body) = app.get("/api/postback?status=registration&userId=op-42&brand=roobet&email=new@example.com").await;
+    let (status, body) = app
+        .get("/api/postback?status=registration&userId=op-42&brand=roobet&email=new@example.com")
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["customerCreated"], true);
     let profile = app.customer(body["customerId"].as_str().unwrap()).await;
@@ -62,8 +86,17 @@ async fn postback_for_an_unknown_customer_creates_one_and_is_not_lost() {
 #[tokio::test]
 async fn an_ftd_arriving_before_the_registration_still_ends_in_retention() {
     let app = spawn().await;
-    app.post_json("/api/postback", json!({"event": "ftd", "clickId": "OOO", "operatorId": "rushbet", "amount": 20, "txid": "a"})).await;
-    let (_, body) = app.post_json("/api/postback", json!({"event": "registration", "clickId": "OOO", "operatorId": "rushbet", "txid": "b"})).await;
+    app.post_json(
+        "/api/postback",
+        json!({"event": "ftd", "clickId": "OOO", "operatorId": "rushbet", "amount": 20, "txid": "a"}),
+    )
+    .await;
+    let (_, body) = app
+        .post_json(
+            "/api/postback",
+            json!({"event": "registration", "clickId": "OOO", "operatorId": "rushbet", "txid": "b"}),
+        )
+        .await;
     let profile = app.customer(body["customerId"].as_str().unwrap()).await;
     let j = journey(&profile, "rushbet");
     assert_eq!((j["type"].as_str(), j["stage"].as_i64()), (Some("retention"), Some(1)));
@@ -82,9 +115,15 @@ async fn other_event_types_are_kept_as_sent() {
 #[tokio::test]
 async fn a_postback_for_a_known_customer_costs_at_most_two_round_trips() {
     let app = spawn().await;
-    app.post_json("/api/ingest/click", json!({"clickId": "PB_BUDGET"})).await;
+    app.post_json("/api/ingest/click", json!({"clickId": "PB_BUDGET"}))
+        .await;
     app.take_calls();
-    let (status, _) = app.post_json("/api/postback", json!({"event": "deposit", "clickId": "PB_BUDGET", "amount": 10, "operatorId": "rushbet", "userId": "u1"})).await;
+    let (status, _) = app
+        .post_json(
+            "/api/postback",
+            json!({"event": "deposit", "clickId": "PB_BUDGET", "amount": 10, "operatorId": "rushbet", "userId": "u1"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let calls = app.take_calls();
     assert_eq!(calls.values().sum::<u64>(), 2, "{calls:?}");

@@ -53,7 +53,10 @@ async fn seed_1_1_click_creates_customer_click_and_click_id_identifier() {
     let profile = app.customer(customer).await;
     assert_eq!(identifiers(&profile), ["CLICK_ID:TEST_CLICK_001"]);
     let j = journey(&profile, "unbranded");
-    assert_eq!((j["type"].as_str(), j["stage"].as_i64()), (Some("acquisition"), Some(-1)));
+    assert_eq!(
+        (j["type"].as_str(), j["stage"].as_i64()),
+        (Some("acquisition"), Some(-1))
+    );
 
     let (status, clicks) = app.admin("/api/clicks").await;
     assert_eq!(status, StatusCode::OK);
@@ -75,12 +78,25 @@ async fn seed_1_2_lead_attaches_email_and_phone_to_the_click_customer() {
     let (_, click) = app.post_json("/api/ingest/click", seed_click()).await;
     let (status, lead) = app.post_json("/api/ingest/lead", seed_lead()).await;
     assert_eq!(status, StatusCode::OK, "{lead}");
-    assert_eq!(lead["customerId"], click["customerId"], "the lead joins the click's customer");
+    assert_eq!(
+        lead["customerId"], click["customerId"],
+        "the lead joins the click's customer"
+    );
     assert_eq!(lead["customerCreated"], false);
 
     let profile = app.customer(click["customerId"].as_str().unwrap()).await;
-    assert_eq!(identifiers(&profile), ["CLICK_ID:TEST_CLICK_001", "EMAIL:testuser@example.com", "PHONE:+51999888777"]);
-    assert_eq!((profile["firstName"].as_str(), profile["lastName"].as_str()), (Some("Juan"), Some("Pérez")));
+    assert_eq!(
+        identifiers(&profile),
+        [
+            "CLICK_ID:TEST_CLICK_001",
+            "EMAIL:testuser@example.com",
+            "PHONE:+51999888777"
+        ]
+    );
+    assert_eq!(
+        (profile["firstName"].as_str(), profile["lastName"].as_str()),
+        (Some("Juan"), Some("Pérez"))
+    );
 
     let (_, leads) = app.admin("/api/leads").await;
     assert_eq!(leads["items"].as_array().unwrap().len(), 1);
@@ -113,7 +129,10 @@ async fn seed_1_3_deposit_moves_journey_to_retention_and_tracks_revenue() {
 
     let (_, events) = app.admin("/api/events").await;
     let e = &events["items"][0];
-    assert_eq!((e["eventType"].as_str(), e["amount"].as_str(), e["currency"].as_str()), (Some("deposit"), Some("100"), Some("USD")));
+    assert_eq!(
+        (e["eventType"].as_str(), e["amount"].as_str(), e["currency"].as_str()),
+        (Some("deposit"), Some("100"), Some("USD"))
+    );
     assert_eq!(e["customerId"], customer);
 }
 
@@ -121,14 +140,23 @@ async fn seed_1_3_deposit_moves_journey_to_retention_and_tracks_revenue() {
 async fn seed_6_2_brands_have_independent_journeys_for_one_customer() {
     let app = spawn().await;
     let (_, rush) = app
-        .post_json("/api/ingest/click", json!({"clickId": "MB_RUSH", "email": "multi@example.com", "operatorId": "rushbet"}))
+        .post_json(
+            "/api/ingest/click",
+            json!({"clickId": "MB_RUSH", "email": "multi@example.com", "operatorId": "rushbet"}),
+        )
         .await;
     let (_, roo) = app
-        .post_json("/api/ingest/click", json!({"clickId": "MB_ROO", "email": "multi@example.com", "operatorId": "roobet"}))
+        .post_json(
+            "/api/ingest/click",
+            json!({"clickId": "MB_ROO", "email": "multi@example.com", "operatorId": "roobet"}),
+        )
         .await;
     assert_eq!(rush["customerId"], roo["customerId"], "same email, same customer");
     let (status, _) = app
-        .post_json("/api/postback", json!({"eventType": "deposit", "email": "multi@example.com", "depositAmount": 50, "operatorId": "rushbet"}))
+        .post_json(
+            "/api/postback",
+            json!({"eventType": "deposit", "email": "multi@example.com", "depositAmount": 50, "operatorId": "rushbet"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
 
@@ -143,16 +171,25 @@ async fn seed_6_2_brands_have_independent_journeys_for_one_customer() {
 async fn seed_6_4_identity_graph_links_devices_and_emails_to_one_customer() {
     let app = spawn().await;
     let (s1, mobile) = app
-        .post_json("/api/ingest/click", json!({"clickId": "IDENTITY_001", "deviceId": "device_mobile_123", "ip": "192.168.1.100"}))
+        .post_json(
+            "/api/ingest/click",
+            json!({"clickId": "IDENTITY_001", "deviceId": "device_mobile_123", "ip": "192.168.1.100"}),
+        )
         .await;
     let (s2, desktop) = app
-        .post_json("/api/ingest/click", json!({"clickId": "IDENTITY_002", "deviceId": "device_desktop_456", "email": "user@example.com"}))
+        .post_json(
+            "/api/ingest/click",
+            json!({"clickId": "IDENTITY_002", "deviceId": "device_desktop_456", "email": "user@example.com"}),
+        )
         .await;
     assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
     assert_ne!(mobile["customerId"], desktop["customerId"], "nothing links them yet");
 
     let (s3, lead) = app
-        .post_json("/api/ingest/lead", json!({"clickId": "IDENTITY_001", "email": "user@example.com", "phone": "+51999888777"}))
+        .post_json(
+            "/api/ingest/lead",
+            json!({"clickId": "IDENTITY_001", "email": "user@example.com", "phone": "+51999888777"}),
+        )
         .await;
     assert_eq!(s3, StatusCode::OK, "{lead}");
     // The first customer is the older one, so it survives.
@@ -175,14 +212,29 @@ async fn seed_6_4_identity_graph_links_devices_and_emails_to_one_customer() {
     let old = app.customer(desktop["customerId"].as_str().unwrap()).await;
     assert_eq!(old["customerId"], mobile["customerId"]);
     assert_eq!(old["resolvedFrom"], desktop["customerId"]);
-    for q in ["deviceId=device_desktop_456", "clickId=IDENTITY_002", "email=user@example.com", "phone=%2B51999888777"] {
+    for q in [
+        "deviceId=device_desktop_456",
+        "clickId=IDENTITY_002",
+        "email=user@example.com",
+        "phone=%2B51999888777",
+    ] {
         let (status, found) = app.admin(&format!("/api/customers?{q}")).await;
         assert_eq!(status, StatusCode::OK, "{q}");
         assert_eq!(found["customerId"], mobile["customerId"], "{q}");
     }
     // Activity from both devices shows in one timeline.
-    let (_, timeline) = app.admin(&format!("/api/customers/{}/timeline", mobile["customerId"].as_str().unwrap())).await;
-    let kinds: Vec<&str> = timeline["items"].as_array().unwrap().iter().map(|i| i["type"].as_str().unwrap()).collect();
+    let (_, timeline) = app
+        .admin(&format!(
+            "/api/customers/{}/timeline",
+            mobile["customerId"].as_str().unwrap()
+        ))
+        .await;
+    let kinds: Vec<&str> = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.iter().filter(|k| **k == "click").count(), 2, "{timeline}");
     assert!(kinds.contains(&"lead") && kinds.contains(&"merge"), "{kinds:?}");
 }

@@ -27,7 +27,9 @@ fn workspace() -> PathBuf {
 }
 
 /// The emulator endpoint: `AWS_ENDPOINT_URL` if set, else a moto server started for this
-/// test process (it exits when the process does).
+/// test process. The emulator is never waited on: it lives as long as this process and
+/// exits by itself when the process does (`--parent-pid`).
+#[allow(clippy::zombie_processes)]
 pub fn endpoint() -> &'static str {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
     ENDPOINT.get_or_init(|| {
@@ -35,11 +37,23 @@ pub fn endpoint() -> &'static str {
             return url;
         }
         let python = workspace().join(".venv/bin/python");
-        assert!(python.exists(), "no local emulator: run `make test` (it installs moto into .venv) or set AWS_ENDPOINT_URL");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        assert!(
+            python.exists(),
+            "no local emulator: run `make test` (it installs moto into .venv) or set AWS_ENDPOINT_URL"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         Command::new(python)
             .arg(workspace().join("infra/emulator.py"))
-            .args(["--port", &port.to_string(), "--parent-pid", &std::process::id().to_string()])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--parent-pid",
+                &std::process::id().to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -76,7 +90,9 @@ pub async fn spawn() -> TestApp {
 pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
     let table = format!("test-{}", uuid::Uuid::new_v4());
     let store = Store::from_sdk_config(&sdk_config(endpoint()).await, table.clone());
-    crm_local::ensure_table(store.client(), &table).await.expect("create the test table");
+    crm_local::ensure_table(store.client(), &table)
+        .await
+        .expect("create the test table");
     TestApp::new(store, vars)
 }
 
@@ -103,7 +119,9 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let req = Request::post(path).header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string()));
+        let req = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()));
         let (status, _, body) = self.send(req.unwrap()).await;
         (status, body)
     }
@@ -117,7 +135,9 @@ impl TestApp {
     }
 
     pub async fn get(&self, path_and_query: &str) -> (StatusCode, Value) {
-        let (status, _, body) = self.send(Request::get(path_and_query).body(Body::empty()).unwrap()).await;
+        let (status, _, body) = self
+            .send(Request::get(path_and_query).body(Body::empty()).unwrap())
+            .await;
         (status, body)
     }
 
@@ -151,7 +171,11 @@ pub async fn send(router: &Router, req: Request<Body>) -> (StatusCode, HeaderMap
     let response = router.clone().oneshot(req).await.expect("router is infallible");
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.expect("read body").to_bytes();
-    let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
     (parts.status, parts.headers, json)
 }
 

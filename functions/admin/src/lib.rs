@@ -67,7 +67,11 @@ fn limit(raw: Option<i32>) -> Result<i32, ApiError> {
 }
 
 fn field_error(field: &'static str, e: crm_core::values::Invalid) -> ApiError {
-    ApiError::Field(crm_core::input::FieldError { field, code: e.code, message: e.message })
+    ApiError::Field(crm_core::input::FieldError {
+        field,
+        code: e.code,
+        message: e.message,
+    })
 }
 
 fn profile_json(p: &Profile, requested: &CustomerId) -> Value {
@@ -123,7 +127,10 @@ async fn lookup(State(state): State<AppState>, ApiQuery(q): ApiQuery<LookupQuery
         Identifier::DeviceId(DeviceId::parse(v).map_err(|e| field_error("deviceId", e))?)
     } else if let Some(v) = &q.user_id {
         let operator = q.operator_id.as_deref().ok_or_else(|| {
-            field_error("operatorId", crm_core::values::Invalid::new("missing", "userId lookups need operatorId"))
+            field_error(
+                "operatorId",
+                crm_core::values::Invalid::new("missing", "userId lookups need operatorId"),
+            )
         })?;
         Identifier::UserId {
             operator: Brand::parse(operator).map_err(|e| field_error("operatorId", e))?,
@@ -148,7 +155,11 @@ struct PageQuery {
 }
 
 fn bad_cursor() -> ApiError {
-    ApiError::Field(crm_core::input::FieldError { field: "cursor", code: "invalid_format", message: "cursor is not one we issued".into() })
+    ApiError::Field(crm_core::input::FieldError {
+        field: "cursor",
+        code: "invalid_format",
+        message: "cursor is not one we issued".into(),
+    })
 }
 
 fn decode_cursor<T: for<'de> Deserialize<'de>>(raw: &str) -> Result<T, ApiError> {
@@ -187,7 +198,14 @@ async fn timeline(
     let profile = current(&state, &id).await?;
     let mut entries = Vec::new();
     for customer in std::iter::once(&profile.id).chain(&profile.merged_from) {
-        entries.extend(state.store.timeline(customer, before.as_deref(), limit).await?.into_iter().map(entry));
+        entries.extend(
+            state
+                .store
+                .timeline(customer, before.as_deref(), limit)
+                .await?
+                .into_iter()
+                .map(entry),
+        );
     }
     entries.sort_by(|a, b| b.0.cmp(&a.0));
     entries.truncate(limit as usize);
@@ -210,12 +228,20 @@ fn strings(item: &Item) -> HashMap<String, String> {
 
 fn parse_day(raw: &str) -> Result<Date, ApiError> {
     Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]")).map_err(|_| {
-        ApiError::Field(crm_core::input::FieldError { field: "day", code: "invalid_format", message: "day must be YYYY-MM-DD".into() })
+        ApiError::Field(crm_core::input::FieldError {
+            field: "day",
+            code: "invalid_format",
+            message: "day must be YYYY-MM-DD".into(),
+        })
     })
 }
 
 /// Recent activity of one kind, newest first, a day partition at a time.
-async fn feed(State(state): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>, kind: Activity) -> Result<Json<Value>, ApiError> {
+async fn feed(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+    kind: Activity,
+) -> Result<Json<Value>, ApiError> {
     let limit = limit(q.limit)?;
     #[derive(Deserialize)]
     struct Cursor {
@@ -225,7 +251,11 @@ async fn feed(State(state): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>, k
     let (mut day, mut start) = match (&q.cursor, &q.day) {
         (Some(c), _) => {
             let c: Cursor = decode_cursor(c)?;
-            (parse_day(&c.day)?, c.key.map(|k| k.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect::<Item>()))
+            (
+                parse_day(&c.day)?,
+                c.key
+                    .map(|k| k.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect::<Item>()),
+            )
         }
         (None, Some(d)) => (parse_day(d)?, None),
         (None, None) => (OffsetDateTime::now_utc().date(), None),
@@ -234,7 +264,10 @@ async fn feed(State(state): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>, k
     let mut next = None;
     for _ in 0..FEED_LOOKBACK_DAYS {
         let day_str = day.to_string();
-        let (page, last_key) = state.store.feed_page(kind, &day_str, start.take(), limit - items.len() as i32).await?;
+        let (page, last_key) = state
+            .store
+            .feed_page(kind, &day_str, start.take(), limit - items.len() as i32)
+            .await?;
         items.extend(page.into_iter().map(item_to_json));
         let Some(previous) = day.previous_day() else { break };
         if items.len() as i32 >= limit {
@@ -249,13 +282,19 @@ async fn feed(State(state): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>, k
             None => day = previous,
         }
     }
-    Ok(Json(json!({"items": items, "nextCursor": next.map(|c| encode_cursor(&c))})))
+    Ok(Json(
+        json!({"items": items, "nextCursor": next.map(|c| encode_cursor(&c))}),
+    ))
 }
 
 /// Conversion counts and revenue per currency of one brand.
 async fn brand_stats(State(state): State<AppState>, ApiPath(brand): ApiPath<String>) -> Result<Json<Value>, ApiError> {
     let brand = Brand::parse(&brand).map_err(|_| ApiError::NotFound)?;
-    let item = state.store.get(&keys::brand_pk(&brand), keys::STATS_SK).await?.ok_or(ApiError::NotFound)?;
+    let item = state
+        .store
+        .get(&keys::brand_pk(&brand), keys::STATS_SK)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let (mut events, mut revenue) = (BTreeMap::new(), BTreeMap::new());
     for (attr, value) in &item {
         let AttributeValue::N(n) = value else { continue };

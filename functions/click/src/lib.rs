@@ -15,12 +15,18 @@ pub const PATH: &str = "/api/ingest/click";
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route(PATH, get(click).post(click))
-        .route_layer(middleware::from_fn_with_state(state.clone(), http::require_ingest_token))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            http::require_ingest_token,
+        ))
         .with_state(state);
     http::finish(routes)
 }
 
-async fn click(State(state): State<AppState>, IngestFields(fields): IngestFields) -> Result<Json<serde_json::Value>, ApiError> {
+async fn click(
+    State(state): State<AppState>,
+    IngestFields(fields): IngestFields,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let cmd = ClickCommand::parse(&fields, &state.config.defaults)?;
     let warnings = cmd.warnings.clone();
     let outcome = ingest::click(&state.store, cmd, OffsetDateTime::now_utc()).await?;

@@ -30,12 +30,18 @@ pub fn router(state: AppState) -> Router {
     let cors = cors(&state.config.cors_origins);
     let routes = Router::new()
         .route(PATH, post(lead))
-        .route_layer(middleware::from_fn_with_state(state.clone(), http::require_ingest_token))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            http::require_ingest_token,
+        ))
         .with_state(state);
     http::finish(routes).layer(cors)
 }
 
-async fn lead(State(state): State<AppState>, IngestFields(fields): IngestFields) -> Result<Json<serde_json::Value>, ApiError> {
+async fn lead(
+    State(state): State<AppState>,
+    IngestFields(fields): IngestFields,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let cmd = LeadCommand::parse(&fields, &state.config.defaults)?;
     let warnings = cmd.warnings.clone();
     let outcome = ingest::lead(&state.store, &state.config, cmd, OffsetDateTime::now_utc()).await?;

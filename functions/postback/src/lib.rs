@@ -15,14 +15,24 @@ pub const PATH: &str = "/api/postback";
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route(PATH, get(postback).post(postback))
-        .route_layer(middleware::from_fn_with_state(state.clone(), http::require_ingest_token))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            http::require_ingest_token,
+        ))
         .with_state(state);
     http::finish(routes)
 }
 
-async fn postback(State(state): State<AppState>, IngestFields(fields): IngestFields) -> Result<Json<serde_json::Value>, ApiError> {
+async fn postback(
+    State(state): State<AppState>,
+    IngestFields(fields): IngestFields,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let cmd = PostbackCommand::parse(&fields, &state.config.defaults)?;
-    let (warnings, event_type, brand) = (cmd.warnings.clone(), cmd.kind.as_str().to_owned(), cmd.brand.to_string());
+    let (warnings, event_type, brand) = (
+        cmd.warnings.clone(),
+        cmd.kind.as_str().to_owned(),
+        cmd.brand.to_string(),
+    );
     let outcome = ingest::postback(&state.store, &state.config, cmd, OffsetDateTime::now_utc()).await?;
     tracing::info!(
         customer_id = %outcome.customer,

@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::response::IntoResponse;
-use tower::ServiceExt;
 use crm_platform::AppState;
 use serde_norway::Value;
+use tower::ServiceExt;
 
 /// The SAM template, embedded at build time.
 pub const TEMPLATE: &str = include_str!("../../../template.yaml");
@@ -27,17 +27,40 @@ pub struct Function {
 }
 
 pub const FUNCTIONS: [Function; 5] = [
-    Function { logical_id: "ClickFunction", routes: &[crm_click::PATH], router: crm_click::router },
-    Function { logical_id: "LeadFunction", routes: &[crm_lead::PATH], router: crm_lead::router },
-    Function { logical_id: "PostbackFunction", routes: &[crm_postback::PATH], router: crm_postback::router },
-    Function { logical_id: "HealthFunction", routes: &[crm_health::PATH], router: crm_health::router },
-    Function { logical_id: "AdminFunction", routes: crm_admin::ROUTES, router: crm_admin::router },
+    Function {
+        logical_id: "ClickFunction",
+        routes: &[crm_click::PATH],
+        router: crm_click::router,
+    },
+    Function {
+        logical_id: "LeadFunction",
+        routes: &[crm_lead::PATH],
+        router: crm_lead::router,
+    },
+    Function {
+        logical_id: "PostbackFunction",
+        routes: &[crm_postback::PATH],
+        router: crm_postback::router,
+    },
+    Function {
+        logical_id: "HealthFunction",
+        routes: &[crm_health::PATH],
+        router: crm_health::router,
+    },
+    Function {
+        logical_id: "AdminFunction",
+        routes: crm_admin::ROUTES,
+        router: crm_admin::router,
+    },
 ];
 
 /// Whether an API Gateway route template (`/api/customers/{id}`) matches a request path.
 pub fn route_matches(template: &str, path: &str) -> bool {
     let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
-    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
 }
 
 /// All endpoints on one server. Like API Gateway, a path is matched against each
@@ -53,7 +76,10 @@ pub fn app(state: AppState) -> Router {
             .collect(),
     );
     let dispatch = tower::service_fn(move |req: axum::extract::Request| {
-        let target = table.iter().find(|(t, _)| route_matches(t, req.uri().path())).map(|(_, r)| r.clone());
+        let target = table
+            .iter()
+            .find(|(t, _)| route_matches(t, req.uri().path()))
+            .map(|(_, r)| r.clone());
         async move {
             match target {
                 Some(router) => router.oneshot(req).await,
@@ -77,7 +103,12 @@ pub fn template_routes(logical_id: &str) -> anyhow::Result<Vec<(String, String)>
     Ok(events
         .values()
         .filter(|e| e["Type"].as_str() == Some("HttpApi"))
-        .filter_map(|e| Some((e["Properties"]["Method"].as_str()?.to_uppercase(), e["Properties"]["Path"].as_str()?.to_owned())))
+        .filter_map(|e| {
+            Some((
+                e["Properties"]["Method"].as_str()?.to_uppercase(),
+                e["Properties"]["Path"].as_str()?.to_owned(),
+            ))
+        })
         .collect())
 }
 
@@ -125,7 +156,10 @@ pub async fn ensure_table(client: &Client, table: &str) -> anyhow::Result<()> {
                 .set_key_schema(Some(key_schema(&g["KeySchema"])?))
                 .projection(
                     Projection::builder()
-                        .projection_type(ProjectionType::from(text(&g["Projection"]["ProjectionType"], "ProjectionType")?))
+                        .projection_type(ProjectionType::from(text(
+                            &g["Projection"]["ProjectionType"],
+                            "ProjectionType",
+                        )?))
                         .build(),
                 )
                 .build()?)
@@ -149,7 +183,12 @@ pub async fn ensure_table(client: &Client, table: &str) -> anyhow::Result<()> {
         client
             .update_time_to_live()
             .table_name(table)
-            .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(ttl).enabled(true).build()?)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(ttl)
+                    .enabled(true)
+                    .build()?,
+            )
             .send()
             .await
             .map_err(|e| anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e)).context("UpdateTimeToLive"))?;

@@ -40,7 +40,12 @@ impl IdentifierKind {
             "PHONE" => Self::Phone,
             "DEVICE_ID" => Self::DeviceId,
             "USER_ID" => Self::UserId,
-            _ => return Err(Invalid::new("invalid_format", format!("unknown identifier type {raw:?}"))),
+            _ => {
+                return Err(Invalid::new(
+                    "invalid_format",
+                    format!("unknown identifier type {raw:?}"),
+                ));
+            }
         })
     }
 }
@@ -53,7 +58,10 @@ pub enum Identifier {
     Phone(PhoneE164),
     DeviceId(DeviceId),
     /// Operator user ids are only unique within their operator.
-    UserId { operator: Brand, user: UserId },
+    UserId {
+        operator: Brand,
+        user: UserId,
+    },
 }
 
 impl Identifier {
@@ -89,7 +97,10 @@ impl Identifier {
                 let (operator, user) = value
                     .split_once(':')
                     .ok_or_else(|| Invalid::new("invalid_format", "user id must be operator:user"))?;
-                Self::UserId { operator: Brand::parse(operator)?, user: UserId::parse(user)? }
+                Self::UserId {
+                    operator: Brand::parse(operator)?,
+                    user: UserId::parse(user)?,
+                }
             }
         })
     }
@@ -100,8 +111,9 @@ impl Identifier {
     }
 
     pub fn from_tag(tag: &str) -> Result<Self, Invalid> {
-        let (kind, value) =
-            tag.split_once('#').ok_or_else(|| Invalid::new("invalid_format", "identifier tag needs KIND#value"))?;
+        let (kind, value) = tag
+            .split_once('#')
+            .ok_or_else(|| Invalid::new("invalid_format", "identifier tag needs KIND#value"))?;
         Self::from_parts(IdentifierKind::parse(kind)?, value)
     }
 
@@ -133,7 +145,10 @@ pub enum Resolution {
     /// All known ones belong to this customer.
     Existing(CustomerId),
     /// They belong to several customers: the oldest survives and absorbs the others.
-    Merge { survivor: CustomerId, absorbed: Vec<CustomerId> },
+    Merge {
+        survivor: CustomerId,
+        absorbed: Vec<CustomerId>,
+    },
 }
 
 /// Pure resolution over the distinct owners of a request's identifiers.
@@ -143,7 +158,10 @@ pub fn resolve<'a>(owners: impl IntoIterator<Item = &'a CustomerId>) -> Resoluti
     match (it.next(), it.len()) {
         (None, _) => Resolution::New,
         (Some(only), 0) => Resolution::Existing(only.clone()),
-        (Some(oldest), _) => Resolution::Merge { survivor: oldest.clone(), absorbed: it.cloned().collect() },
+        (Some(oldest), _) => Resolution::Merge {
+            survivor: oldest.clone(),
+            absorbed: it.cloned().collect(),
+        },
     }
 }
 
@@ -169,7 +187,10 @@ mod tests {
     fn several_owners_merge_into_the_oldest() {
         assert_eq!(
             resolve([&cid(3), &cid(1), &cid(2)]),
-            Resolution::Merge { survivor: cid(1), absorbed: vec![cid(2), cid(3)] }
+            Resolution::Merge {
+                survivor: cid(1),
+                absorbed: vec![cid(2), cid(3)]
+            }
         );
     }
 
@@ -177,7 +198,10 @@ mod tests {
     fn identifier_tags_round_trip() {
         let ids = [
             Identifier::Email(Email::parse("a@b.co").unwrap()),
-            Identifier::UserId { operator: Brand::parse("rushbet").unwrap(), user: UserId::parse("u:1").unwrap() },
+            Identifier::UserId {
+                operator: Brand::parse("rushbet").unwrap(),
+                user: UserId::parse("u:1").unwrap(),
+            },
             Identifier::ClickId(ClickId::parse("x#y").unwrap()),
         ];
         for id in ids {

@@ -51,8 +51,14 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Fields {
 pub fn meaningful(value: &str) -> Option<&str> {
     let v = value.trim();
     let is_macro = (v.starts_with('{') && v.ends_with('}')) || (v.starts_with("%7B") && v.ends_with("%7D"));
-    let placeholder = ["null", "undefined", "-1", "anonymous", "(null)", "nil"].iter().any(|p| v.eq_ignore_ascii_case(p));
-    if v.is_empty() || is_macro || placeholder { None } else { Some(v) }
+    let placeholder = ["null", "undefined", "-1", "anonymous", "(null)", "nil"]
+        .iter()
+        .any(|p| v.eq_ignore_ascii_case(p));
+    if v.is_empty() || is_macro || placeholder {
+        None
+    } else {
+        Some(v)
+    }
 }
 
 /// Field aliases, canonical name first (the name used in errors and docs).
@@ -91,10 +97,18 @@ pub struct FieldError {
 
 impl FieldError {
     fn new(field: &'static str, invalid: Invalid) -> Self {
-        Self { field, code: invalid.code, message: invalid.message }
+        Self {
+            field,
+            code: invalid.code,
+            message: invalid.message,
+        }
     }
     fn missing(field: &'static str, message: impl Into<String>) -> Self {
-        Self { field, code: "missing", message: message.into() }
+        Self {
+            field,
+            code: "missing",
+            message: message.into(),
+        }
     }
 }
 
@@ -129,7 +143,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(fields: &'a Fields) -> Self {
-        Self { fields, warnings: Vec::new() }
+        Self {
+            fields,
+            warnings: Vec::new(),
+        }
     }
 
     fn required<T>(
@@ -138,7 +155,10 @@ impl<'a> Reader<'a> {
         parse: impl FnOnce(&str) -> Result<T, Invalid>,
     ) -> Result<T, FieldError> {
         let field = aliases[0];
-        let raw = self.fields.pick(aliases).ok_or_else(|| FieldError::missing(field, format!("{field} is required")))?;
+        let raw = self
+            .fields
+            .pick(aliases)
+            .ok_or_else(|| FieldError::missing(field, format!("{field} is required")))?;
         parse(raw).map_err(|e| FieldError::new(field, e))
     }
 
@@ -160,7 +180,11 @@ impl<'a> Reader<'a> {
         match parse(raw) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.warnings.push(Warning { field: aliases[0], code: e.code, message: e.message });
+                self.warnings.push(Warning {
+                    field: aliases[0],
+                    code: e.code,
+                    message: e.message,
+                });
                 None
             }
         }
@@ -228,11 +252,16 @@ impl ClickCommand {
     pub fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
         let mut r = Reader::new(fields);
         let click_id = r.required(alias::CLICK_ID, ClickId::parse)?;
-        let brand = r.strict(alias::BRAND, Brand::parse)?.unwrap_or_else(|| defaults.brand());
+        let brand = r
+            .strict(alias::BRAND, Brand::parse)?
+            .unwrap_or_else(|| defaults.brand());
         let mut subs = BTreeMap::new();
         for i in 1..=10 {
             let key = format!("sub{i}");
-            if let Some(v) = fields.pick(&[key.as_str()]).filter(|v| v.chars().count() <= MAX_TEXT_LEN) {
+            if let Some(v) = fields
+                .pick(&[key.as_str()])
+                .filter(|v| v.chars().count() <= MAX_TEXT_LEN)
+            {
                 subs.insert(key, v.to_owned());
             }
         }
@@ -249,7 +278,14 @@ impl ClickCommand {
         };
         let device_id = r.lenient(alias::DEVICE_ID, DeviceId::parse);
         let email = r.lenient(alias::EMAIL, Email::parse);
-        Ok(Self { click_id, brand, device_id, email, details, warnings: r.warnings })
+        Ok(Self {
+            click_id,
+            brand,
+            device_id,
+            email,
+            details,
+            warnings: r.warnings,
+        })
     }
 
     pub fn identifiers(&self) -> Vec<Identifier> {
@@ -278,14 +314,28 @@ const LEAD_IDENTIFIERS: [&str; 4] = ["clickId", "email", "phone", "deviceId"];
 impl LeadCommand {
     pub fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
         let mut r = Reader::new(fields);
-        let brand = r.strict(alias::BRAND, Brand::parse)?.unwrap_or_else(|| defaults.brand());
+        let brand = r
+            .strict(alias::BRAND, Brand::parse)?
+            .unwrap_or_else(|| defaults.brand());
         let click_id = r.lenient(alias::CLICK_ID, ClickId::parse);
         let email = r.lenient(alias::EMAIL, Email::parse);
         let phone = r.lenient(alias::PHONE, |raw| PhoneE164::parse(raw, defaults.phone_region));
         let device_id = r.lenient(alias::DEVICE_ID, DeviceId::parse);
-        let names = Names { first: r.text(alias::FIRST_NAME, MAX_NAME_LEN), last: r.text(alias::LAST_NAME, MAX_NAME_LEN) };
+        let names = Names {
+            first: r.text(alias::FIRST_NAME, MAX_NAME_LEN),
+            last: r.text(alias::LAST_NAME, MAX_NAME_LEN),
+        };
         let campaign = r.text(alias::CAMPAIGN, MAX_TEXT_LEN);
-        let cmd = Self { click_id, email, phone, device_id, names, campaign, brand, warnings: r.warnings };
+        let cmd = Self {
+            click_id,
+            email,
+            phone,
+            device_id,
+            names,
+            campaign,
+            brand,
+            warnings: r.warnings,
+        };
         if cmd.identifiers().is_empty() {
             return Err(no_identifier(&cmd.warnings, &LEAD_IDENTIFIERS));
         }
@@ -306,7 +356,11 @@ impl LeadCommand {
 /// name the first of them, so the caller sees which value to fix.
 fn no_identifier(warnings: &[Warning], accepted: &[&'static str]) -> FieldError {
     match warnings.iter().find(|w| accepted.contains(&w.field)) {
-        Some(w) => FieldError { field: w.field, code: w.code, message: w.message.clone() },
+        Some(w) => FieldError {
+            field: w.field,
+            code: w.code,
+            message: w.message.clone(),
+        },
         None => FieldError::missing(accepted[0], format!("one of {} is required", accepted.join(", "))),
     }
 }
@@ -332,9 +386,13 @@ impl PostbackCommand {
     pub fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
         let mut r = Reader::new(fields);
         let kind = r.required(alias::EVENT_TYPE, EventKind::parse)?;
-        let brand = r.strict(alias::POSTBACK_BRAND, Brand::parse)?.unwrap_or_else(|| defaults.brand());
+        let brand = r
+            .strict(alias::POSTBACK_BRAND, Brand::parse)?
+            .unwrap_or_else(|| defaults.brand());
         let amount = r.strict(alias::AMOUNT, Money::parse)?;
-        let currency = r.strict(alias::CURRENCY, Currency::parse)?.unwrap_or_else(|| defaults.currency.clone());
+        let currency = r
+            .strict(alias::CURRENCY, Currency::parse)?
+            .unwrap_or_else(|| defaults.currency.clone());
         let transaction_id = r.strict(alias::TRANSACTION_ID, TransactionId::parse)?;
         let cmd = Self {
             kind,
@@ -358,7 +416,10 @@ impl PostbackCommand {
     pub fn identifiers(&self) -> Vec<Identifier> {
         let mut ids = Vec::new();
         ids.extend(self.click_id.clone().map(Identifier::ClickId));
-        ids.extend(self.user_id.clone().map(|user| Identifier::UserId { operator: self.brand.clone(), user }));
+        ids.extend(self.user_id.clone().map(|user| Identifier::UserId {
+            operator: self.brand.clone(),
+            user,
+        }));
         ids.extend(self.email.clone().map(Identifier::Email));
         ids.extend(self.phone.clone().map(Identifier::Phone));
         ids.extend(self.device_id.clone().map(Identifier::DeviceId));
@@ -376,7 +437,11 @@ mod tests {
     use super::*;
 
     fn defaults() -> Defaults {
-        Defaults { brand: None, currency: Currency::parse("USD").unwrap(), phone_region: PhoneRegion::parse("US").unwrap() }
+        Defaults {
+            brand: None,
+            currency: Currency::parse("USD").unwrap(),
+            phone_region: PhoneRegion::parse("US").unwrap(),
+        }
     }
 
     fn fields(pairs: &[(&str, &str)]) -> Fields {
@@ -385,7 +450,17 @@ mod tests {
 
     #[test]
     fn unreplaced_macros_and_placeholders_are_absent() {
-        for v in ["", "  ", "{user_agent}", "{{clickId}}", "null", "NULL", "undefined", "-1", "anonymous"] {
+        for v in [
+            "",
+            "  ",
+            "{user_agent}",
+            "{{clickId}}",
+            "null",
+            "NULL",
+            "undefined",
+            "-1",
+            "anonymous",
+        ] {
             assert_eq!(meaningful(v), None, "{v:?}");
         }
         assert_eq!(meaningful(" abc "), Some("abc"));
@@ -441,7 +516,13 @@ mod tests {
 
     #[test]
     fn postback_reads_tracker_spellings_and_string_amounts() {
-        let f = fields(&[("et", "FTD"), ("payout", "100.50"), ("txid", "T1"), ("cid", "c1"), ("brand", "Roobet")]);
+        let f = fields(&[
+            ("et", "FTD"),
+            ("payout", "100.50"),
+            ("txid", "T1"),
+            ("cid", "c1"),
+            ("brand", "Roobet"),
+        ]);
         let p = PostbackCommand::parse(&f, &defaults()).unwrap();
         assert_eq!(p.kind, EventKind::Ftd);
         assert_eq!(p.amount.unwrap().to_string(), "100.5");
@@ -455,13 +536,19 @@ mod tests {
         let base = [("eventType", "deposit"), ("clickId", "c1")];
         let mut f = fields(&base);
         f.insert("depositAmount", "ten");
-        assert_eq!(PostbackCommand::parse(&f, &defaults()).unwrap_err().field, "depositAmount");
+        assert_eq!(
+            PostbackCommand::parse(&f, &defaults()).unwrap_err().field,
+            "depositAmount"
+        );
         let mut f = fields(&base);
         f.insert("currency", "DOLLARS");
         assert_eq!(PostbackCommand::parse(&f, &defaults()).unwrap_err().field, "currency");
         let mut f = fields(&base);
         f.insert("depositAmount", "-3");
-        assert_eq!(PostbackCommand::parse(&f, &defaults()).unwrap_err().field, "depositAmount");
+        assert_eq!(
+            PostbackCommand::parse(&f, &defaults()).unwrap_err().field,
+            "depositAmount"
+        );
     }
 
     #[test]
@@ -469,12 +556,28 @@ mod tests {
         let f = fields(&[("event", "registration"), ("operator", "rushbet"), ("userId", "u1")]);
         let p = PostbackCommand::parse(&f, &defaults()).unwrap();
         let ids = p.identifiers();
-        assert_eq!(ids, vec![Identifier::UserId { operator: Brand::parse("rushbet").unwrap(), user: UserId::parse("u1").unwrap() }]);
+        assert_eq!(
+            ids,
+            vec![Identifier::UserId {
+                operator: Brand::parse("rushbet").unwrap(),
+                user: UserId::parse("u1").unwrap()
+            }]
+        );
     }
 
     #[test]
     fn postback_needs_an_event_type_and_an_identifier() {
-        assert_eq!(PostbackCommand::parse(&fields(&[("clickId", "c")]), &defaults()).unwrap_err().field, "eventType");
-        assert_eq!(PostbackCommand::parse(&fields(&[("event", "ftd")]), &defaults()).unwrap_err().field, "clickId");
+        assert_eq!(
+            PostbackCommand::parse(&fields(&[("clickId", "c")]), &defaults())
+                .unwrap_err()
+                .field,
+            "eventType"
+        );
+        assert_eq!(
+            PostbackCommand::parse(&fields(&[("event", "ftd")]), &defaults())
+                .unwrap_err()
+                .field,
+            "clickId"
+        );
     }
 }

@@ -51,7 +51,11 @@ pub const STAGES: [(Milestone, JourneyType, i32); 3] = [
 ];
 
 fn stage_of(m: Milestone) -> (JourneyType, i32) {
-    STAGES.iter().find(|(s, ..)| *s == m).map(|(_, t, n)| (*t, *n)).expect("every milestone has a stage")
+    STAGES
+        .iter()
+        .find(|(s, ..)| *s == m)
+        .map(|(_, t, n)| (*t, *n))
+        .expect("every milestone has a stage")
 }
 
 /// A conversion type as operators name it.
@@ -68,9 +72,16 @@ impl EventKind {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let v = raw.trim();
         if v.len() > 64 || v.chars().any(|c| c.is_control()) {
-            return Err(Invalid::new("invalid_format", "event type must be at most 64 printable characters"));
+            return Err(Invalid::new(
+                "invalid_format",
+                "event type must be at most 64 printable characters",
+            ));
         }
-        let key: String = v.to_ascii_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        let key: String = v
+            .to_ascii_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
         Ok(match key.as_str() {
             "registration" | "reg" | "signup" | "register" | "registered" => Self::Registration,
             "ftd" | "firstdeposit" | "firsttimedeposit" => Self::Ftd,
@@ -143,7 +154,14 @@ pub fn journeys(milestones: &Milestones) -> Vec<Journey> {
         let (milestone, since) = reached.iter().next_back().map(|(m, t)| (*m, *t))?;
         let (journey_type, stage) = stage_of(milestone);
         let started_at = *reached.values().min()?;
-        Some(Journey { brand: brand.clone(), journey_type, stage, milestone, since, started_at })
+        Some(Journey {
+            brand: brand.clone(),
+            journey_type,
+            stage,
+            milestone,
+            since,
+            started_at,
+        })
     };
     match (branded.is_empty(), unbranded) {
         (true, Some(reached)) => view(&Brand::unbranded(), reached).into_iter().collect(),
@@ -175,13 +193,21 @@ mod tests {
         assert_eq!(EventKind::parse("Deposit").unwrap(), EventKind::Deposit);
         assert_eq!(EventKind::parse("first_deposit").unwrap(), EventKind::Ftd);
         assert_eq!(EventKind::parse("Sign-Up").unwrap(), EventKind::Registration);
-        assert_eq!(EventKind::parse(" Approved ").unwrap(), EventKind::Other("Approved".into()));
+        assert_eq!(
+            EventKind::parse(" Approved ").unwrap(),
+            EventKind::Other("Approved".into())
+        );
     }
 
     #[test]
     fn a_touch_starts_acquisition_at_minus_one() {
         let mut m = Milestones::new();
-        reach(&mut m, &brand("rushbet"), Milestone::Touched, datetime!(2026-11-01 10:00 UTC));
+        reach(
+            &mut m,
+            &brand("rushbet"),
+            Milestone::Touched,
+            datetime!(2026-11-01 10:00 UTC),
+        );
         let j = &journeys(&m)[0];
         assert_eq!((j.journey_type, j.stage), (JourneyType::Acquisition, -1));
     }
@@ -190,11 +216,24 @@ mod tests {
     fn registration_is_stage_zero_and_deposit_moves_to_retention_one() {
         let mut m = Milestones::new();
         let b = brand("rushbet");
-        reach(&mut m, &b, EventKind::Registration.milestone(), datetime!(2026-11-01 10:00 UTC));
+        reach(
+            &mut m,
+            &b,
+            EventKind::Registration.milestone(),
+            datetime!(2026-11-01 10:00 UTC),
+        );
         assert_eq!(journeys(&m)[0].stage, 0);
-        reach(&mut m, &b, EventKind::Deposit.milestone(), datetime!(2026-11-02 10:00 UTC));
+        reach(
+            &mut m,
+            &b,
+            EventKind::Deposit.milestone(),
+            datetime!(2026-11-02 10:00 UTC),
+        );
         let j = &journeys(&m)[0];
-        assert_eq!((j.journey_type, j.stage, j.since), (JourneyType::Retention, 1, datetime!(2026-11-02 10:00 UTC)));
+        assert_eq!(
+            (j.journey_type, j.stage, j.since),
+            (JourneyType::Retention, 1, datetime!(2026-11-02 10:00 UTC))
+        );
         assert_eq!(j.started_at, datetime!(2026-11-01 10:00 UTC));
     }
 
@@ -223,8 +262,18 @@ mod tests {
     #[test]
     fn brands_are_independent() {
         let mut m = Milestones::new();
-        reach(&mut m, &brand("rushbet"), Milestone::FirstDeposit, datetime!(2026-11-01 10:00 UTC));
-        reach(&mut m, &brand("roobet"), Milestone::Touched, datetime!(2026-11-01 10:00 UTC));
+        reach(
+            &mut m,
+            &brand("rushbet"),
+            Milestone::FirstDeposit,
+            datetime!(2026-11-01 10:00 UTC),
+        );
+        reach(
+            &mut m,
+            &brand("roobet"),
+            Milestone::Touched,
+            datetime!(2026-11-01 10:00 UTC),
+        );
         let js = journeys(&m);
         let stage = |b: &str| js.iter().find(|j| j.brand.as_str() == b).unwrap().stage;
         assert_eq!((stage("rushbet"), stage("roobet")), (1, -1));
@@ -233,9 +282,19 @@ mod tests {
     #[test]
     fn unbranded_history_is_credited_to_branded_journeys() {
         let mut m = Milestones::new();
-        reach(&mut m, &Brand::unbranded(), Milestone::Touched, datetime!(2026-11-01 09:00 UTC));
+        reach(
+            &mut m,
+            &Brand::unbranded(),
+            Milestone::Touched,
+            datetime!(2026-11-01 09:00 UTC),
+        );
         assert_eq!(journeys(&m)[0].brand.as_str(), "unbranded");
-        reach(&mut m, &brand("rushbet"), Milestone::FirstDeposit, datetime!(2026-11-02 10:00 UTC));
+        reach(
+            &mut m,
+            &brand("rushbet"),
+            Milestone::FirstDeposit,
+            datetime!(2026-11-02 10:00 UTC),
+        );
         let js = journeys(&m);
         assert_eq!(js.len(), 1);
         assert_eq!((js[0].brand.as_str(), js[0].stage), ("rushbet", 1));

@@ -20,15 +20,34 @@ pub enum Write {
     CreateProfile(Profile),
     /// Commutative update of an existing customer that has not been merged away: add
     /// identifiers, reach the milestone, add revenue, set names. Needs no prior read.
-    ApplyTouch { customer: CustomerId, touch: Touch },
+    ApplyTouch {
+        customer: CustomerId,
+        touch: Touch,
+    },
     /// Replaces a profile read at `expected_version` (merges).
-    ReplaceProfile { profile: Profile, expected_version: u64 },
+    ReplaceProfile {
+        profile: Profile,
+        expected_version: u64,
+    },
     /// Turns a profile into a tombstone pointing at its survivor.
-    MarkMerged { customer: CustomerId, into: CustomerId, expected_version: u64, at: OffsetDateTime },
+    MarkMerged {
+        customer: CustomerId,
+        into: CustomerId,
+        expected_version: u64,
+        at: OffsetDateTime,
+    },
     /// Takes an unowned identifier; fails if someone owns it.
-    ClaimIdentifier { identifier: Identifier, customer: CustomerId, at: OffsetDateTime },
+    ClaimIdentifier {
+        identifier: Identifier,
+        customer: CustomerId,
+        at: OffsetDateTime,
+    },
     /// Moves an identifier; fails unless `from` still owns it.
-    RepointIdentifier { identifier: Identifier, from: CustomerId, to: CustomerId },
+    RepointIdentifier {
+        identifier: Identifier,
+        from: CustomerId,
+        to: CustomerId,
+    },
     RecordMerge(MergeRecord),
     /// Fails if the click id was already recorded (the click's idempotency).
     RecordClick(ClickRecord),
@@ -37,7 +56,12 @@ pub enum Write {
     /// Fails if the key is held and not expired (the idempotency of leads and postbacks).
     ClaimDedupe(DedupeClaim),
     /// Per-brand conversion counters and revenue.
-    AddBrandStats { brand: Brand, event_type: String, revenue: Option<(Currency, Money)>, at: OffsetDateTime },
+    AddBrandStats {
+        brand: Brand,
+        event_type: String,
+        revenue: Option<(Currency, Money)>,
+        at: OffsetDateTime,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,11 +145,17 @@ pub fn plan_touch(
             .filter(|i| !owners.contains_key(*i))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
-            .map(|i| Write::ClaimIdentifier { identifier: i.clone(), customer: customer.clone(), at: touch.at })
+            .map(|i| Write::ClaimIdentifier {
+                identifier: i.clone(),
+                customer: customer.clone(),
+                at: touch.at,
+            })
             .collect()
     };
     let repoints = |repoint: BTreeMap<Identifier, (CustomerId, CustomerId)>| {
-        repoint.into_iter().map(|(identifier, (from, to))| Write::RepointIdentifier { identifier, from, to })
+        repoint
+            .into_iter()
+            .map(|(identifier, (from, to))| Write::RepointIdentifier { identifier, from, to })
     };
 
     match resolve(current.values()) {
@@ -133,17 +163,33 @@ pub fn plan_touch(
             let customer = fresh.customer.clone();
             let mut writes = vec![Write::CreateProfile(Profile::new(customer.clone(), touch))];
             writes.extend(claims(&customer));
-            Planned::Ready(TouchPlan { customer, created: true, absorbed: vec![], writes })
+            Planned::Ready(TouchPlan {
+                customer,
+                created: true,
+                absorbed: vec![],
+                writes,
+            })
         }
         Resolution::Existing(customer) => {
-            let mut writes = vec![Write::ApplyTouch { customer: customer.clone(), touch: touch.clone() }];
+            let mut writes = vec![Write::ApplyTouch {
+                customer: customer.clone(),
+                touch: touch.clone(),
+            }];
             writes.extend(claims(&customer));
             writes.extend(repoints(repoint));
-            Planned::Ready(TouchPlan { customer, created: false, absorbed: vec![], writes })
+            Planned::Ready(TouchPlan {
+                customer,
+                created: false,
+                absorbed: vec![],
+                writes,
+            })
         }
         Resolution::Merge { survivor, absorbed } => {
-            let needed: Vec<CustomerId> =
-                std::iter::once(&survivor).chain(&absorbed).filter(|c| !profiles.contains_key(*c)).cloned().collect();
+            let needed: Vec<CustomerId> = std::iter::once(&survivor)
+                .chain(&absorbed)
+                .filter(|c| !profiles.contains_key(*c))
+                .cloned()
+                .collect();
             if !needed.is_empty() {
                 return Planned::NeedProfiles(needed);
             }
@@ -153,7 +199,10 @@ pub fn plan_touch(
             let mut merged = merge(survivor_profile, &absorbed_profiles, touch.at);
             merged.apply(touch);
 
-            let mut writes = vec![Write::ReplaceProfile { profile: merged, expected_version }];
+            let mut writes = vec![Write::ReplaceProfile {
+                profile: merged,
+                expected_version,
+            }];
             let mut absorbed_identifiers = BTreeMap::new();
             for p in &absorbed_profiles {
                 writes.push(Write::MarkMerged {
@@ -179,7 +228,12 @@ pub fn plan_touch(
                 absorbed_identifiers,
                 at: touch.at,
             }));
-            Planned::Ready(TouchPlan { customer: survivor, created: false, absorbed, writes })
+            Planned::Ready(TouchPlan {
+                customer: survivor,
+                created: false,
+                absorbed,
+                writes,
+            })
         }
     }
 }
@@ -195,13 +249,23 @@ fn digest(parts: &[&str]) -> String {
 
 /// The idempotency key of a postback: the operator's transaction id when it sent one (held
 /// forever), else a fingerprint of the normalised payload (held for `window`).
-pub fn postback_dedupe_key(cmd: &PostbackCommand, at: OffsetDateTime, window: Duration) -> (String, Option<OffsetDateTime>) {
+pub fn postback_dedupe_key(
+    cmd: &PostbackCommand,
+    at: OffsetDateTime,
+    window: Duration,
+) -> (String, Option<OffsetDateTime>) {
     if let Some(txid) = &cmd.transaction_id {
         return (format!("TXN#{}#{}", cmd.brand, txid), None);
     }
     let ids: Vec<String> = cmd.identifiers().iter().map(Identifier::tag).collect();
     let amount = cmd.amount.map(|a| a.to_string()).unwrap_or_default();
-    let mut parts = vec!["postback", cmd.kind.as_str(), cmd.brand.as_str(), &amount, cmd.currency.as_str()];
+    let mut parts = vec![
+        "postback",
+        cmd.kind.as_str(),
+        cmd.brand.as_str(),
+        &amount,
+        cmd.currency.as_str(),
+    ];
     parts.extend(ids.iter().map(String::as_str));
     (format!("FP#{}", digest(&parts)), Some(at + window))
 }
@@ -232,7 +296,10 @@ mod tests {
         CustomerId::parse(&format!("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a{n:02}")).unwrap()
     }
     fn fresh() -> FreshIds {
-        FreshIds { customer: cid(99), merge: "m1".into() }
+        FreshIds {
+            customer: cid(99),
+            merge: "m1".into(),
+        }
     }
     fn click(s: &str) -> Identifier {
         Identifier::ClickId(ClickId::parse(s).unwrap())
@@ -259,22 +326,44 @@ mod tests {
 
     #[test]
     fn unknown_identifiers_create_a_customer_claiming_all_of_them() {
-        let plan = ready(plan_touch(&touch(vec![click("c1"), email("a@b.co")]), &Owners::new(), &BTreeMap::new(), &fresh(), "click"));
+        let plan = ready(plan_touch(
+            &touch(vec![click("c1"), email("a@b.co")]),
+            &Owners::new(),
+            &BTreeMap::new(),
+            &fresh(),
+            "click",
+        ));
         assert!(plan.created);
         assert_eq!(plan.customer, cid(99));
         assert!(matches!(plan.writes[0], Write::CreateProfile(ref p) if p.identifiers.len() == 2));
-        assert_eq!(plan.writes.iter().filter(|w| matches!(w, Write::ClaimIdentifier { .. })).count(), 2);
+        assert_eq!(
+            plan.writes
+                .iter()
+                .filter(|w| matches!(w, Write::ClaimIdentifier { .. }))
+                .count(),
+            2
+        );
     }
 
     #[test]
     fn known_identifier_attaches_new_ones_to_its_owner_without_reading_the_profile() {
         let owners = Owners::from([(click("c1"), cid(1))]);
-        let plan = ready(plan_touch(&touch(vec![click("c1"), email("a@b.co")]), &owners, &BTreeMap::new(), &fresh(), "lead"));
+        let plan = ready(plan_touch(
+            &touch(vec![click("c1"), email("a@b.co")]),
+            &owners,
+            &BTreeMap::new(),
+            &fresh(),
+            "lead",
+        ));
         assert_eq!((plan.customer.clone(), plan.created), (cid(1), false));
         assert!(matches!(plan.writes[0], Write::ApplyTouch { ref customer, .. } if *customer == cid(1)));
         assert_eq!(
             plan.writes[1],
-            Write::ClaimIdentifier { identifier: email("a@b.co"), customer: cid(1), at: T0 }
+            Write::ClaimIdentifier {
+                identifier: email("a@b.co"),
+                customer: cid(1),
+                at: T0
+            }
         );
         assert_eq!(plan.writes.len(), 2);
     }
@@ -283,19 +372,39 @@ mod tests {
     fn identifiers_of_two_customers_ask_for_their_profiles_then_merge_into_the_oldest() {
         let owners = Owners::from([(click("c2"), cid(2)), (email("a@b.co"), cid(1))]);
         let t = touch(vec![click("c2"), email("a@b.co")]);
-        assert_eq!(plan_touch(&t, &owners, &BTreeMap::new(), &fresh(), "lead"), Planned::NeedProfiles(vec![cid(1), cid(2)]));
+        assert_eq!(
+            plan_touch(&t, &owners, &BTreeMap::new(), &fresh(), "lead"),
+            Planned::NeedProfiles(vec![cid(1), cid(2)])
+        );
 
         let mut p1 = Profile::new(cid(1), &touch(vec![email("a@b.co")]));
         p1.version = 4;
         let p2 = Profile::new(cid(2), &touch(vec![click("c2"), click("c3")]));
         let profiles = BTreeMap::from([(cid(1), p1), (cid(2), p2)]);
-        let plan = ready(plan_touch(&t, &owners, &profiles, &fresh(), "lead linked EMAIL, CLICK_ID"));
+        let plan = ready(plan_touch(
+            &t,
+            &owners,
+            &profiles,
+            &fresh(),
+            "lead linked EMAIL, CLICK_ID",
+        ));
 
         assert_eq!((plan.customer.clone(), plan.absorbed.clone()), (cid(1), vec![cid(2)]));
-        assert!(matches!(plan.writes[0], Write::ReplaceProfile { expected_version: 4, ref profile } if profile.identifiers.len() == 3));
-        assert!(plan.writes.contains(&Write::MarkMerged { customer: cid(2), into: cid(1), expected_version: 1, at: T0 }));
+        assert!(
+            matches!(plan.writes[0], Write::ReplaceProfile { expected_version: 4, ref profile } if profile.identifiers.len() == 3)
+        );
+        assert!(plan.writes.contains(&Write::MarkMerged {
+            customer: cid(2),
+            into: cid(1),
+            expected_version: 1,
+            at: T0
+        }));
         for c in ["c2", "c3"] {
-            assert!(plan.writes.contains(&Write::RepointIdentifier { identifier: click(c), from: cid(2), to: cid(1) }));
+            assert!(plan.writes.contains(&Write::RepointIdentifier {
+                identifier: click(c),
+                from: cid(2),
+                to: cid(1)
+            }));
         }
         assert!(matches!(plan.writes.last(), Some(Write::RecordMerge(m)) if m.absorbed == vec![cid(2)]));
     }
@@ -306,13 +415,20 @@ mod tests {
         let mut tomb = Profile::new(cid(2), &touch(vec![click("c2")]));
         tomb.merged_into = Some(cid(1));
         let profiles = BTreeMap::from([(cid(2), tomb)]);
-        assert_eq!(plan_touch(&touch(vec![click("c2")]), &owners, &profiles, &fresh(), "x"), Planned::NeedProfiles(vec![cid(1)]));
+        assert_eq!(
+            plan_touch(&touch(vec![click("c2")]), &owners, &profiles, &fresh(), "x"),
+            Planned::NeedProfiles(vec![cid(1)])
+        );
 
         let mut profiles = profiles;
         profiles.insert(cid(1), Profile::new(cid(1), &touch(vec![click("c1")])));
         let plan = ready(plan_touch(&touch(vec![click("c2")]), &owners, &profiles, &fresh(), "x"));
         assert_eq!(plan.customer, cid(1));
-        assert!(plan.writes.contains(&Write::RepointIdentifier { identifier: click("c2"), from: cid(2), to: cid(1) }));
+        assert!(plan.writes.contains(&Write::RepointIdentifier {
+            identifier: click("c2"),
+            from: cid(2),
+            to: cid(1)
+        }));
     }
 
     #[test]
@@ -322,19 +438,38 @@ mod tests {
             currency: Currency::parse("USD").unwrap(),
             phone_region: crate::values::PhoneRegion::parse("US").unwrap(),
         };
-        let f: crate::input::Fields =
-            [("event", "deposit"), ("clickId", "c1"), ("txid", "T-9"), ("operator", "rushbet")].into_iter().collect();
+        let f: crate::input::Fields = [
+            ("event", "deposit"),
+            ("clickId", "c1"),
+            ("txid", "T-9"),
+            ("operator", "rushbet"),
+        ]
+        .into_iter()
+        .collect();
         let cmd = PostbackCommand::parse(&f, &defaults).unwrap();
-        assert_eq!(postback_dedupe_key(&cmd, T0, Duration::hours(24)), ("TXN#rushbet#T-9".to_owned(), None));
+        assert_eq!(
+            postback_dedupe_key(&cmd, T0, Duration::hours(24)),
+            ("TXN#rushbet#T-9".to_owned(), None)
+        );
 
-        let f: crate::input::Fields = [("event", "deposit"), ("clickId", "c1"), ("amount", "100")].into_iter().collect();
+        let f: crate::input::Fields = [("event", "deposit"), ("clickId", "c1"), ("amount", "100")]
+            .into_iter()
+            .collect();
         let a = PostbackCommand::parse(&f, &defaults).unwrap();
-        let f: crate::input::Fields = [("event", "deposit"), ("clickId", "c1"), ("amount", "100.00")].into_iter().collect();
+        let f: crate::input::Fields = [("event", "deposit"), ("clickId", "c1"), ("amount", "100.00")]
+            .into_iter()
+            .collect();
         let b = PostbackCommand::parse(&f, &defaults).unwrap();
         let (ka, ea) = postback_dedupe_key(&a, T0, Duration::hours(24));
-        assert_eq!(ka, postback_dedupe_key(&b, T0, Duration::hours(24)).0, "same payload, same fingerprint");
+        assert_eq!(
+            ka,
+            postback_dedupe_key(&b, T0, Duration::hours(24)).0,
+            "same payload, same fingerprint"
+        );
         assert_eq!(ea, Some(T0 + Duration::hours(24)));
-        let f: crate::input::Fields = [("event", "deposit"), ("clickId", "c1"), ("amount", "101")].into_iter().collect();
+        let f: crate::input::Fields = [("event", "deposit"), ("clickId", "c1"), ("amount", "101")]
+            .into_iter()
+            .collect();
         let c = PostbackCommand::parse(&f, &defaults).unwrap();
         assert_ne!(ka, postback_dedupe_key(&c, T0, Duration::hours(24)).0);
     }

@@ -63,8 +63,7 @@ impl Profile {
         self.identifiers.extend(touch.identifiers.iter().cloned());
         journey::reach(&mut self.milestones, &touch.brand, touch.milestone, touch.at);
         if let Some((currency, amount)) = &touch.revenue {
-            let total = self.revenue.entry(currency.clone()).or_default();
-            *total = total.add(*amount);
+            *self.revenue.entry(currency.clone()).or_default() += *amount;
         }
         if touch.names.first.is_some() {
             self.first_name = touch.names.first.clone();
@@ -89,8 +88,7 @@ pub fn merge(mut survivor: Profile, absorbed: &[Profile], at: OffsetDateTime) ->
         survivor.identifiers.extend(other.identifiers.iter().cloned());
         journey::union(&mut survivor.milestones, &other.milestones);
         for (currency, amount) in &other.revenue {
-            let total = survivor.revenue.entry(currency.clone()).or_default();
-            *total = total.add(*amount);
+            *survivor.revenue.entry(currency.clone()).or_default() += *amount;
         }
         survivor.first_name = survivor.first_name.or_else(|| other.first_name.clone());
         survivor.last_name = survivor.last_name.or_else(|| other.last_name.clone());
@@ -131,9 +129,24 @@ mod tests {
     #[test]
     fn applying_a_deposit_adds_revenue_and_advances_the_journey() {
         let t0 = datetime!(2026-11-01 10:00 UTC);
-        let mut p = Profile::new(cid(1), &touch(vec![click("c1")], "rushbet", Milestone::Touched, None, t0));
-        p.apply(&touch(vec![], "rushbet", Milestone::FirstDeposit, Some("100"), t0 + time::Duration::hours(1)));
-        p.apply(&touch(vec![], "rushbet", Milestone::FirstDeposit, Some("50.5"), t0 + time::Duration::hours(2)));
+        let mut p = Profile::new(
+            cid(1),
+            &touch(vec![click("c1")], "rushbet", Milestone::Touched, None, t0),
+        );
+        p.apply(&touch(
+            vec![],
+            "rushbet",
+            Milestone::FirstDeposit,
+            Some("100"),
+            t0 + time::Duration::hours(1),
+        ));
+        p.apply(&touch(
+            vec![],
+            "rushbet",
+            Milestone::FirstDeposit,
+            Some("50.5"),
+            t0 + time::Duration::hours(2),
+        ));
         assert_eq!(p.revenue[&Currency::parse("USD").unwrap()].to_string(), "150.5");
         assert_eq!(p.journeys()[0].stage, 1);
         assert_eq!(p.version, 3);
@@ -142,7 +155,10 @@ mod tests {
     #[test]
     fn merge_unites_identifiers_keeps_most_advanced_journey_and_adds_revenue() {
         let t0 = datetime!(2026-11-01 10:00 UTC);
-        let mut a = Profile::new(cid(1), &touch(vec![click("c1")], "rushbet", Milestone::Touched, None, t0));
+        let mut a = Profile::new(
+            cid(1),
+            &touch(vec![click("c1")], "rushbet", Milestone::Touched, None, t0),
+        );
         a.first_name = Some("Juan".into());
         let b_touch = touch(vec![click("c2")], "rushbet", Milestone::FirstDeposit, Some("100"), t0);
         let mut b = Profile::new(cid(2), &b_touch);
@@ -155,7 +171,10 @@ mod tests {
         assert_eq!(m.identifiers.len(), 3);
         assert_eq!(m.journeys()[0].stage, 1);
         assert_eq!(m.revenue[&Currency::parse("USD").unwrap()].to_string(), "100");
-        assert_eq!((m.first_name.as_deref(), m.last_name.as_deref()), (Some("Juan"), Some("Pérez")));
+        assert_eq!(
+            (m.first_name.as_deref(), m.last_name.as_deref()),
+            (Some("Juan"), Some("Pérez"))
+        );
         assert_eq!(m.merged_from, BTreeSet::from([cid(2), cid(3)]));
     }
 }

@@ -19,7 +19,10 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -32,10 +35,16 @@ fn opaque_id(raw: &str, what: &str) -> Result<String, Invalid> {
         return Err(Invalid::new("missing", format!("{what} is empty")));
     }
     if value.len() > MAX_ID_LEN {
-        return Err(Invalid::new("too_long", format!("{what} is longer than {MAX_ID_LEN} bytes")));
+        return Err(Invalid::new(
+            "too_long",
+            format!("{what} is longer than {MAX_ID_LEN} bytes"),
+        ));
     }
     if value.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(Invalid::new("invalid_format", format!("{what} contains whitespace or control characters")));
+        return Err(Invalid::new(
+            "invalid_format",
+            format!("{what} contains whitespace or control characters"),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -112,7 +121,11 @@ impl CustomerId {
                 8 | 13 | 18 | 23 => c == '-',
                 _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
             });
-        if ok { Ok(Self(value.to_owned())) } else { Err(Invalid::new("invalid_format", "not a customer id")) }
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(Invalid::new("invalid_format", "not a customer id"))
+        }
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -144,16 +157,25 @@ pub struct Email(String);
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let value = raw.trim().to_ascii_lowercase();
-        let bad = |why: &str| Err(Invalid::new("invalid_format", format!("not a valid email address: {why}")));
+        let bad = |why: &str| {
+            Err(Invalid::new(
+                "invalid_format",
+                format!("not a valid email address: {why}"),
+            ))
+        };
         if value.len() > 254 {
             return bad("longer than 254 characters");
         }
-        let Some((local, domain)) = value.split_once('@') else { return bad("missing @") };
+        let Some((local, domain)) = value.split_once('@') else {
+            return bad("missing @");
+        };
         if local.is_empty() || local.len() > 64 {
             return bad("local part must be 1 to 64 characters");
         }
         const LOCAL_SPECIALS: &str = "!#$%&'*+/=?^_`{|}~.-";
-        if !local.chars().all(|c| c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(c))
+        if !local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(c))
             || local.starts_with('.')
             || local.ends_with('.')
             || local.contains("..")
@@ -230,14 +252,21 @@ impl PhoneE164 {
         let number = phonenumber::parse(Some(default_region.0), &normalized)
             .map_err(|_| Invalid::new("invalid_format", "not a phone number"))?;
         if !phonenumber::is_valid(&number) {
-            return Err(Invalid::new("invalid_phone", "not a valid phone number for its country"));
+            return Err(Invalid::new(
+                "invalid_phone",
+                "not a valid phone number for its country",
+            ));
         }
         Ok(Self(number.format().mode(phonenumber::Mode::E164).to_string()))
     }
     /// Reads back a number we stored ourselves.
     fn from_stored(raw: &str) -> Result<Self, Invalid> {
         let ok = raw.len() > 2 && raw.starts_with('+') && raw[1..].chars().all(|c| c.is_ascii_digit());
-        if ok { Ok(Self(raw.to_owned())) } else { Err(Invalid::new("invalid_format", "not an E.164 number")) }
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(Invalid::new("invalid_format", "not an E.164 number"))
+        }
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -280,7 +309,10 @@ impl Brand {
         if ok {
             Ok(Self(value))
         } else {
-            Err(Invalid::new("invalid_format", "brand must be 1-64 letters, digits, '-' or '_'"))
+            Err(Invalid::new(
+                "invalid_format",
+                "brand must be 1-64 letters, digits, '-' or '_'",
+            ))
         }
     }
     pub fn unbranded() -> Self {
@@ -336,7 +368,10 @@ impl Currency {
         if CURRENCIES.contains(&value.as_str()) {
             Ok(Self(value))
         } else {
-            Err(Invalid::new("invalid_currency", format!("{:?} is not an ISO 4217 currency code", raw.trim())))
+            Err(Invalid::new(
+                "invalid_currency",
+                format!("{:?} is not an ISO 4217 currency code", raw.trim()),
+            ))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -395,8 +430,18 @@ impl Money {
     pub fn is_zero(&self) -> bool {
         self.0.is_zero()
     }
-    pub fn add(self, other: Money) -> Money {
+}
+
+impl std::ops::Add for Money {
+    type Output = Money;
+    fn add(self, other: Money) -> Money {
         Money((self.0 + other.0).normalize())
+    }
+}
+
+impl std::ops::AddAssign for Money {
+    fn add_assign(&mut self, other: Money) {
+        *self = *self + other;
     }
 }
 
@@ -442,21 +487,43 @@ mod tests {
 
     #[test]
     fn email_is_trimmed_and_lowercased() {
-        assert_eq!(Email::parse("  TestUser@Example.COM ").unwrap().as_str(), "testuser@example.com");
+        assert_eq!(
+            Email::parse("  TestUser@Example.COM ").unwrap().as_str(),
+            "testuser@example.com"
+        );
     }
 
     #[test]
     fn malformed_emails_are_rejected() {
-        for bad in ["", "plain", "a@b", "a@@b.com", "a b@c.com", ".a@b.com", "a..b@c.com", "a@-b.com", "a@b.1"] {
+        for bad in [
+            "",
+            "plain",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            ".a@b.com",
+            "a..b@c.com",
+            "a@-b.com",
+            "a@b.1",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }
 
     #[test]
     fn phone_is_normalised_to_e164() {
-        assert_eq!(PhoneE164::parse("+51 999 888 777", us()).unwrap().as_str(), "+51999888777");
-        assert_eq!(PhoneE164::parse("0051999888777", us()).unwrap().as_str(), "+51999888777");
-        assert_eq!(PhoneE164::parse("(201) 555-0123", us()).unwrap().as_str(), "+12015550123");
+        assert_eq!(
+            PhoneE164::parse("+51 999 888 777", us()).unwrap().as_str(),
+            "+51999888777"
+        );
+        assert_eq!(
+            PhoneE164::parse("0051999888777", us()).unwrap().as_str(),
+            "+51999888777"
+        );
+        assert_eq!(
+            PhoneE164::parse("(201) 555-0123", us()).unwrap().as_str(),
+            "+12015550123"
+        );
         let peru = PhoneRegion::parse("pe").unwrap();
         assert_eq!(PhoneE164::parse("999888777", peru).unwrap().as_str(), "+51999888777");
     }
@@ -471,7 +538,8 @@ mod tests {
     #[test]
     fn money_is_exact_and_non_negative() {
         assert_eq!(Money::parse("100").unwrap().to_string(), "100");
-        assert_eq!(Money::parse("0.1").unwrap().add(Money::parse("0.2").unwrap()).to_string(), "0.3");
+        let sum = Money::parse("0.1").unwrap() + Money::parse("0.2").unwrap();
+        assert_eq!(sum.to_string(), "0.3");
         assert_eq!(Money::parse("49,90").unwrap().to_string(), "49.9");
         assert_eq!(Money::parse("1e2").unwrap().to_string(), "100");
         assert!(Money::parse("-5").is_err());

@@ -89,16 +89,30 @@ impl Config {
             .parse()
             .ok()
             .filter(|h| (1..=24 * 90).contains(h))
-            .ok_or_else(|| err("DEDUPE_WINDOW_HOURS", "must be a whole number of hours from 1 to 2160".into()))?;
+            .ok_or_else(|| {
+                err(
+                    "DEDUPE_WINDOW_HOURS",
+                    "must be a whole number of hours from 1 to 2160".into(),
+                )
+            })?;
         let cors_origins = match get("CORS_ALLOWED_ORIGINS").as_deref() {
             None | Some("*") => CorsOrigins::Any,
-            Some(list) => CorsOrigins::List(list.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect()),
+            Some(list) => CorsOrigins::List(
+                list.split(',')
+                    .map(|o| o.trim().to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect(),
+            ),
         };
         Ok(Self {
             table_name,
             admin_api_key: secret("ADMIN_API_KEY")?,
             ingest_token: secret("INGEST_TOKEN")?,
-            defaults: Defaults { brand, currency, phone_region },
+            defaults: Defaults {
+                brand,
+                currency,
+                phone_region,
+            },
             dedupe_window: Duration::hours(window_hours),
             cors_origins,
         })
@@ -127,9 +141,24 @@ mod tests {
     #[test]
     fn bad_values_name_their_variable() {
         assert_eq!(config(&[]).unwrap_err().var, "TABLE_NAME");
-        assert_eq!(config(&[("TABLE_NAME", "t"), ("DEFAULT_CURRENCY", "XYZ")]).unwrap_err().var, "DEFAULT_CURRENCY");
-        assert_eq!(config(&[("TABLE_NAME", "t"), ("ADMIN_API_KEY", "short")]).unwrap_err().var, "ADMIN_API_KEY");
-        assert_eq!(config(&[("TABLE_NAME", "t"), ("DEDUPE_WINDOW_HOURS", "0")]).unwrap_err().var, "DEDUPE_WINDOW_HOURS");
+        assert_eq!(
+            config(&[("TABLE_NAME", "t"), ("DEFAULT_CURRENCY", "XYZ")])
+                .unwrap_err()
+                .var,
+            "DEFAULT_CURRENCY"
+        );
+        assert_eq!(
+            config(&[("TABLE_NAME", "t"), ("ADMIN_API_KEY", "short")])
+                .unwrap_err()
+                .var,
+            "ADMIN_API_KEY"
+        );
+        assert_eq!(
+            config(&[("TABLE_NAME", "t"), ("DEDUPE_WINDOW_HOURS", "0")])
+                .unwrap_err()
+                .var,
+            "DEDUPE_WINDOW_HOURS"
+        );
     }
 
     #[test]

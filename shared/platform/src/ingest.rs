@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use crm_core::identity::{Identifier, Owners};
 use crm_core::input::{ClickCommand, LeadCommand, Names, PostbackCommand};
 use crm_core::journey::Milestone;
-use crm_core::plan::{DedupeClaim, FreshIds, Planned, TouchPlan, Write, lead_dedupe_key, postback_dedupe_key, plan_touch};
+use crm_core::plan::{
+    DedupeClaim, FreshIds, Planned, TouchPlan, Write, lead_dedupe_key, plan_touch, postback_dedupe_key,
+};
 use crm_core::profile::{Profile, Touch};
 use crm_core::records::{ClickRecord, EventRecord, LeadRecord};
 use crm_core::values::CustomerId;
@@ -45,7 +47,10 @@ fn new_id() -> String {
 }
 
 fn fresh_ids() -> FreshIds {
-    FreshIds { customer: CustomerId::parse(&new_id()).expect("uuid v7 is a customer id"), merge: new_id() }
+    FreshIds {
+        customer: CustomerId::parse(&new_id()).expect("uuid v7 is a customer id"),
+        merge: new_id(),
+    }
 }
 
 /// What the endpoint adds to the touch's writes: its record and idempotency claim.
@@ -71,10 +76,19 @@ async fn commit_touch(
             tokio::time::sleep(std::time::Duration::from_millis(5 * attempt as u64 + jitter)).await;
         }
         // First attempt of a click: assume everything is new and skip the read entirely.
-        let owners = if attempt == 0 && optimistic { Owners::new() } else { store.owners(&touch.identifiers).await? };
+        let owners = if attempt == 0 && optimistic {
+            Owners::new()
+        } else {
+            store.owners(&touch.identifiers).await?
+        };
         // After a lost race, also read the owners' profiles to see through merge tombstones.
         let mut profiles: BTreeMap<CustomerId, Profile> = if attempt > 0 {
-            let ids: Vec<CustomerId> = owners.values().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            let ids: Vec<CustomerId> = owners
+                .values()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
             store.profiles(&ids).await?
         } else {
             BTreeMap::new()
@@ -128,8 +142,18 @@ fn done(plan: TouchPlan, record_id: String) -> Outcome {
 
 async fn duplicate(store: &Store, customer: CustomerId, record_id: String) -> Result<Outcome, IngestError> {
     // The customer may have been merged since; answer with the survivor.
-    let customer = store.current_profile(&customer).await?.map(|p| p.id).unwrap_or(customer);
-    Ok(Outcome { customer, record_id, duplicate: true, customer_created: false, merged: vec![] })
+    let customer = store
+        .current_profile(&customer)
+        .await?
+        .map(|p| p.id)
+        .unwrap_or(customer);
+    Ok(Outcome {
+        customer,
+        record_id,
+        duplicate: true,
+        customer_created: false,
+        merged: vec![],
+    })
 }
 
 pub async fn click(store: &Store, cmd: ClickCommand, now: OffsetDateTime) -> Result<Outcome, IngestError> {
@@ -156,13 +180,20 @@ pub async fn click(store: &Store, cmd: ClickCommand, now: OffsetDateTime) -> Res
         Committed::Done(plan) => Ok(done(plan, cmd.click_id.to_string())),
         Committed::Duplicate => {
             let owner = store.click_owner(cmd.click_id.as_str()).await?;
-            let owner = owner.ok_or_else(|| StoreError::Unavailable("click vanished after its duplicate check".into()))?;
+            let owner =
+                owner.ok_or_else(|| StoreError::Unavailable("click vanished after its duplicate check".into()))?;
             duplicate(store, owner, cmd.click_id.to_string()).await
         }
     }
 }
 
-fn dedupe_claim(key: &str, expires_at: Option<OffsetDateTime>, record_id: &str, plan: &TouchPlan, now: OffsetDateTime) -> Write {
+fn dedupe_claim(
+    key: &str,
+    expires_at: Option<OffsetDateTime>,
+    record_id: &str,
+    plan: &TouchPlan,
+    now: OffsetDateTime,
+) -> Write {
     Write::ClaimDedupe(DedupeClaim {
         key: key.to_owned(),
         record_id: record_id.to_owned(),
@@ -180,7 +211,12 @@ async fn repeated(store: &Store, key: &str) -> Result<Outcome, IngestError> {
     duplicate(store, customer, record).await
 }
 
-pub async fn lead(store: &Store, config: &Config, cmd: LeadCommand, now: OffsetDateTime) -> Result<Outcome, IngestError> {
+pub async fn lead(
+    store: &Store,
+    config: &Config,
+    cmd: LeadCommand,
+    now: OffsetDateTime,
+) -> Result<Outcome, IngestError> {
     let identifiers = cmd.identifiers();
     let (key, expires_at) = lead_dedupe_key(&cmd, now, config.dedupe_window);
     let lead_id = new_id();
@@ -216,7 +252,12 @@ pub async fn lead(store: &Store, config: &Config, cmd: LeadCommand, now: OffsetD
     }
 }
 
-pub async fn postback(store: &Store, config: &Config, cmd: PostbackCommand, now: OffsetDateTime) -> Result<Outcome, IngestError> {
+pub async fn postback(
+    store: &Store,
+    config: &Config,
+    cmd: PostbackCommand,
+    now: OffsetDateTime,
+) -> Result<Outcome, IngestError> {
     let identifiers = cmd.identifiers();
     let (key, expires_at) = postback_dedupe_key(&cmd, now, config.dedupe_window);
     let event_id = new_id();

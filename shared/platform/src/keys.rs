@@ -54,7 +54,9 @@ impl Activity {
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Click, Self::Lead, Self::Event, Self::Merge].into_iter().find(|a| a.as_str() == raw)
+        [Self::Click, Self::Lead, Self::Event, Self::Merge]
+            .into_iter()
+            .find(|a| a.as_str() == raw)
     }
 }
 
@@ -120,7 +122,10 @@ mod tests {
         assert_eq!(identifier_pk(&click), "IDENT#CLICK_ID#TEST_CLICK_001");
         assert_eq!(activity_pk(Activity::Click, "TEST_CLICK_001"), "CLICK#TEST_CLICK_001");
         let at = datetime!(2026-11-22 02:25:01.5 UTC);
-        assert_eq!(timeline_sk(at, Activity::Lead, "l1"), "2026-11-22T02:25:01.500Z#LEAD#l1");
+        assert_eq!(
+            timeline_sk(at, Activity::Lead, "l1"),
+            "2026-11-22T02:25:01.500Z#LEAD#l1"
+        );
         assert_eq!(feed_pk(Activity::Event, "2026-11-22"), "FEED#EVENT#2026-11-22");
         assert_eq!(feed_sk(at, "e1"), "2026-11-22T02:25:01.500Z#e1");
         assert_eq!(dedupe_pk("TXN#rushbet#T1"), "DEDUPE#TXN#rushbet#T1");

@@ -7,7 +7,12 @@ pub fn init() {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     let result = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         // CloudWatch stamps each line itself.
-        builder.json().flatten_event(true).without_time().with_current_span(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .without_time()
+            .with_current_span(false)
+            .try_init()
     } else {
         builder.compact().try_init()
     };

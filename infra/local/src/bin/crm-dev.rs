@@ -8,9 +8,13 @@ use crm_platform::AppState;
 async fn main() -> anyhow::Result<()> {
     crm_platform::telemetry::init();
     let state = AppState::from_env().await?;
-    crm_local::ensure_table(state.store.client(), state.store.table()).await.context("creating the local table")?;
+    crm_local::ensure_table(state.store.client(), state.store.table())
+        .await
+        .context("creating the local table")?;
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3005);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("binding port {port}"))?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("binding port {port}"))?;
     let base = format!("http://localhost:{port}");
     println!("\nCRM dev server on {base} (table {})", state.store.table());
     for f in &crm_local::FUNCTIONS {

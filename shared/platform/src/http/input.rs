@@ -50,7 +50,10 @@ impl<S: Send + Sync> FromRequest<S> for IngestFields {
         if let Some(query) = parts.uri.query() {
             parse_pairs(query, &mut fields)?;
         }
-        let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
         if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
             return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
         }
@@ -63,7 +66,8 @@ impl<S: Send + Sync> FromRequest<S> for IngestFields {
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-            let text = || std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("invalid_body", "body is not UTF-8"));
+            let text =
+                || std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("invalid_body", "body is not UTF-8"));
             match content_type.as_deref() {
                 Some("application/json") => parse_json(&bytes, &mut fields)?,
                 Some(ct) if ct.ends_with("+json") => parse_json(&bytes, &mut fields)?,
@@ -71,7 +75,11 @@ impl<S: Send + Sync> FromRequest<S> for IngestFields {
                 // Some senders (raw webhooks, sendBeacon) omit or mislabel the type: sniff.
                 None | Some("text/plain") => {
                     let t = text()?;
-                    if t.trim_start().starts_with('{') { parse_json(&bytes, &mut fields)? } else { parse_pairs(t, &mut fields)? }
+                    if t.trim_start().starts_with('{') {
+                        parse_json(&bytes, &mut fields)?
+                    } else {
+                        parse_pairs(t, &mut fields)?
+                    }
                 }
                 Some(_) => return Err(ApiError::UnsupportedMediaType),
             }

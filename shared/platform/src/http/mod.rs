@@ -35,7 +35,10 @@ pub struct ApiPath<T>(pub T);
 impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiPath<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state).await.map(|p| Self(p.0)).map_err(|_| ApiError::NotFound)
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|_| ApiError::NotFound)
     }
 }
 
@@ -71,7 +74,10 @@ fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (std::borrow::Cow<
     query.split('&').filter_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let decode = |s: &'_ str| -> Option<String> {
-            serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("x={s}")).ok()?.pop().map(|(_, v)| v)
+            serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("x={s}"))
+                .ok()?
+                .pop()
+                .map(|(_, v)| v)
         };
         Some((decode(k)?.into(), decode(v)?.into()))
     })
@@ -79,9 +85,17 @@ fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (std::borrow::Cow<
 
 /// Ingest authentication: when `INGEST_TOKEN` is set, the request must carry it as
 /// `X-Api-Key` or `?token=` (trackers and operators can only put it in the URL).
-pub async fn require_ingest_token(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_ingest_token(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     if let Some(expected) = &state.config.ingest_token {
-        let header = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = req
+            .headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let given = header.or_else(|| query_param(req.uri().query(), "token").map(|t| t.into_owned()));
         if !given.is_some_and(|g| expected.matches(&g)) {
             return Err(ApiError::Unauthorized);

@@ -26,7 +26,10 @@ fn ts(t: OffsetDateTime) -> AttributeValue {
 }
 
 fn corrupt(key: &str, message: impl Into<String>) -> StoreError {
-    StoreError::Corrupt { key: key.to_owned(), message: message.into() }
+    StoreError::Corrupt {
+        key: key.to_owned(),
+        message: message.into(),
+    }
 }
 
 pub(super) fn string(item: &Item, attr: &str, key: &str) -> Result<String, StoreError> {
@@ -87,7 +90,13 @@ fn put(table: &str, item: Item, condition: &str, expr: Expr) -> Result<TransactW
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
-fn update(table: &str, key: Item, update_expr: String, condition: Option<&str>, expr: Expr) -> Result<TransactWriteItem, StoreError> {
+fn update(
+    table: &str,
+    key: Item,
+    update_expr: String,
+    condition: Option<&str>,
+    expr: Expr,
+) -> Result<TransactWriteItem, StoreError> {
     let update = Update::builder()
         .table_name(table)
         .set_key(Some(key))
@@ -117,7 +126,10 @@ fn record_item<T: Serialize>(
     item.insert(keys::GSI1PK.into(), s(keys::customer_pk(customer)));
     item.insert(keys::GSI1SK.into(), s(keys::timeline_sk(at, kind, id)));
     if feed {
-        item.insert(keys::GSI2PK.into(), s(keys::feed_pk(kind, &crm_core::values::day_of(at))));
+        item.insert(
+            keys::GSI2PK.into(),
+            s(keys::feed_pk(kind, &crm_core::values::day_of(at))),
+        );
         item.insert(keys::GSI2SK.into(), s(keys::feed_sk(at, id)));
     }
     Ok(item)
@@ -129,8 +141,14 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
     let mut e = Expr::default();
     match write {
         Write::CreateProfile(p) => put(table, profile_item(p), NOT_EXISTS, e),
-        Write::ReplaceProfile { profile, expected_version } => {
-            let cond = format!("version = {} AND attribute_not_exists(mergedInto)", e.value(n(expected_version)));
+        Write::ReplaceProfile {
+            profile,
+            expected_version,
+        } => {
+            let cond = format!(
+                "version = {} AND attribute_not_exists(mergedInto)",
+                e.value(n(expected_version))
+            );
             put(table, profile_item(profile), &cond, e)
         }
         Write::ApplyTouch { customer, touch } => {
@@ -142,7 +160,9 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
             }
             if let Some((currency, amount)) = &touch.revenue {
                 let (attr, zero, amt) = (e.name(currency.as_str()), e.value(n(0)), e.value(n(amount)));
-                set.push(format!("revenue.{attr} = if_not_exists(revenue.{attr}, {zero}) + {amt}"));
+                set.push(format!(
+                    "revenue.{attr} = if_not_exists(revenue.{attr}, {zero}) + {amt}"
+                ));
             }
             if let Some(first) = &touch.names.first {
                 set.push(format!("firstName = {}", e.value(s(first))));
@@ -152,24 +172,54 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
             }
             let mut add = vec![format!("version {}", e.value(n(1)))];
             if !touch.identifiers.is_empty() {
-                let tags = touch.identifiers.iter().map(Identifier::tag).collect::<BTreeSet<_>>().into_iter().collect();
+                let tags = touch
+                    .identifiers
+                    .iter()
+                    .map(Identifier::tag)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
                 add.push(format!("identifiers {}", e.value(AttributeValue::Ss(tags))));
             }
             let expr = format!("SET {} ADD {}", set.join(", "), add.join(", "));
             let key = key(keys::customer_pk(customer), keys::PROFILE_SK);
-            update(table, key, expr, Some("attribute_exists(PK) AND attribute_not_exists(mergedInto)"), e)
+            update(
+                table,
+                key,
+                expr,
+                Some("attribute_exists(PK) AND attribute_not_exists(mergedInto)"),
+                e,
+            )
         }
-        Write::MarkMerged { customer, into, expected_version, at } => {
+        Write::MarkMerged {
+            customer,
+            into,
+            expected_version,
+            at,
+        } => {
             let expr = format!(
                 "SET mergedInto = {}, mergedAt = {t}, updatedAt = {t} ADD version {}",
                 e.value(s(into.as_str())),
                 e.value(n(1)),
                 t = e.value(ts(*at)),
             );
-            let cond = format!("version = {} AND attribute_not_exists(mergedInto)", e.value(n(expected_version)));
-            update(table, key(keys::customer_pk(customer), keys::PROFILE_SK), expr, Some(&cond), e)
+            let cond = format!(
+                "version = {} AND attribute_not_exists(mergedInto)",
+                e.value(n(expected_version))
+            );
+            update(
+                table,
+                key(keys::customer_pk(customer), keys::PROFILE_SK),
+                expr,
+                Some(&cond),
+                e,
+            )
         }
-        Write::ClaimIdentifier { identifier, customer, at } => {
+        Write::ClaimIdentifier {
+            identifier,
+            customer,
+            at,
+        } => {
             let mut item = key(keys::identifier_pk(identifier), keys::IDENT_SK);
             item.insert(keys::ENTITY.into(), s("IDENTIFIER"));
             item.insert("identifierType".into(), s(identifier.kind().as_str()));
@@ -180,21 +230,36 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
         Write::RepointIdentifier { identifier, from, to } => {
             let expr = format!("SET customerId = {}", e.value(s(to.as_str())));
             let cond = format!("customerId = {}", e.value(s(from.as_str())));
-            update(table, key(keys::identifier_pk(identifier), keys::IDENT_SK), expr, Some(&cond), e)
+            update(
+                table,
+                key(keys::identifier_pk(identifier), keys::IDENT_SK),
+                expr,
+                Some(&cond),
+                e,
+            )
         }
         Write::RecordMerge(m) => {
             let item = record_item(m, Activity::Merge, &m.merge_id, &m.customer_id, m.at, false)?;
             put(table, item, NOT_EXISTS, e)
         }
-        Write::RecordClick(c) => {
-            put(table, record_item(c, Activity::Click, &c.click_id, &c.customer_id, c.at, true)?, NOT_EXISTS, e)
-        }
-        Write::RecordLead(l) => {
-            put(table, record_item(l, Activity::Lead, &l.lead_id, &l.customer_id, l.at, true)?, NOT_EXISTS, e)
-        }
-        Write::RecordEvent(ev) => {
-            put(table, record_item(ev, Activity::Event, &ev.event_id, &ev.customer_id, ev.at, true)?, NOT_EXISTS, e)
-        }
+        Write::RecordClick(c) => put(
+            table,
+            record_item(c, Activity::Click, &c.click_id, &c.customer_id, c.at, true)?,
+            NOT_EXISTS,
+            e,
+        ),
+        Write::RecordLead(l) => put(
+            table,
+            record_item(l, Activity::Lead, &l.lead_id, &l.customer_id, l.at, true)?,
+            NOT_EXISTS,
+            e,
+        ),
+        Write::RecordEvent(ev) => put(
+            table,
+            record_item(ev, Activity::Event, &ev.event_id, &ev.customer_id, ev.at, true)?,
+            NOT_EXISTS,
+            e,
+        ),
         Write::ClaimDedupe(d) => {
             let mut item = key(keys::dedupe_pk(&d.key), keys::DEDUPE_SK);
             item.insert(keys::ENTITY.into(), s("DEDUPE"));
@@ -212,7 +277,12 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
             );
             put(table, item, &cond, e)
         }
-        Write::AddBrandStats { brand, event_type, revenue, at } => {
+        Write::AddBrandStats {
+            brand,
+            event_type,
+            revenue,
+            at,
+        } => {
             let (zero, one) = (e.value(n(0)), e.value(n(1)));
             let count = e.name(&keys::brand_count_attr(event_type));
             let mut set = vec![
@@ -225,7 +295,13 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
                 let rev = e.name(&keys::brand_revenue_attr(currency.as_str()));
                 set.push(format!("{rev} = if_not_exists({rev}, {zero}) + {}", e.value(n(amount))));
             }
-            update(table, key(keys::brand_pk(brand), keys::STATS_SK), format!("SET {}", set.join(", ")), None, e)
+            update(
+                table,
+                key(keys::brand_pk(brand), keys::STATS_SK),
+                format!("SET {}", set.join(", ")),
+                None,
+                e,
+            )
         }
     }
 }
@@ -244,20 +320,33 @@ fn profile_item(p: &Profile) -> Item {
         item.insert("lastName".into(), s(v));
     }
     if !p.identifiers.is_empty() {
-        item.insert("identifiers".into(), AttributeValue::Ss(p.identifiers.iter().map(Identifier::tag).collect()));
+        item.insert(
+            "identifiers".into(),
+            AttributeValue::Ss(p.identifiers.iter().map(Identifier::tag).collect()),
+        );
     }
     let journeys = p
         .milestones
         .iter()
-        .flat_map(|(brand, reached)| reached.iter().map(move |(m, at)| (keys::journey_attr(brand, *m), ts(*at))))
+        .flat_map(|(brand, reached)| {
+            reached
+                .iter()
+                .map(move |(m, at)| (keys::journey_attr(brand, *m), ts(*at)))
+        })
         .collect();
     item.insert("journeys".into(), AttributeValue::M(journeys));
-    item.insert("revenue".into(), AttributeValue::M(p.revenue.iter().map(|(c, a)| (c.to_string(), n(a))).collect()));
+    item.insert(
+        "revenue".into(),
+        AttributeValue::M(p.revenue.iter().map(|(c, a)| (c.to_string(), n(a))).collect()),
+    );
     if let Some(into) = &p.merged_into {
         item.insert("mergedInto".into(), s(into.as_str()));
     }
     if !p.merged_from.is_empty() {
-        item.insert("mergedFrom".into(), AttributeValue::Ss(p.merged_from.iter().map(|c| c.to_string()).collect()));
+        item.insert(
+            "mergedFrom".into(),
+            AttributeValue::Ss(p.merged_from.iter().map(|c| c.to_string()).collect()),
+        );
     }
     item
 }
@@ -268,8 +357,10 @@ pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, Store
         Some(AttributeValue::Ss(v)) => v.clone(),
         _ => Vec::new(),
     };
-    let identifiers =
-        set("identifiers").iter().map(|t| Identifier::from_tag(t).map_err(|e| bad(e.message))).collect::<Result<_, _>>()?;
+    let identifiers = set("identifiers")
+        .iter()
+        .map(|t| Identifier::from_tag(t).map_err(|e| bad(e.message)))
+        .collect::<Result<_, _>>()?;
     let merged_from = set("mergedFrom")
         .iter()
         .map(|c| CustomerId::parse(c).map_err(|e| bad(e.message)))
@@ -280,7 +371,9 @@ pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, Store
             let (brand, milestone) = attr.split_once('#').ok_or_else(|| bad(format!("journey key {attr}")))?;
             let brand = Brand::parse(brand).map_err(|e| bad(e.message))?;
             let milestone = Milestone::parse(milestone).ok_or_else(|| bad(format!("milestone {milestone}")))?;
-            let AttributeValue::S(at) = value else { return Err(bad(format!("journey {attr} is not a timestamp"))) };
+            let AttributeValue::S(at) = value else {
+                return Err(bad(format!("journey {attr} is not a timestamp")));
+            };
             let at = parse_ts(at).map_err(|e| bad(e.message))?;
             milestones.entry(brand).or_default().insert(milestone, at);
         }
@@ -288,9 +381,14 @@ pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, Store
     let mut revenue = BTreeMap::new();
     if let Some(AttributeValue::M(map)) = item.get("revenue") {
         for (currency, value) in map {
-            let AttributeValue::N(amount) = value else { return Err(bad(format!("revenue {currency} is not a number"))) };
+            let AttributeValue::N(amount) = value else {
+                return Err(bad(format!("revenue {currency} is not a number")));
+            };
             let amount: Decimal = amount.parse().map_err(|_| bad(format!("revenue {currency}")))?;
-            revenue.insert(Currency::parse(currency).map_err(|e| bad(e.message))?, Money::from_decimal(amount));
+            revenue.insert(
+                Currency::parse(currency).map_err(|e| bad(e.message))?,
+                Money::from_decimal(amount),
+            );
         }
     }
     let version = match item.get("version") {
@@ -306,7 +404,9 @@ pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, Store
         identifiers,
         milestones,
         revenue,
-        merged_into: opt_string(item, "mergedInto").map(|c| CustomerId::parse(&c).map_err(|e| bad(e.message))).transpose()?,
+        merged_into: opt_string(item, "mergedInto")
+            .map(|c| CustomerId::parse(&c).map_err(|e| bad(e.message)))
+            .transpose()?,
         merged_from,
         version,
     })
@@ -314,7 +414,16 @@ pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, Store
 
 /// An item as JSON for the admin API, without the table's key attributes.
 pub fn item_to_json(mut item: Item) -> serde_json::Value {
-    for k in [keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK, keys::GSI2PK, keys::GSI2SK, keys::ENTITY, keys::TTL] {
+    for k in [
+        keys::PK,
+        keys::SK,
+        keys::GSI1PK,
+        keys::GSI1SK,
+        keys::GSI2PK,
+        keys::GSI2SK,
+        keys::ENTITY,
+        keys::TTL,
+    ] {
         item.remove(k);
     }
     serde_dynamo::from_item(item).unwrap_or(serde_json::Value::Null)
@@ -338,12 +447,16 @@ mod tests {
             ],
             brand: Brand::parse("rushbet").unwrap(),
             milestone: Milestone::FirstDeposit,
-            names: Names { first: Some("Juan".into()), last: Some("Pérez".into()) },
+            names: Names {
+                first: Some("Juan".into()),
+                last: Some("Pérez".into()),
+            },
             revenue: Some((Currency::parse("USD").unwrap(), Money::parse("100.25").unwrap())),
             at: datetime!(2026-11-22 10:00:00.123 UTC),
         };
         let mut p = Profile::new(id.clone(), &touch);
-        p.merged_from.insert(CustomerId::parse("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a11").unwrap());
+        p.merged_from
+            .insert(CustomerId::parse("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a11").unwrap());
         let back = profile_from_item(&profile_item(&p), "k").unwrap();
         assert_eq!(back, p);
     }

@@ -85,8 +85,14 @@ impl Store {
 
     pub fn from_sdk_config(shared: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         let calls = CallCounter::default();
-        let config = aws_sdk_dynamodb::config::Builder::from(shared).interceptor(calls.clone()).build();
-        Self { client: Client::from_conf(config), table: table.into(), calls }
+        let config = aws_sdk_dynamodb::config::Builder::from(shared)
+            .interceptor(calls.clone())
+            .build();
+        Self {
+            client: Client::from_conf(config),
+            table: table.into(),
+            calls,
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -105,7 +111,10 @@ impl Store {
         if writes.len() > MAX_TRANSACTION_ITEMS {
             return Err(StoreError::Rejected(format!("{} writes exceed one transaction", writes.len())).into());
         }
-        let items = writes.iter().map(|w| codec::transact_item(&self.table, w)).collect::<Result<Vec<_>, _>>()?;
+        let items = writes
+            .iter()
+            .map(|w| codec::transact_item(&self.table, w))
+            .collect::<Result<Vec<_>, _>>()?;
         let result = self
             .client
             .transact_write_items()
@@ -139,7 +148,12 @@ impl Store {
         let mut found = HashMap::new();
         let mut pending: Vec<Item> = keys
             .into_iter()
-            .map(|(pk, sk)| Item::from([(keys::PK.into(), AttributeValue::S(pk)), (keys::SK.into(), AttributeValue::S(sk.into()))]))
+            .map(|(pk, sk)| {
+                Item::from([
+                    (keys::PK.into(), AttributeValue::S(pk)),
+                    (keys::SK.into(), AttributeValue::S(sk.into())),
+                ])
+            })
             .collect();
         pending.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
         pending.dedup();
@@ -155,7 +169,13 @@ impl Store {
                 .consistent_read(true)
                 .build()
                 .map_err(|e| StoreError::Rejected(e.to_string()))?;
-            let out = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(classify)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(classify)?;
             for item in out.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
                 if let Some(AttributeValue::S(pk)) = item.get(keys::PK) {
                     found.insert(pk.clone(), item.clone());
@@ -170,14 +190,18 @@ impl Store {
         if pending.is_empty() {
             Ok(found)
         } else {
-            Err(StoreError::Unavailable("BatchGetItem left keys unprocessed after retries".into()))
+            Err(StoreError::Unavailable(
+                "BatchGetItem left keys unprocessed after retries".into(),
+            ))
         }
     }
 
     /// Who owns each of `identifiers` (absent ones are simply not in the map).
     pub async fn owners(&self, identifiers: &[Identifier]) -> Result<Owners, StoreError> {
         let by_pk: HashMap<String, &Identifier> = identifiers.iter().map(|i| (keys::identifier_pk(i), i)).collect();
-        let items = self.batch_get(by_pk.keys().map(|pk| (pk.clone(), keys::IDENT_SK)).collect()).await?;
+        let items = self
+            .batch_get(by_pk.keys().map(|pk| (pk.clone(), keys::IDENT_SK)).collect())
+            .await?;
         let mut owners = Owners::new();
         for (pk, item) in items {
             let customer = codec::customer_id(&item, "customerId", &pk)?;
@@ -192,8 +216,13 @@ impl Store {
         if ids.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let items = self.batch_get(ids.iter().map(|id| (keys::customer_pk(id), keys::PROFILE_SK)).collect()).await?;
-        items.into_iter().map(|(pk, item)| codec::profile_from_item(&item, &pk).map(|p| (p.id.clone(), p))).collect()
+        let items = self
+            .batch_get(ids.iter().map(|id| (keys::customer_pk(id), keys::PROFILE_SK)).collect())
+            .await?;
+        items
+            .into_iter()
+            .map(|(pk, item)| codec::profile_from_item(&item, &pk).map(|p| (p.id.clone(), p)))
+            .collect()
     }
 
     pub async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
@@ -212,7 +241,10 @@ impl Store {
 
     pub async fn profile(&self, id: &CustomerId) -> Result<Option<Profile>, StoreError> {
         let pk = keys::customer_pk(id);
-        self.get(&pk, keys::PROFILE_SK).await?.map(|item| codec::profile_from_item(&item, &pk)).transpose()
+        self.get(&pk, keys::PROFILE_SK)
+            .await?
+            .map(|item| codec::profile_from_item(&item, &pk))
+            .transpose()
     }
 
     /// A profile, following merge tombstones to the survivor.
@@ -220,22 +252,33 @@ impl Store {
         let mut next = id.clone();
         for _ in 0..16 {
             match self.profile(&next).await? {
-                Some(Profile { merged_into: Some(into), .. }) => next = into,
+                Some(Profile {
+                    merged_into: Some(into),
+                    ..
+                }) => next = into,
                 other => return Ok(other),
             }
         }
-        Err(StoreError::Corrupt { key: keys::customer_pk(id), message: "merge chain longer than 16".into() })
+        Err(StoreError::Corrupt {
+            key: keys::customer_pk(id),
+            message: "merge chain longer than 16".into(),
+        })
     }
 
     pub async fn owner(&self, identifier: &Identifier) -> Result<Option<CustomerId>, StoreError> {
         let pk = keys::identifier_pk(identifier);
-        self.get(&pk, keys::IDENT_SK).await?.map(|item| codec::customer_id(&item, "customerId", &pk)).transpose()
+        self.get(&pk, keys::IDENT_SK)
+            .await?
+            .map(|item| codec::customer_id(&item, "customerId", &pk))
+            .transpose()
     }
 
     /// The record a dedupe key points at: `(recordId, customerId)`.
     pub async fn dedupe_hit(&self, key: &str) -> Result<Option<(String, CustomerId)>, StoreError> {
         let pk = keys::dedupe_pk(key);
-        let Some(item) = self.get(&pk, keys::DEDUPE_SK).await? else { return Ok(None) };
+        let Some(item) = self.get(&pk, keys::DEDUPE_SK).await? else {
+            return Ok(None);
+        };
         let record = codec::string(&item, "recordId", &pk)?;
         Ok(Some((record, codec::customer_id(&item, "customerId", &pk)?)))
     }
@@ -243,11 +286,19 @@ impl Store {
     /// The customer a recorded click belongs to (at the time it was recorded).
     pub async fn click_owner(&self, click_id: &str) -> Result<Option<CustomerId>, StoreError> {
         let pk = keys::activity_pk(Activity::Click, click_id);
-        self.get(&pk, Activity::Click.as_str()).await?.map(|item| codec::customer_id(&item, "customerId", &pk)).transpose()
+        self.get(&pk, Activity::Click.as_str())
+            .await?
+            .map(|item| codec::customer_id(&item, "customerId", &pk))
+            .transpose()
     }
 
     /// Newest-first timeline items of one customer, strictly older than `before` (a GSI1SK).
-    pub async fn timeline(&self, customer: &CustomerId, before: Option<&str>, limit: i32) -> Result<Vec<Item>, StoreError> {
+    pub async fn timeline(
+        &self,
+        customer: &CustomerId,
+        before: Option<&str>,
+        limit: i32,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut q = self
             .client
             .query()

@@ -1,0 +1,58 @@
+# The two commands: `make dev` runs everything locally, `make test` is what CI runs.
+# Nothing needs installing by hand beyond the Rust toolchain and Python 3: the local AWS
+# emulator (moto) and cfn-lint go into .venv from infra/requirements.txt.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PYTHON ?= python3
+
+# `make dev` defaults, used only where the environment does not set a value.
+export TABLE_NAME ?= crm-local
+export ADMIN_API_KEY ?= local-admin-key-change-me
+export PORT ?= 3005
+export RUST_LOG ?= info
+
+.PHONY: help dev test lint unit bench build deploy clean
+
+help:
+	@echo "make dev     run every endpoint on http://localhost:$(PORT) against a local AWS emulator"
+	@echo "make test    fmt, clippy, cfn-lint and all tests (what CI runs)"
+	@echo "make bench   latency and DynamoDB round trips per endpoint -> docs/performance.md"
+	@echo "make build   Lambda binaries for arm64 with cargo-lambda (needs: pip install cargo-lambda)"
+	@echo "make deploy  sam build && sam deploy (needs the SAM CLI and AWS credentials)"
+
+$(VENV)/.installed: infra/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	touch $@
+
+dev: $(VENV)/.installed
+	cargo build --quiet -p crm-local --bin crm-dev
+	infra/with-emulator.sh target/debug/crm-dev
+
+lint: $(VENV)/.installed
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	$(VENV)/bin/cfn-lint template.yaml
+
+# Tests always use an emulator of their own, never an endpoint from the environment.
+unit: $(VENV)/.installed
+	env -u AWS_ENDPOINT_URL cargo test --workspace --locked
+
+test: lint unit
+
+bench: $(VENV)/.installed
+	cargo build --quiet --release --locked -p crm-local --bin crm-bench -p crm-click -p crm-lead -p crm-postback -p crm-health -p crm-admin
+	env -u AWS_ENDPOINT_URL infra/with-emulator.sh target/release/crm-bench docs/performance.md
+
+build:
+	cargo lambda build --release --arm64 --locked
+
+deploy:
+	sam build && sam deploy --guided
+
+clean:
+	cargo clean
+	rm -rf $(VENV) .dev
