@@ -49,26 +49,14 @@ fn opaque_id(raw: &str, what: &str) -> Result<String, Invalid> {
     Ok(value.to_owned())
 }
 
-macro_rules! opaque_newtype {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            pub fn parse(raw: &str) -> Result<Self, Invalid> {
-                opaque_id(raw, $what).map(Self)
-            }
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
+/// The conversions every newtype shares: deserialise through `$check`, serialise and print
+/// as the inner string.
+macro_rules! string_newtype {
+    ($name:ident, $check:expr) => {
         impl TryFrom<String> for $name {
             type Error = Invalid;
             fn try_from(value: String) -> Result<Self, Invalid> {
-                Self::parse(&value)
+                $check(&value)
             }
         }
 
@@ -83,6 +71,29 @@ macro_rules! opaque_newtype {
                 f.write_str(&self.0)
             }
         }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+macro_rules! opaque_newtype {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(raw: &str) -> Result<Self, Invalid> {
+                opaque_id(raw, $what).map(Self)
+            }
+        }
+
+        string_newtype!($name, |v: &str| Self::parse(v));
     };
 }
 
@@ -127,27 +138,9 @@ impl CustomerId {
             Err(Invalid::new("invalid_format", "not a customer id"))
         }
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for CustomerId {
-    type Error = Invalid;
-    fn try_from(value: String) -> Result<Self, Invalid> {
-        Self::parse(&value)
-    }
-}
-impl From<CustomerId> for String {
-    fn from(value: CustomerId) -> String {
-        value.0
-    }
-}
-impl fmt::Display for CustomerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(CustomerId, CustomerId::parse);
 
 /// An email address: trimmed, lowercased, ASCII, with a plausible local part and domain.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -202,27 +195,9 @@ impl Email {
         }
         Ok(Self(value))
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for Email {
-    type Error = Invalid;
-    fn try_from(value: String) -> Result<Self, Invalid> {
-        Self::parse(&value)
-    }
-}
-impl From<Email> for String {
-    fn from(value: Email) -> String {
-        value.0
-    }
-}
-impl fmt::Display for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(Email, Email::parse);
 
 /// The region used to read phone numbers written without a country code (ISO 3166 alpha-2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,27 +243,9 @@ impl PhoneE164 {
             Err(Invalid::new("invalid_format", "not an E.164 number"))
         }
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for PhoneE164 {
-    type Error = Invalid;
-    fn try_from(value: String) -> Result<Self, Invalid> {
-        Self::from_stored(&value)
-    }
-}
-impl From<PhoneE164> for String {
-    fn from(value: PhoneE164) -> String {
-        value.0
-    }
-}
-impl fmt::Display for PhoneE164 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(PhoneE164, PhoneE164::from_stored);
 
 /// A brand (operator) slug: lowercase ASCII letters, digits, `-` and `_`, up to 64 characters.
 /// `RushBet` and `rushbet` are the same brand.
@@ -321,27 +278,9 @@ impl Brand {
     pub fn is_unbranded(&self) -> bool {
         self.0 == Self::UNBRANDED
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for Brand {
-    type Error = Invalid;
-    fn try_from(value: String) -> Result<Self, Invalid> {
-        Self::parse(&value)
-    }
-}
-impl From<Brand> for String {
-    fn from(value: Brand) -> String {
-        value.0
-    }
-}
-impl fmt::Display for Brand {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(Brand, Brand::parse);
 
 /// Active ISO 4217 currency codes (plus the crypto tickers casino operators report in).
 const CURRENCIES: &[&str] = &[
@@ -374,27 +313,9 @@ impl Currency {
             ))
         }
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for Currency {
-    type Error = Invalid;
-    fn try_from(value: String) -> Result<Self, Invalid> {
-        Self::parse(&value)
-    }
-}
-impl From<Currency> for String {
-    fn from(value: Currency) -> String {
-        value.0
-    }
-}
-impl fmt::Display for Currency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(Currency, Currency::parse);
 
 /// A non-negative amount of money, exact (never a float), at most 8 decimal places.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
