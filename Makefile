@@ -48,6 +48,7 @@ bench: $(VENV)/.installed
 	env -u AWS_ENDPOINT_URL infra/with-emulator.sh target/release/crm-bench docs/performance.md
 
 build:
+	rustup target add aarch64-unknown-linux-gnu
 	cargo lambda build --release --arm64 --locked
 
 deploy:

@@ -56,7 +56,10 @@ async fn merge_keeps_the_older_customer_the_most_advanced_journey_and_all_revenu
         .find(|i| i["type"] == "merge")
         .expect("merge on the timeline");
     assert_eq!(merge["absorbed"], json!([b["customerId"]]));
-    assert_eq!(merge["reason"], "lead linked CLICK_ID, EMAIL");
+    assert_eq!(
+        merge["reason"],
+        format!("lead {} linked CLICK_ID, EMAIL", link["leadId"].as_str().unwrap())
+    );
     assert_eq!(
         merge["absorbedIdentifiers"][b["customerId"].as_str().unwrap()],
         json!(["CLICK_ID#M_B", "EMAIL#m@example.com"])

@@ -9,3 +9,4 @@ mod lambda_events;
 mod lead;
 mod postback;
 mod seed;
+mod store;

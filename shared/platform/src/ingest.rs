@@ -125,9 +125,11 @@ async fn commit_touch(
     Err(IngestError::Contended)
 }
 
-fn reason(kind: &str, identifiers: &[Identifier]) -> String {
+/// Why a merge happened, for its audit record: the request that linked the customers
+/// (kind and record id) and the identifier types it carried (never their values).
+fn reason(kind: &str, record_id: &str, identifiers: &[Identifier]) -> String {
     let kinds: Vec<&str> = identifiers.iter().map(|i| i.kind().as_str()).collect();
-    format!("{kind} linked {}", kinds.join(", "))
+    format!("{kind} {record_id} linked {}", kinds.join(", "))
 }
 
 fn done(plan: TouchPlan, record_id: String) -> Outcome {
@@ -176,7 +178,15 @@ pub async fn click(store: &Store, cmd: ClickCommand, now: OffsetDateTime) -> Res
             now,
         ))]
     };
-    match commit_touch(store, &touch, &reason("click", &identifiers), true, &record).await? {
+    match commit_touch(
+        store,
+        &touch,
+        &reason("click", cmd.click_id.as_str(), &identifiers),
+        true,
+        &record,
+    )
+    .await?
+    {
         Committed::Done(plan) => Ok(done(plan, cmd.click_id.to_string())),
         Committed::Duplicate => {
             let owner = store.click_owner(cmd.click_id.as_str()).await?;
@@ -246,7 +256,7 @@ pub async fn lead(
             }),
         ]
     };
-    match commit_touch(store, &touch, &reason("lead", &identifiers), false, &extra).await? {
+    match commit_touch(store, &touch, &reason("lead", &lead_id, &identifiers), false, &extra).await? {
         Committed::Done(plan) => Ok(done(plan, lead_id)),
         Committed::Duplicate => repeated(store, &key).await,
     }
@@ -292,7 +302,15 @@ pub async fn postback(
             },
         ]
     };
-    match commit_touch(store, &touch, &reason("postback", &identifiers), false, &extra).await? {
+    match commit_touch(
+        store,
+        &touch,
+        &reason("postback", &event_id, &identifiers),
+        false,
+        &extra,
+    )
+    .await?
+    {
         Committed::Done(plan) => Ok(done(plan, event_id)),
         Committed::Duplicate => repeated(store, &key).await,
     }

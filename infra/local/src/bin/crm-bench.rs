@@ -16,7 +16,52 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const N: usize = 200;
+/// Requests per row (`BENCH_N` overrides).
+fn n() -> usize {
+    std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100)
+}
+
+struct Bench {
+    key: &'static str,
+}
+
+impl Bench {
+    /// A new table and the composed app over it.
+    async fn fresh(&self) -> anyhow::Result<(Router, Store)> {
+        let table = format!("bench-{}", uuid::Uuid::new_v4());
+        let store = Store::connect(table.clone()).await;
+        crm_local::ensure_table(store.client(), &table).await?;
+        let key = self.key;
+        let config = Config::from_lookup(|k| match k {
+            "TABLE_NAME" => Some(table.clone()),
+            "ADMIN_API_KEY" => Some(key.into()),
+            _ => None,
+        })?;
+        Ok((crm_local::app(AppState::new(store.clone(), config)), store))
+    }
+
+    /// Drops a finished scenario's table: the emulator slows down with all the data it holds.
+    async fn done(&self, store: Store) -> anyhow::Result<()> {
+        store.client().delete_table().table_name(store.table()).send().await?;
+        Ok(())
+    }
+
+    /// Unmeasured preparation: `N` requests built by `make`.
+    async fn setup(
+        &self,
+        app: &Router,
+        make: impl Fn(usize) -> (&'static str, String, Option<Value>),
+    ) -> anyhow::Result<()> {
+        for i in 0..n() {
+            let (method, uri, body) = make(i);
+            call(app, method, &uri, body, self.key).await?;
+        }
+        Ok(())
+    }
+}
 
 struct Row {
     name: &'static str,
@@ -64,16 +109,21 @@ async fn measure(
     make: impl Fn(usize) -> (&'static str, String, Option<Value>),
 ) -> anyhow::Result<Row> {
     let (mut latencies, mut calls, mut ops) = (
-        Vec::with_capacity(N),
-        Vec::with_capacity(N),
+        Vec::with_capacity(n()),
+        Vec::with_capacity(n()),
         std::collections::BTreeMap::new(),
     );
-    for i in 0..N {
+    for i in 0..n() {
         let (method, uri, body) = make(i);
         store.calls().reset();
         let started = Instant::now();
-        call(app, method, &uri, body, key).await.with_context(|| name)?;
+        call(app, method, &uri, body, key)
+            .await
+            .with_context(|| format!("{name}, request {i}"))?;
         latencies.push(started.elapsed());
+        if started.elapsed() > Duration::from_secs(1) {
+            tracing::warn!(name, i, ms = started.elapsed().as_millis() as u64, "slow request");
+        }
         for (op, n) in store.calls().snapshot() {
             *ops.entry(op).or_insert(0u64) += n;
         }
@@ -82,14 +132,14 @@ async fn measure(
     latencies.sort();
     let ops = ops
         .iter()
-        .map(|(op, n)| format!("{op} {:.2}", *n as f64 / N as f64))
+        .map(|(op, count)| format!("{op} {:.2}", *count as f64 / n() as f64))
         .collect::<Vec<_>>()
         .join(", ");
     Ok(Row {
         name,
         p50: percentile(&latencies, 0.5),
         p95: percentile(&latencies, 0.95),
-        calls_avg: calls.iter().sum::<u64>() as f64 / N as f64,
+        calls_avg: calls.iter().sum::<u64>() as f64 / n() as f64,
         calls_max: calls.iter().copied().max().unwrap_or(0),
         ops,
     })
@@ -97,27 +147,20 @@ async fn measure(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    crm_platform::telemetry::init();
     let out = std::env::args().nth(1).unwrap_or_else(|| "docs/performance.md".into());
     let key = "bench-admin-key-0123456789";
-    let table = format!("bench-{}", uuid::Uuid::new_v4());
-    let config = Config::from_lookup(|k| match k {
-        "TABLE_NAME" => Some(table.clone()),
-        "ADMIN_API_KEY" => Some(key.into()),
-        _ => None,
-    })?;
-    let store = Store::connect(table.clone()).await;
-    crm_local::ensure_table(store.client(), &table).await?;
-    let state = AppState::new(store.clone(), config);
-    let app = crm_local::app(state);
+    let bench = Bench { key };
 
     // The emulator's own floor: a raw GetItem, no application code.
-    let mut raw = Vec::with_capacity(N);
-    for _ in 0..N {
+    let (_, store) = bench.fresh().await?;
+    let mut raw = Vec::with_capacity(n());
+    for _ in 0..n() {
         let started = Instant::now();
         store
             .client()
             .get_item()
-            .table_name(&table)
+            .table_name(store.table())
             .key("PK", AttributeValue::S("BENCH".into()))
             .key("SK", AttributeValue::S("BENCH".into()))
             .send()
@@ -126,53 +169,47 @@ async fn main() -> anyhow::Result<()> {
     }
     raw.sort();
 
+    let click = |i: usize| {
+        (
+            "POST",
+            "/api/ingest/click".to_owned(),
+            Some(json!({"clickId": format!("B_{i}"), "campaign": "bench", "source": "youtube"})),
+        )
+    };
+    let deposit = |i: usize| {
+        let body = json!({"eventType": "deposit", "clickId": format!("B_{i}"), "depositAmount": "25.50", "operatorId": "rushbet", "transactionId": format!("T{i}")});
+        ("POST", "/api/postback".to_owned(), Some(body))
+    };
     let mut rows = Vec::new();
-    rows.push(
-        measure("click, new click id", &app, &store, key, |i| {
-            (
-                "POST",
-                "/api/ingest/click".into(),
-                Some(json!({"clickId": format!("B_{i}"), "campaign": "bench", "source": "youtube"})),
-            )
-        })
-        .await?,
-    );
+
+    // Each scenario gets its own table (moto copies the whole table on every transaction,
+    // so a shared, growing table would measure the emulator, not the endpoint).
+    bench.done(store).await?;
+    let (app, store) = bench.fresh().await?;
+    rows.push(measure("click, new click id", &app, &store, key, click).await?);
     rows.push(
         measure("click, repeated click id", &app, &store, key, |i| {
             ("GET", format!("/api/ingest/click?clickid=B_{i}"), None)
         })
         .await?,
     );
+
+    bench.done(store).await?;
+    let (app, store) = bench.fresh().await?;
+    bench.setup(&app, click).await?;
     rows.push(
         measure("lead, known click id, new email + phone", &app, &store, key, |i| {
             let body = json!({"clickId": format!("B_{i}"), "email": format!("b{i}@example.com"), "phone": format!("+5199988{i:04}"), "firstName": "Ana"});
-            ("POST", "/api/ingest/lead".into(), Some(body))
+            ("POST", "/api/ingest/lead".to_owned(), Some(body))
         })
         .await?,
     );
-    let deposit = |i: usize| json!({"eventType": "deposit", "clickId": format!("B_{i}"), "depositAmount": "25.50", "operatorId": "rushbet", "transactionId": format!("T{i}")});
-    rows.push(
-        measure("postback, known customer", &app, &store, key, |i| {
-            ("POST", "/api/postback".into(), Some(deposit(i)))
-        })
-        .await?,
-    );
-    rows.push(
-        measure("postback, replayed (duplicate)", &app, &store, key, |i| {
-            ("POST", "/api/postback".into(), Some(deposit(i)))
-        })
-        .await?,
-    );
-    rows.push(
-        measure("postback, unknown customer", &app, &store, key, |i| {
-            (
-                "GET",
-                format!("/api/postback?event=registration&userId=new{i}&operator=roobet"),
-                None,
-            )
-        })
-        .await?,
-    );
+
+    bench.done(store).await?;
+    let (app, store) = bench.fresh().await?;
+    bench.setup(&app, click).await?;
+    rows.push(measure("postback, known customer", &app, &store, key, deposit).await?);
+    rows.push(measure("postback, replayed (duplicate)", &app, &store, key, deposit).await?);
     let customer = call(&app, "GET", "/api/customers?clickId=B_0", None, key).await?["customerId"]
         .as_str()
         .unwrap_or_default()
@@ -184,13 +221,28 @@ async fn main() -> anyhow::Result<()> {
         .await?,
     );
     rows.push(
-        measure("admin: recent clicks (50)", &app, &store, key, |_| {
-            ("GET", "/api/clicks".into(), None)
+        measure("admin: recent events (50)", &app, &store, key, |_| {
+            ("GET", "/api/events".to_owned(), None)
         })
         .await?,
     );
-    rows.push(measure("health", &app, &store, key, |_| ("GET", "/api/health".into(), None)).await?);
 
+    bench.done(store).await?;
+    let (app, store) = bench.fresh().await?;
+    rows.push(
+        measure("postback, unknown customer", &app, &store, key, |i| {
+            (
+                "GET",
+                format!("/api/postback?event=registration&userId=new{i}&operator=roobet"),
+                None,
+            )
+        })
+        .await?,
+    );
+    rows.push(measure("health", &app, &store, key, |_| ("GET", "/api/health".to_owned(), None)).await?);
+    bench.done(store).await?;
+
+    let n = n();
     let mut md = String::new();
     writeln!(md, "# Performance")?;
     writeln!(md)?;
@@ -212,7 +264,7 @@ async fn main() -> anyhow::Result<()> {
     )?;
     writeln!(
         md,
-        "- Backend: local moto emulator (`infra/emulator.py`, requests serialised), release build, {N} requests per row, one at a time, in-process through the same router as `make dev` (no HTTP socket)"
+        "- Backend: local moto emulator (`infra/emulator.py`, requests serialised), release build, {n} requests per row, one at a time, in-process through the same router as `make dev` (no HTTP socket)"
     )?;
     writeln!(
         md,
@@ -241,7 +293,7 @@ async fn main() -> anyhow::Result<()> {
     writeln!(md)?;
     writeln!(
         md,
-        "Latency here is dominated by the emulator (compare the raw `GetItem` floor); the DynamoDB request counts are what carries over to AWS, where a round trip is typically single-digit milliseconds. moto also copies the whole table for every transaction, so transaction latency grows with table size here, which real DynamoDB does not."
+        "Latency here is dominated by the emulator (compare the raw `GetItem` floor); the DynamoDB request counts are what carries over to AWS, where a round trip is typically single-digit milliseconds. moto also deep-copies the whole table for every transaction, so transaction latency here grows with table size (a bench on one shared table of a few thousand items exceeded the SDK's 3 s attempt timeout); real DynamoDB does not behave that way."
     )?;
     writeln!(md)?;
     writeln!(md, "## Release binary sizes")?;
