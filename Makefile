@@ -44,8 +44,9 @@ unit: $(VENV)/.installed
 test: lint unit
 
 bench: $(VENV)/.installed
-	cargo build --quiet --release --locked -p crm-local --bin crm-bench -p crm-click -p crm-lead -p crm-postback -p crm-health -p crm-admin
-	env -u AWS_ENDPOINT_URL infra/with-emulator.sh target/release/crm-bench docs/performance.md
+	cargo build --quiet --release --locked --bins -p crm-click -p crm-lead -p crm-postback -p crm-health -p crm-admin
+	cargo build --quiet --release --locked -p crm-local --bin crm-bench
+	env -u AWS_ENDPOINT_URL RUST_LOG=warn infra/with-emulator.sh target/release/crm-bench docs/performance.md
 
 build:
 	rustup target add aarch64-unknown-linux-gnu

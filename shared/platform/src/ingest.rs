@@ -197,22 +197,6 @@ pub async fn click(store: &Store, cmd: ClickCommand, now: OffsetDateTime) -> Res
     }
 }
 
-fn dedupe_claim(
-    key: &str,
-    expires_at: Option<OffsetDateTime>,
-    record_id: &str,
-    plan: &TouchPlan,
-    now: OffsetDateTime,
-) -> Write {
-    Write::ClaimDedupe(DedupeClaim {
-        key: key.to_owned(),
-        record_id: record_id.to_owned(),
-        customer: plan.customer.clone(),
-        at: now,
-        expires_at,
-    })
-}
-
 async fn repeated(store: &Store, key: &str) -> Result<Outcome, IngestError> {
     let (record, customer) = store
         .dedupe_hit(key)
@@ -221,45 +205,64 @@ async fn repeated(store: &Store, key: &str) -> Result<Outcome, IngestError> {
     duplicate(store, customer, record).await
 }
 
+/// Leads and postbacks: the touch, an idempotency claim on `key` and the request's own
+/// records commit together. A held claim means a repeat, answered with the original.
+async fn commit_claimed(
+    store: &Store,
+    kind: &str,
+    touch: Touch,
+    (key, expires_at): (String, Option<OffsetDateTime>),
+    records: impl Fn(&TouchPlan, &str) -> Vec<Write> + Send + Sync,
+) -> Result<Outcome, IngestError> {
+    let record_id = new_id();
+    let extra = |plan: &TouchPlan| {
+        let claim = Write::ClaimDedupe(DedupeClaim {
+            key: key.clone(),
+            record_id: record_id.clone(),
+            customer: plan.customer.clone(),
+            at: touch.at,
+            expires_at,
+        });
+        std::iter::once(claim).chain(records(plan, &record_id)).collect()
+    };
+    let reason = reason(kind, &record_id, &touch.identifiers);
+    match commit_touch(store, &touch, &reason, false, &extra).await? {
+        Committed::Done(plan) => Ok(done(plan, record_id)),
+        Committed::Duplicate => repeated(store, &key).await,
+    }
+}
+
 pub async fn lead(
     store: &Store,
     config: &Config,
     cmd: LeadCommand,
     now: OffsetDateTime,
 ) -> Result<Outcome, IngestError> {
-    let identifiers = cmd.identifiers();
-    let (key, expires_at) = lead_dedupe_key(&cmd, now, config.dedupe_window);
-    let lead_id = new_id();
     let touch = Touch {
-        identifiers: identifiers.clone(),
+        identifiers: cmd.identifiers(),
         brand: cmd.brand.clone(),
         milestone: Milestone::Touched,
         names: cmd.names.clone(),
         revenue: None,
         at: now,
     };
-    let extra = |plan: &TouchPlan| {
-        vec![
-            dedupe_claim(&key, expires_at, &lead_id, plan, now),
-            Write::RecordLead(LeadRecord {
-                lead_id: lead_id.clone(),
-                customer_id: plan.customer.clone(),
-                brand: cmd.brand.to_string(),
-                click_id: cmd.click_id.as_ref().map(ToString::to_string),
-                email: cmd.email.as_ref().map(ToString::to_string),
-                phone: cmd.phone.as_ref().map(ToString::to_string),
-                device_id: cmd.device_id.as_ref().map(ToString::to_string),
-                first_name: cmd.names.first.clone(),
-                last_name: cmd.names.last.clone(),
-                campaign: cmd.campaign.clone(),
-                at: now,
-            }),
-        ]
-    };
-    match commit_touch(store, &touch, &reason("lead", &lead_id, &identifiers), false, &extra).await? {
-        Committed::Done(plan) => Ok(done(plan, lead_id)),
-        Committed::Duplicate => repeated(store, &key).await,
-    }
+    let key = lead_dedupe_key(&cmd, now, config.dedupe_window);
+    commit_claimed(store, "lead", touch, key, |plan, lead_id| {
+        vec![Write::RecordLead(LeadRecord {
+            lead_id: lead_id.to_owned(),
+            customer_id: plan.customer.clone(),
+            brand: cmd.brand.to_string(),
+            click_id: cmd.click_id.as_ref().map(ToString::to_string),
+            email: cmd.email.as_ref().map(ToString::to_string),
+            phone: cmd.phone.as_ref().map(ToString::to_string),
+            device_id: cmd.device_id.as_ref().map(ToString::to_string),
+            first_name: cmd.names.first.clone(),
+            last_name: cmd.names.last.clone(),
+            campaign: cmd.campaign.clone(),
+            at: now,
+        })]
+    })
+    .await
 }
 
 pub async fn postback(
@@ -268,22 +271,19 @@ pub async fn postback(
     cmd: PostbackCommand,
     now: OffsetDateTime,
 ) -> Result<Outcome, IngestError> {
-    let identifiers = cmd.identifiers();
-    let (key, expires_at) = postback_dedupe_key(&cmd, now, config.dedupe_window);
-    let event_id = new_id();
     let touch = Touch {
-        identifiers: identifiers.clone(),
+        identifiers: cmd.identifiers(),
         brand: cmd.brand.clone(),
         milestone: cmd.kind.milestone(),
         names: Names::default(),
         revenue: cmd.revenue(),
         at: now,
     };
-    let extra = |plan: &TouchPlan| {
+    let key = postback_dedupe_key(&cmd, now, config.dedupe_window);
+    commit_claimed(store, "postback", touch, key, |plan, event_id| {
         vec![
-            dedupe_claim(&key, expires_at, &event_id, plan, now),
             Write::RecordEvent(EventRecord {
-                event_id: event_id.clone(),
+                event_id: event_id.to_owned(),
                 customer_id: plan.customer.clone(),
                 brand: cmd.brand.to_string(),
                 event_type: cmd.kind.as_str().to_owned(),
@@ -301,17 +301,6 @@ pub async fn postback(
                 at: now,
             },
         ]
-    };
-    match commit_touch(
-        store,
-        &touch,
-        &reason("postback", &event_id, &identifiers),
-        false,
-        &extra,
-    )
-    .await?
-    {
-        Committed::Done(plan) => Ok(done(plan, event_id)),
-        Committed::Duplicate => repeated(store, &key).await,
-    }
+    })
+    .await
 }

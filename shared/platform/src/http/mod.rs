@@ -66,21 +66,9 @@ async fn access_log(req: Request, next: Next) -> Response {
     response
 }
 
-fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<std::borrow::Cow<'a, str>> {
-    form_urlencoded_pairs(query?).find(|(k, _)| k == name).map(|(_, v)| v)
-}
-
-fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> {
-    query.split('&').filter_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &'_ str| -> Option<String> {
-            serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("x={s}"))
-                .ok()?
-                .pop()
-                .map(|(_, v)| v)
-        };
-        Some((decode(k)?.into(), decode(v)?.into()))
-    })
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query?).ok()?;
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
 /// Ingest authentication: when `INGEST_TOKEN` is set, the request must carry it as
@@ -96,7 +84,7 @@ pub async fn require_ingest_token(
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let given = header.or_else(|| query_param(req.uri().query(), "token").map(|t| t.into_owned()));
+        let given = header.or_else(|| query_param(req.uri().query(), "token"));
         if !given.is_some_and(|g| expected.matches(&g)) {
             return Err(ApiError::Unauthorized);
         }

@@ -69,8 +69,8 @@ impl Expr {
     }
     fn value(&mut self, v: AttributeValue) -> String {
         let k = format!(":v{}", self.values.len());
-        self.values.insert(k, v);
-        format!(":v{}", self.values.len() - 1)
+        self.values.insert(k.clone(), v);
+        k
     }
 }
 

@@ -146,7 +146,9 @@ impl Store {
     /// Strongly consistent batch read of `(PK, SK)` keys; returns items by PK.
     async fn batch_get(&self, keys: Vec<(String, &'static str)>) -> Result<HashMap<String, Item>, StoreError> {
         let mut found = HashMap::new();
-        let mut pending: Vec<Item> = keys
+        // BatchGetItem rejects duplicate keys.
+        let unique: std::collections::BTreeSet<(String, &str)> = keys.into_iter().collect();
+        let mut pending: Vec<Item> = unique
             .into_iter()
             .map(|(pk, sk)| {
                 Item::from([
@@ -155,8 +157,6 @@ impl Store {
                 ])
             })
             .collect();
-        pending.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
-        pending.dedup();
         for attempt in 0..6u32 {
             if pending.is_empty() {
                 break;
