@@ -70,6 +70,21 @@ async fn amounts_add_up_exactly() {
 }
 
 #[tokio::test]
+async fn json_numbers_keep_every_digit_sent() {
+    let app = spawn().await;
+    // 17 significant digits: more than an f64 holds exactly.
+    let body = r#"{"event": "deposit", "clickId": "DIGITS", "amount": 987654321.00000001, "txid": "d1"}"#;
+    let req = http::Request::post("/api/postback")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let (status, _, response) = app.send(req).await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    let profile = app.customer(response["customerId"].as_str().unwrap()).await;
+    assert_eq!(profile["revenue"]["USD"], "987654321.00000001");
+}
+
+#[tokio::test]
 async fn postback_for_an_unknown_customer_creates_one_and_is_not_lost() {
     let app = spawn().await;
     let (status, body) = app

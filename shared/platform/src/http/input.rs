@@ -22,19 +22,20 @@ fn parse_pairs(text: &str, into: &mut Fields) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Reads a JSON object's top-level values as text. Numbers keep the exact digits that were
+/// sent (`100.10`, `123456789.12345678`): they never pass through a float.
 fn parse_json(bytes: &[u8], into: &mut Fields) -> Result<(), ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("body is not valid JSON: {e}")))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(ApiError::bad_request("invalid_json", "body must be a JSON object"));
-    };
+    let invalid = |e: serde_json::Error| ApiError::bad_request("invalid_json", format!("body is not valid JSON: {e}"));
+    let value: &serde_json::value::RawValue = serde_json::from_slice(bytes).map_err(invalid)?;
+    let map: std::collections::BTreeMap<String, &serde_json::value::RawValue> = serde_json::from_str(value.get())
+        .map_err(|_| ApiError::bad_request("invalid_json", "body must be a JSON object"))?;
     for (k, v) in map {
-        let text = match v {
-            serde_json::Value::Null => continue,
-            serde_json::Value::String(s) => s,
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::Bool(b) => b.to_string(),
-            nested => nested.to_string(),
+        let raw = v.get();
+        let text = match raw.as_bytes().first() {
+            Some(b'"') => serde_json::from_str::<String>(raw).map_err(invalid)?,
+            _ if raw == "null" => continue,
+            // Numbers, booleans, nested arrays and objects: their JSON text.
+            _ => raw.to_owned(),
         };
         into.insert(k, text);
     }
