@@ -4,7 +4,7 @@
 
 use axum::extract::State;
 use axum::routing::get;
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use crm_core::input::ClickCommand;
 use crm_platform::http::{self, ApiError, IngestFields};
 use crm_platform::{AppState, ingest};
@@ -13,14 +13,7 @@ use time::OffsetDateTime;
 pub const PATH: &str = "/api/ingest/click";
 
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route(PATH, get(click).post(click))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            http::require_ingest_token,
-        ))
-        .with_state(state);
-    http::finish(routes)
+    http::ingest_router(state, PATH, get(click).post(click))
 }
 
 async fn click(

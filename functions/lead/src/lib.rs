@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::post;
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use crm_core::input::LeadCommand;
 use crm_platform::config::CorsOrigins;
 use crm_platform::http::{self, ApiError, IngestFields};
@@ -28,14 +28,7 @@ fn cors(origins: &CorsOrigins) -> CorsLayer {
 
 pub fn router(state: AppState) -> Router {
     let cors = cors(&state.config.cors_origins);
-    let routes = Router::new()
-        .route(PATH, post(lead))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            http::require_ingest_token,
-        ))
-        .with_state(state);
-    http::finish(routes).layer(cors)
+    http::ingest_router(state, PATH, post(lead)).layer(cors)
 }
 
 async fn lead(

@@ -51,6 +51,15 @@ pub fn finish(router: Router) -> Router {
         .layer(middleware::from_fn(access_log))
 }
 
+/// An ingest function's router: its one path, behind the ingest token, finished.
+pub fn ingest_router(state: AppState, path: &str, handlers: axum::routing::MethodRouter<AppState>) -> Router {
+    let routes = Router::new()
+        .route(path, handlers)
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_ingest_token))
+        .with_state(state);
+    finish(routes)
+}
+
 /// One line per request: method, path (never the query: it may hold tokens or emails),
 /// status, latency.
 async fn access_log(req: Request, next: Next) -> Response {
