@@ -345,9 +345,6 @@ impl Money {
     pub fn from_decimal(value: Decimal) -> Self {
         Self(value.normalize())
     }
-    pub fn decimal(&self) -> Decimal {
-        self.0
-    }
     pub fn is_zero(&self) -> bool {
         self.0.is_zero()
     }

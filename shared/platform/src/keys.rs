@@ -53,11 +53,6 @@ impl Activity {
             Self::Merge => "MERGE",
         }
     }
-    pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Click, Self::Lead, Self::Event, Self::Merge]
-            .into_iter()
-            .find(|a| a.as_str() == raw)
-    }
 }
 
 pub fn customer_pk(id: &CustomerId) -> String {
