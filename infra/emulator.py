@@ -2,6 +2,7 @@
 backends (pinned in infra/requirements.txt), with four corrections that make its DynamoDB
 behave like the real one where this project depends on it.
 
+0. It is served by waitress, which keeps HTTP/1.1 connections alive as AWS endpoints do.
 1. Requests are handled one at a time. moto's threaded server interleaves transactions,
    and a failed transaction's rollback would then drop writes another thread committed
    meanwhile. Real DynamoDB never does that, and our identity invariants are tested under
@@ -45,12 +46,8 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.responses import DynamoHandler
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
-from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from waitress import serve
 
 TOKEN_WINDOW_SECONDS = 600
 
@@ -231,13 +228,16 @@ def main():
     parser.add_argument("--port", type=int, default=5055)
     parser.add_argument("--parent-pid", type=int, help="exit when this process exits")
     args = parser.parse_args()
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("waitress").setLevel(logging.ERROR)
     if args.parent_pid:
         threading.Thread(target=exit_with_parent, args=(args.parent_pid,), daemon=True).start()
     app = DomainDispatcherApplication(create_backend_app)
     patch_moto()
     print(f"AWS emulator (moto) listening on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
-    run_simple(args.host, args.port, Serialized(app), threaded=True, request_handler=MotoRequestHandler)
+    # waitress keeps connections alive; werkzeug's dev server closes every one, which made
+    # each SDK call pay a TCP connect (and a DNS lookup) that Lambda never pays warm.
+    serve(Serialized(app), host=args.host, port=args.port, threads=8, connection_limit=1000,
+          channel_timeout=300, ident="moto")
 
 
 if __name__ == "__main__":
