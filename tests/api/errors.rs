@@ -2,7 +2,7 @@
 //! input, 503 with Retry-After when DynamoDB fails.
 
 use axum::body::Body;
-use crm_platform::store::Store;
+use crm_store::Store;
 use crm_tests::{ADMIN_KEY, TestApp, sdk_config, spawn, spawn_with};
 use http::{Request, StatusCode, header};
 use serde_json::{Value, json};
@@ -100,7 +100,7 @@ async fn oversized_bodies_are_413_before_parsing() {
     let app = spawn().await;
     let big = format!(
         "{{\"clickId\":\"x\",\"pad\":\"{}\"}}",
-        "a".repeat(crm_platform::http::MAX_BODY_BYTES)
+        "a".repeat(crm_http::MAX_BODY_BYTES)
     );
     let req = Request::post("/api/ingest/click")
         .header(header::CONTENT_TYPE, "application/json")
@@ -115,6 +115,14 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
     let app = spawn().await;
     let (status, body) = app.get("/api/nope").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, None);
+    assert_eq!(body["error"]["code"], "no_route");
+    let (status, body) = app
+        .admin("/api/customers/0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10/nope")
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no_route"))
+    );
     let (status, _, body) = app
         .send(Request::delete("/api/ingest/click").body(Body::empty()).unwrap())
         .await;
@@ -125,6 +133,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405() {
     assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED, None);
     let (status, body) = app.admin("/api/customers/0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, None);
+    assert_eq!(body["error"]["code"], "not_found", "a route whose resource is missing");
     let (status, body) = app.admin("/api/customers/not-an-id").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, None);
 }

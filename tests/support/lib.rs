@@ -16,9 +16,9 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-pub use crm_platform::AppState;
-use crm_platform::config::Config;
-use crm_platform::store::Store;
+use crm_app::config::Config;
+pub use crm_http::AppState;
+use crm_store::Store;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 

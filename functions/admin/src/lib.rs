@@ -1,23 +1,23 @@
 //! The authenticated read API (`Authorization: Bearer <ADMIN_API_KEY>`): customer profiles,
-//! lookups by identifier, timelines, and paginated recent clicks, leads and events.
-//! Every read is a GetItem or a Query on a key; nothing scans the table.
+//! lookups by identifier, timelines, paginated recent clicks, leads and events, and brand
+//! totals. Every read is a GetItem or a Query on a key; nothing scans the table. The store
+//! hands back typed records; this module only shapes them for the API.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crm_core::identity::Identifier;
+use crm_core::input::FieldError;
 use crm_core::profile::Profile;
-use crm_core::values::{Brand, ClickId, CustomerId, DeviceId, Email, PhoneE164, UserId, format_ts};
-use crm_platform::AppState;
-use crm_platform::http::{self, ApiError, ApiPath, ApiQuery};
-use crm_platform::keys::{self, Activity};
-use crm_platform::store::{Item, item_to_json};
-use serde::Deserialize;
+use crm_core::records::{Activity, RecordKind};
+use crm_core::values::{Brand, ClickId, CustomerId, DeviceId, Email, Invalid, PhoneE164, UserId, format_ts};
+use crm_http::{ApiError, ApiPath, ApiQuery, AppState, HttpFunction, JsonResult};
+use crm_store::{FeedPosition, TimelinePosition};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::{Date, OffsetDateTime};
 
@@ -32,6 +32,13 @@ pub const ROUTES: &[&str] = &[
     "/api/brands/{brand}",
 ];
 
+pub const FUNCTION: HttpFunction = HttpFunction {
+    logical_id: "AdminFunction",
+    binary: "admin",
+    routes: ROUTES,
+    router,
+};
+
 pub fn router(state: AppState) -> Router {
     if state.config.admin_api_key.is_none() {
         tracing::error!("ADMIN_API_KEY is not set: every admin request will be refused");
@@ -40,38 +47,37 @@ pub fn router(state: AppState) -> Router {
         .route("/api/customers", get(lookup))
         .route("/api/customers/{id}", get(customer))
         .route("/api/customers/{id}/timeline", get(timeline))
-        .route("/api/clicks", get(|s, q| feed(s, q, Activity::Click)))
-        .route("/api/leads", get(|s, q| feed(s, q, Activity::Lead)))
-        .route("/api/events", get(|s, q| feed(s, q, Activity::Event)))
+        .route("/api/clicks", get(|s, q| feed(s, q, RecordKind::Click)))
+        .route("/api/leads", get(|s, q| feed(s, q, RecordKind::Lead)))
+        .route("/api/events", get(|s, q| feed(s, q, RecordKind::Event)))
         .route("/api/brands/{brand}", get(brand_stats))
-        .route_layer(middleware::from_fn_with_state(state.clone(), http::require_admin))
+        .route_layer(middleware::from_fn_with_state(state.clone(), crm_http::require_admin))
         .with_state(state);
-    http::finish(routes)
+    crm_http::finish(routes)
 }
 
 const DEFAULT_LIMIT: i32 = 50;
 const MAX_LIMIT: i32 = 200;
-/// How many empty days a recent-list page walks back before it stops.
+/// How many days a recent-list page walks back looking for records before it stops.
 pub const FEED_LOOKBACK_DAYS: u32 = 31;
+
+fn field_error(field: &'static str, e: Invalid) -> ApiError {
+    ApiError::Field(FieldError {
+        field,
+        code: e.code,
+        message: e.message,
+    })
+}
 
 fn limit(raw: Option<i32>) -> Result<i32, ApiError> {
     match raw {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::Field(crm_core::input::FieldError {
-            field: "limit",
-            code: "out_of_range",
-            message: format!("limit must be between 1 and {MAX_LIMIT}"),
-        })),
+        Some(_) => Err(field_error(
+            "limit",
+            Invalid::new("out_of_range", format!("limit must be between 1 and {MAX_LIMIT}")),
+        )),
     }
-}
-
-fn field_error(field: &'static str, e: crm_core::values::Invalid) -> ApiError {
-    ApiError::Field(crm_core::input::FieldError {
-        field,
-        code: e.code,
-        message: e.message,
-    })
 }
 
 fn profile_json(p: &Profile, requested: &CustomerId) -> Value {
@@ -100,7 +106,7 @@ fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
     CustomerId::parse(raw).map_err(|_| ApiError::NotFound)
 }
 
-async fn customer(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+async fn customer(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> JsonResult {
     let id = customer_id(&id)?;
     Ok(Json(profile_json(&current(&state, &id).await?, &id)))
 }
@@ -116,32 +122,44 @@ struct LookupQuery {
     operator_id: Option<String>,
 }
 
-async fn lookup(State(state): State<AppState>, ApiQuery(q): ApiQuery<LookupQuery>) -> Result<Json<Value>, ApiError> {
-    let identifier = if let Some(v) = &q.email {
-        Identifier::Email(Email::parse(v).map_err(|e| field_error("email", e))?)
-    } else if let Some(v) = &q.phone {
-        Identifier::Phone(PhoneE164::parse(v, state.config.defaults.phone_region).map_err(|e| field_error("phone", e))?)
-    } else if let Some(v) = &q.click_id {
-        Identifier::ClickId(ClickId::parse(v).map_err(|e| field_error("clickId", e))?)
-    } else if let Some(v) = &q.device_id {
-        Identifier::DeviceId(DeviceId::parse(v).map_err(|e| field_error("deviceId", e))?)
-    } else if let Some(v) = &q.user_id {
-        let operator = q.operator_id.as_deref().ok_or_else(|| {
-            field_error(
-                "operatorId",
-                crm_core::values::Invalid::new("missing", "userId lookups need operatorId"),
-            )
-        })?;
-        Identifier::UserId {
+fn lookup_identifier(q: &LookupQuery, state: &AppState) -> Result<Identifier, ApiError> {
+    if let Some(v) = &q.email {
+        return Ok(Identifier::Email(Email::parse(v).map_err(|e| field_error("email", e))?));
+    }
+    if let Some(v) = &q.phone {
+        let region = state.config.defaults.phone_region;
+        return Ok(Identifier::Phone(
+            PhoneE164::parse(v, region).map_err(|e| field_error("phone", e))?,
+        ));
+    }
+    if let Some(v) = &q.click_id {
+        return Ok(Identifier::ClickId(
+            ClickId::parse(v).map_err(|e| field_error("clickId", e))?,
+        ));
+    }
+    if let Some(v) = &q.device_id {
+        return Ok(Identifier::DeviceId(
+            DeviceId::parse(v).map_err(|e| field_error("deviceId", e))?,
+        ));
+    }
+    if let Some(v) = &q.user_id {
+        let operator = q
+            .operator_id
+            .as_deref()
+            .ok_or_else(|| field_error("operatorId", Invalid::new("missing", "userId lookups need operatorId")))?;
+        return Ok(Identifier::UserId {
             operator: Brand::parse(operator).map_err(|e| field_error("operatorId", e))?,
             user: UserId::parse(v).map_err(|e| field_error("userId", e))?,
-        }
-    } else {
-        return Err(field_error(
-            "email",
-            crm_core::values::Invalid::new("missing", "one of email, phone, clickId, deviceId, userId is required"),
-        ));
-    };
+        });
+    }
+    Err(field_error(
+        "email",
+        Invalid::new("missing", "one of email, phone, clickId, deviceId, userId is required"),
+    ))
+}
+
+async fn lookup(State(state): State<AppState>, ApiQuery(q): ApiQuery<LookupQuery>) -> JsonResult {
+    let identifier = lookup_identifier(&q, &state)?;
     let owner = state.store.owner(&identifier).await?.ok_or(ApiError::NotFound)?;
     Ok(Json(profile_json(&current(&state, &owner).await?, &owner)))
 }
@@ -154,155 +172,129 @@ struct PageQuery {
     day: Option<String>,
 }
 
-fn bad_cursor() -> ApiError {
-    ApiError::Field(crm_core::input::FieldError {
-        field: "cursor",
-        code: "invalid_format",
-        message: "cursor is not one we issued".into(),
-    })
+/// What a cursor carries: where the previous page ended.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Cursor {
+    Timeline {
+        before: String,
+    },
+    Feed {
+        #[serde(with = "crm_core::values::ts")]
+        at: OffsetDateTime,
+        id: String,
+    },
 }
 
-fn decode_cursor<T: for<'de> Deserialize<'de>>(raw: &str) -> Result<T, ApiError> {
+fn bad_cursor() -> ApiError {
+    field_error("cursor", Invalid::new("invalid_format", "cursor is not one we issued"))
+}
+
+fn decode_cursor(raw: &str) -> Result<Cursor, ApiError> {
     let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad_cursor())?;
     serde_json::from_slice(&bytes).map_err(|_| bad_cursor())
 }
 
-fn encode_cursor(value: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(value.to_string())
-}
-
-fn entry(item: Item) -> (String, Value) {
-    let sort = match item.get(keys::GSI1SK) {
-        Some(AttributeValue::S(s)) => s.clone(),
-        _ => String::new(),
-    };
-    let kind = match item.get(keys::ENTITY) {
-        Some(AttributeValue::S(s)) => s.to_ascii_lowercase(),
-        _ => "unknown".into(),
-    };
-    let mut body = item_to_json(item);
-    body["type"] = kind.into();
-    (sort, body)
+/// `items` and a `nextCursor` that is `null` exactly when there is nothing more.
+fn page<T: Serialize>(items: &[T], next: Option<Cursor>) -> Value {
+    let next = next.map(|c| URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).expect("a cursor serialises")));
+    json!({"items": items, "nextCursor": next})
 }
 
 /// Clicks, leads, events and merges of a customer and of every customer merged into it,
-/// newest first.
+/// newest first. Each id is read one past the limit, so the last page says so.
 async fn timeline(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> JsonResult {
     let id = customer_id(&id)?;
     let limit = limit(q.limit)?;
-    let before: Option<String> = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let before = match q.cursor.as_deref().map(decode_cursor).transpose()? {
+        Some(Cursor::Timeline { before }) => Some(TimelinePosition(before)),
+        Some(Cursor::Feed { .. }) => return Err(bad_cursor()),
+        None => None,
+    };
     let profile = current(&state, &id).await?;
     let mut entries = Vec::new();
     for customer in std::iter::once(&profile.id).chain(&profile.merged_from) {
-        entries.extend(
-            state
-                .store
-                .timeline(customer, before.as_deref(), limit)
-                .await?
-                .into_iter()
-                .map(entry),
-        );
+        entries.extend(state.store.timeline(customer, before.as_ref(), limit + 1).await?);
     }
     entries.sort_by(|a, b| b.0.cmp(&a.0));
+    let more = entries.len() > limit as usize;
     entries.truncate(limit as usize);
-    let next = (entries.len() == limit as usize).then(|| encode_cursor(&json!(entries.last().map(|e| &e.0))));
-    Ok(Json(json!({
-        "customerId": profile.id,
-        "items": entries.into_iter().map(|e| e.1).collect::<Vec<_>>(),
-        "nextCursor": next,
-    })))
-}
-
-fn strings(item: &Item) -> HashMap<String, String> {
-    item.iter()
-        .filter_map(|(k, v)| match v {
-            AttributeValue::S(s) => Some((k.clone(), s.clone())),
-            _ => None,
-        })
-        .collect()
+    let next = more.then(|| Cursor::Timeline {
+        before: entries.last().map(|e| e.0.0.clone()).unwrap_or_default(),
+    });
+    let items: Vec<&Activity> = entries.iter().map(|e| &e.1).collect();
+    let mut body = page(&items, next);
+    body["customerId"] = json!(profile.id);
+    Ok(Json(body))
 }
 
 fn parse_day(raw: &str) -> Result<Date, ApiError> {
-    Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]")).map_err(|_| {
-        ApiError::Field(crm_core::input::FieldError {
-            field: "day",
-            code: "invalid_format",
-            message: "day must be YYYY-MM-DD".into(),
-        })
-    })
+    Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| field_error("day", Invalid::new("invalid_format", "day must be YYYY-MM-DD")))
 }
 
-/// Recent activity of one kind, newest first, a day partition at a time.
-async fn feed(
-    State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<PageQuery>,
-    kind: Activity,
-) -> Result<Json<Value>, ApiError> {
+/// Recent records of one kind, newest first, a day partition at a time, walking back at
+/// most `FEED_LOOKBACK_DAYS` days. One record past the limit is read, so `nextCursor` is
+/// `null` exactly at the end.
+async fn feed(State(state): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>, kind: RecordKind) -> JsonResult {
     let limit = limit(q.limit)?;
-    #[derive(Deserialize)]
-    struct Cursor {
-        day: String,
-        key: Option<HashMap<String, String>>,
-    }
-    let (mut day, mut start) = match (&q.cursor, &q.day) {
-        (Some(c), _) => {
-            let c: Cursor = decode_cursor(c)?;
-            (
-                parse_day(&c.day)?,
-                c.key
-                    .map(|k| k.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect::<Item>()),
-            )
-        }
+    let (mut day, mut after) = match (q.cursor.as_deref().map(decode_cursor).transpose()?, &q.day) {
+        (Some(Cursor::Feed { at, id }), _) => (at.date(), Some(FeedPosition { at, id })),
+        (Some(Cursor::Timeline { .. }), _) => return Err(bad_cursor()),
         (None, Some(d)) => (parse_day(d)?, None),
         (None, None) => (OffsetDateTime::now_utc().date(), None),
     };
-    let mut items = Vec::new();
-    let mut next = None;
+    let want = limit as usize + 1;
+    let mut records: Vec<Activity> = Vec::new();
     for _ in 0..FEED_LOOKBACK_DAYS {
-        let day_str = day.to_string();
-        let (page, last_key) = state
+        let page = state
             .store
-            .feed_page(kind, &day_str, start.take(), limit - items.len() as i32)
+            .feed_page(kind, day, after.as_ref(), (want - records.len()) as i32)
             .await?;
-        items.extend(page.into_iter().map(item_to_json));
-        let Some(previous) = day.previous_day() else { break };
-        if items.len() as i32 >= limit {
-            next = Some(match last_key {
-                Some(k) => json!({"day": day_str, "key": strings(&k)}),
-                None => json!({"day": previous.to_string(), "key": null}),
-            });
+        records.extend(page.records);
+        if records.len() >= want {
             break;
         }
-        match last_key {
-            Some(k) => start = Some(k),
-            None => day = previous,
-        }
+        after = match (page.more, records.last()) {
+            (true, Some(last)) => Some(FeedPosition {
+                at: last.at(),
+                id: last.id().to_owned(),
+            }),
+            _ => match day.previous_day() {
+                Some(previous) => {
+                    day = previous;
+                    None
+                }
+                None => break,
+            },
+        };
     }
-    Ok(Json(
-        json!({"items": items, "nextCursor": next.map(|c| encode_cursor(&c))}),
-    ))
+    let more = records.len() > limit as usize;
+    records.truncate(limit as usize);
+    let next = records.last().filter(|_| more).map(|last| Cursor::Feed {
+        at: last.at(),
+        id: last.id().to_owned(),
+    });
+    // Every item of a list has the list's kind, so the `type` tag is left out.
+    let items: Vec<Value> = records.iter().map(untagged).collect();
+    Ok(Json(page(&items, next)))
+}
+
+fn untagged(record: &Activity) -> Value {
+    let mut v = serde_json::to_value(record).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("type");
+    }
+    v
 }
 
 /// Conversion counts and revenue per currency of one brand.
-async fn brand_stats(State(state): State<AppState>, ApiPath(brand): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+async fn brand_stats(State(state): State<AppState>, ApiPath(brand): ApiPath<String>) -> JsonResult {
     let brand = Brand::parse(&brand).map_err(|_| ApiError::NotFound)?;
-    let item = state
-        .store
-        .get(&keys::brand_pk(&brand), keys::STATS_SK)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let (mut events, mut revenue) = (BTreeMap::new(), BTreeMap::new());
-    for (attr, value) in &item {
-        let AttributeValue::N(n) = value else { continue };
-        if let Some(kind) = attr.strip_prefix(&keys::brand_count_attr("")) {
-            events.insert(kind.to_owned(), json!(n.parse::<u64>().unwrap_or(0)));
-        } else if let Some(currency) = attr.strip_prefix(&keys::brand_revenue_attr("")) {
-            revenue.insert(currency.to_owned(), json!(n));
-        }
-    }
-    Ok(Json(json!({"brand": brand, "events": events, "revenue": revenue})))
+    let stats = state.store.brand_stats(&brand).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(json!(stats)))
 }

@@ -1,4 +1,6 @@
-#[tokio::main]
-async fn main() -> Result<(), crm_platform::lambda::Error> {
-    crm_platform::lambda::serve(crm_admin::router).await
+// Lambda runs one request at a time per instance: a single-threaded runtime spends no CPU
+// handing work between threads.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), crm_http::lambda::Error> {
+    crm_http::lambda::serve(crm_admin::router).await
 }

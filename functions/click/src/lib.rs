@@ -6,29 +6,22 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use crm_core::input::ClickCommand;
-use crm_platform::http::{self, ApiError, IngestFields};
-use crm_platform::{AppState, ingest};
-use time::OffsetDateTime;
+use crm_http::{AppState, HttpFunction, IngestFields, JsonResult};
 
 pub const PATH: &str = "/api/ingest/click";
 
+pub const FUNCTION: HttpFunction = HttpFunction {
+    logical_id: "ClickFunction",
+    binary: "click",
+    routes: &[PATH],
+    router,
+};
+
 pub fn router(state: AppState) -> Router {
-    http::ingest_router(state, PATH, get(click).post(click))
+    crm_http::ingest_router(state, PATH, get(click).post(click))
 }
 
-async fn click(
-    State(state): State<AppState>,
-    IngestFields(fields): IngestFields,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let cmd = ClickCommand::parse(&fields, &state.config.defaults)?;
-    let warnings = cmd.warnings.clone();
-    let outcome = ingest::click(&state.store, cmd, OffsetDateTime::now_utc()).await?;
-    tracing::info!(
-        customer_id = %outcome.customer,
-        click_id = %outcome.record_id,
-        duplicate = outcome.duplicate,
-        created = outcome.customer_created,
-        "click ingested"
-    );
-    Ok(http::ingest_response(&outcome, "clickId", &warnings))
+async fn click(State(state): State<AppState>, IngestFields(fields): IngestFields) -> JsonResult {
+    let (_, body) = crm_http::ingest::<ClickCommand>(&state, &fields, "clickId").await?;
+    Ok(Json(body))
 }

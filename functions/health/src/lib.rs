@@ -8,13 +8,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use crm_platform::AppState;
+use crm_http::{AppState, HttpFunction};
 use serde_json::json;
 
 pub const PATH: &str = "/api/health";
 
+pub const FUNCTION: HttpFunction = HttpFunction {
+    logical_id: "HealthFunction",
+    binary: "health",
+    routes: &[PATH],
+    router,
+};
+
 pub fn router(state: AppState) -> Router {
-    crm_platform::http::finish(Router::new().route(PATH, get(health)).with_state(state))
+    crm_http::finish(Router::new().route(PATH, get(health)).with_state(state))
 }
 
 async fn health(State(state): State<AppState>) -> Response {

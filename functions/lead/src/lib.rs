@@ -5,18 +5,24 @@ use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::post;
 use axum::{Json, Router};
+use crm_app::config::CorsOrigins;
 use crm_core::input::LeadCommand;
-use crm_platform::config::CorsOrigins;
-use crm_platform::http::{self, ApiError, IngestFields};
-use crm_platform::{AppState, ingest};
-use time::OffsetDateTime;
+use crm_http::{AppState, HttpFunction, IngestFields, JsonResult};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub const PATH: &str = "/api/ingest/lead";
 
+pub const FUNCTION: HttpFunction = HttpFunction {
+    logical_id: "LeadFunction",
+    binary: "lead",
+    routes: &[PATH],
+    router,
+};
+
 fn cors(origins: &CorsOrigins) -> CorsLayer {
     let allow = match origins {
         CorsOrigins::Any => AllowOrigin::any(),
+        // Configuration checked each origin at cold start.
         CorsOrigins::List(list) => AllowOrigin::list(list.iter().filter_map(|o| HeaderValue::from_str(o).ok())),
     };
     CorsLayer::new()
@@ -28,22 +34,10 @@ fn cors(origins: &CorsOrigins) -> CorsLayer {
 
 pub fn router(state: AppState) -> Router {
     let cors = cors(&state.config.cors_origins);
-    http::ingest_router(state, PATH, post(lead)).layer(cors)
+    crm_http::ingest_router(state, PATH, post(lead)).layer(cors)
 }
 
-async fn lead(
-    State(state): State<AppState>,
-    IngestFields(fields): IngestFields,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let cmd = LeadCommand::parse(&fields, &state.config.defaults)?;
-    let warnings = cmd.warnings.clone();
-    let outcome = ingest::lead(&state.store, &state.config, cmd, OffsetDateTime::now_utc()).await?;
-    tracing::info!(
-        customer_id = %outcome.customer,
-        lead_id = %outcome.record_id,
-        duplicate = outcome.duplicate,
-        merged = outcome.merged.len(),
-        "lead ingested"
-    );
-    Ok(http::ingest_response(&outcome, "leadId", &warnings))
+async fn lead(State(state): State<AppState>, IngestFields(fields): IngestFields) -> JsonResult {
+    let (_, body) = crm_http::ingest::<LeadCommand>(&state, &fields, "leadId").await?;
+    Ok(Json(body))
 }

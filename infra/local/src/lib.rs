@@ -12,47 +12,34 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::response::IntoResponse;
-use crm_platform::AppState;
+use crm_http::{AppState, HttpFunction};
 use serde_norway::Value;
 use tower::ServiceExt;
 
 /// The SAM template, embedded at build time.
 pub const TEMPLATE: &str = include_str!("../../../template.yaml");
 
-/// Every HTTP function: its name in `template.yaml` (logical id), its routes, its router.
-pub struct Function {
-    pub logical_id: &'static str,
-    pub routes: &'static [&'static str],
-    pub router: fn(AppState) -> Router,
+/// Every HTTP function, as deployed. The dev server serves them, the bench measures them,
+/// the tests check each against `template.yaml`.
+pub const FUNCTIONS: [HttpFunction; 5] = [
+    crm_click::FUNCTION,
+    crm_lead::FUNCTION,
+    crm_postback::FUNCTION,
+    crm_health::FUNCTION,
+    crm_admin::FUNCTION,
+];
+
+/// The function deployed as `logical_id` in `template.yaml`.
+pub fn function(logical_id: &str) -> &'static HttpFunction {
+    FUNCTIONS
+        .iter()
+        .find(|f| f.logical_id == logical_id)
+        .unwrap_or_else(|| panic!("no function {logical_id}"))
 }
 
-pub const FUNCTIONS: [Function; 5] = [
-    Function {
-        logical_id: "ClickFunction",
-        routes: &[crm_click::PATH],
-        router: crm_click::router,
-    },
-    Function {
-        logical_id: "LeadFunction",
-        routes: &[crm_lead::PATH],
-        router: crm_lead::router,
-    },
-    Function {
-        logical_id: "PostbackFunction",
-        routes: &[crm_postback::PATH],
-        router: crm_postback::router,
-    },
-    Function {
-        logical_id: "HealthFunction",
-        routes: &[crm_health::PATH],
-        router: crm_health::router,
-    },
-    Function {
-        logical_id: "AdminFunction",
-        routes: crm_admin::ROUTES,
-        router: crm_admin::router,
-    },
-];
+// Event functions (SQS, DynamoDB Streams, schedules) arrive with messaging. Each will export
+// `handle(&deps, event)`; `crm-dev` will run their loops beside `app` the way AWS drives
+// them (poll the queue, read the stream, tick the schedule), listed here like FUNCTIONS.
 
 /// Whether an API Gateway route template (`/api/customers/{id}`) matches a request path.
 pub fn route_matches(template: &str, path: &str) -> bool {
@@ -83,7 +70,7 @@ pub fn app(state: AppState) -> Router {
         async move {
             match target {
                 Some(router) => router.oneshot(req).await,
-                None => Ok(crm_platform::http::ApiError::NotFound.into_response()),
+                None => Ok(crm_http::ApiError::NoRoute.into_response()),
             }
         }
     });

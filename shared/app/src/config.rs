@@ -99,9 +99,10 @@ impl Config {
             None | Some("*") => CorsOrigins::Any,
             Some(list) => CorsOrigins::List(
                 list.split(',')
-                    .map(|o| o.trim().to_owned())
+                    .map(str::trim)
                     .filter(|o| !o.is_empty())
-                    .collect(),
+                    .map(|o| origin(o).map_err(|m| err("CORS_ALLOWED_ORIGINS", m)))
+                    .collect::<Result<_, _>>()?,
             ),
         };
         Ok(Self {
@@ -117,6 +118,33 @@ impl Config {
             cors_origins,
         })
     }
+}
+
+/// A browser origin exactly as browsers send it: `https://host` or `http://host:port`,
+/// lowercase, no path. Anything else would silently never match.
+fn origin(raw: &str) -> Result<String, String> {
+    let bad = |why: &str| Err(format!("{raw:?} is not an origin like https://lp.example.com ({why})"));
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return bad("no scheme");
+    };
+    if scheme != "https" && scheme != "http" {
+        return bad("scheme must be http or https");
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    if !host_ok {
+        return bad("host must be lowercase letters, digits, dots and dashes, with no path");
+    }
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return bad("port must be a number");
+    }
+    Ok(raw.to_owned())
 }
 
 #[cfg(test)]
@@ -159,6 +187,29 @@ mod tests {
                 .var,
             "DEDUPE_WINDOW_HOURS"
         );
+    }
+
+    #[test]
+    fn cors_origins_are_checked_at_cold_start() {
+        let c = config(&[
+            ("TABLE_NAME", "t"),
+            ("CORS_ALLOWED_ORIGINS", "https://lp.example.com, http://localhost:8080"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.cors_origins,
+            CorsOrigins::List(vec!["https://lp.example.com".into(), "http://localhost:8080".into()])
+        );
+        for bad in [
+            "lp.example.com",
+            "https://lp.example.com/",
+            "https://LP.example.com",
+            "ftp://x.com",
+            "https://a b",
+        ] {
+            let e = config(&[("TABLE_NAME", "t"), ("CORS_ALLOWED_ORIGINS", bad)]).unwrap_err();
+            assert_eq!(e.var, "CORS_ALLOWED_ORIGINS", "{bad}");
+        }
     }
 
     #[test]

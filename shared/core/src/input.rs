@@ -6,14 +6,18 @@
 //! missing or invalid rejects the request; an invalid optional field is dropped and
 //! reported as a warning so that a good lead is never lost to a bad phone number.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
+use time::OffsetDateTime;
 
 use crate::identity::Identifier;
 use crate::journey::EventKind;
+use crate::journey::Milestone;
+use crate::profile::Touch;
 use crate::values::{
     Brand, ClickId, Currency, DeviceId, Email, Invalid, Money, PhoneE164, PhoneRegion, TransactionId, UserId,
+    clean_text,
 };
 
 /// Longest free-text value we keep (URLs, user agents, campaign names).
@@ -21,36 +25,84 @@ pub const MAX_TEXT_LEN: usize = 2048;
 /// Longest personal name we keep.
 pub const MAX_NAME_LEN: usize = 100;
 
-/// The request's fields, query string and body merged (body wins), keys as sent.
+/// The request's fields, query string and body merged (body wins), keys as sent. A JSON
+/// object or array sent as a value is remembered as such, never read as text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Fields(BTreeMap<String, String>);
+pub struct Fields {
+    text: BTreeMap<String, String>,
+    structured: BTreeSet<String>,
+}
 
 impl Fields {
     pub fn new() -> Self {
         Self::default()
     }
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        self.0.insert(key.into(), value.into());
+        let key = key.into();
+        self.structured.remove(&key);
+        self.text.insert(key, value.into());
+    }
+    /// A key whose value is a JSON object or array.
+    pub fn insert_structured(&mut self, key: impl Into<String>) {
+        let key = key.into();
+        self.text.remove(&key);
+        self.structured.insert(key);
     }
     pub fn remove(&mut self, key: &str) -> Option<String> {
-        self.0.remove(key)
+        self.structured.remove(key);
+        self.text.remove(key)
     }
     /// The first alias that carries a meaningful value.
     pub fn pick(&self, aliases: &[&str]) -> Option<&str> {
-        aliases.iter().find_map(|a| self.0.get(*a).and_then(|v| meaningful(v)))
+        aliases
+            .iter()
+            .find_map(|a| self.text.get(*a).and_then(|v| meaningful(v)))
+    }
+    /// An object or array sent for any field we read is a 400 naming that field (under its
+    /// canonical name); unknown keys may carry anything.
+    fn reject_structured(&self) -> Result<(), FieldError> {
+        match alias::ALL
+            .iter()
+            .find(|aliases| aliases.iter().any(|a| self.structured.contains(*a)))
+        {
+            None => Ok(()),
+            Some(aliases) => Err(FieldError {
+                field: aliases[0],
+                code: "invalid_type",
+                message: format!("{} must be a string or a number, not an object or array", aliases[0]),
+            }),
+        }
     }
 }
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Fields {
     fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Self {
-        Self(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        let mut fields = Self::new();
+        for (k, v) in iter {
+            fields.insert(k, v);
+        }
+        fields
     }
+}
+
+/// Whether `v` is a tracker macro nobody replaced: `{name}`, `{{name}}` or `%7Bname%7D`,
+/// where the name is a plain identifier. `{"$gt": ""}` is not a macro.
+fn is_macro(v: &str) -> bool {
+    let inner = v
+        .strip_prefix("{{")
+        .and_then(|r| r.strip_suffix("}}"))
+        .or_else(|| v.strip_prefix('{').and_then(|r| r.strip_suffix('}')))
+        .or_else(|| v.strip_prefix("%7B").and_then(|r| r.strip_suffix("%7D")));
+    inner.is_some_and(|name| {
+        let name = name.trim();
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
+    })
 }
 
 /// `None` when the value is absent in substance: empty, an unreplaced macro, or a placeholder.
 pub fn meaningful(value: &str) -> Option<&str> {
     let v = value.trim();
-    let is_macro = (v.starts_with('{') && v.ends_with('}')) || (v.starts_with("%7B") && v.ends_with("%7D"));
+    let is_macro = is_macro(v);
     let placeholder = ["null", "undefined", "-1", "anonymous", "(null)", "nil"]
         .iter()
         .any(|p| v.eq_ignore_ascii_case(p));
@@ -84,6 +136,34 @@ pub mod alias {
     pub const CURRENCY: &[&str] = &["currency"];
     pub const USER_ID: &[&str] = &["userId"];
     pub const TRANSACTION_ID: &[&str] = &["transactionId", "txid", "tid", "transaction_id", "event_id"];
+
+    /// Every field any endpoint reads (`sub1`…`sub10` are read by prefix).
+    pub const ALL: &[&[&str]] = &[
+        CLICK_ID,
+        IP,
+        USER_AGENT,
+        CAMPAIGN,
+        SOURCE,
+        MEDIUM,
+        LANDING_PAGE,
+        REFERRER,
+        INFLUENCER_ID,
+        POSTBACK_BRAND,
+        DEVICE_ID,
+        EMAIL,
+        PHONE,
+        FIRST_NAME,
+        LAST_NAME,
+        EVENT_TYPE,
+        AMOUNT,
+        CURRENCY,
+        USER_ID,
+        TRANSACTION_ID,
+        SUBS,
+    ];
+    pub const SUBS: &[&str] = &[
+        "sub1", "sub2", "sub3", "sub4", "sub5", "sub6", "sub7", "sub8", "sub9", "sub10",
+    ];
 }
 
 /// A rejected field: 400 with this field's canonical name.
@@ -142,11 +222,12 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn new(fields: &'a Fields) -> Self {
-        Self {
+    fn new(fields: &'a Fields) -> Result<Self, FieldError> {
+        fields.reject_structured()?;
+        Ok(Self {
             fields,
             warnings: Vec::new(),
-        }
+        })
     }
 
     fn required<T>(
@@ -192,12 +273,14 @@ impl<'a> Reader<'a> {
 
     fn text(&mut self, aliases: &[&'static str], max: usize) -> Option<String> {
         self.lenient(aliases, |raw| {
-            if raw.chars().count() > max {
+            let text = clean_text(raw);
+            if text.chars().count() > max {
                 Err(Invalid::new("too_long", format!("longer than {max} characters")))
             } else {
-                Ok(raw.to_owned())
+                Ok(text)
             }
         })
+        .filter(|t| !t.is_empty())
     }
 }
 
@@ -250,21 +333,18 @@ pub struct ClickCommand {
 
 impl ClickCommand {
     pub fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
-        let mut r = Reader::new(fields);
+        let mut r = Reader::new(fields)?;
         let click_id = r.required(alias::CLICK_ID, ClickId::parse)?;
         let brand = r
             .strict(alias::BRAND, Brand::parse)?
             .unwrap_or_else(|| defaults.brand());
-        let mut subs = BTreeMap::new();
-        for i in 1..=10 {
-            let key = format!("sub{i}");
-            if let Some(v) = fields
-                .pick(&[key.as_str()])
-                .filter(|v| v.chars().count() <= MAX_TEXT_LEN)
-            {
-                subs.insert(key, v.to_owned());
-            }
-        }
+        let subs = alias::SUBS
+            .iter()
+            .filter_map(|key| {
+                let v = clean_text(fields.pick(&[key])?);
+                (!v.is_empty() && v.chars().count() <= MAX_TEXT_LEN).then(|| (key.to_string(), v))
+            })
+            .collect();
         let details = ClickDetails {
             ip: r.lenient(alias::IP, parse_ip),
             user_agent: r.text(alias::USER_AGENT, MAX_TEXT_LEN),
@@ -294,6 +374,10 @@ impl ClickCommand {
         ids.extend(self.email.clone().map(Identifier::Email));
         ids
     }
+
+    pub fn touch(&self, at: OffsetDateTime) -> Touch {
+        Touch::new(self.identifiers(), self.brand.clone(), Milestone::Touched, at)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,7 +397,7 @@ const LEAD_IDENTIFIERS: [&str; 4] = ["clickId", "email", "phone", "deviceId"];
 
 impl LeadCommand {
     pub fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
-        let mut r = Reader::new(fields);
+        let mut r = Reader::new(fields)?;
         let brand = r
             .strict(alias::BRAND, Brand::parse)?
             .unwrap_or_else(|| defaults.brand());
@@ -350,6 +434,13 @@ impl LeadCommand {
         ids.extend(self.device_id.clone().map(Identifier::DeviceId));
         ids
     }
+
+    pub fn touch(&self, at: OffsetDateTime) -> Touch {
+        Touch {
+            names: self.names.clone(),
+            ..Touch::new(self.identifiers(), self.brand.clone(), Milestone::Touched, at)
+        }
+    }
 }
 
 /// The request had no usable identifier. If exactly the identifiers it sent were invalid,
@@ -384,7 +475,7 @@ const POSTBACK_IDENTIFIERS: [&str; 5] = ["clickId", "userId", "email", "phone", 
 
 impl PostbackCommand {
     pub fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
-        let mut r = Reader::new(fields);
+        let mut r = Reader::new(fields)?;
         let kind = r.required(alias::EVENT_TYPE, EventKind::parse)?;
         let brand = r
             .strict(alias::POSTBACK_BRAND, Brand::parse)?
@@ -430,6 +521,13 @@ impl PostbackCommand {
     pub fn revenue(&self) -> Option<(Currency, Money)> {
         self.amount.filter(|a| !a.is_zero()).map(|a| (self.currency.clone(), a))
     }
+
+    pub fn touch(&self, at: OffsetDateTime) -> Touch {
+        Touch {
+            revenue: self.revenue(),
+            ..Touch::new(self.identifiers(), self.brand.clone(), self.kind.milestone(), at)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -464,6 +562,43 @@ mod tests {
             assert_eq!(meaningful(v), None, "{v:?}");
         }
         assert_eq!(meaningful(" abc "), Some("abc"));
+    }
+
+    #[test]
+    fn only_identifier_shaped_braces_are_macros() {
+        assert_eq!(meaningful("{click_id}"), None);
+        assert_eq!(meaningful("%7Bsub1%7D"), None);
+        assert_eq!(meaningful(r#"{"$gt": ""}"#), Some(r#"{"$gt": ""}"#));
+        assert_eq!(meaningful("{a b}"), Some("{a b}"));
+    }
+
+    #[test]
+    fn an_object_for_a_known_field_is_rejected_naming_it() {
+        let mut f = fields(&[("eventType", "deposit"), ("clickId", "c1")]);
+        f.insert_structured("amount");
+        let err = PostbackCommand::parse(&f, &defaults()).unwrap_err();
+        assert_eq!((err.field, err.code), ("depositAmount", "invalid_type"));
+        let mut f = fields(&[("clickId", "c1")]);
+        f.insert_structured("metadata");
+        assert!(
+            ClickCommand::parse(&f, &defaults()).is_ok(),
+            "unknown keys may hold anything"
+        );
+    }
+
+    #[test]
+    fn names_and_free_text_lose_control_characters() {
+        let l = LeadCommand::parse(
+            &fields(&[
+                ("email", "a@b.co"),
+                ("firstName", "Ana\r\nBcc: x"),
+                ("lastName", "\u{202E}\u{7}"),
+            ]),
+            &defaults(),
+        )
+        .unwrap();
+        assert_eq!(l.names.first.as_deref(), Some("Ana  Bcc: x"));
+        assert_eq!(l.names.last, None, "nothing printable is left");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! accumulate, so applying events is commutative: a late or out-of-order postback (an FTD
 //! batched a day after, a registration after the deposit) lands in the same state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -32,6 +32,11 @@ impl Milestone {
     }
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == raw)
+    }
+    /// Reaching a milestone also means the brand was touched: the milestones recorded when
+    /// this one is reached (the store's update and `reach` both follow it).
+    pub fn reached_with(self) -> BTreeSet<Milestone> {
+        BTreeSet::from([Self::Touched, self])
     }
 }
 
@@ -113,7 +118,7 @@ pub type Milestones = BTreeMap<Brand, BTreeMap<Milestone, OffsetDateTime>>;
 /// Records a milestone (and the touch it implies); keeps the earliest time.
 pub fn reach(milestones: &mut Milestones, brand: &Brand, milestone: Milestone, at: OffsetDateTime) {
     let reached = milestones.entry(brand.clone()).or_default();
-    for m in [Milestone::Touched, milestone] {
+    for m in milestone.reached_with() {
         reached.entry(m).and_modify(|t| *t = (*t).min(at)).or_insert(at);
     }
 }
@@ -137,10 +142,10 @@ pub struct Journey {
     pub stage: i32,
     pub milestone: Milestone,
     /// When the current milestone was reached.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::values::ts")]
     pub since: OffsetDateTime,
     /// When the journey started (first touch).
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::values::ts")]
     pub started_at: OffsetDateTime,
 }
 

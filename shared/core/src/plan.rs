@@ -8,10 +8,10 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
 use crate::identity::{Identifier, Owners, Resolution, resolve};
-use crate::input::{LeadCommand, PostbackCommand};
-use crate::profile::{Profile, Touch, merge};
+use crate::input::{ClickCommand, Defaults, FieldError, Fields, LeadCommand, PostbackCommand, Warning};
+use crate::profile::{Follow, Profile, Touch, follow_merges, merge};
 use crate::records::{ClickRecord, EventRecord, LeadRecord, MergeRecord};
-use crate::values::{Brand, Currency, CustomerId, Money};
+use crate::values::{Brand, ClickId, Currency, CustomerId, Money, TransactionId};
 
 /// One write of a transaction. The store turns each into one conditional DynamoDB operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,9 +64,28 @@ pub enum Write {
     },
 }
 
+impl Write {
+    /// Whether this write's failed condition means the request is a repeat (its click was
+    /// recorded, or its idempotency key is held), as opposed to a lost race.
+    pub fn is_guard(&self) -> bool {
+        matches!(self, Self::RecordClick(_) | Self::ClaimDedupe(_))
+    }
+}
+
+/// An idempotency key; `crm-store`'s `keys` module renders it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DedupeKey {
+    /// An operator's transaction id: the same conversion for ever.
+    Transaction { operator: Brand, id: TransactionId },
+    /// A fingerprint of a postback sent without a transaction id.
+    Postback(String),
+    /// A fingerprint of a lead form.
+    Lead(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DedupeClaim {
-    pub key: String,
+    pub key: DedupeKey,
     /// The record (lead or event id) the first request created.
     pub record_id: String,
     pub customer: CustomerId,
@@ -99,15 +118,15 @@ pub enum Planned {
 
 /// Follows merge tombstones through the loaded profiles. `Err` names a profile to load.
 fn current_owner(start: &CustomerId, profiles: &BTreeMap<CustomerId, Profile>) -> Result<CustomerId, CustomerId> {
-    let mut id = start.clone();
-    for _ in 0..16 {
-        match profiles.get(&id).and_then(|p| p.merged_into.clone()) {
-            Some(into) if profiles.contains_key(&into) => id = into,
-            Some(into) => return Err(into),
-            None => return Ok(id),
-        }
+    match follow_merges(start, profiles) {
+        Follow::Current(id) => Ok(id),
+        // An owner whose profile was not read is taken as current: the write's condition
+        // (`attribute_not_exists(mergedInto)`) checks it, and a lost race re-plans.
+        Follow::Load(id) if id == *start => Ok(id),
+        Follow::Load(id) => Err(id),
+        // A corrupt chain: stop where it is, the store reports it when it reads the chain.
+        Follow::TooLong => Ok(start.clone()),
     }
-    Ok(id)
 }
 
 /// Plans the writes that attach `touch` to its customer, creating or merging as needed.
@@ -247,39 +266,186 @@ fn digest(parts: &[&str]) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
-/// The idempotency key of a postback: the operator's transaction id when it sent one (held
-/// forever), else a fingerprint of the normalised payload (held for `window`).
-pub fn postback_dedupe_key(
-    cmd: &PostbackCommand,
-    at: OffsetDateTime,
-    window: Duration,
-) -> (String, Option<OffsetDateTime>) {
-    if let Some(txid) = &cmd.transaction_id {
-        return (format!("TXN#{}#{}", cmd.brand, txid), None);
-    }
-    let ids: Vec<String> = cmd.identifiers().iter().map(Identifier::tag).collect();
-    let amount = cmd.amount.map(|a| a.to_string()).unwrap_or_default();
-    let mut parts = vec![
-        "postback",
-        cmd.kind.as_str(),
-        cmd.brand.as_str(),
-        &amount,
-        cmd.currency.as_str(),
-    ];
-    parts.extend(ids.iter().map(String::as_str));
-    (format!("FP#{}", digest(&parts)), Some(at + window))
+/// How a request proves it is new: a click by its click record (a click id is recorded
+/// once), a lead or postback by a dedupe claim committed with its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    Click(ClickId),
+    Claim {
+        key: DedupeKey,
+        /// `None`: held for ever.
+        expires_at: Option<OffsetDateTime>,
+    },
 }
 
-/// The idempotency key of a lead: a fingerprint of the normalised form (a double submit or
-/// a replayed webhook inside `window` is the same lead).
-pub fn lead_dedupe_key(cmd: &LeadCommand, at: OffsetDateTime, window: Duration) -> (String, Option<OffsetDateTime>) {
-    let ids: Vec<String> = cmd.identifiers().iter().map(Identifier::tag).collect();
-    let first = cmd.names.first.clone().unwrap_or_default();
-    let last = cmd.names.last.clone().unwrap_or_default();
-    let campaign = cmd.campaign.clone().unwrap_or_default();
-    let mut parts = vec!["lead", cmd.brand.as_str(), &first, &last, &campaign];
-    parts.extend(ids.iter().map(String::as_str));
-    (format!("LEADFP#{}", digest(&parts)), Some(at + window))
+/// What differs between the three ingests. `crm_app::ingest::run` is the one path they
+/// share: resolve the customer, add these writes, commit once.
+pub trait Ingest: Sized {
+    /// `click`, `lead` or `postback`: names the request in merge reasons and logs.
+    const KIND: &'static str;
+    /// Skip the owner read on the first attempt (most click ids are new).
+    const OPTIMISTIC: bool = false;
+    fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError>;
+    /// Optional fields that were dropped, reported back to the caller.
+    fn warnings(&self) -> &[Warning];
+    fn touch(&self, at: OffsetDateTime) -> Touch;
+    fn guard(&self, at: OffsetDateTime, window: Duration) -> Guard;
+    /// The request's own records for the customer it resolved to; `record_id` is the click
+    /// id for clicks and a fresh id otherwise.
+    fn records(&self, customer: &CustomerId, record_id: &str, at: OffsetDateTime) -> Vec<Write>;
+}
+
+/// The writes a request adds to its touch plan: the dedupe claim (if that is its guard) and
+/// its records.
+pub fn request_writes<C: Ingest>(
+    cmd: &C,
+    guard: &Guard,
+    customer: &CustomerId,
+    record_id: &str,
+    at: OffsetDateTime,
+) -> Vec<Write> {
+    let claim = match guard {
+        Guard::Click(_) => None,
+        Guard::Claim { key, expires_at } => Some(Write::ClaimDedupe(DedupeClaim {
+            key: key.clone(),
+            record_id: record_id.to_owned(),
+            customer: customer.clone(),
+            at,
+            expires_at: *expires_at,
+        })),
+    };
+    claim.into_iter().chain(cmd.records(customer, record_id, at)).collect()
+}
+
+impl Ingest for ClickCommand {
+    const KIND: &'static str = "click";
+    const OPTIMISTIC: bool = true;
+    fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
+        ClickCommand::parse(fields, defaults)
+    }
+    fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+    fn touch(&self, at: OffsetDateTime) -> Touch {
+        self.touch(at)
+    }
+    fn guard(&self, _at: OffsetDateTime, _window: Duration) -> Guard {
+        Guard::Click(self.click_id.clone())
+    }
+    fn records(&self, customer: &CustomerId, _record_id: &str, at: OffsetDateTime) -> Vec<Write> {
+        vec![Write::RecordClick(ClickRecord::new(
+            self.click_id.to_string(),
+            customer.clone(),
+            self.brand.to_string(),
+            self.device_id.as_ref().map(ToString::to_string),
+            self.details.clone(),
+            at,
+        ))]
+    }
+}
+
+impl Ingest for LeadCommand {
+    const KIND: &'static str = "lead";
+    fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
+        LeadCommand::parse(fields, defaults)
+    }
+    fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+    fn touch(&self, at: OffsetDateTime) -> Touch {
+        self.touch(at)
+    }
+    /// A fingerprint of the normalised form: a double submit or a replayed webhook inside
+    /// `window` is the same lead.
+    fn guard(&self, at: OffsetDateTime, window: Duration) -> Guard {
+        let ids: Vec<String> = self.identifiers().iter().map(Identifier::tag).collect();
+        let first = self.names.first.clone().unwrap_or_default();
+        let last = self.names.last.clone().unwrap_or_default();
+        let campaign = self.campaign.clone().unwrap_or_default();
+        let mut parts = vec!["lead", self.brand.as_str(), &first, &last, &campaign];
+        parts.extend(ids.iter().map(String::as_str));
+        Guard::Claim {
+            key: DedupeKey::Lead(digest(&parts)),
+            expires_at: Some(at + window),
+        }
+    }
+    fn records(&self, customer: &CustomerId, lead_id: &str, at: OffsetDateTime) -> Vec<Write> {
+        vec![Write::RecordLead(LeadRecord {
+            lead_id: lead_id.to_owned(),
+            customer_id: customer.clone(),
+            brand: self.brand.to_string(),
+            click_id: self.click_id.as_ref().map(ToString::to_string),
+            email: self.email.as_ref().map(ToString::to_string),
+            phone: self.phone.as_ref().map(ToString::to_string),
+            device_id: self.device_id.as_ref().map(ToString::to_string),
+            first_name: self.names.first.clone(),
+            last_name: self.names.last.clone(),
+            campaign: self.campaign.clone(),
+            at,
+        })]
+    }
+}
+
+impl Ingest for PostbackCommand {
+    const KIND: &'static str = "postback";
+    fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
+        PostbackCommand::parse(fields, defaults)
+    }
+    fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+    fn touch(&self, at: OffsetDateTime) -> Touch {
+        self.touch(at)
+    }
+    /// The operator's transaction id when it sent one (held for ever), else a fingerprint of
+    /// the normalised payload (held for `window`).
+    fn guard(&self, at: OffsetDateTime, window: Duration) -> Guard {
+        if let Some(id) = &self.transaction_id {
+            return Guard::Claim {
+                key: DedupeKey::Transaction {
+                    operator: self.brand.clone(),
+                    id: id.clone(),
+                },
+                expires_at: None,
+            };
+        }
+        let ids: Vec<String> = self.identifiers().iter().map(Identifier::tag).collect();
+        let amount = self.amount.map(|a| a.to_string()).unwrap_or_default();
+        let mut parts = vec![
+            "postback",
+            self.kind.as_str(),
+            self.brand.as_str(),
+            &amount,
+            self.currency.as_str(),
+        ];
+        parts.extend(ids.iter().map(String::as_str));
+        Guard::Claim {
+            key: DedupeKey::Postback(digest(&parts)),
+            expires_at: Some(at + window),
+        }
+    }
+    fn records(&self, customer: &CustomerId, event_id: &str, at: OffsetDateTime) -> Vec<Write> {
+        vec![
+            Write::RecordEvent(EventRecord {
+                event_id: event_id.to_owned(),
+                customer_id: customer.clone(),
+                brand: self.brand.to_string(),
+                event_type: self.kind.as_str().to_owned(),
+                amount: self.amount.map(|a| a.to_string()),
+                currency: self.amount.map(|_| self.currency.to_string()),
+                transaction_id: self.transaction_id.as_ref().map(ToString::to_string),
+                click_id: self.click_id.as_ref().map(ToString::to_string),
+                user_id: self.user_id.as_ref().map(ToString::to_string),
+                at,
+            }),
+            Write::AddBrandStats {
+                brand: self.brand.clone(),
+                event_type: self.kind.as_str().to_owned(),
+                revenue: self.revenue(),
+                at,
+            },
+        ]
+    }
 }
 
 #[cfg(test)]
@@ -431,46 +597,65 @@ mod tests {
         }));
     }
 
-    #[test]
-    fn postback_key_prefers_the_transaction_id() {
+    fn postback(pairs: &[(&str, &str)]) -> PostbackCommand {
         let defaults = crate::input::Defaults {
             brand: None,
             currency: Currency::parse("USD").unwrap(),
             phone_region: crate::values::PhoneRegion::parse("US").unwrap(),
         };
-        let f: crate::input::Fields = [
+        PostbackCommand::parse(&pairs.iter().copied().collect(), &defaults).unwrap()
+    }
+
+    fn key(g: Guard) -> DedupeKey {
+        match g {
+            Guard::Claim { key, .. } => key,
+            other => panic!("expected a claim, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn postback_guard_prefers_the_transaction_id_and_holds_it_for_ever() {
+        let day = Duration::hours(24);
+        let cmd = postback(&[
             ("event", "deposit"),
             ("clickId", "c1"),
             ("txid", "T-9"),
             ("operator", "rushbet"),
-        ]
-        .into_iter()
-        .collect();
-        let cmd = PostbackCommand::parse(&f, &defaults).unwrap();
+        ]);
         assert_eq!(
-            postback_dedupe_key(&cmd, T0, Duration::hours(24)),
-            ("TXN#rushbet#T-9".to_owned(), None)
+            cmd.guard(T0, day),
+            Guard::Claim {
+                key: DedupeKey::Transaction {
+                    operator: Brand::parse("rushbet").unwrap(),
+                    id: TransactionId::parse("T-9").unwrap()
+                },
+                expires_at: None
+            }
         );
-
-        let f: crate::input::Fields = [("event", "deposit"), ("clickId", "c1"), ("amount", "100")]
-            .into_iter()
-            .collect();
-        let a = PostbackCommand::parse(&f, &defaults).unwrap();
-        let f: crate::input::Fields = [("event", "deposit"), ("clickId", "c1"), ("amount", "100.00")]
-            .into_iter()
-            .collect();
-        let b = PostbackCommand::parse(&f, &defaults).unwrap();
-        let (ka, ea) = postback_dedupe_key(&a, T0, Duration::hours(24));
+        let a = postback(&[("event", "deposit"), ("clickId", "c1"), ("amount", "100")]);
+        let b = postback(&[("event", "deposit"), ("clickId", "c1"), ("amount", "100.00")]);
+        let c = postback(&[("event", "deposit"), ("clickId", "c1"), ("amount", "101")]);
         assert_eq!(
-            ka,
-            postback_dedupe_key(&b, T0, Duration::hours(24)).0,
+            key(a.guard(T0, day)),
+            key(b.guard(T0, day)),
             "same payload, same fingerprint"
         );
-        assert_eq!(ea, Some(T0 + Duration::hours(24)));
-        let f: crate::input::Fields = [("event", "deposit"), ("clickId", "c1"), ("amount", "101")]
-            .into_iter()
-            .collect();
-        let c = PostbackCommand::parse(&f, &defaults).unwrap();
-        assert_ne!(ka, postback_dedupe_key(&c, T0, Duration::hours(24)).0);
+        assert_ne!(key(a.guard(T0, day)), key(c.guard(T0, day)));
+        assert!(matches!(a.guard(T0, day), Guard::Claim { expires_at: Some(t), .. } if t == T0 + day));
+    }
+
+    #[test]
+    fn a_claimed_request_commits_its_claim_and_records_and_only_guards_count_as_repeats() {
+        let cmd = postback(&[
+            ("event", "ftd"),
+            ("clickId", "c1"),
+            ("amount", "5"),
+            ("operator", "rushbet"),
+        ]);
+        let guard = cmd.guard(T0, Duration::hours(24));
+        let writes = request_writes(&cmd, &guard, &cid(1), "e1", T0);
+        let kinds: Vec<bool> = writes.iter().map(Write::is_guard).collect();
+        assert_eq!(kinds, [true, false, false], "claim, event record, brand stats");
+        assert!(matches!(&writes[0], Write::ClaimDedupe(c) if c.record_id == "e1" && c.customer == cid(1)));
     }
 }

@@ -21,6 +21,20 @@ pub struct Touch {
     pub at: OffsetDateTime,
 }
 
+impl Touch {
+    /// A touch without names or revenue.
+    pub fn new(identifiers: Vec<Identifier>, brand: Brand, milestone: Milestone, at: OffsetDateTime) -> Self {
+        Self {
+            identifiers,
+            brand,
+            milestone,
+            names: Names::default(),
+            revenue: None,
+            at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
     pub id: CustomerId,
@@ -78,6 +92,37 @@ impl Profile {
     pub fn journeys(&self) -> Vec<journey::Journey> {
         journey::journeys(&self.milestones)
     }
+}
+
+/// Longest chain of merges followed from an old customer id to its survivor. Merges always
+/// point at an older customer, so chains are short; a longer one means a corrupt table.
+pub const MAX_MERGE_HOPS: usize = 16;
+
+/// Where following merge tombstones from a customer id leads, given the profiles at hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Follow {
+    /// The customer that has not been merged away (its profile is among those given).
+    Current(CustomerId),
+    /// This profile is needed to go on.
+    Load(CustomerId),
+    /// More than `MAX_MERGE_HOPS` tombstones in a row.
+    TooLong,
+}
+
+/// Follows `mergedInto` from `start` through `profiles`; the one rule every reader uses.
+pub fn follow_merges(start: &CustomerId, profiles: &BTreeMap<CustomerId, Profile>) -> Follow {
+    let mut id = start;
+    for _ in 0..=MAX_MERGE_HOPS {
+        match profiles.get(id) {
+            None => return Follow::Load(id.clone()),
+            Some(Profile {
+                merged_into: Some(into),
+                ..
+            }) => id = into,
+            Some(_) => return Follow::Current(id.clone()),
+        }
+    }
+    Follow::TooLong
 }
 
 /// Folds `absorbed` into `survivor`: identifiers and merge history unite, journeys keep the
@@ -150,6 +195,25 @@ mod tests {
         assert_eq!(p.revenue[&Currency::parse("USD").unwrap()].to_string(), "150.5");
         assert_eq!(p.journeys()[0].stage, 1);
         assert_eq!(p.version, 3);
+    }
+
+    #[test]
+    fn following_merges_asks_for_each_missing_profile_then_stops_at_the_survivor() {
+        let t0 = datetime!(2026-11-01 10:00 UTC);
+        let mut profiles = BTreeMap::new();
+        assert_eq!(follow_merges(&cid(3), &profiles), Follow::Load(cid(3)));
+        let mut tomb = Profile::new(cid(3), &touch(vec![], "rushbet", Milestone::Touched, None, t0));
+        tomb.merged_into = Some(cid(1));
+        profiles.insert(cid(3), tomb);
+        assert_eq!(follow_merges(&cid(3), &profiles), Follow::Load(cid(1)));
+        profiles.insert(
+            cid(1),
+            Profile::new(cid(1), &touch(vec![], "rushbet", Milestone::Touched, None, t0)),
+        );
+        assert_eq!(follow_merges(&cid(3), &profiles), Follow::Current(cid(1)));
+        // A cycle (never written by us) is reported, not followed for ever.
+        profiles.get_mut(&cid(1)).unwrap().merged_into = Some(cid(3));
+        assert_eq!(follow_merges(&cid(3), &profiles), Follow::TooLong);
     }
 
     #[test]

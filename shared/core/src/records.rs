@@ -1,10 +1,34 @@
-//! The activity records kept for the timeline and the recent lists.
+//! The activity records kept for the timeline and the recent lists. They serialise as the
+//! admin API shows them (camelCase, fixed-width timestamps); the store adds its keys.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::input::ClickDetails;
 use crate::values::CustomerId;
+
+/// The kinds of record kept on the timeline (and, but for merges, in the recent lists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RecordKind {
+    Click,
+    Lead,
+    Event,
+    Merge,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 4] = [Self::Click, Self::Lead, Self::Event, Self::Merge];
+
+    /// The kind's name in keys and `entityType`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Click => "CLICK",
+            Self::Lead => "LEAD",
+            Self::Event => "EVENT",
+            Self::Merge => "MERGE",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -32,7 +56,7 @@ pub struct ClickRecord {
     pub influencer_id: Option<String>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub subs: std::collections::BTreeMap<String, String>,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
 
@@ -84,7 +108,7 @@ pub struct LeadRecord {
     pub last_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
 
@@ -106,7 +130,7 @@ pub struct EventRecord {
     pub click_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
 
@@ -122,6 +146,44 @@ pub struct MergeRecord {
     pub reason: String,
     /// Identifiers each absorbed customer had (as `KIND#value`), to undo the merge.
     pub absorbed_identifiers: std::collections::BTreeMap<String, Vec<String>>,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
+}
+
+/// Any record on a customer's timeline, tagged with its kind as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Activity {
+    Click(ClickRecord),
+    Lead(LeadRecord),
+    Event(EventRecord),
+    Merge(MergeRecord),
+}
+
+impl Activity {
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Self::Click(_) => RecordKind::Click,
+            Self::Lead(_) => RecordKind::Lead,
+            Self::Event(_) => RecordKind::Event,
+            Self::Merge(_) => RecordKind::Merge,
+        }
+    }
+    /// The record's own id (click id, lead id, event id, merge id).
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Click(r) => &r.click_id,
+            Self::Lead(r) => &r.lead_id,
+            Self::Event(r) => &r.event_id,
+            Self::Merge(r) => &r.merge_id,
+        }
+    }
+    pub fn at(&self) -> OffsetDateTime {
+        match self {
+            Self::Click(r) => r.at,
+            Self::Lead(r) => r.at,
+            Self::Event(r) => r.at,
+            Self::Merge(r) => r.at,
+        }
+    }
 }

@@ -296,7 +296,8 @@ const CURRENCIES: &[&str] = &[
     "VND", "VUV", "WST", "XAF", "XCD", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG", "BTC", "ETH", "USDT", "USDC", "LTC",
 ];
 
-/// An ISO 4217 currency code, uppercase.
+/// An ISO 4217 currency code, uppercase, or one of the crypto tickers crypto casinos report
+/// in (`BTC`, `ETH`, `USDT`, `USDC`, `LTC`): they are not ISO 4217 but are real revenue.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Currency(String);
@@ -309,7 +310,10 @@ impl Currency {
         } else {
             Err(Invalid::new(
                 "invalid_currency",
-                format!("{:?} is not an ISO 4217 currency code", raw.trim()),
+                format!(
+                    "{:?} is not an ISO 4217 currency code (or BTC, ETH, USDT, USDC, LTC)",
+                    raw.trim()
+                ),
             ))
         }
     }
@@ -388,6 +392,69 @@ pub fn format_ts(t: OffsetDateTime) -> String {
 pub fn parse_ts(raw: &str) -> Result<OffsetDateTime, Invalid> {
     OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
         .map_err(|_| Invalid::new("invalid_format", "not an RFC 3339 timestamp"))
+}
+
+/// Serde for timestamps in stored items and API answers: always `format_ts`'s fixed width;
+/// any RFC 3339 form is read.
+pub mod ts {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_ts(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let raw = String::deserialize(d)?;
+        super::parse_ts(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Free text as we keep it: control characters (CR, LF, NUL, BEL …) and bidirectional
+/// overrides and isolates are removed, since the text ends up in email headers, SMS and
+/// admin screens. Tabs and line breaks become spaces. Emoji (with their joiners) and
+/// right-to-left scripts are kept as sent.
+pub fn clean_text(raw: &str) -> String {
+    let bidi_control = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    let cleaned: String = raw
+        .chars()
+        .filter_map(|c| match c {
+            '\t' | '\n' | '\r' => Some(' '),
+            c if c.is_control() || bidi_control(c) => None,
+            c => Some(c),
+        })
+        .collect();
+    cleaned.trim().to_owned()
+}
+
+/// Replaces what looks like an email address or a phone number with `<redacted>`, for text
+/// that may reach a log line (error messages from dependencies, request paths).
+pub fn redact_personal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut token = String::new();
+    let flush = |token: &mut String, out: &mut String| {
+        let digits = token.chars().filter(char::is_ascii_digit).count();
+        let phone_chars = token.chars().all(|c| c.is_ascii_digit() || "+-().".contains(c));
+        let phone_like = phone_chars && (digits >= 9 || (token.starts_with('+') && digits >= 7));
+        let email_like = token.contains('@') || token.to_ascii_lowercase().contains("%40");
+        if email_like || phone_like {
+            out.push_str("<redacted>");
+        } else {
+            out.push_str(token);
+        }
+        token.clear();
+    };
+    for c in text.chars() {
+        // Separators that end a token: whitespace, quotes, key and path delimiters.
+        if c.is_whitespace() || "\"'#/,;:=&?<>[]{}|".contains(c) {
+            flush(&mut token, &mut out);
+            out.push(c);
+        } else {
+            token.push(c);
+        }
+    }
+    flush(&mut token, &mut out);
+    out
 }
 
 /// `YYYY-MM-DD` of a timestamp, UTC.
@@ -471,6 +538,11 @@ mod tests {
         assert_eq!(Currency::parse("usd").unwrap().as_str(), "USD");
         assert!(Currency::parse("DOLLARS").is_err());
         assert!(Currency::parse("XXY").is_err());
+        assert_eq!(
+            Currency::parse("btc").unwrap().as_str(),
+            "BTC",
+            "crypto tickers are accepted"
+        );
     }
 
     #[test]
@@ -492,6 +564,30 @@ mod tests {
         assert!(CustomerId::parse("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10").is_ok());
         assert!(CustomerId::parse("0192F0C1-7B7E-7CC0-9B1A-3C3F2D6E8A10").is_err());
         assert!(CustomerId::parse("CUSTOMER#x").is_err());
+    }
+
+    #[test]
+    fn clean_text_strips_controls_and_bidi_overrides_but_keeps_emoji_and_rtl() {
+        assert_eq!(clean_text("Juan\r\nBcc: x@y.z\u{0}\u{7}"), "Juan  Bcc: x@y.z");
+        assert_eq!(clean_text("abc\u{202E}fed\u{2066}"), "abcfed");
+        assert_eq!(clean_text(" 👩‍👩‍👧 مرحبا שלום "), "👩‍👩‍👧 مرحبا שלום");
+    }
+
+    #[test]
+    fn personal_data_is_redacted_from_free_text() {
+        assert_eq!(
+            redact_personal("malformed item IDENT#EMAIL#ana@example.com: bad"),
+            "malformed item IDENT#EMAIL#<redacted>: bad"
+        );
+        assert_eq!(
+            redact_personal("/api/customers/ana%40example.com"),
+            "/api/customers/<redacted>"
+        );
+        assert_eq!(redact_personal("IDENT#PHONE#+51999888777"), "IDENT#PHONE#<redacted>");
+        assert_eq!(
+            redact_personal("CUSTOMER#0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10 at 2026-11-22"),
+            "CUSTOMER#0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10 at 2026-11-22"
+        );
     }
 
     #[test]

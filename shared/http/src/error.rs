@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use crm_core::input::FieldError;
 use serde_json::json;
 
-use crate::ingest::IngestError;
-use crate::store::StoreError;
+use crm_app::ingest::IngestError;
+use crm_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -21,6 +21,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("no such resource")]
     NotFound,
+    /// No route matches the path: distinct from a route whose resource does not exist.
+    #[error("no such route")]
+    NoRoute,
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("request body is larger than {limit} bytes")]
@@ -49,7 +52,7 @@ impl ApiError {
         match self {
             Self::Field(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -92,7 +95,7 @@ impl IntoResponse for ApiError {
             Self::BadRequest { code, message } => json!({"error": {"code": code, "message": message}}),
             Self::Unavailable(detail) => {
                 tracing::error!(error = %detail, "dependency unavailable");
-                json!({"error": {"code": "unavailable", "message": "a dependency is unavailable; retry later"}})
+                json!({"error": {"code": "unavailable", "message": "a dependency is unavailable; the request may or may not have been recorded, and retrying it is safe"}})
             }
             Self::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
@@ -102,6 +105,7 @@ impl IntoResponse for ApiError {
                 let code = match other {
                     Self::Unauthorized => "unauthorized",
                     Self::NotFound => "not_found",
+                    Self::NoRoute => "no_route",
                     Self::MethodNotAllowed => "method_not_allowed",
                     Self::PayloadTooLarge { .. } => "payload_too_large",
                     _ => "unsupported_media_type",

@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use crm_core::input::Fields;
 
-use super::ApiError;
+use crate::ApiError;
 
 /// Largest request body accepted by any endpoint.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -31,13 +31,14 @@ fn parse_json(bytes: &[u8], into: &mut Fields) -> Result<(), ApiError> {
         .map_err(|_| ApiError::bad_request("invalid_json", "body must be a JSON object"))?;
     for (k, v) in map {
         let raw = v.get();
-        let text = match raw.as_bytes().first() {
-            Some(b'"') => serde_json::from_str::<String>(raw).map_err(invalid)?,
+        match raw.as_bytes().first() {
+            Some(b'"') => into.insert(k, serde_json::from_str::<String>(raw).map_err(invalid)?),
             _ if raw == "null" => continue,
-            // Numbers, booleans, nested arrays and objects: their JSON text.
-            _ => raw.to_owned(),
-        };
-        into.insert(k, text);
+            // Never text: the reader answers 400 if a field it reads holds one.
+            Some(b'{' | b'[') => into.insert_structured(k),
+            // Numbers and booleans: their JSON text.
+            _ => into.insert(k, raw),
+        }
     }
     Ok(())
 }
@@ -73,7 +74,9 @@ impl<S: Send + Sync> FromRequest<S> for IngestFields {
                 Some("application/json") => parse_json(&bytes, &mut fields)?,
                 Some(ct) if ct.ends_with("+json") => parse_json(&bytes, &mut fields)?,
                 Some("application/x-www-form-urlencoded") => parse_pairs(text()?, &mut fields)?,
-                // Some senders (raw webhooks, sendBeacon) omit or mislabel the type: sniff.
+                // Some senders omit or mislabel the type (navigator.sendBeacon sends
+                // text/plain, some webhook tools send none): sniff JSON or form encoding.
+                // Every other type is a 415.
                 None | Some("text/plain") => {
                     let t = text()?;
                     if t.trim_start().starts_with('{') {

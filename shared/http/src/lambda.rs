@@ -7,7 +7,7 @@ pub use lambda_http::Error;
 
 /// Cold start (telemetry, configuration, clients), then serve `build(state)` forever.
 pub async fn serve(build: fn(crate::AppState) -> Router) -> Result<(), Error> {
-    crate::telemetry::init();
+    crm_app::telemetry::init();
     let state = crate::AppState::from_env().await?;
     lambda_http::run(build(state)).await
 }

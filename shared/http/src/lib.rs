@@ -1,8 +1,11 @@
-//! HTTP plumbing shared by every function's router.
+//! HTTP plumbing shared by every HTTP function's router: state, errors, extractors,
+//! authentication, the ingest handler body, finishing a router, and the Lambda entry.
 
 mod error;
 mod input;
+pub mod lambda;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -10,11 +13,47 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::{Json, routing::MethodRouter};
+use crm_app::config::{Config, ConfigError, Secret};
+use crm_core::input::Fields;
+use crm_core::plan::Ingest;
+use crm_store::Store;
+use serde_json::{Value, json};
 
-use crate::AppState;
-use crate::config::Secret;
 pub use error::{ApiError, RETRY_AFTER_SECS};
 pub use input::{IngestFields, MAX_BODY_BYTES};
+
+/// What every HTTP function's router needs.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: Config) -> Self {
+        Self {
+            store,
+            config: Arc::new(config),
+        }
+    }
+
+    /// Cold start: configuration from the environment, then the AWS client.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let store = Store::connect(config.table_name.clone()).await;
+        Ok(Self::new(store, config))
+    }
+}
+
+/// An HTTP function as deployed: its resource in `template.yaml`, its binary, the API
+/// Gateway routes it serves, its router. The dev server, the bench and the tests read these.
+pub struct HttpFunction {
+    pub logical_id: &'static str,
+    pub binary: &'static str,
+    pub routes: &'static [&'static str],
+    pub router: fn(AppState) -> Router,
+}
 
 /// `Query<T>` whose rejection is our JSON 400 instead of axum's plain text.
 pub struct ApiQuery<T>(pub T);
@@ -42,17 +81,18 @@ impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> axum::extract::FromR
     }
 }
 
-/// Completes a function's router: JSON 404/405, access log. Every function calls it, so
-/// Lambda, the local server and tests see the same behaviour.
+/// Completes a function's router: JSON 404 (`no_route`, distinct from a missing resource's
+/// `not_found`) and 405, access log. Every function calls it, so Lambda, the local server
+/// and tests see the same behaviour.
 pub fn finish(router: Router) -> Router {
     router
-        .fallback(|| async { ApiError::NotFound })
+        .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(access_log))
 }
 
 /// An ingest function's router: its one path, behind the ingest token, finished.
-pub fn ingest_router(state: AppState, path: &str, handlers: axum::routing::MethodRouter<AppState>) -> Router {
+pub fn ingest_router(state: AppState, path: &str, handlers: MethodRouter<AppState>) -> Router {
     let routes = Router::new()
         .route(path, handlers)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_ingest_token))
@@ -60,10 +100,44 @@ pub fn ingest_router(state: AppState, path: &str, handlers: axum::routing::Metho
     finish(routes)
 }
 
-/// One line per request: method, path (never the query: it may hold tokens or emails),
-/// status, latency.
+/// The body of every ingest handler: parse, record, log, answer. The answer is sent only
+/// once the write has committed (or was recognised as a repeat of one that had).
+pub async fn ingest<C: Ingest>(
+    state: &AppState,
+    fields: &Fields,
+    id_field: &'static str,
+) -> Result<(C, Value), ApiError> {
+    let cmd = C::parse(fields, &state.config.defaults)?;
+    let now = time::OffsetDateTime::now_utc();
+    let outcome = crm_app::ingest::run(&state.store, &cmd, now, state.config.dedupe_window).await?;
+    tracing::info!(
+        kind = C::KIND,
+        customer_id = %outcome.customer,
+        record_id = %outcome.record_id,
+        duplicate = outcome.duplicate,
+        created = outcome.customer_created,
+        merged = outcome.merged.len(),
+        "ingested"
+    );
+    let mut body = json!({
+        "status": if outcome.duplicate { "duplicate" } else { "accepted" },
+        "customerId": outcome.customer,
+        id_field: outcome.record_id,
+        "duplicate": outcome.duplicate,
+        "customerCreated": outcome.customer_created,
+        "warnings": cmd.warnings(),
+    });
+    if !outcome.merged.is_empty() {
+        body["mergedCustomerIds"] = json!(outcome.merged);
+    }
+    Ok((cmd, body))
+}
+
+/// One line per request: method, path (never the query: it may hold tokens or emails; an
+/// email or phone number in the path is redacted), status, latency.
 async fn access_log(req: Request, next: Next) -> Response {
-    let (method, path, started) = (req.method().clone(), req.uri().path().to_owned(), Instant::now());
+    let (method, started) = (req.method().clone(), Instant::now());
+    let path = crm_core::values::redact_personal(req.uri().path());
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -82,11 +156,7 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 
 /// Ingest authentication: when `INGEST_TOKEN` is set, the request must carry it as
 /// `X-Api-Key` or `?token=` (trackers and operators can only put it in the URL).
-pub async fn require_ingest_token(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
+async fn require_ingest_token(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
     if let Some(expected) = &state.config.ingest_token {
         let header = req
             .headers()
@@ -117,23 +187,5 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
     }
 }
 
-/// The body every ingest endpoint answers with once its write has committed (or was
-/// recognised as a repeat of one that had).
-pub fn ingest_response(
-    outcome: &crate::ingest::Outcome,
-    id_field: &'static str,
-    warnings: &[crm_core::input::Warning],
-) -> axum::Json<serde_json::Value> {
-    let mut body = serde_json::json!({
-        "status": if outcome.duplicate { "duplicate" } else { "accepted" },
-        "customerId": outcome.customer,
-        id_field: outcome.record_id,
-        "duplicate": outcome.duplicate,
-        "customerCreated": outcome.customer_created,
-        "warnings": warnings,
-    });
-    if !outcome.merged.is_empty() {
-        body["mergedCustomerIds"] = serde_json::json!(outcome.merged);
-    }
-    axum::Json(body)
-}
+/// Shorthand for handlers answering JSON.
+pub type JsonResult = Result<Json<Value>, ApiError>;

@@ -1,4 +1,5 @@
-//! Translation between domain values and DynamoDB items and expressions.
+//! Translation between domain values and DynamoDB items and expressions, per entity, both
+//! ways. Nothing outside this crate sees an `AttributeValue`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -7,13 +8,14 @@ use crm_core::identity::Identifier;
 use crm_core::journey::{Milestone, Milestones};
 use crm_core::plan::Write;
 use crm_core::profile::Profile;
+use crm_core::records::{Activity, RecordKind};
 use crm_core::values::{Brand, Currency, CustomerId, Money, format_ts, parse_ts};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Item, StoreError};
-use crate::keys::{self, Activity};
+use super::{BrandStats, FeedPosition, Item, StoreError, TimelinePosition};
+use crate::keys::{self, entity};
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -27,12 +29,12 @@ fn ts(t: OffsetDateTime) -> AttributeValue {
 
 fn corrupt(key: &str, message: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
-        key: key.to_owned(),
+        key: keys::loggable(key),
         message: message.into(),
     }
 }
 
-pub(super) fn string(item: &Item, attr: &str, key: &str) -> Result<String, StoreError> {
+fn string(item: &Item, attr: &str, key: &str) -> Result<String, StoreError> {
     match item.get(attr) {
         Some(AttributeValue::S(v)) => Ok(v.clone()),
         _ => Err(corrupt(key, format!("missing string {attr}"))),
@@ -46,7 +48,7 @@ fn opt_string(item: &Item, attr: &str) -> Option<String> {
     }
 }
 
-pub(super) fn customer_id(item: &Item, attr: &str, key: &str) -> Result<CustomerId, StoreError> {
+fn customer_id(item: &Item, attr: &str, key: &str) -> Result<CustomerId, StoreError> {
     CustomerId::parse(&string(item, attr, key)?).map_err(|e| corrupt(key, e.message))
 }
 
@@ -74,7 +76,7 @@ impl Expr {
     }
 }
 
-fn key(pk: String, sk: &str) -> Item {
+pub(super) fn key(pk: String, sk: &str) -> Item {
     Item::from([(keys::PK.into(), s(pk)), (keys::SK.into(), s(sk))])
 }
 
@@ -109,30 +111,29 @@ fn update(
     Ok(TransactWriteItem::builder().update(update).build())
 }
 
-/// An activity record with its own key, its timeline key (GSI1) and, unless `feed` is
-/// false, its recent-list key (GSI2).
+/// A record with its own key, its timeline key (GSI1) and, but for merges, its recent-list
+/// key (GSI2).
 fn record_item<T: Serialize>(
     record: &T,
-    kind: Activity,
+    kind: RecordKind,
     id: &str,
     customer: &CustomerId,
     at: OffsetDateTime,
-    feed: bool,
 ) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::to_item(record).map_err(|e| StoreError::Rejected(e.to_string()))?;
-    item.insert(keys::PK.into(), s(keys::activity_pk(kind, id)));
-    item.insert(keys::SK.into(), s(kind.as_str()));
+    item.extend(key(keys::record_pk(kind, id), kind.as_str()));
     item.insert(keys::ENTITY.into(), s(kind.as_str()));
     item.insert(keys::GSI1PK.into(), s(keys::customer_pk(customer)));
     item.insert(keys::GSI1SK.into(), s(keys::timeline_sk(at, kind, id)));
-    if feed {
-        item.insert(
-            keys::GSI2PK.into(),
-            s(keys::feed_pk(kind, &crm_core::values::day_of(at))),
-        );
+    if kind != RecordKind::Merge {
+        item.insert(keys::GSI2PK.into(), s(keys::feed_pk(kind, utc_day(at))));
         item.insert(keys::GSI2SK.into(), s(keys::feed_sk(at, id)));
     }
     Ok(item)
+}
+
+fn utc_day(at: OffsetDateTime) -> time::Date {
+    at.to_offset(time::UtcOffset::UTC).date()
 }
 
 const NOT_EXISTS: &str = "attribute_not_exists(PK)";
@@ -154,7 +155,7 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
         Write::ApplyTouch { customer, touch } => {
             let at = e.value(ts(touch.at));
             let mut set = vec![format!("updatedAt = {at}")];
-            for m in BTreeSet::from([Milestone::Touched, touch.milestone]) {
+            for m in touch.milestone.reached_with() {
                 let attr = e.name(&keys::journey_attr(&touch.brand, m));
                 set.push(format!("journeys.{attr} = if_not_exists(journeys.{attr}, {at})"));
             }
@@ -221,7 +222,7 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
             at,
         } => {
             let mut item = key(keys::identifier_pk(identifier), keys::IDENT_SK);
-            item.insert(keys::ENTITY.into(), s("IDENTIFIER"));
+            item.insert(keys::ENTITY.into(), s(entity::IDENTIFIER));
             item.insert("identifierType".into(), s(identifier.kind().as_str()));
             item.insert("customerId".into(), s(customer.as_str()));
             item.insert("createdAt".into(), ts(*at));
@@ -239,30 +240,24 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
             )
         }
         Write::RecordMerge(m) => {
-            let item = record_item(m, Activity::Merge, &m.merge_id, &m.customer_id, m.at, false)?;
+            let item = record_item(m, RecordKind::Merge, &m.merge_id, &m.customer_id, m.at)?;
             put(table, item, NOT_EXISTS, e)
         }
-        Write::RecordClick(c) => put(
-            table,
-            record_item(c, Activity::Click, &c.click_id, &c.customer_id, c.at, true)?,
-            NOT_EXISTS,
-            e,
-        ),
-        Write::RecordLead(l) => put(
-            table,
-            record_item(l, Activity::Lead, &l.lead_id, &l.customer_id, l.at, true)?,
-            NOT_EXISTS,
-            e,
-        ),
-        Write::RecordEvent(ev) => put(
-            table,
-            record_item(ev, Activity::Event, &ev.event_id, &ev.customer_id, ev.at, true)?,
-            NOT_EXISTS,
-            e,
-        ),
+        Write::RecordClick(c) => {
+            let item = record_item(c, RecordKind::Click, &c.click_id, &c.customer_id, c.at)?;
+            put(table, item, NOT_EXISTS, e)
+        }
+        Write::RecordLead(l) => {
+            let item = record_item(l, RecordKind::Lead, &l.lead_id, &l.customer_id, l.at)?;
+            put(table, item, NOT_EXISTS, e)
+        }
+        Write::RecordEvent(ev) => {
+            let item = record_item(ev, RecordKind::Event, &ev.event_id, &ev.customer_id, ev.at)?;
+            put(table, item, NOT_EXISTS, e)
+        }
         Write::ClaimDedupe(d) => {
             let mut item = key(keys::dedupe_pk(&d.key), keys::DEDUPE_SK);
-            item.insert(keys::ENTITY.into(), s("DEDUPE"));
+            item.insert(keys::ENTITY.into(), s(entity::DEDUPE));
             item.insert("recordId".into(), s(&d.record_id));
             item.insert("customerId".into(), s(d.customer.as_str()));
             item.insert("createdAt".into(), ts(d.at));
@@ -286,7 +281,7 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
             let (zero, one) = (e.value(n(0)), e.value(n(1)));
             let count = e.name(&keys::brand_count_attr(event_type));
             let mut set = vec![
-                format!("{} = {}", e.name(keys::ENTITY), e.value(s("BRAND_STATS"))),
+                format!("{} = {}", e.name(keys::ENTITY), e.value(s(entity::BRAND_STATS))),
                 format!("brand = {}", e.value(s(brand.as_str()))),
                 format!("updatedAt = {}", e.value(ts(*at))),
                 format!("{count} = if_not_exists({count}, {zero}) + {one}"),
@@ -308,7 +303,7 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
 
 fn profile_item(p: &Profile) -> Item {
     let mut item = key(keys::customer_pk(&p.id), keys::PROFILE_SK);
-    item.insert(keys::ENTITY.into(), s("CUSTOMER"));
+    item.insert(keys::ENTITY.into(), s(entity::CUSTOMER));
     item.insert("customerId".into(), s(p.id.as_str()));
     item.insert("createdAt".into(), ts(p.created_at));
     item.insert("updatedAt".into(), ts(p.updated_at));
@@ -412,21 +407,62 @@ pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, Store
     })
 }
 
-/// An item as JSON for the admin API, without the table's key attributes.
-pub fn item_to_json(mut item: Item) -> serde_json::Value {
-    for k in [
-        keys::PK,
-        keys::SK,
-        keys::GSI1PK,
-        keys::GSI1SK,
-        keys::GSI2PK,
-        keys::GSI2SK,
-        keys::ENTITY,
-        keys::TTL,
-    ] {
-        item.remove(k);
+/// The customer an identifier item or a click item names.
+pub(super) fn owner(item: &Item, key: &str) -> Result<CustomerId, StoreError> {
+    customer_id(item, "customerId", key)
+}
+
+/// `(recordId, customerId)` of a dedupe claim.
+pub(super) fn dedupe_from_item(item: &Item, key: &str) -> Result<(String, CustomerId), StoreError> {
+    Ok((string(item, "recordId", key)?, customer_id(item, "customerId", key)?))
+}
+
+/// A timeline or recent-list item as its typed record, with its timeline position.
+pub(super) fn timeline_entry(item: Item) -> Result<(TimelinePosition, Activity), StoreError> {
+    let key = opt_string(&item, keys::PK).unwrap_or_default();
+    let position = TimelinePosition(string(&item, keys::GSI1SK, &key)?);
+    let kind = string(&item, keys::ENTITY, &key)?;
+    let bad = |e: serde_dynamo::Error| corrupt(&key, e.to_string());
+    let record = match RecordKind::ALL.into_iter().find(|k| k.as_str() == kind) {
+        Some(RecordKind::Click) => Activity::Click(serde_dynamo::from_item(item).map_err(bad)?),
+        Some(RecordKind::Lead) => Activity::Lead(serde_dynamo::from_item(item).map_err(bad)?),
+        Some(RecordKind::Event) => Activity::Event(serde_dynamo::from_item(item).map_err(bad)?),
+        Some(RecordKind::Merge) => Activity::Merge(serde_dynamo::from_item(item).map_err(bad)?),
+        None => return Err(corrupt(&key, format!("{kind} is not a timeline record"))),
+    };
+    Ok((position, record))
+}
+
+/// The `ExclusiveStartKey` that continues a recent list after `position`.
+pub(super) fn feed_start_key(kind: RecordKind, position: &FeedPosition) -> Item {
+    let mut start = key(keys::record_pk(kind, &position.id), kind.as_str());
+    start.insert(keys::GSI2PK.into(), s(keys::feed_pk(kind, utc_day(position.at))));
+    start.insert(keys::GSI2SK.into(), s(keys::feed_sk(position.at, &position.id)));
+    start
+}
+
+pub(super) fn brand_stats_from_item(brand: &Brand, item: &Item, key: &str) -> Result<BrandStats, StoreError> {
+    let mut stats = BrandStats {
+        brand: brand.clone(),
+        events: BTreeMap::new(),
+        revenue: BTreeMap::new(),
+    };
+    for (attr, value) in item {
+        let (Some(stat), AttributeValue::N(n)) = (keys::parse_brand_stat_attr(attr), value) else {
+            continue;
+        };
+        match stat {
+            keys::BrandStat::Count(event_type) => {
+                let count = n.parse().map_err(|_| corrupt(key, format!("{attr} is not a count")))?;
+                stats.events.insert(event_type.to_owned(), count);
+            }
+            keys::BrandStat::Revenue(currency) => {
+                let amount: Decimal = n.parse().map_err(|_| corrupt(key, format!("{attr} is not a number")))?;
+                stats.revenue.insert(currency.to_owned(), Money::from_decimal(amount));
+            }
+        }
     }
-    serde_dynamo::from_item(item).unwrap_or(serde_json::Value::Null)
+    Ok(stats)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Every key string of the single table, built here and nowhere else.
+//! Every key string and entity name of the single table, built here and nowhere else.
 //!
 //! | entity      | PK                       | SK        | GSI1 (timeline)                  | GSI2 (recent lists)          |
 //! |-------------|--------------------------|-----------|----------------------------------|------------------------------|
@@ -10,10 +10,14 @@
 //! | merge       | `MERGE#<mergeId>`        | `MERGE`   | `CUSTOMER#<id>` / `<ts>#MERGE#…` |                              |
 //! | dedupe      | `DEDUPE#<key>`           | `DEDUPE`  |                                  |                              |
 //! | brand stats | `BRAND#<brand>`          | `STATS`   |                                  |                              |
+//!
+//! Dedupe keys: `TXN#<operator>#<transactionId>`, `FP#<hash>` (postbacks), `LEADFP#<hash>`.
 
 use crm_core::identity::Identifier;
+use crm_core::plan::DedupeKey;
+use crm_core::records::RecordKind;
 use crm_core::values::{Brand, CustomerId, format_ts};
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
@@ -35,24 +39,12 @@ pub const STATS_SK: &str = "STATS";
 /// Read by the health check; never written.
 pub const HEALTH_PK: &str = "HEALTH";
 
-/// Activity kinds kept on the timeline and in the recent lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activity {
-    Click,
-    Lead,
-    Event,
-    Merge,
-}
-
-impl Activity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Click => "CLICK",
-            Self::Lead => "LEAD",
-            Self::Event => "EVENT",
-            Self::Merge => "MERGE",
-        }
-    }
+/// `entityType` values; records use their `RecordKind` name.
+pub mod entity {
+    pub const CUSTOMER: &str = "CUSTOMER";
+    pub const IDENTIFIER: &str = "IDENTIFIER";
+    pub const DEDUPE: &str = "DEDUPE";
+    pub const BRAND_STATS: &str = "BRAND_STATS";
 }
 
 pub fn customer_pk(id: &CustomerId) -> String {
@@ -63,16 +55,16 @@ pub fn identifier_pk(identifier: &Identifier) -> String {
     format!("IDENT#{}", identifier.tag())
 }
 
-/// The record's own key: `CLICK#<clickId>`, `LEAD#<id>` …; SK is the kind itself.
-pub fn activity_pk(kind: Activity, id: &str) -> String {
+/// A record's own key: `CLICK#<clickId>`, `LEAD#<id>` …; its SK is the kind itself.
+pub fn record_pk(kind: RecordKind, id: &str) -> String {
     format!("{}#{id}", kind.as_str())
 }
 
-pub fn timeline_sk(at: OffsetDateTime, kind: Activity, id: &str) -> String {
+pub fn timeline_sk(at: OffsetDateTime, kind: RecordKind, id: &str) -> String {
     format!("{}#{}#{id}", format_ts(at), kind.as_str())
 }
 
-pub fn feed_pk(kind: Activity, day: &str) -> String {
+pub fn feed_pk(kind: RecordKind, day: Date) -> String {
     format!("FEED#{}#{day}", kind.as_str())
 }
 
@@ -80,32 +72,58 @@ pub fn feed_sk(at: OffsetDateTime, id: &str) -> String {
     format!("{}#{id}", format_ts(at))
 }
 
-pub fn dedupe_pk(key: &str) -> String {
-    format!("DEDUPE#{key}")
+pub fn dedupe_pk(key: &DedupeKey) -> String {
+    match key {
+        DedupeKey::Transaction { operator, id } => format!("DEDUPE#TXN#{operator}#{id}"),
+        DedupeKey::Postback(hash) => format!("DEDUPE#FP#{hash}"),
+        DedupeKey::Lead(hash) => format!("DEDUPE#LEADFP#{hash}"),
+    }
 }
 
 pub fn brand_pk(brand: &Brand) -> String {
     format!("BRAND#{brand}")
 }
 
-/// Attribute names inside profile maps and brand counters.
+/// Attribute names inside a profile's `journeys` map: `<brand>#<milestone>`.
 pub fn journey_attr(brand: &Brand, milestone: crm_core::journey::Milestone) -> String {
     format!("{brand}#{}", milestone.as_str())
 }
 
+const COUNT_PREFIX: &str = "count#";
+const REVENUE_PREFIX: &str = "revenue#";
+
+/// Brand-stats counter of one event type.
 pub fn brand_count_attr(event_type: &str) -> String {
-    format!("count#{event_type}")
+    format!("{COUNT_PREFIX}{event_type}")
 }
 
+/// Brand-stats revenue of one currency.
 pub fn brand_revenue_attr(currency: &str) -> String {
-    format!("revenue#{currency}")
+    format!("{REVENUE_PREFIX}{currency}")
+}
+
+/// What a brand-stats attribute counts.
+pub enum BrandStat<'a> {
+    Count(&'a str),
+    Revenue(&'a str),
+}
+
+pub fn parse_brand_stat_attr(attr: &str) -> Option<BrandStat<'_>> {
+    attr.strip_prefix(COUNT_PREFIX)
+        .map(BrandStat::Count)
+        .or_else(|| attr.strip_prefix(REVENUE_PREFIX).map(BrandStat::Revenue))
+}
+
+/// A key as it may appear in a log line: identifier keys carry emails and phone numbers.
+pub fn loggable(key: &str) -> String {
+    crm_core::values::redact_personal(key)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crm_core::values::{ClickId, Email};
-    use time::macros::datetime;
+    use crm_core::values::{ClickId, Email, TransactionId};
+    use time::macros::{date, datetime};
 
     #[test]
     fn keys_have_their_documented_shape() {
@@ -115,22 +133,50 @@ mod tests {
         assert_eq!(identifier_pk(&email), "IDENT#EMAIL#a@b.co");
         let click = Identifier::ClickId(ClickId::parse("TEST_CLICK_001").unwrap());
         assert_eq!(identifier_pk(&click), "IDENT#CLICK_ID#TEST_CLICK_001");
-        assert_eq!(activity_pk(Activity::Click, "TEST_CLICK_001"), "CLICK#TEST_CLICK_001");
+        assert_eq!(record_pk(RecordKind::Click, "TEST_CLICK_001"), "CLICK#TEST_CLICK_001");
         let at = datetime!(2026-11-22 02:25:01.5 UTC);
         assert_eq!(
-            timeline_sk(at, Activity::Lead, "l1"),
+            timeline_sk(at, RecordKind::Lead, "l1"),
             "2026-11-22T02:25:01.500Z#LEAD#l1"
         );
-        assert_eq!(feed_pk(Activity::Event, "2026-11-22"), "FEED#EVENT#2026-11-22");
+        assert_eq!(
+            feed_pk(RecordKind::Event, date!(2026 - 11 - 22)),
+            "FEED#EVENT#2026-11-22"
+        );
         assert_eq!(feed_sk(at, "e1"), "2026-11-22T02:25:01.500Z#e1");
-        assert_eq!(dedupe_pk("TXN#rushbet#T1"), "DEDUPE#TXN#rushbet#T1");
+        let txn = DedupeKey::Transaction {
+            operator: Brand::parse("rushbet").unwrap(),
+            id: TransactionId::parse("T1").unwrap(),
+        };
+        assert_eq!(dedupe_pk(&txn), "DEDUPE#TXN#rushbet#T1");
+        assert_eq!(dedupe_pk(&DedupeKey::Postback("ab".into())), "DEDUPE#FP#ab");
+        assert_eq!(dedupe_pk(&DedupeKey::Lead("cd".into())), "DEDUPE#LEADFP#cd");
         assert_eq!(brand_pk(&Brand::parse("rushbet").unwrap()), "BRAND#rushbet");
     }
 
     #[test]
+    fn brand_stat_attributes_round_trip() {
+        assert!(matches!(
+            parse_brand_stat_attr(&brand_count_attr("ftd")),
+            Some(BrandStat::Count("ftd"))
+        ));
+        assert!(matches!(
+            parse_brand_stat_attr(&brand_revenue_attr("USD")),
+            Some(BrandStat::Revenue("USD"))
+        ));
+        assert!(parse_brand_stat_attr("updatedAt").is_none());
+    }
+
+    #[test]
+    fn identifier_keys_are_redacted_for_logs() {
+        let email = Identifier::Email(Email::parse("ana@example.com").unwrap());
+        assert_eq!(loggable(&identifier_pk(&email)), "IDENT#EMAIL#<redacted>");
+    }
+
+    #[test]
     fn timeline_keys_sort_newest_last_across_kinds() {
-        let a = timeline_sk(datetime!(2026-11-22 02:00 UTC), Activity::Merge, "z");
-        let b = timeline_sk(datetime!(2026-11-22 03:00 UTC), Activity::Click, "a");
+        let a = timeline_sk(datetime!(2026-11-22 02:00 UTC), RecordKind::Merge, "z");
+        let b = timeline_sk(datetime!(2026-11-22 03:00 UTC), RecordKind::Click, "a");
         assert!(a < b);
     }
 }

@@ -1,37 +1,40 @@
 //! The DynamoDB adapter: the only code that talks to the table. Conditional writes and
-//! transactions are this system's correctness, so this module is tested against a real
-//! DynamoDB API (the local emulator), never against a stand-in.
+//! transactions are this system's correctness, so this crate is tested against a real
+//! DynamoDB API (the local emulator), never against a stand-in. Callers get domain values
+//! and typed records back, never raw items.
 
 mod codec;
+pub mod keys;
 mod metrics;
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
 use crm_core::identity::{Identifier, Owners};
-use crm_core::plan::Write;
-use crm_core::profile::Profile;
-use crm_core::values::CustomerId;
+use crm_core::plan::{DedupeKey, Write};
+use crm_core::profile::{Follow, Profile, follow_merges};
+use crm_core::records::{Activity, RecordKind};
+use crm_core::values::{Brand, ClickId, CustomerId, Money, redact_personal};
+use time::{Date, OffsetDateTime};
 
-use crate::keys::{self, Activity};
-pub use codec::item_to_json;
 pub use metrics::CallCounter;
 
-pub type Item = HashMap<String, AttributeValue>;
+type Item = HashMap<String, AttributeValue>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// DynamoDB could not be reached or throttled us: the caller should retry later.
+    /// DynamoDB could not be reached, timed out or throttled us: the caller should retry.
+    /// Whether a write landed is unknown.
     #[error("DynamoDB unavailable: {0}")]
     Unavailable(String),
     /// DynamoDB refused the request as malformed: a bug on our side.
     #[error("DynamoDB rejected the request: {0}")]
     Rejected(String),
-    /// An item in the table does not have the shape this code writes.
+    /// An item in the table does not have the shape this code writes. `key` is log-safe.
     #[error("malformed item {key}: {message}")]
     Corrupt { key: String, message: String },
 }
@@ -39,7 +42,8 @@ pub enum StoreError {
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
     /// Conditions failed: `failed` holds the indexes of the writes whose condition failed
-    /// (empty when DynamoDB reported a conflicting concurrent transaction instead).
+    /// (empty when DynamoDB reported a conflicting concurrent transaction instead). Nothing
+    /// was written.
     #[error("transaction cancelled: conditions failed at {failed:?}")]
     Conflict { failed: Vec<usize> },
     #[error(transparent)]
@@ -49,14 +53,42 @@ pub enum CommitError {
 /// Most items DynamoDB accepts in one transaction.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 
+/// Message texts can echo keys and values: they are redacted before they go anywhere.
 fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static, R: std::fmt::Debug>(
     err: SdkError<E, R>,
 ) -> StoreError {
-    let message = DisplayErrorContext(&err).to_string();
+    let message = redact_personal(&DisplayErrorContext(&err).to_string());
     match err.as_service_error().and_then(|e| e.code()) {
         Some("ValidationException" | "SerializationException") => StoreError::Rejected(message),
         _ => StoreError::Unavailable(message),
     }
+}
+
+/// A position in a customer's timeline (its GSI1 sort key): the next page starts below it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimelinePosition(pub String);
+
+/// A position in a recent-activity list: the record a page ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedPosition {
+    pub at: OffsetDateTime,
+    pub id: String,
+}
+
+/// One page of one day of a recent-activity list, newest first.
+#[derive(Debug, Clone)]
+pub struct FeedPage {
+    pub records: Vec<Activity>,
+    /// The day holds more records after these.
+    pub more: bool,
+}
+
+/// Conversion counts per event type and revenue per currency of one brand.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BrandStats {
+    pub brand: Brand,
+    pub events: BTreeMap<String, u64>,
+    pub revenue: BTreeMap<String, Money>,
 }
 
 #[derive(Clone, Debug)]
@@ -67,17 +99,20 @@ pub struct Store {
 }
 
 impl Store {
-    /// Builds the client from the environment (`AWS_ENDPOINT_URL` points it at an emulator),
-    /// with timeouts well inside API Gateway's 30 s so a stalled dependency becomes a 503.
+    /// Builds the client from the environment (`AWS_ENDPOINT_URL` points it at an emulator).
+    /// Timeouts keep a stalled dependency well inside API Gateway's 30 s and the functions'
+    /// 10 s; DynamoDB answers are small, so stalled-stream protection (a per-body timer)
+    /// adds CPU for nothing the attempt timeout does not already cover.
     pub async fn connect(table: impl Into<String>) -> Self {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(2))
-                    .operation_attempt_timeout(Duration::from_secs(3))
-                    .operation_timeout(Duration::from_secs(8))
+                    .connect_timeout(Duration::from_secs(1))
+                    .operation_attempt_timeout(Duration::from_secs(2))
+                    .operation_timeout(Duration::from_secs(3))
                     .build(),
             )
+            .stalled_stream_protection(aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled())
             .load()
             .await;
         Self::from_sdk_config(&shared, table)
@@ -95,6 +130,7 @@ impl Store {
         }
     }
 
+    /// The SDK client, for bootstrap code (creating the local table) and benchmarks.
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -106,8 +142,12 @@ impl Store {
         &self.calls
     }
 
-    /// Commits `writes` atomically in one `TransactWriteItems`.
-    pub async fn commit(&self, writes: &[Write]) -> Result<(), CommitError> {
+    /// Commits `writes` atomically in one `TransactWriteItems`. When DynamoDB cannot be
+    /// reached or times out, the same transaction is sent again with the same
+    /// `ClientRequestToken` until `deadline`: DynamoDB applies a token once, so a retry of an
+    /// attempt that did land succeeds without writing twice. `Unavailable` after the deadline
+    /// means the outcome is unknown (the caller's retry is safe: every ingest is guarded).
+    pub async fn commit(&self, writes: &[Write], deadline: Instant) -> Result<(), CommitError> {
         if writes.len() > MAX_TRANSACTION_ITEMS {
             return Err(StoreError::Rejected(format!("{} writes exceed one transaction", writes.len())).into());
         }
@@ -115,48 +155,52 @@ impl Store {
             .iter()
             .map(|w| codec::transact_item(&self.table, w))
             .collect::<Result<Vec<_>, _>>()?;
+        let token = client_request_token();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.transact(items.clone(), &token).await {
+                Err(CommitError::Store(StoreError::Unavailable(message))) if Instant::now() + pause < deadline => {
+                    tracing::warn!(error = %message, "transaction outcome unknown; sending it again with its token");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>, token: &str) -> Result<(), CommitError> {
         let result = self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
-            .client_request_token(uuid::Uuid::new_v4().to_string())
+            .client_request_token(token)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                    let failed = c
-                        .cancellation_reasons()
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
-                        .map(|(i, _)| i)
-                        .collect();
-                    Err(CommitError::Conflict { failed })
-                }
-                Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
-                    Err(CommitError::Conflict { failed: vec![] })
-                }
-                _ => Err(classify(err).into()),
-            },
+        let Err(err) = result else { return Ok(()) };
+        match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                let failed = c
+                    .cancellation_reasons()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                    .map(|(i, _)| i)
+                    .collect();
+                Err(CommitError::Conflict { failed })
+            }
+            // The same token is still being applied: its outcome is not known yet.
+            Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                Err(StoreError::Unavailable("transaction with this token still in progress".into()).into())
+            }
+            _ => Err(classify(err).into()),
         }
     }
 
     /// Strongly consistent batch read of `(PK, SK)` keys; returns items by PK.
-    async fn batch_get(&self, keys: Vec<(String, &'static str)>) -> Result<HashMap<String, Item>, StoreError> {
+    async fn batch_get(&self, keys: BTreeSet<(String, &'static str)>) -> Result<HashMap<String, Item>, StoreError> {
         let mut found = HashMap::new();
-        // BatchGetItem rejects duplicate keys.
-        let unique: std::collections::BTreeSet<(String, &str)> = keys.into_iter().collect();
-        let mut pending: Vec<Item> = unique
-            .into_iter()
-            .map(|(pk, sk)| {
-                Item::from([
-                    (keys::PK.into(), AttributeValue::S(pk)),
-                    (keys::SK.into(), AttributeValue::S(sk.into())),
-                ])
-            })
-            .collect();
+        let mut pending: Vec<Item> = keys.into_iter().map(|(pk, sk)| codec::key(pk, sk)).collect();
         for attempt in 0..6u32 {
             if pending.is_empty() {
                 break;
@@ -169,22 +213,27 @@ impl Store {
                 .consistent_read(true)
                 .build()
                 .map_err(|e| StoreError::Rejected(e.to_string()))?;
-            let out = self
+            let mut out = self
                 .client
                 .batch_get_item()
                 .request_items(&self.table, request)
                 .send()
                 .await
                 .map_err(classify)?;
-            for item in out.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
+            for item in out
+                .responses
+                .as_mut()
+                .and_then(|r| r.remove(&self.table))
+                .unwrap_or_default()
+            {
                 if let Some(AttributeValue::S(pk)) = item.get(keys::PK) {
-                    found.insert(pk.clone(), item.clone());
+                    found.insert(pk.clone(), item);
                 }
             }
             pending = out
-                .unprocessed_keys()
-                .and_then(|u| u.get(&self.table))
-                .map(|k| k.keys().to_vec())
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
                 .unwrap_or_default();
         }
         if pending.is_empty() {
@@ -196,6 +245,19 @@ impl Store {
         }
     }
 
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(codec::key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item)
+    }
+
     /// Who owns each of `identifiers` (absent ones are simply not in the map).
     pub async fn owners(&self, identifiers: &[Identifier]) -> Result<Owners, StoreError> {
         let by_pk: HashMap<String, &Identifier> = identifiers.iter().map(|i| (keys::identifier_pk(i), i)).collect();
@@ -204,9 +266,8 @@ impl Store {
             .await?;
         let mut owners = Owners::new();
         for (pk, item) in items {
-            let customer = codec::customer_id(&item, "customerId", &pk)?;
             if let Some(identifier) = by_pk.get(&pk) {
-                owners.insert((*identifier).clone(), customer);
+                owners.insert((*identifier).clone(), codec::owner(&item, &pk)?);
             }
         }
         Ok(owners)
@@ -225,80 +286,69 @@ impl Store {
             .collect()
     }
 
-    pub async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(keys::PK, AttributeValue::S(pk.into()))
-            .key(keys::SK, AttributeValue::S(sk.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(out.item)
-    }
-
     pub async fn profile(&self, id: &CustomerId) -> Result<Option<Profile>, StoreError> {
         let pk = keys::customer_pk(id);
-        self.get(&pk, keys::PROFILE_SK)
+        self.get(pk.clone(), keys::PROFILE_SK)
             .await?
             .map(|item| codec::profile_from_item(&item, &pk))
             .transpose()
     }
 
-    /// A profile, following merge tombstones to the survivor.
+    /// A profile, following merge tombstones to the survivor (one `GetItem` per hop).
     pub async fn current_profile(&self, id: &CustomerId) -> Result<Option<Profile>, StoreError> {
-        let mut next = id.clone();
-        for _ in 0..16 {
-            match self.profile(&next).await? {
-                Some(Profile {
-                    merged_into: Some(into),
-                    ..
-                }) => next = into,
-                other => return Ok(other),
+        let mut profiles = BTreeMap::new();
+        loop {
+            match follow_merges(id, &profiles) {
+                Follow::Current(current) => return Ok(profiles.remove(&current)),
+                Follow::Load(next) => match self.profile(&next).await? {
+                    Some(p) => {
+                        profiles.insert(next, p);
+                    }
+                    None => return Ok(None),
+                },
+                Follow::TooLong => {
+                    return Err(StoreError::Corrupt {
+                        key: keys::customer_pk(id),
+                        message: "merge chain too long".into(),
+                    });
+                }
             }
         }
-        Err(StoreError::Corrupt {
-            key: keys::customer_pk(id),
-            message: "merge chain longer than 16".into(),
-        })
     }
 
     pub async fn owner(&self, identifier: &Identifier) -> Result<Option<CustomerId>, StoreError> {
         let pk = keys::identifier_pk(identifier);
-        self.get(&pk, keys::IDENT_SK)
+        self.get(pk.clone(), keys::IDENT_SK)
             .await?
-            .map(|item| codec::customer_id(&item, "customerId", &pk))
+            .map(|item| codec::owner(&item, &pk))
             .transpose()
     }
 
-    /// The record a dedupe key points at: `(recordId, customerId)`.
-    pub async fn dedupe_hit(&self, key: &str) -> Result<Option<(String, CustomerId)>, StoreError> {
+    /// The record a held dedupe key points at: `(recordId, customerId)`.
+    pub async fn dedupe_hit(&self, key: &DedupeKey) -> Result<Option<(String, CustomerId)>, StoreError> {
         let pk = keys::dedupe_pk(key);
-        let Some(item) = self.get(&pk, keys::DEDUPE_SK).await? else {
-            return Ok(None);
-        };
-        let record = codec::string(&item, "recordId", &pk)?;
-        Ok(Some((record, codec::customer_id(&item, "customerId", &pk)?)))
+        self.get(pk.clone(), keys::DEDUPE_SK)
+            .await?
+            .map(|item| codec::dedupe_from_item(&item, &pk))
+            .transpose()
     }
 
     /// The customer a recorded click belongs to (at the time it was recorded).
-    pub async fn click_owner(&self, click_id: &str) -> Result<Option<CustomerId>, StoreError> {
-        let pk = keys::activity_pk(Activity::Click, click_id);
-        self.get(&pk, Activity::Click.as_str())
+    pub async fn click_owner(&self, click_id: &ClickId) -> Result<Option<CustomerId>, StoreError> {
+        let pk = keys::record_pk(RecordKind::Click, click_id.as_str());
+        self.get(pk.clone(), RecordKind::Click.as_str())
             .await?
-            .map(|item| codec::customer_id(&item, "customerId", &pk))
+            .map(|item| codec::owner(&item, &pk))
             .transpose()
     }
 
-    /// Newest-first timeline items of one customer, strictly older than `before` (a GSI1SK).
+    /// Up to `limit` timeline records of one customer, newest first, strictly below `before`.
     pub async fn timeline(
         &self,
         customer: &CustomerId,
-        before: Option<&str>,
+        before: Option<&TimelinePosition>,
         limit: i32,
-    ) -> Result<Vec<Item>, StoreError> {
+    ) -> Result<Vec<(TimelinePosition, Activity)>, StoreError> {
         let mut q = self
             .client
             .query()
@@ -310,20 +360,21 @@ impl Store {
         q = match before {
             Some(b) => q
                 .key_condition_expression("GSI1PK = :pk AND GSI1SK < :before")
-                .expression_attribute_values(":before", AttributeValue::S(b.into())),
+                .expression_attribute_values(":before", AttributeValue::S(b.0.clone())),
             None => q.key_condition_expression("GSI1PK = :pk"),
         };
-        Ok(q.send().await.map_err(classify)?.items.unwrap_or_default())
+        let items = q.send().await.map_err(classify)?.items.unwrap_or_default();
+        items.into_iter().map(codec::timeline_entry).collect()
     }
 
-    /// One page of a day's recent-activity partition, newest first.
+    /// Up to `limit` records of one kind from one day, newest first, after `after`.
     pub async fn feed_page(
         &self,
-        kind: Activity,
-        day: &str,
-        start: Option<Item>,
+        kind: RecordKind,
+        day: Date,
+        after: Option<&FeedPosition>,
         limit: i32,
-    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+    ) -> Result<FeedPage, StoreError> {
         let out = self
             .client
             .query()
@@ -333,15 +384,37 @@ impl Store {
             .expression_attribute_values(":pk", AttributeValue::S(keys::feed_pk(kind, day)))
             .scan_index_forward(false)
             .limit(limit)
-            .set_exclusive_start_key(start)
+            .set_exclusive_start_key(after.map(|p| codec::feed_start_key(kind, p)))
             .send()
             .await
             .map_err(classify)?;
-        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+        let records = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| codec::timeline_entry(item).map(|(_, record)| record))
+            .collect::<Result<_, _>>()?;
+        Ok(FeedPage {
+            records,
+            more: out.last_evaluated_key.is_some(),
+        })
+    }
+
+    pub async fn brand_stats(&self, brand: &Brand) -> Result<Option<BrandStats>, StoreError> {
+        let pk = keys::brand_pk(brand);
+        self.get(pk.clone(), keys::STATS_SK)
+            .await?
+            .map(|item| codec::brand_stats_from_item(brand, &item, &pk))
+            .transpose()
     }
 
     /// A real read against the table: proves credentials, network and table.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.get(keys::HEALTH_PK, keys::HEALTH_PK).await.map(|_| ())
+        self.get(keys::HEALTH_PK.into(), keys::HEALTH_PK).await.map(|_| ())
     }
+}
+
+/// A fresh idempotency token for one transaction (DynamoDB allows 36 characters).
+fn client_request_token() -> String {
+    uuid::Uuid::new_v4().to_string()
 }

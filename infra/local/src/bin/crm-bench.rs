@@ -9,9 +9,9 @@ use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::Router;
 use axum::body::Body;
-use crm_platform::AppState;
-use crm_platform::config::Config;
-use crm_platform::store::Store;
+use crm_app::config::Config;
+use crm_http::AppState;
+use crm_store::Store;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -113,6 +113,7 @@ async fn measure(
         Vec::with_capacity(n()),
         std::collections::BTreeMap::new(),
     );
+    let cpu_start = cpu_time();
     for i in 0..n() {
         let (method, uri, body) = make(i);
         store.calls().reset();
@@ -129,6 +130,8 @@ async fn measure(
         }
         calls.push(store.calls().total());
     }
+    let cpu = (cpu_time() - cpu_start) / n() as u32;
+    eprintln!("{name}: cpu per request {:?}", cpu);
     latencies.sort();
     let ops = ops
         .iter()
@@ -145,9 +148,9 @@ async fn measure(
     })
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    crm_platform::telemetry::init();
+    crm_app::telemetry::init();
     let out = std::env::args().nth(1).unwrap_or_else(|| "docs/performance.md".into());
     let key = "bench-admin-key-0123456789";
     let bench = Bench { key };
@@ -313,4 +316,13 @@ fn cpu_model() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// CPU time (user + system) this process has used so far.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }

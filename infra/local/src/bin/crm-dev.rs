@@ -2,11 +2,11 @@
 //! environment names (the Makefile starts a local emulator when none is given).
 
 use anyhow::Context;
-use crm_platform::AppState;
+use crm_http::AppState;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    crm_platform::telemetry::init();
+    crm_app::telemetry::init();
     let state = AppState::from_env().await?;
     crm_local::ensure_table(state.store.client(), state.store.table())
         .await
