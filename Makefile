@@ -19,7 +19,7 @@ export RUST_LOG ?= info
 help:
 	@echo "make dev     run every endpoint on http://localhost:$(PORT) against a local AWS emulator"
 	@echo "make test    fmt, clippy, cfn-lint and all tests (what CI runs)"
-	@echo "make bench   latency and DynamoDB round trips per endpoint -> docs/performance.md"
+	@echo "make bench   latency, CPU and DynamoDB round trips per endpoint, cold starts -> docs/performance.md"
 	@echo "make build   Lambda binaries for arm64 with cargo-lambda (needs: pip install cargo-lambda)"
 	@echo "make deploy  sam build && sam deploy (needs the SAM CLI and AWS credentials)"
 
@@ -43,9 +43,9 @@ unit: $(VENV)/.installed
 
 test: lint unit
 
+# Every binary in release (the function binaries are started for their cold start).
 bench: $(VENV)/.installed
-	cargo build --quiet --release --locked --bins -p crm-click -p crm-lead -p crm-postback -p crm-health -p crm-admin
-	cargo build --quiet --release --locked -p crm-local --bin crm-bench
+	cargo build --quiet --release --locked --bins
 	env -u AWS_ENDPOINT_URL RUST_LOG=warn infra/with-emulator.sh target/release/crm-bench docs/performance.md
 
 build:

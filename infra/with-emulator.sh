@@ -25,4 +25,18 @@ for _ in $(seq 1 100); do
 done
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 echo "Started local AWS emulator (moto) at $AWS_ENDPOINT_URL" >&2
-"$@"
+# Run the command beside the emulator; whichever ends first ends both. A dev server whose
+# emulator died would otherwise answer 503 for ever.
+"$@" &
+app=$!
+trap 'kill $app $emulator 2>/dev/null || true' EXIT INT TERM
+set +e
+wait -n $emulator $app
+status=$?
+if ! kill -0 $emulator 2>/dev/null; then
+  echo "The local AWS emulator exited (status $status); stopping. Its log: .dev/emulator.log" >&2
+  tail -n 20 "$here/.dev/emulator.log" >&2
+  kill $app 2>/dev/null
+  exit 1
+fi
+exit $status

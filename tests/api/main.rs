@@ -3,10 +3,12 @@
 
 mod admin;
 mod click;
+mod emulator;
 mod errors;
 mod identity;
 mod lambda_events;
 mod lead;
 mod postback;
+mod probe;
 mod seed;
 mod store;

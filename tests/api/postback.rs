@@ -143,3 +143,24 @@ async fn a_postback_for_a_known_customer_costs_at_most_two_round_trips() {
     let calls = app.take_calls();
     assert_eq!(calls.values().sum::<u64>(), 2, "{calls:?}");
 }
+
+#[tokio::test]
+async fn sixty_simultaneous_postbacks_for_one_customer_each_answer_200_and_count_once() {
+    let app = spawn().await;
+    app.post_json("/api/ingest/click", json!({"clickId": "BURST"})).await;
+    let requests = (0..60).map(|i| {
+        app.post_json(
+            "/api/postback",
+            json!({"event": "deposit", "clickId": "BURST", "operatorId": "rushbet", "amount": "1.5", "txid": format!("burst-{i}")}),
+        )
+    });
+    for (status, body) in futures::future::join_all(requests).await {
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["duplicate"], false, "{body}");
+    }
+    let (_, found) = app.admin("/api/customers?clickId=BURST").await;
+    assert_eq!(found["revenue"]["USD"], "90");
+    let (_, brand) = app.admin("/api/brands/rushbet").await;
+    assert_eq!(brand["events"]["deposit"], 60);
+    assert_eq!(brand["revenue"]["USD"], "90");
+}

@@ -182,3 +182,15 @@ pub async fn ensure_table(client: &Client, table: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `GET /_emulator/stats` of our emulator at `endpoint` (`residentBytes`,
+/// `trackedInstances`); `None` for any other endpoint.
+pub fn emulator_stats(endpoint: &str) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    write!(stream, "GET /_emulator/stats HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    serde_json::from_str(response.split("\r\n\r\n").nth(1)?).ok()
+}

@@ -9,12 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use crate::identity::Identifier;
 use crate::journey::EventKind;
-use crate::journey::Milestone;
-use crate::profile::Touch;
 use crate::values::{
     Brand, ClickId, Currency, DeviceId, Email, Invalid, Money, PhoneE164, PhoneRegion, TransactionId, UserId,
     clean_text,
@@ -374,10 +371,6 @@ impl ClickCommand {
         ids.extend(self.email.clone().map(Identifier::Email));
         ids
     }
-
-    pub fn touch(&self, at: OffsetDateTime) -> Touch {
-        Touch::new(self.identifiers(), self.brand.clone(), Milestone::Touched, at)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -433,13 +426,6 @@ impl LeadCommand {
         ids.extend(self.phone.clone().map(Identifier::Phone));
         ids.extend(self.device_id.clone().map(Identifier::DeviceId));
         ids
-    }
-
-    pub fn touch(&self, at: OffsetDateTime) -> Touch {
-        Touch {
-            names: self.names.clone(),
-            ..Touch::new(self.identifiers(), self.brand.clone(), Milestone::Touched, at)
-        }
     }
 }
 
@@ -520,13 +506,6 @@ impl PostbackCommand {
     /// Revenue this event carries, if any.
     pub fn revenue(&self) -> Option<(Currency, Money)> {
         self.amount.filter(|a| !a.is_zero()).map(|a| (self.currency.clone(), a))
-    }
-
-    pub fn touch(&self, at: OffsetDateTime) -> Touch {
-        Touch {
-            revenue: self.revenue(),
-            ..Touch::new(self.identifiers(), self.brand.clone(), self.kind.milestone(), at)
-        }
     }
 }
 

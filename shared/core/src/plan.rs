@@ -9,6 +9,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::identity::{Identifier, Owners, Resolution, resolve};
 use crate::input::{ClickCommand, Defaults, FieldError, Fields, LeadCommand, PostbackCommand, Warning};
+use crate::journey::Milestone;
 use crate::profile::{Follow, Profile, Touch, follow_merges, merge};
 use crate::records::{ClickRecord, EventRecord, LeadRecord, MergeRecord};
 use crate::values::{Brand, ClickId, Currency, CustomerId, Money, TransactionId};
@@ -327,7 +328,7 @@ impl Ingest for ClickCommand {
         &self.warnings
     }
     fn touch(&self, at: OffsetDateTime) -> Touch {
-        self.touch(at)
+        Touch::new(self.identifiers(), self.brand.clone(), Milestone::Touched, at)
     }
     fn guard(&self, _at: OffsetDateTime, _window: Duration) -> Guard {
         Guard::Click(self.click_id.clone())
@@ -353,7 +354,10 @@ impl Ingest for LeadCommand {
         &self.warnings
     }
     fn touch(&self, at: OffsetDateTime) -> Touch {
-        self.touch(at)
+        Touch {
+            names: self.names.clone(),
+            ..Touch::new(self.identifiers(), self.brand.clone(), Milestone::Touched, at)
+        }
     }
     /// A fingerprint of the normalised form: a double submit or a replayed webhook inside
     /// `window` is the same lead.
@@ -395,7 +399,10 @@ impl Ingest for PostbackCommand {
         &self.warnings
     }
     fn touch(&self, at: OffsetDateTime) -> Touch {
-        self.touch(at)
+        Touch {
+            revenue: self.revenue(),
+            ..Touch::new(self.identifiers(), self.brand.clone(), self.kind.milestone(), at)
+        }
     }
     /// The operator's transaction id when it sent one (held for ever), else a fingerprint of
     /// the normalised payload (held for `window`).
@@ -452,7 +459,6 @@ impl Ingest for PostbackCommand {
 mod tests {
     use super::*;
     use crate::input::Names;
-    use crate::journey::Milestone;
     use crate::values::{ClickId, Email};
     use time::macros::datetime;
 

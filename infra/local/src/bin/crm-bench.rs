@@ -1,12 +1,16 @@
-//! `make bench`: latency and DynamoDB round trips per endpoint, through the same composed
-//! app as `make dev`, against the AWS endpoint in the environment (the local emulator).
-//! Writes a Markdown report to the path given as the first argument.
+//! `make bench`: per endpoint, latency, DynamoDB round trips and CPU per request, through
+//! the same composed app as `make dev`, against the AWS endpoint in the environment (the
+//! local emulator); the AWS SDK's own CPU floor per call; cold start per function binary;
+//! and the emulator's memory and transaction cost as its table grows. Writes a Markdown
+//! report to the path given as the first argument.
 
 use std::fmt::Write as _;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use axum::Router;
 use axum::body::Body;
 use crm_app::config::Config;
@@ -16,75 +20,56 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
 /// Requests per row (`BENCH_N` overrides).
 fn n() -> usize {
-    std::env::var("BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100)
+    env_number("BENCH_N", 200)
 }
 
-struct Bench {
-    key: &'static str,
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-impl Bench {
-    /// A new table and the composed app over it.
-    async fn fresh(&self) -> anyhow::Result<(Router, Store)> {
-        let table = format!("bench-{}", uuid::Uuid::new_v4());
-        let store = Store::connect(table.clone()).await;
-        crm_local::ensure_table(store.client(), &table).await?;
-        let key = self.key;
-        let config = Config::from_lookup(|k| match k {
-            "TABLE_NAME" => Some(table.clone()),
-            "ADMIN_API_KEY" => Some(key.into()),
-            _ => None,
-        })?;
-        Ok((crm_local::app(AppState::new(store.clone(), config)), store))
-    }
-
-    /// Drops a finished scenario's table: the emulator slows down with all the data it holds.
-    async fn done(&self, store: Store) -> anyhow::Result<()> {
-        store.client().delete_table().table_name(store.table()).send().await?;
-        Ok(())
-    }
-
-    /// Unmeasured preparation: `N` requests built by `make`.
-    async fn setup(
-        &self,
-        app: &Router,
-        make: impl Fn(usize) -> (&'static str, String, Option<Value>),
-    ) -> anyhow::Result<()> {
-        for i in 0..n() {
-            let (method, uri, body) = make(i);
-            call(app, method, &uri, body, self.key).await?;
-        }
-        Ok(())
-    }
+/// CPU time this process has used, all threads, in nanoseconds (the scheduler's own
+/// accounting, not 10 ms ticks).
+fn cpu_time() -> Duration {
+    let tasks = std::fs::read_dir("/proc/self/task").map(|d| d.flatten().collect::<Vec<_>>());
+    let ns: u64 = tasks
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
 }
 
-struct Row {
-    name: &'static str,
-    p50: Duration,
-    p95: Duration,
-    calls_avg: f64,
-    calls_max: u64,
-    ops: String,
+/// A new table and the composed app over it.
+async fn fresh() -> anyhow::Result<(Router, Store)> {
+    let table = format!("bench-{}", uuid::Uuid::new_v4());
+    let store = Store::connect(table.clone()).await;
+    crm_local::ensure_table(store.client(), &table).await?;
+    let config = Config::from_lookup(|k| match k {
+        "TABLE_NAME" => Some(table.clone()),
+        "ADMIN_API_KEY" => Some(ADMIN_KEY.into()),
+        _ => None,
+    })?;
+    Ok((crm_local::app(AppState::new(store.clone(), config)), store))
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+/// Drops a finished scenario's table.
+async fn done(store: Store) -> anyhow::Result<()> {
+    store.client().delete_table().table_name(store.table()).send().await?;
+    Ok(())
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
-}
+type Request = (&'static str, String, Option<Value>);
 
-async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>, admin_key: &str) -> anyhow::Result<Value> {
+async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> anyhow::Result<Value> {
     let mut req = http::Request::builder()
         .method(method)
         .uri(uri)
-        .header("authorization", format!("Bearer {admin_key}"));
+        .header("authorization", format!("Bearer {ADMIN_KEY}"));
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
@@ -100,38 +85,56 @@ async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>, admin_
     Ok(serde_json::from_slice(&bytes)?)
 }
 
-/// Runs `N` requests built by `make(i)`, measuring latency and DynamoDB requests of each.
-async fn measure(
-    name: &'static str,
-    app: &Router,
-    store: &Store,
-    key: &str,
-    make: impl Fn(usize) -> (&'static str, String, Option<Value>),
-) -> anyhow::Result<Row> {
-    let (mut latencies, mut calls, mut ops) = (
-        Vec::with_capacity(n()),
-        Vec::with_capacity(n()),
-        std::collections::BTreeMap::new(),
-    );
+/// Unmeasured preparation: `count` requests built by `make`.
+async fn setup(app: &Router, count: usize, make: &dyn Fn(usize) -> Request) -> anyhow::Result<()> {
+    for i in 0..count {
+        let (method, uri, body) = make(i);
+        call(app, method, &uri, body).await?;
+    }
+    Ok(())
+}
+
+struct Row {
+    name: String,
+    p50: Duration,
+    p95: Duration,
+    cpu: Duration,
+    calls_avg: f64,
+    calls_max: u64,
+    ops: String,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1e6)
+}
+
+/// Runs `N` iterations of `step`, measuring latency, CPU and DynamoDB requests of each.
+async fn measure<F, Fut>(name: &str, store: &Store, mut step: F) -> anyhow::Result<Row>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let (mut latencies, mut calls, mut ops) = (Vec::new(), Vec::new(), std::collections::BTreeMap::new());
     let cpu_start = cpu_time();
     for i in 0..n() {
-        let (method, uri, body) = make(i);
         store.calls().reset();
         let started = Instant::now();
-        call(app, method, &uri, body, key)
-            .await
-            .with_context(|| format!("{name}, request {i}"))?;
+        step(i).await.with_context(|| format!("{name}, request {i}"))?;
         latencies.push(started.elapsed());
-        if started.elapsed() > Duration::from_secs(1) {
-            tracing::warn!(name, i, ms = started.elapsed().as_millis() as u64, "slow request");
-        }
-        for (op, n) in store.calls().snapshot() {
-            *ops.entry(op).or_insert(0u64) += n;
+        for (op, count) in store.calls().snapshot() {
+            *ops.entry(op).or_insert(0u64) += count;
         }
         calls.push(store.calls().total());
     }
     let cpu = (cpu_time() - cpu_start) / n() as u32;
-    eprintln!("{name}: cpu per request {:?}", cpu);
     latencies.sort();
     let ops = ops
         .iter()
@@ -139,101 +142,231 @@ async fn measure(
         .collect::<Vec<_>>()
         .join(", ");
     Ok(Row {
-        name,
+        name: name.to_owned(),
         p50: percentile(&latencies, 0.5),
         p95: percentile(&latencies, 0.95),
+        cpu,
         calls_avg: calls.iter().sum::<u64>() as f64 / n() as f64,
         calls_max: calls.iter().copied().max().unwrap_or(0),
         ops,
     })
 }
 
+async fn endpoint(name: &str, app: &Router, store: &Store, make: &dyn Fn(usize) -> Request) -> anyhow::Result<Row> {
+    measure(name, store, |i| {
+        let (method, uri, body) = make(i);
+        let app = app.clone();
+        async move { call(&app, method, &uri, body).await.map(|_| ()) }
+    })
+    .await
+}
+
+fn click(i: usize) -> (&'static str, String, Option<Value>) {
+    let body = json!({"clickId": format!("B_{i}"), "campaign": "bench", "source": "youtube"});
+    ("POST", "/api/ingest/click".to_owned(), Some(body))
+}
+
+fn lead(i: usize) -> (&'static str, String, Option<Value>) {
+    let body = json!({"clickId": format!("B_{i}"), "email": format!("b{i}@example.com"), "phone": format!("+5199988{:04}", i % 10_000), "firstName": "Ana"});
+    ("POST", "/api/ingest/lead".to_owned(), Some(body))
+}
+
+fn deposit(i: usize) -> (&'static str, String, Option<Value>) {
+    let body = json!({"eventType": "deposit", "clickId": format!("B_{i}"), "depositAmount": "25.50", "operatorId": "rushbet", "transactionId": format!("T{i}")});
+    ("POST", "/api/postback".to_owned(), Some(body))
+}
+
+fn table(md: &mut String, rows: &[Row]) -> std::fmt::Result {
+    writeln!(
+        md,
+        "| case | p50 ms | p95 ms | CPU µs / request | DynamoDB requests avg / max | per operation |"
+    )?;
+    writeln!(md, "|---|---:|---:|---:|---:|---|")?;
+    for r in rows {
+        writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.2} / {} | {} |",
+            r.name,
+            ms(r.p50),
+            ms(r.p95),
+            us(r.cpu),
+            r.calls_avg,
+            r.calls_max,
+            r.ops
+        )?;
+    }
+    Ok(())
+}
+
+/// The SDK alone, no application code: what one call of each kind costs.
+async fn sdk_floor() -> anyhow::Result<Vec<Row>> {
+    let (_, store) = fresh().await?;
+    let key = |pk: String| {
+        [("PK", pk), ("SK", "X".to_owned())]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), AttributeValue::S(v)))
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let client = store.client().clone();
+    let table = store.table().to_owned();
+    let mut rows = vec![
+        measure("SDK GetItem", &store, |_| {
+            let (client, table, key) = (client.clone(), table.clone(), key("FLOOR".into()));
+            async move {
+                client.get_item().table_name(table).set_key(Some(key)).send().await?;
+                Ok(())
+            }
+        })
+        .await?,
+    ];
+    rows.push(
+        measure("SDK TransactWriteItems, 3 puts", &store, |i| {
+            let (client, table) = (client.clone(), table.clone());
+            let items: Vec<TransactWriteItem> = (0..3)
+                .map(|j| {
+                    let mut item = key(format!("FLOOR#{i}#{j}"));
+                    item.insert("v".into(), AttributeValue::S("x".repeat(200)));
+                    let put = Put::builder()
+                        .table_name(&table)
+                        .set_item(Some(item))
+                        .condition_expression("attribute_not_exists(PK)")
+                        .build()
+                        .expect("a valid put");
+                    TransactWriteItem::builder().put(put).build()
+                })
+                .collect();
+            async move {
+                client
+                    .transact_write_items()
+                    .set_transact_items(Some(items))
+                    .client_request_token(uuid::Uuid::new_v4().to_string())
+                    .send()
+                    .await?;
+                Ok(())
+            }
+        })
+        .await?,
+    );
+    done(store).await?;
+    Ok(rows)
+}
+
+fn tracked(stats: &Option<Value>) -> String {
+    stats
+        .as_ref()
+        .map(|s| s["trackedInstances"].to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+fn mib(stats: &Option<Value>) -> f64 {
+    stats.as_ref().and_then(|s| s["residentBytes"].as_f64()).unwrap_or(0.0) / (1024.0 * 1024.0)
+}
+
+/// Cold start of a release binary: process start to its first answer, through a local
+/// stand-in for the Lambda Runtime API serving one sample event.
+async fn cold_start(binary: &str, event: &str) -> anyhow::Result<Duration> {
+    let answered: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let served = Arc::new(Mutex::new(false));
+    let event: Value = serde_json::from_str(event)?;
+    let api = {
+        let (answered, served) = (answered.clone(), served.clone());
+        Router::new()
+            .route(
+                "/2018-06-01/runtime/invocation/next",
+                axum::routing::get(move || {
+                    let (served, event) = (served.clone(), event.clone());
+                    async move {
+                        if std::mem::replace(&mut *served.lock().expect("lock"), true) {
+                            // One invocation only; the process is killed while it waits.
+                            std::future::pending::<()>().await;
+                        }
+                        let deadline = (time::OffsetDateTime::now_utc().unix_timestamp() + 10) * 1000;
+                        (
+                            [
+                                ("lambda-runtime-aws-request-id", "bench-1".to_owned()),
+                                ("lambda-runtime-deadline-ms", deadline.to_string()),
+                                (
+                                    "lambda-runtime-invoked-function-arn",
+                                    "arn:aws:lambda:us-east-1:000000000000:function:bench".to_owned(),
+                                ),
+                            ],
+                            axum::Json(event),
+                        )
+                    }
+                }),
+            )
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/{outcome}",
+                axum::routing::post(move || {
+                    let answered = answered.clone();
+                    async move {
+                        *answered.lock().expect("lock") = Some(Instant::now());
+                        "{}"
+                    }
+                }),
+            )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, api).await });
+    let table = format!("bench-cold-{}", uuid::Uuid::new_v4());
+    let store = Store::connect(table.clone()).await;
+    crm_local::ensure_table(store.client(), &table).await?;
+    let started = Instant::now();
+    let mut child = Command::new(format!("target/release/{binary}"))
+        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", binary)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+        .env("TABLE_NAME", &table)
+        .env("ADMIN_API_KEY", ADMIN_KEY)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting target/release/{binary}"))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let took = loop {
+        if let Some(at) = *answered.lock().expect("lock") {
+            break Some(at - started);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    server.abort();
+    done(store).await?;
+    took.with_context(|| format!("{binary} never answered"))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     crm_app::telemetry::init();
     let out = std::env::args().nth(1).unwrap_or_else(|| "docs/performance.md".into());
-    let key = "bench-admin-key-0123456789";
-    let bench = Bench { key };
+    let n = n();
 
-    // The emulator's own floor: a raw GetItem, no application code.
-    let (_, store) = bench.fresh().await?;
-    let mut raw = Vec::with_capacity(n());
-    for _ in 0..n() {
-        let started = Instant::now();
-        store
-            .client()
-            .get_item()
-            .table_name(store.table())
-            .key("PK", AttributeValue::S("BENCH".into()))
-            .key("SK", AttributeValue::S("BENCH".into()))
-            .send()
-            .await?;
-        raw.push(started.elapsed());
-    }
-    raw.sort();
+    let floor = sdk_floor().await?;
 
-    let click = |i: usize| {
-        (
-            "POST",
-            "/api/ingest/click".to_owned(),
-            Some(json!({"clickId": format!("B_{i}"), "campaign": "bench", "source": "youtube"})),
-        )
-    };
-    let deposit = |i: usize| {
-        let body = json!({"eventType": "deposit", "clickId": format!("B_{i}"), "depositAmount": "25.50", "operatorId": "rushbet", "transactionId": format!("T{i}")});
-        ("POST", "/api/postback".to_owned(), Some(body))
-    };
+    // Each group of rows gets a fresh table; the growth section measures a large one.
     let mut rows = Vec::new();
-
-    // Each scenario gets its own table (moto copies the whole table on every transaction,
-    // so a shared, growing table would measure the emulator, not the endpoint).
-    bench.done(store).await?;
-    let (app, store) = bench.fresh().await?;
-    rows.push(measure("click, new click id", &app, &store, key, click).await?);
+    let (app, store) = fresh().await?;
+    rows.push(endpoint("click, new click id", &app, &store, &click).await?);
     rows.push(
-        measure("click, repeated click id", &app, &store, key, |i| {
+        endpoint("click, repeated click id", &app, &store, &|i| {
             ("GET", format!("/api/ingest/click?clickid=B_{i}"), None)
         })
         .await?,
     );
-
-    bench.done(store).await?;
-    let (app, store) = bench.fresh().await?;
-    bench.setup(&app, click).await?;
+    rows.push(endpoint("lead, known click id, new email + phone", &app, &store, &lead).await?);
+    rows.push(endpoint("postback, known customer", &app, &store, &deposit).await?);
+    rows.push(endpoint("postback, replayed (duplicate)", &app, &store, &deposit).await?);
     rows.push(
-        measure("lead, known click id, new email + phone", &app, &store, key, |i| {
-            let body = json!({"clickId": format!("B_{i}"), "email": format!("b{i}@example.com"), "phone": format!("+5199988{i:04}"), "firstName": "Ana"});
-            ("POST", "/api/ingest/lead".to_owned(), Some(body))
-        })
-        .await?,
-    );
-
-    bench.done(store).await?;
-    let (app, store) = bench.fresh().await?;
-    bench.setup(&app, click).await?;
-    rows.push(measure("postback, known customer", &app, &store, key, deposit).await?);
-    rows.push(measure("postback, replayed (duplicate)", &app, &store, key, deposit).await?);
-    let customer = call(&app, "GET", "/api/customers?clickId=B_0", None, key).await?["customerId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    rows.push(
-        measure("admin: customer profile", &app, &store, key, |_| {
-            ("GET", format!("/api/customers/{customer}"), None)
-        })
-        .await?,
-    );
-    rows.push(
-        measure("admin: recent events (50)", &app, &store, key, |_| {
-            ("GET", "/api/events".to_owned(), None)
-        })
-        .await?,
-    );
-
-    bench.done(store).await?;
-    let (app, store) = bench.fresh().await?;
-    rows.push(
-        measure("postback, unknown customer", &app, &store, key, |i| {
+        endpoint("postback, unknown customer", &app, &store, &|i| {
             (
                 "GET",
                 format!("/api/postback?event=registration&userId=new{i}&operator=roobet"),
@@ -242,18 +375,72 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?,
     );
-    rows.push(measure("health", &app, &store, key, |_| ("GET", "/api/health".to_owned(), None)).await?);
-    bench.done(store).await?;
+    let customer = call(&app, "GET", "/api/customers?clickId=B_0", None).await?["customerId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    rows.push(
+        endpoint("admin: customer profile", &app, &store, &|_| {
+            ("GET", format!("/api/customers/{customer}"), None)
+        })
+        .await?,
+    );
+    rows.push(
+        endpoint("admin: recent events (50)", &app, &store, &|_| {
+            ("GET", "/api/events".to_owned(), None)
+        })
+        .await?,
+    );
+    rows.push(endpoint("health", &app, &store, &|_| ("GET", "/api/health".to_owned(), None)).await?);
+    done(store).await?;
 
-    let n = n();
+    // The emulator as its table grows: memory over many ingests, and whether a lead costs
+    // the same on a small and a large table.
+    let big = env_number("BENCH_TABLE_INGESTS", 10_000);
+    let (small_app, small_store) = fresh().await?;
+    setup(&small_app, n, &click).await?;
+    let small = endpoint("lead, table of ~3 × N items", &small_app, &small_store, &lead).await?;
+    done(small_store).await?;
+    let before = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .and_then(|e| crm_local::emulator_stats(&e));
+    let (big_app, big_store) = fresh().await?;
+    let fill_started = Instant::now();
+    setup(&big_app, big, &|i| click(i + 1_000_000)).await?;
+    let fill = fill_started.elapsed();
+    let after = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .and_then(|e| crm_local::emulator_stats(&e));
+    // The same clicks again: every one a duplicate, so no new data. What memory does now is
+    // the emulator's own behaviour, not the table's growth.
+    setup(&big_app, big, &|i| click(i + 1_000_000)).await?;
+    let replayed = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .and_then(|e| crm_local::emulator_stats(&e));
+    setup(&big_app, n, &click).await?;
+    let large = endpoint(&format!("lead, table of ~3 × {big} items"), &big_app, &big_store, &lead).await?;
+    done(big_store).await?;
+
+    let mut cold = Vec::new();
+    for f in &crm_local::FUNCTIONS {
+        let event = match f.binary {
+            "click" => include_str!("../../../../events/click/seed-post.json"),
+            "lead" => include_str!("../../../../events/lead/seed-post.json"),
+            "postback" => include_str!("../../../../events/postback/seed-deposit.json"),
+            "health" => include_str!("../../../../events/health/get.json"),
+            _ => include_str!("../../../../events/admin/recent-clicks.json"),
+        };
+        let took = cold_start(f.binary, event).await;
+        let size = std::fs::metadata(format!("target/release/{}", f.binary)).map(|m| m.len());
+        cold.push((f.binary, took, size));
+    }
+
     let mut md = String::new();
-    writeln!(md, "# Performance")?;
-    writeln!(md)?;
+    writeln!(md, "# Performance\n")?;
     writeln!(
         md,
-        "Generated by `make bench` (`infra/local/src/bin/crm-bench.rs`); do not edit by hand."
+        "Generated by `make bench` (`infra/local/src/bin/crm-bench.rs`); do not edit by hand. How to read it, and what the profile showed, is in [performance-notes.md](performance-notes.md).\n"
     )?;
-    writeln!(md)?;
     writeln!(
         md,
         "- Date: {}",
@@ -267,40 +454,50 @@ async fn main() -> anyhow::Result<()> {
     )?;
     writeln!(
         md,
-        "- Backend: local moto emulator (`infra/emulator.py`, requests serialised), release build, {n} requests per row, one at a time, in-process through the same router as `make dev` (no HTTP socket); each group of rows on a fresh table, prepared by {n} unmeasured clicks where the case needs known customers"
+        "- Backend: the local emulator (`infra/emulator.py`: moto, requests serialised, connections kept alive); release build; single-threaded runtime as in Lambda; {n} requests per row, one at a time, in-process through the same router as `make dev` (no HTTP socket on our side)"
     )?;
-    for r in &rows {
-        writeln!(
-            md,
-            "| {} | {} | {} | {:.2} / {} | {} |",
-            r.name,
-            ms(r.p50),
-            ms(r.p95),
-            r.calls_avg,
-            r.calls_max,
-            r.ops
-        )?;
-    }
-    writeln!(md)?;
     writeln!(
         md,
-        "Latency here is dominated by the emulator (compare the raw `GetItem` floor); the DynamoDB request counts are what carries over to AWS, where a round trip is typically single-digit milliseconds. moto also deep-copies the whole table for every transaction, so transaction latency here grows with table size (a bench on one shared table of a few thousand items exceeded the SDK's 3 s attempt timeout); real DynamoDB does not behave that way."
+        "- CPU is this process's scheduler time (all threads) per request: our code, the AWS SDK and the kernel's share of the loopback I/O; the emulator is another process and is not counted\n"
     )?;
-    writeln!(md)?;
-    writeln!(md, "## Release binary sizes")?;
-    writeln!(md)?;
+    writeln!(md, "## Endpoints\n")?;
+    table(&mut md, &rows)?;
+    writeln!(md, "\n## The AWS SDK's own floor\n")?;
     writeln!(
         md,
-        "Profile: `lto = true`, `codegen-units = 1`, `strip = true`, `panic = \"abort\"`, host target ({}).",
+        "The same client calling DynamoDB directly, no application code: what any endpoint pays per call before our code runs.\n"
+    )?;
+    table(&mut md, &floor)?;
+    writeln!(md, "\n## The emulator as the table grows\n")?;
+    writeln!(
+        md,
+        "{big} new clicks (each stores a click, an identifier and a profile: {} items) took {:.1} s; the emulator's resident memory went from {:.0} MiB to {:.0} MiB, which is those items as moto keeps them (about {:.1} KiB each). Replaying the same {big} clicks (every one a duplicate: no new data) then moved it to {:.0} MiB. Tracked model instances: {} before, {} after, {} after the replays.\n",
+        3 * big,
+        fill.as_secs_f64(),
+        mib(&before),
+        mib(&after),
+        (mib(&after) - mib(&before)) * 1024.0 / (3 * big) as f64,
+        mib(&replayed),
+        tracked(&before),
+        tracked(&after),
+        tracked(&replayed),
+    )?;
+    table(&mut md, &[small, large])?;
+    writeln!(md, "\n## Cold start and size per function binary\n")?;
+    writeln!(
+        md,
+        "Process start to the first answer, through a local stand-in for the Lambda Runtime API serving the function's sample event from `events/` (configuration, SDK client, one request including its DynamoDB calls). Profile: `lto = true`, `codegen-units = 1`, `strip = true`, `panic = \"abort\"`, host target ({}).\n",
         std::env::consts::ARCH
     )?;
-    writeln!(md)?;
-    writeln!(md, "| binary | size |")?;
-    writeln!(md, "|---|---:|")?;
-    for bin in ["click", "lead", "postback", "health", "admin"] {
-        if let Ok(meta) = std::fs::metadata(format!("target/release/{bin}")) {
-            writeln!(md, "| {bin} | {:.1} MiB |", meta.len() as f64 / (1024.0 * 1024.0))?;
-        }
+    writeln!(md, "| binary | cold start ms | size MiB |")?;
+    writeln!(md, "|---|---:|---:|")?;
+    for (binary, took, size) in &cold {
+        let took = took.as_ref().map(|d| ms(*d)).unwrap_or_else(|e| format!("failed: {e}"));
+        let size = size
+            .as_ref()
+            .map(|s| format!("{:.1}", *s as f64 / 1048576.0))
+            .unwrap_or_default();
+        writeln!(md, "| {binary} | {took} | {size} |")?;
     }
     std::fs::write(&out, &md).with_context(|| format!("writing {out}"))?;
     print!("{md}");
@@ -316,13 +513,4 @@ fn cpu_model() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into())
-}
-
-/// CPU time (user + system) this process has used so far.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Duration::from_millis(ticks * 10)
 }
