@@ -286,12 +286,22 @@ impl Store {
             .collect()
     }
 
-    pub async fn profile(&self, id: &CustomerId) -> Result<Option<Profile>, StoreError> {
-        let pk = keys::customer_pk(id);
-        self.get(pk.clone(), keys::PROFILE_SK)
+    /// One item by its key, decoded; `decode` gets the key for its error messages.
+    async fn get_as<T>(
+        &self,
+        pk: String,
+        sk: &str,
+        decode: impl FnOnce(&Item, &str) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        self.get(pk.clone(), sk)
             .await?
-            .map(|item| codec::profile_from_item(&item, &pk))
+            .map(|item| decode(&item, &pk))
             .transpose()
+    }
+
+    pub async fn profile(&self, id: &CustomerId) -> Result<Option<Profile>, StoreError> {
+        self.get_as(keys::customer_pk(id), keys::PROFILE_SK, codec::profile_from_item)
+            .await
     }
 
     /// A profile, following merge tombstones to the survivor (one `GetItem` per hop).
@@ -317,29 +327,20 @@ impl Store {
     }
 
     pub async fn owner(&self, identifier: &Identifier) -> Result<Option<CustomerId>, StoreError> {
-        let pk = keys::identifier_pk(identifier);
-        self.get(pk.clone(), keys::IDENT_SK)
-            .await?
-            .map(|item| codec::owner(&item, &pk))
-            .transpose()
+        self.get_as(keys::identifier_pk(identifier), keys::IDENT_SK, codec::owner)
+            .await
     }
 
     /// The record a held dedupe key points at: `(recordId, customerId)`.
     pub async fn dedupe_hit(&self, key: &DedupeKey) -> Result<Option<(String, CustomerId)>, StoreError> {
-        let pk = keys::dedupe_pk(key);
-        self.get(pk.clone(), keys::DEDUPE_SK)
-            .await?
-            .map(|item| codec::dedupe_from_item(&item, &pk))
-            .transpose()
+        self.get_as(keys::dedupe_pk(key), keys::DEDUPE_SK, codec::dedupe_from_item)
+            .await
     }
 
     /// The customer a recorded click belongs to (at the time it was recorded).
     pub async fn click_owner(&self, click_id: &ClickId) -> Result<Option<CustomerId>, StoreError> {
         let pk = keys::record_pk(RecordKind::Click, click_id.as_str());
-        self.get(pk.clone(), RecordKind::Click.as_str())
-            .await?
-            .map(|item| codec::owner(&item, &pk))
-            .transpose()
+        self.get_as(pk, RecordKind::Click.as_str(), codec::owner).await
     }
 
     /// Up to `limit` timeline records of one customer, newest first, strictly below `before`.
@@ -401,11 +402,10 @@ impl Store {
     }
 
     pub async fn brand_stats(&self, brand: &Brand) -> Result<Option<BrandStats>, StoreError> {
-        let pk = keys::brand_pk(brand);
-        self.get(pk.clone(), keys::STATS_SK)
-            .await?
-            .map(|item| codec::brand_stats_from_item(brand, &item, &pk))
-            .transpose()
+        self.get_as(keys::brand_pk(brand), keys::STATS_SK, |item, pk| {
+            codec::brand_stats_from_item(brand, item, pk)
+        })
+        .await
     }
 
     /// A real read against the table: proves credentials, network and table.
