@@ -1,11 +1,17 @@
 //! The functional core of the CRM: validated values, input normalisation, the identity
-//! graph's decisions, journey rules and merges. Pure functions of (state, input, now): no
-//! I/O, no clock, no randomness, no AWS. The shell in `crm-platform` loads, calls, commits.
+//! graph's decisions, journey rules and merges, journey definitions, which messages a
+//! journey change schedules or cancels, and whether a message may go now. Pure functions of
+//! (state, input, now): no I/O, no clock, no randomness, no AWS. The shell (crm-store,
+//! crm-app, crm-messaging) loads, calls and commits.
 
+pub mod definition;
 pub mod identity;
 pub mod input;
 pub mod journey;
+pub mod message;
 pub mod plan;
 pub mod profile;
 pub mod records;
+pub mod schedule;
+pub mod send;
 pub mod values;

@@ -408,6 +408,25 @@ pub mod ts {
         let raw = String::deserialize(d)?;
         super::parse_ts(&raw).map_err(serde::de::Error::custom)
     }
+
+    /// The same for optional timestamps.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use time::OffsetDateTime;
+
+        pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_some(&super::super::format_ts(*t)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|raw| super::super::parse_ts(&raw).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
 }
 
 /// Free text as we keep it: control characters (CR, LF, NUL, BEL …) and bidirectional

@@ -1,0 +1,245 @@
+//! A scheduled message and its lifecycle:
+//!
+//! ```text
+//! PENDING ──scheduler claims (lease)──▶ QUEUED ──sender claims (lease)──▶ SENDING ──▶ SENT | FAILED
+//!    ▲  │                                  │                                │
+//!    │  └─ journey: CANCELLED              ├─ lease expired: queued again   ├─ defer / retry ─▶ PENDING
+//!    └──────── sender: defer ──────────────┘                                └─ lease expired: FAILED (send_interrupted)
+//! ```
+//!
+//! A message is sent only by the sender that moved it `QUEUED → SENDING`, a conditional
+//! write: that claim is what makes sending at-most-once.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::definition::{Channel, Step};
+use crate::journey::{Journey, JourneyType};
+use crate::values::{Brand, CustomerId, Invalid};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Pending,
+    Queued,
+    Sending,
+    Sent,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl Status {
+    pub const ALL: [Status; 7] = [
+        Self::Pending,
+        Self::Queued,
+        Self::Sending,
+        Self::Sent,
+        Self::Failed,
+        Self::Skipped,
+        Self::Cancelled,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Queued => "QUEUED",
+            Self::Sending => "SENDING",
+            Self::Sent => "SENT",
+            Self::Failed => "FAILED",
+            Self::Skipped => "SKIPPED",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(raw.trim()))
+            .ok_or_else(|| {
+                Invalid::new(
+                    "invalid_value",
+                    "status must be PENDING, QUEUED, SENDING, SENT, FAILED, SKIPPED or CANCELLED",
+                )
+            })
+    }
+    /// Not yet handed to a provider: may still be cancelled.
+    pub fn is_cancellable(self) -> bool {
+        matches!(self, Self::Pending | Self::Queued)
+    }
+    /// Final: nothing moves it any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Sent | Self::Failed | Self::Skipped | Self::Cancelled)
+    }
+    /// Handed to a provider, or about to be: counts as delivered for deduplication.
+    pub fn is_delivered(self) -> bool {
+        matches!(self, Self::Sending | Self::Sent)
+    }
+}
+
+/// Why a message was cancelled, skipped, deferred or failed; stable strings for the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The customer left the stage that scheduled the message.
+    StageLeft,
+    /// The message belonged to the `unbranded` placeholder journey and a real brand appeared.
+    BrandAssigned,
+    /// Another message of the same customer (after a merge) covers the same step.
+    Duplicate,
+    /// No address on the message's channel yet (deferred), or still none at expiry (skipped).
+    NoAddress,
+    /// The step's expiry passed before the message could go.
+    Expired,
+    /// The customer no longer exists (erased, or a broken merge chain).
+    CustomerGone,
+    /// A provider refused the message or kept failing.
+    ProviderError,
+    /// The provider did not answer in time: whether it sent is unknown, so it is not retried.
+    ProviderTimeout,
+    /// The sender stopped between claiming the message and recording the provider's answer.
+    SendInterrupted,
+    /// No template matched the step when it was due.
+    NoTemplate,
+    /// The template failed to render with this customer's data.
+    RenderFailed,
+    /// Waiting to retry after a provider error that certainly did not send.
+    Retrying,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StageLeft => "stage_left",
+            Self::BrandAssigned => "brand_assigned",
+            Self::Duplicate => "duplicate",
+            Self::NoAddress => "no_address",
+            Self::Expired => "expired",
+            Self::CustomerGone => "customer_gone",
+            Self::ProviderError => "provider_error",
+            Self::ProviderTimeout => "provider_timeout",
+            Self::SendInterrupted => "send_interrupted",
+            Self::NoTemplate => "no_template",
+            Self::RenderFailed => "render_failed",
+            Self::Retrying => "retrying",
+        }
+    }
+}
+
+/// A message as stored and as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub message_id: String,
+    /// The customer it was scheduled for; after a merge the sender follows it to the survivor.
+    pub customer_id: CustomerId,
+    pub brand: Brand,
+    pub channel: Channel,
+    pub journey_type: JourneyType,
+    pub stage: i32,
+    pub step_id: String,
+    /// The step's template, or (once sent) the template that was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_id: Option<String>,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// When the message should go (moved by deferrals and retries).
+    #[serde(with = "crate::values::ts")]
+    pub due_at: OffsetDateTime,
+    /// After this, a message that could not go is skipped.
+    #[serde(with = "crate::values::ts")]
+    pub expires_at: OffsetDateTime,
+    /// When the stage was entered: part of the message's identity.
+    #[serde(with = "crate::values::ts")]
+    pub stage_entered_at: OffsetDateTime,
+    #[serde(with = "crate::values::ts")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "crate::values::ts")]
+    pub updated_at: OffsetDateTime,
+    /// Provider calls that certainly did not send.
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::values::ts::option")]
+    pub sent_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_message_id: Option<String>,
+    /// The provider's reason for the last failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The address it went to (kept for the customer's record; never logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The rendered content, once sent (HTML for email, text for SMS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// A message id is a function of what the message is: the same customer, brand, stage entry
+/// and step always give the same id, so scheduling it twice (a replayed stream record, two
+/// concurrent events) creates it once.
+pub fn message_id(customer: &CustomerId, journey: &Journey, step_id: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        customer.as_str(),
+        journey.brand.as_str(),
+        journey_type_str(journey.journey_type),
+        &journey.stage.to_string(),
+        &crate::values::format_ts(journey.since),
+        step_id,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    format!("msg_{}", &hex::encode(h.finalize())[..32])
+}
+
+pub fn journey_type_str(t: JourneyType) -> &'static str {
+    match t {
+        JourneyType::Acquisition => "acquisition",
+        JourneyType::Retention => "retention",
+    }
+}
+
+impl Message {
+    /// A new `PENDING` message for `step` of the stage `journey` just entered.
+    pub fn scheduled(customer: &CustomerId, journey: &Journey, step: &Step, now: OffsetDateTime) -> Self {
+        let due_at = journey.since + step.delay.duration();
+        Self {
+            message_id: message_id(customer, journey, &step.id),
+            customer_id: customer.clone(),
+            brand: journey.brand.clone(),
+            channel: step.channel,
+            journey_type: journey.journey_type,
+            stage: journey.stage,
+            step_id: step.id.clone(),
+            template_id: step.template_id.clone(),
+            status: Status::Pending,
+            reason: None,
+            due_at,
+            expires_at: due_at + step.expiry().duration(),
+            stage_entered_at: journey.since,
+            created_at: now,
+            updated_at: now,
+            attempts: 0,
+            sent_at: None,
+            dry_run: false,
+            provider: None,
+            provider_message_id: None,
+            error: None,
+            to: None,
+            subject: None,
+            body: None,
+        }
+    }
+
+    /// Whether this message belongs to the stage `journey` shows.
+    pub fn is_for(&self, journey: &Journey) -> bool {
+        self.brand == journey.brand && self.journey_type == journey.journey_type && self.stage == journey.stage
+    }
+}
