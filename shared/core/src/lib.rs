@@ -14,4 +14,5 @@ pub mod profile;
 pub mod records;
 pub mod schedule;
 pub mod send;
+pub mod template;
 pub mod values;

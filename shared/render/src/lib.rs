@@ -1,0 +1,610 @@
+//! Rendering messages from templates. Templates are Liquid as marketers know it from
+//! Customer.io and Braze (`{{ firstName | default: "amigo" }}`, `{% if %}`), rendered by the
+//! `liquid` crate, and the seed's single-brace placeholders (`{firstName}`) work as written.
+//!
+//! A template cannot run away: the parser knows no loops, `assign` or `capture`, and only
+//! filters whose output grows at most linearly with the template (no `replace`, `split`,
+//! `join`), so rendering is bounded by the template's size (itself capped); the output is
+//! capped as well. A missing variable renders empty or its `default`.
+
+mod builtin;
+mod sms;
+mod text;
+
+use std::sync::OnceLock;
+
+use crm_core::definition::Channel;
+use crm_core::identity::Identifier;
+use crm_core::journey::JourneyType;
+use crm_core::message::journey_type_str;
+use crm_core::profile::Profile;
+use crm_core::template::MessageTemplate;
+use crm_core::values::Brand;
+use liquid::model::{DisplayCow, KStringCow, State, Value};
+use liquid::{Object, ObjectView, ValueView};
+
+pub use builtin::built_ins;
+pub use sms::{SmsEncoding, SmsLength, sms_length};
+pub use text::html_to_text;
+
+/// Largest template body and subject accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MAX_SUBJECT_CHARS: usize = 400;
+/// Largest rendered email body, and SMS text (SNS's own limit).
+pub const MAX_EMAIL_BYTES: usize = 256 * 1024;
+pub const MAX_SMS_CHARS: usize = 1600;
+
+/// A template that cannot be used; `field` is `subject` or `body`, with the position in
+/// that field when the parser reports one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct TemplateError {
+    pub field: &'static str,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl TemplateError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// A parsed template, ready to render many times.
+pub struct Compiled {
+    pub channel: Channel,
+    subject: Option<liquid::Template>,
+    body: liquid::Template,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: Option<String>,
+    /// HTML for email, the text for SMS.
+    pub body: String,
+    /// The text part of an email (derived from the HTML); the SMS text again for SMS.
+    pub text: String,
+}
+
+fn parser() -> &'static liquid::Parser {
+    static PARSER: OnceLock<liquid::Parser> = OnceLock::new();
+    PARSER.get_or_init(|| {
+        use liquid_lib::stdlib;
+        liquid::ParserBuilder::new()
+            .block(stdlib::IfBlock)
+            .block(stdlib::UnlessBlock)
+            .block(stdlib::CaseBlock)
+            .block(stdlib::CommentBlock)
+            .block(stdlib::RawBlock)
+            .filter(stdlib::Default)
+            .filter(stdlib::Upcase)
+            .filter(stdlib::Downcase)
+            .filter(stdlib::Capitalize)
+            .filter(stdlib::Strip)
+            .filter(stdlib::Lstrip)
+            .filter(stdlib::Rstrip)
+            .filter(stdlib::StripHtml)
+            .filter(stdlib::StripNewlines)
+            .filter(stdlib::Escape)
+            .filter(stdlib::EscapeOnce)
+            .filter(stdlib::Truncate)
+            .filter(stdlib::TruncateWords)
+            .filter(stdlib::UrlEncode)
+            .filter(stdlib::Append)
+            .filter(stdlib::Prepend)
+            .filter(stdlib::Remove)
+            .filter(stdlib::RemoveFirst)
+            .filter(stdlib::ReplaceFirst)
+            .filter(stdlib::Slice)
+            .filter(stdlib::Size)
+            .filter(stdlib::Plus)
+            .filter(stdlib::Minus)
+            .filter(stdlib::Times)
+            .filter(stdlib::DividedBy)
+            .filter(stdlib::Modulo)
+            .filter(stdlib::Round)
+            .filter(stdlib::Ceil)
+            .filter(stdlib::Floor)
+            .filter(stdlib::Abs)
+            .filter(stdlib::Date)
+            .build()
+            .expect("the curated Liquid parser builds")
+    })
+}
+
+/// Turns the seed's `{name}` placeholders into Liquid's `{{ name }}`, leaving Liquid's own
+/// `{{ … }}` and `{% … %}` (and CSS braces, which never hold a bare identifier) alone.
+/// Returns the converted text and, per conversion, (offset in the output, bytes added), to
+/// map parser positions back to what the marketer wrote.
+fn convert_placeholders(src: &str) -> (String, Vec<(usize, usize)>) {
+    let bytes = src.as_bytes();
+    let mut out = String::with_capacity(src.len() + 16);
+    let mut shifts = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &src[i..];
+        if rest.starts_with("{{") || rest.starts_with("{%") {
+            let close = if rest.starts_with("{{") { "}}" } else { "%}" };
+            let end = rest[2..].find(close).map_or(rest.len(), |e| e + 4);
+            out.push_str(&rest[..end]);
+            i += end;
+            continue;
+        }
+        if bytes[i] == b'{' {
+            let name_len = rest[1..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len() - 1);
+            let name = &rest[1..1 + name_len];
+            let closes = rest[1 + name_len..].starts_with('}') && !rest[2 + name_len..].starts_with('}');
+            if closes && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+                shifts.push((out.len(), 4));
+                out.push_str("{{ ");
+                out.push_str(name);
+                out.push_str(" }}");
+                i += name_len + 2;
+                continue;
+            }
+        }
+        let c = rest.chars().next().expect("in bounds");
+        out.push(c);
+        i += c.len_utf8();
+    }
+    (out, shifts)
+}
+
+/// `(line, column)` from the parser's ` --> L:C` marker, mapped back through the
+/// placeholder conversion.
+fn position(message: &str, converted: &str, shifts: &[(usize, usize)]) -> Option<(usize, usize)> {
+    let rest = &message[message.find("--> ")? + 4..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == ':'))
+        .unwrap_or(rest.len());
+    let (line, col) = rest[..end].split_once(':')?;
+    let (line, col): (usize, usize) = (line.parse().ok()?, col.parse().ok()?);
+    let line_start: usize = converted
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let offset = line_start
+        + converted[line_start..]
+            .chars()
+            .take(col.saturating_sub(1))
+            .map(char::len_utf8)
+            .sum::<usize>();
+    let added_on_line: usize = shifts
+        .iter()
+        .filter(|(at, _)| *at >= line_start && *at < offset)
+        .map(|(_, n)| n)
+        .sum();
+    Some((line, col.saturating_sub(added_on_line).max(1)))
+}
+
+/// The parser's message without its source excerpt: `expected Literal`, `Unknown tag …`.
+fn short_message(message: &str) -> String {
+    let parts: Vec<&str> = message
+        .lines()
+        .map(|l| l.trim().trim_start_matches("liquid:").trim())
+        .filter(|l| !l.is_empty() && !l.starts_with("-->") && !l.starts_with('|'))
+        .filter(|l| {
+            !l.split_once('|')
+                .is_some_and(|(n, _)| n.trim().parse::<usize>().is_ok())
+        })
+        .map(|l| l.trim_start_matches("= "))
+        .filter(|l| !l.is_empty() && !l.starts_with("available"))
+        .collect();
+    parts.join(" ")
+}
+
+fn parse(field: &'static str, src: &str) -> Result<liquid::Template, TemplateError> {
+    let (converted, shifts) = convert_placeholders(src);
+    parser().parse(&converted).map_err(|e| {
+        let text = e.to_string();
+        let pos = position(&text, &converted, &shifts);
+        TemplateError {
+            field,
+            line: pos.map(|p| p.0),
+            column: pos.map(|p| p.1),
+            message: short_message(&text),
+        }
+    })
+}
+
+/// Parses and checks a template: sizes, syntax, and a trial render with every variable
+/// present and with none (a filter that fails on a missing value fails here, at save
+/// time, rather than when a customer's message is due).
+pub fn compile(t: &MessageTemplate) -> Result<Compiled, TemplateError> {
+    if t.body.trim().is_empty() {
+        return Err(TemplateError::new("body", "must not be empty"));
+    }
+    if t.body.len() > MAX_BODY_BYTES {
+        return Err(TemplateError::new("body", "must be at most 64 KiB"));
+    }
+    let subject = match (t.channel, t.subject.as_deref().map(str::trim)) {
+        (Channel::Email, None | Some("")) => {
+            return Err(TemplateError::new("subject", "an email template needs a subject"));
+        }
+        (Channel::Email, Some(s)) if s.chars().count() > MAX_SUBJECT_CHARS => {
+            return Err(TemplateError::new("subject", "must be at most 400 characters"));
+        }
+        (Channel::Email, Some(s)) => Some(parse("subject", s)?),
+        (Channel::Sms, _) => None,
+    };
+    let compiled = Compiled {
+        channel: t.channel,
+        subject,
+        body: parse("body", &t.body)?,
+    };
+    render(&compiled, &Variables::sample())?;
+    render(&compiled, &Variables(NilDefault::new(Object::new())))?;
+    Ok(compiled)
+}
+
+/// What a message is about, besides the customer.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub brand: &'a Brand,
+    pub journey_type: JourneyType,
+    pub stage: i32,
+    /// Filled by the compliance issue; empty until then.
+    pub unsubscribe_url: Option<&'a str>,
+}
+
+/// The variables a template sees. Each has a camelCase name (as in the seed's
+/// `{firstName}`) and, where Liquid users expect it, a snake_case one.
+#[derive(Debug)]
+pub struct Variables(NilDefault);
+
+/// `(camelCase, snake_case)` names of every variable, for the docs and the preview.
+pub const VARIABLES: [(&str, &str); 13] = [
+    ("firstName", "first_name"),
+    ("lastName", "last_name"),
+    ("fullName", "full_name"),
+    ("email", "email"),
+    ("phone", "phone"),
+    ("customerId", "customer_id"),
+    ("clickId", "click_id"),
+    ("userId", "user_id"),
+    ("brand", "brand"),
+    ("journeyType", "journey_type"),
+    ("stage", "stage"),
+    ("revenue", "revenue"),
+    ("unsubscribeUrl", "unsubscribe_url"),
+];
+
+impl Variables {
+    pub fn new(customer: &Profile, ctx: Context<'_>) -> Self {
+        let first = |pick: fn(&Identifier) -> Option<String>| customer.identifiers.iter().find_map(pick);
+        let full = [customer.first_name.as_deref(), customer.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let revenue = customer
+            .revenue
+            .iter()
+            .map(|(c, m)| format!("{m} {c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let values: [Option<Value>; 13] = [
+            customer.first_name.clone().map(Value::scalar),
+            customer.last_name.clone().map(Value::scalar),
+            (!full.is_empty()).then(|| Value::scalar(full)),
+            first(|i| match i {
+                Identifier::Email(e) => Some(e.to_string()),
+                _ => None,
+            })
+            .map(Value::scalar),
+            first(|i| match i {
+                Identifier::Phone(p) => Some(p.to_string()),
+                _ => None,
+            })
+            .map(Value::scalar),
+            Some(Value::scalar(customer.id.to_string())),
+            first(|i| match i {
+                Identifier::ClickId(c) => Some(c.to_string()),
+                _ => None,
+            })
+            .map(Value::scalar),
+            customer
+                .identifiers
+                .iter()
+                .find_map(|i| match i {
+                    Identifier::UserId { operator, user } if operator == ctx.brand => Some(user.to_string()),
+                    _ => None,
+                })
+                .map(Value::scalar),
+            Some(Value::scalar(ctx.brand.to_string())),
+            Some(Value::scalar(journey_type_str(ctx.journey_type))),
+            Some(Value::scalar(i64::from(ctx.stage))),
+            (!revenue.is_empty()).then(|| Value::scalar(revenue)),
+            ctx.unsubscribe_url.map(|u| Value::scalar(u.to_owned())),
+        ];
+        let mut object = Object::new();
+        for ((camel, snake), value) in VARIABLES.iter().zip(values) {
+            if let Some(v) = value {
+                object.insert((*camel).into(), v.clone());
+                object.insert((*snake).into(), v);
+            }
+        }
+        Self(NilDefault::new(object))
+    }
+
+    /// Every variable set, for trial renders.
+    fn sample() -> Self {
+        let mut object = Object::new();
+        for (camel, snake) in VARIABLES {
+            let v = if camel == "stage" {
+                Value::scalar(0i64)
+            } else {
+                Value::scalar("x")
+            };
+            object.insert(camel.into(), v.clone());
+            object.insert(snake.into(), v);
+        }
+        Self(NilDefault::new(object))
+    }
+}
+
+/// Renders a compiled template. Fails only on a runtime error in the template (a filter
+/// given a value it cannot take) or an oversized result.
+pub fn render(c: &Compiled, vars: &Variables) -> Result<Rendered, TemplateError> {
+    let run = |field, t: &liquid::Template| {
+        t.render(&vars.0)
+            .map_err(|e| TemplateError::new(field, short_message(&e.to_string())))
+    };
+    let subject = c
+        .subject
+        .as_ref()
+        .map(|s| run("subject", s).map(|s| crm_core::values::clean_text(&s)))
+        .transpose()?;
+    let body = run("body", &c.body)?;
+    let text = match c.channel {
+        Channel::Email => {
+            if body.len() > MAX_EMAIL_BYTES {
+                return Err(TemplateError::new("body", "renders to more than 256 KiB"));
+            }
+            html_to_text(&body)
+        }
+        Channel::Sms => {
+            if body.chars().count() > MAX_SMS_CHARS {
+                return Err(TemplateError::new("body", "renders to more than 1600 characters"));
+            }
+            body.trim().to_owned()
+        }
+    };
+    let body = if c.channel == Channel::Sms { text.clone() } else { body };
+    Ok(Rendered { subject, body, text })
+}
+
+/// The variables as Liquid sees them: every top-level name exists, and a missing one is nil
+/// (Shopify and Braze render it empty; the `liquid` crate would fail).
+#[derive(Debug)]
+struct NilDefault {
+    vars: Object,
+    nil: Value,
+}
+
+impl NilDefault {
+    fn new(vars: Object) -> Self {
+        Self { vars, nil: Value::Nil }
+    }
+}
+
+impl ValueView for NilDefault {
+    fn as_debug(&self) -> &dyn std::fmt::Debug {
+        self
+    }
+    fn render(&self) -> DisplayCow<'_> {
+        self.vars.render()
+    }
+    fn source(&self) -> DisplayCow<'_> {
+        self.vars.source()
+    }
+    fn type_name(&self) -> &'static str {
+        "object"
+    }
+    fn query_state(&self, state: State) -> bool {
+        self.vars.query_state(state)
+    }
+    fn to_kstr(&self) -> KStringCow<'_> {
+        self.vars.to_kstr()
+    }
+    fn to_value(&self) -> Value {
+        self.vars.to_value()
+    }
+    fn as_object(&self) -> Option<&dyn ObjectView> {
+        Some(self)
+    }
+}
+
+impl ObjectView for NilDefault {
+    fn as_value(&self) -> &dyn ValueView {
+        self
+    }
+    fn size(&self) -> i64 {
+        self.vars.len() as i64
+    }
+    fn keys<'k>(&'k self) -> Box<dyn Iterator<Item = KStringCow<'k>> + 'k> {
+        ObjectView::keys(&self.vars)
+    }
+    fn values<'k>(&'k self) -> Box<dyn Iterator<Item = &'k dyn ValueView> + 'k> {
+        ObjectView::values(&self.vars)
+    }
+    fn iter<'k>(&'k self) -> Box<dyn Iterator<Item = (KStringCow<'k>, &'k dyn ValueView)> + 'k> {
+        ObjectView::iter(&self.vars)
+    }
+    fn contains_key(&self, _: &str) -> bool {
+        true
+    }
+    fn get<'s>(&'s self, key: &str) -> Option<&'s dyn ValueView> {
+        Some(
+            self.vars
+                .get(key)
+                .map_or(&self.nil as &dyn ValueView, |v| v as &dyn ValueView),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crm_core::journey::Milestone;
+    use crm_core::profile::Touch;
+    use crm_core::template::TemplateBrand;
+    use crm_core::values::{CustomerId, Email};
+    use time::macros::datetime;
+
+    fn template(channel: Channel, subject: Option<&str>, body: &str) -> MessageTemplate {
+        MessageTemplate {
+            template_id: "t".into(),
+            name: "t".into(),
+            brand: TemplateBrand::Any,
+            journey_type: JourneyType::Acquisition,
+            stage: -1,
+            channel,
+            language: "en".into(),
+            subject: subject.map(str::to_owned),
+            body: body.into(),
+            built_in: false,
+            created_at: datetime!(2026-11-01 0:00 UTC),
+            updated_at: datetime!(2026-11-01 0:00 UTC),
+        }
+    }
+    fn juan(first: Option<&str>) -> Profile {
+        let id = CustomerId::parse("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10").unwrap();
+        let mut touch = Touch::new(
+            vec![Identifier::Email(Email::parse("juan@example.com").unwrap())],
+            Brand::parse("rushbet").unwrap(),
+            Milestone::Touched,
+            datetime!(2026-11-01 0:00 UTC),
+        );
+        touch.names.first = first.map(str::to_owned);
+        Profile::new(id, &touch)
+    }
+    fn render_for(t: &MessageTemplate, customer: &Profile) -> Rendered {
+        let brand = Brand::parse("rushbet").unwrap();
+        let ctx = Context {
+            brand: &brand,
+            journey_type: JourneyType::Acquisition,
+            stage: -1,
+            unsubscribe_url: None,
+        };
+        render(&compile(t).unwrap(), &Variables::new(customer, ctx)).unwrap()
+    }
+
+    #[test]
+    fn seed_placeholders_and_liquid_render_the_same_variables() {
+        let t = template(
+            Channel::Email,
+            Some("Hola {firstName}"),
+            "<p>Hola {firstName}, {{ first_name | upcase }} — {{ brand }} {email}</p>",
+        );
+        let r = render_for(&t, &juan(Some("Juan")));
+        assert_eq!(r.subject.as_deref(), Some("Hola Juan"));
+        assert_eq!(r.body, "<p>Hola Juan, JUAN — rushbet juan@example.com</p>");
+        assert_eq!(r.text, "Hola Juan, JUAN — rushbet juan@example.com");
+    }
+
+    #[test]
+    fn missing_variables_render_their_default_or_empty_never_the_placeholder() {
+        let t = template(
+            Channel::Sms,
+            None,
+            r#"Hola {{ firstName | default: "amigo" }}[{firstName}][{{ lastName }}]{% if phone %}x{% endif %}"#,
+        );
+        assert_eq!(render_for(&t, &juan(None)).body, "Hola amigo[][]");
+    }
+
+    #[test]
+    fn css_braces_and_liquid_literals_are_left_alone() {
+        let (out, _) = convert_placeholders(r#"p{margin:0} {{ x | default: "{y}" }} {% if a %}{b}{% endif %} {{c}}"#);
+        assert_eq!(
+            out,
+            r#"p{margin:0} {{ x | default: "{y}" }} {% if a %}{{ b }}{% endif %} {{c}}"#
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_field_line_and_column() {
+        let t = template(
+            Channel::Email,
+            Some("Hi"),
+            "<p>{firstName} ok</p>\n<p>{{ firstName </p>",
+        );
+        let e = compile(&t).unwrap_err();
+        assert_eq!((e.field, e.line, e.column), ("body", Some(2), Some(7)), "{e:?}");
+        assert_eq!(e.message, "expected Literal");
+        // Columns are the marketer's, not those of the converted `{{ firstName }}`.
+        let t = template(Channel::Email, Some("Hi"), "{firstName} {{ firstName ");
+        let e = compile(&t).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(1), Some(16)), "{e:?}");
+        let t = template(
+            Channel::Email,
+            Some("Hi"),
+            "{firstName}{firstName} {{ x | nope }}\n{firstName} {{ 1 +",
+        );
+        let e = compile(&t).unwrap_err();
+        assert!(e.message.contains("nope"), "{e:?}");
+        let t = template(Channel::Email, Some("{% if x %}"), "body");
+        let e = compile(&t).unwrap_err();
+        assert_eq!((e.field, e.line), ("subject", Some(1)));
+        assert!(e.message.contains("endif"), "{}", e.message);
+    }
+
+    #[test]
+    fn runaway_constructs_are_refused() {
+        for body in [
+            "{% for i in (1..100000000) %}x{% endfor %}",
+            "{% assign a = 'x' %}",
+            "{% capture a %}x{% endcapture %}",
+            "{{ 'x' | replace: 'x', 'xxxxxxxx' }}",
+            "{{ 'x' | split: '' | join: 'yy' }}",
+        ] {
+            assert!(compile(&template(Channel::Sms, None, body)).is_err(), "{body}");
+        }
+        let big = "x".repeat(MAX_BODY_BYTES + 1);
+        assert!(compile(&template(Channel::Sms, None, &big)).is_err());
+        let long_sms = "{{ firstName | default: 'x' }}".to_owned() + &"y".repeat(1700);
+        let t = template(Channel::Sms, None, &long_sms);
+        assert_eq!(compile(&t).unwrap_err().message, "renders to more than 1600 characters");
+    }
+
+    #[test]
+    fn a_filter_that_fails_on_missing_values_is_refused_at_save_time() {
+        let t = template(Channel::Sms, None, "{{ stage | plus: 1 }} {{ firstName | plus: 1 }}");
+        assert!(compile(&t).is_err());
+    }
+
+    #[test]
+    fn email_templates_need_a_subject() {
+        assert_eq!(
+            compile(&template(Channel::Email, None, "x")).unwrap_err().field,
+            "subject"
+        );
+    }
+
+    #[test]
+    fn every_built_in_template_compiles_and_personalises() {
+        for t in built_ins() {
+            let r = render_for(&t, &juan(Some("Juan")));
+            assert!(r.body.contains("Juan"), "{}: {}", t.template_id, r.body);
+            assert!(!r.body.contains('{'), "{}", t.template_id);
+        }
+        assert_eq!(built_ins().len(), 10);
+    }
+}
