@@ -1,40 +1,56 @@
 """Local AWS emulator for `make dev`, the tests and the benchmark: moto's own server and
-backends (pinned in infra/requirements.txt), with four corrections that make its DynamoDB
-behave like the real one where this project depends on it.
+backends (pinned in infra/requirements.txt), with corrections that make its DynamoDB (and
+its streams and SQS) behave like the real ones where this project depends on it.
 
 0. It is served by waitress, which keeps HTTP/1.1 connections alive as AWS endpoints do.
 1. Requests are handled one at a time. moto's threaded server interleaves transactions,
    and a failed transaction's rollback would then drop writes another thread committed
    meanwhile. Real DynamoDB never does that, and our identity invariants are tested under
-   concurrency.
+   concurrency. The one exception is an SQS long poll (ReceiveMessage with
+   WaitTimeSeconds): moto waits for messages inside the request, and holding the lock
+   meanwhile froze every other request for up to 20 s, including the SendMessage that
+   should have ended the poll. It waits with the lock released, woken by the queue's own
+   condition, and re-takes the lock before looking at the queue again.
 2. TransactWriteItems snapshots only the items it touches. moto 5.2.5 deep-copies the whole
    table once per transaction *item* to be able to roll back, so a six-item lead copied the
    table six times and its cost grew with the table.
-3. DynamoDB model instances are not tracked. moto appends every model instance it ever
-   creates to a class-level list for its dashboard (`/moto-api/data.json`), for ever; with
-   (2) that was every copied item of every transaction, and memory grew without bound.
-   Every other service is still tracked, so `/moto-api/data.json` keeps showing what SES
-   and SNS "delivered".
+3. DynamoDB, DynamoDB Streams and SQS model instances are not tracked. moto appends every
+   model instance it ever creates to a class-level list for its dashboard
+   (`/moto-api/data.json`), for ever; with (2) that was every copied item of every
+   transaction, for streams every shard iterator, for SQS every message and every copy
+   handed to a consumer, and memory grew without bound. A service's models are only known
+   once its module is imported, so they are imported first (untracking streams used to do
+   nothing). Every other service is still tracked, so `/moto-api/data.json` keeps showing
+   what SES and SNS "delivered".
 4. TransactWriteItems honours ClientRequestToken as DynamoDB does: a successful transaction
    repeated with the same token within ten minutes succeeds again without being applied
    twice; the same token with different items is an IdempotentParameterMismatchException.
+5. Stream records are kept for 24 hours as in DynamoDB (`--stream-retention-seconds`, for
+   tests); moto kept every record of every table for ever. Reading a trimmed position is a
+   TrimmedDataAccessException, not moto's failed assertion (a 500).
+6. Shard iterators expire after 15 minutes as in DynamoDB (`--iterator-lifetime-seconds`);
+   moto kept every iterator it handed out (one per GetRecords) for ever. An expired or
+   unknown iterator is an ExpiredIteratorException, not moto's KeyError (a 500).
 
-`GET /_emulator/stats` reports the process's resident memory and how many model instances
-moto tracks, so tests and the benchmark can check (3).
+`GET /_emulator/stats` reports the process's resident memory, how many model instances
+moto tracks, and how many stream records and shard iterators it holds, so tests and the
+benchmark can check (3), (5) and (6).
 """
-
 import argparse
 import copy
+import itertools
 import json
 import logging
 import os
 import sys
 import threading
 import time
+from datetime import timedelta
 
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.core.model_instances import model_data
+from moto.core.utils import utcnow
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
     MockValidationException,
@@ -44,12 +60,24 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.comparisons import get_filter_expression
-from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.responses import DynamoHandler
+# Imported here, not when the server first routes a request to them, so that their models
+# are known to stop_tracking (3) and patched before any request.
+from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator, dynamodbstreams_backends
+from moto.sqs.models import Queue
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from waitress import serve
 
 TOKEN_WINDOW_SECONDS = 600
+MAINTENANCE_INTERVAL_SECONDS = 60
+# Set from the command line by main().
+stream_retention_seconds = 24 * 3600.0
+iterator_lifetime_seconds = 15 * 60.0
+
+# The one lock every request goes through (1), and whether the current thread holds it.
+_lock = threading.Lock()
+_request = threading.local()
 
 
 class _Untracked(list):
@@ -182,10 +210,144 @@ def transact_write_items_handler(self):
     return result
 
 
+_original_wait_for_messages = Queue.wait_for_messages
+
+
+def wait_for_messages(self, timeout):
+    """moto's long-poll wait (ReceiveMessage calls it, lock held, whenever a pass over the
+    queue found nothing new, then looks again), with the request lock released meanwhile."""
+    if not getattr(_request, "locked", False):
+        return _original_wait_for_messages(self, timeout)
+    # Taking the queue's condition before letting go of the request lock means a message
+    # sent in between cannot go unnoticed: its add_message has to wait for our wait().
+    # The condition is let go before the request lock is taken back, so the two are always
+    # taken in the same order and cannot deadlock.
+    self._messages_lock.acquire()
+    _lock.release()
+    try:
+        try:
+            # Just a wake-up (moto's own wait_for returned at once, spinning with the lock
+            # held, while messages it could not deliver were visible); moto looks again.
+            self._messages_lock.wait(timeout)
+        finally:
+            self._messages_lock.release()
+    finally:
+        _lock.acquire()
+
+
+class TrimmedDataAccess(JsonRESTError):
+    def __init__(self):
+        super().__init__(
+            "com.amazonaws.dynamodb.v20120810#TrimmedDataAccessException",
+            "The operation attempted to read past the oldest stream record in a shard.",
+        )
+
+
+class ExpiredIterator(JsonRESTError):
+    def __init__(self):
+        super().__init__(
+            "com.amazonaws.dynamodb.v20120810#ExpiredIteratorException",
+            f"Iterator expired or unknown: shard iterators are valid for {iterator_lifetime_seconds:g} seconds.",
+        )
+
+
+_original_iterator_init = ShardIterator.__init__
+
+
+def iterator_init(self, *args, **kwargs):
+    _original_iterator_init(self, *args, **kwargs)
+    self.expires_at = time.monotonic() + iterator_lifetime_seconds
+
+
+def trimmed(iterator):
+    position = iterator.sequence_number
+    return isinstance(position, int) and position < iterator.stream_shard.starting_sequence_number
+
+
+_original_get_shard_iterator = DynamoDBStreamsBackend.get_shard_iterator
+
+
+def get_shard_iterator(self, arn, shard_id, shard_iterator_type, sequence_number=None):
+    iterator = _original_get_shard_iterator(self, arn, shard_id, shard_iterator_type, sequence_number)
+    if trimmed(iterator):
+        del self.shard_iterators[iterator.arn]
+        raise TrimmedDataAccess()
+    return iterator
+
+
+def get_records(self, iterator_arn, limit):
+    iterator = self.shard_iterators.get(iterator_arn)
+    if iterator is None or iterator.expires_at <= time.monotonic():
+        raise ExpiredIterator()
+    if trimmed(iterator):
+        raise TrimmedDataAccess()
+    return iterator.get(limit)
+
+
+def tables():
+    # .values(), not [...]: indexing a BackendDict creates the backend it names.
+    for account in dynamodb_backends.values():
+        for backend in account.values():
+            yield from backend.tables.values()
+
+
+def streams_backends():
+    for account in dynamodbstreams_backends.values():
+        yield from account.values()
+
+
+def trim_streams():
+    """Drops stream records older than the retention period from the front of each shard."""
+    cutoff = utcnow() - timedelta(seconds=stream_retention_seconds)
+    for table in tables():
+        shard = table.stream_shard
+        if shard is None:
+            continue
+        count = 0
+        for record in shard.items:
+            if record.record["dynamodb"]["ApproximateCreationDateTime"] >= cutoff:
+                break
+            count += 1
+        if count:
+            del shard.items[:count]
+            # A record's sequence number is its index plus this; kept for the ones left.
+            shard.starting_sequence_number += count
+
+
+def prune_iterators():
+    now = time.monotonic()
+    for backend in streams_backends():
+        # Every iterator lives equally long and the dict is in creation order.
+        expired = [arn for arn, _ in itertools.takewhile(
+            lambda entry: entry[1].expires_at <= now, backend.shard_iterators.items())]
+        for arn in expired:
+            del backend.shard_iterators[arn]
+
+
+_next_maintenance = 0.0
+
+
+def maintain():
+    """Trims streams and prunes iterators, at most once a minute. Called between requests
+    with the lock held, so never inside a transaction, whose rollback counts on the
+    stream's length."""
+    global _next_maintenance
+    now = time.monotonic()
+    if now < _next_maintenance:
+        return
+    _next_maintenance = now + min(MAINTENANCE_INTERVAL_SECONDS, stream_retention_seconds)
+    trim_streams()
+    prune_iterators()
+
+
 def patch_moto():
     DynamoDBBackend.transact_write_items = transact_write_items
     DynamoHandler.transact_write_items = transact_write_items_handler
-    for service in ("dynamodb", "dynamodbstreams"):
+    Queue.wait_for_messages = wait_for_messages
+    ShardIterator.__init__ = iterator_init
+    DynamoDBStreamsBackend.get_shard_iterator = get_shard_iterator
+    DynamoDBStreamsBackend.get_records = get_records
+    for service in ("dynamodb", "dynamodbstreams", "sqs"):
         stop_tracking(service)
 
 
@@ -194,20 +356,34 @@ def resident_bytes():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def stats():
+    return {
+        "residentBytes": resident_bytes(),
+        "trackedInstances": tracked_instances(),
+        "streamRecords": sum(len(t.stream_shard.items) for t in tables() if t.stream_shard is not None),
+        "shardIterators": sum(len(b.shard_iterators) for b in streams_backends()),
+    }
+
+
 class Serialized:
     """WSGI middleware: one request at a time through the wrapped app, plus the stats page."""
 
     def __init__(self, app):
         self.app = app
-        self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO") == "/_emulator/stats":
-            body = json.dumps({"residentBytes": resident_bytes(), "trackedInstances": tracked_instances()})
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return [body.encode()]
-        with self.lock:
-            return list(self.app(environ, start_response))
+        with _lock:
+            _request.locked = True
+            try:
+                # Counted under the lock: moto's dicts must not change while they are read.
+                if environ.get("PATH_INFO") == "/_emulator/stats":
+                    body = json.dumps(stats())
+                    start_response("200 OK", [("Content-Type", "application/json")])
+                    return [body.encode()]
+                maintain()
+                return list(self.app(environ, start_response))
+            finally:
+                _request.locked = False
 
 
 def exit_with_parent(parent_pid):
@@ -223,11 +399,18 @@ def exit_with_parent(parent_pid):
 
 
 def main():
+    global stream_retention_seconds, iterator_lifetime_seconds
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5055)
     parser.add_argument("--parent-pid", type=int, help="exit when this process exits")
+    parser.add_argument("--stream-retention-seconds", type=float, default=stream_retention_seconds,
+                        help="how long stream records are kept (DynamoDB: 24 hours)")
+    parser.add_argument("--iterator-lifetime-seconds", type=float, default=iterator_lifetime_seconds,
+                        help="how long a shard iterator is valid (DynamoDB: 15 minutes)")
     args = parser.parse_args()
+    stream_retention_seconds = args.stream_retention_seconds
+    iterator_lifetime_seconds = args.iterator_lifetime_seconds
     logging.getLogger("waitress").setLevel(logging.ERROR)
     if args.parent_pid:
         threading.Thread(target=exit_with_parent, args=(args.parent_pid,), daemon=True).start()
@@ -236,7 +419,8 @@ def main():
     print(f"AWS emulator (moto) listening on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     # waitress keeps connections alive; werkzeug's dev server closes every one, which made
     # each SDK call pay a TCP connect (and a DNS lookup) that Lambda never pays warm.
-    serve(Serialized(app), host=args.host, port=args.port, threads=8, connection_limit=1000,
+    # Each SQS long poll occupies a thread for up to 20 s (1), so there are threads to spare.
+    serve(Serialized(app), host=args.host, port=args.port, threads=32, connection_limit=1000,
           channel_timeout=300, ident="moto")
 
 

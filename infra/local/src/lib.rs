@@ -6,7 +6,7 @@ use anyhow::{Context, anyhow};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use std::sync::Arc;
 
@@ -147,6 +147,11 @@ pub async fn ensure_table(client: &Client, table: &str) -> anyhow::Result<()> {
                             &g["Projection"]["ProjectionType"],
                             "ProjectionType",
                         )?))
+                        .set_non_key_attributes(
+                            g["Projection"]["NonKeyAttributes"]
+                                .as_sequence()
+                                .map(|attrs| attrs.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect()),
+                        )
                         .build(),
                 )
                 .build()?)
@@ -159,6 +164,13 @@ pub async fn ensure_table(client: &Client, table: &str) -> anyhow::Result<()> {
         .set_attribute_definitions(Some(attributes))
         .set_key_schema(Some(key_schema(&props["KeySchema"])?))
         .set_global_secondary_indexes((!gsis.is_empty()).then_some(gsis))
+        .set_stream_specification(props["StreamSpecification"]["StreamViewType"].as_str().map(|view| {
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view))
+                .build()
+                .expect("stream_enabled is set")
+        }))
         .send()
         .await;
     match created {

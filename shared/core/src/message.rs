@@ -243,3 +243,12 @@ impl Message {
         self.brand == journey.brand && self.journey_type == journey.journey_type && self.stage == journey.stage
     }
 }
+
+/// What the scheduler puts on the send queue: which message to send. Everything else is
+/// read when it is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendJob {
+    pub customer_id: CustomerId,
+    pub message_id: String,
+}

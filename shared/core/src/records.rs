@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::input::ClickDetails;
+use crate::message::Message;
 use crate::values::CustomerId;
 
 /// The kinds of record kept on the timeline (and, but for merges, in the recent lists).
@@ -14,10 +15,11 @@ pub enum RecordKind {
     Lead,
     Event,
     Merge,
+    Message,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 4] = [Self::Click, Self::Lead, Self::Event, Self::Merge];
+    pub const ALL: [RecordKind; 5] = [Self::Click, Self::Lead, Self::Event, Self::Merge, Self::Message];
 
     /// The kind's name in keys and `entityType`.
     pub fn as_str(self) -> &'static str {
@@ -26,6 +28,7 @@ impl RecordKind {
             Self::Lead => "LEAD",
             Self::Event => "EVENT",
             Self::Merge => "MERGE",
+            Self::Message => "MESSAGE",
         }
     }
 }
@@ -158,6 +161,7 @@ pub enum Activity {
     Lead(LeadRecord),
     Event(EventRecord),
     Merge(MergeRecord),
+    Message(Box<Message>),
 }
 
 impl Activity {
@@ -167,6 +171,7 @@ impl Activity {
             Self::Lead(_) => RecordKind::Lead,
             Self::Event(_) => RecordKind::Event,
             Self::Merge(_) => RecordKind::Merge,
+            Self::Message(_) => RecordKind::Message,
         }
     }
     /// The record's own id (click id, lead id, event id, merge id).
@@ -176,6 +181,7 @@ impl Activity {
             Self::Lead(r) => &r.lead_id,
             Self::Event(r) => &r.event_id,
             Self::Merge(r) => &r.merge_id,
+            Self::Message(m) => &m.message_id,
         }
     }
     pub fn at(&self) -> OffsetDateTime {
@@ -184,6 +190,7 @@ impl Activity {
             Self::Lead(r) => r.at,
             Self::Event(r) => r.at,
             Self::Merge(r) => r.at,
+            Self::Message(m) => m.created_at,
         }
     }
 }

@@ -54,6 +54,64 @@ pub struct BrandSettings {
     pub language: String,
 }
 
+/// What a brand sets of its own; the rest comes from the deployment's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SettingsOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_email: Option<Email>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_provider: Option<SmsProvider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_sender_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+impl SettingsOverride {
+    /// Checks the free-form fields; `Err` names the field.
+    pub fn validate(&self) -> Result<(), (&'static str, Invalid)> {
+        if let Some(name) = &self.from_name {
+            let clean = crate::values::clean_text(name);
+            if clean.is_empty() || clean.chars().count() > 64 || clean != *name {
+                return Err((
+                    "fromName",
+                    Invalid::new("invalid_format", "must be 1-64 printable characters"),
+                ));
+            }
+        }
+        if let Some(id) = &self.sms_sender_id {
+            let ok = !id.is_empty() && id.len() <= 11 && id.chars().all(|c| c.is_ascii_alphanumeric());
+            if !ok {
+                return Err((
+                    "smsSenderId",
+                    Invalid::new(
+                        "invalid_format",
+                        "must be 1-11 letters or digits (an alphanumeric sender id)",
+                    ),
+                ));
+            }
+        }
+        if let Some(language) = &self.language {
+            crate::template::parse_language(language).map_err(|e| ("language", e))?;
+        }
+        Ok(())
+    }
+
+    /// These settings over `defaults`.
+    pub fn over(&self, defaults: &BrandSettings) -> BrandSettings {
+        BrandSettings {
+            from_email: self.from_email.clone().unwrap_or_else(|| defaults.from_email.clone()),
+            from_name: self.from_name.clone().unwrap_or_else(|| defaults.from_name.clone()),
+            sms_provider: self.sms_provider.unwrap_or(defaults.sms_provider),
+            sms_sender_id: self.sms_sender_id.clone().or_else(|| defaults.sms_sender_id.clone()),
+            language: self.language.clone().unwrap_or_else(|| defaults.language.clone()),
+        }
+    }
+}
+
 /// Where a message goes, as the provider needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Address {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use crm_core::identity::Identifier;
 use crm_core::journey::{Milestone, Milestones};
+use crm_core::message::Message;
 use crm_core::plan::Write;
 use crm_core::profile::Profile;
 use crm_core::records::{Activity, RecordKind};
@@ -17,17 +18,17 @@ use time::OffsetDateTime;
 use super::{BrandStats, FeedPosition, Item, StoreError, TimelinePosition};
 use crate::keys::{self, entity};
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
-fn n(v: impl ToString) -> AttributeValue {
+pub(super) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
-fn ts(t: OffsetDateTime) -> AttributeValue {
+pub(super) fn ts(t: OffsetDateTime) -> AttributeValue {
     s(format_ts(t))
 }
 
-fn corrupt(key: &str, message: impl Into<String>) -> StoreError {
+pub(super) fn corrupt(key: &str, message: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
         key: keys::loggable(key),
         message: message.into(),
@@ -41,7 +42,7 @@ fn string(item: &Item, attr: &str, key: &str) -> Result<String, StoreError> {
     }
 }
 
-fn opt_string(item: &Item, attr: &str) -> Option<String> {
+pub(super) fn opt_string(item: &Item, attr: &str) -> Option<String> {
     match item.get(attr) {
         Some(AttributeValue::S(v)) => Some(v.clone()),
         _ => None,
@@ -58,18 +59,18 @@ fn time_attr(item: &Item, attr: &str, key: &str) -> Result<OffsetDateTime, Store
 
 /// Builds expression placeholders without collisions.
 #[derive(Default)]
-struct Expr {
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
+pub(super) struct Expr {
+    pub(super) names: HashMap<String, String>,
+    pub(super) values: HashMap<String, AttributeValue>,
 }
 
 impl Expr {
-    fn name(&mut self, real: &str) -> String {
+    pub(super) fn name(&mut self, real: &str) -> String {
         let k = format!("#n{}", self.names.len());
         self.names.insert(k.clone(), real.to_owned());
         k
     }
-    fn value(&mut self, v: AttributeValue) -> String {
+    pub(super) fn value(&mut self, v: AttributeValue) -> String {
         let k = format!(":v{}", self.values.len());
         self.values.insert(k.clone(), v);
         k
@@ -132,7 +133,7 @@ fn record_item<T: Serialize>(
     Ok(item)
 }
 
-fn utc_day(at: OffsetDateTime) -> time::Date {
+pub(super) fn utc_day(at: OffsetDateTime) -> time::Date {
     at.to_offset(time::UtcOffset::UTC).date()
 }
 
@@ -428,6 +429,7 @@ pub(super) fn timeline_entry(item: Item) -> Result<(TimelinePosition, Activity),
         Some(RecordKind::Lead) => Activity::Lead(serde_dynamo::from_item(item).map_err(bad)?),
         Some(RecordKind::Event) => Activity::Event(serde_dynamo::from_item(item).map_err(bad)?),
         Some(RecordKind::Merge) => Activity::Merge(serde_dynamo::from_item(item).map_err(bad)?),
+        Some(RecordKind::Message) => Activity::Message(Box::new(message_from_item(item)?)),
         None => return Err(corrupt(&key, format!("{kind} is not a timeline record"))),
     };
     Ok((position, record))
@@ -439,6 +441,57 @@ pub(super) fn feed_start_key(kind: RecordKind, position: &FeedPosition) -> Item 
     start.insert(keys::GSI2PK.into(), s(keys::feed_pk(kind, utc_day(position.at))));
     start.insert(keys::GSI2SK.into(), s(keys::feed_sk(position.at, &position.id)));
     start
+}
+
+pub(super) fn message_item(m: &Message) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(m).map_err(|e| StoreError::Rejected(e.to_string()))?;
+    item.extend(key(keys::customer_pk(&m.customer_id), &keys::message_sk(&m.message_id)));
+    item.insert(keys::ENTITY.into(), s(entity::MESSAGE));
+    item.insert(keys::GSI1PK.into(), s(keys::customer_pk(&m.customer_id)));
+    item.insert(
+        keys::GSI1SK.into(),
+        s(keys::timeline_sk(m.created_at, RecordKind::Message, &m.message_id)),
+    );
+    item.insert(
+        keys::GSI2PK.into(),
+        s(keys::feed_pk(RecordKind::Message, utc_day(m.created_at))),
+    );
+    item.insert(keys::GSI2SK.into(), s(keys::feed_sk(m.created_at, &m.message_id)));
+    if !m.status.is_terminal() {
+        item.insert(keys::GSI3PK.into(), s(keys::due_pk(keys::due_shard(&m.message_id))));
+        item.insert(keys::GSI3SK.into(), s(keys::due_sk(m.due_at, &m.message_id)));
+    }
+    Ok(item)
+}
+
+pub(super) fn message_from_item(item: Item) -> Result<Message, StoreError> {
+    let key = opt_string(&item, keys::SK).unwrap_or_default();
+    serde_dynamo::from_item(item).map_err(|e| corrupt(&key, e.to_string()))
+}
+
+/// The attribute holding a document's value (definitions, settings, templates): nested, so
+/// the value's own fields never meet the item's keys.
+const DOCUMENT: &str = "document";
+
+pub(super) fn document_item<T: Serialize>(
+    value: &T,
+    pk: String,
+    sk: &str,
+    entity_type: &str,
+) -> Result<Item, StoreError> {
+    let doc = serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Rejected(e.to_string()))?;
+    let mut item = key(pk, sk);
+    item.insert(keys::ENTITY.into(), s(entity_type));
+    item.insert(DOCUMENT.into(), doc);
+    Ok(item)
+}
+
+pub(super) fn document_from_item<T: serde::de::DeserializeOwned>(item: &Item, key: &str) -> Result<T, StoreError> {
+    let doc = item
+        .get(DOCUMENT)
+        .cloned()
+        .ok_or_else(|| corrupt(key, "missing document"))?;
+    serde_dynamo::from_attribute_value(doc).map_err(|e| corrupt(key, e.to_string()))
 }
 
 pub(super) fn brand_stats_from_item(brand: &Brand, item: &Item, key: &str) -> Result<BrandStats, StoreError> {

@@ -10,6 +10,13 @@
 //! | merge       | `MERGE#<mergeId>`        | `MERGE`   | `CUSTOMER#<id>` / `<ts>#MERGE#…` |                              |
 //! | dedupe      | `DEDUPE#<key>`           | `DEDUPE`  |                                  |                              |
 //! | brand stats | `BRAND#<brand>`          | `STATS`   |                                  |                              |
+//! | journey def.| `BRAND#<brand>`          | `JOURNEY` |                                  |                              |
+//! | settings    | `BRAND#<brand>`          | `SETTINGS`|                                  |                              |
+//! | message     | `CUSTOMER#<id>`          | `MESSAGE#<messageId>` | `CUSTOMER#<id>` / `<ts>#MESSAGE#…` | `FEED#MESSAGE#<day>` / `<ts>#…` |
+//! | template    | `TEMPLATE#<templateId>`  | `TEMPLATE`|                                  | `TEMPLATES` / `<brand>#<channel>#<id>` |
+//!
+//! GSI3 (due messages, sparse): `DUE#<shard>` / `<ts>#<messageId>`, present while a message
+//! is not final: its due time while `PENDING`, its lease expiry while `QUEUED` or `SENDING`.
 //!
 //! Dedupe keys: `TXN#<operator>#<transactionId>`, `FP#<hash>` (postbacks), `LEADFP#<hash>`.
 
@@ -27,6 +34,9 @@ pub const GSI1SK: &str = "GSI1SK";
 pub const GSI2: &str = "GSI2";
 pub const GSI2PK: &str = "GSI2PK";
 pub const GSI2SK: &str = "GSI2SK";
+pub const GSI3: &str = "GSI3";
+pub const GSI3PK: &str = "GSI3PK";
+pub const GSI3SK: &str = "GSI3SK";
 /// The table's TTL attribute (epoch seconds).
 pub const TTL: &str = "expiresAt";
 /// Every item says what it is.
@@ -36,6 +46,13 @@ pub const PROFILE_SK: &str = "PROFILE";
 pub const IDENT_SK: &str = "IDENT";
 pub const DEDUPE_SK: &str = "DEDUPE";
 pub const STATS_SK: &str = "STATS";
+pub const JOURNEY_SK: &str = "JOURNEY";
+pub const SETTINGS_SK: &str = "SETTINGS";
+pub const TEMPLATE_SK: &str = "TEMPLATE";
+/// The one partition (GSI2) listing every template; templates are few.
+pub const TEMPLATES_LIST: &str = "TEMPLATES";
+/// Partitions of the due index, so one busy minute is not one hot key.
+pub const DUE_SHARDS: u8 = 8;
 /// Read by the health check; never written.
 pub const HEALTH_PK: &str = "HEALTH";
 
@@ -45,6 +62,10 @@ pub mod entity {
     pub const IDENTIFIER: &str = "IDENTIFIER";
     pub const DEDUPE: &str = "DEDUPE";
     pub const BRAND_STATS: &str = "BRAND_STATS";
+    pub const JOURNEY_DEFINITION: &str = "JOURNEY_DEFINITION";
+    pub const BRAND_SETTINGS: &str = "BRAND_SETTINGS";
+    pub const MESSAGE: &str = "MESSAGE";
+    pub const TEMPLATE: &str = "TEMPLATE";
 }
 
 pub fn customer_pk(id: &CustomerId) -> String {
@@ -78,6 +99,51 @@ pub fn dedupe_pk(key: &DedupeKey) -> String {
         DedupeKey::Postback(hash) => format!("DEDUPE#FP#{hash}"),
         DedupeKey::Lead(hash) => format!("DEDUPE#LEADFP#{hash}"),
     }
+}
+
+const MESSAGE_PREFIX: &str = "MESSAGE#";
+
+/// A message lives in its customer's partition: `CUSTOMER#<id>` / `MESSAGE#<messageId>`.
+pub fn message_sk(message_id: &str) -> String {
+    format!("{MESSAGE_PREFIX}{message_id}")
+}
+
+/// The prefix of every message sort key (a customer's messages are one query).
+pub fn message_sk_prefix() -> &'static str {
+    MESSAGE_PREFIX
+}
+
+pub fn message_id_from_sk(sk: &str) -> Option<&str> {
+    sk.strip_prefix(MESSAGE_PREFIX)
+}
+
+/// The due-index shard of a message: spread by its id.
+pub fn due_shard(message_id: &str) -> u8 {
+    let sum = message_id
+        .bytes()
+        .fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(u32::from(b)));
+    (sum % u32::from(DUE_SHARDS)) as u8
+}
+
+pub fn due_pk(shard: u8) -> String {
+    format!("DUE#{shard}")
+}
+
+pub fn due_sk(when: OffsetDateTime, message_id: &str) -> String {
+    format!("{}#{message_id}", format_ts(when))
+}
+
+/// Everything due strictly before `t` sorts below this bound.
+pub fn due_bound(t: OffsetDateTime) -> String {
+    format_ts(t)
+}
+
+pub fn template_pk(id: &str) -> String {
+    format!("TEMPLATE#{id}")
+}
+
+pub fn template_list_sk(brand: &str, channel: &str, id: &str) -> String {
+    format!("{brand}#{channel}#{id}")
 }
 
 pub fn brand_pk(brand: &Brand) -> String {
@@ -152,6 +218,29 @@ mod tests {
         assert_eq!(dedupe_pk(&DedupeKey::Postback("ab".into())), "DEDUPE#FP#ab");
         assert_eq!(dedupe_pk(&DedupeKey::Lead("cd".into())), "DEDUPE#LEADFP#cd");
         assert_eq!(brand_pk(&Brand::parse("rushbet").unwrap()), "BRAND#rushbet");
+    }
+
+    #[test]
+    fn message_keys_have_their_documented_shape() {
+        assert_eq!(message_sk("msg_1"), "MESSAGE#msg_1");
+        assert_eq!(message_id_from_sk("MESSAGE#msg_1"), Some("msg_1"));
+        let at = datetime!(2026-11-22 02:25:01.5 UTC);
+        assert_eq!(due_sk(at, "msg_1"), "2026-11-22T02:25:01.500Z#msg_1");
+        assert!(due_sk(at, "msg_1") < due_bound(at + time::Duration::milliseconds(1)));
+        assert!(due_sk(at, "msg_1") > due_bound(at));
+        assert_eq!(template_pk("tpl_1"), "TEMPLATE#tpl_1");
+        assert_eq!(template_list_sk("*", "email", "tpl_1"), "*#email#tpl_1");
+    }
+
+    #[test]
+    fn due_shards_spread_messages() {
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..200 {
+            let s = due_shard(&format!("msg_{i:032x}"));
+            assert!(s < DUE_SHARDS);
+            seen.insert(s);
+        }
+        assert_eq!(seen.len(), usize::from(DUE_SHARDS));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod codec;
 pub mod keys;
+mod messages;
 mod metrics;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -21,6 +22,7 @@ use crm_core::records::{Activity, RecordKind};
 use crm_core::values::{Brand, ClickId, CustomerId, Money, redact_personal};
 use time::{Date, OffsetDateTime};
 
+pub use messages::{Due, DueCursor, MessagePosition, Settle};
 pub use metrics::CallCounter;
 
 type Item = HashMap<String, AttributeValue>;
