@@ -125,9 +125,19 @@ async fn a_repeated_client_request_token_applies_the_transaction_once() {
 #[tokio::test]
 async fn ingests_do_not_grow_the_emulators_tracked_objects() {
     let app = spawn().await;
-    let stats = || crm_local::emulator_stats(crm_tests::endpoint()).expect("our emulator's stats");
+    // Sent emails and SMS (other tests send them meanwhile) are kept on purpose.
+    let stats = || {
+        let s = crm_local::emulator_stats(crm_tests::endpoint()).expect("our emulator's stats");
+        s["trackedByService"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(service, _)| !["ses", "sesv2", "sns"].contains(&service.as_str()))
+            .map(|(_, n)| n.as_u64().unwrap())
+            .sum::<u64>()
+    };
     app.post_json("/api/ingest/click", json!({"clickId": "WARM"})).await;
-    let before = stats()["trackedInstances"].as_u64().unwrap();
+    let before = stats();
     for i in 0..30 {
         app.post_json("/api/ingest/click", json!({"clickId": format!("TRACK_{i}")}))
             .await;
@@ -137,9 +147,5 @@ async fn ingests_do_not_grow_the_emulators_tracked_objects() {
         )
         .await;
     }
-    assert_eq!(
-        stats()["trackedInstances"].as_u64().unwrap(),
-        before,
-        "60 ingests, hundreds of items"
-    );
+    assert_eq!(stats(), before, "60 ingests, hundreds of items");
 }

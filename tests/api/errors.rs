@@ -203,7 +203,7 @@ async fn ingest_token_is_required_when_configured() {
 /// An app whose table does not exist: every DynamoDB call fails.
 async fn broken_app() -> TestApp {
     let store = Store::from_sdk_config(&sdk_config(crm_tests::endpoint()).await, "table-that-does-not-exist");
-    TestApp::new(store, &[])
+    TestApp::new(store, &[]).await
 }
 
 #[tokio::test]
@@ -236,7 +236,7 @@ async fn unreachable_dynamodb_is_a_503() {
         .unwrap()
         .port();
     let store = Store::from_sdk_config(&sdk_config(&format!("http://127.0.0.1:{port}")).await, "t");
-    let app = TestApp::new(store, &[]);
+    let app = TestApp::new(store, &[]).await;
     let (status, body) = app.post_json("/api/ingest/click", json!({"clickId": "X"})).await;
     assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, None);
 }

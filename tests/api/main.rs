@@ -8,6 +8,7 @@ mod errors;
 mod identity;
 mod lambda_events;
 mod lead;
+mod messaging;
 mod postback;
 mod probe;
 mod seed;

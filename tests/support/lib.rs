@@ -16,9 +16,17 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+use std::sync::Arc;
+
 use crm_app::config::Config;
 pub use crm_http::AppState;
+use crm_local::messaging::StreamReader;
+use crm_messaging::scheduler::TickReport;
+use crm_messaging::{Deps, MessagingConfig};
 use crm_store::Store;
+
+pub mod laaffic;
+pub mod mailbox;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
@@ -79,25 +87,41 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
 pub struct TestApp {
     pub state: AppState,
     pub app: Router,
+    /// The messaging functions' dependencies (the same the cron and test-send routers use).
+    pub messaging: Arc<Deps>,
+    stream: tokio::sync::Mutex<Option<StreamReader>>,
 }
+
+/// The sender identity every test app sends from.
+pub const FROM_EMAIL: &str = "crm@example.com";
 
 /// A fresh table and app with the default test configuration.
 pub async fn spawn() -> TestApp {
     spawn_with(&[]).await
 }
 
-/// Like `spawn`, with extra configuration variables.
+/// Like `spawn`, with extra configuration variables. Each app has its own table (with its
+/// stream) and its own send queue; real sending is on (it reaches only the emulator).
 pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
     let table = format!("test-{}", uuid::Uuid::new_v4());
-    let store = Store::from_sdk_config(&sdk_config(endpoint()).await, table.clone());
+    let shared = sdk_config(endpoint()).await;
+    let store = Store::from_sdk_config(&shared, table.clone());
     crm_local::ensure_table(store.client(), &table)
         .await
         .expect("create the test table");
-    TestApp::new(store, vars)
+    let queue = crm_local::messaging::ensure_queue(&aws_sdk_sqs::Client::new(&shared), &format!("{table}-send"))
+        .await
+        .expect("create the test queue");
+    crm_local::messaging::ensure_sender_identity(&aws_sdk_sesv2::Client::new(&shared), FROM_EMAIL)
+        .await
+        .expect("verify the sender identity");
+    let mut all = vec![("SEND_QUEUE_URL", queue.as_str())];
+    all.extend_from_slice(vars);
+    TestApp::new(store, &all).await
 }
 
 impl TestApp {
-    pub fn new(store: Store, vars: &[(&str, &str)]) -> Self {
+    pub async fn new(store: Store, vars: &[(&str, &str)]) -> Self {
         let table = store.table().to_owned();
         let lookup = |name: &str| -> Option<String> {
             if let Some((_, v)) = vars.iter().find(|(k, _)| *k == name) {
@@ -106,12 +130,81 @@ impl TestApp {
             match name {
                 "TABLE_NAME" => Some(table.clone()),
                 "ADMIN_API_KEY" => Some(ADMIN_KEY.into()),
+                "DEFAULT_FROM_EMAIL" => Some(FROM_EMAIL.into()),
+                "ENABLE_REAL_SENDING" => Some("true".into()),
                 _ => None,
             }
         };
-        let state = AppState::new(store, Config::from_lookup(lookup).expect("test configuration"));
+        let messaging = MessagingConfig::from_lookup(lookup).expect("test messaging configuration");
+        let deps = Arc::new(Deps::new(&sdk_config(endpoint()).await, store.clone(), messaging));
+        let mut state = AppState::new(store, Config::from_lookup(lookup).expect("test configuration"));
+        state.extensions.insert(deps.clone());
         let app = crm_local::app(state.clone());
-        Self { state, app }
+        Self {
+            state,
+            app,
+            messaging: deps,
+            stream: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Runs the event functions until nothing is left to do: the journey function over the
+    /// table's stream, the sender over the queue (what is visible now). Returns how many
+    /// stream records and queue messages were handled.
+    pub async fn drain(&self) -> (usize, usize) {
+        let mut reader = self.stream.lock().await;
+        if reader.is_none() {
+            let shared = sdk_config(endpoint()).await;
+            let opened = StreamReader::open(&shared, self.state.store.client(), self.state.store.table())
+                .await
+                .expect("open the table's stream");
+            *reader = Some(opened);
+        }
+        let reader = reader.as_mut().expect("opened");
+        let sqs = aws_sdk_sqs::Client::new(&sdk_config(endpoint()).await);
+        let url = self.messaging.config.queue_url.clone().expect("a test queue");
+        let (mut records, mut jobs) = (0, 0);
+        for _ in 0..50 {
+            let r = reader.pump(&self.messaging).await.expect("journey over the stream");
+            let j = crm_local::messaging::pump_queue(&self.messaging, &sqs, &url, 0)
+                .await
+                .expect("sender over the queue");
+            records += r;
+            jobs += j;
+            if r == 0 && j == 0 {
+                return (records, jobs);
+            }
+        }
+        panic!("the event functions did not settle");
+    }
+
+    /// One scheduler tick at `now` (as EventBridge Scheduler would invoke it).
+    pub async fn tick_at(&self, now: time::OffsetDateTime) -> TickReport {
+        let tick = crm_scheduler::Tick {
+            scheduled_time: Some(crm_core::values::format_ts(now)),
+        };
+        crm_scheduler::handle(&self.messaging, tick)
+            .await
+            .expect("scheduler tick")
+    }
+
+    /// The customer's messages through the admin API, newest first.
+    pub async fn messages(&self, customer: &str) -> Vec<Value> {
+        let (status, body) = self.admin(&format!("/api/customers/{customer}/messages")).await;
+        assert_eq!(status, StatusCode::OK, "messages of {customer}: {body}");
+        body["items"].as_array().expect("items").clone()
+    }
+
+    pub async fn admin_send(&self, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let (status, _, body) = self.send(req).await;
+        (status, body)
     }
 
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {

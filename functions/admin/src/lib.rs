@@ -1,12 +1,14 @@
 //! The authenticated read API (`Authorization: Bearer <ADMIN_API_KEY>`): customer profiles,
 //! lookups by identifier, timelines, paginated recent clicks, leads and events, and brand
-//! totals. Every read is a GetItem or a Query on a key; nothing scans the table. The store
+//! totals; and the messaging administration (journey definitions, sending settings,
+//! templates and their preview, messages). Every read is a GetItem or a Query on a key;
+//! nothing scans the table. The store
 //! hands back typed records; this module only shapes them for the API.
 
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -30,6 +32,13 @@ pub const ROUTES: &[&str] = &[
     "/api/leads",
     "/api/events",
     "/api/brands/{brand}",
+    "/api/brands/{brand}/journey",
+    "/api/brands/{brand}/settings",
+    "/api/templates",
+    "/api/templates/preview",
+    "/api/templates/{id}",
+    "/api/customers/{id}/messages",
+    "/api/messages",
 ];
 
 pub const FUNCTION: HttpFunction = HttpFunction {
@@ -51,10 +60,33 @@ pub fn router(state: AppState) -> Router {
         .route("/api/leads", get(|s, q| feed(s, q, RecordKind::Lead)))
         .route("/api/events", get(|s, q| feed(s, q, RecordKind::Event)))
         .route("/api/brands/{brand}", get(brand_stats))
+        .route(
+            "/api/brands/{brand}/journey",
+            get(messaging::get_journey).put(messaging::put_journey),
+        )
+        .route(
+            "/api/brands/{brand}/settings",
+            get(messaging::get_settings).put(messaging::put_settings),
+        )
+        .route(
+            "/api/templates",
+            get(messaging::list_templates).post(messaging::create_template),
+        )
+        .route("/api/templates/preview", post(messaging::preview))
+        .route(
+            "/api/templates/{id}",
+            get(messaging::get_template)
+                .put(messaging::put_template)
+                .delete(messaging::delete_template),
+        )
+        .route("/api/customers/{id}/messages", get(messaging::customer_messages))
+        .route("/api/messages", get(messaging::messages))
         .route_layer(middleware::from_fn_with_state(state.clone(), crm_http::require_admin))
         .with_state(state);
     crm_http::finish(routes)
 }
+
+mod messaging;
 
 const DEFAULT_LIMIT: i32 = 50;
 const MAX_LIMIT: i32 = 200;

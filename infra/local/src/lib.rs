@@ -21,12 +21,21 @@ pub const TEMPLATE: &str = include_str!("../../../template.yaml");
 
 /// Every HTTP function, as deployed. The dev server serves them, the bench measures them,
 /// the tests check each against `template.yaml`.
-pub const FUNCTIONS: [HttpFunction; 5] = [
+pub const FUNCTIONS: [HttpFunction; 7] = [
     crm_click::FUNCTION,
     crm_lead::FUNCTION,
     crm_postback::FUNCTION,
     crm_health::FUNCTION,
     crm_admin::FUNCTION,
+    crm_scheduler::FUNCTION,
+    crm_test_send::FUNCTION,
+];
+
+/// The event functions (`template.yaml` logical id, binary), driven by `messaging`'s loops.
+pub const EVENT_FUNCTIONS: [(&str, &str); 3] = [
+    ("JourneyFunction", "journey"),
+    ("SchedulerFunction", "scheduler"),
+    ("SenderFunction", "sender"),
 ];
 
 /// The function deployed as `logical_id` in `template.yaml`.
@@ -37,9 +46,7 @@ pub fn function(logical_id: &str) -> &'static HttpFunction {
         .unwrap_or_else(|| panic!("no function {logical_id}"))
 }
 
-// Event functions (SQS, DynamoDB Streams, schedules) arrive with messaging. Each will export
-// `handle(&deps, event)`; `crm-dev` will run their loops beside `app` the way AWS drives
-// them (poll the queue, read the stream, tick the schedule), listed here like FUNCTIONS.
+pub mod messaging;
 
 /// Whether an API Gateway route template (`/api/customers/{id}`) matches a request path.
 pub fn route_matches(template: &str, path: &str) -> bool {
@@ -196,13 +203,19 @@ pub async fn ensure_table(client: &Client, table: &str) -> anyhow::Result<()> {
 }
 
 /// `GET /_emulator/stats` of our emulator at `endpoint` (`residentBytes`,
-/// `trackedInstances`); `None` for any other endpoint.
+/// `trackedInstances`, `streamRecords`, `shardIterators`); `None` for any other endpoint.
 pub fn emulator_stats(endpoint: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(&emulator_get(endpoint, "/_emulator/stats")?).ok()
+}
+
+/// The body of a plain `GET` of the emulator (its own pages: stats, moto's `data.json`).
+pub fn emulator_get(endpoint: &str, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(host).ok()?;
-    write!(stream, "GET /_emulator/stats HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    serde_json::from_str(response.split("\r\n\r\n").nth(1)?).ok()
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    (head.split(' ').nth(1) == Some("200")).then(|| body.to_owned())
 }

@@ -238,6 +238,19 @@ impl Message {
         }
     }
 
+    /// The step this message was scheduled for, as far as choosing its template needs.
+    pub fn step(&self) -> Step {
+        Step {
+            id: self.step_id.clone(),
+            journey_type: self.journey_type,
+            stage: self.stage,
+            channel: self.channel,
+            delay: crate::definition::Delay::from_duration(time::Duration::ZERO),
+            template_id: self.template_id.clone(),
+            expires_after: None,
+        }
+    }
+
     /// Whether this message belongs to the stage `journey` shows.
     pub fn is_for(&self, journey: &Journey) -> bool {
         self.brand == journey.brand && self.journey_type == journey.journey_type && self.stage == journey.stage

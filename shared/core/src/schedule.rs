@@ -43,7 +43,7 @@ impl Default for Definitions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageWrite {
     /// Create a `PENDING` message unless its id exists.
-    Create(Message),
+    Create(Box<Message>),
     /// Cancel a message that has not been handed to a provider (`PENDING` or `QUEUED`).
     Cancel {
         customer: CustomerId,
@@ -123,11 +123,12 @@ pub fn plan(definitions: &Definitions, change: Change<'_>, now: OffsetDateTime) 
             continue;
         }
         let slot = ((m.brand.clone(), m.journey_type, m.stage), m.step_id.as_str());
-        if kept.contains_key(&slot) {
+        match kept.entry(slot) {
             // After a merge both customers may hold the same step: one goes.
-            writes.push(cancel(m, Reason::Duplicate));
-        } else {
-            kept.insert(slot, m);
+            std::collections::btree_map::Entry::Occupied(_) => writes.push(cancel(m, Reason::Duplicate)),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(m);
+            }
         }
     }
 
@@ -141,7 +142,9 @@ pub fn plan(definitions: &Definitions, change: Change<'_>, now: OffsetDateTime) 
             if ids.contains(id.as_str()) || existing.iter().any(|m| covers(m, journey, step)) {
                 continue;
             }
-            writes.push(MessageWrite::Create(Message::scheduled(customer, journey, step, now)));
+            writes.push(MessageWrite::Create(Box::new(Message::scheduled(
+                customer, journey, step, now,
+            ))));
         }
     }
 
@@ -215,7 +218,7 @@ mod tests {
     fn apply(existing: &mut Vec<Message>, writes: &[MessageWrite]) {
         for w in writes {
             match w {
-                MessageWrite::Create(m) => existing.push(m.clone()),
+                MessageWrite::Create(m) => existing.push((**m).clone()),
                 MessageWrite::Cancel { message_id, reason, .. } => {
                     let m = existing.iter_mut().find(|m| &m.message_id == message_id).unwrap();
                     m.status = Status::Cancelled;

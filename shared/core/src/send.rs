@@ -48,8 +48,9 @@ pub struct BrandSettings {
     pub from_email: Email,
     pub from_name: String,
     pub sms_provider: SmsProvider,
+    /// Sender id for SMS sent through Laaffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sms_sender_id: Option<String>,
+    pub laaffic_sender_id: Option<String>,
     /// Template language (`en`, `es`, …).
     pub language: String,
 }
@@ -65,7 +66,7 @@ pub struct SettingsOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sms_provider: Option<SmsProvider>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sms_sender_id: Option<String>,
+    pub laaffic_sender_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
 }
@@ -82,15 +83,12 @@ impl SettingsOverride {
                 ));
             }
         }
-        if let Some(id) = &self.sms_sender_id {
-            let ok = !id.is_empty() && id.len() <= 11 && id.chars().all(|c| c.is_ascii_alphanumeric());
+        if let Some(id) = &self.laaffic_sender_id {
+            let ok = !id.is_empty() && id.len() <= 32 && id.chars().all(|c| c.is_ascii_graphic() || c == ' ');
             if !ok {
                 return Err((
-                    "smsSenderId",
-                    Invalid::new(
-                        "invalid_format",
-                        "must be 1-11 letters or digits (an alphanumeric sender id)",
-                    ),
+                    "laafficSenderId",
+                    Invalid::new("invalid_format", "must be 1-32 printable ASCII characters"),
                 ));
             }
         }
@@ -106,7 +104,10 @@ impl SettingsOverride {
             from_email: self.from_email.clone().unwrap_or_else(|| defaults.from_email.clone()),
             from_name: self.from_name.clone().unwrap_or_else(|| defaults.from_name.clone()),
             sms_provider: self.sms_provider.unwrap_or(defaults.sms_provider),
-            sms_sender_id: self.sms_sender_id.clone().or_else(|| defaults.sms_sender_id.clone()),
+            laaffic_sender_id: self
+                .laaffic_sender_id
+                .clone()
+                .or_else(|| defaults.laaffic_sender_id.clone()),
             language: self.language.clone().unwrap_or_else(|| defaults.language.clone()),
         }
     }
@@ -206,7 +207,7 @@ mod tests {
             from_email: Email::parse("crm@example.com").unwrap(),
             from_name: "CRM".into(),
             sms_provider: SmsProvider::Sns,
-            sms_sender_id: None,
+            laaffic_sender_id: None,
             language: "en".into(),
         }
     }

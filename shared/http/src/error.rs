@@ -35,6 +35,16 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A journey definition refused: `step` names the step (its id, or `steps[i]`).
+    #[error("{step}: {message}")]
+    Step {
+        step: String,
+        code: &'static str,
+        message: String,
+    },
+    /// A provider (SES, SNS, Laaffic) refused or failed a test send: 502 with its message.
+    #[error("{0}")]
+    Provider(String),
 }
 
 /// Seconds a caller should wait before retrying a 503.
@@ -48,9 +58,26 @@ impl ApiError {
         }
     }
 
+    /// 400 naming `field`, from a value that failed to parse.
+    pub fn invalid(field: &'static str, invalid: crm_core::values::Invalid) -> Self {
+        Self::Field(FieldError {
+            field,
+            code: invalid.code,
+            message: invalid.message,
+        })
+    }
+
+    pub fn bad_request_field(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Field(FieldError {
+            field,
+            code,
+            message: message.into(),
+        })
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Field(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Field(_) | Self::BadRequest { .. } | Self::Step { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -58,6 +85,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Provider(_) => StatusCode::BAD_GATEWAY,
         }
     }
 }
@@ -93,6 +121,9 @@ impl IntoResponse for ApiError {
         let body = match &self {
             Self::Field(f) => json!({"error": {"code": f.code, "message": f.message, "field": f.field}}),
             Self::BadRequest { code, message } => json!({"error": {"code": code, "message": message}}),
+            Self::Step { step, code, message } => {
+                json!({"error": {"code": code, "message": format!("step {step}: {message}"), "field": "steps", "step": step}})
+            }
             Self::Unavailable(detail) => {
                 tracing::error!(error = %detail, "dependency unavailable");
                 json!({"error": {"code": "unavailable", "message": "a dependency is unavailable; the request may or may not have been recorded, and retrying it is safe"}})
@@ -101,6 +132,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %detail, "internal error");
                 json!({"error": {"code": "internal", "message": "internal error"}})
             }
+            Self::Provider(message) => json!({"error": {"code": "provider_error", "message": message}}),
             other => {
                 let code = match other {
                     Self::Unauthorized => "unauthorized",

@@ -23,11 +23,14 @@ use serde_json::{Value, json};
 pub use error::{ApiError, RETRY_AFTER_SECS};
 pub use input::{IngestFields, MAX_BODY_BYTES};
 
-/// What every HTTP function's router needs.
+/// What every HTTP function's router needs. `extensions` carries what only some functions
+/// use (the messaging dependencies of the cron and test-send functions), so this crate, and
+/// the ingest functions, never link them.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
+    pub extensions: http::Extensions,
 }
 
 impl AppState {
@@ -35,7 +38,17 @@ impl AppState {
         Self {
             store,
             config: Arc::new(config),
+            extensions: http::Extensions::new(),
         }
+    }
+
+    /// A dependency a function's `main` (or the local server) put in `extensions`; its
+    /// absence is a wiring bug, caught when the router is built.
+    pub fn extension<T: Clone + Send + Sync + 'static>(&self) -> T {
+        self.extensions
+            .get::<T>()
+            .cloned()
+            .unwrap_or_else(|| panic!("AppState lacks {}", std::any::type_name::<T>()))
     }
 
     /// Cold start: configuration from the environment, then the AWS client.

@@ -12,10 +12,13 @@ use crate::{ProviderError, Receipt};
 
 pub const PROVIDER: &str = "laaffic";
 pub const DEFAULT_BASE_URL: &str = "https://api.laaffic.com";
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(8);
 
 #[derive(Clone)]
 pub struct LaafficConfig {
     pub base_url: String,
+    /// Longest wait for an answer; after it, whether the SMS went is unknown.
+    pub timeout: Duration,
     pub app_id: String,
     pub api_key: String,
     pub api_secret: String,
@@ -61,7 +64,7 @@ impl Laaffic {
     pub fn new(config: LaafficConfig) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(8))
+            .timeout(config.timeout)
             .build()
             .expect("the HTTP client builds");
         Self { http, config }

@@ -201,8 +201,8 @@ fn short_message(message: &str) -> String {
         .map(|l| l.trim().trim_start_matches("liquid:").trim())
         .filter(|l| !l.is_empty() && !l.starts_with("-->") && !l.starts_with('|'))
         .filter(|l| {
-            !l.split_once('|')
-                .is_some_and(|(n, _)| n.trim().parse::<usize>().is_ok())
+            l.split_once('|')
+                .is_none_or(|(n, _)| n.trim().parse::<usize>().is_err())
         })
         .map(|l| l.trim_start_matches("= "))
         .filter(|l| !l.is_empty() && !l.starts_with("available"))

@@ -416,6 +416,21 @@ impl Store {
     }
 }
 
+/// The customer profile in a stream record's image (`None` for any other item). Stream
+/// images arrive as `serde_dynamo` items (the Lambda event's type).
+pub fn profile_from_image(image: serde_dynamo::Item) -> Result<Option<Profile>, StoreError> {
+    let item: Item = image.into();
+    let is_profile = matches!(item.get(keys::ENTITY), Some(AttributeValue::S(e)) if e == keys::entity::CUSTOMER);
+    if !is_profile {
+        return Ok(None);
+    }
+    let key = match item.get(keys::PK) {
+        Some(AttributeValue::S(pk)) => pk.clone(),
+        _ => String::new(),
+    };
+    codec::profile_from_item(&item, &key).map(Some)
+}
+
 /// A fresh idempotency token for one transaction (DynamoDB allows 36 characters).
 fn client_request_token() -> String {
     uuid::Uuid::new_v4().to_string()

@@ -94,11 +94,10 @@ impl Store {
     }
 
     pub async fn message(&self, customer: &CustomerId, message_id: &str) -> Result<Option<Message>, StoreError> {
-        Ok(self
-            .get(keys::customer_pk(customer), &keys::message_sk(message_id))
+        self.get(keys::customer_pk(customer), &keys::message_sk(message_id))
             .await?
             .map(codec::message_from_item)
-            .transpose()?)
+            .transpose()
     }
 
     /// Every message of one customer (one query of its partition).

@@ -1,16 +1,31 @@
-//! `make dev`: every HTTP endpoint on one local server, against the AWS endpoint the
+//! `make dev`: every HTTP endpoint on one local server and the event functions' loops (stream
+//! → journey, queue → sender, five-minute scheduler ticks), against the AWS endpoint the
 //! environment names (the Makefile starts a local emulator when none is given).
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use crm_http::AppState;
+use crm_messaging::{Deps, MessagingConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     crm_app::telemetry::init();
-    let state = AppState::from_env().await?;
+    let mut state = AppState::from_env().await?;
     crm_local::ensure_table(state.store.client(), state.store.table())
         .await
         .context("creating the local table")?;
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut config = MessagingConfig::from_env()?;
+    let queue_name = format!("{}-send", state.store.table());
+    let queue_url = crm_local::messaging::ensure_queue(&aws_sdk_sqs::Client::new(&shared), &queue_name).await?;
+    config.queue_url.get_or_insert(queue_url.clone());
+    let ses = aws_sdk_sesv2::Client::new(&shared);
+    crm_local::messaging::ensure_sender_identity(&ses, config.defaults.from_email.as_str()).await?;
+    let real_sending = config.real_sending;
+    let deps = Arc::new(Deps::new(&shared, state.store.clone(), config));
+    state.extensions.insert(deps.clone());
+
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3005);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -22,6 +37,16 @@ async fn main() -> anyhow::Result<()> {
             println!("  {base}{route}");
         }
     }
+    println!("Event functions: journey (table stream), sender (queue {queue_name}), scheduler (every 5 min;");
+    println!("  now: curl {base}/api/cron/process-messages)");
+    println!(
+        "Sending: {}",
+        if real_sending {
+            "real (ENABLE_REAL_SENDING=true): SES and SNS here are the local emulator"
+        } else {
+            "dry run (ENABLE_REAL_SENDING is not true): messages are rendered and recorded, not sent"
+        }
+    );
     match &state.config.ingest_token {
         Some(_) => println!("Ingest endpoints require INGEST_TOKEN (?token= or X-Api-Key)."),
         None => println!("INGEST_TOKEN is unset: ingest endpoints accept unauthenticated requests."),
@@ -29,10 +54,13 @@ async fn main() -> anyhow::Result<()> {
     if let Ok(key) = std::env::var("ADMIN_API_KEY") {
         println!("Admin API: curl -H 'Authorization: Bearer {key}' {base}/api/customers/<id>\n");
     }
-    axum::serve(listener, crm_local::app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let loops = tokio::spawn(crm_local::messaging::run_loops(deps, shared, queue_url));
+    let server = axum::serve(listener, crm_local::app(state)).with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    tokio::select! {
+        served = server => served?,
+        looped = loops => looped??,
+    }
     Ok(())
 }

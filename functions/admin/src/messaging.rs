@@ -1,0 +1,428 @@
+//! The messaging part of the admin API: journey definitions and sending settings per brand,
+//! templates (saved and built-in) with a preview, and the messages themselves.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use crm_core::definition::{Channel, JourneyDefinition, is_known_stage};
+use crm_core::journey::JourneyType;
+use crm_core::message::{Message, Status};
+use crm_core::send::SettingsOverride;
+use crm_core::template::{MessageTemplate, TemplateBrand, parse_language, resolve};
+use crm_core::values::{Brand, CustomerId, Invalid};
+use crm_http::{ApiError, ApiPath, ApiQuery, AppState, JsonResult};
+use crm_render::{Context, TemplateError, Variables, compile, render, sms_length};
+use crm_store::MessagePosition;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use crate::{current, customer_id, field_error, limit, parse_day};
+
+fn body_json(bytes: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice(bytes) {
+        Ok(Value::Object(o)) => Ok(o),
+        _ => Err(ApiError::bad_request("invalid_json", "the body must be a JSON object")),
+    }
+}
+
+fn brand_path(raw: &str) -> Result<Brand, ApiError> {
+    Brand::parse(raw).map_err(|_| ApiError::NotFound)
+}
+
+/// Saved templates a brand's messages may use, and the built-in ones.
+async fn candidates(state: &AppState, brand: &Brand) -> Result<Vec<MessageTemplate>, ApiError> {
+    let mut all = state.store.templates(&format!("{brand}#")).await?;
+    all.extend(state.store.templates("*#").await?);
+    all.extend(crm_render::built_ins());
+    Ok(all)
+}
+
+// Journey definitions.
+
+pub async fn get_journey(State(state): State<AppState>, ApiPath(brand): ApiPath<String>) -> JsonResult {
+    let brand = brand_path(&brand)?;
+    let (definition, source) = match state.store.journey_definition(&brand).await? {
+        Some(d) => (d, "brand"),
+        None => (JourneyDefinition::default_definition(), "default"),
+    };
+    Ok(Json(
+        json!({"brand": brand, "source": source, "definition": definition}),
+    ))
+}
+
+/// Each step is read on its own, so a bad one is named by its id (or index).
+fn parse_definition(body: &Map<String, Value>) -> Result<JourneyDefinition, ApiError> {
+    let bad = |step: String, message: String| ApiError::Step {
+        step,
+        code: "invalid_step",
+        message,
+    };
+    let steps = body
+        .get("steps")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("steps".into(), "steps must be a list".into()))?;
+    let mut parsed = Vec::with_capacity(steps.len());
+    for (i, raw) in steps.iter().enumerate() {
+        let name = raw["id"].as_str().map_or_else(|| format!("steps[{i}]"), str::to_owned);
+        parsed.push(serde_json::from_value(raw.clone()).map_err(|e| bad(name, e.to_string()))?);
+    }
+    let mut advances = Vec::new();
+    for (i, raw) in body
+        .get("advances")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        advances.push(serde_json::from_value(raw.clone()).map_err(|e| bad(format!("advances[{i}]"), e.to_string()))?);
+    }
+    if let Some(other) = body.keys().find(|k| *k != "steps" && *k != "advances") {
+        return Err(bad(other.clone(), "unknown field (steps and advances only)".into()));
+    }
+    Ok(JourneyDefinition {
+        steps: parsed,
+        advances,
+    })
+}
+
+pub async fn put_journey(State(state): State<AppState>, ApiPath(brand): ApiPath<String>, bytes: Bytes) -> JsonResult {
+    let brand = brand_path(&brand)?;
+    let definition = parse_definition(&body_json(&bytes)?)?;
+    let templates = candidates(&state, &brand).await?;
+    definition
+        .validate(|step| resolve(&templates, step, &brand, "en").is_some())
+        .map_err(|e| ApiError::Step {
+            step: e.step,
+            code: e.code,
+            message: e.message,
+        })?;
+    state.store.put_journey_definition(&brand, &definition).await?;
+    Ok(Json(
+        json!({"brand": brand, "source": "brand", "definition": definition}),
+    ))
+}
+
+// Sending settings.
+
+pub async fn get_settings(State(state): State<AppState>, ApiPath(brand): ApiPath<String>) -> JsonResult {
+    let brand = brand_path(&brand)?;
+    let settings = state.store.brand_settings(&brand).await?.unwrap_or_default();
+    Ok(Json(json!({
+        "brand": brand,
+        "settings": settings,
+        "note": "fields not set here use the deployment's defaults (DEFAULT_FROM_EMAIL, DEFAULT_FROM_NAME, SMS_PROVIDER, LAAFFIC_SENDER_ID, DEFAULT_LANGUAGE)",
+    })))
+}
+
+pub async fn put_settings(State(state): State<AppState>, ApiPath(brand): ApiPath<String>, bytes: Bytes) -> JsonResult {
+    let brand = brand_path(&brand)?;
+    let settings: SettingsOverride = serde_json::from_slice(&bytes).map_err(|e| {
+        let field = ["fromEmail", "fromName", "smsProvider", "laafficSenderId", "language"]
+            .into_iter()
+            .find(|f| e.to_string().contains(f))
+            .unwrap_or("settings");
+        field_error(field, Invalid::new("invalid_value", e.to_string()))
+    })?;
+    settings.validate().map_err(|(field, e)| field_error(field, e))?;
+    let mut settings = settings;
+    if let Some(l) = &settings.language {
+        settings.language = Some(parse_language(l).map_err(|e| field_error("language", e))?);
+    }
+    state.store.put_brand_settings(&brand, &settings).await?;
+    Ok(Json(json!({"brand": brand, "settings": settings})))
+}
+
+// Templates.
+
+fn template_error(e: TemplateError) -> ApiError {
+    let at = match (e.line, e.column) {
+        (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+        _ => String::new(),
+    };
+    ApiError::Field(crm_core::input::FieldError {
+        field: e.field,
+        code: "invalid_template",
+        message: format!("{}{at}", e.message),
+    })
+}
+
+fn text(body: &Map<String, Value>, field: &'static str) -> Result<Option<String>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(field_error(
+            field,
+            Invalid::new("invalid_type", format!("{field} must be a string")),
+        )),
+    }
+}
+
+fn required(body: &Map<String, Value>, field: &'static str) -> Result<String, ApiError> {
+    text(body, field)?
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| field_error(field, Invalid::new("missing", format!("{field} is required"))))
+}
+
+/// A template from a request body, checked field by field and compiled.
+fn parse_template(body: &Map<String, Value>, id: String, now: OffsetDateTime) -> Result<MessageTemplate, ApiError> {
+    let journey_type = match required(body, "journeyType")?.to_ascii_lowercase().as_str() {
+        "acquisition" => JourneyType::Acquisition,
+        "retention" => JourneyType::Retention,
+        _ => {
+            return Err(field_error(
+                "journeyType",
+                Invalid::new("invalid_value", "journeyType must be acquisition or retention"),
+            ));
+        }
+    };
+    let stage = match body.get("stage") {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .and_then(|n| i32::try_from(n).ok())
+    .ok_or_else(|| field_error("stage", Invalid::new("missing", "stage is required (-1, 0, 1 or 2)")))?;
+    if !is_known_stage(journey_type, stage) {
+        return Err(field_error(
+            "stage",
+            Invalid::new(
+                "unknown_stage",
+                "stage must be acquisition -1 or 0, or retention 1 or 2",
+            ),
+        ));
+    }
+    let template = MessageTemplate {
+        template_id: id,
+        name: crm_core::values::clean_text(&required(body, "name")?),
+        brand: TemplateBrand::parse(&text(body, "brand")?.unwrap_or_else(|| "*".into()))
+            .map_err(|e| field_error("brand", e))?,
+        journey_type,
+        stage,
+        channel: Channel::parse(&required(body, "channel")?).map_err(|e| field_error("channel", e))?,
+        language: parse_language(&text(body, "language")?.unwrap_or_else(|| "en".into()))
+            .map_err(|e| field_error("language", e))?,
+        subject: text(body, "subject")?,
+        body: required(body, "body")?,
+        built_in: false,
+        created_at: now,
+        updated_at: now,
+    };
+    compile(&template).map_err(template_error)?;
+    Ok(template)
+}
+
+fn built_in(id: &str) -> Option<MessageTemplate> {
+    crm_render::built_ins().into_iter().find(|t| t.template_id == id)
+}
+
+pub async fn create_template(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let id = format!("tpl_{}", uuid::Uuid::now_v7().simple());
+    let template = parse_template(&body_json(&bytes)?, id, now)?;
+    state.store.put_template(&template).await?;
+    Ok((StatusCode::CREATED, Json(json!(template))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct TemplateQuery {
+    brand: Option<String>,
+    channel: Option<String>,
+}
+
+pub async fn list_templates(State(state): State<AppState>, ApiQuery(q): ApiQuery<TemplateQuery>) -> JsonResult {
+    let channel = q
+        .channel
+        .as_deref()
+        .map(Channel::parse)
+        .transpose()
+        .map_err(|e| field_error("channel", e))?;
+    let brand = q
+        .brand
+        .as_deref()
+        .map(TemplateBrand::parse)
+        .transpose()
+        .map_err(|e| field_error("brand", e))?;
+    let mut all = state.store.templates("").await?;
+    all.extend(crm_render::built_ins());
+    let items: Vec<MessageTemplate> = all
+        .into_iter()
+        .filter(|t| channel.is_none_or(|c| t.channel == c))
+        .filter(|t| match &brand {
+            None => true,
+            Some(TemplateBrand::Any) => t.brand == TemplateBrand::Any,
+            Some(TemplateBrand::Brand(b)) => t.brand.serves(b),
+        })
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+async fn saved_or_built_in(state: &AppState, id: &str) -> Result<MessageTemplate, ApiError> {
+    match state.store.template(id).await? {
+        Some(t) => Ok(t),
+        None => built_in(id).ok_or(ApiError::NotFound),
+    }
+}
+
+pub async fn get_template(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> JsonResult {
+    Ok(Json(json!(saved_or_built_in(&state, &id).await?)))
+}
+
+fn refuse_built_in(id: &str) -> Result<(), ApiError> {
+    match built_in(id) {
+        Some(_) => Err(ApiError::bad_request(
+            "built_in_template",
+            "built-in templates cannot be changed; save your own for the same journey, stage and channel to outrank it",
+        )),
+        None => Ok(()),
+    }
+}
+
+pub async fn put_template(State(state): State<AppState>, ApiPath(id): ApiPath<String>, bytes: Bytes) -> JsonResult {
+    refuse_built_in(&id)?;
+    let existing = state.store.template(&id).await?.ok_or(ApiError::NotFound)?;
+    let mut template = parse_template(&body_json(&bytes)?, id, OffsetDateTime::now_utc())?;
+    template.created_at = existing.created_at;
+    state.store.put_template(&template).await?;
+    Ok(Json(json!(template)))
+}
+
+pub async fn delete_template(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    refuse_built_in(&id)?;
+    if state.store.delete_template(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+/// Renders a saved (`templateId`) or inline template for a customer, as the sender would.
+pub async fn preview(State(state): State<AppState>, bytes: Bytes) -> JsonResult {
+    let body = body_json(&bytes)?;
+    let template = match text(&body, "templateId")? {
+        Some(id) => saved_or_built_in(&state, &id).await?,
+        None => parse_template(&body, "preview".into(), OffsetDateTime::now_utc())?,
+    };
+    let customer = customer_id(&required(&body, "customerId")?)
+        .map_err(|_| field_error("customerId", Invalid::new("invalid_format", "not a customer id")))?;
+    let profile = current(&state, &customer).await?;
+    let brand = match (text(&body, "brand")?, &template.brand) {
+        (Some(b), _) => Brand::parse(&b).map_err(|e| field_error("brand", e))?,
+        (None, TemplateBrand::Brand(b)) => b.clone(),
+        (None, TemplateBrand::Any) => profile
+            .journeys()
+            .first()
+            .map_or_else(Brand::unbranded, |j| j.brand.clone()),
+    };
+    let ctx = Context {
+        brand: &brand,
+        journey_type: template.journey_type,
+        stage: template.stage,
+        unsubscribe_url: None,
+    };
+    let rendered = compile(&template)
+        .and_then(|c| render(&c, &Variables::new(&profile, ctx)))
+        .map_err(template_error)?;
+    let mut answer = json!({
+        "templateId": template.template_id,
+        "channel": template.channel,
+        "subject": rendered.subject,
+        "body": rendered.body,
+        "text": rendered.text,
+    });
+    if template.channel == Channel::Sms {
+        answer["sms"] = json!(sms_length(&rendered.text));
+    }
+    Ok(Json(answer))
+}
+
+// Messages.
+
+/// Every message of a customer and of the customers merged into it, newest first.
+pub async fn customer_messages(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> JsonResult {
+    let id = customer_id(&id)?;
+    let profile = current(&state, &id).await?;
+    let mut items = Vec::new();
+    for customer in std::iter::once(&profile.id).chain(&profile.merged_from) {
+        items.extend(state.store.customer_messages(customer).await?);
+    }
+    items.sort_by(|a, b| (b.created_at, &b.message_id).cmp(&(a.created_at, &a.message_id)));
+    Ok(Json(json!({"customerId": profile.id, "items": items})))
+}
+
+#[derive(Deserialize)]
+pub struct MessagesQuery {
+    status: Option<String>,
+    day: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i32>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MessagesCursor {
+    customer: CustomerId,
+    id: String,
+    #[serde(with = "crm_core::values::ts")]
+    at: OffsetDateTime,
+}
+
+/// Messages created on one day (UTC, default today), newest first, optionally of one status.
+pub async fn messages(State(state): State<AppState>, ApiQuery(q): ApiQuery<MessagesQuery>) -> JsonResult {
+    let limit = limit(q.limit)?;
+    let status = q
+        .status
+        .as_deref()
+        .map(Status::parse)
+        .transpose()
+        .map_err(|e| field_error("status", e))?;
+    let bad_cursor = || field_error("cursor", Invalid::new("invalid_format", "cursor is not one we issued"));
+    let mut after: Option<MessagePosition> = match &q.cursor {
+        Some(raw) => {
+            let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad_cursor())?;
+            let c: MessagesCursor = serde_json::from_slice(&bytes).map_err(|_| bad_cursor())?;
+            Some(MessagePosition {
+                customer: c.customer,
+                message_id: c.id,
+                created_at: c.at,
+            })
+        }
+        None => None,
+    };
+    let day = match (&after, &q.day) {
+        (Some(p), _) => p.created_at.date(),
+        (None, Some(d)) => parse_day(d)?,
+        (None, None) => OffsetDateTime::now_utc().date(),
+    };
+    let want = limit as usize + 1;
+    let mut found: Vec<Message> = Vec::new();
+    loop {
+        let (page, more) = state.store.messages_page(day, after.as_ref(), 100).await?;
+        after = page.last().map(|m| MessagePosition {
+            customer: m.customer_id.clone(),
+            message_id: m.message_id.clone(),
+            created_at: m.created_at,
+        });
+        found.extend(page.into_iter().filter(|m| status.is_none_or(|s| m.status == s)));
+        if found.len() >= want || !more {
+            break;
+        }
+    }
+    let more = found.len() > limit as usize;
+    found.truncate(limit as usize);
+    let next = found.last().filter(|_| more).map(|m| {
+        let c = MessagesCursor {
+            customer: m.customer_id.clone(),
+            id: m.message_id.clone(),
+            at: m.created_at,
+        };
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).expect("a cursor serialises"))
+    });
+    Ok(Json(json!({"items": found, "nextCursor": next})))
+}

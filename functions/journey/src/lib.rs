@@ -1,0 +1,54 @@
+//! The journey function: reads committed profile changes from the table's stream and has
+//! `crm_messaging::journey` schedule, cancel or wake the customer's messages. Records are
+//! processed in order; on a failure the batch reports that record, so Lambda retries from
+//! it (and only the records after it), keeping each customer's changes in order.
+
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use crm_messaging::Deps;
+use crm_messaging::journey::{Planned, matters, process_change};
+use crm_store::{StoreError, profile_from_image};
+use time::OffsetDateTime;
+
+pub async fn handle(deps: &Deps, event: Event) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    for record in event.records {
+        let now = record_time(&record);
+        if let Err(e) = process(deps, &record, now).await {
+            tracing::error!(error = %e, event_id = %record.event_id, "journey change failed; retried from this record");
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = record.change.sequence_number.clone();
+            response.batch_item_failures.push(failure);
+            break;
+        }
+    }
+    response
+}
+
+/// One stream record: a profile whose journeys, addresses or merges moved is planned for;
+/// every other item and change is skipped.
+pub async fn process(deps: &Deps, record: &EventRecord, now: OffsetDateTime) -> Result<Planned, StoreError> {
+    let Some(after) = profile_from_image(record.change.new_image.clone())? else {
+        return Ok(Planned::default());
+    };
+    let before = profile_from_image(record.change.old_image.clone())?;
+    if !matters(before.as_ref(), &after) {
+        return Ok(Planned::default());
+    }
+    let planned = process_change(deps, before.as_ref(), &after, now).await?;
+    if planned != Planned::default() {
+        tracing::info!(customer_id = %after.id, scheduled = planned.scheduled, cancelled = planned.cancelled,
+            woken = planned.woken, "journey change planned");
+    }
+    Ok(planned)
+}
+
+/// When the change was committed (the stream's timestamp).
+pub fn record_time(record: &EventRecord) -> OffsetDateTime {
+    let nanos = record
+        .change
+        .approximate_creation_date_time
+        .timestamp_nanos_opt()
+        .unwrap_or_default();
+    OffsetDateTime::from_unix_timestamp_nanos(nanos.into()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

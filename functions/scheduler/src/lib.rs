@@ -1,0 +1,82 @@
+//! The scheduler: EventBridge Scheduler invokes `handle` every five minutes (its input
+//! carries the scheduled time); the same tick runs on demand behind
+//! `GET|POST /api/cron/process-messages` (the seed's manual trigger, `Authorization: Bearer
+//! <CRON_SECRET>` when `CRON_SECRET` is set), answering with its counts.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use crm_core::values::parse_ts;
+use crm_http::{ApiError, AppState, HttpFunction, JsonResult};
+use crm_messaging::scheduler::{TickReport, tick};
+use crm_messaging::{Deps, MessagingError};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+pub const PATH: &str = "/api/cron/process-messages";
+
+pub const FUNCTION: HttpFunction = HttpFunction {
+    logical_id: "CronFunction",
+    binary: "cron",
+    routes: &[PATH],
+    router,
+};
+
+/// The schedule's input (`template.yaml`): `{"scheduledTime": "<aws.scheduler.scheduled-time>"}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tick {
+    #[serde(default)]
+    pub scheduled_time: Option<String>,
+}
+
+impl Tick {
+    /// The tick's time: the scheduled time, unless the invocation is late (then the clock),
+    /// so a sample event replays the same tick and a delayed one misses nothing.
+    pub fn now(&self, clock: OffsetDateTime) -> OffsetDateTime {
+        self.scheduled_time
+            .as_deref()
+            .and_then(|t| parse_ts(t).ok())
+            .map_or(clock, |t| t.max(clock))
+    }
+}
+
+pub async fn handle(deps: &Deps, event: Tick) -> Result<TickReport, MessagingError> {
+    let now = event.now(OffsetDateTime::now_utc());
+    let report = tick(deps, now).await?;
+    tracing::info!(
+        due = report.due,
+        enqueued = report.enqueued,
+        already_claimed = report.already_claimed,
+        interrupted = report.interrupted,
+        enqueue_failed = report.enqueue_failed,
+        "scheduler tick"
+    );
+    Ok(report)
+}
+
+pub fn router(state: AppState) -> Router {
+    let deps: Arc<Deps> = state.extension();
+    let routes = Router::new().route(PATH, get(process).post(process)).with_state(deps);
+    crm_http::finish(routes)
+}
+
+async fn process(State(deps): State<Arc<Deps>>, headers: HeaderMap) -> JsonResult {
+    if let Some(secret) = &deps.config.cron_secret {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        if !given.is_some_and(|g| secret.matches(g.trim())) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    match handle(&deps, Tick::default()).await {
+        Ok(report) => Ok(Json(serde_json::to_value(report).expect("a report serialises"))),
+        Err(MessagingError::Store(e)) => Err(e.into()),
+        Err(e @ MessagingError::NoQueue) => Err(ApiError::Unavailable(e.to_string())),
+    }
+}

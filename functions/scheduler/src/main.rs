@@ -1,0 +1,17 @@
+// The handler's future is boxed: its state machine is deep (SDK calls), and the runtime's
+// own future would otherwise exceed the compiler's layout depth.
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    crm_app::telemetry::init();
+    let config = crm_app::config::Config::from_env()?;
+    let deps = crm_messaging::Deps::from_env(crm_store::Store::connect(config.table_name).await).await?;
+    let deps = &deps;
+    run(service_fn(move |event: LambdaEvent<crm_scheduler::Tick>| async move {
+        Box::pin(crm_scheduler::handle(deps, event.payload))
+            .await
+            .map_err(Error::from)
+    }))
+    .await
+}

@@ -1,0 +1,42 @@
+//! The sender function: an SQS event source (partial batch responses). Each record names a
+//! message; `crm_messaging::sender::deliver` sends it at most once. A record fails (and SQS
+//! redelivers it, then moves it to the DLQ after five receives) only when DynamoDB could not
+//! be reached; every provider outcome is recorded on the message instead.
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use crm_core::message::SendJob;
+use crm_messaging::Deps;
+use crm_messaging::sender::{Delivered, deliver};
+use time::OffsetDateTime;
+
+pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        if !process(deps, &record, OffsetDateTime::now_utc()).await {
+            response.add_failure(record.message_id.clone().unwrap_or_default());
+        }
+    }
+    response
+}
+
+/// One queue record; `false` asks SQS to deliver it again.
+pub async fn process(deps: &Deps, record: &SqsMessage, now: OffsetDateTime) -> bool {
+    let job: SendJob = match record.body.as_deref().map(serde_json::from_str) {
+        Some(Ok(job)) => job,
+        _ => {
+            tracing::error!(sqs_message_id = ?record.message_id, "unreadable send job; left for the DLQ");
+            return false;
+        }
+    };
+    match deliver(deps, &job, now).await {
+        Ok(Delivered::NotMine) => {
+            tracing::info!(message_id = %job.message_id, "message already claimed or final; nothing to do");
+            true
+        }
+        Ok(Delivered::Settled(_)) => true,
+        Err(e) => {
+            tracing::error!(error = %e, message_id = %job.message_id, "send job failed; SQS will deliver it again");
+            false
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! The event functions, run locally the way AWS drives them: the table's stream read shard
+//! by shard into the journey function, the send queue long-polled into the sender (records
+//! it reports as failed stay on the queue, to be received again and, after five receives,
+//! moved to the DLQ by the queue's redrive policy), and the scheduler ticked every five
+//! minutes. Also the messaging resources `template.yaml` declares: the queue, its DLQ and
+//! the SES sender identity. Tests drive the same functions step by step (`pump_stream`,
+//! `pump_queue`).
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use crm_messaging::Deps;
+use serde_json::{Value, json};
+
+/// Seconds a received message stays invisible (`template.yaml`: six times the sender's
+/// timeout).
+pub const VISIBILITY_TIMEOUT: u32 = 180;
+/// Receives before SQS moves a message to the DLQ.
+pub const MAX_RECEIVES: u32 = 5;
+
+/// Creates the send queue and its DLQ (or finds them) and returns the queue's URL.
+pub async fn ensure_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<String> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .context("CreateQueue (DLQ)")?;
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(dlq.queue_url().unwrap_or_default())
+        .attribute_names(A::QueueArn)
+        .send()
+        .await
+        .context("GetQueueAttributes (DLQ)")?
+        .attributes
+        .and_then(|mut a| a.remove(&A::QueueArn))
+        .ok_or_else(|| anyhow!("the DLQ has no ARN"))?;
+    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES}).to_string();
+    let queue = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(A::VisibilityTimeout, VISIBILITY_TIMEOUT.to_string())
+        .attributes(A::RedrivePolicy, redrive)
+        .send()
+        .await
+        .context("CreateQueue")?;
+    queue.queue_url.ok_or_else(|| anyhow!("CreateQueue returned no URL"))
+}
+
+/// Verifies the sender identity in SES (the emulator sends only from verified identities,
+/// as SES does).
+pub async fn ensure_sender_identity(ses: &aws_sdk_sesv2::Client, email: &str) -> anyhow::Result<()> {
+    match ses.create_email_identity().email_identity(email).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_already_exists_exception()) => Ok(()),
+        Err(e) => Err(anyhow!(aws_sdk_sesv2::error::DisplayErrorContext(e)).context("CreateEmailIdentity")),
+    }
+}
+
+/// Where a reader of the table's stream is: one iterator per shard.
+pub struct StreamReader {
+    client: aws_sdk_dynamodbstreams::Client,
+    stream_arn: String,
+    /// `(shard id, iterator)`; `None` once a shard is closed.
+    iterators: Vec<(String, Option<String>)>,
+}
+
+impl StreamReader {
+    /// Opens the table's stream from its oldest record (as a new event source mapping with
+    /// `TRIM_HORIZON`): every committed change is seen, once or more (the journey function is
+    /// idempotent).
+    pub async fn open(
+        shared: &aws_config::SdkConfig,
+        dynamodb: &aws_sdk_dynamodb::Client,
+        table: &str,
+    ) -> anyhow::Result<Self> {
+        let client = aws_sdk_dynamodbstreams::Client::new(shared);
+        let described = dynamodb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .context("DescribeTable")?;
+        let stream_arn = described
+            .table
+            .and_then(|t| t.latest_stream_arn)
+            .ok_or_else(|| anyhow!("table {table} has no stream"))?;
+        let stream = client
+            .describe_stream()
+            .stream_arn(&stream_arn)
+            .send()
+            .await
+            .context("DescribeStream")?;
+        let mut iterators = Vec::new();
+        for shard in stream
+            .stream_description
+            .map(|d| d.shards.unwrap_or_default())
+            .unwrap_or_default()
+        {
+            let shard_id = shard.shard_id.unwrap_or_default();
+            let it = client
+                .get_shard_iterator()
+                .stream_arn(&stream_arn)
+                .shard_id(&shard_id)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .context("GetShardIterator")?;
+            iterators.push((shard_id, it.shard_iterator));
+        }
+        Ok(Self {
+            client,
+            stream_arn,
+            iterators,
+        })
+    }
+
+    /// Reads what each shard has, hands it to the journey function as a Lambda event, and
+    /// returns how many records it handled. A record the function reports as failed is read
+    /// again next time (as Lambda retries from it).
+    pub async fn pump(&mut self, deps: &Deps) -> anyhow::Result<usize> {
+        let mut handled = 0;
+        for (shard, slot) in &mut self.iterators {
+            let Some(iterator) = slot.clone() else { continue };
+            let out = self
+                .client
+                .get_records()
+                .shard_iterator(&iterator)
+                .limit(100)
+                .send()
+                .await
+                .context("GetRecords")?;
+            let records = out.records.unwrap_or_default();
+            if records.is_empty() {
+                *slot = out.next_shard_iterator;
+                continue;
+            }
+            let event: aws_lambda_events::dynamodb::Event = serde_json::from_value(
+                json!({"Records": records.iter().map(|r| stream_record_json(r, &self.stream_arn)).collect::<Vec<_>>()}),
+            )
+            .context("building the stream event")?;
+            let response = crm_journey::handle(deps, event).await;
+            match response
+                .batch_item_failures
+                .first()
+                .and_then(|f| f.item_identifier.clone())
+            {
+                Some(sequence) => {
+                    handled += records
+                        .iter()
+                        .take_while(|r| {
+                            r.dynamodb.as_ref().and_then(|d| d.sequence_number.as_deref()) != Some(&sequence)
+                        })
+                        .count();
+                    let it = self
+                        .client
+                        .get_shard_iterator()
+                        .stream_arn(&self.stream_arn)
+                        .shard_id(shard.as_str())
+                        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                        .sequence_number(sequence)
+                        .send()
+                        .await
+                        .context("GetShardIterator")?;
+                    *slot = it.shard_iterator;
+                }
+                None => {
+                    handled += records.len();
+                    *slot = out.next_shard_iterator;
+                }
+            }
+        }
+        Ok(handled)
+    }
+}
+
+/// A stream record as Lambda delivers it (DynamoDB JSON images).
+fn stream_record_json(r: &aws_sdk_dynamodbstreams::types::Record, stream_arn: &str) -> Value {
+    let d = r
+        .dynamodb
+        .clone()
+        .unwrap_or_else(|| aws_sdk_dynamodbstreams::types::StreamRecord::builder().build());
+    let image = |i: Option<std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
+        serde_json::to_value(serde_dynamo::Item::from(i.unwrap_or_default())).unwrap_or(Value::Null)
+    };
+    json!({
+        "eventID": r.event_id,
+        "eventName": r.event_name.as_ref().map(|e| e.as_str()),
+        "eventSource": "aws:dynamodb",
+        "eventVersion": "1.1",
+        "awsRegion": r.aws_region,
+        "eventSourceARN": stream_arn,
+        "dynamodb": {
+            "ApproximateCreationDateTime": d.approximate_creation_date_time.map(|t| t.as_secs_f64()),
+            "Keys": image(d.keys),
+            "NewImage": image(d.new_image),
+            "OldImage": image(d.old_image),
+            "SequenceNumber": d.sequence_number,
+            "SizeBytes": d.size_bytes,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
+    })
+}
+
+/// One receive from the send queue (long-polled for `wait` seconds) handed to the sender
+/// as a Lambda event; the records it did not report as failed are deleted. Returns how many
+/// records were received.
+pub async fn pump_queue(deps: &Deps, sqs: &aws_sdk_sqs::Client, url: &str, wait: i32) -> anyhow::Result<usize> {
+    let out = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(wait)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .context("ReceiveMessage")?;
+    let messages = out.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            let attributes: serde_json::Map<String, Value> = m
+                .attributes
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
+                .collect();
+            json!({
+                "messageId": m.message_id,
+                "receiptHandle": m.receipt_handle,
+                "body": m.body,
+                "attributes": attributes,
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    let event: aws_lambda_events::sqs::SqsEvent =
+        serde_json::from_value(json!({"Records": records})).context("building the SQS event")?;
+    let response = crm_sender::handle(deps, event).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    for m in &messages {
+        if !failed.contains(&m.message_id().unwrap_or_default()) {
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .context("DeleteMessage")?;
+        }
+    }
+    Ok(messages.len())
+}
+
+/// The three loops of `make dev`, until the process ends. Each prints what it did.
+pub async fn run_loops(
+    deps: std::sync::Arc<Deps>,
+    shared: aws_config::SdkConfig,
+    queue_url: String,
+) -> anyhow::Result<()> {
+    let mut stream = StreamReader::open(&shared, deps.store.client(), deps.store.table()).await?;
+    let sqs = aws_sdk_sqs::Client::new(&shared);
+    let stream_loop = {
+        let deps = deps.clone();
+        async move {
+            loop {
+                match stream.pump(&deps).await {
+                    Ok(0) => tokio::time::sleep(Duration::from_millis(500)).await,
+                    Ok(n) => println!("journey: {n} stream record(s) processed"),
+                    Err(e) => {
+                        eprintln!("journey: {e:#}");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                }
+            }
+        }
+    };
+    let queue_loop = {
+        let deps = deps.clone();
+        async move {
+            loop {
+                if let Err(e) = pump_queue(&deps, &sqs, &queue_url, 10).await {
+                    eprintln!("sender: {e:#}");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    };
+    let ticks = async move {
+        let mut every = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            every.tick().await;
+            match crm_scheduler::handle(&deps, crm_scheduler::Tick::default()).await {
+                Ok(r) => println!(
+                    "scheduler: {} due, {} enqueued, {} already claimed, {} interrupted",
+                    r.due, r.enqueued, r.already_claimed, r.interrupted
+                ),
+                Err(e) => eprintln!("scheduler: {e}"),
+            }
+        }
+    };
+    tokio::join!(stream_loop, queue_loop, ticks);
+    Ok(())
+}

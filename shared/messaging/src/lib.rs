@@ -1,0 +1,61 @@
+//! Messaging, the shell around the core's journey plan and send decision: the journey
+//! function's `process_change`, the scheduler's `tick` and the sender's `deliver`, with the
+//! dependencies they share (`Deps`) and the short cache of definitions, settings and
+//! templates. Event functions link this crate; the ingest functions do not.
+
+pub mod catalog;
+pub mod config;
+pub mod journey;
+pub mod scheduler;
+pub mod sender;
+
+use crm_app::config::ConfigError;
+use crm_providers::laaffic::Laaffic;
+use crm_providers::queue::Queue;
+use crm_providers::ses::Ses;
+use crm_providers::sns::Sns;
+use crm_store::{Store, StoreError};
+
+pub use catalog::Catalog;
+pub use config::MessagingConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessagingError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("SEND_QUEUE_URL is not set")]
+    NoQueue,
+}
+
+/// Everything the messaging use cases reach: built once per function instance.
+pub struct Deps {
+    pub store: Store,
+    pub config: MessagingConfig,
+    pub catalog: Catalog,
+    pub ses: Ses,
+    pub sns: Sns,
+    pub laaffic: Option<Laaffic>,
+    pub queue: Option<Queue>,
+}
+
+impl Deps {
+    pub fn new(shared: &aws_config::SdkConfig, store: Store, config: MessagingConfig) -> Self {
+        let catalog = Catalog::new(store.clone(), config.defaults.clone(), config.cache_ttl);
+        Self {
+            ses: Ses::new(shared, config.ses_configuration_set.clone()),
+            sns: Sns::new(shared),
+            laaffic: config.laaffic.clone().map(Laaffic::new),
+            queue: config.queue_url.as_ref().map(|url| Queue::new(shared, url.clone())),
+            catalog,
+            store,
+            config,
+        }
+    }
+
+    /// From the environment, as a Lambda cold start does, around the function's store.
+    pub async fn from_env(store: Store) -> Result<Self, ConfigError> {
+        let config = MessagingConfig::from_env()?;
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Ok(Self::new(&shared, store, config))
+    }
+}

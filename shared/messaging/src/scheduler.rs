@@ -1,0 +1,120 @@
+//! The scheduler's use case, run every five minutes (and by the manual trigger): find what
+//! is due in the next tick through the due index, claim each message `PENDING → QUEUED`
+//! with a lease (one conditional write), and enqueue the claimed ones in batches of ten,
+//! each delayed until its due time. Two ticks at once claim each message once. A tick that
+//! dies after claiming leaves its messages `QUEUED`; their lease expires and the next tick
+//! queues them again. A `SENDING` message whose lease expired lost its sender mid-send: it
+//! is marked `FAILED` (`send_interrupted`), never sent again.
+
+use crm_core::message::{SendJob, Status};
+use crm_core::values::parse_ts;
+use crm_providers::queue::{BATCH, MAX_DELAY_SECONDS};
+use crm_store::{Due, StoreError, keys};
+use time::{Duration, OffsetDateTime};
+use tokio::task::JoinSet;
+
+use crate::{Deps, MessagingError};
+
+/// The schedule's period: a tick queues what falls due before the next one.
+pub const TICK: Duration = Duration::minutes(5);
+/// How long a queued message is left to its sender before it is queued again.
+pub const QUEUE_LEASE: Duration = Duration::minutes(15);
+const PAGE: i32 = 200;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TickReport {
+    /// Messages found due before the next tick (or whose lease expired).
+    pub due: usize,
+    pub enqueued: usize,
+    /// Due messages another tick (or the journey function) moved first.
+    pub already_claimed: usize,
+    /// `SENDING` messages whose sender stopped: marked `FAILED`.
+    pub interrupted: usize,
+    /// Claimed but refused by SQS: queued again when their lease expires.
+    pub enqueue_failed: usize,
+}
+
+enum Action {
+    Queue { due: Due, delay: i32 },
+    Interrupt(Due),
+}
+
+fn action(due: Due, now: OffsetDateTime, horizon: OffsetDateTime) -> Option<Action> {
+    let when = due.position.get(..24).and_then(|t| parse_ts(t).ok())?;
+    match due.status {
+        Status::Pending if when < horizon => {
+            let delay = (when - now).whole_seconds().clamp(0, i64::from(MAX_DELAY_SECONDS)) as i32;
+            Some(Action::Queue { due, delay })
+        }
+        Status::Queued if when <= now => Some(Action::Queue { due, delay: 0 }),
+        Status::Sending if when <= now => Some(Action::Interrupt(due)),
+        _ => None,
+    }
+}
+
+pub async fn tick(deps: &Deps, now: OffsetDateTime) -> Result<TickReport, MessagingError> {
+    let queue = deps.queue.as_ref().ok_or(MessagingError::NoQueue)?;
+    let horizon = now + TICK;
+    let mut report = TickReport::default();
+    let mut jobs: Vec<(SendJob, i32)> = Vec::new();
+    for shard in 0..keys::DUE_SHARDS {
+        let mut start = None;
+        loop {
+            let (page, next) = deps.store.due_page(shard, horizon, PAGE, start).await?;
+            let mut claims = JoinSet::new();
+            for action in page.into_iter().filter_map(|d| action(d, now, horizon)) {
+                report.due += 1;
+                let store = deps.store.clone();
+                claims.spawn(async move {
+                    match action {
+                        Action::Queue { due, delay } => {
+                            let lease = now.max(now + Duration::seconds(delay.into())) + QUEUE_LEASE;
+                            let claimed = store.queue_message(&due, lease, now).await?;
+                            Ok::<_, StoreError>(claimed.then(|| {
+                                let job = SendJob {
+                                    customer_id: due.customer,
+                                    message_id: due.message_id,
+                                };
+                                (Some((job, delay)), false)
+                            }))
+                        }
+                        Action::Interrupt(due) => Ok(store.interrupt_message(&due, now).await?.then_some((None, true))),
+                    }
+                });
+            }
+            while let Some(result) = claims.join_next().await {
+                match result.expect("a claim task does not panic")? {
+                    Some((Some(job), _)) => jobs.push(job),
+                    Some((None, _)) => report.interrupted += 1,
+                    None => report.already_claimed += 1,
+                }
+            }
+            while jobs.len() >= BATCH {
+                let batch: Vec<_> = jobs.drain(..BATCH).collect();
+                enqueue(queue, &batch, &mut report).await;
+            }
+            start = next;
+            if start.is_none() {
+                break;
+            }
+        }
+    }
+    if !jobs.is_empty() {
+        enqueue(queue, &jobs, &mut report).await;
+    }
+    Ok(report)
+}
+
+async fn enqueue(queue: &crm_providers::queue::Queue, batch: &[(SendJob, i32)], report: &mut TickReport) {
+    match queue.send_batch(batch).await {
+        Ok(failed) => {
+            report.enqueued += batch.len() - failed.len();
+            report.enqueue_failed += failed.len();
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, jobs = batch.len(), "enqueue failed; the messages go again when their lease expires");
+            report.enqueue_failed += batch.len();
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! Journeys and messaging end to end: ingest → table stream → journey function → due index →
+//! scheduler → queue → sender → the emulator's SES and SNS (read back from its data.json)
+//! or the fake Laaffic server.
+
+use crm_core::message::SendJob;
+use crm_messaging::sender::{Delivered, deliver};
+use crm_tests::laaffic::{Answer, FakeLaaffic};
+use crm_tests::mailbox::{emails_to, sms_to};
+use crm_tests::{TestApp, spawn, spawn_with};
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A message of the customer by step id.
+fn step<'a>(messages: &'a [Value], step_id: &str) -> &'a Value {
+    messages
+        .iter()
+        .find(|m| m["stepId"] == step_id)
+        .unwrap_or_else(|| panic!("no {step_id} message in {messages:?}"))
+}
+
+async fn cron(app: &TestApp) -> Value {
+    let (status, body) = app.get("/api/cron/process-messages").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Seed §1.1 and §1.2 for a fresh click id, email and phone; returns (customer, email).
+async fn click_and_lead(app: &TestApp) -> (String, String) {
+    let click = unique("TEST_CLICK");
+    let email = format!("{}@example.com", unique("juan"));
+    let phone = format!("+5199{:07}", rand_digits());
+    let (status, body) = app
+        .post_json(
+            "/api/ingest/click",
+            json!({"clickId": click, "ip": "192.168.1.100", "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)",
+                   "campaign": "test-campaign", "source": "youtube", "medium": "carlos-gaming",
+                   "landingPage": "https://rushbet.com/register", "referrer": "https://youtube.com"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let customer = body["customerId"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .post_json(
+            "/api/ingest/lead",
+            json!({"clickId": click, "email": email, "phone": phone, "firstName": "Juan", "lastName": "Pérez", "campaign": "test-campaign"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (customer, email)
+}
+
+async fn deposit(app: &TestApp, email: &str, brand: &str, user: &str) {
+    let (status, body) = app
+        .post_json(
+            "/api/postback",
+            json!({"eventType": "deposit", "email": email, "depositAmount": 100, "currency": "USD", "operatorId": brand, "userId": user}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn seed_flow_sends_a_personal_welcome_then_a_thank_you_after_the_deposit() {
+    let app = spawn().await;
+    let (customer, email) = click_and_lead(&app).await;
+    app.drain().await;
+
+    let ticked = cron(&app).await;
+    assert_eq!(ticked["enqueued"], 1, "{ticked}");
+    app.drain().await;
+    let welcome = emails_to(&email);
+    assert_eq!(welcome.len(), 1, "one welcome email");
+    assert!(welcome[0].subject.contains("Juan"), "{}", welcome[0].subject);
+    assert!(welcome[0].html.contains("Juan") && welcome[0].text.contains("Juan"));
+    assert_eq!(welcome[0].from, crm_tests::FROM_EMAIL);
+    let messages = app.messages(&customer).await;
+    let sent = step(&messages, "welcome");
+    assert_eq!(
+        (sent["status"].as_str(), sent["dryRun"].as_bool()),
+        (Some("SENT"), Some(false))
+    );
+    assert!(sent["providerMessageId"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(sent["body"].as_str().unwrap().contains("Juan"));
+
+    deposit(&app, &email, "rushbet", &unique("rush")).await;
+    app.drain().await;
+    let ticked = cron(&app).await;
+    assert_eq!(ticked["enqueued"], 1, "{ticked}");
+    app.drain().await;
+    let emails = emails_to(&email);
+    assert_eq!(emails.len(), 2, "welcome and thank-you, nothing else");
+    assert!(emails[1].subject.contains("Juan") && emails[1].subject.to_lowercase().contains("thank"));
+    let messages = app.messages(&customer).await;
+    assert_eq!(step(&messages, "deposit-thanks")["status"], "SENT");
+    assert_eq!(step(&messages, "deposit-thanks")["brand"], "rushbet");
+    // Nothing of acquisition is left to go out.
+    assert!(
+        messages
+            .iter()
+            .filter(|m| m["journeyType"] == "acquisition")
+            .all(|m| m["status"] == "SENT" || m["status"] == "CANCELLED"),
+        "{messages:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stage_left_before_its_messages_go_is_cancelled_and_one_never_entered_schedules_nothing() {
+    let app = spawn().await;
+    let (customer, email) = click_and_lead(&app).await;
+    app.drain().await;
+    assert_eq!(step(&app.messages(&customer).await, "welcome")["status"], "PENDING");
+    deposit(&app, &email, "rushbet", &unique("rush")).await;
+    app.drain().await;
+    let messages = app.messages(&customer).await;
+    let welcome = step(&messages, "welcome");
+    assert_eq!(
+        (welcome["status"].as_str(), welcome["reason"].as_str()),
+        (Some("CANCELLED"), Some("brand_assigned"))
+    );
+    cron(&app).await;
+    app.drain().await;
+    let emails = emails_to(&email);
+    assert_eq!(emails.len(), 1, "only the thank-you");
+    assert!(emails[0].subject.to_lowercase().contains("thank"));
+
+    // Click, lead and deposit committed before the journey function ran: the customer is
+    // already in retention, so no acquisition message is ever scheduled.
+    let (customer, email) = click_and_lead(&app).await;
+    deposit(&app, &email, "rushbet", &unique("rush")).await;
+    app.drain().await;
+    let messages = app.messages(&customer).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["stepId"], "deposit-thanks");
+
+    // A registration's nudges are cancelled by the deposit that follows, with stage_left.
+    let (customer, email) = click_and_lead(&app).await;
+    let (status, _) = app
+        .post_json(
+            "/api/postback",
+            json!({"event": "registration", "email": email, "operatorId": "rushbet"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.drain().await;
+    deposit(&app, &email, "rushbet", &unique("rush")).await;
+    app.drain().await;
+    let messages = app.messages(&customer).await;
+    for nudge in ["registered-nudge-email", "registered-nudge-sms"] {
+        let m = step(&messages, nudge);
+        assert_eq!(
+            (m["status"].as_str(), m["reason"].as_str()),
+            (Some("CANCELLED"), Some("stage_left")),
+            "{m}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_customer_gets_each_brands_own_journey_messages() {
+    let app = spawn().await;
+    let email = format!("{}@example.com", unique("multi"));
+    for brand in ["rushbet", "roobet"] {
+        let (status, body) = app
+            .post_json(
+                "/api/ingest/click",
+                json!({"clickId": unique("CLK"), "email": email, "operatorId": brand}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    deposit(&app, &email, "rushbet", &unique("rush")).await;
+    app.drain().await;
+    cron(&app).await;
+    app.drain().await;
+    let (_, profile) = app.admin(&format!("/api/customers?email={email}")).await;
+    let customer = profile["customerId"].as_str().unwrap();
+    let messages = app.messages(customer).await;
+    let of = |brand: &str| -> Vec<(String, String)> {
+        let mut v: Vec<_> = messages
+            .iter()
+            .filter(|m| m["brand"] == brand)
+            .map(|m| {
+                (
+                    m["stepId"].as_str().unwrap().to_owned(),
+                    m["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(of("roobet"), [("welcome".to_owned(), "SENT".to_owned())]);
+    let rushbet = of("rushbet");
+    assert!(
+        rushbet.contains(&("deposit-thanks".to_owned(), "SENT".to_owned())),
+        "{rushbet:?}"
+    );
+    assert!(
+        !rushbet.contains(&("welcome".to_owned(), "SENT".to_owned())),
+        "{rushbet:?}"
+    );
+    let subjects: Vec<String> = emails_to(&email).into_iter().map(|e| e.subject).collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+}
+
+#[tokio::test]
+async fn a_brands_custom_template_with_seed_placeholders_is_used_and_personalised() {
+    let app = spawn().await;
+    let (status, created) = app
+        .admin_send(
+            Method::POST,
+            "/api/templates",
+            json!({"name": "Rushbet welcome", "brand": "rushbet", "journeyType": "acquisition", "stage": 0,
+                   "channel": "email", "language": "en", "subject": "Bienvenido {firstName}",
+                   "body": "<p>Hola {firstName}, tu cuenta Rushbet está lista.</p>"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(created["templateId"].as_str().unwrap().starts_with("tpl_"));
+
+    let (customer, email) = click_and_lead(&app).await;
+    let (status, body) = app
+        .post_json(
+            "/api/postback",
+            json!({"event": "registration", "email": email, "operatorId": "rushbet"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.drain().await;
+    // The registration nudge email goes 24 h after registering.
+    let report = app.tick_at(OffsetDateTime::now_utc() + Duration::hours(25)).await;
+    assert!(report.enqueued >= 1, "{report:?}");
+    app.drain().await;
+    let nudge: Vec<_> = emails_to(&email)
+        .into_iter()
+        .filter(|e| e.subject.starts_with("Bienvenido"))
+        .collect();
+    assert_eq!(nudge.len(), 1);
+    assert_eq!(nudge[0].subject, "Bienvenido Juan");
+    assert!(
+        nudge[0].html.contains("Hola Juan, tu cuenta Rushbet está lista."),
+        "{}",
+        nudge[0].html
+    );
+    let messages = app.messages(&customer).await;
+    assert_eq!(
+        step(&messages, "registered-nudge-email")["templateId"],
+        created["templateId"]
+    );
+}
+
+#[tokio::test]
+async fn replayed_and_concurrent_postbacks_schedule_nothing_twice() {
+    let app = spawn().await;
+    let (customer, email) = click_and_lead(&app).await;
+    let user = unique("rush");
+    let postback = json!({"eventType": "deposit", "email": email, "depositAmount": 100, "currency": "USD",
+                          "operatorId": "rushbet", "userId": user, "transactionId": unique("T")});
+    let sends = (0..8).map(|_| app.post_json("/api/postback", postback.clone()));
+    for (status, body) in futures::future::join_all(sends).await {
+        assert!(
+            status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{body}"
+        );
+    }
+    app.post_json("/api/postback", postback).await;
+    app.drain().await;
+    let messages = app.messages(&customer).await;
+    let thanks = messages.iter().filter(|m| m["stepId"] == "deposit-thanks").count();
+    assert_eq!(thanks, 1, "{messages:?}");
+    // The same stream records again (a redelivered batch) change nothing either.
+    let before = app.messages(&customer).await.len();
+    let mut fresh = crm_local::messaging::StreamReader::open(
+        &crm_tests::sdk_config(crm_tests::endpoint()).await,
+        app.state.store.client(),
+        app.state.store.table(),
+    )
+    .await
+    .unwrap();
+    assert!(fresh.pump(&app.messaging).await.unwrap() > 0);
+    assert_eq!(app.messages(&customer).await.len(), before);
+    cron(&app).await;
+    app.drain().await;
+    assert_eq!(emails_to(&email).len(), 1, "one thank-you email");
+}
+
+#[tokio::test]
+async fn two_ticks_at_once_enqueue_each_message_once() {
+    let app = spawn().await;
+    let mut emails = Vec::new();
+    for _ in 0..12 {
+        emails.push(click_and_lead(&app).await.1);
+    }
+    app.drain().await;
+    let now = OffsetDateTime::now_utc();
+    let (a, b) = tokio::join!(app.tick_at(now), app.tick_at(now));
+    assert_eq!(a.enqueued + b.enqueued, 12, "{a:?} {b:?}");
+    assert_eq!(a.already_claimed + b.already_claimed, a.due + b.due - 12);
+    app.drain().await;
+    for email in &emails {
+        assert_eq!(emails_to(email).len(), 1);
+    }
+    assert_eq!(app.tick_at(now).await.enqueued, 0, "nothing left");
+}
+
+/// The one queued job of a customer, as the sender would receive it.
+async fn queued_job(app: &TestApp, customer: &str) -> SendJob {
+    app.tick_at(OffsetDateTime::now_utc()).await;
+    let messages = app.messages(customer).await;
+    let m = messages
+        .iter()
+        .find(|m| m["status"] == "QUEUED")
+        .expect("a queued message");
+    SendJob {
+        customer_id: crm_core::values::CustomerId::parse(m["customerId"].as_str().unwrap()).unwrap(),
+        message_id: m["messageId"].as_str().unwrap().to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_redelivered_job_or_a_second_sender_never_sends_twice() {
+    let app = spawn().await;
+    let (customer, email) = click_and_lead(&app).await;
+    app.drain().await;
+    let job = queued_job(&app, &customer).await;
+    let now = OffsetDateTime::now_utc();
+    let (first, second) = tokio::join!(deliver(&app.messaging, &job, now), deliver(&app.messaging, &job, now));
+    let outcomes = [first.unwrap(), second.unwrap()];
+    assert_eq!(
+        outcomes.iter().filter(|o| matches!(o, Delivered::Settled(_))).count(),
+        1
+    );
+    assert!(matches!(
+        deliver(&app.messaging, &job, now).await.unwrap(),
+        Delivered::NotMine
+    ));
+    app.drain().await; // the queued copy of the job, delivered again
+    assert_eq!(emails_to(&email).len(), 1);
+}
+
+#[tokio::test]
+async fn a_sender_killed_after_its_claim_leaves_a_failed_message_never_a_second_send() {
+    let app = spawn().await;
+    let (customer, email) = click_and_lead(&app).await;
+    app.drain().await;
+    let job = queued_job(&app, &customer).await;
+    let now = OffsetDateTime::now_utc();
+    // The claim lands, then the sender dies before calling the provider.
+    let claimed = app
+        .state
+        .store
+        .claim_message(
+            &job.customer_id,
+            &job.message_id,
+            now + crm_messaging::sender::SEND_LEASE,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(claimed.is_some());
+    let report = app.tick_at(now + Duration::minutes(3)).await;
+    assert_eq!(report.interrupted, 1, "{report:?}");
+    let messages = app.messages(&customer).await;
+    let m = step(&messages, "welcome");
+    assert_eq!(
+        (m["status"].as_str(), m["reason"].as_str()),
+        (Some("FAILED"), Some("send_interrupted"))
+    );
+    app.drain().await;
+    assert!(matches!(
+        deliver(&app.messaging, &job, now).await.unwrap(),
+        Delivered::NotMine
+    ));
+    assert!(emails_to(&email).is_empty());
+}
+
+#[tokio::test]
+async fn dry_run_renders_and_records_but_sends_nothing() {
+    let app = spawn_with(&[("ENABLE_REAL_SENDING", "false")]).await;
+    let (customer, email) = click_and_lead(&app).await;
+    app.drain().await;
+    cron(&app).await;
+    app.drain().await;
+    let messages = app.messages(&customer).await;
+    let m = step(&messages, "welcome");
+    assert_eq!(
+        (m["status"].as_str(), m["dryRun"].as_bool()),
+        (Some("SENT"), Some(true))
+    );
+    assert!(m["body"].as_str().unwrap().contains("Juan"));
+    assert!(m.get("providerMessageId").is_none());
+    assert!(emails_to(&email).is_empty());
+}
+
+/// A customer registered with `brand` whose SMS nudge (48 h after registering) is due.
+async fn registered_with_phone(app: &TestApp, brand: &str, phone: &str) -> String {
+    let email = format!("{}@example.com", unique("sms"));
+    let (status, body) = app
+        .post_json(
+            "/api/ingest/lead",
+            json!({"email": email, "phone": phone, "firstName": "Ana", "operatorId": brand}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/postback",
+            json!({"event": "registration", "email": email, "operatorId": brand}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.drain().await;
+    body["customerId"].as_str().unwrap().to_owned()
+}
+
+fn vars(fake: &FakeLaaffic) -> Vec<(&'static str, String)> {
+    fake.vars()
+}
+
+#[tokio::test]
+async fn sms_goes_through_sns_by_default_and_laaffic_when_the_brand_says_so() {
+    let fake = FakeLaaffic::start(Answer::Sent).await;
+    let owned = vars(&fake);
+    let refs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = spawn_with(&refs).await;
+    let (status, body) = app
+        .admin_send(
+            Method::PUT,
+            "/api/brands/luckybet/settings",
+            json!({"smsProvider": "laaffic", "laafficSenderId": "LUCKY"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sns_phone = format!("+5199{:07}", rand_digits());
+    let laaffic_phone = format!("+5198{:07}", rand_digits());
+    registered_with_phone(&app, "rushbet", &sns_phone).await;
+    let customer = registered_with_phone(&app, "luckybet", &laaffic_phone).await;
+    app.tick_at(OffsetDateTime::now_utc() + Duration::hours(49)).await;
+    app.drain().await;
+
+    let sns = sms_to(&sns_phone);
+    assert_eq!(sns.len(), 1, "{sns:?}");
+    assert!(sns[0].contains("Ana") && sns[0].contains("Rushbet"), "{}", sns[0]);
+    let received = fake.received();
+    assert_eq!(received.len(), 1);
+    assert!(received[0].problems.is_empty(), "{:?}", received[0].problems);
+    assert_eq!(received[0].body["numbers"], laaffic_phone.trim_start_matches('+'));
+    assert_eq!(received[0].body["senderId"], "LUCKY");
+    assert!(received[0].body["content"].as_str().unwrap().contains("Ana"));
+    let messages = app.messages(&customer).await;
+    let m = step(&messages, "registered-nudge-sms");
+    assert_eq!(m["status"], "SENT");
+    assert_eq!(m["provider"], "laaffic");
+    assert_eq!(
+        m["providerMessageId"],
+        format!("laaffic-{}", m["messageId"].as_str().unwrap())
+    );
+}
+
+fn rand_digits() -> u32 {
+    (uuid::Uuid::new_v4().as_u128() % 9_000_000) as u32 + 1_000_000
+}
+
+#[tokio::test]
+async fn provider_errors_are_retried_then_fail_and_a_timeout_is_never_retried() {
+    let fake = FakeLaaffic::start(Answer::ServerError).await;
+    let owned = vars(&fake);
+    let mut refs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    refs.push(("SMS_PROVIDER", "laaffic"));
+    let app = spawn_with(&refs).await;
+    let customer = registered_with_phone(&app, "rushbet", &format!("+5197{:07}", rand_digits())).await;
+    let mut at = OffsetDateTime::now_utc() + Duration::hours(49);
+    for attempt in 1..=crm_messaging::sender::MAX_ATTEMPTS {
+        app.tick_at(at).await;
+        app.drain().await;
+        let messages = app.messages(&customer).await;
+        let m = step(&messages, "registered-nudge-sms");
+        if attempt < crm_messaging::sender::MAX_ATTEMPTS {
+            assert_eq!(
+                (m["status"].as_str(), m["reason"].as_str()),
+                (Some("PENDING"), Some("retrying")),
+                "{m}"
+            );
+            assert_eq!(m["attempts"], attempt);
+        } else {
+            assert_eq!(
+                (m["status"].as_str(), m["reason"].as_str()),
+                (Some("FAILED"), Some("provider_error")),
+                "{m}"
+            );
+            assert!(m["error"].as_str().unwrap().contains("500"), "{m}");
+        }
+        at += Duration::hours(2);
+    }
+    assert_eq!(fake.received().len() as u32, crm_messaging::sender::MAX_ATTEMPTS);
+
+    // A provider that does not answer in time may have sent: failed, never retried.
+    fake.set(Answer::Slow(std::time::Duration::from_secs(3)));
+    let customer = registered_with_phone(&app, "rushbet", &format!("+5196{:07}", rand_digits())).await;
+    app.tick_at(at).await;
+    app.drain().await;
+    let messages = app.messages(&customer).await;
+    let m = step(&messages, "registered-nudge-sms");
+    assert_eq!(
+        (m["status"].as_str(), m["reason"].as_str()),
+        (Some("FAILED"), Some("provider_timeout")),
+        "{m}"
+    );
+    let calls = fake.received().len();
+    app.tick_at(at + Duration::hours(2)).await;
+    app.drain().await;
+    assert_eq!(fake.received().len(), calls, "not retried");
+}
