@@ -12,6 +12,9 @@ fi
 
 # The emulator accepts any credentials; never send real ones to it.
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+# Nothing leaves this machine, so messages really go (to the emulator's SES and SNS) unless
+# the caller says otherwise. Against AWS_ENDPOINT_URL (above) the default stays a dry run.
+export ENABLE_REAL_SENDING="${ENABLE_REAL_SENDING:-true}"
 unset AWS_SESSION_TOKEN AWS_PROFILE
 port="${EMULATOR_PORT:-$("$here/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
 mkdir -p "$here/.dev"

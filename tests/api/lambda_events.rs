@@ -186,3 +186,97 @@ async fn every_template_route_is_served_by_its_function_and_every_route_is_in_th
         }
     }
 }
+
+/// The journey sample: a customer's first profile write. Committed (put in the table), then
+/// the stream event through the journey function schedules the welcome, once however often
+/// the record is delivered.
+#[tokio::test]
+async fn journey_sample_event_schedules_the_welcome_once() {
+    let app = spawn().await;
+    let sample = include_str!("../../events/journey/profile-insert.json");
+    let raw: Value = serde_json::from_str(sample).unwrap();
+    let image: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+        serde_dynamo_item(&raw["Records"][0]["dynamodb"]["NewImage"]);
+    app.state
+        .store
+        .client()
+        .put_item()
+        .table_name(app.state.store.table())
+        .set_item(Some(image))
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let event: aws_lambda_events::dynamodb::Event = serde_json::from_str(sample).unwrap();
+        let response = crm_journey::handle(&app.messaging, event).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let messages = app.messages("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10").await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(
+        (
+            messages[0]["stepId"].as_str(),
+            messages[0]["brand"].as_str(),
+            messages[0]["status"].as_str()
+        ),
+        (Some("welcome"), Some("rushbet"), Some("PENDING"))
+    );
+    assert_eq!(messages[0]["dueAt"], "2026-11-22T10:05:00.000Z");
+}
+
+fn serde_dynamo_item(image: &Value) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    let item: serde_dynamo::Item = serde_json::from_value(image.clone()).unwrap();
+    item.into()
+}
+
+/// The scheduler sample (EventBridge Scheduler's input) and the sender sample (an SQS
+/// event) through their functions: the scheduler queues the welcome, the sender sample,
+/// carrying that job, sends it; the same sample again sends nothing.
+#[tokio::test]
+async fn scheduler_and_sender_sample_events_send_a_due_message_once() {
+    let app = spawn().await;
+    let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+    let (status, body) = app
+        .post_json(
+            "/api/ingest/lead",
+            serde_json::json!({"email": email, "firstName": "Ana", "operatorId": "rushbet"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let customer = body["customerId"].as_str().unwrap().to_owned();
+    // Journey function only (the queue is left for the sample).
+    let mut stream = crm_local::messaging::StreamReader::open(
+        &crm_tests::sdk_config(crm_tests::endpoint()).await,
+        app.state.store.client(),
+        app.state.store.table(),
+    )
+    .await
+    .unwrap();
+    stream.pump(&app.messaging).await.unwrap();
+
+    let tick: crm_scheduler::Tick = serde_json::from_str(include_str!("../../events/scheduler/tick.json")).unwrap();
+    assert_eq!(tick.scheduled_time.as_deref(), Some("2026-11-22T10:05:00Z"));
+    let report = crm_scheduler::handle(&app.messaging, tick).await.unwrap();
+    assert_eq!(report.enqueued, 1, "{report:?}");
+    let messages = app.messages(&customer).await;
+    let job = serde_json::json!({"customerId": customer, "messageId": messages[0]["messageId"]});
+    let mut sample: Value = serde_json::from_str(include_str!("../../events/sender/send-job.json")).unwrap();
+    sample["Records"][0]["body"] = Value::String(job.to_string());
+    for _ in 0..2 {
+        let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(sample.clone()).unwrap();
+        let response = crm_sender::handle(&app.messaging, event).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert_eq!(crm_tests::mailbox::emails_to(&email).len(), 1);
+    assert_eq!(app.messages(&customer).await[0]["status"], "SENT");
+
+    // The sample as shipped names a message that does not exist: acknowledged, nothing sent.
+    let event: aws_lambda_events::sqs::SqsEvent =
+        serde_json::from_str(include_str!("../../events/sender/send-job.json")).unwrap();
+    assert!(
+        crm_sender::handle(&app.messaging, event)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+}

@@ -2,6 +2,7 @@
 //! against the local AWS emulator.
 
 mod admin;
+mod admin_messaging;
 mod click;
 mod emulator;
 mod errors;

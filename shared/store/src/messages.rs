@@ -537,18 +537,22 @@ impl Store {
         let mut found = Vec::new();
         let mut start = None;
         loop {
-            let out = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .index_name(keys::GSI2)
-                .key_condition_expression("GSI2PK = :pk AND begins_with(GSI2SK, :prefix)")
                 .expression_attribute_values(":pk", s(keys::TEMPLATES_LIST))
-                .expression_attribute_values(":prefix", s(prefix))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
+                .set_exclusive_start_key(start);
+            // DynamoDB refuses an empty string as a key condition value.
+            query = if prefix.is_empty() {
+                query.key_condition_expression("GSI2PK = :pk")
+            } else {
+                query
+                    .key_condition_expression("GSI2PK = :pk AND begins_with(GSI2SK, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix))
+            };
+            let out = query.send().await.map_err(classify)?;
             for item in out.items.unwrap_or_default() {
                 let key = codec::opt_string(&item, keys::PK).unwrap_or_default();
                 found.push(codec::document_from_item(&item, &key)?);
