@@ -4,9 +4,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    crm_app::telemetry::init();
-    let config = crm_app::config::Config::from_env()?;
-    let deps = crm_messaging::Deps::from_env(crm_store::Store::connect(config.table_name).await).await?;
+    let deps = crm_messaging::Deps::cold_start().await?;
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<_>| async move {
         Ok::<_, Error>(Box::pin(crm_sender::handle(deps, event.payload)).await)

@@ -1,10 +1,4 @@
-use std::sync::Arc;
-
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_http::Error> {
-    crm_app::telemetry::init();
-    let mut state = crm_http::AppState::from_env().await?;
-    let deps = crm_messaging::Deps::from_env(state.store.clone()).await?;
-    state.extensions.insert(Arc::new(deps));
-    lambda_http::run(crm_test_send::router(state)).await
+async fn main() -> Result<(), crm_http::lambda::Error> {
+    crm_http::lambda::serve_with(crm_test_send::router, crm_messaging::Deps::from_env).await
 }

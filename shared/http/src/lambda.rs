@@ -1,7 +1,10 @@
 //! The Lambda entry shared by every HTTP function: API Gateway events in, the function's
 //! axum router handles them, API Gateway responses out.
 
+use std::sync::Arc;
+
 use axum::Router;
+use crm_store::Store;
 
 pub use lambda_http::Error;
 
@@ -9,5 +12,21 @@ pub use lambda_http::Error;
 pub async fn serve(build: fn(crate::AppState) -> Router) -> Result<(), Error> {
     crm_app::telemetry::init();
     let state = crate::AppState::from_env().await?;
+    lambda_http::run(build(state)).await
+}
+
+/// `serve`, for a function whose router also needs a dependency `make` builds from the
+/// function's store (the messaging dependencies of the cron and test-send functions); it
+/// is put in `AppState::extensions` as an `Arc`.
+pub async fn serve_with<T, F, E>(build: fn(crate::AppState) -> Router, make: fn(Store) -> F) -> Result<(), Error>
+where
+    T: Send + Sync + 'static,
+    F: Future<Output = Result<T, E>>,
+    E: Into<Error>,
+{
+    crm_app::telemetry::init();
+    let mut state = crate::AppState::from_env().await?;
+    let dependency = make(state.store.clone()).await.map_err(Into::into)?;
+    state.extensions.insert(Arc::new(dependency));
     lambda_http::run(build(state)).await
 }

@@ -52,6 +52,13 @@ impl Deps {
         }
     }
 
+    /// An event function's cold start: telemetry, configuration, clients.
+    pub async fn cold_start() -> Result<Self, ConfigError> {
+        crm_app::telemetry::init();
+        let config = crm_app::config::Config::from_env()?;
+        Self::from_env(Store::connect(config.table_name).await).await
+    }
+
     /// From the environment, as a Lambda cold start does, around the function's store.
     pub async fn from_env(store: Store) -> Result<Self, ConfigError> {
         let config = MessagingConfig::from_env()?;
