@@ -516,3 +516,45 @@ async fn provider_errors_are_retried_then_fail_and_a_timeout_is_never_retried() 
     app.drain().await;
     assert_eq!(fake.received().len(), calls, "not retried");
 }
+
+#[tokio::test]
+async fn messages_of_a_day_are_listed_newest_first_filtered_by_status_and_paged() {
+    let app = spawn().await;
+    for _ in 0..3 {
+        click_and_lead(&app).await;
+    }
+    app.drain().await;
+    let today = OffsetDateTime::now_utc().date().to_string();
+    let (status, all) = app.admin(&format!("/api/messages?day={today}&limit=2")).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all["items"].as_array().unwrap().len(), 2);
+    let cursor = all["nextCursor"].as_str().expect("a third message").to_owned();
+    let (_, rest) = app.admin(&format!("/api/messages?limit=2&cursor={cursor}")).await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert!(rest["nextCursor"].is_null());
+    let first = all["items"][0]["createdAt"].as_str().unwrap();
+    let second = all["items"][1]["createdAt"].as_str().unwrap();
+    assert!(first >= second, "newest first");
+
+    cron(&app).await;
+    app.drain().await;
+    let (_, sent) = app.admin(&format!("/api/messages?day={today}&status=SENT")).await;
+    assert_eq!(sent["items"].as_array().unwrap().len(), 3);
+    let (_, pending) = app.admin(&format!("/api/messages?day={today}&status=pending")).await;
+    assert_eq!(pending["items"].as_array().unwrap().len(), 0);
+    let (status, body) = app.admin("/api/messages?status=LOST").await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("status"))
+    );
+    // The customer timeline shows messages beside clicks and leads.
+    let customer = sent["items"][0]["customerId"].as_str().unwrap();
+    let (_, timeline) = app.admin(&format!("/api/customers/{customer}/timeline")).await;
+    let types: Vec<&str> = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"message") && types.contains(&"click"), "{types:?}");
+}
