@@ -558,3 +558,54 @@ async fn messages_of_a_day_are_listed_newest_first_filtered_by_status_and_paged(
         .collect();
     assert!(types.contains(&"message") && types.contains(&"click"), "{types:?}");
 }
+
+#[tokio::test]
+async fn a_depositor_without_a_deposit_for_thirty_days_goes_dormant_and_gets_the_reactivation_email() {
+    let app = spawn().await;
+    let (customer, email) = click_and_lead(&app).await;
+    deposit(&app, &email, "rushbet", &unique("rush")).await;
+    app.drain().await;
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(app.advance_at(now + Duration::days(29)).await.due, 0, "not due yet");
+
+    let report = app.advance_at(now + Duration::days(31)).await;
+    assert_eq!((report.due, report.advanced), (1, 1), "{report:?}");
+    let profile = app.customer(&customer).await;
+    let journey = crm_tests::journey(&profile, "rushbet");
+    assert_eq!(
+        (journey["type"].as_str(), journey["stage"].as_i64()),
+        (Some("retention"), Some(2))
+    );
+    app.drain().await;
+    app.tick_at(now + Duration::days(31)).await;
+    app.drain().await;
+    let reactivation: Vec<_> = emails_to(&email)
+        .into_iter()
+        .filter(|e| e.subject.starts_with("We miss you"))
+        .collect();
+    assert_eq!(reactivation.len(), 1);
+    assert!(reactivation[0].subject.contains("Juan"));
+    assert_eq!(app.advance_at(now + Duration::days(32)).await.due, 0, "applied once");
+
+    // A deposit after dormancy makes the customer active again, and restarts the timer.
+    let event = crm_core::records::EventRecord {
+        event_id: unique("ev"),
+        customer_id: crm_core::values::CustomerId::parse(&customer).unwrap(),
+        brand: "rushbet".into(),
+        event_type: "deposit".into(),
+        amount: Some("50".into()),
+        currency: Some("USD".into()),
+        transaction_id: None,
+        click_id: None,
+        user_id: None,
+        at: now + Duration::days(40),
+    };
+    let done = crm_messaging::advance::record_deposit(&app.messaging, &event)
+        .await
+        .unwrap();
+    assert!(done.reactivated && done.timer_moved, "{done:?}");
+    let profile = app.customer(&customer).await;
+    assert_eq!(crm_tests::journey(&profile, "rushbet")["stage"], 1);
+    assert_eq!(app.advance_at(now + Duration::days(65)).await.advanced, 0);
+    assert_eq!(app.advance_at(now + Duration::days(71)).await.advanced, 1);
+}

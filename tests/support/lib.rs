@@ -188,6 +188,16 @@ impl TestApp {
             .expect("scheduler tick")
     }
 
+    /// One journey-advance tick at `now`.
+    pub async fn advance_at(&self, now: time::OffsetDateTime) -> crm_messaging::advance::AdvanceReport {
+        let tick = crm_messaging::Tick {
+            scheduled_time: Some(crm_core::values::format_ts(now)),
+        };
+        crm_journey_advance::handle(&self.messaging, tick)
+            .await
+            .expect("journey-advance tick")
+    }
+
     /// The customer's messages through the admin API, newest first.
     pub async fn messages(&self, customer: &str) -> Vec<Value> {
         let (status, body) = self.admin(&format!("/api/customers/{customer}/messages")).await;

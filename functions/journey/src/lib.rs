@@ -1,13 +1,15 @@
 //! The journey function: reads committed profile changes from the table's stream and has
-//! `crm_messaging::journey` schedule, cancel or wake the customer's messages. Records are
+//! `crm_messaging::journey` schedule, cancel or wake the customer's messages; new deposit
+//! events move the customer's dormancy timer (`crm_messaging::advance`). Records are
 //! processed in order; on a failure the batch reports that record, so Lambda retries from
 //! it (and only the records after it), keeping each customer's changes in order.
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use crm_messaging::Deps;
+use crm_messaging::advance::record_deposit;
 use crm_messaging::journey::{Planned, matters, process_change};
-use crm_store::{StoreError, profile_from_image};
+use crm_store::{StoreError, event_from_image, profile_from_image};
 use time::OffsetDateTime;
 
 pub async fn handle(deps: &Deps, event: Event) -> DynamoDbEventResponse {
@@ -26,9 +28,15 @@ pub async fn handle(deps: &Deps, event: Event) -> DynamoDbEventResponse {
 }
 
 /// One stream record: a profile whose journeys, addresses or merges moved is planned for;
-/// every other item and change is skipped.
+/// a new deposit moves the customer's dormancy timer; every other item and change is
+/// skipped.
 pub async fn process(deps: &Deps, record: &EventRecord, now: OffsetDateTime) -> Result<Planned, StoreError> {
     let Some(after) = profile_from_image(record.change.new_image.clone())? else {
+        if record.event_name == "INSERT"
+            && let Some(event) = event_from_image(record.change.new_image.clone())?
+        {
+            record_deposit(deps, &event).await?;
+        }
         return Ok(Planned::default());
     };
     let before = profile_from_image(record.change.old_image.clone())?;

@@ -9,11 +9,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
-use crm_core::values::parse_ts;
 use crm_http::{ApiError, AppState, HttpFunction, JsonResult};
 use crm_messaging::scheduler::{TickReport, tick};
 use crm_messaging::{Deps, MessagingError};
-use serde::Deserialize;
 use time::OffsetDateTime;
 
 pub const PATH: &str = "/api/cron/process-messages";
@@ -25,24 +23,7 @@ pub const FUNCTION: HttpFunction = HttpFunction {
     router,
 };
 
-/// The schedule's input (`template.yaml`): `{"scheduledTime": "<aws.scheduler.scheduled-time>"}`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Tick {
-    #[serde(default)]
-    pub scheduled_time: Option<String>,
-}
-
-impl Tick {
-    /// The tick's time: the scheduled time, unless the invocation is late (then the clock),
-    /// so a sample event replays the same tick and a delayed one misses nothing.
-    pub fn now(&self, clock: OffsetDateTime) -> OffsetDateTime {
-        self.scheduled_time
-            .as_deref()
-            .and_then(|t| parse_ts(t).ok())
-            .map_or(clock, |t| t.max(clock))
-    }
-}
+pub use crm_messaging::Tick;
 
 pub async fn handle(deps: &Deps, event: Tick) -> Result<TickReport, MessagingError> {
     let now = event.now(OffsetDateTime::now_utc());

@@ -32,10 +32,11 @@ pub const FUNCTIONS: [HttpFunction; 7] = [
 ];
 
 /// The event functions (`template.yaml` logical id, binary), driven by `messaging`'s loops.
-pub const EVENT_FUNCTIONS: [(&str, &str); 3] = [
+pub const EVENT_FUNCTIONS: [(&str, &str); 4] = [
     ("JourneyFunction", "journey"),
     ("SchedulerFunction", "scheduler"),
     ("SenderFunction", "sender"),
+    ("JourneyAdvanceFunction", "journey-advance"),
 ];
 
 /// The function deployed as `logical_id` in `template.yaml`.

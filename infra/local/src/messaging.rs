@@ -1,8 +1,8 @@
 //! The event functions, run locally the way AWS drives them: the table's stream read shard
 //! by shard into the journey function, the send queue long-polled into the sender (records
 //! it reports as failed stay on the queue, to be received again and, after five receives,
-//! moved to the DLQ by the queue's redrive policy), and the scheduler ticked every five
-//! minutes. Also the messaging resources `template.yaml` declares: the queue, its DLQ and
+//! moved to the DLQ by the queue's redrive policy), and the journey-advance and scheduler
+//! functions ticked every five minutes. Also the messaging resources `template.yaml` declares: the queue, its DLQ and
 //! the SES sender identity. Tests drive the same functions step by step (`pump_stream`,
 //! `pump_queue`).
 
@@ -301,6 +301,11 @@ pub async fn run_loops(
         let mut every = tokio::time::interval(Duration::from_secs(300));
         loop {
             every.tick().await;
+            match crm_journey_advance::handle(&deps, crm_messaging::Tick::default()).await {
+                Ok(r) if r.due > 0 => println!("journey-advance: {} due, {} went dormant", r.due, r.advanced),
+                Ok(_) => {}
+                Err(e) => eprintln!("journey-advance: {e}"),
+            }
             match crm_scheduler::handle(&deps, crm_scheduler::Tick::default()).await {
                 Ok(r) => println!(
                     "scheduler: {} due, {} enqueued, {} already claimed, {} interrupted",

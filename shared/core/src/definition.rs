@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::Duration;
 
-use crate::journey::JourneyType;
+use crate::journey::{Journey, JourneyType};
 use crate::values::Invalid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -166,6 +166,47 @@ pub struct JourneyDefinition {
     pub advances: Vec<Advance>,
 }
 
+/// The time-based advance the journey-advance function applies: retention 1 → 2.
+pub const DORMANCY: (JourneyType, i32, i32) = (JourneyType::Retention, 1, 2);
+
+/// What the journey-advance function should do about one customer's journey with a brand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdvanceCheck {
+    /// Move to dormant, as of `at` (the last deposit + the advance period).
+    Advance { at: time::OffsetDateTime },
+    /// Not yet: check again at `due`.
+    NotYet { due: time::OffsetDateTime },
+    /// The brand defines no such advance, or the journey is not in its `from` stage.
+    NotApplicable,
+}
+
+impl JourneyDefinition {
+    /// When a deposit at `last_deposit` makes `journey` dormant, if the definition says so.
+    pub fn dormancy_due(&self, last_deposit: time::OffsetDateTime) -> Option<time::OffsetDateTime> {
+        self.advances
+            .iter()
+            .find(|a| (a.journey_type, a.from, a.to) == DORMANCY)
+            .map(|a| last_deposit + a.after.duration())
+    }
+
+    /// Whether `journey` (the customer's current one with the brand) goes dormant now.
+    pub fn check_advance(
+        &self,
+        journey: Option<&Journey>,
+        last_deposit: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    ) -> AdvanceCheck {
+        let Some(journey) = journey.filter(|j| (j.journey_type, j.stage) == (DORMANCY.0, DORMANCY.1)) else {
+            return AdvanceCheck::NotApplicable;
+        };
+        match self.dormancy_due(last_deposit.max(journey.since)) {
+            None => AdvanceCheck::NotApplicable,
+            Some(due) if now >= due => AdvanceCheck::Advance { at: due },
+            Some(due) => AdvanceCheck::NotYet { due },
+        }
+    }
+}
+
 /// Why a definition was refused; `step` names the offending step id (or `advances[i]`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{step}: {message}")]
@@ -268,6 +309,13 @@ impl JourneyDefinition {
                     "an advance moves forward between known stages of one journey type",
                 ));
             }
+            if (a.journey_type, a.from, a.to) != DORMANCY {
+                return Err(fail(
+                    &name,
+                    "unsupported_advance",
+                    "the supported advance is retention 1 -> 2 (dormant) after a time without a deposit",
+                ));
+            }
             if a.after.duration() < Duration::hours(1) {
                 return Err(fail(&name, "invalid_value", "after must be at least 1h"));
             }
@@ -311,6 +359,52 @@ mod tests {
         assert_eq!(
             (err.step.as_str(), err.code),
             ("registered-nudge-sms", "unknown_template")
+        );
+    }
+
+    #[test]
+    fn a_depositor_goes_dormant_thirty_days_after_the_last_deposit() {
+        use crate::journey::{Milestone, Milestones, journeys, reach};
+        use time::macros::datetime;
+        let d = JourneyDefinition::default_definition();
+        let first = datetime!(2026-10-01 10:00 UTC);
+        let last = datetime!(2026-10-20 10:00 UTC);
+        let mut m = Milestones::new();
+        reach(
+            &mut m,
+            &crate::values::Brand::parse("rushbet").unwrap(),
+            Milestone::FirstDeposit,
+            first,
+        );
+        let j = journeys(&m).remove(0);
+        assert_eq!(
+            d.check_advance(Some(&j), last, last + Duration::days(29)),
+            AdvanceCheck::NotYet {
+                due: last + Duration::days(30)
+            }
+        );
+        assert_eq!(
+            d.check_advance(Some(&j), last, last + Duration::days(31)),
+            AdvanceCheck::Advance {
+                at: last + Duration::days(30)
+            }
+        );
+        let mut registered = Milestones::new();
+        reach(
+            &mut registered,
+            &crate::values::Brand::parse("rushbet").unwrap(),
+            Milestone::Registered,
+            first,
+        );
+        let not_depositor = journeys(&registered).remove(0);
+        assert_eq!(
+            d.check_advance(Some(&not_depositor), last, last + Duration::days(60)),
+            AdvanceCheck::NotApplicable
+        );
+        let without = JourneyDefinition { advances: vec![], ..d };
+        assert_eq!(
+            without.check_advance(Some(&j), last, last + Duration::days(60)),
+            AdvanceCheck::NotApplicable
         );
     }
 

@@ -18,16 +18,20 @@ pub enum Milestone {
     Touched,
     Registered,
     FirstDeposit,
+    /// No deposit for the definition's advance period after the last one (time-based; a
+    /// later deposit takes it away again).
+    Dormant,
 }
 
 impl Milestone {
-    pub const ALL: [Milestone; 3] = [Self::Touched, Self::Registered, Self::FirstDeposit];
+    pub const ALL: [Milestone; 4] = [Self::Touched, Self::Registered, Self::FirstDeposit, Self::Dormant];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Touched => "touched",
             Self::Registered => "registered",
             Self::FirstDeposit => "first_deposit",
+            Self::Dormant => "dormant",
         }
     }
     pub fn parse(raw: &str) -> Option<Self> {
@@ -48,11 +52,12 @@ pub enum JourneyType {
 }
 
 /// The transition table: the journey type and stage each milestone puts a customer in.
-/// The next issue's scheduled, time-based stages extend this table.
-pub const STAGES: [(Milestone, JourneyType, i32); 3] = [
+/// `Dormant` is reached by time (the journey-advance function), the others by events.
+pub const STAGES: [(Milestone, JourneyType, i32); 4] = [
     (Milestone::Touched, JourneyType::Acquisition, -1),
     (Milestone::Registered, JourneyType::Acquisition, 0),
     (Milestone::FirstDeposit, JourneyType::Retention, 1),
+    (Milestone::Dormant, JourneyType::Retention, 2),
 ];
 
 fn stage_of(m: Milestone) -> (JourneyType, i32) {

@@ -3,6 +3,7 @@
 //! dependencies they share (`Deps`) and the short cache of definitions, settings and
 //! templates. Event functions link this crate; the ingest functions do not.
 
+pub mod advance;
 pub mod catalog;
 pub mod config;
 pub mod journey;
@@ -18,6 +19,26 @@ use crm_store::{Store, StoreError};
 
 pub use catalog::Catalog;
 pub use config::MessagingConfig;
+
+/// A scheduled invocation's input (`template.yaml`:
+/// `{"scheduledTime": "<aws.scheduler.scheduled-time>"}`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tick {
+    #[serde(default)]
+    pub scheduled_time: Option<String>,
+}
+
+impl Tick {
+    /// The tick's time: the scheduled time, unless the invocation is late (then the clock),
+    /// so a sample event replays the same tick and a delayed one misses nothing.
+    pub fn now(&self, clock: time::OffsetDateTime) -> time::OffsetDateTime {
+        self.scheduled_time
+            .as_deref()
+            .and_then(|t| crm_core::values::parse_ts(t).ok())
+            .map_or(clock, |t| t.max(clock))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MessagingError {

@@ -15,8 +15,12 @@
 //! | message     | `CUSTOMER#<id>`          | `MESSAGE#<messageId>` | `CUSTOMER#<id>` / `<ts>#MESSAGE#…` | `FEED#MESSAGE#<day>` / `<ts>#…` |
 //! | template    | `TEMPLATE#<templateId>`  | `TEMPLATE`|                                  | `TEMPLATES` / `<brand>#<channel>#<id>` |
 //!
-//! GSI3 (due messages, sparse): `DUE#<shard>` / `<ts>#<messageId>`, present while a message
-//! is not final: its due time while `PENDING`, its lease expiry while `QUEUED` or `SENDING`.
+//! | advance timer | `CUSTOMER#<id>`       | `ADVANCE#<brand>` |                          |                              |
+//!
+//! GSI3 (due work, sparse): `DUE#<shard>` / `<ts>#<messageId>` for messages that are not
+//! final (the due time while `PENDING`, the lease expiry while `QUEUED` or `SENDING`), and
+//! `ADV#<shard>` / `<ts>#<customerId>#<brand>` for advance timers (when the customer goes
+//! dormant unless a deposit comes first).
 //!
 //! Dedupe keys: `TXN#<operator>#<transactionId>`, `FP#<hash>` (postbacks), `LEADFP#<hash>`.
 
@@ -66,6 +70,7 @@ pub mod entity {
     pub const BRAND_SETTINGS: &str = "BRAND_SETTINGS";
     pub const MESSAGE: &str = "MESSAGE";
     pub const TEMPLATE: &str = "TEMPLATE";
+    pub const ADVANCE_TIMER: &str = "ADVANCE_TIMER";
 }
 
 pub fn customer_pk(id: &CustomerId) -> String {
@@ -136,6 +141,25 @@ pub fn due_sk(when: OffsetDateTime, message_id: &str) -> String {
 /// Everything due strictly before `t` sorts below this bound.
 pub fn due_bound(t: OffsetDateTime) -> String {
     format_ts(t)
+}
+
+const ADVANCE_PREFIX: &str = "ADVANCE#";
+
+/// A customer's advance timer with one brand: `CUSTOMER#<id>` / `ADVANCE#<brand>`.
+pub fn advance_sk(brand: &Brand) -> String {
+    format!("{ADVANCE_PREFIX}{brand}")
+}
+
+pub fn brand_from_advance_sk(sk: &str) -> Option<&str> {
+    sk.strip_prefix(ADVANCE_PREFIX)
+}
+
+pub fn advance_due_pk(shard: u8) -> String {
+    format!("ADV#{shard}")
+}
+
+pub fn advance_due_sk(when: OffsetDateTime, customer: &CustomerId, brand: &Brand) -> String {
+    format!("{}#{customer}#{brand}", format_ts(when))
 }
 
 pub fn template_pk(id: &str) -> String {
@@ -229,6 +253,14 @@ mod tests {
         assert!(due_sk(at, "msg_1") < due_bound(at + time::Duration::milliseconds(1)));
         assert!(due_sk(at, "msg_1") > due_bound(at));
         assert_eq!(template_pk("tpl_1"), "TEMPLATE#tpl_1");
+        let rushbet = Brand::parse("rushbet").unwrap();
+        assert_eq!(advance_sk(&rushbet), "ADVANCE#rushbet");
+        assert_eq!(brand_from_advance_sk("ADVANCE#rushbet"), Some("rushbet"));
+        let id = CustomerId::parse("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10").unwrap();
+        assert_eq!(
+            advance_due_sk(at, &id, &rushbet),
+            "2026-11-22T02:25:01.500Z#0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10#rushbet"
+        );
         assert_eq!(template_list_sk("*", "email", "tpl_1"), "*#email#tpl_1");
     }
 

@@ -3,6 +3,7 @@
 //! DynamoDB API (the local emulator), never against a stand-in. Callers get domain values
 //! and typed records back, never raw items.
 
+mod advance;
 mod codec;
 pub mod keys;
 mod messages;
@@ -22,6 +23,7 @@ use crm_core::records::{Activity, RecordKind};
 use crm_core::values::{Brand, ClickId, CustomerId, Money, redact_personal};
 use time::{Date, OffsetDateTime};
 
+pub use advance::{AdvanceDue, event_from_image};
 pub use messages::{Due, DueCursor, MessagePosition, Settle};
 pub use metrics::CallCounter;
 

@@ -1,0 +1,242 @@
+//! Advance timers: when a depositing customer goes dormant with a brand unless another
+//! deposit comes first. The journey function pushes a timer forward on every deposit (a
+//! conditional "max", so late or replayed deposits never pull it back); the journey-advance
+//! function finds due timers through GSI3 and marks the profile dormant.
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use crm_core::journey::Milestone;
+use crm_core::records::EventRecord;
+use crm_core::values::{Brand, CustomerId, parse_ts};
+use time::OffsetDateTime;
+
+use crate::codec::{self, Expr, n, s, ts};
+use crate::keys::{self, entity};
+use crate::{Item, Store, StoreError, classify};
+
+/// A timer found due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvanceDue {
+    pub customer: CustomerId,
+    pub brand: Brand,
+    pub last_deposit: OffsetDateTime,
+    /// Its GSI3 sort key when read: updates are conditional on it.
+    pub position: String,
+}
+
+fn ccf(
+    e: &aws_sdk_dynamodb::error::SdkError<UpdateItemError, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> bool {
+    e.as_service_error()
+        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
+}
+
+impl Store {
+    /// Records a deposit on the customer's timer with `brand`, due at `due`; `false` when a
+    /// later deposit is already recorded.
+    pub async fn record_deposit(
+        &self,
+        customer: &CustomerId,
+        brand: &Brand,
+        at: OffsetDateTime,
+        due: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut e = Expr::default();
+        let last = e.name("lastDeposit");
+        let at_v = e.value(ts(at));
+        let update = format!(
+            "SET {last} = {at_v}, {} = {}, {} = {}, {} = {}, {} = {}, {} = {}",
+            e.name(keys::ENTITY),
+            e.value(s(entity::ADVANCE_TIMER)),
+            e.name("customerId"),
+            e.value(s(customer.as_str())),
+            e.name("brand"),
+            e.value(s(brand.as_str())),
+            e.name(keys::GSI3PK),
+            e.value(s(keys::advance_due_pk(keys::due_shard(&format!("{customer}{brand}"))))),
+            e.name(keys::GSI3SK),
+            e.value(s(keys::advance_due_sk(due, customer, brand))),
+        );
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(codec::key(keys::customer_pk(customer), &keys::advance_sk(brand))))
+            .update_expression(update)
+            .condition_expression(format!("attribute_not_exists({last}) OR {last} < {at_v}"))
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if ccf(&err) => Ok(false),
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    /// Timers of `shard` due before `now`.
+    pub async fn advance_due_page(
+        &self,
+        shard: u8,
+        now: OffsetDateTime,
+        limit: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<AdvanceDue>, Option<Item>), StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI3)
+            .key_condition_expression("GSI3PK = :pk AND GSI3SK < :bound")
+            .expression_attribute_values(":pk", s(keys::advance_due_pk(shard)))
+            .expression_attribute_values(":bound", s(keys::due_bound(now)))
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let due = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| {
+                let pk = codec::opt_string(&item, keys::PK).unwrap_or_default();
+                let sk = codec::opt_string(&item, keys::SK).unwrap_or_default();
+                let bad = || codec::corrupt(&pk, "malformed advance timer");
+                Ok(AdvanceDue {
+                    customer: pk
+                        .strip_prefix("CUSTOMER#")
+                        .and_then(|c| CustomerId::parse(c).ok())
+                        .ok_or_else(bad)?,
+                    brand: keys::brand_from_advance_sk(&sk)
+                        .and_then(|b| Brand::parse(b).ok())
+                        .ok_or_else(bad)?,
+                    last_deposit: codec::opt_string(&item, "lastDeposit")
+                        .and_then(|t| parse_ts(&t).ok())
+                        .ok_or_else(bad)?,
+                    position: codec::opt_string(&item, keys::GSI3SK).ok_or_else(bad)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((due, out.last_evaluated_key))
+    }
+
+    /// Moves a timer to `due` (`None`: takes it out of the index), unless a deposit moved
+    /// it since it was read.
+    pub async fn settle_advance(&self, timer: &AdvanceDue, due: Option<OffsetDateTime>) -> Result<bool, StoreError> {
+        let mut e = Expr::default();
+        let pos = e.name(keys::GSI3SK);
+        let cond = format!("{pos} = {}", e.value(s(&timer.position)));
+        let update = match due {
+            Some(due) => format!(
+                "SET {pos} = {}",
+                e.value(s(keys::advance_due_sk(due, &timer.customer, &timer.brand)))
+            ),
+            None => format!("REMOVE {pos}, {}", e.name(keys::GSI3PK)),
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(codec::key(
+                keys::customer_pk(&timer.customer),
+                &keys::advance_sk(&timer.brand),
+            )))
+            .update_expression(update)
+            .condition_expression(cond)
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if ccf(&err) => Ok(false),
+            Err(err) => Err(classify(err)),
+        }
+    }
+
+    /// Marks the customer dormant with `brand` as of `at` (kept if already dormant).
+    pub async fn mark_dormant(
+        &self,
+        customer: &CustomerId,
+        brand: &Brand,
+        at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut e = Expr::default();
+        let attr = e.name(&keys::journey_attr(brand, Milestone::Dormant));
+        let update = format!(
+            "SET journeys.{attr} = if_not_exists(journeys.{attr}, {}), updatedAt = {} ADD version {}",
+            e.value(ts(at)),
+            e.value(ts(now)),
+            e.value(n(1))
+        );
+        self.profile_update(
+            customer,
+            update,
+            "attribute_exists(PK) AND attribute_not_exists(mergedInto)".into(),
+            e,
+        )
+        .await
+    }
+
+    /// A deposit after dormancy: the customer is active again (back to retention 1).
+    pub async fn reactivate(
+        &self,
+        customer: &CustomerId,
+        brand: &Brand,
+        deposit_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut e = Expr::default();
+        let attr = e.name(&keys::journey_attr(brand, Milestone::Dormant));
+        let update = format!(
+            "REMOVE journeys.{attr} SET updatedAt = {} ADD version {}",
+            e.value(ts(deposit_at)),
+            e.value(n(1))
+        );
+        let cond = format!(
+            "attribute_not_exists(mergedInto) AND journeys.{attr} < {}",
+            e.value(ts(deposit_at))
+        );
+        self.profile_update(customer, update, cond, e).await
+    }
+
+    async fn profile_update(
+        &self,
+        customer: &CustomerId,
+        update: String,
+        condition: String,
+        e: Expr,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(codec::key(keys::customer_pk(customer), keys::PROFILE_SK)))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if ccf(&err) => Ok(false),
+            Err(err) => Err(classify(err)),
+        }
+    }
+}
+
+/// The conversion event in a stream record's image (`None` for any other item).
+pub fn event_from_image(image: serde_dynamo::Item) -> Result<Option<EventRecord>, StoreError> {
+    let item: Item = image.into();
+    let is_event = matches!(item.get(keys::ENTITY), Some(AttributeValue::S(e)) if e == crm_core::records::RecordKind::Event.as_str());
+    if !is_event {
+        return Ok(None);
+    }
+    let key = codec::opt_string(&item, keys::PK).unwrap_or_default();
+    serde_dynamo::from_item(item)
+        .map(Some)
+        .map_err(|e| codec::corrupt(&key, e.to_string()))
+}
