@@ -20,6 +20,39 @@ pub const TICK: Duration = Duration::minutes(5);
 /// How long a queued message is left to its sender before it is queued again.
 pub const QUEUE_LEASE: Duration = Duration::minutes(15);
 const PAGE: i32 = 200;
+/// Claims in flight at once: enough to hide each write's latency, few enough to keep a
+/// burst of due messages from queueing every other request behind it.
+const CONCURRENT_CLAIMS: usize = 16;
+
+enum Claimed {
+    Queued((SendJob, i32)),
+    Interrupted,
+    Lost,
+}
+
+async fn claim(store: crm_store::Store, action: Action, now: OffsetDateTime) -> Result<Claimed, StoreError> {
+    Ok(match action {
+        Action::Queue { due, delay } => {
+            let lease = now.max(now + Duration::seconds(delay.into())) + QUEUE_LEASE;
+            if store.queue_message(&due, lease, now).await? {
+                let job = SendJob {
+                    customer_id: due.customer,
+                    message_id: due.message_id,
+                };
+                Claimed::Queued((job, delay))
+            } else {
+                Claimed::Lost
+            }
+        }
+        Action::Interrupt(due) => {
+            if store.interrupt_message(&due, now).await? {
+                Claimed::Interrupted
+            } else {
+                Claimed::Lost
+            }
+        }
+    })
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -62,32 +95,20 @@ pub async fn tick(deps: &Deps, now: OffsetDateTime) -> Result<TickReport, Messag
         let mut start = None;
         loop {
             let (page, next) = deps.store.due_page(shard, horizon, PAGE, start).await?;
-            let mut claims = JoinSet::new();
-            for action in page.into_iter().filter_map(|d| action(d, now, horizon)) {
-                report.due += 1;
-                let store = deps.store.clone();
-                claims.spawn(async move {
-                    match action {
-                        Action::Queue { due, delay } => {
-                            let lease = now.max(now + Duration::seconds(delay.into())) + QUEUE_LEASE;
-                            let claimed = store.queue_message(&due, lease, now).await?;
-                            Ok::<_, StoreError>(claimed.then(|| {
-                                let job = SendJob {
-                                    customer_id: due.customer,
-                                    message_id: due.message_id,
-                                };
-                                (Some((job, delay)), false)
-                            }))
-                        }
-                        Action::Interrupt(due) => Ok(store.interrupt_message(&due, now).await?.then_some((None, true))),
+            let actions: Vec<Action> = page.into_iter().filter_map(|d| action(d, now, horizon)).collect();
+            report.due += actions.len();
+            let mut actions = actions.into_iter().peekable();
+            while actions.peek().is_some() {
+                let mut claims = JoinSet::new();
+                for action in actions.by_ref().take(CONCURRENT_CLAIMS) {
+                    claims.spawn(claim(deps.store.clone(), action, now));
+                }
+                while let Some(result) = claims.join_next().await {
+                    match result.expect("a claim task does not panic")? {
+                        Claimed::Queued(job) => jobs.push(job),
+                        Claimed::Interrupted => report.interrupted += 1,
+                        Claimed::Lost => report.already_claimed += 1,
                     }
-                });
-            }
-            while let Some(result) = claims.join_next().await {
-                match result.expect("a claim task does not panic")? {
-                    Some((Some(job), _)) => jobs.push(job),
-                    Some((None, _)) => report.interrupted += 1,
-                    None => report.already_claimed += 1,
                 }
             }
             while jobs.len() >= BATCH {
