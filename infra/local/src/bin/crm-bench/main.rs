@@ -449,6 +449,16 @@ async fn main() -> anyhow::Result<()> {
         let size = std::fs::metadata(format!("target/release/{}", f.binary)).map(|m| m.len());
         cold.push((f.binary, took, size));
     }
+    for (_, binary) in crm_local::EVENT_FUNCTIONS {
+        let event = match binary {
+            "journey" => include_str!("../../../../../events/journey/profile-insert.json"),
+            "sender" => include_str!("../../../../../events/sender/send-job.json"),
+            _ => include_str!("../../../../../events/scheduler/tick.json"),
+        };
+        let took = cold_start(binary, event).await;
+        let size = std::fs::metadata(format!("target/release/{binary}")).map(|m| m.len());
+        cold.push((binary, took, size));
+    }
 
     let mut md = String::new();
     writeln!(md, "# Performance\n")?;
