@@ -280,3 +280,33 @@ async fn scheduler_and_sender_sample_events_send_a_due_message_once() {
             .is_empty()
     );
 }
+
+/// The journey-advance sample (EventBridge Scheduler's input) through its function.
+#[tokio::test]
+async fn journey_advance_sample_event_runs_a_tick() {
+    let app = spawn().await;
+    let tick: crm_messaging::Tick =
+        serde_json::from_str(include_str!("../../events/journey-advance/tick.json")).unwrap();
+    let report = crm_journey_advance::handle(&app.messaging, tick).await.unwrap();
+    assert_eq!(
+        report,
+        crm_messaging::advance::AdvanceReport::default(),
+        "nothing due in a new table"
+    );
+}
+
+/// With `CRON_SECRET` set, the manual trigger needs it as a bearer token.
+#[tokio::test]
+async fn the_cron_trigger_requires_its_secret_when_one_is_set() {
+    let secret = "cron-secret-0123456789";
+    let app = crm_tests::spawn_with(&[("CRON_SECRET", secret)]).await;
+    let (status, _) = app.get("/api/cron/process-messages").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let req = http::Request::post("/api/cron/process-messages")
+        .header(http::header::AUTHORIZATION, format!("Bearer {secret}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (status, _, body) = app.send(req).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["enqueued"], 0);
+}
