@@ -600,7 +600,7 @@ async fn a_depositor_without_a_deposit_for_thirty_days_goes_dormant_and_gets_the
         user_id: None,
         at: now + Duration::days(40),
     };
-    let done = crm_messaging::advance::record_deposit(&app.messaging, &event)
+    let done = crm_messaging::advance::record_deposit(&app.messaging, &event, now + Duration::days(40))
         .await
         .unwrap();
     assert!(done.reactivated && done.timer_moved, "{done:?}");
@@ -608,4 +608,13 @@ async fn a_depositor_without_a_deposit_for_thirty_days_goes_dormant_and_gets_the
     assert_eq!(crm_tests::journey(&profile, "rushbet")["stage"], 1);
     assert_eq!(app.advance_at(now + Duration::days(65)).await.advanced, 0);
     assert_eq!(app.advance_at(now + Duration::days(71)).await.advanced, 1);
+    // Dormant again: the reactivation step of this second entry is scheduled too.
+    app.drain().await;
+    let reactivations = app
+        .messages(&customer)
+        .await
+        .into_iter()
+        .filter(|m| m["stepId"] == "reactivation")
+        .count();
+    assert_eq!(reactivations, 2);
 }

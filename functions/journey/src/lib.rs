@@ -35,7 +35,7 @@ pub async fn process(deps: &Deps, record: &EventRecord, now: OffsetDateTime) -> 
         if record.event_name == "INSERT"
             && let Some(event) = event_from_image(record.change.new_image.clone())?
         {
-            record_deposit(deps, &event).await?;
+            record_deposit(deps, &event, now).await?;
         }
         return Ok(Planned::default());
     };

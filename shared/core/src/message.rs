@@ -251,7 +251,7 @@ impl Message {
         }
     }
 
-    /// Whether this message belongs to the stage `journey` shows.
+    /// Whether this message belongs to the brand and stage `journey` shows.
     pub fn is_for(&self, journey: &Journey) -> bool {
         self.brand == journey.brand && self.journey_type == journey.journey_type && self.stage == journey.stage
     }

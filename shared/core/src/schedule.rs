@@ -74,16 +74,27 @@ fn stage_key(j: &Journey) -> StageKey {
     (j.brand.clone(), j.journey_type, j.stage)
 }
 
-/// Whether `m` already stands for `step` of `journey`: the same step of the same stage and
-/// brand (scheduled earlier, or for a customer merged into this one), or, for a branded
-/// journey, a message the `unbranded` placeholder already delivered on that stage and
-/// channel (one person never gets two welcomes because the click named no brand).
+/// Whether `m` belongs to the customer's current entry into `journey`'s stage (not to an
+/// earlier one left since: a customer dormant again gets the reactivation again). After a
+/// merge the stage's entry time is the earliest of both customers', so their messages
+/// all count.
+fn current_entry(m: &Message, journey: &Journey) -> bool {
+    m.is_for(journey) && m.stage_entered_at >= journey.since
+}
+
+/// Whether `m` already stands for `step` of `journey`: the same step of the same stage
+/// entry and brand (scheduled earlier, or for a customer merged into this one), or, for a
+/// branded journey, a message the `unbranded` placeholder already delivered on that stage
+/// and channel (one person never gets two welcomes because the click named no brand).
 fn covers(m: &Message, journey: &Journey, step: &Step) -> bool {
-    let same_stage = m.journey_type == journey.journey_type && m.stage == journey.stage;
-    let same_step = m.brand == journey.brand && m.step_id == step.id && m.status != Status::Cancelled;
-    let placeholder_delivered =
-        m.brand.is_unbranded() && !journey.brand.is_unbranded() && m.channel == step.channel && m.status.is_delivered();
-    same_stage && (same_step || placeholder_delivered)
+    let same_step = current_entry(m, journey) && m.step_id == step.id && m.status != Status::Cancelled;
+    let placeholder_delivered = m.brand.is_unbranded()
+        && !journey.brand.is_unbranded()
+        && m.journey_type == journey.journey_type
+        && m.stage == journey.stage
+        && m.channel == step.channel
+        && m.status.is_delivered();
+    same_step || placeholder_delivered
 }
 
 pub fn plan(definitions: &Definitions, change: Change<'_>, now: OffsetDateTime) -> Vec<MessageWrite> {
@@ -109,8 +120,10 @@ pub fn plan(definitions: &Definitions, change: Change<'_>, now: OffsetDateTime) 
     // Delivered messages first, then the oldest: they are the ones a duplicate yields to.
     pending.sort_by_key(|m| (m.created_at, m.message_id.clone()));
     for m in existing.iter().filter(|m| m.status.is_delivered()) {
-        kept.entry(((m.brand.clone(), m.journey_type, m.stage), m.step_id.as_str()))
-            .or_insert(m);
+        if after.iter().any(|j| current_entry(m, j)) {
+            kept.entry(((m.brand.clone(), m.journey_type, m.stage), m.step_id.as_str()))
+                .or_insert(m);
+        }
     }
     for m in pending {
         if !after.iter().any(|j| m.is_for(j)) {
@@ -363,6 +376,29 @@ mod tests {
         let mut theirs = Message::scheduled(&id(2), roobet, &JourneyDefinition::default_definition().steps[0], T0);
         theirs.status = Status::Sent;
         assert!(run(&before, &after, &[theirs]).is_empty());
+    }
+
+    #[test]
+    fn a_second_entry_into_a_stage_sends_its_steps_again() {
+        let t1 = T0 + time::Duration::days(40);
+        let first = state(&[
+            ("rushbet", Milestone::FirstDeposit, T0),
+            ("rushbet", Milestone::Dormant, T0 + time::Duration::days(30)),
+        ]);
+        let mut existing = Vec::new();
+        apply(&mut existing, &run(&[], &first, &[]));
+        existing[0].status = Status::Sent;
+        assert_eq!(existing[0].step_id, "reactivation");
+        // A deposit reactivated the customer; 30 days later it is dormant again.
+        let active = state(&[("rushbet", Milestone::FirstDeposit, T0)]);
+        let again = state(&[
+            ("rushbet", Milestone::FirstDeposit, T0),
+            ("rushbet", Milestone::Dormant, t1),
+        ]);
+        assert_eq!(
+            creates(&run(&active, &again, &existing)),
+            [("rushbet".into(), "reactivation".into())]
+        );
     }
 
     #[test]

@@ -21,9 +21,11 @@ pub struct Deposit {
     pub reactivated: bool,
 }
 
-/// A deposit (or FTD) event was recorded: push the customer's timer with its brand forward,
-/// and end a dormancy that began before it.
-pub async fn record_deposit(deps: &Deps, event: &EventRecord) -> Result<Deposit, StoreError> {
+/// A deposit (or FTD) event was recorded: push the customer's timer with its brand forward;
+/// and when that deposit shows a dormancy was premature (it falls within the period before
+/// `now`), end the dormancy. A late report of a deposit older than the period leaves a
+/// dormant customer dormant (no second reactivation message).
+pub async fn record_deposit(deps: &Deps, event: &EventRecord, now: OffsetDateTime) -> Result<Deposit, StoreError> {
     let is_deposit = EventKind::parse(&event.event_type).is_ok_and(|k| k.milestone() == Milestone::FirstDeposit);
     let Ok(brand) = Brand::parse(&event.brand) else {
         return Ok(Deposit::default());
@@ -34,18 +36,20 @@ pub async fn record_deposit(deps: &Deps, event: &EventRecord) -> Result<Deposit,
     let Some(customer) = deps.store.current_profile(&event.customer_id).await? else {
         return Ok(Deposit::default());
     };
-    let mut done = Deposit::default();
-    let dormant_since = customer
+    let definitions = deps.catalog.definitions(std::slice::from_ref(&brand)).await?;
+    let Some(due) = definitions.for_brand(&brand).dormancy_due(event.at) else {
+        return Ok(Deposit::default());
+    };
+    let mut done = Deposit {
+        timer_moved: deps.store.record_deposit(&customer.id, &brand, event.at, due).await?,
+        reactivated: false,
+    };
+    let dormant = customer
         .milestones
         .get(&brand)
-        .and_then(|m| m.get(&Milestone::Dormant))
-        .copied();
-    if dormant_since.is_some_and(|since| since < event.at) {
-        done.reactivated = deps.store.reactivate(&customer.id, &brand, event.at).await?;
-    }
-    let definitions = deps.catalog.definitions(std::slice::from_ref(&brand)).await?;
-    if let Some(due) = definitions.for_brand(&brand).dormancy_due(event.at) {
-        done.timer_moved = deps.store.record_deposit(&customer.id, &brand, event.at, due).await?;
+        .is_some_and(|m| m.contains_key(&Milestone::Dormant));
+    if done.timer_moved && dormant && due > now {
+        done.reactivated = deps.store.reactivate(&customer.id, &brand, now).await?;
     }
     Ok(done)
 }
@@ -95,18 +99,30 @@ async fn apply(
         report.cleared += 1;
         return Ok(());
     };
+    let definitions = deps.catalog.definitions(std::slice::from_ref(&timer.brand)).await?;
+    let definition = definitions.for_brand(&timer.brand);
+    if customer.id != timer.customer {
+        // The customer was merged away: its last deposit joins the survivor's timer (a
+        // conditional maximum), which decides.
+        if let Some(due) = definition.dormancy_due(timer.last_deposit) {
+            deps.store
+                .record_deposit(&customer.id, &timer.brand, timer.last_deposit, due)
+                .await?;
+        }
+        deps.store.settle_advance(timer, None).await?;
+        report.cleared += 1;
+        return Ok(());
+    }
     let journeys = customer.journeys();
     let journey = journeys.iter().find(|j| j.brand == timer.brand);
-    let definitions = deps.catalog.definitions(std::slice::from_ref(&timer.brand)).await?;
-    match definitions
-        .for_brand(&timer.brand)
-        .check_advance(journey, timer.last_deposit, now)
-    {
+    match definition.check_advance(journey, timer.last_deposit, now) {
         AdvanceCheck::Advance { at } => {
-            deps.store.mark_dormant(&customer.id, &timer.brand, at, now).await?;
-            deps.store.settle_advance(timer, None).await?;
-            tracing::info!(customer_id = %customer.id, brand = %timer.brand, "customer went dormant");
-            report.advanced += 1;
+            // One transaction with the timer's own condition: a deposit recorded since the
+            // timer was read cancels it.
+            if deps.store.advance_to_dormant(timer, at, now).await? {
+                tracing::info!(customer_id = %customer.id, brand = %timer.brand, "customer went dormant");
+                report.advanced += 1;
+            }
         }
         AdvanceCheck::NotYet { due } => {
             deps.store.settle_advance(timer, Some(due)).await?;

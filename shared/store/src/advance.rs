@@ -4,7 +4,7 @@
 //! function finds due timers through GSI3 and marks the profile dormant.
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use crm_core::journey::Milestone;
 use crm_core::records::EventRecord;
 use crm_core::values::{Brand, CustomerId, parse_ts};
@@ -156,49 +156,80 @@ impl Store {
         }
     }
 
-    /// Marks the customer dormant with `brand` as of `at` (kept if already dormant).
-    pub async fn mark_dormant(
+    /// Marks the timer's customer dormant with its brand as of `at` and takes the timer out
+    /// of the index, in one transaction conditional on the timer being as it was read (a
+    /// deposit recorded meanwhile moved it: then nothing happens). `false` then.
+    pub async fn advance_to_dormant(
+        &self,
+        timer: &AdvanceDue,
+        at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut t = Expr::default();
+        let pos = t.name(keys::GSI3SK);
+        let timer_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(codec::key(
+                keys::customer_pk(&timer.customer),
+                &keys::advance_sk(&timer.brand),
+            )))
+            .update_expression(format!("REMOVE {pos}, {}", t.name(keys::GSI3PK)))
+            .condition_expression(format!("{pos} = {}", t.value(s(&timer.position))))
+            .set_expression_attribute_names(Some(t.names))
+            .set_expression_attribute_values(Some(t.values))
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let mut p = Expr::default();
+        let attr = p.name(&keys::journey_attr(&timer.brand, Milestone::Dormant));
+        let profile_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(codec::key(keys::customer_pk(&timer.customer), keys::PROFILE_SK)))
+            .update_expression(format!(
+                "SET journeys.{attr} = if_not_exists(journeys.{attr}, {}), updatedAt = {} ADD version {}",
+                p.value(ts(at)),
+                p.value(ts(now)),
+                p.value(n(1))
+            ))
+            .condition_expression("attribute_exists(PK) AND attribute_not_exists(mergedInto)")
+            .set_expression_attribute_names(Some(p.names))
+            .set_expression_attribute_values(Some(p.values))
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(timer_update).build())
+            .transact_items(TransactWriteItem::builder().update(profile_update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_transaction_canceled_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// A deposit showed a dormancy was premature: the customer is active again (retention
+    /// 1).
+    pub async fn reactivate(
         &self,
         customer: &CustomerId,
         brand: &Brand,
-        at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let mut e = Expr::default();
         let attr = e.name(&keys::journey_attr(brand, Milestone::Dormant));
         let update = format!(
-            "SET journeys.{attr} = if_not_exists(journeys.{attr}, {}), updatedAt = {} ADD version {}",
-            e.value(ts(at)),
+            "REMOVE journeys.{attr} SET updatedAt = {} ADD version {}",
             e.value(ts(now)),
             e.value(n(1))
         );
-        self.profile_update(
-            customer,
-            update,
-            "attribute_exists(PK) AND attribute_not_exists(mergedInto)".into(),
-            e,
-        )
-        .await
-    }
-
-    /// A deposit after dormancy: the customer is active again (back to retention 1).
-    pub async fn reactivate(
-        &self,
-        customer: &CustomerId,
-        brand: &Brand,
-        deposit_at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let mut e = Expr::default();
-        let attr = e.name(&keys::journey_attr(brand, Milestone::Dormant));
-        let update = format!(
-            "REMOVE journeys.{attr} SET updatedAt = {} ADD version {}",
-            e.value(ts(deposit_at)),
-            e.value(n(1))
-        );
-        let cond = format!(
-            "attribute_not_exists(mergedInto) AND journeys.{attr} < {}",
-            e.value(ts(deposit_at))
-        );
+        let cond = format!("attribute_not_exists(mergedInto) AND attribute_exists(journeys.{attr})");
         self.profile_update(customer, update, cond, e).await
     }
 
