@@ -329,14 +329,17 @@ async fn a_redelivered_job_or_a_second_sender_never_sends_twice() {
     app.drain().await;
     let job = queued_job(&app, &customer).await;
     let now = OffsetDateTime::now_utc();
-    let (first, second) = tokio::join!(deliver(&app.messaging, &job, now), deliver(&app.messaging, &job, now));
+    let (first, second) = tokio::join!(
+        deliver(&app.messaging, &job, "receive-1", now),
+        deliver(&app.messaging, &job, "receive-2", now)
+    );
     let outcomes = [first.unwrap(), second.unwrap()];
     assert_eq!(
         outcomes.iter().filter(|o| matches!(o, Delivered::Settled(_))).count(),
         1
     );
     assert!(matches!(
-        deliver(&app.messaging, &job, now).await.unwrap(),
+        deliver(&app.messaging, &job, "receive-3", now).await.unwrap(),
         Delivered::NotMine
     ));
     app.drain().await; // the queued copy of the job, delivered again
@@ -350,19 +353,37 @@ async fn a_sender_killed_after_its_claim_leaves_a_failed_message_never_a_second_
     app.drain().await;
     let job = queued_job(&app, &customer).await;
     let now = OffsetDateTime::now_utc();
-    // The claim lands, then the sender dies before calling the provider.
+    // The claim lands, then the sender dies before calling the provider. Its redelivered
+    // job (another receive) finds the message SENDING and leaves it.
+    let claimed_again = |claim: &'static str| deliver(&app.messaging, &job, claim, now);
     let claimed = app
         .state
         .store
         .claim_message(
             &job.customer_id,
             &job.message_id,
+            "receive-1",
             now + crm_messaging::sender::SEND_LEASE,
             now,
         )
         .await
         .unwrap();
     assert!(claimed.is_some());
+    // The same receive claiming again (an SDK retry whose first answer was lost) still has it.
+    let retried = app
+        .state
+        .store
+        .claim_message(
+            &job.customer_id,
+            &job.message_id,
+            "receive-1",
+            now + crm_messaging::sender::SEND_LEASE,
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(retried.is_some());
+    assert!(matches!(claimed_again("receive-2").await.unwrap(), Delivered::NotMine));
     let report = app.tick_at(now + Duration::minutes(3)).await;
     assert_eq!(report.interrupted, 1, "{report:?}");
     let messages = app.messages(&customer).await;
@@ -372,10 +393,7 @@ async fn a_sender_killed_after_its_claim_leaves_a_failed_message_never_a_second_
         (Some("FAILED"), Some("send_interrupted"))
     );
     app.drain().await;
-    assert!(matches!(
-        deliver(&app.messaging, &job, now).await.unwrap(),
-        Delivered::NotMine
-    ));
+    assert!(matches!(claimed_again("receive-3").await.unwrap(), Delivered::NotMine));
     assert!(emails_to(&email).is_empty());
 }
 

@@ -28,7 +28,15 @@ pub async fn process(deps: &Deps, record: &SqsMessage, now: OffsetDateTime) -> b
             return false;
         }
     };
-    match deliver(deps, &job, now).await {
+    // One receive of the job: its receipt handle (new on every delivery), hashed short.
+    let claim = claim_token(
+        record
+            .receipt_handle
+            .as_deref()
+            .or(record.message_id.as_deref())
+            .unwrap_or_default(),
+    );
+    match deliver(deps, &job, &claim, now).await {
         Ok(Delivered::NotMine) => {
             tracing::info!(message_id = %job.message_id, "message already claimed or final; nothing to do");
             true
@@ -39,4 +47,12 @@ pub async fn process(deps: &Deps, record: &SqsMessage, now: OffsetDateTime) -> b
             false
         }
     }
+}
+
+/// A short, stable token for one receive (receipt handles run to a kilobyte).
+fn claim_token(receipt: &str) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    receipt.hash(&mut h);
+    format!("{:016x}{:08x}", h.finish(), receipt.len())
 }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 /// Seconds a received message stays invisible (`template.yaml`: six times the sender's
 /// timeout).
-pub const VISIBILITY_TIMEOUT: u32 = 180;
+pub const VISIBILITY_TIMEOUT: u32 = 720;
 /// Receives before SQS moves a message to the DLQ.
 pub const MAX_RECEIVES: u32 = 5;
 

@@ -88,9 +88,27 @@ fn action(due: Due, now: OffsetDateTime, horizon: OffsetDateTime) -> Option<Acti
 
 pub async fn tick(deps: &Deps, now: OffsetDateTime) -> Result<TickReport, MessagingError> {
     let queue = deps.queue.as_ref().ok_or(MessagingError::NoQueue)?;
-    let horizon = now + TICK;
     let mut report = TickReport::default();
     let mut jobs: Vec<(SendJob, i32)> = Vec::new();
+    let walked = walk(deps, queue, now, &mut report, &mut jobs).await;
+    // Whatever was claimed goes on the queue, even when a later read failed: a claimed
+    // message left off the queue would wait for its lease.
+    if !jobs.is_empty() {
+        enqueue(queue, &jobs, &mut report).await;
+    }
+    walked?;
+    Ok(report)
+}
+
+async fn walk(
+    deps: &Deps,
+    queue: &crm_providers::queue::Queue,
+    now: OffsetDateTime,
+    report: &mut TickReport,
+    jobs: &mut Vec<(SendJob, i32)>,
+) -> Result<(), MessagingError> {
+    let horizon = now + TICK;
+    let mut failed = None;
     for shard in 0..keys::DUE_SHARDS {
         let mut start = None;
         loop {
@@ -104,16 +122,21 @@ pub async fn tick(deps: &Deps, now: OffsetDateTime) -> Result<TickReport, Messag
                     claims.spawn(claim(deps.store.clone(), action, now));
                 }
                 while let Some(result) = claims.join_next().await {
-                    match result.expect("a claim task does not panic")? {
-                        Claimed::Queued(job) => jobs.push(job),
-                        Claimed::Interrupted => report.interrupted += 1,
-                        Claimed::Lost => report.already_claimed += 1,
+                    match result.expect("a claim task does not panic") {
+                        Ok(Claimed::Queued(job)) => jobs.push(job),
+                        Ok(Claimed::Interrupted) => report.interrupted += 1,
+                        Ok(Claimed::Lost) => report.already_claimed += 1,
+                        // The others in flight finish; this message is found again next tick.
+                        Err(e) => failed = Some(e),
                     }
                 }
             }
             while jobs.len() >= BATCH {
                 let batch: Vec<_> = jobs.drain(..BATCH).collect();
-                enqueue(queue, &batch, &mut report).await;
+                enqueue(queue, &batch, report).await;
+            }
+            if let Some(e) = failed.take() {
+                return Err(e.into());
             }
             start = next;
             if start.is_none() {
@@ -121,10 +144,7 @@ pub async fn tick(deps: &Deps, now: OffsetDateTime) -> Result<TickReport, Messag
             }
         }
     }
-    if !jobs.is_empty() {
-        enqueue(queue, &jobs, &mut report).await;
-    }
-    Ok(report)
+    Ok(())
 }
 
 async fn enqueue(queue: &crm_providers::queue::Queue, batch: &[(SendJob, i32)], report: &mut TickReport) {

@@ -47,10 +47,13 @@ pub enum Delivered {
     Settled(Box<Message>),
 }
 
-pub async fn deliver(deps: &Deps, job: &SendJob, now: OffsetDateTime) -> Result<Delivered, StoreError> {
+/// Sends `job`'s message unless someone else has it. `claim` identifies this receive of the
+/// job (a redelivery is another receive, so it can never re-claim a message a stopped
+/// sender left `SENDING`).
+pub async fn deliver(deps: &Deps, job: &SendJob, claim: &str, now: OffsetDateTime) -> Result<Delivered, StoreError> {
     let store = &deps.store;
     let Some(message) = store
-        .claim_message(&job.customer_id, &job.message_id, now + SEND_LEASE, now)
+        .claim_message(&job.customer_id, &job.message_id, claim, now + SEND_LEASE, now)
         .await?
     else {
         return Ok(Delivered::NotMine);
@@ -100,7 +103,14 @@ async fn record(deps: &Deps, message: &Message, outcome: Settle, now: OffsetDate
                 pause *= 2;
             }
             Err(e) => {
-                tracing::error!(error = %e, message_id = %message.message_id, outcome = ?outcome_kind(&outcome),
+                let provider_message_id = match &outcome {
+                    Settle::Sent {
+                        provider_message_id, ..
+                    } => provider_message_id.clone(),
+                    _ => None,
+                };
+                tracing::error!(error = %e, message_id = %message.message_id, outcome = outcome_kind(&outcome),
+                    provider_message_id = provider_message_id.as_deref(),
                     "could not record the outcome: the message stays SENDING until its lease, then FAILED");
                 return Err(e);
             }

@@ -141,7 +141,8 @@ fn interpret(answer: Answer) -> Result<Receipt, ProviderError> {
         serde_json::Value::String(s) => s.trim().to_owned(),
         other => other.to_string(),
     };
-    let reason = answer.reason.unwrap_or_default();
+    // Laaffic's reason may quote the number.
+    let reason = crm_core::values::redact_personal(&answer.reason.unwrap_or_default());
     match code.as_str() {
         "0" => Ok(Receipt {
             provider: PROVIDER,

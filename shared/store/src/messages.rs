@@ -325,19 +325,29 @@ impl Store {
             .is_some())
     }
 
-    /// The sender's claim: `QUEUED` → `SENDING` with a lease. Only the sender whose claim
-    /// succeeds may call a provider; `None` means someone else has (or had) it.
+    /// The sender's claim: `QUEUED` → `SENDING` with a lease, marked with `claim` (one
+    /// receive of the job). Only the sender whose claim succeeds may call a provider;
+    /// `None` means someone else has (or had) it. The same `claim` succeeds again, so an SDK
+    /// retry of a claim whose answer was lost is not mistaken for someone else's.
     pub async fn claim_message(
         &self,
         customer: &CustomerId,
         message_id: &str,
+        claim: &str,
         lease_until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Option<Message>, StoreError> {
         let mut e = Expr::default();
-        let cond = format!("{} = {}", e.name("status"), e.value(s(Status::Queued.as_str())));
+        let (st, token) = (e.name("status"), e.name("claimToken"));
+        let mine = e.value(s(claim));
+        let cond = format!(
+            "{st} = {} OR ({st} = {} AND {token} = {mine})",
+            e.value(s(Status::Queued.as_str())),
+            e.value(s(Status::Sending.as_str())),
+        );
         let set = vec![
             ("status", s(Status::Sending.as_str())),
+            ("claimToken", s(claim)),
             ("leaseUntil", ts(lease_until)),
             (keys::GSI3SK, s(keys::due_sk(lease_until, message_id))),
             ("updatedAt", ts(now)),
@@ -355,7 +365,7 @@ impl Store {
     ) -> Result<Option<Message>, StoreError> {
         let mut e = Expr::default();
         let cond = format!("{} = {}", e.name("status"), e.value(s(Status::Sending.as_str())));
-        let final_removed = [GSI3[0], GSI3[1], "leaseUntil"];
+        let final_removed = [GSI3[0], GSI3[1], "leaseUntil", "claimToken"];
         let mut set = vec![("updatedAt", ts(now))];
         let removed: Vec<&str> = match outcome {
             Settle::Sent {
@@ -380,7 +390,7 @@ impl Store {
                 set.extend(provider_message_id.map(|p| ("providerMessageId", s(p))));
                 set.extend(subject.map(|v| ("subject", s(v))));
                 let mut r = final_removed.to_vec();
-                r.push("reason");
+                r.extend(["reason", "error"]);
                 r
             }
             Settle::Failed { reason, error } => {
@@ -411,7 +421,7 @@ impl Store {
                     ("attempts", n(attempts)),
                 ]);
                 set.extend(error.map(|v| ("error", s(v))));
-                vec!["leaseUntil"]
+                vec!["leaseUntil", "claimToken"]
             }
         };
         self.update_message(customer, message_id, set, &removed, &cond, e).await
