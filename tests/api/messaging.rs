@@ -636,3 +636,45 @@ async fn a_depositor_without_a_deposit_for_thirty_days_goes_dormant_and_gets_the
         .count();
     assert_eq!(reactivations, 2);
 }
+
+#[tokio::test]
+async fn a_merge_keeps_one_welcome_and_sends_it_to_the_survivor() {
+    let app = spawn().await;
+    let (a, b) = (unique("MERGE_A"), unique("MERGE_B"));
+    for click in [&a, &b] {
+        let (status, body) = app
+            .post_json("/api/ingest/click", json!({"clickId": click, "operatorId": "rushbet"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    app.drain().await;
+    // Two customers, each with a welcome waiting for an address; the email joins the first,
+    // then a lead with the second click and the same email merges them.
+    let email = format!("{}@example.com", unique("merged"));
+    for lead in [
+        json!({"clickId": a, "email": email, "firstName": "Eva"}),
+        json!({"clickId": b, "email": email}),
+    ] {
+        let (status, body) = app.post_json("/api/ingest/lead", lead).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, profile) = app.admin(&format!("/api/customers?email={email}")).await;
+    assert_eq!(profile["mergedFrom"].as_array().map(Vec::len), Some(1), "{profile}");
+    let survivor = profile["customerId"].as_str().unwrap().to_owned();
+    app.drain().await;
+    let messages = app.messages(&survivor).await;
+    let welcomes: Vec<&Value> = messages.iter().filter(|m| m["stepId"] == "welcome").collect();
+    assert_eq!(
+        welcomes.len(),
+        2,
+        "both customers' welcomes, listed under the survivor: {messages:?}"
+    );
+    let live: Vec<&&Value> = welcomes.iter().filter(|m| m["status"] != "CANCELLED").collect();
+    assert_eq!(live.len(), 1, "{welcomes:?}");
+    assert!(welcomes.iter().any(|m| m["reason"] == "duplicate"));
+    cron(&app).await;
+    app.drain().await;
+    let received = emails_to(&email);
+    assert_eq!(received.len(), 1);
+    assert!(received[0].subject.contains("Eva"));
+}
