@@ -357,6 +357,9 @@ pub async fn customer_messages(State(state): State<AppState>, ApiPath(id): ApiPa
     Ok(Json(json!({"customerId": profile.id, "items": items})))
 }
 
+/// Pages of a day's messages one request reads when filtering by status.
+const MAX_PAGES_PER_REQUEST: usize = 10;
+
 #[derive(Deserialize)]
 pub struct MessagesQuery {
     status: Option<String>,
@@ -374,6 +377,8 @@ struct MessagesCursor {
 }
 
 /// Messages created on one day (UTC, default today), newest first, optionally of one status.
+/// With a status, a page may hold fewer than `limit` items and still have a `nextCursor`:
+/// the search stopped after reading `MAX_PAGES_PER_REQUEST` pages of the day.
 pub async fn messages(State(state): State<AppState>, ApiQuery(q): ApiQuery<MessagesQuery>) -> JsonResult {
     let limit = limit(q.limit)?;
     let status = q
@@ -402,7 +407,10 @@ pub async fn messages(State(state): State<AppState>, ApiQuery(q): ApiQuery<Messa
     };
     let want = limit as usize + 1;
     let mut found: Vec<Message> = Vec::new();
-    loop {
+    // A status filter may need many pages of a busy day: at most this many per request,
+    // then the cursor says where the search stopped.
+    let mut stopped_at: Option<MessagePosition> = None;
+    for page_number in 0.. {
         let (page, more) = state.store.messages_page(day, after.as_ref(), 100).await?;
         after = page.last().map(|m| MessagePosition {
             customer: m.customer_id.clone(),
@@ -413,14 +421,26 @@ pub async fn messages(State(state): State<AppState>, ApiQuery(q): ApiQuery<Messa
         if found.len() >= want || !more {
             break;
         }
+        if page_number + 1 == MAX_PAGES_PER_REQUEST {
+            stopped_at = after.clone();
+            break;
+        }
     }
     let more = found.len() > limit as usize;
     found.truncate(limit as usize);
-    let next = found.last().filter(|_| more).map(|m| {
-        let c = MessagesCursor {
+    let position = match (more, stopped_at) {
+        (true, _) => found.last().map(|m| MessagePosition {
             customer: m.customer_id.clone(),
-            id: m.message_id.clone(),
-            at: m.created_at,
+            message_id: m.message_id.clone(),
+            created_at: m.created_at,
+        }),
+        (false, stopped) => stopped,
+    };
+    let next = position.map(|p| {
+        let c = MessagesCursor {
+            customer: p.customer,
+            id: p.message_id,
+            at: p.created_at,
         };
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).expect("a cursor serialises"))
     });

@@ -10,8 +10,8 @@
 //! | merge       | `MERGE#<mergeId>`        | `MERGE`   | `CUSTOMER#<id>` / `<ts>#MERGE#…` |                              |
 //! | dedupe      | `DEDUPE#<key>`           | `DEDUPE`  |                                  |                              |
 //! | brand stats | `BRAND#<brand>`          | `STATS`   |                                  |                              |
-//! | journey def.| `BRAND#<brand>`          | `JOURNEY` |                                  |                              |
-//! | settings    | `BRAND#<brand>`          | `SETTINGS`|                                  |                              |
+//! | journey def.| `BRANDCFG#<brand>`       | `JOURNEY` |                                  |                              |
+//! | settings    | `BRANDCFG#<brand>`       | `SETTINGS`|                                  |                              |
 //! | message     | `CUSTOMER#<id>`          | `MESSAGE#<messageId>` | `CUSTOMER#<id>` / `<ts>#MESSAGE#…` | `FEED#MESSAGE#<day>` / `<ts>#…` |
 //! | template    | `TEMPLATE#<templateId>`  | `TEMPLATE`|                                  | `TEMPLATES` / `<brand>#<channel>#<id>` |
 //!
@@ -170,6 +170,12 @@ pub fn template_list_sk(brand: &str, channel: &str, id: &str) -> String {
     format!("{brand}#{channel}#{id}")
 }
 
+/// A brand's configuration (journey definition, sending settings): apart from its
+/// counters, so the admin role may write configuration and nothing else of the brand's.
+pub fn brand_config_pk(brand: &Brand) -> String {
+    format!("BRANDCFG#{brand}")
+}
+
 pub fn brand_pk(brand: &Brand) -> String {
     format!("BRAND#{brand}")
 }
@@ -242,6 +248,7 @@ mod tests {
         assert_eq!(dedupe_pk(&DedupeKey::Postback("ab".into())), "DEDUPE#FP#ab");
         assert_eq!(dedupe_pk(&DedupeKey::Lead("cd".into())), "DEDUPE#LEADFP#cd");
         assert_eq!(brand_pk(&Brand::parse("rushbet").unwrap()), "BRAND#rushbet");
+        assert_eq!(brand_config_pk(&Brand::parse("rushbet").unwrap()), "BRANDCFG#rushbet");
     }
 
     #[test]

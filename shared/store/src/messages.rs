@@ -465,11 +465,15 @@ impl Store {
         Ok((messages, out.last_evaluated_key.is_some()))
     }
 
-    // Journey definitions and brand settings: one item each under the brand.
+    // Journey definitions and brand settings: one item each under the brand's configuration key.
 
     pub async fn journey_definition(&self, brand: &Brand) -> Result<Option<JourneyDefinition>, StoreError> {
-        self.get_as(keys::brand_pk(brand), keys::JOURNEY_SK, codec::document_from_item)
-            .await
+        self.get_as(
+            keys::brand_config_pk(brand),
+            keys::JOURNEY_SK,
+            codec::document_from_item,
+        )
+        .await
     }
 
     pub async fn put_journey_definition(
@@ -479,7 +483,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let item = codec::document_item(
             definition,
-            keys::brand_pk(brand),
+            keys::brand_config_pk(brand),
             keys::JOURNEY_SK,
             entity::JOURNEY_DEFINITION,
         )?;
@@ -487,14 +491,18 @@ impl Store {
     }
 
     pub async fn brand_settings(&self, brand: &Brand) -> Result<Option<SettingsOverride>, StoreError> {
-        self.get_as(keys::brand_pk(brand), keys::SETTINGS_SK, codec::document_from_item)
-            .await
+        self.get_as(
+            keys::brand_config_pk(brand),
+            keys::SETTINGS_SK,
+            codec::document_from_item,
+        )
+        .await
     }
 
     pub async fn put_brand_settings(&self, brand: &Brand, settings: &SettingsOverride) -> Result<(), StoreError> {
         let item = codec::document_item(
             settings,
-            keys::brand_pk(brand),
+            keys::brand_config_pk(brand),
             keys::SETTINGS_SK,
             entity::BRAND_SETTINGS,
         )?;
