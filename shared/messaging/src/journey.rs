@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use crm_core::definition::Channel;
-use crm_core::journey::Journey;
+use crm_core::journey::{Journey, JourneyType};
+use crm_core::message::Reason;
 use crm_core::profile::Profile;
 use crm_core::schedule::{Change, MessageWrite, plan};
 use crm_core::send::address;
@@ -70,9 +71,16 @@ pub async fn process_change(
         existing: &existing,
     };
     let mut done = Planned::default();
+    // A placeholder message that could not be cancelled because a sender claimed it
+    // meanwhile is going out, so the brand's step on the same stage and channel must not
+    // (the plan puts cancels before creates).
+    let mut placeholder_going: Vec<(JourneyType, i32, Channel)> = Vec::new();
     for write in plan(&definitions, change, now) {
         match write {
             MessageWrite::Create(m) => {
+                if placeholder_going.contains(&(m.journey_type, m.stage, m.channel)) {
+                    continue;
+                }
                 if deps.store.create_message(&m).await? {
                     done.scheduled += 1;
                     tracing::info!(customer_id = %m.customer_id, message_id = %m.message_id, brand = %m.brand,
@@ -87,6 +95,11 @@ pub async fn process_change(
                 if deps.store.cancel_message(&customer, &message_id, reason, now).await? {
                     done.cancelled += 1;
                     tracing::info!(customer_id = %customer, message_id = %message_id, reason = reason.as_str(), "message cancelled");
+                } else if reason == Reason::BrandAssigned
+                    && let Some(m) = deps.store.message(&customer, &message_id).await?
+                    && m.status.is_delivered()
+                {
+                    placeholder_going.push((m.journey_type, m.stage, m.channel));
                 }
             }
             MessageWrite::Wake { customer, message_id } => {
