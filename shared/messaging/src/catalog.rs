@@ -11,6 +11,7 @@ use crm_core::schedule::Definitions;
 use crm_core::send::BrandSettings;
 use crm_core::template::MessageTemplate;
 use crm_core::values::Brand;
+use crm_render::{Compiled, TemplateError};
 use crm_store::{Store, StoreError};
 
 struct TtlCache<T> {
@@ -51,7 +52,12 @@ pub struct Catalog {
     definitions: TtlCache<Option<JourneyDefinition>>,
     settings: TtlCache<BrandSettings>,
     templates: TtlCache<Arc<Vec<MessageTemplate>>>,
+    /// Parsed templates by id and version: parsing is most of a render's cost.
+    compiled: Mutex<HashMap<(String, time::OffsetDateTime), Arc<Compiled>>>,
 }
+
+/// Parsed templates kept per instance before the cache starts over.
+const MAX_COMPILED: usize = 500;
 
 impl Catalog {
     pub fn new(store: Store, defaults: BrandSettings, ttl: Duration) -> Self {
@@ -61,7 +67,23 @@ impl Catalog {
             definitions: TtlCache::new(ttl),
             settings: TtlCache::new(ttl),
             templates: TtlCache::new(ttl),
+            compiled: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// `template` parsed, from the cache when this version was parsed before.
+    pub fn compiled(&self, template: &MessageTemplate) -> Result<Arc<Compiled>, TemplateError> {
+        let key = (template.template_id.clone(), template.updated_at);
+        if let Some(c) = self.compiled.lock().expect("cache lock").get(&key) {
+            return Ok(c.clone());
+        }
+        let compiled = Arc::new(crm_render::compile(template)?);
+        let mut cache = self.compiled.lock().expect("cache lock");
+        if cache.len() >= MAX_COMPILED {
+            cache.clear();
+        }
+        cache.insert(key, compiled.clone());
+        Ok(compiled)
     }
 
     /// The definitions in force for `brands` (a brand without its own runs the default).
@@ -106,5 +128,32 @@ impl Catalog {
                 Ok(Arc::new(all))
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        let shared = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let store = Store::from_sdk_config(&shared, "unused");
+        let defaults = crate::MessagingConfig::from_lookup(|_| None).unwrap().defaults;
+        Catalog::new(store, defaults, Duration::from_secs(60))
+    }
+
+    #[test]
+    fn a_template_version_is_parsed_once() {
+        let catalog = catalog();
+        let mut template = crm_render::built_ins().remove(0);
+        let first = catalog.compiled(&template).unwrap();
+        assert!(Arc::ptr_eq(&first, &catalog.compiled(&template).unwrap()));
+        template.updated_at += time::Duration::seconds(1);
+        assert!(
+            !Arc::ptr_eq(&first, &catalog.compiled(&template).unwrap()),
+            "an edited template is parsed again"
+        );
     }
 }

@@ -18,7 +18,7 @@ use crm_core::template::resolve;
 use crm_providers::ProviderError;
 use crm_providers::ses::OutboundEmail;
 use crm_providers::sns::OutboundSms;
-use crm_render::{Context, Variables, compile, render};
+use crm_render::{Context, Variables, render};
 use crm_store::{Settle, StoreError};
 use time::{Duration, OffsetDateTime};
 
@@ -175,7 +175,8 @@ async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<
         stage: message.stage,
         unsubscribe_url: None,
     };
-    let rendered = match compile(template).and_then(|c| render(&c, &Variables::new(&customer, ctx))) {
+    let compiled = deps.catalog.compiled(template);
+    let rendered = match compiled.and_then(|c| render(&c, &Variables::new(&customer, ctx))) {
         Ok(r) => r,
         Err(e) => {
             return Ok(Prepared::Settle(Settle::Failed {
