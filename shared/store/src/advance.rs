@@ -3,7 +3,6 @@
 //! conditional "max", so late or replayed deposits never pull it back); the journey-advance
 //! function finds due timers through GSI3 and marks the profile dormant.
 
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use crm_core::journey::Milestone;
 use crm_core::records::EventRecord;
@@ -12,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::codec::{self, Expr, n, s, ts};
 use crate::keys::{self, entity};
-use crate::{Item, Store, StoreError, classify};
+use crate::{DueCursor, Item, Store, StoreError, classify};
 
 /// A timer found due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,13 +21,6 @@ pub struct AdvanceDue {
     pub last_deposit: OffsetDateTime,
     /// Its GSI3 sort key when read: updates are conditional on it.
     pub position: String,
-}
-
-fn ccf(
-    e: &aws_sdk_dynamodb::error::SdkError<UpdateItemError, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
-) -> bool {
-    e.as_service_error()
-        .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
 }
 
 impl Store {
@@ -57,22 +49,9 @@ impl Store {
             e.name(keys::GSI3SK),
             e.value(s(keys::advance_due_sk(due, customer, brand))),
         );
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(codec::key(keys::customer_pk(customer), &keys::advance_sk(brand))))
-            .update_expression(update)
-            .condition_expression(format!("attribute_not_exists({last}) OR {last} < {at_v}"))
-            .set_expression_attribute_names(Some(e.names))
-            .set_expression_attribute_values(Some(e.values))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if ccf(&err) => Ok(false),
-            Err(err) => Err(classify(err)),
-        }
+        let key = codec::key(keys::customer_pk(customer), &keys::advance_sk(brand));
+        let condition = format!("attribute_not_exists({last}) OR {last} < {at_v}");
+        Ok(self.conditional_update(key, update, condition, e).await?.is_some())
     }
 
     /// Timers of `shard` due before `now`.
@@ -81,34 +60,19 @@ impl Store {
         shard: u8,
         now: OffsetDateTime,
         limit: i32,
-        start: Option<Item>,
-    ) -> Result<(Vec<AdvanceDue>, Option<Item>), StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI3)
-            .key_condition_expression("GSI3PK = :pk AND GSI3SK < :bound")
-            .expression_attribute_values(":pk", s(keys::advance_due_pk(shard)))
-            .expression_attribute_values(":bound", s(keys::due_bound(now)))
-            .limit(limit)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(classify)?;
-        let due = out
-            .items
-            .unwrap_or_default()
+        start: Option<DueCursor>,
+    ) -> Result<(Vec<AdvanceDue>, Option<DueCursor>), StoreError> {
+        let (items, next) = self
+            .due_index_page(keys::advance_due_pk(shard), now, limit, start)
+            .await?;
+        let due = items
             .into_iter()
             .map(|item| {
                 let pk = codec::opt_string(&item, keys::PK).unwrap_or_default();
                 let sk = codec::opt_string(&item, keys::SK).unwrap_or_default();
                 let bad = || codec::corrupt(&pk, "malformed advance timer");
                 Ok(AdvanceDue {
-                    customer: pk
-                        .strip_prefix("CUSTOMER#")
-                        .and_then(|c| CustomerId::parse(c).ok())
-                        .ok_or_else(bad)?,
+                    customer: keys::customer_from_pk(&pk).ok_or_else(bad)?,
                     brand: keys::brand_from_advance_sk(&sk)
                         .and_then(|b| Brand::parse(b).ok())
                         .ok_or_else(bad)?,
@@ -119,7 +83,7 @@ impl Store {
                 })
             })
             .collect::<Result<_, StoreError>>()?;
-        Ok((due, out.last_evaluated_key))
+        Ok((due, next))
     }
 
     /// Moves a timer to `due` (`None`: takes it out of the index), unless a deposit moved
@@ -135,25 +99,8 @@ impl Store {
             ),
             None => format!("REMOVE {pos}, {}", e.name(keys::GSI3PK)),
         };
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(codec::key(
-                keys::customer_pk(&timer.customer),
-                &keys::advance_sk(&timer.brand),
-            )))
-            .update_expression(update)
-            .condition_expression(cond)
-            .set_expression_attribute_names(Some(e.names))
-            .set_expression_attribute_values(Some(e.values))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if ccf(&err) => Ok(false),
-            Err(err) => Err(classify(err)),
-        }
+        let key = codec::key(keys::customer_pk(&timer.customer), &keys::advance_sk(&timer.brand));
+        Ok(self.conditional_update(key, update, cond, e).await?.is_some())
     }
 
     /// Marks the timer's customer dormant with its brand as of `at` and takes the timer out
@@ -240,22 +187,8 @@ impl Store {
         condition: String,
         e: Expr,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(codec::key(keys::customer_pk(customer), keys::PROFILE_SK)))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(e.names))
-            .set_expression_attribute_values(Some(e.values))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if ccf(&err) => Ok(false),
-            Err(err) => Err(classify(err)),
-        }
+        let key = codec::key(keys::customer_pk(customer), keys::PROFILE_SK);
+        Ok(self.conditional_update(key, update, condition, e).await?.is_some())
     }
 }
 

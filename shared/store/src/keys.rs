@@ -73,8 +73,15 @@ pub mod entity {
     pub const ADVANCE_TIMER: &str = "ADVANCE_TIMER";
 }
 
+const CUSTOMER_PREFIX: &str = "CUSTOMER#";
+
 pub fn customer_pk(id: &CustomerId) -> String {
-    format!("CUSTOMER#{id}")
+    format!("{CUSTOMER_PREFIX}{id}")
+}
+
+/// The customer a `CUSTOMER#<id>` key names.
+pub fn customer_from_pk(pk: &str) -> Option<CustomerId> {
+    pk.strip_prefix(CUSTOMER_PREFIX).and_then(|c| CustomerId::parse(c).ok())
 }
 
 pub fn identifier_pk(identifier: &Identifier) -> String {
@@ -225,6 +232,7 @@ mod tests {
     fn keys_have_their_documented_shape() {
         let id = CustomerId::parse("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10").unwrap();
         assert_eq!(customer_pk(&id), "CUSTOMER#0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10");
+        assert_eq!(customer_from_pk(&customer_pk(&id)), Some(id.clone()));
         let email = Identifier::Email(Email::parse("A@B.co").unwrap());
         assert_eq!(identifier_pk(&email), "IDENT#EMAIL#a@b.co");
         let click = Identifier::ClickId(ClickId::parse("TEST_CLICK_001").unwrap());

@@ -249,6 +249,64 @@ impl Store {
         }
     }
 
+    /// One conditional `UpdateItem`: the item after the update, or `None` when the
+    /// condition failed (someone else moved it first).
+    async fn conditional_update(
+        &self,
+        key: Item,
+        update: String,
+        condition: String,
+        expr: codec::Expr,
+    ) -> Result<Option<Item>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(expr.names))
+            .set_expression_attribute_values(Some(expr.values))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// One page of the due index (GSI3) partition `pk`: entries due before `bound`, oldest
+    /// first.
+    async fn due_index_page(
+        &self,
+        pk: String,
+        bound: OffsetDateTime,
+        limit: i32,
+        start: Option<DueCursor>,
+    ) -> Result<(Vec<Item>, Option<DueCursor>), StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI3)
+            .key_condition_expression("GSI3PK = :pk AND GSI3SK < :bound")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":bound", AttributeValue::S(keys::due_bound(bound)))
+            .limit(limit)
+            .set_exclusive_start_key(start.map(|c| c.0))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok((out.items.unwrap_or_default(), out.last_evaluated_key.map(DueCursor)))
+    }
+
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use crm_core::definition::JourneyDefinition;
 use crm_core::message::{Message, Reason, Status};
@@ -30,7 +29,7 @@ pub struct Due {
 
 /// Where a page of the due index ended.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DueCursor(Item);
+pub struct DueCursor(pub(crate) Item);
 
 /// How a sender's claimed (`SENDING`) message ends, or goes back to waiting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,31 +146,11 @@ impl Store {
             let names: Vec<String> = remove.iter().map(|a| expr.name(a)).collect();
             update.push_str(&format!(" REMOVE {}", names.join(", ")));
         }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(codec::key(
-                keys::customer_pk(customer),
-                &keys::message_sk(message_id),
-            )))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(expr.names))
-            .set_expression_attribute_values(Some(expr.values))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => Ok(Some(codec::message_from_item(out.attributes.unwrap_or_default())?)),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(classify(e)),
-        }
+        let key = codec::key(keys::customer_pk(customer), &keys::message_sk(message_id));
+        self.conditional_update(key, update, condition.to_owned(), expr)
+            .await?
+            .map(codec::message_from_item)
+            .transpose()
     }
 
     /// Cancels a message not yet handed to a provider.
@@ -236,32 +215,15 @@ impl Store {
         limit: i32,
         start: Option<DueCursor>,
     ) -> Result<(Vec<Due>, Option<DueCursor>), StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI3)
-            .key_condition_expression("GSI3PK = :pk AND GSI3SK < :bound")
-            .expression_attribute_values(":pk", s(keys::due_pk(shard)))
-            .expression_attribute_values(":bound", s(keys::due_bound(bound)))
-            .limit(limit)
-            .set_exclusive_start_key(start.map(|c| c.0))
-            .send()
-            .await
-            .map_err(classify)?;
-        let due = out
-            .items
-            .unwrap_or_default()
+        let (items, next) = self.due_index_page(keys::due_pk(shard), bound, limit, start).await?;
+        let due = items
             .into_iter()
             .map(|item| {
                 let pk = codec::opt_string(&item, keys::PK).unwrap_or_default();
                 let sk = codec::opt_string(&item, keys::SK).unwrap_or_default();
                 let bad = || codec::corrupt(&pk, "malformed due-index entry");
                 Ok(Due {
-                    customer: pk
-                        .strip_prefix("CUSTOMER#")
-                        .and_then(|c| CustomerId::parse(c).ok())
-                        .ok_or_else(bad)?,
+                    customer: keys::customer_from_pk(&pk).ok_or_else(bad)?,
                     message_id: keys::message_id_from_sk(&sk).ok_or_else(bad)?.to_owned(),
                     status: codec::opt_string(&item, "status")
                         .and_then(|v| Status::parse(&v).ok())
@@ -270,7 +232,7 @@ impl Store {
                 })
             })
             .collect::<Result<_, StoreError>>()?;
-        Ok((due, out.last_evaluated_key.map(DueCursor)))
+        Ok((due, next))
     }
 
     /// The scheduler's claim: `PENDING` (or `QUEUED` with an expired lease) → `QUEUED` with a
