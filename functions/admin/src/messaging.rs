@@ -36,8 +36,7 @@ fn brand_path(raw: &str) -> Result<Brand, ApiError> {
 
 /// Saved templates a brand's messages may use, and the built-in ones.
 async fn candidates(state: &AppState, brand: &Brand) -> Result<Vec<MessageTemplate>, ApiError> {
-    let mut all = state.store.templates(&format!("{brand}#")).await?;
-    all.extend(state.store.templates("*#").await?);
+    let mut all = state.store.templates_for_brand(brand).await?;
     all.extend(crm_render::built_ins());
     Ok(all)
 }

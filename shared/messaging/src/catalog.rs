@@ -122,8 +122,7 @@ impl Catalog {
     pub async fn templates(&self, brand: &Brand) -> Result<Arc<Vec<MessageTemplate>>, StoreError> {
         self.templates
             .get_or_load(brand, || async {
-                let mut all = self.store.templates(&format!("{brand}#")).await?;
-                all.extend(self.store.templates("*#").await?);
+                let mut all = self.store.templates_for_brand(brand).await?;
                 all.extend(crm_render::built_ins());
                 Ok(Arc::new(all))
             })

@@ -544,6 +544,14 @@ impl Store {
         }
     }
 
+    /// Saved templates a message of `brand` may use: the brand's own and those for every
+    /// brand (`*`).
+    pub async fn templates_for_brand(&self, brand: &Brand) -> Result<Vec<MessageTemplate>, StoreError> {
+        let mut all = self.templates(&format!("{brand}#")).await?;
+        all.extend(self.templates("*#").await?);
+        Ok(all)
+    }
+
     async fn put(&self, item: HashMap<String, AttributeValue>) -> Result<(), StoreError> {
         self.client
             .put_item()
