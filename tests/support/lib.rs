@@ -94,6 +94,9 @@ pub struct TestApp {
 
 /// The sender identity every test app sends from.
 pub const FROM_EMAIL: &str = "crm@example.com";
+pub const UNSUBSCRIBE_SECRET: &str = "test-unsubscribe-secret-0123456789abcdef";
+/// Unsubscribe links in test mails start here; tests call the path on the in-process app.
+pub const PUBLIC_BASE_URL: &str = "https://crm.test";
 
 /// A fresh table and app with the default test configuration.
 pub async fn spawn() -> TestApp {
@@ -132,6 +135,10 @@ impl TestApp {
                 "ADMIN_API_KEY" => Some(ADMIN_KEY.into()),
                 "DEFAULT_FROM_EMAIL" => Some(FROM_EMAIL.into()),
                 "ENABLE_REAL_SENDING" => Some("true".into()),
+                "UNSUBSCRIBE_SECRET" => Some(UNSUBSCRIBE_SECRET.into()),
+                "PUBLIC_BASE_URL" => Some(PUBLIC_BASE_URL.into()),
+                // Tests run at any time of day: quiet hours only where a test asks for them.
+                "QUIET_HOURS_SMS" => Some("off".into()),
                 _ => None,
             }
         };

@@ -5,6 +5,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let deps = crm_messaging::Deps::cold_start().await?;
+    deps.config.require_sending()?;
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<_>| async move {
         Ok::<_, Error>(Box::pin(crm_sender::handle(deps, event.payload)).await)

@@ -80,6 +80,7 @@ async fn send_email(State(s): State<TestState>, IngestFields(fields): IngestFiel
         html,
         message_id: format!("test_{}", uuid::Uuid::now_v7().simple()),
         headers: Vec::new(),
+        tags: Vec::new(),
     };
     answer(s.deps.ses.send(&email).await)
 }

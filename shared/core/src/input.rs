@@ -10,8 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::compliance::parse_consent;
 use crate::identity::Identifier;
 use crate::journey::EventKind;
+use crate::quiet::ZoneName;
 use crate::values::{
     Brand, ClickId, Currency, DeviceId, Email, Invalid, Money, PhoneE164, PhoneRegion, TransactionId, UserId,
     clean_text,
@@ -133,6 +135,8 @@ pub mod alias {
     pub const CURRENCY: &[&str] = &["currency"];
     pub const USER_ID: &[&str] = &["userId"];
     pub const TRANSACTION_ID: &[&str] = &["transactionId", "txid", "tid", "transaction_id", "event_id"];
+    pub const CONSENT: &[&str] = &["consent", "marketingOptIn", "marketing_opt_in", "optIn", "opt_in"];
+    pub const TIMEZONE: &[&str] = &["timezone", "timeZone", "tz"];
 
     /// Every field any endpoint reads (`sub1`…`sub10` are read by prefix).
     pub const ALL: &[&[&str]] = &[
@@ -156,6 +160,8 @@ pub mod alias {
         CURRENCY,
         USER_ID,
         TRANSACTION_ID,
+        CONSENT,
+        TIMEZONE,
         SUBS,
     ];
     pub const SUBS: &[&str] = &[
@@ -382,6 +388,8 @@ pub struct LeadCommand {
     pub names: Names,
     pub campaign: Option<String>,
     pub brand: Brand,
+    pub consent: Option<bool>,
+    pub timezone: Option<ZoneName>,
     pub warnings: Vec<Warning>,
 }
 
@@ -403,6 +411,8 @@ impl LeadCommand {
             last: r.text(alias::LAST_NAME, MAX_NAME_LEN),
         };
         let campaign = r.text(alias::CAMPAIGN, MAX_TEXT_LEN);
+        let consent = r.lenient(alias::CONSENT, parse_consent);
+        let timezone = r.lenient(alias::TIMEZONE, ZoneName::parse);
         let cmd = Self {
             click_id,
             email,
@@ -411,6 +421,8 @@ impl LeadCommand {
             names,
             campaign,
             brand,
+            consent,
+            timezone,
             warnings: r.warnings,
         };
         if cmd.identifiers().is_empty() {
@@ -454,6 +466,8 @@ pub struct PostbackCommand {
     pub phone: Option<PhoneE164>,
     pub user_id: Option<UserId>,
     pub device_id: Option<DeviceId>,
+    pub consent: Option<bool>,
+    pub timezone: Option<ZoneName>,
     pub warnings: Vec<Warning>,
 }
 
@@ -482,6 +496,8 @@ impl PostbackCommand {
             email: r.lenient(alias::EMAIL, Email::parse),
             phone: r.lenient(alias::PHONE, |raw| PhoneE164::parse(raw, defaults.phone_region)),
             device_id: r.lenient(alias::DEVICE_ID, DeviceId::parse),
+            consent: r.lenient(alias::CONSENT, parse_consent),
+            timezone: r.lenient(alias::TIMEZONE, ZoneName::parse),
             warnings: r.warnings,
         };
         if cmd.identifiers().is_empty() {

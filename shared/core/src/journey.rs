@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::compliance::ExclusionKind;
+use crate::profile::ExclusionChange;
 use crate::values::{Brand, Invalid};
 
 /// What has happened between a customer and a brand, in journey order.
@@ -74,6 +76,11 @@ pub enum EventKind {
     Registration,
     Ftd,
     Deposit,
+    /// Responsible gambling: the customer excluded themselves, took a break or closed the
+    /// account. Stops all marketing from the brand at once.
+    Exclusion(ExclusionKind),
+    /// Responsible gambling: the account is open again (lifts an exclusion if the brand allows).
+    Reactivated,
     /// Anything else, kept as sent (trimmed).
     Other(String),
 }
@@ -96,6 +103,16 @@ impl EventKind {
             "registration" | "reg" | "signup" | "register" | "registered" => Self::Registration,
             "ftd" | "firstdeposit" | "firsttimedeposit" => Self::Ftd,
             "deposit" | "dep" | "redeposit" => Self::Deposit,
+            "selfexclusion" | "selfexcluded" | "selfexclude" | "exclusion" | "excluded" => {
+                Self::Exclusion(ExclusionKind::SelfExclusion)
+            }
+            "coolingoff" | "cooloff" | "coolingperiod" | "timeout" | "takeabreak" => {
+                Self::Exclusion(ExclusionKind::CoolingOff)
+            }
+            "accountclosed" | "accountclosure" | "closed" | "closeaccount" => {
+                Self::Exclusion(ExclusionKind::AccountClosed)
+            }
+            "reactivated" | "reactivation" | "reopened" | "accountreopened" | "accountreactivated" => Self::Reactivated,
             _ => Self::Other(v.to_owned()),
         })
     }
@@ -104,7 +121,17 @@ impl EventKind {
             Self::Registration => "registration",
             Self::Ftd => "ftd",
             Self::Deposit => "deposit",
+            Self::Exclusion(k) => k.as_str(),
+            Self::Reactivated => "reactivated",
             Self::Other(v) => v,
+        }
+    }
+    /// The responsible-gambling change this event reports.
+    pub fn exclusion(&self) -> Option<ExclusionChange> {
+        match self {
+            Self::Exclusion(k) => Some(ExclusionChange::Excluded(*k)),
+            Self::Reactivated => Some(ExclusionChange::Reactivated),
+            _ => None,
         }
     }
     /// A deposit implies the first deposit happened, even if the FTD postback never came.
@@ -112,7 +139,7 @@ impl EventKind {
         match self {
             Self::Registration => Milestone::Registered,
             Self::Ftd | Self::Deposit => Milestone::FirstDeposit,
-            Self::Other(_) => Milestone::Touched,
+            Self::Exclusion(_) | Self::Reactivated | Self::Other(_) => Milestone::Touched,
         }
     }
 }

@@ -4,6 +4,8 @@
 //! (state, input, now): no I/O, no clock, no randomness, no AWS. The shell (crm-store,
 //! crm-app, crm-messaging) loads, calls and commits.
 
+pub mod caps;
+pub mod compliance;
 pub mod definition;
 pub mod identity;
 pub mod input;
@@ -11,8 +13,10 @@ pub mod journey;
 pub mod message;
 pub mod plan;
 pub mod profile;
+pub mod quiet;
 pub mod records;
 pub mod schedule;
 pub mod send;
 pub mod template;
+pub mod unsubscribe;
 pub mod values;

@@ -28,10 +28,14 @@ pub enum Status {
     Failed,
     Skipped,
     Cancelled,
+    /// Sent, then bounced permanently (SES).
+    Bounced,
+    /// Sent, then marked as spam by the recipient (SES).
+    Complained,
 }
 
 impl Status {
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 9] = [
         Self::Pending,
         Self::Queued,
         Self::Sending,
@@ -39,6 +43,8 @@ impl Status {
         Self::Failed,
         Self::Skipped,
         Self::Cancelled,
+        Self::Bounced,
+        Self::Complained,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,6 +55,8 @@ impl Status {
             Self::Failed => "FAILED",
             Self::Skipped => "SKIPPED",
             Self::Cancelled => "CANCELLED",
+            Self::Bounced => "BOUNCED",
+            Self::Complained => "COMPLAINED",
         }
     }
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
@@ -58,7 +66,7 @@ impl Status {
             .ok_or_else(|| {
                 Invalid::new(
                     "invalid_value",
-                    "status must be PENDING, QUEUED, SENDING, SENT, FAILED, SKIPPED or CANCELLED",
+                    "status must be PENDING, QUEUED, SENDING, SENT, FAILED, SKIPPED, CANCELLED, BOUNCED or COMPLAINED",
                 )
             })
     }
@@ -68,11 +76,14 @@ impl Status {
     }
     /// Final: nothing moves it any more.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Sent | Self::Failed | Self::Skipped | Self::Cancelled)
+        matches!(
+            self,
+            Self::Sent | Self::Failed | Self::Skipped | Self::Cancelled | Self::Bounced | Self::Complained
+        )
     }
     /// Handed to a provider, or about to be: counts as delivered for deduplication.
     pub fn is_delivered(self) -> bool {
-        matches!(self, Self::Sending | Self::Sent)
+        matches!(self, Self::Sending | Self::Sent | Self::Bounced | Self::Complained)
     }
 }
 
@@ -104,6 +115,18 @@ pub enum Reason {
     RenderFailed,
     /// Waiting to retry after a provider error that certainly did not send.
     Retrying,
+    /// The address is on the suppression list for the brand.
+    Suppressed,
+    /// The customer refused marketing, or the brand requires consent and none is recorded.
+    NoConsent,
+    /// A responsible-gambling exclusion (self-exclusion, cooling-off, closed account) holds.
+    SelfExcluded,
+    /// A frequency cap is full (deferred until it frees; skipped if the step expires first).
+    FrequencyCap,
+    /// Quiet time where the recipient is (deferred to the next opening).
+    QuietHours,
+    /// The customer's data was erased.
+    Erased,
 }
 
 impl Reason {
@@ -121,6 +144,12 @@ impl Reason {
             Self::NoTemplate => "no_template",
             Self::RenderFailed => "render_failed",
             Self::Retrying => "retrying",
+            Self::Suppressed => "suppressed",
+            Self::NoConsent => "no_consent",
+            Self::SelfExcluded => "self_excluded",
+            Self::FrequencyCap => "frequency_cap",
+            Self::QuietHours => "quiet_hours",
+            Self::Erased => "erased",
         }
     }
 }

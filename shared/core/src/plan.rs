@@ -10,7 +10,7 @@ use time::{Duration, OffsetDateTime};
 use crate::identity::{Identifier, Owners, Resolution, resolve};
 use crate::input::{ClickCommand, Defaults, FieldError, Fields, LeadCommand, PostbackCommand, Warning};
 use crate::journey::Milestone;
-use crate::profile::{Follow, Profile, Touch, follow_merges, merge};
+use crate::profile::{Facts, Follow, Profile, Touch, follow_merges, merge};
 use crate::records::{ClickRecord, EventRecord, LeadRecord, MergeRecord};
 use crate::values::{Brand, ClickId, Currency, CustomerId, Money, TransactionId};
 
@@ -356,6 +356,12 @@ impl Ingest for LeadCommand {
     fn touch(&self, at: OffsetDateTime) -> Touch {
         Touch {
             names: self.names.clone(),
+            facts: Facts {
+                consent: self.consent,
+                timezone: self.timezone.clone(),
+                exclusion: None,
+                source: Self::KIND,
+            },
             ..Touch::new(self.identifiers(), self.brand.clone(), Milestone::Touched, at)
         }
     }
@@ -401,6 +407,12 @@ impl Ingest for PostbackCommand {
     fn touch(&self, at: OffsetDateTime) -> Touch {
         Touch {
             revenue: self.revenue(),
+            facts: Facts {
+                consent: self.consent,
+                timezone: self.timezone.clone(),
+                exclusion: self.kind.exclusion(),
+                source: Self::KIND,
+            },
             ..Touch::new(self.identifiers(), self.brand.clone(), self.kind.milestone(), at)
         }
     }
@@ -486,6 +498,7 @@ mod tests {
             milestone: Milestone::Touched,
             names: Names::default(),
             revenue: None,
+            facts: Default::default(),
             at: T0,
         }
     }

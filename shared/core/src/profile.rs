@@ -5,9 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use time::OffsetDateTime;
 
+use crate::compliance::{Consent, Consents, Exclusion, ExclusionKind, record_consent};
+use crate::definition::Channel;
 use crate::identity::Identifier;
 use crate::input::Names;
 use crate::journey::{self, Milestone, Milestones};
+use crate::quiet::ZoneName;
 use crate::values::{Brand, Currency, CustomerId, Money};
 
 /// Everything one request tells us about a customer, whatever endpoint it came through.
@@ -18,7 +21,28 @@ pub struct Touch {
     pub milestone: Milestone,
     pub names: Names,
     pub revenue: Option<(Currency, Money)>,
+    /// What the request says about the customer beyond identity: consent, time zone,
+    /// responsible-gambling events.
+    pub facts: Facts,
     pub at: OffsetDateTime,
+}
+
+/// Compliance facts a lead or postback may carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// A marketing consent checkbox: granted or refused, for every channel of the brand.
+    pub consent: Option<bool>,
+    pub timezone: Option<ZoneName>,
+    pub exclusion: Option<ExclusionChange>,
+    /// What the statement came from (`lead`, `postback`).
+    pub source: &'static str,
+}
+
+/// A responsible-gambling event from the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExclusionChange {
+    Excluded(ExclusionKind),
+    Reactivated,
 }
 
 impl Touch {
@@ -30,6 +54,7 @@ impl Touch {
             milestone,
             names: Names::default(),
             revenue: None,
+            facts: Facts::default(),
             at,
         }
     }
@@ -49,6 +74,12 @@ pub struct Profile {
     pub merged_into: Option<CustomerId>,
     /// Every customer merged into this one, directly or transitively.
     pub merged_from: BTreeSet<CustomerId>,
+    /// Marketing consent per brand and channel.
+    pub consents: Consents,
+    /// Responsible-gambling exclusions, by the brand that reported them.
+    pub exclusions: BTreeMap<Brand, Exclusion>,
+    /// The customer's own time zone, when a lead or postback gave one.
+    pub timezone: Option<ZoneName>,
     /// Bumped by every write; merges use it as an optimistic lock.
     pub version: u64,
 }
@@ -66,6 +97,9 @@ impl Profile {
             revenue: BTreeMap::new(),
             merged_into: None,
             merged_from: BTreeSet::new(),
+            consents: Consents::new(),
+            exclusions: BTreeMap::new(),
+            timezone: None,
             version: 0,
         };
         p.apply(touch);
@@ -85,12 +119,46 @@ impl Profile {
         if touch.names.last.is_some() {
             self.last_name = touch.names.last.clone();
         }
+        apply_facts(self, &touch.brand, &touch.facts, touch.at);
         self.updated_at = self.updated_at.max(touch.at);
         self.version += 1;
     }
 
     pub fn journeys(&self) -> Vec<journey::Journey> {
         journey::journeys(&self.milestones)
+    }
+}
+
+fn apply_facts(p: &mut Profile, brand: &Brand, facts: &Facts, at: OffsetDateTime) {
+    if let Some(granted) = facts.consent {
+        for channel in Channel::ALL {
+            let consent = Consent {
+                granted,
+                at,
+                source: facts.source.to_owned(),
+            };
+            record_consent(&mut p.consents, brand, channel, consent);
+        }
+    }
+    if facts.timezone.is_some() {
+        p.timezone = facts.timezone.clone();
+    }
+    match facts.exclusion {
+        Some(ExclusionChange::Excluded(kind)) => {
+            let e = p.exclusions.entry(brand.clone()).or_insert(Exclusion {
+                kind,
+                at,
+                reactivated_at: None,
+            });
+            e.kind = kind;
+            e.at = at;
+        }
+        Some(ExclusionChange::Reactivated) => {
+            if let Some(e) = p.exclusions.get_mut(brand) {
+                e.reactivated_at = Some(at);
+            }
+        }
+        None => {}
     }
 }
 
@@ -138,6 +206,17 @@ pub fn merge(mut survivor: Profile, absorbed: &[Profile], at: OffsetDateTime) ->
         survivor.first_name = survivor.first_name.or_else(|| other.first_name.clone());
         survivor.last_name = survivor.last_name.or_else(|| other.last_name.clone());
         survivor.created_at = survivor.created_at.min(other.created_at);
+        for ((brand, channel), consent) in &other.consents {
+            record_consent(&mut survivor.consents, brand, *channel, consent.clone());
+        }
+        for (brand, e) in &other.exclusions {
+            let mine = survivor.exclusions.entry(brand.clone()).or_insert_with(|| e.clone());
+            if e.at > mine.at {
+                (mine.kind, mine.at) = (e.kind, e.at);
+            }
+            mine.reactivated_at = mine.reactivated_at.max(e.reactivated_at);
+        }
+        survivor.timezone = survivor.timezone.or_else(|| other.timezone.clone());
         survivor.merged_from.insert(other.id.clone());
         survivor.merged_from.extend(other.merged_from.iter().cloned());
     }
@@ -163,6 +242,7 @@ mod tests {
             milestone: m,
             names: Names::default(),
             revenue: rev.map(|r| (Currency::parse("USD").unwrap(), Money::parse(r).unwrap())),
+            facts: Facts::default(),
             at,
         }
     }

@@ -1,16 +1,21 @@
 //! Whether a message may go now: one pure function of the message, the customer (after
-//! following merges), the brand's settings and now. The sender loads every input and obeys
-//! the answer; every rule that can hold a message back lives here (the compliance rules of
-//! the next issue join them).
+//! following merges), the brand's settings, the recipient's suppression entries, the
+//! person's recent sends and now. The sender loads every input and obeys the answer; every
+//! rule that can hold a message back lives here.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::caps::{self, Cap, Caps, SendLog};
+use crate::compliance::{Consent, ExclusionPolicy, Suppression, excluded, suppressed};
 use crate::definition::Channel;
 use crate::identity::Identifier;
 use crate::message::{Message, Reason};
 use crate::profile::Profile;
-use crate::values::{Email, Invalid, PhoneE164};
+use crate::quiet::{self, QuietWindow, ZoneName, recipient_zones};
+use crate::values::{Brand, Email, Invalid, PhoneE164};
 
 /// The SMS providers a brand can send through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -40,7 +45,7 @@ impl SmsProvider {
 /// Template languages shipped with built-in templates.
 pub const LANGUAGES: [&str; 2] = ["en", "es"];
 
-/// A brand's sending settings, with the deployment's defaults filled in.
+/// A brand's sending and compliance settings, with the deployment's defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BrandSettings {
@@ -53,6 +58,92 @@ pub struct BrandSettings {
     pub laaffic_sender_id: Option<String>,
     /// Template language (`en`, `es`, …).
     pub language: String,
+    /// Marketing only to customers with recorded consent.
+    pub require_consent: bool,
+    /// Per brand and channel.
+    pub frequency_caps: Caps,
+    /// Per person and channel, over every brand (the deployment's; not per brand).
+    pub cross_brand_caps: Caps,
+    pub quiet_hours: QuietHours,
+    /// Where the recipient's own zone is unknown (no `timezone` given, no phone number).
+    pub timezone: ZoneName,
+    pub responsible_gambling: ExclusionPolicy,
+    /// Appended to every marketing SMS; `None` for the language's built-in line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_opt_out_text: Option<String>,
+}
+
+impl BrandSettings {
+    /// The line appended to marketing SMS.
+    pub fn sms_opt_out(&self) -> &str {
+        self.sms_opt_out_text
+            .as_deref()
+            .unwrap_or_else(|| built_in_opt_out(&self.language))
+    }
+}
+
+/// The built-in SMS opt-out line of a language (English for unknown ones).
+pub fn built_in_opt_out(language: &str) -> &'static str {
+    match language.split(['-', '_']).next().unwrap_or_default() {
+        "es" => "Responde BAJA para no recibir más",
+        _ => "Reply STOP to opt out",
+    }
+}
+
+/// Quiet time per channel; `None` for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuietHours {
+    pub email: Option<QuietWindow>,
+    pub sms: Option<QuietWindow>,
+}
+
+impl QuietHours {
+    /// SMS quiet from 21:00 to 08:00 (TCPA); email any time.
+    pub const DEFAULT: Self = Self {
+        email: None,
+        sms: Some(QuietWindow::TCPA),
+    };
+    pub fn for_channel(&self, channel: Channel) -> Option<QuietWindow> {
+        match channel {
+            Channel::Email => self.email,
+            Channel::Sms => self.sms,
+        }
+    }
+}
+
+/// `Some(None)` for an explicit `null`, `None` when the field is absent.
+fn explicit<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+/// A brand's quiet hours: a window, `null` for none, absent for the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHoursOverride {
+    #[serde(default, deserialize_with = "explicit", skip_serializing_if = "Option::is_none")]
+    pub email: Option<Option<QuietWindow>>,
+    #[serde(default, deserialize_with = "explicit", skip_serializing_if = "Option::is_none")]
+    pub sms: Option<Option<QuietWindow>>,
+}
+
+/// A brand's caps per channel; a channel left out keeps the default, `[]` for no cap.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapsOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Vec<Cap>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms: Option<Vec<Cap>>,
+}
+
+/// A brand's responsible-gambling policy; a field left out keeps the default (`false`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExclusionOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_brands: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_reactivation: Option<bool>,
 }
 
 /// What a brand sets of its own; the rest comes from the deployment's defaults.
@@ -69,6 +160,18 @@ pub struct SettingsOverride {
     pub laaffic_sender_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_consent: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_caps: Option<CapsOverride>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHoursOverride>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<ZoneName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responsible_gambling: Option<ExclusionOverride>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_opt_out_text: Option<String>,
 }
 
 impl SettingsOverride {
@@ -95,20 +198,58 @@ impl SettingsOverride {
         if let Some(language) = &self.language {
             crate::template::parse_language(language).map_err(|e| ("language", e))?;
         }
+        if let Some(caps) = &self.frequency_caps {
+            for cap in caps.email.iter().chain(&caps.sms).flatten() {
+                cap.validate().map_err(|e| ("frequencyCaps", e))?;
+            }
+        }
+        if let Some(q) = &self.quiet_hours {
+            for w in [q.email, q.sms].into_iter().flatten().flatten() {
+                w.validate().map_err(|e| ("quietHours", e))?;
+            }
+        }
+        if let Some(text) = &self.sms_opt_out_text {
+            let clean = crate::values::clean_text(text);
+            if clean.is_empty() || clean.chars().count() > 70 || clean != *text {
+                return Err((
+                    "smsOptOutText",
+                    Invalid::new("invalid_format", "must be 1-70 printable characters"),
+                ));
+            }
+        }
         Ok(())
     }
 
     /// These settings over `defaults`.
     pub fn over(&self, defaults: &BrandSettings) -> BrandSettings {
+        let d = defaults.clone();
+        let caps = self.frequency_caps.clone().unwrap_or_default();
+        let quiet = self.quiet_hours.clone().unwrap_or_default();
+        let rg = self.responsible_gambling.clone().unwrap_or_default();
         BrandSettings {
-            from_email: self.from_email.clone().unwrap_or_else(|| defaults.from_email.clone()),
-            from_name: self.from_name.clone().unwrap_or_else(|| defaults.from_name.clone()),
-            sms_provider: self.sms_provider.unwrap_or(defaults.sms_provider),
-            laaffic_sender_id: self
-                .laaffic_sender_id
-                .clone()
-                .or_else(|| defaults.laaffic_sender_id.clone()),
-            language: self.language.clone().unwrap_or_else(|| defaults.language.clone()),
+            from_email: self.from_email.clone().unwrap_or(d.from_email),
+            from_name: self.from_name.clone().unwrap_or(d.from_name),
+            sms_provider: self.sms_provider.unwrap_or(d.sms_provider),
+            laaffic_sender_id: self.laaffic_sender_id.clone().or(d.laaffic_sender_id),
+            language: self.language.clone().unwrap_or(d.language),
+            require_consent: self.require_consent.unwrap_or(d.require_consent),
+            frequency_caps: Caps {
+                email: caps.email.unwrap_or(d.frequency_caps.email),
+                sms: caps.sms.unwrap_or(d.frequency_caps.sms),
+            },
+            cross_brand_caps: d.cross_brand_caps,
+            quiet_hours: QuietHours {
+                email: quiet.email.unwrap_or(d.quiet_hours.email),
+                sms: quiet.sms.unwrap_or(d.quiet_hours.sms),
+            },
+            timezone: self.timezone.clone().unwrap_or(d.timezone),
+            responsible_gambling: ExclusionPolicy {
+                all_brands: rg.all_brands.unwrap_or(d.responsible_gambling.all_brands),
+                allow_reactivation: rg
+                    .allow_reactivation
+                    .unwrap_or(d.responsible_gambling.allow_reactivation),
+            },
+            sms_opt_out_text: self.sms_opt_out_text.clone().or(d.sms_opt_out_text),
         }
     }
 }
@@ -150,18 +291,49 @@ pub enum Decision {
     Cancel(Reason),
 }
 
-/// The rules, in order: the customer must exist and still be in the message's stage (for a
-/// placeholder message: still without a brand); the channel needs an address (wait for one
-/// until the step expires); the step must not have expired. `real_sending` is the
-/// deployment's `ENABLE_REAL_SENDING`.
-pub fn decide(
-    message: &Message,
-    customer: Option<&Profile>,
-    _settings: &BrandSettings,
-    real_sending: bool,
-    now: OffsetDateTime,
-) -> Decision {
-    let Some(customer) = customer else {
+/// Everything the decision reads besides the message.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    /// The customer after following merges; `None` if gone.
+    pub customer: Option<&'a Profile>,
+    /// The message's brand's settings.
+    pub settings: &'a BrandSettings,
+    /// The responsible-gambling policy of each brand that excluded the customer (a brand
+    /// missing here has the default policy).
+    pub policies: &'a BTreeMap<Brand, ExclusionPolicy>,
+    /// The suppression entries of the recipient's address.
+    pub suppressions: &'a [Suppression],
+    /// The person's recent sends on the message's channel.
+    pub log: &'a SendLog,
+    /// The deployment's `ENABLE_REAL_SENDING`.
+    pub real_sending: bool,
+    pub now: OffsetDateTime,
+}
+
+/// The consent statement that applies to `brand` on `channel`: the brand's own, else one
+/// given before any brand was known (a lead without a brand).
+pub fn consent<'a>(customer: &'a Profile, brand: &Brand, channel: Channel) -> Option<&'a Consent> {
+    customer
+        .consents
+        .get(&(brand.clone(), channel))
+        .or_else(|| customer.consents.get(&(Brand::unbranded(), channel)))
+}
+
+/// The rules, in order:
+/// 1. the customer must exist and still be in the message's stage (a placeholder message:
+///    still without a brand), else `CANCELLED`;
+/// 2. no responsible-gambling exclusion may hold (`self_excluded`);
+/// 3. the channel needs an address (wait for one until the step expires: `no_address`), and
+///    the step must not have expired (`expired`);
+/// 4. the address must not be suppressed for the brand (`suppressed`);
+/// 5. consent: a refusal always stops marketing, and a brand that requires consent needs a
+///    grant (`no_consent`);
+/// 6. quiet hours where the recipient is (deferred to the next opening, with a spread);
+/// 7. frequency caps, per brand and across brands (deferred until the caps free).
+///
+/// A deferral past the step's expiry is a skip with the same reason.
+pub fn decide(message: &Message, f: &Facts) -> Decision {
+    let Some(customer) = f.customer else {
         return Decision::Skip(Reason::CustomerGone);
     };
     let journeys = customer.journeys();
@@ -171,22 +343,66 @@ pub fn decide(
     if !journeys.iter().any(|j| message.is_for(j)) {
         return Decision::Cancel(Reason::StageLeft);
     }
-    let Some(to) = address(customer, message.channel) else {
-        return if now >= message.expires_at {
-            Decision::Skip(Reason::NoAddress)
+    let policy = |b: &Brand| {
+        f.policies.get(b).copied().unwrap_or(if *b == message.brand {
+            f.settings.responsible_gambling
         } else {
-            Decision::Defer {
-                until: message.expires_at,
-                reason: Reason::NoAddress,
-            }
-        };
+            ExclusionPolicy::default()
+        })
+    };
+    if excluded(&customer.exclusions, &message.brand, policy) {
+        return Decision::Skip(Reason::SelfExcluded);
+    }
+    let now = f.now;
+    let Some(to) = address(customer, message.channel) else {
+        return defer(message, message.expires_at, Reason::NoAddress, now);
     };
     if now > message.expires_at {
         return Decision::Skip(Reason::Expired);
     }
+    if suppressed(f.suppressions, message.channel, &message.brand) {
+        return Decision::Skip(Reason::Suppressed);
+    }
+    match consent(customer, &message.brand, message.channel) {
+        Some(c) if !c.granted => return Decision::Skip(Reason::NoConsent),
+        None if f.settings.require_consent => return Decision::Skip(Reason::NoConsent),
+        _ => {}
+    }
+    if let Some(window) = f.settings.quiet_hours.for_channel(message.channel) {
+        let phone = match &to {
+            Address::Phone(p) => Some(p),
+            Address::Email(_) => None,
+        };
+        let zones = recipient_zones(customer.timezone.as_ref(), phone, &f.settings.timezone);
+        match quiet::next_open(&zones, window, now) {
+            Some(t) if t == now => {}
+            Some(t) => return defer(message, t + quiet::spread(&message.message_id), Reason::QuietHours, now),
+            None => return Decision::Skip(Reason::QuietHours),
+        }
+    }
+    let free = caps::earliest(
+        f.log,
+        &message.message_id,
+        &message.brand,
+        f.settings.frequency_caps.for_channel(message.channel),
+        f.settings.cross_brand_caps.for_channel(message.channel),
+        now,
+    );
+    if free > now {
+        return defer(message, free, Reason::FrequencyCap, now);
+    }
     Decision::Send {
         to,
-        dry_run: !real_sending,
+        dry_run: !f.real_sending,
+    }
+}
+
+/// Wait until `until`, or skip if that is past the step's expiry.
+fn defer(message: &Message, until: OffsetDateTime, reason: Reason, now: OffsetDateTime) -> Decision {
+    if until > message.expires_at || now >= message.expires_at {
+        Decision::Skip(reason)
+    } else {
+        Decision::Defer { until, reason }
     }
 }
 
@@ -209,7 +425,30 @@ mod tests {
             sms_provider: SmsProvider::Sns,
             laaffic_sender_id: None,
             language: "en".into(),
+            require_consent: false,
+            frequency_caps: Caps::brand_default(),
+            cross_brand_caps: Caps::cross_brand_default(),
+            quiet_hours: QuietHours::DEFAULT,
+            timezone: ZoneName::parse("UTC").unwrap(),
+            responsible_gambling: ExclusionPolicy::default(),
+            sms_opt_out_text: None,
         }
+    }
+    /// The rules with nothing suppressed and nothing sent before.
+    fn go(m: &Message, customer: Option<&Profile>, real_sending: bool, now: OffsetDateTime) -> Decision {
+        let s = settings();
+        decide(
+            m,
+            &Facts {
+                customer,
+                settings: &s,
+                policies: &BTreeMap::new(),
+                suppressions: &[],
+                log: &SendLog::default(),
+                real_sending,
+                now,
+            },
+        )
     }
     fn customer(brand: &str, milestone: Milestone, email: bool) -> Profile {
         let mut ids = vec![Identifier::ClickId(ClickId::parse("c1").unwrap())];
@@ -227,11 +466,11 @@ mod tests {
     #[test]
     fn a_customer_with_an_address_in_the_stage_is_sent_to() {
         let c = customer("rushbet", Milestone::Touched, true);
-        let d = decide(&welcome(&c), Some(&c), &settings(), true, T0);
+        let d = go(&welcome(&c), Some(&c), true, T0);
         assert!(
             matches!(d, Decision::Send { to: Address::Email(e), dry_run: false } if e.as_str() == "ana@example.com")
         );
-        let d = decide(&welcome(&c), Some(&c), &settings(), false, T0);
+        let d = go(&welcome(&c), Some(&c), false, T0);
         assert!(matches!(d, Decision::Send { dry_run: true, .. }));
     }
 
@@ -240,10 +479,7 @@ mod tests {
         let c = customer("rushbet", Milestone::Touched, true);
         let m = welcome(&c);
         let deposited = customer("rushbet", Milestone::FirstDeposit, true);
-        assert_eq!(
-            decide(&m, Some(&deposited), &settings(), true, T0),
-            Decision::Cancel(Reason::StageLeft)
-        );
+        assert_eq!(go(&m, Some(&deposited), true, T0), Decision::Cancel(Reason::StageLeft));
     }
 
     #[test]
@@ -258,7 +494,7 @@ mod tests {
             T0,
         );
         assert_eq!(
-            decide(&m, Some(&branded), &settings(), true, T0),
+            go(&m, Some(&branded), true, T0),
             Decision::Cancel(Reason::BrandAssigned)
         );
     }
@@ -268,14 +504,14 @@ mod tests {
         let c = customer("rushbet", Milestone::Touched, false);
         let m = welcome(&c);
         assert_eq!(
-            decide(&m, Some(&c), &settings(), true, T0),
+            go(&m, Some(&c), true, T0),
             Decision::Defer {
                 until: T0 + Duration::hours(72),
                 reason: Reason::NoAddress
             }
         );
         assert_eq!(
-            decide(&m, Some(&c), &settings(), true, T0 + Duration::hours(72)),
+            go(&m, Some(&c), true, T0 + Duration::hours(72)),
             Decision::Skip(Reason::NoAddress)
         );
     }
@@ -285,13 +521,285 @@ mod tests {
         let c = customer("rushbet", Milestone::Touched, true);
         let m = welcome(&c);
         let late = T0 + Duration::hours(73);
+        assert_eq!(go(&m, Some(&c), true, late), Decision::Skip(Reason::Expired));
+        assert_eq!(go(&m, None, true, T0), Decision::Skip(Reason::CustomerGone));
+    }
+
+    fn sms_customer(phone: &str) -> Profile {
+        let phone = PhoneE164::parse(phone, crate::values::PhoneRegion::parse("US").unwrap()).unwrap();
+        let id = CustomerId::parse("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10").unwrap();
+        let ids = vec![Identifier::Phone(phone)];
+        Profile::new(
+            id,
+            &Touch::new(ids, Brand::parse("rushbet").unwrap(), Milestone::Touched, T0),
+        )
+    }
+    fn sms(c: &Profile) -> Message {
+        let step = crate::definition::Step {
+            channel: Channel::Sms,
+            ..JourneyDefinition::default_definition().steps[0].clone()
+        };
+        Message::scheduled(&c.id, &c.journeys()[0], &step, T0)
+    }
+    fn with(
+        m: &Message,
+        c: &Profile,
+        s: &BrandSettings,
+        suppressions: &[Suppression],
+        log: &SendLog,
+        now: OffsetDateTime,
+    ) -> Decision {
+        let facts = Facts {
+            customer: Some(c),
+            settings: s,
+            policies: &BTreeMap::new(),
+            suppressions,
+            log,
+            real_sending: true,
+            now,
+        };
+        decide(m, &facts)
+    }
+
+    #[test]
+    fn each_compliance_rule_holds_a_message_back() {
+        use crate::compliance::{Exclusion, ExclusionKind, Scope, SuppressionReason};
+        // 10:00 UTC is 05:00 in Lima: quiet for SMS until 08:00 (13:00 UTC), plus a spread.
+        let c = sms_customer("+51987654321");
+        let m = sms(&c);
+        let s = settings();
+        let d = with(&m, &c, &s, &[], &SendLog::default(), T0);
+        let Decision::Defer {
+            until,
+            reason: Reason::QuietHours,
+        } = d
+        else {
+            panic!("{d:?}")
+        };
+        assert!(until >= T0 + Duration::hours(3) && until < T0 + Duration::hours(3) + Duration::minutes(10));
+        let noon = T0 + Duration::hours(7);
+        assert!(matches!(
+            with(&m, &c, &s, &[], &SendLog::default(), noon),
+            Decision::Send { .. }
+        ));
+
+        let entry = |scope| Suppression {
+            channel: Channel::Sms,
+            address: None,
+            address_hash: "h".into(),
+            scope,
+            reason: SuppressionReason::Unsubscribed,
+            at: T0,
+            source: "test".into(),
+        };
+        let own = [entry(Scope::Brand(Brand::parse("rushbet").unwrap()))];
         assert_eq!(
-            decide(&m, Some(&c), &settings(), true, late),
-            Decision::Skip(Reason::Expired)
+            with(&m, &c, &s, &own, &SendLog::default(), noon),
+            Decision::Skip(Reason::Suppressed)
         );
+        let other = [entry(Scope::Brand(Brand::parse("betano").unwrap()))];
+        assert!(matches!(
+            with(&m, &c, &s, &other, &SendLog::default(), noon),
+            Decision::Send { .. }
+        ));
+
+        let mut strict = settings();
+        strict.require_consent = true;
         assert_eq!(
-            decide(&m, None, &settings(), true, T0),
-            Decision::Skip(Reason::CustomerGone)
+            with(&m, &c, &strict, &[], &SendLog::default(), noon),
+            Decision::Skip(Reason::NoConsent)
         );
+        let mut refused = c.clone();
+        let no = Consent {
+            granted: false,
+            at: T0,
+            source: "lead".into(),
+        };
+        refused.consents.insert((Brand::unbranded(), Channel::Sms), no);
+        assert_eq!(
+            with(&m, &refused, &s, &[], &SendLog::default(), noon),
+            Decision::Skip(Reason::NoConsent)
+        );
+
+        let mut excluded = c.clone();
+        let e = Exclusion {
+            kind: ExclusionKind::CoolingOff,
+            at: T0,
+            reactivated_at: None,
+        };
+        excluded.exclusions.insert(Brand::parse("rushbet").unwrap(), e);
+        assert_eq!(
+            with(&m, &excluded, &s, &[], &SendLog::default(), noon),
+            Decision::Skip(Reason::SelfExcluded)
+        );
+
+        // One SMS today already: the 1-per-24h cap frees a day after it.
+        let log = SendLog {
+            sends: vec![crate::caps::Sent {
+                message_id: "x".into(),
+                brand: Brand::parse("rushbet").unwrap(),
+                at: noon - Duration::hours(1),
+            }],
+            version: 1,
+        };
+        assert_eq!(
+            with(&m, &c, &s, &[], &log, noon),
+            Decision::Defer {
+                until: noon + Duration::hours(23),
+                reason: Reason::FrequencyCap
+            }
+        );
+        // ... unless the step expires first.
+        let mut short = m.clone();
+        short.expires_at = noon + Duration::hours(2);
+        assert_eq!(
+            with(&short, &c, &s, &[], &log, noon),
+            Decision::Skip(Reason::FrequencyCap)
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use crate::caps::Sent;
+        use crate::compliance::{Exclusion, ExclusionKind, Scope, SuppressionReason};
+        use crate::definition::Step;
+        use crate::values::PhoneRegion;
+        use proptest::prelude::*;
+
+        const PHONES: [&str; 5] = [
+            "+12015550123",
+            "+13105550123",
+            "+34612345678",
+            "+51987654321",
+            "+61412345678",
+        ];
+        const ZONES: [&str; 5] = [
+            "America/New_York",
+            "Europe/Madrid",
+            "Australia/Lord_Howe",
+            "America/Lima",
+            "Asia/Kolkata",
+        ];
+        const BRANDS: [&str; 2] = ["rushbet", "betano"];
+
+        prop_compose! {
+            fn window()(from in 0u16..24 * 60, len in 1u16..24 * 60) -> QuietWindow {
+                let to = (from + len) % (24 * 60);
+                QuietWindow { from: LocalTime(from), to: LocalTime(to) }
+            }
+        }
+
+        #[allow(non_snake_case)]
+        fn LocalTime(minutes: u16) -> crate::quiet::LocalTime {
+            crate::quiet::LocalTime::hm(minutes / 60, minutes % 60)
+        }
+
+        proptest! {
+            /// Whatever the zones, times (any minute of 2025-2028, so every DST change),
+            /// windows, list entries, consent, exclusions and history: a message that is sent
+            /// is outside quiet time in every candidate zone, to an address not suppressed for
+            /// its brand, of a customer neither excluded nor refusing (nor, where required,
+            /// without) consent, within every cap.
+            #[test]
+            fn nothing_is_sent_that_a_rule_forbids(
+                phone in 0usize..PHONES.len(),
+                own_zone in prop::option::of(0usize..ZONES.len()),
+                window in prop::option::of(window()),
+                minute in 0i64..4 * 366 * 24 * 60,
+                suppression in prop::option::of((0usize..3, 0usize..6)),
+                consent in prop::option::of(any::<bool>()),
+                require_consent in any::<bool>(),
+                exclusion in prop::option::of((0usize..2, any::<bool>(), any::<bool>(), any::<bool>())),
+                history in prop::collection::vec((0i64..7 * 24 * 60, 0usize..2), 0..8),
+            ) {
+                let now = datetime!(2025-01-01 00:00 UTC) + Duration::minutes(minute);
+                let brand = Brand::parse(BRANDS[0]).unwrap();
+                let phone = PhoneE164::parse(PHONES[phone], PhoneRegion::parse("US").unwrap()).unwrap();
+                let ids = vec![Identifier::Phone(phone.clone())];
+                let mut c = Profile::new(
+                    CustomerId::parse("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10").unwrap(),
+                    &Touch::new(ids, brand.clone(), Milestone::Touched, now),
+                );
+                c.timezone = own_zone.map(|z| ZoneName::parse(ZONES[z]).unwrap());
+                if let Some(granted) = consent {
+                    c.consents.insert((brand.clone(), Channel::Sms), Consent { granted, at: now, source: "lead".into() });
+                }
+                let mut policies = BTreeMap::new();
+                if let Some((by, all_brands, reactivated, allow_reactivation)) = exclusion {
+                    let by = Brand::parse(BRANDS[by]).unwrap();
+                    c.exclusions.insert(by.clone(), Exclusion {
+                        kind: ExclusionKind::SelfExclusion,
+                        at: now - Duration::days(2),
+                        reactivated_at: reactivated.then(|| now - Duration::days(1)),
+                    });
+                    policies.insert(by, ExclusionPolicy { all_brands, allow_reactivation });
+                }
+                let suppressions: Vec<Suppression> = suppression
+                    .map(|(scope, reason)| Suppression {
+                        channel: Channel::Sms,
+                        address: Some(phone.to_string()),
+                        address_hash: "h".into(),
+                        scope: match scope {
+                            0 => Scope::All,
+                            1 => Scope::Brand(brand.clone()),
+                            _ => Scope::Brand(Brand::parse(BRANDS[1]).unwrap()),
+                        },
+                        reason: SuppressionReason::ALL[reason],
+                        at: now,
+                        source: "test".into(),
+                    })
+                    .into_iter()
+                    .collect();
+                let log = SendLog {
+                    sends: history
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (m, b))| Sent {
+                            message_id: format!("m{i}"),
+                            brand: Brand::parse(BRANDS[*b]).unwrap(),
+                            at: now - Duration::minutes(*m),
+                        })
+                        .collect(),
+                    version: 1,
+                };
+                let mut s = settings();
+                s.quiet_hours.sms = window;
+                s.require_consent = require_consent;
+                let step = Step { channel: Channel::Sms, ..JourneyDefinition::default_definition().steps[0].clone() };
+                let m = Message::scheduled(&c.id, &c.journeys()[0], &step, now);
+                let facts = Facts {
+                    customer: Some(&c),
+                    settings: &s,
+                    policies: &policies,
+                    suppressions: &suppressions,
+                    log: &log,
+                    real_sending: true,
+                    now,
+                };
+                let policy = |b: &Brand| policies.get(b).copied().unwrap_or_default();
+                match decide(&m, &facts) {
+                    Decision::Send { .. } => {
+                        if let Some(w) = window {
+                            let zones = recipient_zones(c.timezone.as_ref(), Some(&phone), &s.timezone);
+                            prop_assert!(quiet::allowed(&zones, w, now), "sent in quiet time");
+                        }
+                        prop_assert!(!suppressed(&suppressions, Channel::Sms, &brand));
+                        prop_assert!(!excluded(&c.exclusions, &brand, policy));
+                        prop_assert!(consent != Some(false) && (consent == Some(true) || !require_consent));
+                        let sent = log.with(Sent { message_id: m.message_id.clone(), brand: brand.clone(), at: now });
+                        for cap in s.frequency_caps.sms.iter() {
+                            let n = sent.iter().filter(|x| x.brand == brand && x.at > now - cap.per.duration()).count();
+                            prop_assert!(n as u32 <= cap.max);
+                        }
+                        for cap in s.cross_brand_caps.sms.iter() {
+                            let n = sent.iter().filter(|x| x.at > now - cap.per.duration()).count();
+                            prop_assert!(n as u32 <= cap.max);
+                        }
+                    }
+                    Decision::Defer { until, .. } => prop_assert!(until > now && until <= m.expires_at),
+                    Decision::Skip(_) | Decision::Cancel(_) => {}
+                }
+            }
+        }
     }
 }

@@ -4,8 +4,12 @@
 use std::time::Duration;
 
 use crm_app::config::{ConfigError, Secret};
-use crm_core::send::{BrandSettings, SmsProvider};
+use crm_core::caps::{Cap, Caps};
+use crm_core::compliance::ExclusionPolicy;
+use crm_core::quiet::{LocalTime, QuietWindow, ZoneName};
+use crm_core::send::{BrandSettings, QuietHours, SmsProvider};
 use crm_core::template::parse_language;
+use crm_core::unsubscribe::{Keys, MIN_SECRET_LEN};
 use crm_core::values::Email;
 use crm_providers::laaffic::{DEFAULT_BASE_URL, DEFAULT_TIMEOUT, LaafficConfig};
 
@@ -26,6 +30,32 @@ pub struct MessagingConfig {
     pub cache_ttl: Duration,
     /// SES configuration set (bounce and complaint events).
     pub ses_configuration_set: Option<String>,
+    /// Keys from `UNSUBSCRIBE_SECRET`: unsubscribe links and suppression lookups.
+    pub unsubscribe: Option<Keys>,
+    /// Where the API is reachable from the internet (unsubscribe links).
+    pub public_base_url: Option<String>,
+}
+
+impl MessagingConfig {
+    /// What the sender cannot send without: unsubscribe keys and the public base URL.
+    pub fn require_sending(&self) -> Result<(), ConfigError> {
+        self.keys()?;
+        match self.public_base_url {
+            Some(_) => Ok(()),
+            None => Err(ConfigError {
+                var: "PUBLIC_BASE_URL",
+                message: "is required: unsubscribe links point at it".into(),
+            }),
+        }
+    }
+
+    /// The unsubscribe keys, which every function that sends or suppresses needs.
+    pub fn keys(&self) -> Result<&Keys, ConfigError> {
+        self.unsubscribe.as_ref().ok_or_else(|| ConfigError {
+            var: "UNSUBSCRIBE_SECRET",
+            message: "is required (at least 32 characters; never change it once set)".into(),
+        })
+    }
 }
 
 impl MessagingConfig {
@@ -81,6 +111,53 @@ impl MessagingConfig {
             .ok()
             .filter(|s| *s <= 3600)
             .ok_or_else(|| err("SETTINGS_CACHE_SECONDS", "must be a whole number of seconds up to 3600"))?;
+        let caps = |var: &'static str, default: Vec<Cap>| match get(var) {
+            None => Ok(default),
+            Some(v) if v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("none") => Ok(Vec::new()),
+            Some(v) => Cap::parse_list(&v).map_err(|e| err(var, &e.message)),
+        };
+        let quiet = |var: &'static str, default: Option<QuietWindow>| match get(var) {
+            None => Ok(default),
+            Some(v) if v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("none") => Ok(None),
+            Some(v) => {
+                let bad = || err(var, "must be HH:MM-HH:MM (quiet from-to, local time) or off");
+                let (from, to) = v.split_once('-').ok_or_else(bad)?;
+                let w = QuietWindow {
+                    from: LocalTime::parse(from).map_err(|_| bad())?,
+                    to: LocalTime::parse(to).map_err(|_| bad())?,
+                };
+                w.validate().map_err(|_| bad())?;
+                Ok(Some(w))
+            }
+        };
+        let brand_caps = Caps::brand_default();
+        let cross = Caps::cross_brand_default();
+        let frequency_caps = Caps {
+            email: caps("FREQUENCY_CAPS_EMAIL", brand_caps.email)?,
+            sms: caps("FREQUENCY_CAPS_SMS", brand_caps.sms)?,
+        };
+        let cross_brand_caps = Caps {
+            email: caps("CROSS_BRAND_CAPS_EMAIL", cross.email)?,
+            sms: caps("CROSS_BRAND_CAPS_SMS", cross.sms)?,
+        };
+        let quiet_hours = QuietHours {
+            email: quiet("QUIET_HOURS_EMAIL", QuietHours::DEFAULT.email)?,
+            sms: quiet("QUIET_HOURS_SMS", QuietHours::DEFAULT.sms)?,
+        };
+        let timezone = ZoneName::parse(&get("DEFAULT_TIMEZONE").unwrap_or_else(|| "UTC".into()))
+            .map_err(|e| err("DEFAULT_TIMEZONE", &e.message))?;
+        let unsubscribe = match get("UNSUBSCRIBE_SECRET") {
+            Some(v) if v.len() < MIN_SECRET_LEN => {
+                return Err(err("UNSUBSCRIBE_SECRET", "must be at least 32 characters"));
+            }
+            v => v.map(|v| Keys::derive(v.as_bytes())),
+        };
+        let public_base_url = match get("PUBLIC_BASE_URL") {
+            Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
+                return Err(err("PUBLIC_BASE_URL", "must be an http(s) URL"));
+            }
+            u => u.map(|u| u.trim_end_matches('/').to_owned()),
+        };
         let cron_secret = match get("CRON_SECRET") {
             Some(v) if v.len() < crm_app::config::MIN_SECRET_LEN => {
                 return Err(err("CRON_SECRET", "must be at least 16 characters"));
@@ -95,6 +172,13 @@ impl MessagingConfig {
                 sms_provider,
                 laaffic_sender_id: get("LAAFFIC_SENDER_ID"),
                 language,
+                require_consent: get("REQUIRE_CONSENT").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+                frequency_caps,
+                cross_brand_caps,
+                quiet_hours,
+                timezone,
+                responsible_gambling: ExclusionPolicy::default(),
+                sms_opt_out_text: None,
             },
             sns_sender_id: get("SNS_SENDER_ID"),
             laaffic,
@@ -102,6 +186,8 @@ impl MessagingConfig {
             cron_secret,
             cache_ttl: Duration::from_secs(cache_seconds),
             ses_configuration_set: get("SES_CONFIGURATION_SET"),
+            unsubscribe,
+            public_base_url,
         })
     }
 }
@@ -120,6 +206,29 @@ mod tests {
         assert!(!c.real_sending);
         assert_eq!(c.defaults.sms_provider, SmsProvider::Sns);
         assert_eq!(c.defaults.language, "en");
+        assert_eq!(c.defaults.frequency_caps, Caps::brand_default());
+        assert_eq!(c.defaults.quiet_hours.sms, Some(QuietWindow::TCPA));
+        assert!(c.keys().is_err(), "no secret, no keys");
+    }
+
+    #[test]
+    fn compliance_defaults_come_from_the_environment() {
+        let c = config(&[
+            ("FREQUENCY_CAPS_EMAIL", "1/24h"),
+            ("CROSS_BRAND_CAPS_SMS", "off"),
+            ("QUIET_HOURS_SMS", "22:00-09:00"),
+            ("QUIET_HOURS_EMAIL", "23:00-07:00"),
+            ("DEFAULT_TIMEZONE", "America/Lima"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.defaults.frequency_caps.email,
+            vec![Cap::new(1, time::Duration::hours(24))]
+        );
+        assert!(c.defaults.cross_brand_caps.sms.is_empty());
+        assert_eq!(c.defaults.quiet_hours.sms.unwrap().from, LocalTime::hm(22, 0));
+        assert_eq!(c.defaults.quiet_hours.email.unwrap().to, LocalTime::hm(7, 0));
+        assert_eq!(c.defaults.timezone.as_str(), "America/Lima");
     }
 
     #[test]
@@ -131,6 +240,15 @@ mod tests {
         assert_eq!(config(&[("SMS_PROVIDER", "laaffic")]).unwrap_err().var, "SMS_PROVIDER");
         assert_eq!(config(&[("LAAFFIC_API_KEY", "k")]).unwrap_err().var, "LAAFFIC_API_KEY");
         assert_eq!(config(&[("CRON_SECRET", "short")]).unwrap_err().var, "CRON_SECRET");
+        for var in [
+            "FREQUENCY_CAPS_SMS",
+            "QUIET_HOURS_SMS",
+            "DEFAULT_TIMEZONE",
+            "UNSUBSCRIBE_SECRET",
+            "PUBLIC_BASE_URL",
+        ] {
+            assert_eq!(config(&[(var, "nope")]).unwrap_err().var, var);
+        }
         let secret = format!(
             "{:?}",
             config(&[

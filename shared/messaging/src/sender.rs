@@ -11,14 +11,19 @@
 //! dies after its claim leaves `SENDING`; when the lease expires the scheduler marks it
 //! `FAILED` (`send_interrupted`).
 
+use std::collections::BTreeMap;
+
+use crm_core::caps::{SendLog, Sent};
+use crm_core::compliance::{Scope, Suppression, SuppressionReason};
 use crm_core::definition::Channel;
 use crm_core::message::{Message, Reason, SendJob};
-use crm_core::send::{Address, BrandSettings, Decision, SmsProvider, decide};
+use crm_core::send::{Address, BrandSettings, Decision, Facts, SmsProvider, address, decide};
 use crm_core::template::resolve;
+use crm_core::unsubscribe::Keys;
 use crm_providers::ProviderError;
 use crm_providers::ses::OutboundEmail;
 use crm_providers::sns::OutboundSms;
-use crm_render::{Context, Variables, render};
+use crm_render::{Context, Variables, append_sms_opt_out, append_unsubscribe_footer, render};
 use crm_store::{Settle, StoreError};
 use time::{Duration, OffsetDateTime};
 
@@ -28,6 +33,9 @@ use crate::Deps;
 pub const SEND_LEASE: Duration = Duration::minutes(2);
 /// Provider calls that certainly did not send, before the message fails.
 pub const MAX_ATTEMPTS: u32 = 5;
+/// SES message tags naming the message: bounce and complaint events carry them back.
+pub const TAG_CUSTOMER: &str = "crm_customer";
+pub const TAG_MESSAGE: &str = "crm_message";
 
 fn backoff(attempt: u32) -> Duration {
     match attempt {
@@ -142,23 +150,93 @@ struct Send {
     subject: Option<String>,
     body: String,
     text: String,
+    /// The recipient's unsubscribe link (email).
+    unsubscribe_url: Option<String>,
 }
 
-/// Loads, decides and renders: everything before the provider call.
+/// How many times a send is decided again after another sender changed the person's send
+/// log between our read and our write.
+const CAP_RACES: usize = 4;
+
+/// Loads, decides and renders: everything before the provider call. A message allowed to
+/// go is counted against the person's caps here, before the provider call: a message
+/// counts from the moment it is allowed, whether or not the provider then accepts it.
 async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<Prepared, StoreError> {
-    let customer = deps.store.current_profile(&message.customer_id).await?;
+    let store = &deps.store;
+    let customer = store.current_profile(&message.customer_id).await?;
     let settings = deps.catalog.settings(&message.brand).await?;
-    let (to, dry_run) = match decide(message, customer.as_ref(), &settings, deps.config.real_sending, now) {
-        Decision::Send { to, dry_run } => (to, dry_run),
-        Decision::Cancel(r) => return Ok(Prepared::Settle(Settle::Cancelled(r))),
-        Decision::Skip(r) => return Ok(Prepared::Settle(Settle::Skipped(r))),
-        Decision::Defer { until, reason } => {
-            return Ok(Prepared::Settle(Settle::Deferred {
-                until,
-                reason,
-                attempts: message.attempts,
-                error: None,
-            }));
+    let mut policies = BTreeMap::new();
+    for brand in customer.iter().flat_map(|c| c.exclusions.keys()) {
+        let policy = deps.catalog.settings(brand).await?.responsible_gambling;
+        policies.insert(brand.clone(), policy);
+    }
+    let keys = deps.config.keys().map_err(|e| StoreError::Rejected(e.to_string()))?;
+    let recipient = customer
+        .as_ref()
+        .and_then(|c| address(c, message.channel).map(|a| (c, a)));
+    let (suppressions, mut log) = match &recipient {
+        Some((c, to)) => {
+            let hash = keys.address_hash(message.channel, to.as_str());
+            let (mut entries, log) = tokio::try_join!(
+                store.suppressions(message.channel, &hash),
+                store.send_log(&c.id, message.channel)
+            )?;
+            if let Some(entry) = sns_opt_out(deps, &settings, to, &hash, now).await {
+                entries.push(entry);
+            }
+            (entries, log)
+        }
+        None => (Vec::new(), SendLog::default()),
+    };
+    let mut races = 0;
+    let (to, dry_run) = loop {
+        let facts = Facts {
+            customer: customer.as_ref(),
+            settings: &settings,
+            policies: &policies,
+            suppressions: &suppressions,
+            log: &log,
+            real_sending: deps.config.real_sending,
+            now,
+        };
+        match decide(message, &facts) {
+            Decision::Send { to, dry_run } => {
+                let person = &customer.as_ref().expect("decide sends only to an existing customer").id;
+                if log.counts(&message.message_id) {
+                    break (to, dry_run);
+                }
+                let sent = Sent {
+                    message_id: message.message_id.clone(),
+                    brand: message.brand.clone(),
+                    at: now,
+                };
+                if store
+                    .record_send(person, message.channel, &log, &log.with(sent))
+                    .await?
+                {
+                    break (to, dry_run);
+                }
+                races += 1;
+                if races >= CAP_RACES {
+                    return Ok(Prepared::Settle(Settle::Deferred {
+                        until: now + Duration::seconds(30),
+                        reason: Reason::FrequencyCap,
+                        attempts: message.attempts,
+                        error: None,
+                    }));
+                }
+                log = store.send_log(person, message.channel).await?;
+            }
+            Decision::Cancel(r) => return Ok(Prepared::Settle(Settle::Cancelled(r))),
+            Decision::Skip(r) => return Ok(Prepared::Settle(Settle::Skipped(r))),
+            Decision::Defer { until, reason } => {
+                return Ok(Prepared::Settle(Settle::Deferred {
+                    until,
+                    reason,
+                    attempts: message.attempts,
+                    error: None,
+                }));
+            }
         }
     };
     let customer = customer.expect("decide sends only to an existing customer");
@@ -169,14 +247,26 @@ async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<
             error: None,
         }));
     };
+    let unsubscribe_url = match message.channel {
+        Channel::Email => Some(unsubscribe_url(deps, keys, message, &to)?),
+        Channel::Sms => None,
+    };
     let ctx = Context {
         brand: &message.brand,
         journey_type: message.journey_type,
         stage: message.stage,
-        unsubscribe_url: None,
+        unsubscribe_url: unsubscribe_url.as_deref(),
     };
-    let compiled = deps.catalog.compiled(template);
-    let rendered = match compiled.and_then(|c| render(&c, &Variables::new(&customer, ctx))) {
+    let rendered = deps.catalog.compiled(template).and_then(|c| {
+        let mut r = render(&c, &Variables::new(&customer, ctx))?;
+        match (&unsubscribe_url, c.places_unsubscribe) {
+            (Some(url), false) => append_unsubscribe_footer(&mut r, url, &settings.from_name, &settings.language),
+            (None, _) => append_sms_opt_out(&mut r, settings.sms_opt_out()),
+            _ => {}
+        }
+        Ok(r)
+    });
+    let rendered = match rendered {
         Ok(r) => r,
         Err(e) => {
             return Ok(Prepared::Settle(Settle::Failed {
@@ -193,7 +283,61 @@ async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<
         subject: rendered.subject,
         body: rendered.body,
         text: rendered.text,
+        unsubscribe_url,
     })))
+}
+
+/// The recipient's one-click unsubscribe link: a signed token naming the brand and the
+/// address's hash, on the public base URL.
+fn unsubscribe_url(deps: &Deps, keys: &Keys, message: &Message, to: &Address) -> Result<String, StoreError> {
+    let base = deps
+        .config
+        .public_base_url
+        .as_deref()
+        .ok_or_else(|| StoreError::Rejected("PUBLIC_BASE_URL is required to send email".into()))?;
+    let hash = keys.address_hash(message.channel, to.as_str());
+    Ok(format!(
+        "{base}/u/{}",
+        keys.token(message.channel, &message.brand, &hash)
+    ))
+}
+
+/// A number on SNS's own opted-out list, for a brand sending through SNS: suppressed for
+/// every brand (recorded, so the list shows it). A failed check is not a reason to send:
+/// it is treated as opted out for this attempt only.
+async fn sns_opt_out(
+    deps: &Deps,
+    settings: &BrandSettings,
+    to: &Address,
+    hash: &str,
+    now: OffsetDateTime,
+) -> Option<Suppression> {
+    let (Address::Phone(phone), SmsProvider::Sns) = (to, settings.sms_provider) else {
+        return None;
+    };
+    let entry = |source: &str| Suppression {
+        channel: Channel::Sms,
+        address: Some(phone.to_string()),
+        address_hash: hash.to_owned(),
+        scope: Scope::All,
+        reason: SuppressionReason::Unsubscribed,
+        at: now,
+        source: source.to_owned(),
+    };
+    match deps.sns.is_opted_out(phone).await {
+        Ok(false) => None,
+        Ok(true) => {
+            let e = entry("sns_opt_out");
+            if let Err(err) = deps.store.suppress(&e).await {
+                tracing::warn!(error = %err, "recording an SNS opt-out failed");
+            }
+            Some(e)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "checking SNS's opt-out list failed; not sending now");
+            Some(entry("sns_opt_out_check_failed"))
+        }
+    }
 }
 
 impl Send {
@@ -241,6 +385,19 @@ impl Send {
     ) -> Result<crm_providers::Receipt, ProviderError> {
         match (&self.to, message.channel) {
             (Address::Email(to), Channel::Email) => {
+                let headers = self
+                    .unsubscribe_url
+                    .iter()
+                    .flat_map(|url| {
+                        [
+                            ("List-Unsubscribe".to_owned(), format!("<{url}>")),
+                            (
+                                "List-Unsubscribe-Post".to_owned(),
+                                "List-Unsubscribe=One-Click".to_owned(),
+                            ),
+                        ]
+                    })
+                    .collect();
                 let email = OutboundEmail {
                     from: self.settings.from_email.clone(),
                     from_name: self.settings.from_name.clone(),
@@ -249,7 +406,11 @@ impl Send {
                     html: self.body.clone(),
                     text: self.text.clone(),
                     message_id: message.message_id.clone(),
-                    headers: Vec::new(),
+                    headers,
+                    tags: vec![
+                        (TAG_CUSTOMER.to_owned(), message.customer_id.to_string()),
+                        (TAG_MESSAGE.to_owned(), message.message_id.clone()),
+                    ],
                 };
                 deps.ses.send(&email).await
             }

@@ -1,9 +1,10 @@
 //! Email through SES v2 `SendEmail` with raw content: the MIME message is built here (with
-//! `mail-builder`), so every header stays under our control (List-Unsubscribe comes next)
-//! and the whole message can be read back from the emulator.
+//! `mail-builder`), so every header stays under our control (`List-Unsubscribe` is written
+//! unfolded, as RFC 8058 one-click needs) and the whole message can be read back from the
+//! emulator.
 
 use aws_sdk_sesv2::primitives::Blob;
-use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
+use aws_sdk_sesv2::types::{Destination, EmailContent, MessageTag, RawMessage};
 use crm_core::values::Email;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::raw::Raw;
@@ -25,6 +26,9 @@ pub struct OutboundEmail {
     pub message_id: String,
     /// Extra headers, e.g. `List-Unsubscribe`.
     pub headers: Vec<(String, String)>,
+    /// SES message tags: they come back in bounce and complaint events (letters, digits,
+    /// `_` and `-` only).
+    pub tags: Vec<(String, String)>,
 }
 
 impl OutboundEmail {
@@ -83,6 +87,13 @@ impl Ses {
             .destination(Destination::builder().to_addresses(email.to.as_str()).build())
             .content(EmailContent::builder().raw(raw).build())
             .set_configuration_set_name(self.configuration_set.clone())
+            .set_email_tags(Some(
+                email
+                    .tags
+                    .iter()
+                    .filter_map(|(k, v)| MessageTag::builder().name(k).value(v).build().ok())
+                    .collect(),
+            ))
             .send()
             .await
             .map_err(|e| classify_sdk(PROVIDER, e))?;
@@ -108,6 +119,7 @@ mod tests {
             text: "Hola Juan".into(),
             message_id: "msg_1".into(),
             headers: vec![("List-Unsubscribe".into(), "<https://x.test/u/1>".into())],
+            tags: Vec::new(),
         };
         let mime = String::from_utf8(email.to_mime().unwrap()).unwrap();
         for expected in [

@@ -39,6 +39,18 @@ impl Sns {
         }
     }
 
+    /// Whether the number is on SNS's own opted-out list (it replied STOP to an SNS sender).
+    pub async fn is_opted_out(&self, phone: &PhoneE164) -> Result<bool, ProviderError> {
+        let out = self
+            .client
+            .check_if_phone_number_is_opted_out()
+            .phone_number(phone.as_str())
+            .send()
+            .await
+            .map_err(|e| classify_sdk(PROVIDER, e))?;
+        Ok(out.is_opted_out)
+    }
+
     pub async fn send(&self, sms: &OutboundSms) -> Result<Receipt, ProviderError> {
         let kind = if sms.transactional {
             "Transactional"

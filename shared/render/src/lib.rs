@@ -61,6 +61,8 @@ pub struct Compiled {
     pub channel: Channel,
     subject: Option<liquid::Template>,
     body: liquid::Template,
+    /// The body places the unsubscribe link itself (`{{ unsubscribe_url }}`).
+    pub places_unsubscribe: bool,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -248,6 +250,7 @@ pub fn compile(t: &MessageTemplate) -> Result<Compiled, TemplateError> {
         channel: t.channel,
         subject,
         body: parse("body", &t.body)?,
+        places_unsubscribe: t.body.contains("unsubscribe_url") || t.body.contains("unsubscribeUrl"),
     };
     render(&compiled, &Variables::sample())?;
     render(&compiled, &Variables(NilDefault::new(Object::new())))?;
@@ -389,6 +392,38 @@ pub fn render(c: &Compiled, vars: &Variables) -> Result<Rendered, TemplateError>
     };
     let body = if c.channel == Channel::Sms { text.clone() } else { body };
     Ok(Rendered { subject, body, text })
+}
+
+/// Appends the unsubscribe footer (HTML and text) in `language`, for a template that does
+/// not place `{{ unsubscribe_url }}` itself.
+pub fn append_unsubscribe_footer(r: &mut Rendered, url: &str, brand_name: &str, language: &str) {
+    let (why, action) = match language.split(['-', '_']).next().unwrap_or_default() {
+        "es" => (format!("Recibes este correo de {brand_name}."), "Darse de baja"),
+        _ => (format!("You receive this email from {brand_name}."), "Unsubscribe"),
+    };
+    let html_why = escape_html(&why);
+    let html_url = escape_html(url);
+    let footer = format!("\n<p style=\"font-size:12px;color:#666\">{html_why} <a href=\"{html_url}\">{action}</a></p>");
+    match r.body.rfind("</body>") {
+        Some(i) => r.body.insert_str(i, &footer),
+        None => r.body.push_str(&footer),
+    }
+    r.text = format!("{}\n\n{why} {action}: {url}", r.text.trim_end());
+}
+
+/// Appends a brand's SMS opt-out line, unless the text already says it.
+pub fn append_sms_opt_out(r: &mut Rendered, line: &str) {
+    if !r.text.contains(line) {
+        r.text = format!("{}\n{line}", r.text.trim_end());
+        r.body = r.text.clone();
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The variables as Liquid sees them: every top-level name exists, and a missing one is nil

@@ -4,11 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use crm_core::compliance::{Consent, Consents, Exclusion};
+use crm_core::definition::Channel;
 use crm_core::identity::Identifier;
 use crm_core::journey::{Milestone, Milestones};
 use crm_core::message::Message;
 use crm_core::plan::Write;
-use crm_core::profile::Profile;
+use crm_core::profile::{ExclusionChange, Facts, Profile};
+use crm_core::quiet::ZoneName;
 use crm_core::records::{Activity, RecordKind};
 use crm_core::values::{Brand, Currency, CustomerId, Money, format_ts, parse_ts};
 use rust_decimal::Decimal;
@@ -142,7 +145,7 @@ const NOT_EXISTS: &str = "attribute_not_exists(PK)";
 pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteItem, StoreError> {
     let mut e = Expr::default();
     match write {
-        Write::CreateProfile(p) => put(table, profile_item(p), NOT_EXISTS, e),
+        Write::CreateProfile(p) => put(table, profile_item(p)?, NOT_EXISTS, e),
         Write::ReplaceProfile {
             profile,
             expected_version,
@@ -151,7 +154,7 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
                 "version = {} AND attribute_not_exists(mergedInto)",
                 e.value(n(expected_version))
             );
-            put(table, profile_item(profile), &cond, e)
+            put(table, profile_item(profile)?, &cond, e)
         }
         Write::ApplyTouch { customer, touch } => {
             let at = e.value(ts(touch.at));
@@ -172,6 +175,7 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
             if let Some(last) = &touch.names.last {
                 set.push(format!("lastName = {}", e.value(s(last))));
             }
+            set.extend(facts_update(&touch.brand, &touch.facts, touch.at, &mut e)?);
             let mut add = vec![format!("version {}", e.value(n(1)))];
             if !touch.identifiers.is_empty() {
                 let tags = touch
@@ -302,7 +306,49 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
     }
 }
 
-fn profile_item(p: &Profile) -> Item {
+/// `SET` clauses recording a touch's compliance facts (see `Profile::apply`).
+fn facts_update(brand: &Brand, facts: &Facts, at: OffsetDateTime, e: &mut Expr) -> Result<Vec<String>, StoreError> {
+    let mut set = Vec::new();
+    if let Some(granted) = facts.consent {
+        let consent = doc(&Consent {
+            granted,
+            at,
+            source: facts.source.to_owned(),
+        })?;
+        let value = e.value(consent);
+        for channel in Channel::ALL {
+            set.push(format!("{} = {value}", e.name(&keys::consent_attr(brand, channel))));
+        }
+    }
+    if let Some(tz) = &facts.timezone {
+        set.push(format!("timezone = {}", e.value(s(tz.as_str()))));
+    }
+    match facts.exclusion {
+        Some(ExclusionChange::Excluded(kind)) => {
+            let ex = doc(&Exclusion {
+                kind,
+                at,
+                reactivated_at: None,
+            })?;
+            set.push(format!("{} = {}", e.name(&keys::exclusion_attr(brand)), e.value(ex)));
+        }
+        Some(ExclusionChange::Reactivated) => {
+            set.push(format!(
+                "{} = {}",
+                e.name(&keys::reactivated_attr(brand)),
+                e.value(ts(at))
+            ));
+        }
+        None => {}
+    }
+    Ok(set)
+}
+
+fn doc<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Rejected(e.to_string()))
+}
+
+fn profile_item(p: &Profile) -> Result<Item, StoreError> {
     let mut item = key(keys::customer_pk(&p.id), keys::PROFILE_SK);
     item.insert(keys::ENTITY.into(), s(entity::CUSTOMER));
     item.insert("customerId".into(), s(p.id.as_str()));
@@ -344,7 +390,23 @@ fn profile_item(p: &Profile) -> Item {
             AttributeValue::Ss(p.merged_from.iter().map(|c| c.to_string()).collect()),
         );
     }
-    item
+    for ((brand, channel), consent) in &p.consents {
+        item.insert(keys::consent_attr(brand, *channel), doc(consent)?);
+    }
+    for (brand, e) in &p.exclusions {
+        let exclusion = Exclusion {
+            reactivated_at: None,
+            ..e.clone()
+        };
+        item.insert(keys::exclusion_attr(brand), doc(&exclusion)?);
+        if let Some(r) = e.reactivated_at {
+            item.insert(keys::reactivated_attr(brand), ts(r));
+        }
+    }
+    if let Some(tz) = &p.timezone {
+        item.insert("timezone".into(), s(tz.as_str()));
+    }
+    Ok(item)
 }
 
 pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, StoreError> {
@@ -387,6 +449,41 @@ pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, Store
             );
         }
     }
+    let mut consents = Consents::new();
+    let mut exclusions = BTreeMap::new();
+    let mut reactivations = Vec::new();
+    for (attr, value) in item {
+        match keys::parse_profile_fact(attr) {
+            Some(keys::ProfileFact::Consent(brand, channel)) => {
+                let brand = Brand::parse(brand).map_err(|e| bad(e.message))?;
+                let channel = Channel::parse(channel).map_err(|e| bad(e.message))?;
+                let consent: Consent =
+                    serde_dynamo::from_attribute_value(value.clone()).map_err(|e| bad(e.to_string()))?;
+                consents.insert((brand, channel), consent);
+            }
+            Some(keys::ProfileFact::Exclusion(brand)) => {
+                let brand = Brand::parse(brand).map_err(|e| bad(e.message))?;
+                let e: Exclusion = serde_dynamo::from_attribute_value(value.clone()).map_err(|e| bad(e.to_string()))?;
+                exclusions.insert(brand, e);
+            }
+            Some(keys::ProfileFact::Reactivated(brand)) => {
+                let brand = Brand::parse(brand).map_err(|e| bad(e.message))?;
+                let AttributeValue::S(at) = value else {
+                    return Err(bad(format!("{attr} is not a timestamp")));
+                };
+                reactivations.push((brand, parse_ts(at).map_err(|e| bad(e.message))?));
+            }
+            None => {}
+        }
+    }
+    for (brand, at) in reactivations {
+        if let Some(e) = exclusions.get_mut(&brand) {
+            e.reactivated_at = Some(at);
+        }
+    }
+    let timezone = opt_string(item, "timezone")
+        .map(|z| ZoneName::parse(&z).map_err(|e| bad(e.message)))
+        .transpose()?;
     let version = match item.get("version") {
         Some(AttributeValue::N(v)) => v.parse().map_err(|_| bad("version".into()))?,
         _ => 0,
@@ -404,6 +501,9 @@ pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, Store
             .map(|c| CustomerId::parse(&c).map_err(|e| bad(e.message)))
             .transpose()?,
         merged_from,
+        consents,
+        exclusions,
+        timezone,
         version,
     })
 }
@@ -541,12 +641,34 @@ mod tests {
                 last: Some("Pérez".into()),
             },
             revenue: Some((Currency::parse("USD").unwrap(), Money::parse("100.25").unwrap())),
+            facts: Facts {
+                consent: Some(true),
+                timezone: Some(ZoneName::parse("America/Lima").unwrap()),
+                exclusion: Some(ExclusionChange::Excluded(
+                    crm_core::compliance::ExclusionKind::CoolingOff,
+                )),
+                source: "postback",
+            },
             at: datetime!(2026-11-22 10:00:00.123 UTC),
         };
         let mut p = Profile::new(id.clone(), &touch);
+        p.apply(&Touch {
+            facts: Facts {
+                exclusion: Some(ExclusionChange::Reactivated),
+                ..Facts::default()
+            },
+            ..Touch::new(
+                vec![],
+                touch.brand.clone(),
+                Milestone::Touched,
+                touch.at + time::Duration::days(1),
+            )
+        });
+        assert_eq!(p.consents.len(), 2);
+        assert!(p.exclusions.values().all(|e| e.reactivated_at.is_some()));
         p.merged_from
             .insert(CustomerId::parse("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a11").unwrap());
-        let back = profile_from_item(&profile_item(&p), "k").unwrap();
+        let back = profile_from_item(&profile_item(&p).unwrap(), "k").unwrap();
         assert_eq!(back, p);
     }
 }

@@ -16,6 +16,13 @@
 //! | template    | `TEMPLATE#<templateId>`  | `TEMPLATE`|                                  | `TEMPLATES` / `<brand>#<channel>#<id>` |
 //!
 //! | advance timer | `CUSTOMER#<id>`       | `ADVANCE#<brand>` |                          |                              |
+//! | send log    | `CUSTOMER#<id>`          | `SENDLOG#<channel>` |                        |                              |
+//! | suppression | `SUPPRESS#<channel>#<addressHash>` | `SCOPE#<brand\|*>` |                | `SUPPRESSIONS#<channel>` / `<ts>#<hash>#<scope>` |
+//! | transient bounces | `BOUNCES#<addressHash>` | `TRANSIENT` |                             |                              |
+//!
+//! Profile compliance attributes: `consent#<brand>#<channel>`, `exclusion#<brand>`,
+//! `reactivated#<brand>`, `timezone`. Addresses in suppression keys are keyed hashes
+//! (`crm_core::unsubscribe`), never plaintext.
 //!
 //! GSI3 (due work, sparse): `DUE#<shard>` / `<ts>#<messageId>` for messages that are not
 //! final (the due time while `PENDING`, the lease expiry while `QUEUED` or `SENDING`), and
@@ -24,6 +31,8 @@
 //!
 //! Dedupe keys: `TXN#<operator>#<transactionId>`, `FP#<hash>` (postbacks), `LEADFP#<hash>`.
 
+use crm_core::compliance::Scope;
+use crm_core::definition::Channel;
 use crm_core::identity::Identifier;
 use crm_core::plan::DedupeKey;
 use crm_core::records::RecordKind;
@@ -71,6 +80,9 @@ pub mod entity {
     pub const MESSAGE: &str = "MESSAGE";
     pub const TEMPLATE: &str = "TEMPLATE";
     pub const ADVANCE_TIMER: &str = "ADVANCE_TIMER";
+    pub const SEND_LOG: &str = "SEND_LOG";
+    pub const SUPPRESSION: &str = "SUPPRESSION";
+    pub const TRANSIENT_BOUNCES: &str = "TRANSIENT_BOUNCES";
 }
 
 const CUSTOMER_PREFIX: &str = "CUSTOMER#";
@@ -191,6 +203,71 @@ pub fn brand_pk(brand: &Brand) -> String {
 pub fn journey_attr(brand: &Brand, milestone: crm_core::journey::Milestone) -> String {
     format!("{brand}#{}", milestone.as_str())
 }
+
+const CONSENT_PREFIX: &str = "consent#";
+const EXCLUSION_PREFIX: &str = "exclusion#";
+const REACTIVATED_PREFIX: &str = "reactivated#";
+
+/// Profile attribute of a consent statement: `consent#<brand>#<channel>`.
+pub fn consent_attr(brand: &Brand, channel: Channel) -> String {
+    format!("{CONSENT_PREFIX}{brand}#{}", channel.as_str())
+}
+
+/// Profile attribute of a brand's responsible-gambling exclusion: `exclusion#<brand>`.
+pub fn exclusion_attr(brand: &Brand) -> String {
+    format!("{EXCLUSION_PREFIX}{brand}")
+}
+
+/// Profile attribute of a brand's latest reactivation: `reactivated#<brand>`.
+pub fn reactivated_attr(brand: &Brand) -> String {
+    format!("{REACTIVATED_PREFIX}{brand}")
+}
+
+/// A profile attribute holding a compliance fact.
+pub enum ProfileFact<'a> {
+    Consent(&'a str, &'a str),
+    Exclusion(&'a str),
+    Reactivated(&'a str),
+}
+
+pub fn parse_profile_fact(attr: &str) -> Option<ProfileFact<'_>> {
+    if let Some(rest) = attr.strip_prefix(CONSENT_PREFIX) {
+        let (brand, channel) = rest.rsplit_once('#')?;
+        return Some(ProfileFact::Consent(brand, channel));
+    }
+    attr.strip_prefix(EXCLUSION_PREFIX)
+        .map(ProfileFact::Exclusion)
+        .or_else(|| attr.strip_prefix(REACTIVATED_PREFIX).map(ProfileFact::Reactivated))
+}
+
+/// A person's send log on one channel (frequency caps): `CUSTOMER#<id>` / `SENDLOG#<channel>`.
+pub fn send_log_sk(channel: Channel) -> String {
+    format!("SENDLOG#{}", channel.as_str())
+}
+
+/// Suppression entries of one address: `SUPPRESS#<channel>#<address hash>` / `SCOPE#<brand|*>`.
+pub fn suppression_pk(channel: Channel, address_hash: &str) -> String {
+    format!("SUPPRESS#{}#{address_hash}", channel.as_str())
+}
+
+pub fn suppression_sk(scope: &Scope) -> String {
+    format!("SCOPE#{}", scope.as_str())
+}
+
+/// The list of one channel's suppression entries (GSI2), newest first.
+pub fn suppression_list_pk(channel: Channel) -> String {
+    format!("SUPPRESSIONS#{}", channel.as_str())
+}
+
+pub fn suppression_list_sk(at: OffsetDateTime, address_hash: &str, scope: &Scope) -> String {
+    format!("{}#{address_hash}#{}", format_ts(at), scope.as_str())
+}
+
+/// Transient bounces of one address (three in a week suppress it): `BOUNCES#<hash>` / `TRANSIENT`.
+pub fn transient_bounces_pk(address_hash: &str) -> String {
+    format!("BOUNCES#{address_hash}")
+}
+pub const TRANSIENT_SK: &str = "TRANSIENT";
 
 const COUNT_PREFIX: &str = "count#";
 const REVENUE_PREFIX: &str = "revenue#";

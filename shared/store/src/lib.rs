@@ -5,6 +5,7 @@
 
 mod advance;
 mod codec;
+mod compliance;
 pub mod keys;
 mod messages;
 mod metrics;
@@ -24,6 +25,7 @@ use crm_core::values::{Brand, ClickId, CustomerId, Money, redact_personal};
 use time::{Date, OffsetDateTime};
 
 pub use advance::{AdvanceDue, event_from_image};
+pub use compliance::SuppressionCursor;
 pub use messages::{Due, DueCursor, MessagePosition, Settle};
 pub use metrics::CallCounter;
 
@@ -255,7 +257,7 @@ impl Store {
         &self,
         key: Item,
         update: String,
-        condition: String,
+        condition: impl Into<Option<String>>,
         expr: codec::Expr,
     ) -> Result<Option<Item>, StoreError> {
         let result = self
@@ -264,7 +266,7 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key))
             .update_expression(update)
-            .condition_expression(condition)
+            .set_condition_expression(condition.into())
             .set_expression_attribute_names(Some(expr.names))
             .set_expression_attribute_values(Some(expr.values))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)

@@ -17,6 +17,15 @@ async fn main() -> anyhow::Result<()> {
         .context("creating the local table")?;
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let mut config = MessagingConfig::from_env()?;
+    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3005);
+    let base = format!("http://localhost:{port}");
+    config.public_base_url.get_or_insert_with(|| base.clone());
+    if config.unsubscribe.is_none() {
+        // Stable across restarts, so links in mails already delivered locally keep working.
+        config.unsubscribe = Some(crm_core::unsubscribe::Keys::derive(
+            b"local-dev-unsubscribe-secret-not-for-production",
+        ));
+    }
     let queue_name = format!("{}-send", state.store.table());
     let queue_url = crm_local::messaging::ensure_queue(&aws_sdk_sqs::Client::new(&shared), &queue_name).await?;
     config.queue_url.get_or_insert(queue_url.clone());
@@ -26,11 +35,9 @@ async fn main() -> anyhow::Result<()> {
     let deps = Arc::new(Deps::new(&shared, state.store.clone(), config));
     state.extensions.insert(deps.clone());
 
-    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3005);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("binding port {port}"))?;
-    let base = format!("http://localhost:{port}");
     println!("\nCRM dev server on {base} (table {})", state.store.table());
     for f in &crm_local::FUNCTIONS {
         for route in f.routes {

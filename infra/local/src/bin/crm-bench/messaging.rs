@@ -36,6 +36,8 @@ pub async fn setup() -> anyhow::Result<Setup> {
     let config = MessagingConfig::from_lookup(|k| match k {
         "ENABLE_REAL_SENDING" => Some("true".into()),
         "DEFAULT_FROM_EMAIL" => Some(FROM.into()),
+        "UNSUBSCRIBE_SECRET" => Some("bench-unsubscribe-secret-0123456789abcdef".into()),
+        "PUBLIC_BASE_URL" => Some("http://localhost:3005".into()),
         _ => None,
     })?;
     let sqs_calls = CallCounter::default();

@@ -1,0 +1,252 @@
+//! The suppression list, the send logs frequency caps count over, and transient-bounce
+//! counts. Suppression entries are keyed by the address's keyed hash, so the list works
+//! (and erasure can drop every plaintext address) without ever needing the address itself.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use crm_core::caps::{SendLog, Sent};
+use crm_core::compliance::{Scope, Suppression, SuppressionReason};
+use crm_core::definition::Channel;
+use crm_core::values::{CustomerId, parse_ts};
+use time::{Duration, OffsetDateTime};
+
+use crate::codec::{self, Expr, n, s, ts};
+use crate::keys::{self, entity};
+use crate::{Item, Store, StoreError, classify};
+
+/// Where a page of the suppression list ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuppressionCursor(pub(crate) Item);
+
+impl Store {
+    /// Every entry for one address on one channel (one query).
+    pub async fn suppressions(&self, channel: Channel, address_hash: &str) -> Result<Vec<Suppression>, StoreError> {
+        let pk = keys::suppression_pk(channel, address_hash);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(&pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| codec::document_from_item(item, &pk))
+            .collect()
+    }
+
+    /// Adds (or refreshes) an entry. An `erased` entry is never replaced: nothing may turn
+    /// an erased person back into a plaintext address. `false` when one was in the way.
+    pub async fn suppress(&self, entry: &Suppression) -> Result<bool, StoreError> {
+        let mut item = codec::document_item(
+            entry,
+            keys::suppression_pk(entry.channel, &entry.address_hash),
+            &keys::suppression_sk(&entry.scope),
+            entity::SUPPRESSION,
+        )?;
+        item.insert(keys::GSI2PK.into(), s(keys::suppression_list_pk(entry.channel)));
+        item.insert(
+            keys::GSI2SK.into(),
+            s(keys::suppression_list_sk(entry.at, &entry.address_hash, &entry.scope)),
+        );
+        item.insert("reason".into(), s(entry.reason.as_str()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK) OR reason <> :erased")
+            .expression_attribute_values(":erased", s(SuppressionReason::Erased.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Removes the entry for `scope`; with `only`, only if it has that reason (a recipient
+    /// may lift their own unsubscribe, not a bounce). `true` when one was removed.
+    pub async fn unsuppress(
+        &self,
+        channel: Channel,
+        address_hash: &str,
+        scope: &Scope,
+        only: Option<SuppressionReason>,
+    ) -> Result<bool, StoreError> {
+        let mut req = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(codec::key(
+                keys::suppression_pk(channel, address_hash),
+                &keys::suppression_sk(scope),
+            )))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld);
+        if let Some(reason) = only {
+            req = req
+                .condition_expression("reason = :r")
+                .expression_attribute_values(":r", s(reason.as_str()));
+        }
+        match req.send().await {
+            Ok(out) => Ok(out.attributes.is_some()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// One page of a channel's entries, newest first.
+    pub async fn suppression_page(
+        &self,
+        channel: Channel,
+        limit: i32,
+        start: Option<SuppressionCursor>,
+    ) -> Result<(Vec<Suppression>, Option<SuppressionCursor>), StoreError> {
+        let pk = keys::suppression_list_pk(channel);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI2)
+            .key_condition_expression("GSI2PK = :pk")
+            .expression_attribute_values(":pk", s(&pk))
+            .scan_index_forward(false)
+            .limit(limit)
+            .set_exclusive_start_key(start.map(|c| c.0))
+            .send()
+            .await
+            .map_err(classify)?;
+        let entries = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| codec::document_from_item(item, &pk))
+            .collect::<Result<_, _>>()?;
+        Ok((entries, out.last_evaluated_key.map(SuppressionCursor)))
+    }
+
+    /// A person's recent sends on `channel`.
+    pub async fn send_log(&self, customer: &CustomerId, channel: Channel) -> Result<SendLog, StoreError> {
+        let pk = keys::customer_pk(customer);
+        let Some(item) = self.get(pk.clone(), &keys::send_log_sk(channel)).await? else {
+            return Ok(SendLog::default());
+        };
+        let sends: Vec<Sent> = match item.get("sends") {
+            Some(v) => serde_dynamo::from_attribute_value(v.clone()).map_err(|e| codec::corrupt(&pk, e.to_string()))?,
+            None => Vec::new(),
+        };
+        let version = match item.get("version") {
+            Some(AttributeValue::N(v)) => v.parse().map_err(|_| codec::corrupt(&pk, "send log version"))?,
+            _ => 0,
+        };
+        Ok(SendLog { sends, version })
+    }
+
+    /// Replaces the send log read as `read` with `sends`, unless someone changed it since:
+    /// `false` then (read it again and decide again). This conditional write is what makes
+    /// two senders unable to both pass a full cap.
+    pub async fn record_send(
+        &self,
+        customer: &CustomerId,
+        channel: Channel,
+        read: &SendLog,
+        sends: &[Sent],
+    ) -> Result<bool, StoreError> {
+        let mut e = Expr::default();
+        let list = serde_dynamo::to_attribute_value(sends).map_err(|err| StoreError::Rejected(err.to_string()))?;
+        let update = format!(
+            "SET {} = {}, {} = {}, {} = {}",
+            e.name("sends"),
+            e.value(list),
+            e.name("version"),
+            e.value(n(read.version + 1)),
+            e.name(keys::ENTITY),
+            e.value(s(entity::SEND_LOG)),
+        );
+        let condition = if read.version == 0 {
+            "attribute_not_exists(PK)".to_owned()
+        } else {
+            format!("{} = {}", e.name("version"), e.value(n(read.version)))
+        };
+        let key = codec::key(keys::customer_pk(customer), &keys::send_log_sk(channel));
+        Ok(self.conditional_update(key, update, condition, e).await?.is_some())
+    }
+
+    /// Records a transient bounce (once per `feedback_id`, so a redelivered notification
+    /// counts once) and answers how many the address had in the week up to `at`.
+    pub async fn record_transient_bounce(
+        &self,
+        address_hash: &str,
+        feedback_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let mut e = Expr::default();
+        let entry = format!("{}|{feedback_id}", crm_core::values::format_ts(at));
+        let update = format!(
+            "ADD {} {} SET {} = {}",
+            e.name("bounces"),
+            e.value(AttributeValue::Ss(vec![entry])),
+            e.name(keys::ENTITY),
+            e.value(s(entity::TRANSIENT_BOUNCES)),
+        );
+        let key = codec::key(keys::transient_bounces_pk(address_hash), keys::TRANSIENT_SK);
+        let item = self.conditional_update(key, update, None, e).await?.unwrap_or_default();
+        let week_ago = at - Duration::days(7);
+        let count = match item.get("bounces") {
+            Some(AttributeValue::Ss(entries)) => entries
+                .iter()
+                .filter_map(|e| e.split_once('|'))
+                .filter_map(|(t, _)| parse_ts(t).ok())
+                .filter(|t| *t > week_ago && *t <= at)
+                .count(),
+            _ => 0,
+        };
+        Ok(count)
+    }
+
+    /// Marks a sent message bounced or complained about, matched by the provider's message
+    /// id; `false` when the message does not exist, has another provider id, or is not `SENT`.
+    pub async fn mark_delivery_failure(
+        &self,
+        customer: &CustomerId,
+        message_id: &str,
+        provider_message_id: &str,
+        status: crm_core::message::Status,
+        detail: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut e = Expr::default();
+        let st = e.name("status");
+        let update = format!(
+            "SET {st} = {}, {} = {}, {} = {}",
+            e.value(s(status.as_str())),
+            e.name("error"),
+            e.value(s(detail)),
+            e.name("updatedAt"),
+            e.value(ts(at)),
+        );
+        let condition = format!(
+            "{} = {} AND {st} IN ({}, {})",
+            e.name("providerMessageId"),
+            e.value(s(provider_message_id)),
+            e.value(s(crm_core::message::Status::Sent.as_str())),
+            e.value(s(status.as_str())),
+        );
+        let key = codec::key(keys::customer_pk(customer), &keys::message_sk(message_id));
+        Ok(self.conditional_update(key, update, condition, e).await?.is_some())
+    }
+}
