@@ -4,6 +4,7 @@
 mod admin;
 mod admin_messaging;
 mod click;
+mod compliance;
 mod emulator;
 mod errors;
 mod identity;

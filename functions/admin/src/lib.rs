@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router, middleware};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -39,6 +39,8 @@ pub const ROUTES: &[&str] = &[
     "/api/templates/{id}",
     "/api/customers/{id}/messages",
     "/api/messages",
+    "/api/suppressions",
+    "/api/suppressions/{channel}/{address}",
 ];
 
 pub const FUNCTION: HttpFunction = HttpFunction {
@@ -81,12 +83,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/customers/{id}/messages", get(messaging::customer_messages))
         .route("/api/messages", get(messaging::messages))
+        .route("/api/suppressions", get(suppressions::list).post(suppressions::add))
+        .route("/api/suppressions/{channel}/{address}", delete(suppressions::remove))
         .route_layer(middleware::from_fn_with_state(state.clone(), crm_http::require_admin))
         .with_state(state);
     crm_http::finish(routes)
 }
 
 mod messaging;
+mod suppressions;
 
 const DEFAULT_LIMIT: i32 = 50;
 const MAX_LIMIT: i32 = 200;
@@ -113,6 +118,10 @@ fn limit(raw: Option<i32>) -> Result<i32, ApiError> {
 }
 
 fn profile_json(p: &Profile, requested: &CustomerId) -> Value {
+    let mut consents: BTreeMap<&str, BTreeMap<&str, &crm_core::compliance::Consent>> = BTreeMap::new();
+    for ((brand, channel), c) in &p.consents {
+        consents.entry(brand.as_str()).or_default().insert(channel.as_str(), c);
+    }
     let mut body = json!({
         "customerId": p.id,
         "firstName": p.first_name,
@@ -121,6 +130,9 @@ fn profile_json(p: &Profile, requested: &CustomerId) -> Value {
         "journeys": p.journeys(),
         "revenue": p.revenue.iter().map(|(c, a)| (c.to_string(), a.to_string())).collect::<BTreeMap<_, _>>(),
         "mergedFrom": p.merged_from,
+        "consents": consents,
+        "exclusions": p.exclusions,
+        "timezone": p.timezone,
         "createdAt": format_ts(p.created_at),
         "updatedAt": format_ts(p.updated_at),
     });

@@ -21,7 +21,7 @@ pub const TEMPLATE: &str = include_str!("../../../template.yaml");
 
 /// Every HTTP function, as deployed. The dev server serves them, the bench measures them,
 /// the tests check each against `template.yaml`.
-pub const FUNCTIONS: [HttpFunction; 7] = [
+pub const FUNCTIONS: [HttpFunction; 9] = [
     crm_click::FUNCTION,
     crm_lead::FUNCTION,
     crm_postback::FUNCTION,
@@ -29,6 +29,8 @@ pub const FUNCTIONS: [HttpFunction; 7] = [
     crm_admin::FUNCTION,
     crm_scheduler::FUNCTION,
     crm_test_send::FUNCTION,
+    crm_unsubscribe::FUNCTION,
+    crm_sms_inbound::FUNCTION,
 ];
 
 /// The event functions (`template.yaml` logical id, binary), driven by `messaging`'s loops.

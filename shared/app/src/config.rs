@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crm_core::input::Defaults;
+use crm_core::unsubscribe::{Keys, MIN_SECRET_LEN as UNSUBSCRIBE_MIN_LEN};
 use crm_core::values::{Brand, Currency, PhoneRegion};
 use time::Duration;
 
@@ -51,6 +52,19 @@ pub struct Config {
     pub defaults: Defaults,
     pub dedupe_window: Duration,
     pub cors_origins: CorsOrigins,
+    /// Keys from `UNSUBSCRIBE_SECRET` (unsubscribe links, suppression lookups).
+    pub unsubscribe: Option<Keys>,
+}
+
+/// `UNSUBSCRIBE_SECRET`'s keys: one parser for every configuration that needs them.
+pub fn unsubscribe_keys(value: Option<String>) -> Result<Option<Keys>, ConfigError> {
+    match value {
+        Some(v) if v.len() < UNSUBSCRIBE_MIN_LEN => Err(ConfigError {
+            var: "UNSUBSCRIBE_SECRET",
+            message: format!("must be at least {UNSUBSCRIBE_MIN_LEN} characters"),
+        }),
+        v => Ok(v.map(|v| Keys::derive(v.as_bytes()))),
+    }
 }
 
 /// Shortest admin key or ingest token we accept: guessable secrets are a misconfiguration.
@@ -116,6 +130,7 @@ impl Config {
             },
             dedupe_window: Duration::hours(window_hours),
             cors_origins,
+            unsubscribe: unsubscribe_keys(get("UNSUBSCRIBE_SECRET"))?,
         })
     }
 }

@@ -1,7 +1,9 @@
 //! The use cases and what every function shares at cold start, HTTP or not: typed
-//! configuration, telemetry, and the ingest use case (next: messaging, with the ports its
-//! providers implement). No HTTP here: event functions link this without axum.
+//! configuration, telemetry, the ingest use case and the recipients' own compliance choices
+//! (unsubscribe, STOP/START). No HTTP and no providers here: event functions link this
+//! without axum, ingest functions without SES or SNS.
 
+pub mod compliance;
 pub mod config;
 pub mod ingest;
 pub mod telemetry;

@@ -244,6 +244,63 @@ pub fn excluded(
     })
 }
 
+/// What an inbound SMS asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyword {
+    OptOut,
+    OptIn,
+}
+
+impl Keyword {
+    /// Opt-out words (CTIA's and their Spanish equivalents).
+    pub const OPT_OUT: [&'static str; 10] = [
+        "STOP",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "BAJA",
+        "ALTO",
+        "PARAR",
+        "CANCELAR",
+    ];
+    pub const OPT_IN: [&'static str; 3] = ["START", "UNSTOP", "ALTA"];
+}
+
+/// The keyword an inbound SMS starts with, case- and accent-insensitively ("Baja", "¡ALTO!",
+/// "stop please"); `None` for any other text.
+pub fn sms_keyword(text: &str) -> Option<Keyword> {
+    let word: String = text
+        .split_whitespace()
+        .next()?
+        .chars()
+        .map(fold_accent)
+        .filter(char::is_ascii_alphabetic)
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if Keyword::OPT_OUT.contains(&word.as_str()) {
+        Some(Keyword::OptOut)
+    } else if Keyword::OPT_IN.contains(&word.as_str()) {
+        Some(Keyword::OptIn)
+    } else {
+        None
+    }
+}
+
+fn fold_accent(c: char) -> char {
+    match c {
+        'á' | 'à' | 'â' | 'ä' | 'ã' | 'Á' | 'À' | 'Â' | 'Ä' | 'Ã' => 'a',
+        'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ë' => 'e',
+        'í' | 'ì' | 'î' | 'ï' | 'Í' | 'Ì' | 'Î' | 'Ï' => 'i',
+        'ó' | 'ò' | 'ô' | 'ö' | 'õ' | 'Ó' | 'Ò' | 'Ô' | 'Ö' | 'Õ' => 'o',
+        'ú' | 'ù' | 'û' | 'ü' | 'Ú' | 'Ù' | 'Û' | 'Ü' => 'u',
+        'ñ' | 'Ñ' => 'n',
+        'ç' | 'Ç' => 'c',
+        c => c,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +320,29 @@ mod tests {
         assert!(rushbet.covers(&brand("rushbet")));
         assert!(!rushbet.covers(&brand("betano")));
         assert!(Scope::All.covers(&brand("betano")));
+    }
+
+    #[test]
+    fn sms_keywords_ignore_case_accents_and_trailing_words() {
+        for t in [
+            "STOP",
+            "stop",
+            " Stop please",
+            "BAJA",
+            "bája",
+            "¡ALTO!",
+            "Parar",
+            "CANCELAR",
+            "unsubscribe",
+        ] {
+            assert_eq!(sms_keyword(t), Some(Keyword::OptOut), "{t}");
+        }
+        for t in ["START", "start", "Alta", "ALTA."] {
+            assert_eq!(sms_keyword(t), Some(Keyword::OptIn), "{t}");
+        }
+        for t in ["", "hola", "I want to stop", "stopping"] {
+            assert_eq!(sms_keyword(t), None, "{t}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crm_core::compliance::ExclusionPolicy;
 use crm_core::quiet::{LocalTime, QuietWindow, ZoneName};
 use crm_core::send::{BrandSettings, QuietHours, SmsProvider};
 use crm_core::template::parse_language;
-use crm_core::unsubscribe::{Keys, MIN_SECRET_LEN};
+use crm_core::unsubscribe::Keys;
 use crm_core::values::Email;
 use crm_providers::laaffic::{DEFAULT_BASE_URL, DEFAULT_TIMEOUT, LaafficConfig};
 
@@ -146,12 +146,7 @@ impl MessagingConfig {
         };
         let timezone = ZoneName::parse(&get("DEFAULT_TIMEZONE").unwrap_or_else(|| "UTC".into()))
             .map_err(|e| err("DEFAULT_TIMEZONE", &e.message))?;
-        let unsubscribe = match get("UNSUBSCRIBE_SECRET") {
-            Some(v) if v.len() < MIN_SECRET_LEN => {
-                return Err(err("UNSUBSCRIBE_SECRET", "must be at least 32 characters"));
-            }
-            v => v.map(|v| Keys::derive(v.as_bytes())),
-        };
+        let unsubscribe = crm_app::config::unsubscribe_keys(get("UNSUBSCRIBE_SECRET"))?;
         let public_base_url = match get("PUBLIC_BASE_URL") {
             Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
                 return Err(err("PUBLIC_BASE_URL", "must be an http(s) URL"));

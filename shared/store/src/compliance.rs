@@ -13,10 +13,6 @@ use crate::codec::{self, Expr, n, s, ts};
 use crate::keys::{self, entity};
 use crate::{Item, Store, StoreError, classify};
 
-/// Where a page of the suppression list ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SuppressionCursor(pub(crate) Item);
-
 impl Store {
     /// Every entry for one address on one channel (one query).
     pub async fn suppressions(&self, channel: Channel, address_hash: &str) -> Result<Vec<Suppression>, StoreError> {
@@ -109,14 +105,27 @@ impl Store {
         }
     }
 
-    /// One page of a channel's entries, newest first.
+    /// One page of a channel's entries, newest first, after the entry `after` (the last of
+    /// the previous page); `true` when more follow.
     pub async fn suppression_page(
         &self,
         channel: Channel,
         limit: i32,
-        start: Option<SuppressionCursor>,
-    ) -> Result<(Vec<Suppression>, Option<SuppressionCursor>), StoreError> {
+        after: Option<&Suppression>,
+    ) -> Result<(Vec<Suppression>, bool), StoreError> {
         let pk = keys::suppression_list_pk(channel);
+        let start = after.map(|e| {
+            let mut k: Item = codec::key(
+                keys::suppression_pk(e.channel, &e.address_hash),
+                &keys::suppression_sk(&e.scope),
+            );
+            k.insert(keys::GSI2PK.into(), s(&pk));
+            k.insert(
+                keys::GSI2SK.into(),
+                s(keys::suppression_list_sk(e.at, &e.address_hash, &e.scope)),
+            );
+            k
+        });
         let out = self
             .client
             .query()
@@ -126,7 +135,7 @@ impl Store {
             .expression_attribute_values(":pk", s(&pk))
             .scan_index_forward(false)
             .limit(limit)
-            .set_exclusive_start_key(start.map(|c| c.0))
+            .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(classify)?;
@@ -136,7 +145,7 @@ impl Store {
             .iter()
             .map(|item| codec::document_from_item(item, &pk))
             .collect::<Result<_, _>>()?;
-        Ok((entries, out.last_evaluated_key.map(SuppressionCursor)))
+        Ok((entries, out.last_evaluated_key.is_some()))
     }
 
     /// A person's recent sends on `channel`.

@@ -25,7 +25,6 @@ use crm_core::values::{Brand, ClickId, CustomerId, Money, redact_personal};
 use time::{Date, OffsetDateTime};
 
 pub use advance::{AdvanceDue, event_from_image};
-pub use compliance::SuppressionCursor;
 pub use messages::{Due, DueCursor, MessagePosition, Settle};
 pub use metrics::CallCounter;
 

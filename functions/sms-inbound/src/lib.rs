@@ -1,0 +1,63 @@
+//! `POST /api/webhooks/sms-inbound` (ingest token): replies to our SMS, as the SMS
+//! provider forwards them (JSON or form-encoded; Twilio-style `From`/`Body`, Laaffic- and
+//! SNS-style `msisdn`/`originator`/`message` are read too). A message starting with STOP,
+//! STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, BAJA, ALTO, PARAR or CANCELAR (any case, any
+//! accents) suppresses the number's marketing SMS; START, UNSTOP or ALTA lifts its own
+//! opt-outs. With `brand` (e.g. `?brand=rushbet` in the webhook URL of a brand's own
+//! number) the opt-out covers that brand, else every brand.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use crm_app::compliance::sms_inbound;
+use crm_core::values::{Brand, PhoneE164};
+use crm_http::{ApiError, AppState, HttpFunction, IngestFields, JsonResult};
+use serde_json::json;
+
+pub const PATH: &str = "/api/webhooks/sms-inbound";
+
+pub const FUNCTION: HttpFunction = HttpFunction {
+    logical_id: "SmsInboundFunction",
+    binary: "sms-inbound",
+    routes: &[PATH],
+    router,
+};
+
+/// Field aliases, canonical name first.
+const FROM: &[&str] = &["from", "From", "msisdn", "originator", "sender", "phone", "mobile"];
+const TEXT: &[&str] = &["text", "Text", "Body", "body", "message", "content", "msg"];
+const BRAND: &[&str] = &["brand", "operatorId"];
+
+pub fn router(state: AppState) -> Router {
+    if state.config.unsubscribe.is_none() {
+        tracing::error!("UNSUBSCRIBE_SECRET is not set: every inbound SMS will be refused");
+    }
+    crm_http::ingest_router(state, PATH, post(inbound))
+}
+
+async fn inbound(State(state): State<AppState>, IngestFields(fields): IngestFields) -> JsonResult {
+    let missing =
+        |field: &'static str| ApiError::bad_request_field(field, "missing_field", format!("{field} is required"));
+    let raw_from = fields.pick(FROM).ok_or_else(|| missing("from"))?;
+    let from = PhoneE164::parse(raw_from, state.config.defaults.phone_region)
+        .map_err(|e| ApiError::bad_request_field("from", e.code, e.message))?;
+    let text = fields.pick(TEXT).ok_or_else(|| missing("text"))?;
+    let brand = fields
+        .pick(BRAND)
+        .map(Brand::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request_field("brand", e.code, e.message))?;
+    let keys = state
+        .config
+        .unsubscribe
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal("UNSUBSCRIBE_SECRET is not set".into()))?;
+    let now = time::OffsetDateTime::now_utc();
+    let action = sms_inbound(&state.store, keys, &from, text, brand.clone(), now).await?;
+    tracing::info!(
+        action = action.as_str(),
+        brand = brand.as_ref().map(Brand::as_str),
+        "inbound sms"
+    );
+    Ok(Json(json!({"status": action.as_str(), "channel": "sms"})))
+}

@@ -1,0 +1,463 @@
+//! Deliverability and compliance end to end: unsubscribe links in mails actually sent
+//! through the emulator's SES, STOP by SMS, SNS's opt-out list, consent, frequency caps
+//! under concurrent senders, quiet hours.
+
+use crm_core::message::SendJob;
+use crm_messaging::sender::{Delivered, deliver};
+use crm_tests::mailbox::{emails_to, sms_to};
+use crm_tests::{PUBLIC_BASE_URL, TestApp, spawn, spawn_with};
+use http::{Method, Request, StatusCode, header};
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A Peruvian mobile number that the emulator's SNS does not report as opted out.
+fn phone() -> String {
+    let n = (uuid::Uuid::new_v4().as_u128() % 9_000_000) as u32 + 1_000_000;
+    format!("+5198{:07}", if n % 100 == 99 { n - 1 } else { n })
+}
+
+fn step<'a>(messages: &'a [Value], brand: &str, step_id: &str) -> &'a Value {
+    messages
+        .iter()
+        .find(|m| m["stepId"] == step_id && m["brand"] == brand)
+        .unwrap_or_else(|| panic!("no {brand} {step_id} message in {messages:?}"))
+}
+
+async fn post(app: &TestApp, path: &str, body: Value) -> Value {
+    let (status, body) = app.post_json(path, body).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    body
+}
+
+/// A raw request to the app; the body as text (pages are HTML).
+async fn raw(app: &TestApp, method: Method, path: &str, content_type: &str, body: &str) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::ACCEPT, "text/html")
+        .body(axum::body::Body::from(body.to_owned()))
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(app.app.clone(), req).await.unwrap();
+    let status = res.status();
+    let bytes = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The path of the link a header or body names (`https://crm.test/u/…` → `/u/…`).
+fn link_path(url: &str) -> String {
+    url.trim_matches(['<', '>'])
+        .strip_prefix(PUBLIC_BASE_URL)
+        .unwrap_or_else(|| panic!("{url} is not on {PUBLIC_BASE_URL}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn one_click_on_a_sent_mail_stops_that_brand_and_only_that_brand() {
+    let app = spawn().await;
+    let email = format!("{}@example.com", unique("ana"));
+    let lead = post(
+        &app,
+        "/api/ingest/lead",
+        json!({"email": email, "firstName": "Ana", "operatorId": "rushbet"}),
+    )
+    .await;
+    let customer = lead["customerId"].as_str().unwrap().to_owned();
+    app.drain().await;
+    app.tick_at(OffsetDateTime::now_utc()).await;
+    app.drain().await;
+
+    let mails = emails_to(&email);
+    assert_eq!(mails.len(), 1, "the welcome");
+    let welcome = &mails[0];
+    let list_unsubscribe = welcome.header("List-Unsubscribe").expect("List-Unsubscribe").trim();
+    assert_eq!(
+        welcome.header("List-Unsubscribe-Post").map(str::trim),
+        Some("List-Unsubscribe=One-Click")
+    );
+    // Not folded: the whole header on one line of the raw message.
+    assert!(
+        welcome
+            .raw
+            .contains(&format!("List-Unsubscribe: {list_unsubscribe}\r\n")),
+        "{}",
+        welcome.raw
+    );
+    let path = link_path(list_unsubscribe);
+    assert!(
+        !path.contains('@') && !path.contains("ana"),
+        "the link carries no address: {path}"
+    );
+    let url = list_unsubscribe.trim_matches(['<', '>']);
+    assert!(
+        welcome.html.contains(url) && welcome.text.contains(url),
+        "footer link in both parts"
+    );
+
+    // The page changes nothing; the one-click POST unsubscribes at once.
+    let (status, page) = raw(&app, Method::GET, &path, "text/plain", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("<form method=\"post\"") && page.contains("all brands"),
+        "{page}"
+    );
+    let (status, done) = raw(
+        &app,
+        Method::POST,
+        &path,
+        "application/x-www-form-urlencoded",
+        "List-Unsubscribe=One-Click",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert!(
+        done.contains("You are unsubscribed from") && done.contains("Subscribe again"),
+        "{done}"
+    );
+
+    // The next rushbet email is skipped; betano's goes.
+    post(
+        &app,
+        "/api/postback",
+        json!({"event": "registration", "email": email, "operatorId": "rushbet"}),
+    )
+    .await;
+    post(
+        &app,
+        "/api/postback",
+        json!({"event": "registration", "email": email, "operatorId": "betano"}),
+    )
+    .await;
+    app.drain().await;
+    app.tick_at(OffsetDateTime::now_utc() + Duration::hours(25)).await;
+    app.drain().await;
+    let messages = app.messages(&customer).await;
+    let rushbet = step(&messages, "rushbet", "registered-nudge-email");
+    assert_eq!(
+        (rushbet["status"].as_str(), rushbet["reason"].as_str()),
+        (Some("SKIPPED"), Some("suppressed")),
+        "{rushbet}"
+    );
+    assert_eq!(step(&messages, "betano", "registered-nudge-email")["status"], "SENT");
+    assert_eq!(emails_to(&email).len(), 2, "the welcome and betano's nudge");
+
+    // The suppression is on the list, found by the address.
+    let (status, list) = app
+        .admin(&format!("/api/suppressions?channel=email&address={email}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["items"][0]["scope"], "rushbet");
+    assert_eq!(list["items"][0]["reason"], "unsubscribed");
+    assert_eq!(list["items"][0]["source"], "one_click");
+
+    // Resubscribing from the page lifts it.
+    let (status, page) = raw(
+        &app,
+        Method::POST,
+        &path,
+        "application/x-www-form-urlencoded",
+        "action=resubscribe",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (_, list) = app
+        .admin(&format!("/api/suppressions?channel=email&address={email}"))
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+
+    // A forged token is refused.
+    let forged = format!("{}0", &path[..path.len() - 1]);
+    let (status, _) = raw(
+        &app,
+        Method::POST,
+        &forged,
+        "application/x-www-form-urlencoded",
+        "List-Unsubscribe=One-Click",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn baja_by_sms_opts_out_and_alta_opts_back_in() {
+    let app = spawn().await;
+    let phone = phone();
+    let email = format!("{}@example.com", unique("sms"));
+    let lead = post(
+        &app,
+        "/api/ingest/lead",
+        json!({"email": email, "phone": phone, "firstName": "Ana", "operatorId": "rushbet"}),
+    )
+    .await;
+    let customer = lead["customerId"].as_str().unwrap().to_owned();
+    post(
+        &app,
+        "/api/postback",
+        json!({"event": "registration", "email": email, "operatorId": "rushbet"}),
+    )
+    .await;
+    app.drain().await;
+
+    let (status, err) = app
+        .post_json("/api/webhooks/sms-inbound", json!({"text": "BAJA"}))
+        .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("from")),
+        "{err}"
+    );
+    let (status, err) = app
+        .post_json(
+            "/api/webhooks/sms-inbound",
+            json!({"from": "not a phone", "text": "BAJA"}),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("from")),
+        "{err}"
+    );
+    // Twilio-style form fields, Spanish keyword with an accent.
+    let (status, out) = app
+        .post_form(
+            "/api/webhooks/sms-inbound",
+            &format!("From={}&Body=B%C3%A1ja", phone.replace('+', "%2B")),
+        )
+        .await;
+    assert_eq!(
+        (status, out["status"].as_str()),
+        (StatusCode::OK, Some("opted_out")),
+        "{out}"
+    );
+
+    app.tick_at(OffsetDateTime::now_utc() + Duration::hours(49)).await;
+    app.drain().await;
+    let messages = app.messages(&customer).await;
+    let sms = step(&messages, "rushbet", "registered-nudge-sms");
+    assert_eq!(
+        (sms["status"].as_str(), sms["reason"].as_str()),
+        (Some("SKIPPED"), Some("suppressed")),
+        "{sms}"
+    );
+    assert!(sms_to(&phone).is_empty());
+
+    let out = post(
+        &app,
+        "/api/webhooks/sms-inbound",
+        json!({"from": phone, "text": "alta"}),
+    )
+    .await;
+    assert_eq!(out["status"], "opted_in");
+    let (_, list) = app
+        .admin(&format!(
+            "/api/suppressions?channel=sms&address={}",
+            phone.replace('+', "%2B")
+        ))
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+    let out = post(
+        &app,
+        "/api/webhooks/sms-inbound",
+        json!({"from": phone, "text": "hola"}),
+    )
+    .await;
+    assert_eq!(out["status"], "ignored");
+}
+
+#[tokio::test]
+async fn marketing_sms_carry_the_opt_out_line_and_sns_opted_out_numbers_are_suppressed() {
+    let app = spawn().await;
+    let ok = phone();
+    // The emulator's SNS reports every number ending in 99 as opted out.
+    let opted_out = format!("{}99", &phone()[..10]);
+    let mut customers = Vec::new();
+    for p in [&ok, &opted_out] {
+        let email = format!("{}@example.com", unique("sms"));
+        let lead = post(
+            &app,
+            "/api/ingest/lead",
+            json!({"email": email, "phone": p, "firstName": "Ana", "operatorId": "rushbet"}),
+        )
+        .await;
+        customers.push(lead["customerId"].as_str().unwrap().to_owned());
+        post(
+            &app,
+            "/api/postback",
+            json!({"event": "registration", "email": email, "operatorId": "rushbet"}),
+        )
+        .await;
+    }
+    app.drain().await;
+    app.tick_at(OffsetDateTime::now_utc() + Duration::hours(49)).await;
+    app.drain().await;
+
+    let sent = sms_to(&ok);
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].ends_with("Reply STOP to opt out"), "{}", sent[0]);
+    let messages = app.messages(&customers[1]).await;
+    let sms = step(&messages, "rushbet", "registered-nudge-sms");
+    assert_eq!(
+        (sms["status"].as_str(), sms["reason"].as_str()),
+        (Some("SKIPPED"), Some("suppressed")),
+        "{sms}"
+    );
+    assert!(sms_to(&opted_out).is_empty());
+    let (_, list) = app
+        .admin(&format!(
+            "/api/suppressions?channel=sms&address={}",
+            opted_out.replace('+', "%2B")
+        ))
+        .await;
+    assert_eq!(list["items"][0]["source"], "sns_opt_out", "{list}");
+}
+
+#[tokio::test]
+async fn consent_is_required_where_the_brand_says_so_and_a_refusal_always_counts() {
+    let app = spawn().await;
+    let (status, body) = app
+        .admin_send(
+            Method::PUT,
+            "/api/brands/strictbet/settings",
+            json!({"requireConsent": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut customers = Vec::new();
+    for (brand, consent) in [("strictbet", None), ("strictbet", Some("on")), ("rushbet", Some("no"))] {
+        let email = format!("{}@example.com", unique("consent"));
+        let mut lead = json!({"email": email, "firstName": "Ana", "operatorId": brand});
+        if let Some(c) = consent {
+            lead["marketingOptIn"] = json!(c);
+        }
+        let body = post(&app, "/api/ingest/lead", lead).await;
+        customers.push((brand, body["customerId"].as_str().unwrap().to_owned()));
+    }
+    app.drain().await;
+    app.tick_at(OffsetDateTime::now_utc()).await;
+    app.drain().await;
+    let mut outcomes = Vec::new();
+    for (brand, customer) in &customers {
+        let messages = app.messages(customer).await;
+        let m = step(&messages, brand, "welcome");
+        outcomes.push((
+            m["status"].as_str().unwrap().to_owned(),
+            m["reason"].as_str().map(str::to_owned),
+        ));
+    }
+    assert_eq!(
+        outcomes,
+        [
+            ("SKIPPED".to_owned(), Some("no_consent".to_owned())),
+            ("SENT".to_owned(), None),
+            ("SKIPPED".to_owned(), Some("no_consent".to_owned())),
+        ]
+    );
+    let profile = app.customer(&customers[1].1).await;
+    assert_eq!(profile["consents"]["strictbet"]["email"]["granted"], true, "{profile}");
+    assert_eq!(profile["consents"]["strictbet"]["email"]["source"], "lead", "{profile}");
+}
+
+#[tokio::test]
+async fn two_senders_at_once_cannot_both_pass_a_cap_of_one() {
+    let app = spawn_with(&[("CROSS_BRAND_CAPS_EMAIL", "1/24h")]).await;
+    let email = format!("{}@example.com", unique("cap"));
+    let mut customer = String::new();
+    for brand in ["rushbet", "betano"] {
+        let body = post(
+            &app,
+            "/api/ingest/lead",
+            json!({"email": email, "firstName": "Ana", "operatorId": brand}),
+        )
+        .await;
+        customer = body["customerId"].as_str().unwrap().to_owned();
+    }
+    app.drain().await;
+    let now = OffsetDateTime::now_utc();
+    app.tick_at(now).await;
+    let jobs: Vec<SendJob> = app
+        .messages(&customer)
+        .await
+        .iter()
+        .filter(|m| m["status"] == "QUEUED")
+        .map(|m| SendJob {
+            customer_id: crm_core::values::CustomerId::parse(m["customerId"].as_str().unwrap()).unwrap(),
+            message_id: m["messageId"].as_str().unwrap().to_owned(),
+        })
+        .collect();
+    assert_eq!(jobs.len(), 2, "both welcomes queued");
+    let (a, b) = tokio::join!(
+        deliver(&app.messaging, &jobs[0], "receive-a", now),
+        deliver(&app.messaging, &jobs[1], "receive-b", now)
+    );
+    let settled: Vec<_> = [a.unwrap(), b.unwrap()]
+        .into_iter()
+        .map(|d| match d {
+            Delivered::Settled(m) => *m,
+            Delivered::NotMine => panic!("both jobs were ours"),
+        })
+        .collect();
+    let sent: Vec<_> = settled.iter().filter(|m| m.status.as_str() == "SENT").collect();
+    let capped: Vec<_> = settled.iter().filter(|m| m.status.as_str() == "PENDING").collect();
+    assert_eq!((sent.len(), capped.len()), (1, 1), "{settled:?}");
+    assert_eq!(capped[0].reason.map(|r| r.as_str()), Some("frequency_cap"));
+    let frees = capped[0].due_at - sent[0].sent_at.unwrap();
+    assert!(
+        frees >= Duration::hours(24) - Duration::seconds(1) && frees <= Duration::hours(24),
+        "{frees}"
+    );
+    app.drain().await; // the queue's copies of both jobs
+    assert_eq!(emails_to(&email).len(), 1);
+}
+
+#[tokio::test]
+async fn sms_in_the_recipients_night_wait_for_the_morning() {
+    let app = spawn_with(&[("QUIET_HOURS_SMS", "21:00-08:00")]).await;
+    // A fixed-offset zone where it is now 03:00-03:59 (Etc/GMT+N is UTC-N).
+    let now = OffsetDateTime::now_utc();
+    let offset = (3 - i32::from(now.hour()) + 24 + 12) % 24 - 12;
+    let zone = match offset {
+        0 => "Etc/GMT".to_owned(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    };
+    let mut definition = json!({"steps": [{"id": "night-sms", "journeyType": "acquisition", "stage": 0, "channel": "sms", "delay": "0"}]});
+    definition["advances"] = json!([]);
+    let (status, body) = app
+        .admin_send(Method::PUT, "/api/brands/nightbet/journey", definition)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let phone = phone();
+    let lead = post(
+        &app,
+        "/api/postback",
+        json!({"event": "registration", "phone": phone, "operatorId": "nightbet", "timezone": zone}),
+    )
+    .await;
+    let customer = lead["customerId"].as_str().unwrap().to_owned();
+    app.drain().await;
+    app.tick_at(OffsetDateTime::now_utc()).await;
+    app.drain().await;
+    let messages = app.messages(&customer).await;
+    let m = step(&messages, "nightbet", "night-sms");
+    assert_eq!(
+        (m["status"].as_str(), m["reason"].as_str()),
+        (Some("PENDING"), Some("quiet_hours")),
+        "{m}"
+    );
+    let due = crm_core::values::parse_ts(m["dueAt"].as_str().unwrap()).unwrap();
+    let local = due.to_offset(time::UtcOffset::from_hms(offset as i8, 0, 0).unwrap());
+    assert_eq!(
+        (local.hour(), local.minute() < 10),
+        (8, true),
+        "08:00 local plus a spread of minutes: {local}"
+    );
+    assert!(sms_to(&phone).is_empty());
+}
