@@ -461,3 +461,89 @@ async fn sms_in_the_recipients_night_wait_for_the_morning() {
     );
     assert!(sms_to(&phone).is_empty());
 }
+
+#[tokio::test]
+async fn a_self_exclusion_postback_cancels_the_brands_pending_messages_at_once() {
+    let app = spawn().await;
+    let (status, body) = app
+        .admin_send(
+            Method::PUT,
+            "/api/brands/coolbet/settings",
+            json!({"responsibleGambling": {"allBrands": true}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut people = Vec::new();
+    for (excluding, other) in [("rushbet", "betano"), ("coolbet", "betano")] {
+        let email = format!("{}@example.com", unique("rg"));
+        let mut customer = String::new();
+        for brand in [excluding, other] {
+            let body = post(&app, "/api/ingest/lead", json!({"email": email, "operatorId": brand})).await;
+            customer = body["customerId"].as_str().unwrap().to_owned();
+        }
+        app.drain().await;
+        people.push((excluding, email, customer));
+    }
+    // Operators' names for the events vary: both are recognised.
+    post(
+        &app,
+        "/api/postback",
+        json!({"event": "self_exclusion", "email": people[0].1, "operatorId": "rushbet"}),
+    )
+    .await;
+    post(
+        &app,
+        "/api/postback",
+        json!({"eventType": "Cooling-Off", "email": people[1].1, "operatorId": "coolbet"}),
+    )
+    .await;
+    app.drain().await;
+
+    let messages = app.messages(&people[0].2).await;
+    let own = step(&messages, "rushbet", "welcome");
+    assert_eq!(
+        (own["status"].as_str(), own["reason"].as_str()),
+        (Some("CANCELLED"), Some("self_excluded")),
+        "{own}"
+    );
+    assert_eq!(
+        step(&messages, "betano", "welcome")["status"],
+        "PENDING",
+        "rushbet's exclusion is rushbet's"
+    );
+    let messages = app.messages(&people[1].2).await;
+    for brand in ["coolbet", "betano"] {
+        let m = step(&messages, brand, "welcome");
+        assert_eq!(
+            (m["status"].as_str(), m["reason"].as_str()),
+            (Some("CANCELLED"), Some("self_excluded")),
+            "{m}"
+        );
+    }
+    let profile = app.customer(&people[0].2).await;
+    assert_eq!(profile["exclusions"]["rushbet"]["kind"], "self_exclusion", "{profile}");
+    let (_, timeline) = app.admin(&format!("/api/customers/{}/timeline", people[0].2)).await;
+    assert!(timeline.to_string().contains("self_exclusion"), "{timeline}");
+
+    // Reactivation does not lift it unless the brand allows; a later stage schedules nothing.
+    post(
+        &app,
+        "/api/postback",
+        json!({"event": "reactivated", "email": people[0].1, "operatorId": "rushbet"}),
+    )
+    .await;
+    post(
+        &app,
+        "/api/postback",
+        json!({"event": "registration", "email": people[0].1, "operatorId": "rushbet"}),
+    )
+    .await;
+    app.drain().await;
+    let messages = app.messages(&people[0].2).await;
+    assert!(
+        !messages
+            .iter()
+            .any(|m| m["brand"] == "rushbet" && m["stepId"] == "registered-nudge-email"),
+        "{messages:?}"
+    );
+}

@@ -66,6 +66,9 @@ pub struct Change<'a> {
     pub reachable: &'a BTreeSet<Channel>,
     /// Every message of this customer and of the customers merged into it.
     pub existing: &'a [Message],
+    /// Brands whose marketing a responsible-gambling exclusion stops (the shell applies each
+    /// excluding brand's policy): their pending messages are cancelled, nothing is scheduled.
+    pub excluded: &'a BTreeSet<Brand>,
 }
 
 type StageKey = (Brand, JourneyType, i32);
@@ -104,6 +107,7 @@ pub fn plan(definitions: &Definitions, change: Change<'_>, now: OffsetDateTime) 
         after,
         reachable,
         existing,
+        excluded,
     } = change;
     let mut writes = Vec::new();
     let has_branded = after.iter().any(|j| !j.brand.is_unbranded());
@@ -126,6 +130,10 @@ pub fn plan(definitions: &Definitions, change: Change<'_>, now: OffsetDateTime) 
         }
     }
     for m in pending {
+        if excluded.contains(&m.brand) {
+            writes.push(cancel(m, Reason::SelfExcluded));
+            continue;
+        }
         if !after.iter().any(|j| m.is_for(j)) {
             let reason = if m.brand.is_unbranded() && has_branded {
                 Reason::BrandAssigned
@@ -148,7 +156,10 @@ pub fn plan(definitions: &Definitions, change: Change<'_>, now: OffsetDateTime) 
     // Steps of the stages entered by this change.
     let entered_before: BTreeSet<StageKey> = before.iter().map(stage_key).collect();
     let ids: BTreeSet<&str> = existing.iter().map(|m| m.message_id.as_str()).collect();
-    for journey in after.iter().filter(|j| !entered_before.contains(&stage_key(j))) {
+    let entered = after
+        .iter()
+        .filter(|j| !entered_before.contains(&stage_key(j)) && !excluded.contains(&j.brand));
+    for journey in entered {
         let definition = definitions.for_brand(&journey.brand);
         for step in definition.steps_for(journey.journey_type, journey.stage) {
             let id = message_id(customer, journey, &step.id);
@@ -217,6 +228,14 @@ mod tests {
             .collect()
     }
     fn run(before: &[Journey], after: &[Journey], existing: &[Message]) -> Vec<MessageWrite> {
+        run_excluding(before, after, existing, &BTreeSet::new())
+    }
+    fn run_excluding(
+        before: &[Journey],
+        after: &[Journey],
+        existing: &[Message],
+        excluded: &BTreeSet<Brand>,
+    ) -> Vec<MessageWrite> {
         let reachable = BTreeSet::from([Channel::Email]);
         let change = Change {
             customer: &id(1),
@@ -224,8 +243,32 @@ mod tests {
             after,
             reachable: &reachable,
             existing,
+            excluded,
         };
         plan(&Definitions::default(), change, T0)
+    }
+
+    #[test]
+    fn an_exclusion_cancels_the_brands_pending_messages_and_schedules_nothing() {
+        let touched = state(&[("rushbet", Milestone::Touched, T0), ("betano", Milestone::Touched, T0)]);
+        let mut existing = Vec::new();
+        apply(&mut existing, &run(&[], &touched, &[]));
+        assert_eq!(existing.len(), 2, "a welcome per brand");
+        let excluded = BTreeSet::from([brand("rushbet")]);
+        let registered = state(&[
+            ("rushbet", Milestone::Registered, T0),
+            ("betano", Milestone::Touched, T0),
+        ]);
+        let writes = run_excluding(&touched, &registered, &existing, &excluded);
+        let rushbet_welcome = existing.iter().find(|m| m.brand == brand("rushbet")).unwrap();
+        assert_eq!(
+            cancels(&writes),
+            vec![(rushbet_welcome.message_id.clone(), Reason::SelfExcluded)]
+        );
+        assert!(
+            !writes.iter().any(|w| matches!(w, MessageWrite::Create(_))),
+            "no registered nudges"
+        );
     }
     /// Applies the creates and cancels to `existing`, as the store would.
     fn apply(existing: &mut Vec<Message>, writes: &[MessageWrite]) {

@@ -1,14 +1,16 @@
 //! The journey function's use case: a customer's profile changed (a committed write, read
 //! from the table's stream); schedule, cancel or wake its messages.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use crm_core::compliance::excluded;
 use crm_core::definition::Channel;
 use crm_core::journey::{Journey, JourneyType};
 use crm_core::message::Reason;
 use crm_core::profile::Profile;
 use crm_core::schedule::{Change, MessageWrite, plan};
 use crm_core::send::address;
+use crm_core::values::Brand;
 use crm_store::StoreError;
 use time::OffsetDateTime;
 
@@ -31,8 +33,27 @@ pub fn matters(before: Option<&Profile>, after: &Profile) -> bool {
                 || b.identifiers != after.identifiers
                 || b.merged_from != after.merged_from
                 || b.merged_into != after.merged_into
+                || b.exclusions != after.exclusions
         }
     }
+}
+
+/// Which of `brands` may not market to the customer: an exclusion by the brand itself, or
+/// by another brand whose policy extends it to all brands (each policy from its settings).
+async fn excluded_brands<'a>(
+    deps: &Deps,
+    customer: &Profile,
+    brands: impl Iterator<Item = &'a Brand>,
+) -> Result<BTreeSet<Brand>, StoreError> {
+    let mut policies = BTreeMap::new();
+    for by in customer.exclusions.keys() {
+        policies.insert(by.clone(), deps.catalog.settings(by).await?.responsible_gambling);
+    }
+    let policy = |b: &Brand| policies.get(b).copied().unwrap_or_default();
+    Ok(brands
+        .filter(|b| excluded(&customer.exclusions, b, policy))
+        .cloned()
+        .collect())
 }
 
 /// Plans against the customer's *current* profile (so a late or replayed record plans what
@@ -63,12 +84,14 @@ pub async fn process_change(
         .collect();
     let brands: Vec<_> = after_journeys.iter().map(|j| j.brand.clone()).collect();
     let definitions = deps.catalog.definitions(&brands).await?;
+    let excluded = excluded_brands(deps, &current, existing.iter().map(|m| &m.brand).chain(&brands)).await?;
     let change = Change {
         customer: &current.id,
         before: &before_journeys,
         after: &after_journeys,
         reachable: &reachable,
         existing: &existing,
+        excluded: &excluded,
     };
     let mut done = Planned::default();
     // A placeholder message that could not be cancelled because a sender claimed it
