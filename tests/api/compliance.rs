@@ -547,3 +547,105 @@ async fn a_self_exclusion_postback_cancels_the_brands_pending_messages_at_once()
         "{messages:?}"
     );
 }
+
+/// A sample SES notification from `events/ses-events/`, about `message` of `customer` sent
+/// to `to`, fed through the function's entry path.
+async fn ses_notification(app: &TestApp, sample: &str, message: &Value, to: &str, feedback_id: &str) -> usize {
+    let mut event: Value = serde_json::from_str(sample).unwrap();
+    let mut inner: Value = serde_json::from_str(event["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    inner["mail"]["messageId"] = message["providerMessageId"].clone();
+    inner["mail"]["tags"]["crm_customer"] = json!([message["customerId"]]);
+    inner["mail"]["tags"]["crm_message"] = json!([message["messageId"]]);
+    for (kind, list) in [("bounce", "bouncedRecipients"), ("complaint", "complainedRecipients")] {
+        if inner.get(kind).is_some() {
+            inner[kind][list] = json!([{"emailAddress": to}]);
+            inner[kind]["feedbackId"] = json!(feedback_id);
+        }
+    }
+    event["Records"][0]["Sns"]["Message"] = json!(inner.to_string());
+    let event = serde_json::from_value(event).expect("an SNS event");
+    crm_ses_events::handle(&app.messaging, event).await.expect("recorded")
+}
+
+/// A customer of `brand` whose welcome went out; returns (customer, the welcome).
+async fn welcomed(app: &TestApp, email: &str, brand: &str) -> (String, Value) {
+    let body = post(app, "/api/ingest/lead", json!({"email": email, "operatorId": brand})).await;
+    let customer = body["customerId"].as_str().unwrap().to_owned();
+    app.drain().await;
+    app.tick_at(OffsetDateTime::now_utc()).await;
+    app.drain().await;
+    let messages = app.messages(&customer).await;
+    let welcome = step(&messages, brand, "welcome").clone();
+    assert_eq!(welcome["status"], "SENT", "{welcome}");
+    (customer, welcome)
+}
+
+#[tokio::test]
+async fn bounces_and_complaints_suppress_the_address_for_every_brand() {
+    let app = spawn().await;
+    let bounced = format!("{}@example.com", unique("bounce"));
+    let (customer, welcome) = welcomed(&app, &bounced, "rushbet").await;
+    let sample = include_str!("../../events/ses-events/permanent-bounce.json");
+    for _ in 0..2 {
+        // SNS may deliver it twice: the same outcome.
+        assert_eq!(ses_notification(&app, sample, &welcome, &bounced, "fb-1").await, 1);
+    }
+    let messages = app.messages(&customer).await;
+    assert_eq!(step(&messages, "rushbet", "welcome")["status"], "BOUNCED");
+    let (_, list) = app.admin(&format!("/api/suppressions?address={bounced}")).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(
+        (list["items"][0]["reason"].as_str(), list["items"][0]["scope"].as_str()),
+        (Some("bounced"), Some("all"))
+    );
+    // Another brand's next mail to the address is skipped.
+    post(
+        &app,
+        "/api/postback",
+        json!({"event": "registration", "email": bounced, "operatorId": "betano"}),
+    )
+    .await;
+    app.drain().await;
+    app.tick_at(OffsetDateTime::now_utc() + Duration::hours(25)).await;
+    app.drain().await;
+    let messages = app.messages(&customer).await;
+    let nudge = step(&messages, "betano", "registered-nudge-email");
+    assert_eq!(
+        (nudge["status"].as_str(), nudge["reason"].as_str()),
+        (Some("SKIPPED"), Some("suppressed")),
+        "{nudge}"
+    );
+    assert_eq!(emails_to(&bounced).len(), 1);
+
+    let complained = format!("{}@example.com", unique("complaint"));
+    let (customer, welcome) = welcomed(&app, &complained, "rushbet").await;
+    let sample = include_str!("../../events/ses-events/complaint.json");
+    ses_notification(&app, sample, &welcome, &complained, "fb-2").await;
+    let messages = app.messages(&customer).await;
+    assert_eq!(step(&messages, "rushbet", "welcome")["status"], "COMPLAINED");
+    let (_, list) = app.admin(&format!("/api/suppressions?address={complained}")).await;
+    assert_eq!(list["items"][0]["reason"], "complained", "{list}");
+
+    // Transient bounces: counted once per notification; the third in a week suppresses.
+    let full = format!("{}@example.com", unique("full"));
+    let (_, welcome) = welcomed(&app, &full, "rushbet").await;
+    let sample = include_str!("../../events/ses-events/transient-bounce.json");
+    for (i, feedback) in ["t1", "t1", "t2"].iter().enumerate() {
+        ses_notification(&app, sample, &welcome, &full, feedback).await;
+        let (_, list) = app.admin(&format!("/api/suppressions?address={full}")).await;
+        assert!(
+            list["items"].as_array().unwrap().is_empty(),
+            "after {} notifications: {list}",
+            i + 1
+        );
+    }
+    ses_notification(&app, sample, &welcome, &full, "t3").await;
+    let (_, list) = app.admin(&format!("/api/suppressions?address={full}")).await;
+    assert_eq!(list["items"][0]["source"], "ses_transient_bounces", "{list}");
+    let messages = app.messages(welcome["customerId"].as_str().unwrap()).await;
+    assert_eq!(
+        step(&messages, "rushbet", "welcome")["status"],
+        "SENT",
+        "a transient bounce leaves the message"
+    );
+}

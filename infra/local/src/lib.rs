@@ -33,12 +33,14 @@ pub const FUNCTIONS: [HttpFunction; 9] = [
     crm_sms_inbound::FUNCTION,
 ];
 
-/// The event functions (`template.yaml` logical id, binary), driven by `messaging`'s loops.
-pub const EVENT_FUNCTIONS: [(&str, &str); 4] = [
+/// The event functions (`template.yaml` logical id, binary), driven by `messaging`'s loops
+/// (SES events come from SES's own SNS topic: locally only its sample events run it).
+pub const EVENT_FUNCTIONS: [(&str, &str); 5] = [
     ("JourneyFunction", "journey"),
     ("SchedulerFunction", "scheduler"),
     ("SenderFunction", "sender"),
     ("JourneyAdvanceFunction", "journey-advance"),
+    ("SesEventsFunction", "ses-events"),
 ];
 
 /// The function deployed as `logical_id` in `template.yaml`.

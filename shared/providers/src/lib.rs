@@ -6,6 +6,7 @@
 pub mod laaffic;
 pub mod queue;
 pub mod ses;
+pub mod ses_feedback;
 pub mod sns;
 
 use std::error::Error as _;

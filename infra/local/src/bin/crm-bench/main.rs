@@ -454,6 +454,7 @@ async fn main() -> anyhow::Result<()> {
             "journey" => include_str!("../../../../../events/journey/profile-insert.json"),
             "sender" => include_str!("../../../../../events/sender/send-job.json"),
             "journey-advance" => include_str!("../../../../../events/journey-advance/tick.json"),
+            "ses-events" => include_str!("../../../../../events/ses-events/permanent-bounce.json"),
             _ => include_str!("../../../../../events/scheduler/tick.json"),
         };
         let took = cold_start(binary, event).await;

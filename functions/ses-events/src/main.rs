@@ -1,0 +1,16 @@
+// The handler's future is boxed: its state machine is deep (SDK calls), and the runtime's
+// own future would otherwise exceed the compiler's layout depth.
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    let deps = crm_messaging::Deps::cold_start().await?;
+    deps.config.keys()?;
+    let deps = &deps;
+    run(service_fn(move |event: LambdaEvent<_>| async move {
+        Box::pin(crm_ses_events::handle(deps, event.payload))
+            .await
+            .map_err(Error::from)
+    }))
+    .await
+}
