@@ -649,3 +649,132 @@ async fn bounces_and_complaints_suppress_the_address_for_every_brand() {
         "a transient bounce leaves the message"
     );
 }
+
+/// Every item of the app's table, as text (keys and GSI keys are attributes too).
+async fn table_dump(app: &TestApp) -> Vec<String> {
+    let store = &app.state.store;
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = store
+            .client()
+            .scan()
+            .table_name(store.table())
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        items.extend(out.items.unwrap_or_default().into_iter().map(|i| format!("{i:?}")));
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+#[tokio::test]
+async fn erasure_leaves_no_email_or_phone_and_keeps_totals_and_suppression() {
+    let app = spawn().await;
+    let email = format!("{}@example.com", unique("erase"));
+    let phone = phone();
+    let name = unique("Zoe");
+    let click = unique("ERASE_CLICK");
+    post(
+        &app,
+        "/api/ingest/click",
+        json!({"clickId": click, "ip": "203.0.113.9", "userAgent": "Mozilla/5.0", "operatorId": "erasebet"}),
+    )
+    .await;
+    let lead = post(
+        &app,
+        "/api/ingest/lead",
+        json!({"clickId": click, "email": email, "phone": phone, "firstName": name, "lastName": "Pérez", "operatorId": "erasebet", "consent": "yes"}),
+    )
+    .await;
+    let customer = lead["customerId"].as_str().unwrap().to_owned();
+    // A second lead adds a device id; a postback adds a user id and revenue.
+    let device = unique("dev");
+    post(
+        &app,
+        "/api/ingest/lead",
+        json!({"email": email, "deviceId": device, "operatorId": "erasebet"}),
+    )
+    .await;
+    post(&app, "/api/postback", json!({"event": "deposit", "email": email, "userId": unique("u"), "amount": "125.50", "currency": "USD", "operatorId": "erasebet"})).await;
+    app.drain().await;
+    app.tick_at(OffsetDateTime::now_utc()).await;
+    app.drain().await;
+    assert!(!emails_to(&email).is_empty(), "a message went out first");
+    assert!(
+        table_dump(&app).await.iter().any(|i| i.contains(&email)),
+        "the dump sees the address"
+    );
+    let (_, stats_before) = app.admin("/api/brands/erasebet").await;
+
+    let req = Request::builder()
+        .method(Method::DELETE)
+        .uri(format!("/api/customers/{customer}"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", crm_tests::ADMIN_KEY))
+        .header("x-actor", "dpo@example.com")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (status, _, erased) = app.send(req).await;
+    assert_eq!(status, StatusCode::OK, "{erased}");
+    assert_eq!(erased["erased"]["emails"], 1, "{erased}");
+    assert_eq!(erased["erased"]["phones"], 1, "{erased}");
+    assert_eq!(erased["erased"]["names"], 1, "{erased}");
+    assert!(erased["erased"]["leads"].as_u64().unwrap() >= 2, "{erased}");
+    assert_eq!(erased["erasedBy"], "dpo@example.com");
+
+    let dump = table_dump(&app).await;
+    let e164 = phone.trim_start_matches('+');
+    for needle in [email.as_str(), e164, name.as_str(), "203.0.113.9", device.as_str()] {
+        let found: Vec<&String> = dump.iter().filter(|i| i.contains(needle)).collect();
+        assert!(found.is_empty(), "{needle} is still in {found:?}");
+    }
+    let (_, stats_after) = app.admin("/api/brands/erasebet").await;
+    assert_eq!(stats_after, stats_before, "brand totals are kept");
+    let (status, _) = app.admin(&format!("/api/customers/{customer}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The same request again answers the same erasure.
+    let req = Request::builder()
+        .method(Method::DELETE)
+        .uri(format!("/api/customers/{customer}"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", crm_tests::ADMIN_KEY))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (status, _, again) = app.send(req).await;
+    assert_eq!(
+        (status, &again["erasedAt"]),
+        (StatusCode::OK, &erased["erasedAt"]),
+        "{again}"
+    );
+
+    // A later lead with the same email is a new customer, and stays suppressed.
+    let lead = post(
+        &app,
+        "/api/ingest/lead",
+        json!({"email": email, "firstName": "Zoe", "operatorId": "erasebet"}),
+    )
+    .await;
+    let newcomer = lead["customerId"].as_str().unwrap().to_owned();
+    assert_ne!(newcomer, customer);
+    app.drain().await;
+    app.tick_at(OffsetDateTime::now_utc()).await;
+    app.drain().await;
+    let messages = app.messages(&newcomer).await;
+    let welcome = step(&messages, "erasebet", "welcome");
+    assert_eq!(
+        (welcome["status"].as_str(), welcome["reason"].as_str()),
+        (Some("SKIPPED"), Some("suppressed")),
+        "{welcome}"
+    );
+    let (_, list) = app.admin(&format!("/api/suppressions?address={email}")).await;
+    assert_eq!(list["items"][0]["reason"], "erased", "{list}");
+    assert!(list["items"][0].get("address").is_none(), "{list}");
+    let (status, _) = app
+        .admin_send(Method::DELETE, &format!("/api/suppressions/email/{email}"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "an erased person's entry stays");
+}

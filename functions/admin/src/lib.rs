@@ -56,7 +56,7 @@ pub fn router(state: AppState) -> Router {
     }
     let routes = Router::new()
         .route("/api/customers", get(lookup))
-        .route("/api/customers/{id}", get(customer))
+        .route("/api/customers/{id}", get(customer).delete(erase))
         .route("/api/customers/{id}/timeline", get(timeline))
         .route("/api/clicks", get(|s, q| feed(s, q, RecordKind::Click)))
         .route("/api/leads", get(|s, q| feed(s, q, RecordKind::Lead)))
@@ -153,6 +153,40 @@ fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
 async fn customer(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> JsonResult {
     let id = customer_id(&id)?;
     Ok(Json(profile_json(&current(&state, &id).await?, &id)))
+}
+
+/// `DELETE /api/customers/{id}`: erases the person (see `crm_app::compliance::erase`) and
+/// answers what was erased. `X-Actor` names who asked (recorded; default `admin`).
+async fn erase(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    ApiPath(id): ApiPath<String>,
+) -> JsonResult {
+    let id = customer_id(&id)?;
+    let keys = state
+        .config
+        .unsubscribe
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal("UNSUBSCRIBE_SECRET is not set".into()))?;
+    let actor = headers
+        .get("x-actor")
+        .and_then(|v| v.to_str().ok())
+        .map(crm_core::values::clean_text)
+        .filter(|a| !a.is_empty() && a.chars().count() <= 64)
+        .unwrap_or_else(|| "admin".into());
+    let now = OffsetDateTime::now_utc();
+    let record = crm_app::compliance::erase(&state.store, keys, &id, &actor, now)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(json!({
+        "status": "erased",
+        "customerId": record.customer_id,
+        "customers": record.customers,
+        "erasedAt": format_ts(record.erased_at),
+        "erasedBy": record.erased_by,
+        "erased": record.erased,
+        "kept": ["journeys", "revenue totals", "brand statistics", "event types, amounts and times", "suppression entries as keyed hashes"],
+    })))
 }
 
 #[derive(Deserialize)]

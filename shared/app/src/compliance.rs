@@ -1,12 +1,16 @@
-//! The recipient's own choices: unsubscribe links (and resubscribing), STOP/START by SMS.
-//! Each is a write to the suppression list, effective for the very next send (the sender
-//! reads the list with every message).
+//! The recipient's own choices: unsubscribe links (and resubscribing), STOP/START by SMS,
+//! each a write to the suppression list, effective for the very next send (the sender reads
+//! the list with every message); and erasure of a person's data.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use crm_core::compliance::{Keyword, Scope, Suppression, SuppressionReason, sms_keyword};
 use crm_core::definition::Channel;
+use crm_core::identity::Identifier;
+use crm_core::profile::Profile;
 use crm_core::unsubscribe::{Keys, Token};
-use crm_core::values::{Brand, PhoneE164};
-use crm_store::{Store, StoreError};
+use crm_core::values::{Brand, CustomerId, PhoneE164};
+use crm_store::{ErasureRecord, Store, StoreError};
 use time::OffsetDateTime;
 
 /// Suppresses the token's address for `scope` (the token's brand, or every brand).
@@ -121,4 +125,127 @@ pub async fn sms_inbound(
         }
         None => Ok(SmsAction::Ignored),
     }
+}
+
+/// Erases a person (GDPR right to erasure): the customer `id` resolves to and every customer
+/// merged into it. In this order, so an interruption never leaves them reachable and a
+/// second run finishes the job:
+/// 1. every email and phone goes on the suppression list for all brands as a keyed hash
+///    (`erased`), and existing entries of those addresses lose their plaintext;
+/// 2. identifier items are deleted (a later click or lead creates a new customer, who stays
+///    suppressed), records are scrubbed, pending messages cancelled;
+/// 3. profiles become anonymous tombstones; the erasure is recorded.
+///
+/// `None` when there is no such customer (and no earlier erasure of it).
+pub async fn erase(
+    store: &Store,
+    keys: &Keys,
+    id: &CustomerId,
+    actor: &str,
+    now: OffsetDateTime,
+) -> Result<Option<ErasureRecord>, StoreError> {
+    let survivor = match store.profile(id).await? {
+        Some(p) if p.erased => return Ok(Some(finish_record(store, id, &p, actor, now).await?)),
+        Some(_) => match store.current_profile(id).await? {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+        None => return Ok(None),
+    };
+    let mut people = vec![survivor.clone()];
+    for absorbed in &survivor.merged_from {
+        if let Some(p) = store.profile(absorbed).await? {
+            people.push(p);
+        }
+    }
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let identifiers: BTreeSet<(CustomerId, Identifier)> = people
+        .iter()
+        .flat_map(|p| p.identifiers.iter().map(|i| (p.id.clone(), i.clone())))
+        .collect();
+    let addresses: BTreeSet<(Channel, String)> = identifiers
+        .iter()
+        .filter_map(|(_, i)| match i {
+            Identifier::Email(e) => Some((Channel::Email, e.to_string())),
+            Identifier::Phone(p) => Some((Channel::Sms, p.to_string())),
+            _ => None,
+        })
+        .collect();
+    for (channel, address) in &addresses {
+        let hash = keys.address_hash(*channel, address);
+        for mut entry in store.suppressions(*channel, &hash).await? {
+            if entry.address.take().is_some() {
+                store.suppress(&entry).await?;
+            }
+        }
+        store
+            .suppress(&Suppression {
+                channel: *channel,
+                address: None,
+                address_hash: hash,
+                scope: Scope::All,
+                reason: SuppressionReason::Erased,
+                at: now,
+                source: "erasure".into(),
+            })
+            .await?;
+        *counts.entry("suppressions".into()).or_default() += 1;
+    }
+    for (owner, identifier) in &identifiers {
+        store.delete_identifier(identifier, owner).await?;
+        let kind = match identifier.kind().as_str() {
+            "CLICK_ID" => "clickIds",
+            "EMAIL" => "emails",
+            "PHONE" => "phones",
+            "DEVICE_ID" => "deviceIds",
+            _ => "userIds",
+        };
+        *counts.entry(kind.to_owned()).or_default() += 1;
+    }
+    if people.iter().any(|p| p.first_name.is_some() || p.last_name.is_some()) {
+        counts.insert("names".into(), 1);
+    }
+    for p in &people {
+        store.erase_records(&p.id, now, &mut counts).await?;
+    }
+    for p in &people {
+        store.tombstone_profile(&p.id, now).await?;
+    }
+    let record = ErasureRecord {
+        customer_id: survivor.id.clone(),
+        customers: people.iter().map(|p| p.id.clone()).collect(),
+        erased_at: now,
+        erased_by: actor.to_owned(),
+        erased: counts,
+    };
+    store.put_erasure(&record).await?;
+    tracing::info!(customer_id = %survivor.id, customers = record.customers.len(), actor, "customer erased");
+    Ok(Some(record))
+}
+
+/// A repeated erasure: the recorded one, or (interrupted after the tombstone) a new record.
+async fn finish_record(
+    store: &Store,
+    id: &CustomerId,
+    p: &Profile,
+    actor: &str,
+    now: OffsetDateTime,
+) -> Result<ErasureRecord, StoreError> {
+    let survivor = p.merged_into.clone().unwrap_or_else(|| id.clone());
+    if let Some(r) = store.erasure(&survivor).await? {
+        return Ok(r);
+    }
+    let mut counts = BTreeMap::new();
+    store.erase_records(id, now, &mut counts).await?;
+    let record = ErasureRecord {
+        customer_id: survivor,
+        customers: std::iter::once(id.clone())
+            .chain(p.merged_from.iter().cloned())
+            .collect(),
+        erased_at: now,
+        erased_by: actor.to_owned(),
+        erased: counts,
+    };
+    store.put_erasure(&record).await?;
+    Ok(record)
 }

@@ -80,6 +80,8 @@ pub struct Profile {
     pub exclusions: BTreeMap<Brand, Exclusion>,
     /// The customer's own time zone, when a lead or postback gave one.
     pub timezone: Option<ZoneName>,
+    /// The person's data was erased: an anonymous tombstone nothing resolves to.
+    pub erased: bool,
     /// Bumped by every write; merges use it as an optimistic lock.
     pub version: u64,
 }
@@ -100,6 +102,7 @@ impl Profile {
             consents: Consents::new(),
             exclusions: BTreeMap::new(),
             timezone: None,
+            erased: false,
             version: 0,
         };
         p.apply(touch);

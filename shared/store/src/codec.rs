@@ -151,7 +151,7 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
             expected_version,
         } => {
             let cond = format!(
-                "version = {} AND attribute_not_exists(mergedInto)",
+                "version = {} AND attribute_not_exists(mergedInto) AND attribute_not_exists(erasedAt)",
                 e.value(n(expected_version))
             );
             put(table, profile_item(profile)?, &cond, e)
@@ -193,7 +193,7 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
                 table,
                 key,
                 expr,
-                Some("attribute_exists(PK) AND attribute_not_exists(mergedInto)"),
+                Some("attribute_exists(PK) AND attribute_not_exists(mergedInto) AND attribute_not_exists(erasedAt)"),
                 e,
             )
         }
@@ -210,7 +210,7 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
                 t = e.value(ts(*at)),
             );
             let cond = format!(
-                "version = {} AND attribute_not_exists(mergedInto)",
+                "version = {} AND attribute_not_exists(mergedInto) AND attribute_not_exists(erasedAt)",
                 e.value(n(expected_version))
             );
             update(
@@ -504,6 +504,7 @@ pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, Store
         consents,
         exclusions,
         timezone,
+        erased: item.contains_key("erasedAt"),
         version,
     })
 }

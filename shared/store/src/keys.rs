@@ -19,6 +19,7 @@
 //! | send log    | `CUSTOMER#<id>`          | `SENDLOG#<channel>` |                        |                              |
 //! | suppression | `SUPPRESS#<channel>#<addressHash>` | `SCOPE#<brand\|*>` |                | `SUPPRESSIONS#<channel>` / `<ts>#<hash>#<scope>` |
 //! | transient bounces | `BOUNCES#<addressHash>` | `TRANSIENT` |                             |                              |
+//! | erasure     | `ERASURE#<customerId>`   | `ERASURE` |                                  |                              |
 //!
 //! Profile compliance attributes: `consent#<brand>#<channel>`, `exclusion#<brand>`,
 //! `reactivated#<brand>`, `timezone`. Addresses in suppression keys are keyed hashes
@@ -83,6 +84,7 @@ pub mod entity {
     pub const SEND_LOG: &str = "SEND_LOG";
     pub const SUPPRESSION: &str = "SUPPRESSION";
     pub const TRANSIENT_BOUNCES: &str = "TRANSIENT_BOUNCES";
+    pub const ERASURE: &str = "ERASURE";
 }
 
 const CUSTOMER_PREFIX: &str = "CUSTOMER#";
@@ -262,6 +264,12 @@ pub fn suppression_list_pk(channel: Channel) -> String {
 pub fn suppression_list_sk(at: OffsetDateTime, address_hash: &str, scope: &Scope) -> String {
     format!("{}#{address_hash}#{}", format_ts(at), scope.as_str())
 }
+
+/// The record of a customer's erasure: `ERASURE#<customerId>` / `ERASURE`.
+pub fn erasure_pk(customer: &CustomerId) -> String {
+    format!("ERASURE#{customer}")
+}
+pub const ERASURE_SK: &str = "ERASURE";
 
 /// Transient bounces of one address (three in a week suppress it): `BOUNCES#<hash>` / `TRANSIENT`.
 pub fn transient_bounces_pk(address_hash: &str) -> String {

@@ -6,6 +6,7 @@
 mod advance;
 mod codec;
 mod compliance;
+mod erase;
 pub mod keys;
 mod messages;
 mod metrics;
@@ -25,6 +26,7 @@ use crm_core::values::{Brand, ClickId, CustomerId, Money, redact_personal};
 use time::{Date, OffsetDateTime};
 
 pub use advance::{AdvanceDue, event_from_image};
+pub use erase::ErasureRecord;
 pub use messages::{Due, DueCursor, MessagePosition, Settle};
 pub use metrics::CallCounter;
 
@@ -372,7 +374,8 @@ impl Store {
         let mut profiles = BTreeMap::new();
         loop {
             match follow_merges(id, &profiles) {
-                Follow::Current(current) => return Ok(profiles.remove(&current)),
+                // An erased customer is nobody any more.
+                Follow::Current(current) => return Ok(profiles.remove(&current).filter(|p| !p.erased)),
                 Follow::Load(next) => match self.profile(&next).await? {
                     Some(p) => {
                         profiles.insert(next, p);

@@ -1,0 +1,253 @@
+//! Erasure (GDPR art. 17) at the item level: every item of one customer id (its partition
+//! and its timeline, GSI1), the personal attributes removed, pending messages cancelled,
+//! identifier items deleted, the profile made an anonymous tombstone. Counts, journeys,
+//! revenue and brand statistics stay. Every step is idempotent: an interrupted erasure is
+//! finished by running it again.
+
+use std::collections::{BTreeMap, HashSet};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use crm_core::identity::Identifier;
+use crm_core::message::{Reason, Status};
+use crm_core::records::RecordKind;
+use crm_core::values::CustomerId;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::codec::{self, Expr, s, ts};
+use crate::keys::{self, entity};
+use crate::{Item, Store, StoreError, classify};
+
+/// What erasure removes from each kind of record.
+fn personal(entity_type: &str) -> &'static [&'static str] {
+    match entity_type {
+        "CLICK" => &["ip", "userAgent", "deviceId", "referrer", "landingPage"],
+        "LEAD" => &["email", "phone", "deviceId", "firstName", "lastName"],
+        "EVENT" => &["userId"],
+        "MERGE" => &["absorbedIdentifiers"],
+        "MESSAGE" => &["to", "subject", "body", "error"],
+        _ => &[],
+    }
+}
+
+/// The record of an erasure: kept (it holds no personal data) so the erasure can be shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureRecord {
+    pub customer_id: CustomerId,
+    /// Every customer id of the person (merged ones included).
+    pub customers: Vec<CustomerId>,
+    #[serde(with = "crm_core::values::ts")]
+    pub erased_at: OffsetDateTime,
+    /// Who asked (the admin caller's `X-Actor`, else `admin`).
+    pub erased_by: String,
+    /// What was erased, by kind: `names`; identifiers `emails`, `phones`, `clickIds`,
+    /// `deviceIds`, `userIds`; records scrubbed `clicks`, `leads`, `events`, `merges`,
+    /// `messages`; `messagesCancelled`; `suppressions` (entries added as keyed hashes).
+    pub erased: BTreeMap<String, usize>,
+}
+
+impl Store {
+    /// Every item of `customer`: its own partition and its timeline.
+    async fn customer_items(&self, customer: &CustomerId) -> Result<Vec<Item>, StoreError> {
+        let pk = keys::customer_pk(customer);
+        let mut items = Vec::new();
+        for index in [None, Some(keys::GSI1)] {
+            let mut start = None;
+            loop {
+                let key = if index.is_some() { keys::GSI1PK } else { keys::PK };
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .set_index_name(index.map(str::to_owned))
+                    .key_condition_expression(format!("{key} = :pk"))
+                    .expression_attribute_values(":pk", s(&pk))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                items.extend(out.items.unwrap_or_default());
+                start = out.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        items.retain(|i| seen.insert((codec::opt_string(i, keys::PK), codec::opt_string(i, keys::SK))));
+        Ok(items)
+    }
+
+    /// Scrubs every record of `customer` and cancels its pending messages; counts by kind.
+    pub async fn erase_records(
+        &self,
+        customer: &CustomerId,
+        now: OffsetDateTime,
+        counts: &mut BTreeMap<String, usize>,
+    ) -> Result<(), StoreError> {
+        for item in self.customer_items(customer).await? {
+            let kind = codec::opt_string(&item, keys::ENTITY).unwrap_or_default();
+            let key = codec::key(
+                codec::opt_string(&item, keys::PK).unwrap_or_default(),
+                &codec::opt_string(&item, keys::SK).unwrap_or_default(),
+            );
+            if kind == entity::ADVANCE_TIMER {
+                // A dormancy timer would move an erased customer's journey: gone.
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                continue;
+            }
+            let present: Vec<&str> = personal(&kind)
+                .iter()
+                .copied()
+                .filter(|a| item.contains_key(*a))
+                .collect();
+            let mut e = Expr::default();
+            let mut set = vec![format!("{} = {}", e.name("erasedAt"), e.value(ts(now)))];
+            let mut remove: Vec<String> = present.iter().map(|a| e.name(a)).collect();
+            let status = codec::opt_string(&item, "status").and_then(|v| Status::parse(&v).ok());
+            let mut condition = None;
+            if kind == entity::MESSAGE
+                && let Some(st) = status.filter(|st| st.is_cancellable())
+            {
+                set.push(format!(
+                    "{} = {}",
+                    e.name("status"),
+                    e.value(s(Status::Cancelled.as_str()))
+                ));
+                set.push(format!(
+                    "{} = {}",
+                    e.name("reason"),
+                    e.value(s(Reason::Erased.as_str()))
+                ));
+                remove.extend([keys::GSI3PK, keys::GSI3SK, "leaseUntil"].map(|a| e.name(a)));
+                condition = Some(format!("{} = {}", e.name("status"), e.value(s(st.as_str()))));
+            }
+            if present.is_empty() && condition.is_none() {
+                continue;
+            }
+            let mut update = format!("SET {}", set.join(", "));
+            if !remove.is_empty() {
+                update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+            }
+            let cancelled = condition.is_some();
+            if self
+                .conditional_update(key.clone(), update, condition, e)
+                .await?
+                .is_none()
+            {
+                // The message moved on meanwhile (a sender claimed it): scrub it only.
+                let mut e = Expr::default();
+                let remove: Vec<String> = present.iter().map(|a| e.name(a)).collect();
+                let update = format!(
+                    "SET {} = {} REMOVE {}",
+                    e.name("erasedAt"),
+                    e.value(ts(now)),
+                    remove.join(", ")
+                );
+                if !remove.is_empty() {
+                    self.conditional_update(key, update, None, e).await?;
+                }
+            } else if cancelled {
+                *counts.entry("messagesCancelled".into()).or_default() += 1;
+            }
+            if !present.is_empty() {
+                let plural = match RecordKind::ALL.iter().find(|k| k.as_str() == kind) {
+                    Some(RecordKind::Click) => "clicks",
+                    Some(RecordKind::Lead) => "leads",
+                    Some(RecordKind::Event) => "events",
+                    Some(RecordKind::Merge) => "merges",
+                    _ => "messages",
+                };
+                *counts.entry(plural.into()).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the identifier's item if `customer` still owns it; `true` when it did.
+    pub async fn delete_identifier(&self, identifier: &Identifier, customer: &CustomerId) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(codec::key(keys::identifier_pk(identifier), keys::IDENT_SK)))
+            .condition_expression("customerId = :c")
+            .expression_attribute_values(":c", s(customer.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Makes the profile an anonymous tombstone: no names, identifiers, consents, exclusions
+    /// or time zone; journeys, revenue and merge links stay. `false` if there is none.
+    pub async fn tombstone_profile(&self, customer: &CustomerId, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let pk = keys::customer_pk(customer);
+        let Some(item) = self.get(pk.clone(), keys::PROFILE_SK).await? else {
+            return Ok(false);
+        };
+        let mut e = Expr::default();
+        let mut remove: Vec<String> = ["firstName", "lastName", "identifiers", "timezone"]
+            .into_iter()
+            .filter(|a| item.contains_key(*a))
+            .map(|a| e.name(a))
+            .collect();
+        remove.extend(
+            item.keys()
+                .filter(|a| keys::parse_profile_fact(a).is_some())
+                .map(|a| e.name(a)),
+        );
+        let mut update = format!(
+            "SET {} = {}, {} = {} ADD {} {}",
+            e.name("erasedAt"),
+            e.value(ts(now)),
+            e.name("updatedAt"),
+            e.value(ts(now)),
+            e.name("version"),
+            e.value(AttributeValue::N("1".into())),
+        );
+        if !remove.is_empty() {
+            update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        self.conditional_update(codec::key(pk, keys::PROFILE_SK), update, None, e)
+            .await?;
+        Ok(true)
+    }
+
+    pub async fn put_erasure(&self, record: &ErasureRecord) -> Result<(), StoreError> {
+        let item = codec::document_item(
+            record,
+            keys::erasure_pk(&record.customer_id),
+            keys::ERASURE_SK,
+            entity::ERASURE,
+        )?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    pub async fn erasure(&self, customer: &CustomerId) -> Result<Option<ErasureRecord>, StoreError> {
+        self.get_as(keys::erasure_pk(customer), keys::ERASURE_SK, codec::document_from_item)
+            .await
+    }
+}
