@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::codec::{self, Expr, n, s, ts};
 use crate::keys::{self, entity};
-use crate::{DueCursor, Item, Store, StoreError, classify};
+use crate::{DueCursor, Item, Store, StoreError, applied};
 
 /// A timer found due.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,16 +149,7 @@ impl Store {
             .transact_items(TransactWriteItem::builder().update(profile_update).build())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_transaction_canceled_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(classify(e)),
-        }
+        Ok(applied(result)?.is_some())
     }
 
     /// A deposit showed a dormancy was premature: the customer is active again (retention

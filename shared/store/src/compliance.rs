@@ -11,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::codec::{self, Expr, n, s, ts};
 use crate::keys::{self, entity};
-use crate::{Item, Store, StoreError, classify};
+use crate::{Item, Store, StoreError, applied, classify};
 
 impl Store {
     /// Every entry for one address on one channel (one query).
@@ -58,16 +58,7 @@ impl Store {
             .expression_attribute_values(":erased", s(SuppressionReason::Erased.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(classify(e)),
-        }
+        Ok(applied(result)?.is_some())
     }
 
     /// Removes the entry for `scope`; with `only`, only if it has that reason (a recipient
@@ -93,16 +84,7 @@ impl Store {
                 .condition_expression("reason = :r")
                 .expression_attribute_values(":r", s(reason.as_str()));
         }
-        match req.send().await {
-            Ok(out) => Ok(out.attributes.is_some()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(classify(e)),
-        }
+        Ok(applied(req.send().await)?.is_some_and(|out| out.attributes.is_some()))
     }
 
     /// One page of a channel's entries, newest first, after the entry `after` (the last of

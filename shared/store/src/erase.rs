@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::codec::{self, Expr, s, ts};
 use crate::keys::{self, entity};
-use crate::{Item, Store, StoreError, classify};
+use crate::{Item, Store, StoreError, applied, classify};
 
 /// What erasure removes from each kind of record.
 fn personal(entity_type: &str) -> &'static [&'static str] {
@@ -182,16 +182,7 @@ impl Store {
             .expression_attribute_values(":c", s(customer.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(classify(e)),
-        }
+        Ok(applied(result)?.is_some())
     }
 
     /// Makes the profile an anonymous tombstone: no names, identifiers, consents, exclusions

@@ -71,6 +71,27 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     }
 }
 
+/// `Ok(Some(output))` when a conditional request applied, `Ok(None)` when its condition (or,
+/// for a transaction, one of its conditions) failed.
+fn applied<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<Option<T>, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e)
+            if matches!(
+                e.as_service_error().and_then(|s| s.code()),
+                Some("ConditionalCheckFailedException" | "TransactionCanceledException")
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(classify(e)),
+    }
+}
+
 /// A position in a customer's timeline (its GSI1 sort key): the next page starts below it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TimelinePosition(pub String);
@@ -273,16 +294,7 @@ impl Store {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(classify(e)),
-        }
+        Ok(applied(result)?.map(|out| out.attributes.unwrap_or_default()))
     }
 
     /// One page of the due index (GSI3) partition `pk`: entries due before `bound`, oldest

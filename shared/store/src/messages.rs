@@ -15,7 +15,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::codec::{self, Expr, n, s, ts};
 use crate::keys::{self, entity};
-use crate::{Item, Store, StoreError, classify};
+use crate::{Item, Store, StoreError, applied, classify};
 
 /// A message found in the due index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,16 +80,7 @@ impl Store {
             .condition_expression("attribute_not_exists(PK)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(classify(e)),
-        }
+        Ok(applied(result)?.is_some())
     }
 
     pub async fn message(&self, customer: &CustomerId, message_id: &str) -> Result<Option<Message>, StoreError> {
