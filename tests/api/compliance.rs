@@ -5,20 +5,10 @@
 use crm_core::message::SendJob;
 use crm_messaging::sender::{Delivered, deliver};
 use crm_tests::mailbox::{emails_to, sms_to};
-use crm_tests::{PUBLIC_BASE_URL, TestApp, spawn, spawn_with};
+use crm_tests::{PUBLIC_BASE_URL, TestApp, phone, spawn, spawn_with, unique};
 use http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
-}
-
-/// A Peruvian mobile number that the emulator's SNS does not report as opted out.
-fn phone() -> String {
-    let n = (uuid::Uuid::new_v4().as_u128() % 9_000_000) as u32 + 1_000_000;
-    format!("+5198{:07}", if n % 100 == 99 { n - 1 } else { n })
-}
 
 fn step<'a>(messages: &'a [Value], brand: &str, step_id: &str) -> &'a Value {
     messages

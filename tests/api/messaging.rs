@@ -6,14 +6,10 @@ use crm_core::message::SendJob;
 use crm_messaging::sender::{Delivered, deliver};
 use crm_tests::laaffic::{Answer, FakeLaaffic};
 use crm_tests::mailbox::{emails_to, sms_to};
-use crm_tests::{TestApp, spawn, spawn_with};
+use crm_tests::{TestApp, rand_digits, spawn, spawn_with, unique};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
-}
 
 /// A message of the customer by step id.
 fn step<'a>(messages: &'a [Value], step_id: &str) -> &'a Value {
@@ -478,13 +474,6 @@ async fn sms_goes_through_sns_by_default_and_laaffic_when_the_brand_says_so() {
         m["providerMessageId"],
         format!("laaffic-{}", m["messageId"].as_str().unwrap())
     );
-}
-
-/// Seven random digits, never ending in 99 (the emulator's SNS reports such numbers as
-/// opted out).
-fn rand_digits() -> u32 {
-    let n = (uuid::Uuid::new_v4().as_u128() % 9_000_000) as u32 + 1_000_000;
-    if n % 100 == 99 { n - 1 } else { n }
 }
 
 #[tokio::test]

@@ -98,6 +98,23 @@ pub const UNSUBSCRIBE_SECRET: &str = "test-unsubscribe-secret-0123456789abcdef";
 /// Unsubscribe links in test mails start here; tests call the path on the in-process app.
 pub const PUBLIC_BASE_URL: &str = "https://crm.test";
 
+/// `prefix` with a random suffix: ids and addresses no other test uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Seven random digits, never ending in 99 (the emulator's SNS reports such numbers as
+/// opted out).
+pub fn rand_digits() -> u32 {
+    let n = (uuid::Uuid::new_v4().as_u128() % 9_000_000) as u32 + 1_000_000;
+    if n % 100 == 99 { n - 1 } else { n }
+}
+
+/// A random Peruvian mobile number the emulator's SNS does not report as opted out.
+pub fn phone() -> String {
+    format!("+5198{:07}", rand_digits())
+}
+
 /// A fresh table and app with the default test configuration.
 pub async fn spawn() -> TestApp {
     spawn_with(&[]).await
