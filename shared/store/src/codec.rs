@@ -344,7 +344,8 @@ fn facts_update(brand: &Brand, facts: &Facts, at: OffsetDateTime, e: &mut Expr) 
     Ok(set)
 }
 
-fn doc<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+/// A value as one DynamoDB attribute (a map, a list, …).
+pub(super) fn doc<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
     serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Rejected(e.to_string()))
 }
 
@@ -580,7 +581,7 @@ pub(super) fn document_item<T: Serialize>(
     sk: &str,
     entity_type: &str,
 ) -> Result<Item, StoreError> {
-    let doc = serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Rejected(e.to_string()))?;
+    let doc = doc(value)?;
     let mut item = key(pk, sk);
     item.insert(keys::ENTITY.into(), s(entity_type));
     item.insert(DOCUMENT.into(), doc);

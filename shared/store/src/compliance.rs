@@ -108,26 +108,12 @@ impl Store {
             );
             k
         });
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI2)
-            .key_condition_expression("GSI2PK = :pk")
-            .expression_attribute_values(":pk", s(&pk))
-            .scan_index_forward(false)
-            .limit(limit)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(classify)?;
-        let entries = out
-            .items
-            .unwrap_or_default()
+        let (items, more) = self.newest_first_page(pk.clone(), limit, start).await?;
+        let entries = items
             .iter()
             .map(|item| codec::document_from_item(item, &pk))
             .collect::<Result<_, _>>()?;
-        Ok((entries, out.last_evaluated_key.is_some()))
+        Ok((entries, more))
     }
 
     /// A person's recent sends on `channel`.
@@ -158,7 +144,7 @@ impl Store {
         sends: &[Sent],
     ) -> Result<bool, StoreError> {
         let mut e = Expr::default();
-        let list = serde_dynamo::to_attribute_value(sends).map_err(|err| StoreError::Rejected(err.to_string()))?;
+        let list = codec::doc(&sends)?;
         let update = format!(
             "SET {} = {}, {} = {}, {} = {}",
             e.name("sends"),

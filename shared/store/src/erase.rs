@@ -227,14 +227,7 @@ impl Store {
             keys::ERASURE_SK,
             entity::ERASURE,
         )?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+        self.put(item).await
     }
 
     pub async fn erasure(&self, customer: &CustomerId) -> Result<Option<ErasureRecord>, StoreError> {

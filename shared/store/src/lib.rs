@@ -454,29 +454,49 @@ impl Store {
         after: Option<&FeedPosition>,
         limit: i32,
     ) -> Result<FeedPage, StoreError> {
+        let start = after.map(|p| codec::feed_start_key(kind, p));
+        let (items, more) = self.newest_first_page(keys::feed_pk(kind, day), limit, start).await?;
+        let records = items
+            .into_iter()
+            .map(|item| codec::timeline_entry(item).map(|(_, record)| record))
+            .collect::<Result<_, _>>()?;
+        Ok(FeedPage { records, more })
+    }
+
+    /// Up to `limit` items of the GSI2 list `pk`, newest first, after `start`; `true` when
+    /// more follow. Recent activity, messages and suppression entries are such lists.
+    async fn newest_first_page(
+        &self,
+        pk: String,
+        limit: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
         let out = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(keys::GSI2)
             .key_condition_expression("GSI2PK = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(keys::feed_pk(kind, day)))
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
             .scan_index_forward(false)
             .limit(limit)
-            .set_exclusive_start_key(after.map(|p| codec::feed_start_key(kind, p)))
+            .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(classify)?;
-        let records = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| codec::timeline_entry(item).map(|(_, record)| record))
-            .collect::<Result<_, _>>()?;
-        Ok(FeedPage {
-            records,
-            more: out.last_evaluated_key.is_some(),
-        })
+        Ok((out.items.unwrap_or_default(), out.last_evaluated_key.is_some()))
+    }
+
+    /// Puts an item unconditionally.
+    async fn put(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
     }
 
     pub async fn brand_stats(&self, brand: &Brand) -> Result<Option<BrandStats>, StoreError> {

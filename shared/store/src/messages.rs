@@ -1,9 +1,6 @@
 //! Messages, journey definitions, brand settings and templates. Every move of a message
 //! between statuses is one conditional `UpdateItem` on the status it expects, so two
 //! schedulers, two senders or a late journey change can never both win.
-
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use crm_core::definition::JourneyDefinition;
 use crm_core::message::{Message, Reason, Status};
@@ -396,26 +393,14 @@ impl Store {
             k.insert(keys::GSI2SK.into(), s(keys::feed_sk(p.created_at, &p.message_id)));
             k
         });
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI2)
-            .key_condition_expression("GSI2PK = :pk")
-            .expression_attribute_values(":pk", s(keys::feed_pk(RecordKind::Message, day)))
-            .scan_index_forward(false)
-            .limit(limit)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(classify)?;
-        let messages = out
-            .items
-            .unwrap_or_default()
+        let (items, more) = self
+            .newest_first_page(keys::feed_pk(RecordKind::Message, day), limit, start)
+            .await?;
+        let messages = items
             .into_iter()
             .map(codec::message_from_item)
             .collect::<Result<_, _>>()?;
-        Ok((messages, out.last_evaluated_key.is_some()))
+        Ok((messages, more))
     }
 
     // Journey definitions and brand settings: one item each under the brand's configuration key.
@@ -541,16 +526,5 @@ impl Store {
         let mut all = self.templates(&format!("{brand}#")).await?;
         all.extend(self.templates("*#").await?);
         Ok(all)
-    }
-
-    async fn put(&self, item: HashMap<String, AttributeValue>) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
     }
 }
