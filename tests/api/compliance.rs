@@ -60,9 +60,7 @@ async fn one_click_on_a_sent_mail_stops_that_brand_and_only_that_brand() {
     )
     .await;
     let customer = lead["customerId"].as_str().unwrap().to_owned();
-    app.drain().await;
-    app.tick_at(OffsetDateTime::now_utc()).await;
-    app.drain().await;
+    app.run_due(OffsetDateTime::now_utc()).await;
 
     let mails = emails_to(&email);
     assert_eq!(mails.len(), 1, "the welcome");
@@ -125,9 +123,7 @@ async fn one_click_on_a_sent_mail_stops_that_brand_and_only_that_brand() {
         json!({"event": "registration", "email": email, "operatorId": "betano"}),
     )
     .await;
-    app.drain().await;
-    app.tick_at(OffsetDateTime::now_utc() + Duration::hours(25)).await;
-    app.drain().await;
+    app.run_due(OffsetDateTime::now_utc() + Duration::hours(25)).await;
     let messages = app.messages(&customer).await;
     let rushbet = step(&messages, "rushbet", "registered-nudge-email");
     assert_eq!(
@@ -164,7 +160,9 @@ async fn one_click_on_a_sent_mail_stops_that_brand_and_only_that_brand() {
     assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
 
     // A forged token is refused.
-    let forged = format!("{}0", &path[..path.len() - 1]);
+    // (The signature's last hex digit changed: to 1 if it was 0, else to 0.)
+    let flipped = if path.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{flipped}", &path[..path.len() - 1]);
     let (status, _) = raw(
         &app,
         Method::POST,
@@ -285,9 +283,7 @@ async fn marketing_sms_carry_the_opt_out_line_and_sns_opted_out_numbers_are_supp
         )
         .await;
     }
-    app.drain().await;
-    app.tick_at(OffsetDateTime::now_utc() + Duration::hours(49)).await;
-    app.drain().await;
+    app.run_due(OffsetDateTime::now_utc() + Duration::hours(49)).await;
 
     let sent = sms_to(&ok);
     assert_eq!(sent.len(), 1);
@@ -330,9 +326,7 @@ async fn consent_is_required_where_the_brand_says_so_and_a_refusal_always_counts
         let body = post(&app, "/api/ingest/lead", lead).await;
         customers.push((brand, body["customerId"].as_str().unwrap().to_owned()));
     }
-    app.drain().await;
-    app.tick_at(OffsetDateTime::now_utc()).await;
-    app.drain().await;
+    app.run_due(OffsetDateTime::now_utc()).await;
     let mut outcomes = Vec::new();
     for (brand, customer) in &customers {
         let messages = app.messages(customer).await;
@@ -432,9 +426,7 @@ async fn sms_in_the_recipients_night_wait_for_the_morning() {
     )
     .await;
     let customer = lead["customerId"].as_str().unwrap().to_owned();
-    app.drain().await;
-    app.tick_at(OffsetDateTime::now_utc()).await;
-    app.drain().await;
+    app.run_due(OffsetDateTime::now_utc()).await;
     let messages = app.messages(&customer).await;
     let m = step(&messages, "nightbet", "night-sms");
     assert_eq!(
@@ -561,9 +553,7 @@ async fn ses_notification(app: &TestApp, sample: &str, message: &Value, to: &str
 async fn welcomed(app: &TestApp, email: &str, brand: &str) -> (String, Value) {
     let body = post(app, "/api/ingest/lead", json!({"email": email, "operatorId": brand})).await;
     let customer = body["customerId"].as_str().unwrap().to_owned();
-    app.drain().await;
-    app.tick_at(OffsetDateTime::now_utc()).await;
-    app.drain().await;
+    app.run_due(OffsetDateTime::now_utc()).await;
     let messages = app.messages(&customer).await;
     let welcome = step(&messages, brand, "welcome").clone();
     assert_eq!(welcome["status"], "SENT", "{welcome}");
@@ -595,9 +585,7 @@ async fn bounces_and_complaints_suppress_the_address_for_every_brand() {
         json!({"event": "registration", "email": bounced, "operatorId": "betano"}),
     )
     .await;
-    app.drain().await;
-    app.tick_at(OffsetDateTime::now_utc() + Duration::hours(25)).await;
-    app.drain().await;
+    app.run_due(OffsetDateTime::now_utc() + Duration::hours(25)).await;
     let messages = app.messages(&customer).await;
     let nudge = step(&messages, "betano", "registered-nudge-email");
     assert_eq!(
@@ -662,6 +650,17 @@ async fn table_dump(app: &TestApp) -> Vec<String> {
     }
 }
 
+fn erase_request(customer: &str, actor: Option<&str>) -> Request<axum::body::Body> {
+    let mut req = Request::builder()
+        .method(Method::DELETE)
+        .uri(format!("/api/customers/{customer}"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", crm_tests::ADMIN_KEY));
+    if let Some(a) = actor {
+        req = req.header("x-actor", a);
+    }
+    req.body(axum::body::Body::empty()).unwrap()
+}
+
 #[tokio::test]
 async fn erasure_leaves_no_email_or_phone_and_keeps_totals_and_suppression() {
     let app = spawn().await;
@@ -691,9 +690,7 @@ async fn erasure_leaves_no_email_or_phone_and_keeps_totals_and_suppression() {
     )
     .await;
     post(&app, "/api/postback", json!({"event": "deposit", "email": email, "userId": unique("u"), "amount": "125.50", "currency": "USD", "operatorId": "erasebet"})).await;
-    app.drain().await;
-    app.tick_at(OffsetDateTime::now_utc()).await;
-    app.drain().await;
+    app.run_due(OffsetDateTime::now_utc()).await;
     assert!(!emails_to(&email).is_empty(), "a message went out first");
     assert!(
         table_dump(&app).await.iter().any(|i| i.contains(&email)),
@@ -701,14 +698,7 @@ async fn erasure_leaves_no_email_or_phone_and_keeps_totals_and_suppression() {
     );
     let (_, stats_before) = app.admin("/api/brands/erasebet").await;
 
-    let req = Request::builder()
-        .method(Method::DELETE)
-        .uri(format!("/api/customers/{customer}"))
-        .header(header::AUTHORIZATION, format!("Bearer {}", crm_tests::ADMIN_KEY))
-        .header("x-actor", "dpo@example.com")
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let (status, _, erased) = app.send(req).await;
+    let (status, _, erased) = app.send(erase_request(&customer, Some("dpo@example.com"))).await;
     assert_eq!(status, StatusCode::OK, "{erased}");
     assert_eq!(erased["erased"]["emails"], 1, "{erased}");
     assert_eq!(erased["erased"]["phones"], 1, "{erased}");
@@ -728,13 +718,7 @@ async fn erasure_leaves_no_email_or_phone_and_keeps_totals_and_suppression() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // The same request again answers the same erasure.
-    let req = Request::builder()
-        .method(Method::DELETE)
-        .uri(format!("/api/customers/{customer}"))
-        .header(header::AUTHORIZATION, format!("Bearer {}", crm_tests::ADMIN_KEY))
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let (status, _, again) = app.send(req).await;
+    let (status, _, again) = app.send(erase_request(&customer, None)).await;
     assert_eq!(
         (status, &again["erasedAt"]),
         (StatusCode::OK, &erased["erasedAt"]),
@@ -750,9 +734,7 @@ async fn erasure_leaves_no_email_or_phone_and_keeps_totals_and_suppression() {
     .await;
     let newcomer = lead["customerId"].as_str().unwrap().to_owned();
     assert_ne!(newcomer, customer);
-    app.drain().await;
-    app.tick_at(OffsetDateTime::now_utc()).await;
-    app.drain().await;
+    app.run_due(OffsetDateTime::now_utc()).await;
     let messages = app.messages(&newcomer).await;
     let welcome = step(&messages, "erasebet", "welcome");
     assert_eq!(

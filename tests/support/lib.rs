@@ -172,6 +172,14 @@ impl TestApp {
         }
     }
 
+    /// What happens to messages due at `at`: the journey function schedules from the stream,
+    /// a scheduler tick at `at` queues what is due, the sender sends it.
+    pub async fn run_due(&self, at: time::OffsetDateTime) {
+        self.drain().await;
+        self.tick_at(at).await;
+        self.drain().await;
+    }
+
     /// Runs the event functions until nothing is left to do: the journey function over the
     /// table's stream, the sender over the queue (what is visible now). Returns how many
     /// stream records and queue messages were handled.
