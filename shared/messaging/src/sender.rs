@@ -174,20 +174,18 @@ async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<
     let recipient = customer
         .as_ref()
         .and_then(|c| address(c, message.channel).map(|a| (c, a)));
-    let (suppressions, mut log) = match &recipient {
-        Some((c, to)) => {
-            let hash = keys.address_hash(message.channel, to.as_str());
-            let (mut entries, log) = tokio::try_join!(
-                store.suppressions(message.channel, &hash),
-                store.send_log(&c.id, message.channel)
-            )?;
-            if let Some(entry) = sns_opt_out(deps, &settings, to, &hash, now).await {
-                entries.push(entry);
-            }
-            (entries, log)
-        }
-        None => (Vec::new(), SendLog::default()),
+    let hash = recipient
+        .as_ref()
+        .map(|(_, to)| keys.address_hash(message.channel, to.as_str()));
+    let (mut suppressions, mut log) = match (&recipient, &hash) {
+        (Some((c, _)), Some(hash)) => tokio::try_join!(
+            store.suppressions(message.channel, hash),
+            store.send_log(&c.id, message.channel)
+        )?,
+        _ => (Vec::new(), SendLog::default()),
     };
+    // SNS's opt-out list is asked only about a message the other rules would send.
+    let mut sns_checked = false;
     let mut races = 0;
     let (to, dry_run) = loop {
         let facts = Facts {
@@ -201,6 +199,14 @@ async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<
         };
         match decide(message, &facts) {
             Decision::Send { to, dry_run } => {
+                if !sns_checked {
+                    sns_checked = true;
+                    let hash = hash.as_deref().expect("decide sends only to an address");
+                    if let Some(entry) = sns_opt_out(deps, &settings, &to, hash, now).await {
+                        suppressions.push(entry);
+                        continue;
+                    }
+                }
                 let person = &customer.as_ref().expect("decide sends only to an existing customer").id;
                 if log.counts(&message.message_id) {
                     break (to, dry_run);
