@@ -252,7 +252,10 @@ async fn scheduler_and_sender_sample_events_send_a_due_message_once() {
     )
     .await
     .unwrap();
-    stream.pump(&app.messaging).await.unwrap();
+    stream
+        .pump(async |e| crm_journey::handle(&app.messaging, e).await)
+        .await
+        .unwrap();
 
     let tick: crm_scheduler::Tick = serde_json::from_str(include_str!("../../events/scheduler/tick.json")).unwrap();
     assert_eq!(tick.scheduled_time.as_deref(), Some("2026-11-22T10:05:00Z"));

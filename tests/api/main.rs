@@ -3,6 +3,7 @@
 
 mod admin;
 mod admin_messaging;
+mod attribution;
 mod click;
 mod compliance;
 mod emulator;

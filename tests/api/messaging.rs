@@ -278,7 +278,13 @@ async fn replayed_and_concurrent_postbacks_schedule_nothing_twice() {
     )
     .await
     .unwrap();
-    assert!(fresh.pump(&app.messaging).await.unwrap() > 0);
+    assert!(
+        fresh
+            .pump(async |e| crm_journey::handle(&app.messaging, e).await)
+            .await
+            .unwrap()
+            > 0
+    );
     assert_eq!(app.messages(&customer).await.len(), before);
     cron(&app).await;
     app.drain().await;
@@ -608,6 +614,10 @@ async fn a_depositor_without_a_deposit_for_thirty_days_goes_dormant_and_gets_the
         transaction_id: None,
         click_id: None,
         user_id: None,
+        occurred_at: None,
+        identified_by: Vec::new(),
+        attribution: None,
+        counted: None,
         at: now + Duration::days(40),
     };
     let done = crm_messaging::advance::record_deposit(&app.messaging, &event, now + Duration::days(40))

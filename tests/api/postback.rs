@@ -28,10 +28,17 @@ async fn replayed_postback_with_a_transaction_id_is_recorded_once() {
     assert_eq!(profile["revenue"], json!({"USD": "100"}));
     let (_, events) = app.admin("/api/events").await;
     assert_eq!(events["items"].as_array().unwrap().len(), 1);
+    app.drain().await;
     let (_, brand) = app.admin("/api/brands/rushbet").await;
     assert_eq!(
-        brand,
-        json!({"brand": "rushbet", "events": {"deposit": 1}, "revenue": {"USD": "100"}})
+        (
+            &brand["deposits"],
+            &brand["ftds"],
+            &brand["conversions"],
+            &brand["revenue"]
+        ),
+        (&json!(1), &json!(1), &json!(1), &json!({"USD": "100"})),
+        "{brand}"
     );
 }
 
@@ -160,7 +167,9 @@ async fn sixty_simultaneous_postbacks_for_one_customer_each_answer_200_and_count
     }
     let (_, found) = app.admin("/api/customers?clickId=BURST").await;
     assert_eq!(found["revenue"]["USD"], "90");
+    app.drain().await;
     let (_, brand) = app.admin("/api/brands/rushbet").await;
-    assert_eq!(brand["events"]["deposit"], 60);
+    assert_eq!(brand["deposits"], 60, "{brand}");
+    assert_eq!(brand["ftds"], 1, "one customer, one first deposit: {brand}");
     assert_eq!(brand["revenue"]["USD"], "90");
 }

@@ -89,7 +89,11 @@ pub struct TestApp {
     pub app: Router,
     /// The messaging functions' dependencies (the same the cron and test-send routers use).
     pub messaging: Arc<Deps>,
-    stream: tokio::sync::Mutex<Option<StreamReader>>,
+    /// The attribution function's dependencies.
+    pub attribution: Arc<crm_attribution::Deps>,
+    /// One stream reader per stream function (journey, attribution), as Lambda has one
+    /// event source mapping each.
+    streams: tokio::sync::Mutex<Option<(StreamReader, StreamReader)>>,
 }
 
 /// The sender identity every test app sends from.
@@ -164,11 +168,16 @@ impl TestApp {
         let mut state = AppState::new(store, Config::from_lookup(lookup).expect("test configuration"));
         state.extensions.insert(deps.clone());
         let app = crm_local::app(state.clone());
+        let attribution = Arc::new(crm_attribution::Deps {
+            store: state.store.clone(),
+            reporting: state.config.reporting.clone(),
+        });
         Self {
             state,
             app,
             messaging: deps,
-            stream: tokio::sync::Mutex::new(None),
+            attribution,
+            streams: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -180,30 +189,41 @@ impl TestApp {
         self.drain().await;
     }
 
-    /// Runs the event functions until nothing is left to do: the journey function over the
-    /// table's stream, the sender over the queue (what is visible now). Returns how many
-    /// stream records and queue messages were handled.
+    /// Runs the event functions until nothing is left to do: the journey and attribution
+    /// functions over the table's stream, the sender over the queue (what is visible now).
+    /// Returns how many stream records (as the journey function saw them) and queue
+    /// messages were handled.
     pub async fn drain(&self) -> (usize, usize) {
-        let mut reader = self.stream.lock().await;
-        if reader.is_none() {
+        let mut readers = self.streams.lock().await;
+        if readers.is_none() {
             let shared = sdk_config(endpoint()).await;
-            let opened = StreamReader::open(&shared, self.state.store.client(), self.state.store.table())
-                .await
-                .expect("open the table's stream");
-            *reader = Some(opened);
+            let (client, table) = (self.state.store.client(), self.state.store.table());
+            let open = async || {
+                StreamReader::open(&shared, client, table)
+                    .await
+                    .expect("open the table's stream")
+            };
+            *readers = Some((open().await, open().await));
         }
-        let reader = reader.as_mut().expect("opened");
+        let (journey, attribution) = readers.as_mut().expect("opened");
         let sqs = aws_sdk_sqs::Client::new(&sdk_config(endpoint()).await);
         let url = self.messaging.config.queue_url.clone().expect("a test queue");
         let (mut records, mut jobs) = (0, 0);
         for _ in 0..50 {
-            let r = reader.pump(&self.messaging).await.expect("journey over the stream");
+            let r = journey
+                .pump(async |e| crm_journey::handle(&self.messaging, e).await)
+                .await
+                .expect("journey over the stream");
+            let a = attribution
+                .pump(async |e| crm_attribution::handle(&self.attribution, e).await)
+                .await
+                .expect("attribution over the stream");
             let j = crm_local::messaging::pump_queue(&self.messaging, &sqs, &url, 0)
                 .await
                 .expect("sender over the queue");
             records += r;
             jobs += j;
-            if r == 0 && j == 0 {
+            if r == 0 && j == 0 && a == 0 {
                 return (records, jobs);
             }
         }

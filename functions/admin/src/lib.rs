@@ -41,6 +41,12 @@ pub const ROUTES: &[&str] = &[
     "/api/messages",
     "/api/suppressions",
     "/api/suppressions/{channel}/{address}",
+    "/api/influencers",
+    "/api/influencers/{id}",
+    "/api/campaigns",
+    "/api/campaigns/{id}",
+    "/api/reports",
+    "/api/fx-rates",
 ];
 
 pub const FUNCTION: HttpFunction = HttpFunction {
@@ -61,7 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/clicks", get(|s, q| feed(s, q, RecordKind::Click)))
         .route("/api/leads", get(|s, q| feed(s, q, RecordKind::Lead)))
         .route("/api/events", get(|s, q| feed(s, q, RecordKind::Event)))
-        .route("/api/brands/{brand}", get(brand_stats))
+        .route("/api/brands/{brand}", get(reports::brand))
         .route(
             "/api/brands/{brand}/journey",
             get(messaging::get_journey).put(messaging::put_journey),
@@ -85,12 +91,37 @@ pub fn router(state: AppState) -> Router {
         .route("/api/messages", get(messaging::messages))
         .route("/api/suppressions", get(suppressions::list).post(suppressions::add))
         .route("/api/suppressions/{channel}/{address}", delete(suppressions::remove))
+        .route(
+            "/api/influencers",
+            get(partners::list_influencers).post(partners::create_influencer),
+        )
+        .route(
+            "/api/influencers/{id}",
+            get(partners::get_influencer)
+                .put(partners::put_influencer)
+                .delete(partners::delete_influencer),
+        )
+        .route(
+            "/api/campaigns",
+            get(partners::list_campaigns).post(partners::create_campaign),
+        )
+        .route(
+            "/api/campaigns/{id}",
+            get(partners::get_campaign)
+                .put(partners::put_campaign)
+                .delete(partners::delete_campaign),
+        )
+        .route("/api/reports", get(reports::report))
+        .route("/api/fx-rates", get(reports::get_fx_rates).put(reports::put_fx_rates))
         .route_layer(middleware::from_fn_with_state(state.clone(), crm_http::require_admin))
         .with_state(state);
     crm_http::finish(routes)
 }
 
+mod body;
 mod messaging;
+mod partners;
+mod reports;
 mod suppressions;
 
 const DEFAULT_LIMIT: i32 = 50;
@@ -368,11 +399,4 @@ fn untagged(record: &Activity) -> Value {
         o.remove("type");
     }
     v
-}
-
-/// Conversion counts and revenue per currency of one brand.
-async fn brand_stats(State(state): State<AppState>, ApiPath(brand): ApiPath<String>) -> JsonResult {
-    let brand = Brand::parse(&brand).map_err(|_| ApiError::NotFound)?;
-    let stats = state.store.brand_stats(&brand).await?.ok_or(ApiError::NotFound)?;
-    Ok(Json(json!(stats)))
 }

@@ -21,14 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
+use crate::body::{self, required, text};
 use crate::{current, customer_id, field_error, limit, parse_day};
-
-fn body_json(bytes: &Bytes) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice(bytes) {
-        Ok(Value::Object(o)) => Ok(o),
-        _ => Err(ApiError::bad_request("invalid_json", "the body must be a JSON object")),
-    }
-}
 
 fn brand_path(raw: &str) -> Result<Brand, ApiError> {
     Brand::parse(raw).map_err(|_| ApiError::NotFound)
@@ -91,7 +85,7 @@ fn parse_definition(body: &Map<String, Value>) -> Result<JourneyDefinition, ApiE
 
 pub async fn put_journey(State(state): State<AppState>, ApiPath(brand): ApiPath<String>, bytes: Bytes) -> JsonResult {
     let brand = brand_path(&brand)?;
-    let definition = parse_definition(&body_json(&bytes)?)?;
+    let definition = parse_definition(&body::object(&bytes)?)?;
     let templates = candidates(&state, &brand).await?;
     definition
         .validate(|step| resolve(&templates, step, &brand, "en").is_some())
@@ -150,23 +144,6 @@ fn template_error(e: TemplateError) -> ApiError {
     })
 }
 
-fn text(body: &Map<String, Value>, field: &'static str) -> Result<Option<String>, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(field_error(
-            field,
-            Invalid::new("invalid_type", format!("{field} must be a string")),
-        )),
-    }
-}
-
-fn required(body: &Map<String, Value>, field: &'static str) -> Result<String, ApiError> {
-    text(body, field)?
-        .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| field_error(field, Invalid::new("missing", format!("{field} is required"))))
-}
-
 /// A template from a request body, checked field by field and compiled.
 fn parse_template(body: &Map<String, Value>, id: String, now: OffsetDateTime) -> Result<MessageTemplate, ApiError> {
     let journey_type = match required(body, "journeyType")?.to_ascii_lowercase().as_str() {
@@ -222,7 +199,7 @@ fn built_in(id: &str) -> Option<MessageTemplate> {
 pub async fn create_template(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
     let now = OffsetDateTime::now_utc();
     let id = format!("tpl_{}", uuid::Uuid::now_v7().simple());
-    let template = parse_template(&body_json(&bytes)?, id, now)?;
+    let template = parse_template(&body::object(&bytes)?, id, now)?;
     state.store.put_template(&template).await?;
     Ok((StatusCode::CREATED, Json(json!(template))).into_response())
 }
@@ -284,7 +261,7 @@ fn refuse_built_in(id: &str) -> Result<(), ApiError> {
 pub async fn put_template(State(state): State<AppState>, ApiPath(id): ApiPath<String>, bytes: Bytes) -> JsonResult {
     refuse_built_in(&id)?;
     let existing = state.store.template(&id).await?.ok_or(ApiError::NotFound)?;
-    let mut template = parse_template(&body_json(&bytes)?, id, OffsetDateTime::now_utc())?;
+    let mut template = parse_template(&body::object(&bytes)?, id, OffsetDateTime::now_utc())?;
     template.created_at = existing.created_at;
     state.store.put_template(&template).await?;
     Ok(Json(json!(template)))
@@ -304,7 +281,7 @@ pub async fn delete_template(
 
 /// Renders a saved (`templateId`) or inline template for a customer, as the sender would.
 pub async fn preview(State(state): State<AppState>, bytes: Bytes) -> JsonResult {
-    let body = body_json(&bytes)?;
+    let body = body::object(&bytes)?;
     let template = match text(&body, "templateId")? {
         Some(id) => saved_or_built_in(&state, &id).await?,
         None => parse_template(&body, "preview".into(), OffsetDateTime::now_utc())?,

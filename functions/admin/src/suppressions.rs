@@ -16,9 +16,10 @@ use crm_core::unsubscribe::Keys;
 use crm_core::values::{Email, Invalid, PhoneE164};
 use crm_http::{ApiError, ApiPath, ApiQuery, AppState, JsonResult};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use time::OffsetDateTime;
 
+use crate::body::{self, required, text};
 use crate::{field_error, limit};
 
 fn keys(state: &AppState) -> Result<&Keys, ApiError> {
@@ -60,7 +61,7 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
         (None, None) => {
             return Err(field_error(
                 "channel",
-                Invalid::new("missing_field", "channel (email or sms) or address is required"),
+                Invalid::new("missing", "channel (email or sms) or address is required"),
             ));
         }
     };
@@ -90,32 +91,15 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
     Ok(Json(json!({"items": items, "nextCursor": next})))
 }
 
-fn text<'a>(body: &'a Value, field: &'static str) -> Result<Option<&'a str>, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(field_error(
-            field,
-            Invalid::new("invalid_type", format!("{field} must be a string")),
-        )),
-    }
-}
-
 pub async fn add(State(state): State<AppState>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
-    let body: Value = match serde_json::from_slice(&body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => return Err(ApiError::bad_request("invalid_json", "the body must be a JSON object")),
-    };
-    let required = |f: &'static str| {
-        text(&body, f)?.ok_or_else(|| field_error(f, Invalid::new("missing_field", format!("{f} is required"))))
-    };
-    let channel = channel(required("channel")?)?;
-    let address = normalise(&state, channel, required("address")?)?;
-    let scope = match text(&body, "scope")? {
+    let body = body::object(&body)?;
+    let channel = channel(&required(&body, "channel")?)?;
+    let address = normalise(&state, channel, &required(&body, "address")?)?;
+    let scope = match text(&body, "scope")?.as_deref() {
         None => Scope::All,
         Some(raw) => Scope::parse(raw).map_err(|e| field_error("scope", e))?,
     };
-    let reason = match text(&body, "reason")? {
+    let reason = match text(&body, "reason")?.as_deref() {
         None => SuppressionReason::Manual,
         Some(raw) => SuppressionReason::parse(raw).map_err(|e| field_error("reason", e))?,
     };

@@ -118,10 +118,14 @@ impl StreamReader {
         })
     }
 
-    /// Reads what each shard has, hands it to the journey function as a Lambda event, and
-    /// returns how many records it handled. A record the function reports as failed is read
-    /// again next time (as Lambda retries from it).
-    pub async fn pump(&mut self, deps: &Deps) -> anyhow::Result<usize> {
+    /// Reads what each shard has, hands it to `consumer` (a stream function's `handle`) as a
+    /// Lambda event, and returns how many records it handled. A record the function reports
+    /// as failed is read again next time (as Lambda retries from it). Each consumer has its
+    /// own reader, as each function has its own event source mapping.
+    pub async fn pump<F>(&mut self, consumer: F) -> anyhow::Result<usize>
+    where
+        F: AsyncFn(aws_lambda_events::dynamodb::Event) -> aws_lambda_events::streams::DynamoDbEventResponse,
+    {
         let mut handled = 0;
         for (shard, slot) in &mut self.iterators {
             let Some(iterator) = slot.clone() else { continue };
@@ -142,7 +146,7 @@ impl StreamReader {
                 json!({"Records": records.iter().map(|r| stream_record_json(r, &self.stream_arn)).collect::<Vec<_>>()}),
             )
             .context("building the stream event")?;
-            let response = crm_journey::handle(deps, event).await;
+            let response = consumer(event).await;
             match response
                 .batch_item_failures
                 .first()
@@ -263,29 +267,41 @@ pub async fn pump_queue(deps: &Deps, sqs: &aws_sdk_sqs::Client, url: &str, wait:
     Ok(messages.len())
 }
 
-/// The three loops of `make dev`, until the process ends. Each prints what it did.
+/// A stream function's loop: read, hand over, print what it did.
+async fn stream_loop<F>(name: &str, mut reader: StreamReader, consumer: F)
+where
+    F: AsyncFn(aws_lambda_events::dynamodb::Event) -> aws_lambda_events::streams::DynamoDbEventResponse,
+{
+    loop {
+        match reader.pump(&consumer).await {
+            Ok(0) => tokio::time::sleep(Duration::from_millis(500)).await,
+            Ok(n) => println!("{name}: {n} stream record(s) processed"),
+            Err(e) => {
+                eprintln!("{name}: {e:#}");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// The loops of `make dev`, until the process ends. Each prints what it did.
 pub async fn run_loops(
     deps: std::sync::Arc<Deps>,
+    attribution: std::sync::Arc<crm_attribution::Deps>,
     shared: aws_config::SdkConfig,
     queue_url: String,
 ) -> anyhow::Result<()> {
-    let mut stream = StreamReader::open(&shared, deps.store.client(), deps.store.table()).await?;
+    let (client, table) = (deps.store.client(), deps.store.table());
+    let journey_reader = StreamReader::open(&shared, client, table).await?;
+    let attribution_reader = StreamReader::open(&shared, client, table).await?;
     let sqs = aws_sdk_sqs::Client::new(&shared);
-    let stream_loop = {
-        let deps = deps.clone();
-        async move {
-            loop {
-                match stream.pump(&deps).await {
-                    Ok(0) => tokio::time::sleep(Duration::from_millis(500)).await,
-                    Ok(n) => println!("journey: {n} stream record(s) processed"),
-                    Err(e) => {
-                        eprintln!("journey: {e:#}");
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                    }
-                }
-            }
-        }
-    };
+    let journey_deps = deps.clone();
+    let journey = stream_loop("journey", journey_reader, async |event| {
+        crm_journey::handle(&journey_deps, event).await
+    });
+    let attribution = stream_loop("attribution", attribution_reader, async |event| {
+        crm_attribution::handle(&attribution, event).await
+    });
     let queue_loop = {
         let deps = deps.clone();
         async move {
@@ -315,6 +331,6 @@ pub async fn run_loops(
             }
         }
     };
-    tokio::join!(stream_loop, queue_loop, ticks);
+    tokio::join!(journey, attribution, queue_loop, ticks);
     Ok(())
 }

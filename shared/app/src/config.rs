@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crm_core::input::Defaults;
+use crm_core::quiet::ZoneName;
 use crm_core::unsubscribe::{Keys, MIN_SECRET_LEN as UNSUBSCRIBE_MIN_LEN};
 use crm_core::values::{Brand, Currency, PhoneRegion};
 use time::Duration;
@@ -54,6 +55,21 @@ pub struct Config {
     pub cors_origins: CorsOrigins,
     /// Keys from `UNSUBSCRIBE_SECRET` (unsubscribe links, suppression lookups).
     pub unsubscribe: Option<Keys>,
+    pub reporting: Reporting,
+}
+
+/// How attribution looks back and how reports cut days and convert money.
+#[derive(Debug, Clone)]
+pub struct Reporting {
+    /// `ATTRIBUTION_WINDOW_DAYS`: how far back a conversion looks for its click.
+    pub attribution_window: Duration,
+    /// `INFLUENCE_WINDOW_DAYS`: how long after a message its customer's revenue is
+    /// reported as message-influenced.
+    pub influence_window: Duration,
+    /// `REPORTING_TIMEZONE`: where report days start and end (IANA name; default UTC).
+    pub zone: ZoneName,
+    /// `REPORTING_CURRENCY`: what revenue is converted into when no rates say otherwise.
+    pub currency: Currency,
 }
 
 /// `UNSUBSCRIBE_SECRET`'s keys: one parser for every configuration that needs them.
@@ -131,8 +147,28 @@ impl Config {
             dedupe_window: Duration::hours(window_hours),
             cors_origins,
             unsubscribe: unsubscribe_keys(get("UNSUBSCRIBE_SECRET"))?,
+            reporting: Reporting {
+                attribution_window: days(get("ATTRIBUTION_WINDOW_DAYS"), "ATTRIBUTION_WINDOW_DAYS", 30)?,
+                influence_window: days(get("INFLUENCE_WINDOW_DAYS"), "INFLUENCE_WINDOW_DAYS", 7)?,
+                zone: ZoneName::parse(&get("REPORTING_TIMEZONE").unwrap_or_else(|| "UTC".into()))
+                    .map_err(|e| err("REPORTING_TIMEZONE", e.message))?,
+                currency: Currency::parse(&get("REPORTING_CURRENCY").unwrap_or_else(|| "USD".into()))
+                    .map_err(|e| err("REPORTING_CURRENCY", e.message))?,
+            },
         })
     }
+}
+
+/// A whole number of days from 1 to 365.
+fn days(value: Option<String>, var: &'static str, default: i64) -> Result<Duration, ConfigError> {
+    value
+        .map_or(Some(default), |v| v.parse().ok())
+        .filter(|d| (1..=365).contains(d))
+        .map(Duration::days)
+        .ok_or_else(|| ConfigError {
+            var,
+            message: "must be a whole number of days from 1 to 365".into(),
+        })
 }
 
 /// A browser origin exactly as browsers send it: `https://host` or `http://host:port`,
@@ -179,6 +215,12 @@ mod tests {
         assert_eq!(c.dedupe_window, Duration::hours(24));
         assert_eq!(c.cors_origins, CorsOrigins::Any);
         assert!(c.admin_api_key.is_none() && c.ingest_token.is_none() && c.defaults.brand.is_none());
+        assert_eq!(c.reporting.attribution_window, Duration::days(30));
+        assert_eq!(c.reporting.influence_window, Duration::days(7));
+        assert_eq!(
+            (c.reporting.zone.as_str(), c.reporting.currency.as_str()),
+            ("UTC", "USD")
+        );
     }
 
     #[test]
@@ -202,6 +244,14 @@ mod tests {
                 .var,
             "DEDUPE_WINDOW_HOURS"
         );
+        for (var, bad) in [
+            ("ATTRIBUTION_WINDOW_DAYS", "0"),
+            ("INFLUENCE_WINDOW_DAYS", "x"),
+            ("REPORTING_TIMEZONE", "Mars/Olympus"),
+            ("REPORTING_CURRENCY", "XYZ"),
+        ] {
+            assert_eq!(config(&[("TABLE_NAME", "t"), (var, bad)]).unwrap_err().var, var);
+        }
     }
 
     #[test]

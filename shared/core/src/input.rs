@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
+use time::OffsetDateTime;
 
 use crate::compliance::parse_consent;
 use crate::identity::Identifier;
@@ -137,6 +138,15 @@ pub mod alias {
     pub const TRANSACTION_ID: &[&str] = &["transactionId", "txid", "tid", "transaction_id", "event_id"];
     pub const CONSENT: &[&str] = &["consent", "marketingOptIn", "marketing_opt_in", "optIn", "opt_in"];
     pub const TIMEZONE: &[&str] = &["timezone", "timeZone", "tz"];
+    pub const OCCURRED_AT: &[&str] = &[
+        "occurredAt",
+        "occurred_at",
+        "eventTime",
+        "event_time",
+        "conversionTime",
+        "conversion_time",
+        "timestamp",
+    ];
 
     /// Every field any endpoint reads (`sub1`…`sub10` are read by prefix).
     pub const ALL: &[&[&str]] = &[
@@ -162,6 +172,7 @@ pub mod alias {
         TRANSACTION_ID,
         CONSENT,
         TIMEZONE,
+        OCCURRED_AT,
         SUBS,
     ];
     pub const SUBS: &[&str] = &[
@@ -285,6 +296,30 @@ impl<'a> Reader<'a> {
         })
         .filter(|t| !t.is_empty())
     }
+}
+
+/// A moment as operators send it: RFC 3339, Unix seconds or milliseconds, or
+/// `YYYY-MM-DD HH:MM:SS` (taken as UTC).
+fn parse_moment(raw: &str) -> Result<OffsetDateTime, Invalid> {
+    let raw = raw.trim();
+    let invalid = || {
+        Invalid::new(
+            "invalid_format",
+            "must be an RFC 3339 time, Unix seconds or milliseconds, or YYYY-MM-DD HH:MM:SS (UTC)",
+        )
+    };
+    if raw.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = raw.parse().map_err(|_| invalid())?;
+        let seconds = if raw.len() >= 13 { n / 1000 } else { n };
+        return OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| invalid());
+    }
+    if let Ok(t) = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
+        return Ok(t.to_offset(time::UtcOffset::UTC));
+    }
+    let plain = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(&raw.replacen('T', " ", 1), plain)
+        .map(|t| t.assume_utc())
+        .map_err(|_| invalid())
 }
 
 fn parse_ip(raw: &str) -> Result<String, Invalid> {
@@ -468,6 +503,8 @@ pub struct PostbackCommand {
     pub device_id: Option<DeviceId>,
     pub consent: Option<bool>,
     pub timezone: Option<ZoneName>,
+    /// When the operator says the conversion happened (late, batched postbacks).
+    pub occurred_at: Option<OffsetDateTime>,
     pub warnings: Vec<Warning>,
 }
 
@@ -498,6 +535,7 @@ impl PostbackCommand {
             device_id: r.lenient(alias::DEVICE_ID, DeviceId::parse),
             consent: r.lenient(alias::CONSENT, parse_consent),
             timezone: r.lenient(alias::TIMEZONE, ZoneName::parse),
+            occurred_at: r.lenient(alias::OCCURRED_AT, parse_moment),
             warnings: r.warnings,
         };
         if cmd.identifiers().is_empty() {

@@ -4,6 +4,7 @@
 //! (state, input, now): no I/O, no clock, no randomness, no AWS. The shell (crm-store,
 //! crm-app, crm-messaging) loads, calls and commits.
 
+pub mod attribution;
 pub mod caps;
 pub mod compliance;
 pub mod definition;
@@ -11,12 +12,14 @@ pub mod identity;
 pub mod input;
 pub mod journey;
 pub mod message;
+pub mod partners;
 pub mod plan;
 pub mod profile;
 pub mod quiet;
 pub mod records;
 pub mod schedule;
 pub mod send;
+pub mod stats;
 pub mod template;
 pub mod unsubscribe;
 pub mod values;

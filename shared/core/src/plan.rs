@@ -12,7 +12,7 @@ use crate::input::{ClickCommand, Defaults, FieldError, Fields, LeadCommand, Post
 use crate::journey::Milestone;
 use crate::profile::{Facts, Follow, Profile, Touch, follow_merges, merge};
 use crate::records::{ClickRecord, EventRecord, LeadRecord, MergeRecord};
-use crate::values::{Brand, ClickId, Currency, CustomerId, Money, TransactionId};
+use crate::values::{Brand, ClickId, CustomerId, TransactionId};
 
 /// One write of a transaction. The store turns each into one conditional DynamoDB operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,13 +56,6 @@ pub enum Write {
     RecordEvent(EventRecord),
     /// Fails if the key is held and not expired (the idempotency of leads and postbacks).
     ClaimDedupe(DedupeClaim),
-    /// Per-brand conversion counters and revenue.
-    AddBrandStats {
-        brand: Brand,
-        event_type: String,
-        revenue: Option<(Currency, Money)>,
-        at: OffsetDateTime,
-    },
 }
 
 impl Write {
@@ -94,6 +87,9 @@ pub struct DedupeClaim {
     /// `None`: held forever (operator transaction ids).
     pub expires_at: Option<OffsetDateTime>,
 }
+
+/// How far in the future an operator's "occurred at" may be before it is ignored.
+const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
 
 /// Ids the shell generated for this attempt (the core does not touch a random source).
 #[derive(Debug, Clone)]
@@ -391,6 +387,8 @@ impl Ingest for LeadCommand {
             first_name: self.names.first.clone(),
             last_name: self.names.last.clone(),
             campaign: self.campaign.clone(),
+            attribution: None,
+            counted: None,
             at,
         })]
     }
@@ -444,26 +442,27 @@ impl Ingest for PostbackCommand {
         }
     }
     fn records(&self, customer: &CustomerId, event_id: &str, at: OffsetDateTime) -> Vec<Write> {
-        vec![
-            Write::RecordEvent(EventRecord {
-                event_id: event_id.to_owned(),
-                customer_id: customer.clone(),
-                brand: self.brand.to_string(),
-                event_type: self.kind.as_str().to_owned(),
-                amount: self.amount.map(|a| a.to_string()),
-                currency: self.amount.map(|_| self.currency.to_string()),
-                transaction_id: self.transaction_id.as_ref().map(ToString::to_string),
-                click_id: self.click_id.as_ref().map(ToString::to_string),
-                user_id: self.user_id.as_ref().map(ToString::to_string),
-                at,
-            }),
-            Write::AddBrandStats {
-                brand: self.brand.clone(),
-                event_type: self.kind.as_str().to_owned(),
-                revenue: self.revenue(),
-                at,
-            },
-        ]
+        vec![Write::RecordEvent(EventRecord {
+            event_id: event_id.to_owned(),
+            customer_id: customer.clone(),
+            brand: self.brand.to_string(),
+            event_type: self.kind.as_str().to_owned(),
+            amount: self.amount.map(|a| a.to_string()),
+            currency: self.amount.map(|_| self.currency.to_string()),
+            transaction_id: self.transaction_id.as_ref().map(ToString::to_string),
+            click_id: self.click_id.as_ref().map(ToString::to_string),
+            user_id: self.user_id.as_ref().map(ToString::to_string),
+            // A time in the future is a clock or mapping error: the arrival time stands.
+            occurred_at: self.occurred_at.filter(|t| *t <= at + MAX_CLOCK_SKEW),
+            identified_by: self
+                .identifiers()
+                .iter()
+                .map(|i| i.kind().as_str().to_owned())
+                .collect(),
+            attribution: None,
+            counted: None,
+            at,
+        })]
     }
 }
 
@@ -471,6 +470,7 @@ impl Ingest for PostbackCommand {
 mod tests {
     use super::*;
     use crate::input::Names;
+    use crate::values::Currency;
     use crate::values::{ClickId, Email};
     use time::macros::datetime;
 
@@ -674,7 +674,11 @@ mod tests {
         let guard = cmd.guard(T0, Duration::hours(24));
         let writes = request_writes(&cmd, &guard, &cid(1), "e1", T0);
         let kinds: Vec<bool> = writes.iter().map(Write::is_guard).collect();
-        assert_eq!(kinds, [true, false, false], "claim, event record, brand stats");
+        assert_eq!(
+            kinds,
+            [true, false],
+            "claim, event record (counting is not on the ingest path)"
+        );
         assert!(matches!(&writes[0], Write::ClaimDedupe(c) if c.record_id == "e1" && c.customer == cid(1)));
     }
 }

@@ -1,12 +1,19 @@
 //! The activity records kept for the timeline and the recent lists. They serialise as the
 //! admin API shows them (camelCase, fixed-width timestamps); the store adds its keys.
 
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::attribution::Attribution;
 use crate::input::ClickDetails;
 use crate::message::Message;
 use crate::values::CustomerId;
+
+/// What a record counted: metric name → amount.
+pub type Counts = BTreeMap<String, Decimal>;
 
 /// The kinds of record kept on the timeline (and, but for merges, in the recent lists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,8 +64,14 @@ pub struct ClickRecord {
     pub referrer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub influencer_id: Option<String>,
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub subs: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub subs: BTreeMap<String, String>,
+    /// Set once, by the attribution function, when the record is counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+    /// What the record added to the stats (metric name → amount), set with `attribution`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted: Option<Counts>,
     #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
@@ -86,6 +99,8 @@ impl ClickRecord {
             referrer: d.referrer,
             influencer_id: d.influencer_id,
             subs: d.subs,
+            attribution: None,
+            counted: None,
             at,
         }
     }
@@ -111,6 +126,12 @@ pub struct LeadRecord {
     pub last_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<String>,
+    /// Set once, by the attribution function, when the record is counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+    /// What the record added to the stats (metric name → amount), set with `attribution`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted: Option<Counts>,
     #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
@@ -133,6 +154,19 @@ pub struct EventRecord {
     pub click_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// When the operator says it happened, if it said so (late, batched postbacks).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::values::ts::option")]
+    pub occurred_at: Option<OffsetDateTime>,
+    /// The kinds of identifier the postback carried (`USER_ID`, `EMAIL` …): how it was tied
+    /// to its customer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identified_by: Vec<String>,
+    /// Set once, by the attribution function, when the record is counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+    /// What the record added to the stats (metric name → amount), set with `attribution`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted: Option<Counts>,
     #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
@@ -148,7 +182,7 @@ pub struct MergeRecord {
     /// What linked them: the request kind and the identifier types it carried.
     pub reason: String,
     /// Identifiers each absorbed customer had (as `KIND#value`), to undo the merge.
-    pub absorbed_identifiers: std::collections::BTreeMap<String, Vec<String>>,
+    pub absorbed_identifiers: BTreeMap<String, Vec<String>>,
     #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }

@@ -352,6 +352,9 @@ impl Money {
     pub fn is_zero(&self) -> bool {
         self.0.is_zero()
     }
+    pub fn to_decimal(self) -> Decimal {
+        self.0
+    }
 }
 
 impl std::ops::Add for Money {

@@ -26,6 +26,9 @@ pub enum ApiError {
     NoRoute,
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The resource exists, or its unique name is taken: 409 with the message.
+    #[error("{0}")]
+    Conflict(String),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("unsupported content type")]
@@ -81,6 +84,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -133,6 +137,7 @@ impl IntoResponse for ApiError {
                 json!({"error": {"code": "internal", "message": "internal error"}})
             }
             Self::Provider(message) => json!({"error": {"code": "provider_error", "message": message}}),
+            Self::Conflict(message) => json!({"error": {"code": "conflict", "message": message}}),
             other => {
                 let code = match other {
                     Self::Unauthorized => "unauthorized",

@@ -18,7 +18,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{BrandStats, FeedPosition, Item, StoreError, TimelinePosition};
+use super::{FeedPosition, Item, StoreError, TimelinePosition};
 use crate::keys::{self, entity};
 
 pub(super) fn s(v: impl Into<String>) -> AttributeValue {
@@ -38,7 +38,7 @@ pub(super) fn corrupt(key: &str, message: impl Into<String>) -> StoreError {
     }
 }
 
-fn string(item: &Item, attr: &str, key: &str) -> Result<String, StoreError> {
+pub(super) fn string(item: &Item, attr: &str, key: &str) -> Result<String, StoreError> {
     match item.get(attr) {
         Some(AttributeValue::S(v)) => Ok(v.clone()),
         _ => Err(corrupt(key, format!("missing string {attr}"))),
@@ -84,7 +84,7 @@ pub(super) fn key(pk: String, sk: &str) -> Item {
     Item::from([(keys::PK.into(), s(pk)), (keys::SK.into(), s(sk))])
 }
 
-fn put(table: &str, item: Item, condition: &str, expr: Expr) -> Result<TransactWriteItem, StoreError> {
+pub(super) fn put(table: &str, item: Item, condition: &str, expr: Expr) -> Result<TransactWriteItem, StoreError> {
     let put = Put::builder()
         .table_name(table)
         .set_item(Some(item))
@@ -96,7 +96,7 @@ fn put(table: &str, item: Item, condition: &str, expr: Expr) -> Result<TransactW
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
-fn update(
+pub(super) fn update(
     table: &str,
     key: Item,
     update_expr: String,
@@ -113,6 +113,18 @@ fn update(
         .build()
         .map_err(|e| StoreError::Rejected(e.to_string()))?;
     Ok(TransactWriteItem::builder().update(update).build())
+}
+
+pub(super) fn delete(table: &str, key: Item, condition: &str, expr: Expr) -> Result<TransactWriteItem, StoreError> {
+    let delete = aws_sdk_dynamodb::types::Delete::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .condition_expression(condition)
+        .set_expression_attribute_names((!expr.names.is_empty()).then_some(expr.names))
+        .set_expression_attribute_values((!expr.values.is_empty()).then_some(expr.values))
+        .build()
+        .map_err(|e| StoreError::Rejected(e.to_string()))?;
+    Ok(TransactWriteItem::builder().delete(delete).build())
 }
 
 /// A record with its own key, its timeline key (GSI1) and, but for merges, its recent-list
@@ -276,32 +288,6 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
                 now = e.value(n(d.at.unix_timestamp()))
             );
             put(table, item, &cond, e)
-        }
-        Write::AddBrandStats {
-            brand,
-            event_type,
-            revenue,
-            at,
-        } => {
-            let (zero, one) = (e.value(n(0)), e.value(n(1)));
-            let count = e.name(&keys::brand_count_attr(event_type));
-            let mut set = vec![
-                format!("{} = {}", e.name(keys::ENTITY), e.value(s(entity::BRAND_STATS))),
-                format!("brand = {}", e.value(s(brand.as_str()))),
-                format!("updatedAt = {}", e.value(ts(*at))),
-                format!("{count} = if_not_exists({count}, {zero}) + {one}"),
-            ];
-            if let Some((currency, amount)) = revenue {
-                let rev = e.name(&keys::brand_revenue_attr(currency.as_str()));
-                set.push(format!("{rev} = if_not_exists({rev}, {zero}) + {}", e.value(n(amount))));
-            }
-            update(
-                table,
-                key(keys::brand_pk(brand), keys::STATS_SK),
-                format!("SET {}", set.join(", ")),
-                None,
-                e,
-            )
         }
     }
 }
@@ -594,30 +580,6 @@ pub(super) fn document_from_item<T: serde::de::DeserializeOwned>(item: &Item, ke
         .cloned()
         .ok_or_else(|| corrupt(key, "missing document"))?;
     serde_dynamo::from_attribute_value(doc).map_err(|e| corrupt(key, e.to_string()))
-}
-
-pub(super) fn brand_stats_from_item(brand: &Brand, item: &Item, key: &str) -> Result<BrandStats, StoreError> {
-    let mut stats = BrandStats {
-        brand: brand.clone(),
-        events: BTreeMap::new(),
-        revenue: BTreeMap::new(),
-    };
-    for (attr, value) in item {
-        let (Some(stat), AttributeValue::N(n)) = (keys::parse_brand_stat_attr(attr), value) else {
-            continue;
-        };
-        match stat {
-            keys::BrandStat::Count(event_type) => {
-                let count = n.parse().map_err(|_| corrupt(key, format!("{attr} is not a count")))?;
-                stats.events.insert(event_type.to_owned(), count);
-            }
-            keys::BrandStat::Revenue(currency) => {
-                let amount: Decimal = n.parse().map_err(|_| corrupt(key, format!("{attr} is not a number")))?;
-                stats.revenue.insert(currency.to_owned(), Money::from_decimal(amount));
-            }
-        }
-    }
-    Ok(stats)
 }
 
 #[cfg(test)]

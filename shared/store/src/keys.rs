@@ -9,7 +9,6 @@
 //! | event       | `EVENT#<eventId>`        | `EVENT`   | `CUSTOMER#<id>` / `<ts>#EVENT#…` | `FEED#EVENT#<day>` / `<ts>#…`|
 //! | merge       | `MERGE#<mergeId>`        | `MERGE`   | `CUSTOMER#<id>` / `<ts>#MERGE#…` |                              |
 //! | dedupe      | `DEDUPE#<key>`           | `DEDUPE`  |                                  |                              |
-//! | brand stats | `BRAND#<brand>`          | `STATS`   |                                  |                              |
 //! | journey def.| `BRANDCFG#<brand>`       | `JOURNEY` |                                  |                              |
 //! | settings    | `BRANDCFG#<brand>`       | `SETTINGS`|                                  |                              |
 //! | message     | `CUSTOMER#<id>`          | `MESSAGE#<messageId>` | `CUSTOMER#<id>` / `<ts>#MESSAGE#…` | `FEED#MESSAGE#<day>` / `<ts>#…` |
@@ -20,6 +19,12 @@
 //! | suppression | `SUPPRESS#<channel>#<addressHash>` | `SCOPE#<brand\|*>` |                | `SUPPRESSIONS#<channel>` / `<ts>#<hash>#<scope>` |
 //! | transient bounces | `BOUNCES#<addressHash>` | `TRANSIENT` |                             |                              |
 //! | erasure     | `ERASURE#<customerId>`   | `ERASURE` |                                  |                              |
+//! | influencer  | `INFLUENCER#<id>`        | `INFLUENCER` |                               | `INFLUENCERS` / `<id>`       |
+//! | campaign    | `CAMPAIGN#<id>`          | `CAMPAIGN` |                                 | `CAMPAIGNS` / `<id>`         |
+//! | campaign name | `CAMPAIGN_NAME#<name>` | `CAMPAIGN_NAME` |                            |                              |
+//! | counters    | `STATS#<dimension>#<day>` | `<brand>#<value>` |                         |                              |
+//! | seen rows   | `CUSTOMER#<id>`          | `SEEN`    |                                  |                              |
+//! | FX rates    | `CONFIG#FX`              | `RATES`   |                                  |                              |
 //!
 //! Profile compliance attributes: `consent#<brand>#<channel>`, `exclusion#<brand>`,
 //! `reactivated#<brand>`, `timezone`. Addresses in suppression keys are keyed hashes
@@ -37,6 +42,7 @@ use crm_core::definition::Channel;
 use crm_core::identity::Identifier;
 use crm_core::plan::DedupeKey;
 use crm_core::records::RecordKind;
+use crm_core::stats::{Dimension, Metric, Row};
 use crm_core::values::{Brand, CustomerId, format_ts};
 use time::{Date, OffsetDateTime};
 
@@ -59,7 +65,6 @@ pub const ENTITY: &str = "entityType";
 pub const PROFILE_SK: &str = "PROFILE";
 pub const IDENT_SK: &str = "IDENT";
 pub const DEDUPE_SK: &str = "DEDUPE";
-pub const STATS_SK: &str = "STATS";
 pub const JOURNEY_SK: &str = "JOURNEY";
 pub const SETTINGS_SK: &str = "SETTINGS";
 pub const TEMPLATE_SK: &str = "TEMPLATE";
@@ -75,7 +80,12 @@ pub mod entity {
     pub const CUSTOMER: &str = "CUSTOMER";
     pub const IDENTIFIER: &str = "IDENTIFIER";
     pub const DEDUPE: &str = "DEDUPE";
-    pub const BRAND_STATS: &str = "BRAND_STATS";
+    pub const INFLUENCER: &str = "INFLUENCER";
+    pub const CAMPAIGN: &str = "CAMPAIGN";
+    pub const CAMPAIGN_NAME: &str = "CAMPAIGN_NAME";
+    pub const COUNTERS: &str = "COUNTERS";
+    pub const SEEN: &str = "SEEN";
+    pub const FX_RATES: &str = "FX_RATES";
     pub const JOURNEY_DEFINITION: &str = "JOURNEY_DEFINITION";
     pub const BRAND_SETTINGS: &str = "BRAND_SETTINGS";
     pub const MESSAGE: &str = "MESSAGE";
@@ -109,6 +119,14 @@ pub fn record_pk(kind: RecordKind, id: &str) -> String {
 
 pub fn timeline_sk(at: OffsetDateTime, kind: RecordKind, id: &str) -> String {
     format!("{}#{}#{id}", format_ts(at), kind.as_str())
+}
+
+/// Timeline sort-key bounds: every record at or after `t`, and every record at or before it.
+pub fn timeline_bound(t: OffsetDateTime) -> String {
+    format_ts(t)
+}
+pub fn timeline_bound_after(t: OffsetDateTime) -> String {
+    format!("{}#~", format_ts(t))
 }
 
 pub fn feed_pk(kind: RecordKind, day: Date) -> String {
@@ -197,10 +215,6 @@ pub fn brand_config_pk(brand: &Brand) -> String {
     format!("BRANDCFG#{brand}")
 }
 
-pub fn brand_pk(brand: &Brand) -> String {
-    format!("BRAND#{brand}")
-}
-
 /// Attribute names inside a profile's `journeys` map: `<brand>#<milestone>`.
 pub fn journey_attr(brand: &Brand, milestone: crm_core::journey::Milestone) -> String {
     format!("{brand}#{}", milestone.as_str())
@@ -277,30 +291,58 @@ pub fn transient_bounces_pk(address_hash: &str) -> String {
 }
 pub const TRANSIENT_SK: &str = "TRANSIENT";
 
-const COUNT_PREFIX: &str = "count#";
-const REVENUE_PREFIX: &str = "revenue#";
+/// Influencers: `INFLUENCER#<id>` / `INFLUENCER`, listed on GSI2 `INFLUENCERS` / `<id>`.
+pub fn influencer_pk(id: &str) -> String {
+    format!("INFLUENCER#{id}")
+}
+pub const INFLUENCER_SK: &str = "INFLUENCER";
+pub const INFLUENCER_LIST: &str = "INFLUENCERS";
 
-/// Brand-stats counter of one event type.
-pub fn brand_count_attr(event_type: &str) -> String {
-    format!("{COUNT_PREFIX}{event_type}")
+/// Campaigns: `CAMPAIGN#<id>` / `CAMPAIGN`, listed on GSI2 `CAMPAIGNS` / `<id>`.
+pub fn campaign_pk(id: &str) -> String {
+    format!("CAMPAIGN#{id}")
+}
+pub const CAMPAIGN_SK: &str = "CAMPAIGN";
+pub const CAMPAIGN_LIST: &str = "CAMPAIGNS";
+
+/// A campaign name's claim (names are unique without case): `CAMPAIGN_NAME#<name>` / `CAMPAIGN_NAME`.
+pub fn campaign_name_pk(name: &str) -> String {
+    format!("CAMPAIGN_NAME#{}", crm_core::partners::name_key(name))
+}
+pub const CAMPAIGN_NAME_SK: &str = "CAMPAIGN_NAME";
+
+/// Counters of one dimension for one UTC day: `STATS#<dimension>#<day>` / `<brand>#<value>`.
+pub fn stats_pk(dimension: Dimension, day: Date) -> String {
+    format!("STATS#{}#{day}", dimension.as_str())
+}
+pub fn stats_sk(brand: &str, value: &str) -> String {
+    format!("{brand}#{value}")
+}
+/// The sort-key prefix of one brand's rows.
+pub fn stats_brand_prefix(brand: &str) -> String {
+    format!("{brand}#")
 }
 
-/// Brand-stats revenue of one currency.
-pub fn brand_revenue_attr(currency: &str) -> String {
-    format!("{REVENUE_PREFIX}{currency}")
+/// A counter attribute: `<metric>@<HH>` (the UTC hour).
+pub fn counter_attr(metric: &Metric, hour: u8) -> String {
+    format!("{}@{hour:02}", metric.name())
+}
+pub fn parse_counter_attr(attr: &str) -> Option<(Metric, u8)> {
+    let (metric, hour) = attr.rsplit_once('@')?;
+    let hour: u8 = hour.parse().ok().filter(|h| *h < 24)?;
+    Some((Metric::from_name(metric)?, hour))
 }
 
-/// What a brand-stats attribute counts.
-pub enum BrandStat<'a> {
-    Count(&'a str),
-    Revenue(&'a str),
+/// Which rows a customer has been counted in already (the `customers` metric):
+/// `CUSTOMER#<id>` / `SEEN`, one attribute per row, holding the record that came first.
+pub const SEEN_SK: &str = "SEEN";
+pub fn seen_attr(row: &Row) -> String {
+    format!("{}#{}#{}", row.dimension.as_str(), row.brand, row.value)
 }
 
-pub fn parse_brand_stat_attr(attr: &str) -> Option<BrandStat<'_>> {
-    attr.strip_prefix(COUNT_PREFIX)
-        .map(BrandStat::Count)
-        .or_else(|| attr.strip_prefix(REVENUE_PREFIX).map(BrandStat::Revenue))
-}
+/// The operator's exchange rates: `CONFIG#FX` / `RATES`.
+pub const FX_PK: &str = "CONFIG#FX";
+pub const FX_SK: &str = "RATES";
 
 /// A key as it may appear in a log line: identifier keys carry emails and phone numbers.
 pub fn loggable(key: &str) -> String {
@@ -340,7 +382,6 @@ mod tests {
         assert_eq!(dedupe_pk(&txn), "DEDUPE#TXN#rushbet#T1");
         assert_eq!(dedupe_pk(&DedupeKey::Postback("ab".into())), "DEDUPE#FP#ab");
         assert_eq!(dedupe_pk(&DedupeKey::Lead("cd".into())), "DEDUPE#LEADFP#cd");
-        assert_eq!(brand_pk(&Brand::parse("rushbet").unwrap()), "BRAND#rushbet");
         assert_eq!(brand_config_pk(&Brand::parse("rushbet").unwrap()), "BRANDCFG#rushbet");
     }
 
@@ -376,16 +417,26 @@ mod tests {
     }
 
     #[test]
-    fn brand_stat_attributes_round_trip() {
-        assert!(matches!(
-            parse_brand_stat_attr(&brand_count_attr("ftd")),
-            Some(BrandStat::Count("ftd"))
-        ));
-        assert!(matches!(
-            parse_brand_stat_attr(&brand_revenue_attr("USD")),
-            Some(BrandStat::Revenue("USD"))
-        ));
-        assert!(parse_brand_stat_attr("updatedAt").is_none());
+    fn stats_keys_have_their_documented_shape() {
+        assert_eq!(
+            stats_pk(Dimension::Sub(3), date!(2026 - 11 - 22)),
+            "STATS#sub3#2026-11-22"
+        );
+        assert_eq!(stats_sk("rushbet", "inf_1"), "rushbet#inf_1");
+        assert!(stats_sk("rushbet", "").starts_with(&stats_brand_prefix("rushbet")));
+        let usd = crm_core::values::Currency::parse("USD").unwrap();
+        assert_eq!(counter_attr(&Metric::Revenue(usd.clone()), 7), "revenue.USD@07");
+        assert_eq!(parse_counter_attr("revenue.USD@07"), Some((Metric::Revenue(usd), 7)));
+        assert_eq!(parse_counter_attr("clicks@23"), Some((Metric::Clicks, 23)));
+        assert_eq!(parse_counter_attr("clicks@24"), None);
+        assert_eq!(parse_counter_attr("brand"), None);
+        assert_eq!(campaign_name_pk(" Test-Campaign"), "CAMPAIGN_NAME#test-campaign");
+        let row = Row {
+            dimension: Dimension::Influencer,
+            value: "inf_1".into(),
+            brand: "rushbet".into(),
+        };
+        assert_eq!(seen_attr(&row), "influencer#rushbet#inf_1");
     }
 
     #[test]

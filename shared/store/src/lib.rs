@@ -10,6 +10,8 @@ mod erase;
 pub mod keys;
 mod messages;
 mod metrics;
+mod partners;
+mod stats;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -22,13 +24,14 @@ use crm_core::identity::{Identifier, Owners};
 use crm_core::plan::{DedupeKey, Write};
 use crm_core::profile::{Follow, Profile, follow_merges};
 use crm_core::records::{Activity, RecordKind};
-use crm_core::values::{Brand, ClickId, CustomerId, Money, redact_personal};
+use crm_core::values::{ClickId, CustomerId, redact_personal};
 use time::{Date, OffsetDateTime};
 
 pub use advance::{AdvanceDue, event_from_image};
 pub use erase::ErasureRecord;
 pub use messages::{Due, DueCursor, MessagePosition, Settle};
 pub use metrics::CallCounter;
+pub use partners::PutMode;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -109,14 +112,6 @@ pub struct FeedPage {
     pub records: Vec<Activity>,
     /// The day holds more records after these.
     pub more: bool,
-}
-
-/// Conversion counts per event type and revenue per currency of one brand.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct BrandStats {
-    pub brand: Brand,
-    pub events: BTreeMap<String, u64>,
-    pub revenue: BTreeMap<String, Money>,
 }
 
 #[derive(Clone, Debug)]
@@ -499,17 +494,22 @@ impl Store {
         Ok(())
     }
 
-    pub async fn brand_stats(&self, brand: &Brand) -> Result<Option<BrandStats>, StoreError> {
-        self.get_as(keys::brand_pk(brand), keys::STATS_SK, |item, pk| {
-            codec::brand_stats_from_item(brand, item, pk)
-        })
-        .await
-    }
-
     /// A real read against the table: proves credentials, network and table.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.get(keys::HEALTH_PK.into(), keys::HEALTH_PK).await.map(|_| ())
     }
+}
+
+/// The click, lead or event in a stream record's image (`None` for any other item).
+pub fn record_from_image(image: serde_dynamo::Item) -> Result<Option<Activity>, StoreError> {
+    let item: Item = image.into();
+    let counted = [RecordKind::Click, RecordKind::Lead, RecordKind::Event];
+    let is_record =
+        matches!(item.get(keys::ENTITY), Some(AttributeValue::S(e)) if counted.iter().any(|k| k.as_str() == e));
+    if !is_record {
+        return Ok(None);
+    }
+    codec::timeline_entry(item).map(|(_, record)| Some(record))
 }
 
 /// The customer profile in a stream record's image (`None` for any other item). Stream

@@ -44,7 +44,8 @@ async fn main() -> anyhow::Result<()> {
             println!("  {base}{route}");
         }
     }
-    println!("Event functions: journey (table stream), sender (queue {queue_name}), scheduler (every 5 min;");
+    println!("Event functions: journey and attribution (table stream), sender (queue {queue_name}),");
+    println!("  scheduler and journey-advance (every 5 min;");
     println!("  now: curl {base}/api/cron/process-messages)");
     println!(
         "Sending: {}",
@@ -61,13 +62,18 @@ async fn main() -> anyhow::Result<()> {
     if let Ok(key) = std::env::var("ADMIN_API_KEY") {
         println!("Admin API: curl -H 'Authorization: Bearer {key}' {base}/api/customers/<id>\n");
     }
-    let loops = tokio::spawn(crm_local::messaging::run_loops(deps, shared, queue_url));
+    let attribution = Arc::new(crm_attribution::Deps {
+        store: state.store.clone(),
+        reporting: state.config.reporting.clone(),
+    });
+    // Not spawned: the loops borrow their dependencies, and run beside the server here.
+    let loops = crm_local::messaging::run_loops(deps, attribution, shared, queue_url);
     let server = axum::serve(listener, crm_local::app(state)).with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;
     });
     tokio::select! {
         served = server => served?,
-        looped = loops => looped??,
+        looped = loops => looped?,
     }
     Ok(())
 }

@@ -140,7 +140,7 @@ pub async fn sender(count: usize, cpu_time: fn() -> Duration) -> anyhow::Result<
         let response = tower::ServiceExt::oneshot(router.clone(), req).await?;
         anyhow::ensure!(response.status().is_success(), "lead failed: {}", response.status());
         let committed = Instant::now();
-        while reader.pump(&s.deps).await? == 0 {}
+        while reader.pump(async |e| crm_journey::handle(&s.deps, e).await).await? == 0 {}
         latencies.push(committed.elapsed().as_secs_f64() * 1000.0);
     }
     crm_messaging::scheduler::tick(&s.deps, time::OffsetDateTime::now_utc()).await?;

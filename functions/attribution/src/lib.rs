@@ -1,0 +1,354 @@
+//! The attribution function: reads new clicks, leads and events from the table's stream,
+//! attributes each (`crm_core::attribution`), and counts it into the stats
+//! (`crm_core::stats`) in one transaction that also marks the record as counted, so a
+//! redelivered stream record never counts twice. Counting here, off the ingest path, keeps
+//! every ingest request away from the counters: 200 clicks for one influencer at once are
+//! 200 independent ingests, then one reader adding them up.
+//!
+//! Influencers and campaigns a click names but nobody created yet are created here,
+//! flagged `autoCreated`.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use crm_app::config::{Config, ConfigError, Reporting};
+use crm_core::attribution::{Attribution, Conversion, Link, Touchpoint, attribute};
+use crm_core::journey::{EventKind, Milestone};
+use crm_core::partners::{Campaign, Influencer};
+use crm_core::profile::Profile;
+use crm_core::records::{Activity, Counts, EventRecord as PostbackRecord, LeadRecord, RecordKind};
+use crm_core::stats::{self, Counted, Fact, Influence};
+use crm_core::values::{Brand, Currency, CustomerId, Money};
+use crm_store::{PutMode, Store, StoreError, record_from_image};
+use time::OffsetDateTime;
+
+pub struct Deps {
+    pub store: Store,
+    pub reporting: Reporting,
+}
+
+impl Deps {
+    pub async fn cold_start() -> Result<Self, ConfigError> {
+        crm_app::telemetry::init();
+        let config = Config::from_env()?;
+        Ok(Self {
+            reporting: config.reporting,
+            store: Store::connect(config.table_name).await,
+        })
+    }
+}
+
+/// Records in order; on a failure the batch reports that record, so Lambda retries from it.
+pub async fn handle(deps: &Deps, event: Event) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    let mut partners = Partners::default();
+    for record in event.records {
+        if let Err(e) = process(deps, &mut partners, &record).await {
+            tracing::error!(error = %e, event_id = %record.event_id, "attribution failed; retried from this record");
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = record.change.sequence_number.clone();
+            response.batch_item_failures.push(failure);
+            break;
+        }
+    }
+    response
+}
+
+/// What became of one stream record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Attributed and counted now.
+    Counted { attributed: bool },
+    /// A redelivery: it was counted before.
+    AlreadyCounted,
+    /// Not a new click, lead or event.
+    Skipped,
+}
+
+pub async fn process(deps: &Deps, partners: &mut Partners, record: &EventRecord) -> Result<Outcome, StoreError> {
+    if record.event_name != "INSERT" {
+        return Ok(Outcome::Skipped);
+    }
+    let Some(activity) = record_from_image(record.change.new_image.clone())? else {
+        return Ok(Outcome::Skipped);
+    };
+    let counting = match &activity {
+        Activity::Click(c) => {
+            let mut touch = Touchpoint::from(c);
+            partners.resolve(&deps.store, &mut touch, c.at).await?;
+            Counting {
+                kind: RecordKind::Click,
+                id: &c.click_id,
+                customer: &c.customer_id,
+                brand: &c.brand,
+                at: c.at,
+                attribution: Attribution::of_click(&touch),
+                counted: Counted::Click,
+                influence: None,
+            }
+        }
+        Activity::Lead(l) => {
+            let conversion = Conversion {
+                brand: &l.brand,
+                at: l.at,
+                click_id: l.click_id.as_deref(),
+                link: Link::strongest(lead_identifiers(l)),
+            };
+            let (attribution, _) = attribute_conversion(deps, partners, &l.customer_id, &conversion).await?;
+            Counting {
+                kind: RecordKind::Lead,
+                id: &l.lead_id,
+                customer: &l.customer_id,
+                brand: &l.brand,
+                at: l.at,
+                attribution,
+                counted: Counted::Lead,
+                influence: None,
+            }
+        }
+        Activity::Event(e) => event_counting(deps, partners, e).await?,
+        Activity::Merge(_) | Activity::Message(_) => return Ok(Outcome::Skipped),
+    };
+    counting.commit(&deps.store).await
+}
+
+async fn event_counting<'a>(
+    deps: &Deps,
+    partners: &mut Partners,
+    e: &'a PostbackRecord,
+) -> Result<Counting<'a>, StoreError> {
+    let at = e.occurred_at.unwrap_or(e.at);
+    let conversion = Conversion {
+        brand: &e.brand,
+        at,
+        click_id: e.click_id.as_deref(),
+        link: Link::strongest(e.identified_by.iter().map(String::as_str)),
+    };
+    let (attribution, profile) = attribute_conversion(deps, partners, &e.customer_id, &conversion).await?;
+    let kind = EventKind::parse(&e.event_type).unwrap_or(EventKind::Other(e.event_type.clone()));
+    // The first deposit is the one that reached the milestone: the profile keeps when that
+    // was, and this event was recorded in the same transaction, at the same time.
+    let first_deposit = matches!(kind, EventKind::Ftd | EventKind::Deposit)
+        && Brand::parse(&e.brand).ok().is_some_and(|brand| {
+            profile
+                .as_ref()
+                .and_then(|p| p.milestones.get(&brand))
+                .and_then(|m| m.get(&Milestone::FirstDeposit))
+                == Some(&e.at)
+        });
+    let revenue = match (&e.amount, &e.currency) {
+        (Some(amount), Some(currency)) => Money::parse(amount)
+            .ok()
+            .zip(Currency::parse(currency).ok())
+            .map(|(a, c)| (c, a))
+            .filter(|(_, a)| !a.is_zero()),
+        _ => None,
+    };
+    let influence = influence(deps, profile.as_ref(), &e.customer_id, &e.brand, at).await?;
+    Ok(Counting {
+        kind: RecordKind::Event,
+        id: &e.event_id,
+        customer: &e.customer_id,
+        brand: &e.brand,
+        at,
+        attribution,
+        counted: Counted::Event {
+            kind,
+            first_deposit,
+            revenue,
+        },
+        influence,
+    })
+}
+
+/// The identifier kinds a lead carried.
+fn lead_identifiers(l: &LeadRecord) -> impl Iterator<Item = &'static str> + '_ {
+    [
+        (l.click_id.is_some(), "CLICK_ID"),
+        (l.email.is_some(), "EMAIL"),
+        (l.phone.is_some(), "PHONE"),
+        (l.device_id.is_some(), "DEVICE_ID"),
+    ]
+    .into_iter()
+    .filter_map(|(present, kind)| present.then_some(kind))
+}
+
+/// The customer as the graph knows them now, and every customer id merged into them.
+fn customer_ids(customer: &CustomerId, profile: Option<&Profile>) -> BTreeSet<CustomerId> {
+    let mut ids = BTreeSet::from([customer.clone()]);
+    if let Some(p) = profile {
+        ids.insert(p.id.clone());
+        ids.extend(p.merged_from.iter().cloned());
+    }
+    ids
+}
+
+/// Last-touch attribution among the customer's clicks in the window before the conversion
+/// (under every id merged into them), and the customer's profile.
+async fn attribute_conversion(
+    deps: &Deps,
+    partners: &mut Partners,
+    customer: &CustomerId,
+    conversion: &Conversion<'_>,
+) -> Result<(Attribution, Option<Profile>), StoreError> {
+    let store = &deps.store;
+    let profile = store.current_profile(customer).await?;
+    let window = deps.reporting.attribution_window;
+    let mut clicks: Vec<Touchpoint> = Vec::new();
+    for id in customer_ids(customer, profile.as_ref()) {
+        let found = store.clicks_between(&id, conversion.at - window, conversion.at).await?;
+        clicks.extend(found.iter().map(Touchpoint::from));
+    }
+    if let Some(own) = conversion
+        .click_id
+        .filter(|id| !clicks.iter().any(|c| c.click_id == *id))
+        && let Some(click) = store.click(own).await?
+    {
+        clicks.push(Touchpoint::from(&click));
+    }
+    let mut attribution = attribute(conversion, &clicks, window);
+    for touch in &mut attribution.touches {
+        partners.resolve(store, touch, conversion.at).await?;
+    }
+    // The credited click is one of the touches (or the record's own, older click).
+    let credited = attribution
+        .touches
+        .iter()
+        .find(|t| Some(&t.click_id) == attribution.click_id.as_ref())
+        .cloned();
+    match credited {
+        Some(t) => {
+            attribution.influencer_id = t.influencer_id;
+            attribution.campaign_id = t.campaign_id;
+        }
+        None if attribution.is_attributed() => {
+            let mut own = Touchpoint {
+                click_id: attribution.click_id.clone().unwrap_or_default(),
+                brand: conversion.brand.to_owned(),
+                at: conversion.at,
+                influencer_id: attribution.influencer_id.clone(),
+                campaign_id: attribution.campaign_id.clone(),
+                source: None,
+                subs: Default::default(),
+            };
+            partners.resolve(store, &mut own, conversion.at).await?;
+            attribution.influencer_id = own.influencer_id;
+            attribution.campaign_id = own.campaign_id;
+        }
+        None => {}
+    }
+    Ok((attribution, profile))
+}
+
+/// The journey message that influenced a conversion, among the customer's messages.
+async fn influence(
+    deps: &Deps,
+    profile: Option<&Profile>,
+    customer: &CustomerId,
+    brand: &str,
+    at: OffsetDateTime,
+) -> Result<Option<Influence>, StoreError> {
+    let mut messages = Vec::new();
+    for id in customer_ids(customer, profile) {
+        messages.extend(deps.store.customer_messages(&id).await?);
+    }
+    Ok(stats::influence(&messages, brand, at, deps.reporting.influence_window))
+}
+
+/// One record, attributed, ready to count.
+struct Counting<'a> {
+    kind: RecordKind,
+    id: &'a str,
+    customer: &'a CustomerId,
+    brand: &'a str,
+    at: OffsetDateTime,
+    attribution: Attribution,
+    counted: Counted,
+    influence: Option<Influence>,
+}
+
+impl Counting<'_> {
+    async fn commit(self, store: &Store) -> Result<Outcome, StoreError> {
+        let fact = Fact {
+            brand: self.brand,
+            at: self.at,
+            counted: self.counted,
+            attribution: &self.attribution,
+            influence: self.influence,
+        };
+        let metrics = stats::metrics(&fact);
+        let first_in = if metrics.is_empty() {
+            BTreeSet::new()
+        } else {
+            let rows = stats::rows(self.brand, &self.attribution);
+            store.first_in(self.customer, &rows, self.id).await?
+        };
+        let deltas = stats::deltas(&fact, &first_in);
+        let counted: Counts = metrics.iter().map(|(m, v)| (m.name(), *v)).collect();
+        let attributed = self.attribution.is_attributed();
+        if store
+            .count(self.kind, self.id, &self.attribution, &counted, &deltas)
+            .await?
+        {
+            tracing::info!(record = self.kind.as_str(), id = %self.id, attributed,
+                confidence = %self.attribution.confidence, "counted");
+            Ok(Outcome::Counted { attributed })
+        } else {
+            Ok(Outcome::AlreadyCounted)
+        }
+    }
+}
+
+/// Influencers and campaigns resolved so far in this batch.
+#[derive(Default)]
+pub struct Partners {
+    campaigns: HashMap<String, Campaign>,
+    influencers: HashSet<String>,
+}
+
+impl Partners {
+    /// Replaces the campaign a click named (a name or an id) by its campaign's id, creating
+    /// the campaign if nobody did; credits the campaign's influencer when the click named
+    /// none; creates the influencer if nobody did.
+    async fn resolve(&mut self, store: &Store, touch: &mut Touchpoint, at: OffsetDateTime) -> Result<(), StoreError> {
+        if let Some(named) = touch.campaign_id.clone() {
+            let key = crm_core::partners::name_key(&named);
+            let campaign = match self.campaigns.get(&key) {
+                Some(c) => c.clone(),
+                None => {
+                    let found = match store.campaign_named(&named).await? {
+                        Some(c) => c,
+                        None => {
+                            let auto = Campaign::auto(&named, &touch.brand, touch.influencer_id.as_deref(), at);
+                            if store.put_campaign(&auto, None, PutMode::Auto).await? {
+                                tracing::info!(campaign_id = %auto.campaign_id, "campaign created from a click");
+                                auto
+                            } else {
+                                // Created meanwhile (another reader, or an operator).
+                                store.campaign_named(&named).await?.unwrap_or(auto)
+                            }
+                        }
+                    };
+                    self.campaigns.insert(key, found.clone());
+                    found
+                }
+            };
+            touch.campaign_id = Some(campaign.campaign_id);
+            if touch.influencer_id.is_none() {
+                touch.influencer_id = campaign.influencer_id;
+            }
+        }
+        if let Some(id) = touch.influencer_id.clone()
+            && !self.influencers.contains(&id)
+        {
+            if store.influencer(&id).await?.is_none()
+                && store.put_influencer(&Influencer::auto(&id, at), PutMode::Auto).await?
+            {
+                tracing::info!(influencer_id = %id, "influencer created from a click");
+            }
+            self.influencers.insert(id);
+        }
+        Ok(())
+    }
+}
