@@ -8,6 +8,7 @@ mod click;
 mod compliance;
 mod emulator;
 mod errors;
+mod exports;
 mod identity;
 mod lambda_events;
 mod lead;

@@ -47,6 +47,7 @@ pub const ROUTES: &[&str] = &[
     "/api/campaigns/{id}",
     "/api/reports",
     "/api/fx-rates",
+    "/api/exports/{kind}",
 ];
 
 pub const FUNCTION: HttpFunction = HttpFunction {
@@ -113,12 +114,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/reports", get(reports::report))
         .route("/api/fx-rates", get(reports::get_fx_rates).put(reports::put_fx_rates))
+        .route("/api/exports/{kind}", get(exports::export))
         .route_layer(middleware::from_fn_with_state(state.clone(), crm_http::require_admin))
         .with_state(state);
     crm_http::finish(routes)
 }
 
 mod body;
+mod exports;
 mod messaging;
 mod partners;
 mod reports;

@@ -333,19 +333,21 @@ fn to_csv(field: &str, items: &[Map<String, Value>], totals: &Map<String, Value>
             Some(v) => v.to_string(),
         }
     };
-    let mut out = String::new();
-    let mut line = |cells: Vec<String>| {
-        out.push_str(&cells.iter().map(|c| escape(c)).collect::<Vec<_>>().join(","));
-        out.push_str("\r\n");
-    };
-    line(columns.clone());
+    let mut out = csv_line(columns.iter().cloned());
     for row in items {
-        line(columns.iter().map(|c| cell(row, c)).collect());
+        out.push_str(&csv_line(columns.iter().map(|c| cell(row, c))));
     }
     let mut total = totals.clone();
     total.insert(field.to_owned(), json!("TOTAL"));
-    line(columns.iter().map(|c| cell(&total, c)).collect());
+    out.push_str(&csv_line(columns.iter().map(|c| cell(&total, c))));
     out
+}
+
+/// One RFC 4180 record, CRLF-terminated.
+pub fn csv_line(cells: impl Iterator<Item = String>) -> String {
+    let mut line = cells.map(|c| escape(&c)).collect::<Vec<_>>().join(",");
+    line.push_str("\r\n");
+    line
 }
 
 fn escape(cell: &str) -> String {

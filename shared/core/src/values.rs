@@ -479,6 +479,28 @@ pub fn redact_personal(text: &str) -> String {
     out
 }
 
+/// An email, phone number or other personal value as exports show it without `includePii`:
+/// enough to tell rows apart, not enough to contact anyone. `ana@example.com` →
+/// `a***@example.com`, `+51987654321` → `+51*******21`, `Ana` → `A***`.
+pub fn mask(value: &str) -> String {
+    if let Some((local, domain)) = value.split_once('@') {
+        let first: String = local.chars().take(1).collect();
+        return format!("{first}***@{domain}");
+    }
+    let chars: Vec<char> = value.chars().collect();
+    if value.starts_with('+') && chars.len() > 6 {
+        let hidden = chars.len() - 5;
+        return format!(
+            "{}{}{}",
+            chars[..3].iter().collect::<String>(),
+            "*".repeat(hidden),
+            chars[chars.len() - 2..].iter().collect::<String>()
+        );
+    }
+    let first: String = chars.iter().take(1).collect();
+    format!("{first}***")
+}
+
 /// `YYYY-MM-DD` of a timestamp, UTC.
 pub fn day_of(t: OffsetDateTime) -> String {
     format_ts(t)[..10].to_owned()
@@ -490,6 +512,15 @@ mod tests {
 
     fn us() -> PhoneRegion {
         PhoneRegion::parse("US").unwrap()
+    }
+
+    #[test]
+    fn masked_values_keep_a_hint_and_hide_the_rest() {
+        assert_eq!(mask("ana@example.com"), "a***@example.com");
+        assert_eq!(mask("+51987654321"), "+51*******21");
+        assert_eq!(mask("Ana"), "A***");
+        assert_eq!(mask("203.0.113.9"), "2***");
+        assert!(!mask("+51987654321").contains("987654"));
     }
 
     #[test]

@@ -340,6 +340,9 @@ fn profile_item(p: &Profile) -> Result<Item, StoreError> {
     item.insert(keys::ENTITY.into(), s(entity::CUSTOMER));
     item.insert("customerId".into(), s(p.id.as_str()));
     item.insert("createdAt".into(), ts(p.created_at));
+    // The day index of new customers (exports).
+    item.insert(keys::GSI2PK.into(), s(keys::customer_feed_pk(utc_day(p.created_at))));
+    item.insert(keys::GSI2SK.into(), s(keys::feed_sk(p.created_at, p.id.as_str())));
     item.insert("updatedAt".into(), ts(p.updated_at));
     item.insert("version".into(), n(p.version));
     if let Some(v) = &p.first_name {

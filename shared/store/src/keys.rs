@@ -2,7 +2,7 @@
 //!
 //! | entity      | PK                       | SK        | GSI1 (timeline)                  | GSI2 (recent lists)          |
 //! |-------------|--------------------------|-----------|----------------------------------|------------------------------|
-//! | customer    | `CUSTOMER#<id>`          | `PROFILE` |                                  |                              |
+//! | customer    | `CUSTOMER#<id>`          | `PROFILE` |                                  | `FEED#CUSTOMER#<day>` / `<ts>#<id>` |
 //! | identifier  | `IDENT#<KIND>#<value>`   | `IDENT`   |                                  |                              |
 //! | click       | `CLICK#<clickId>`        | `CLICK`   | `CUSTOMER#<id>` / `<ts>#CLICK#…` | `FEED#CLICK#<day>` / `<ts>#…`|
 //! | lead        | `LEAD#<leadId>`          | `LEAD`    | `CUSTOMER#<id>` / `<ts>#LEAD#…`  | `FEED#LEAD#<day>` / `<ts>#…` |
@@ -131,6 +131,11 @@ pub fn timeline_bound_after(t: OffsetDateTime) -> String {
 
 pub fn feed_pk(kind: RecordKind, day: Date) -> String {
     format!("FEED#{}#{day}", kind.as_str())
+}
+
+/// The day index of new customers (GSI2 of profiles): `FEED#CUSTOMER#<day>`.
+pub fn customer_feed_pk(day: Date) -> String {
+    format!("FEED#CUSTOMER#{day}")
 }
 
 pub fn feed_sk(at: OffsetDateTime, id: &str) -> String {

@@ -466,6 +466,16 @@ impl Store {
         limit: i32,
         start: Option<Item>,
     ) -> Result<(Vec<Item>, bool), StoreError> {
+        self.list_page(pk, limit, start, false).await
+    }
+
+    async fn list_page(
+        &self,
+        pk: String,
+        limit: i32,
+        start: Option<Item>,
+        oldest_first: bool,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
         let out = self
             .client
             .query()
@@ -473,13 +483,58 @@ impl Store {
             .index_name(keys::GSI2)
             .key_condition_expression("GSI2PK = :pk")
             .expression_attribute_values(":pk", AttributeValue::S(pk))
-            .scan_index_forward(false)
+            .scan_index_forward(oldest_first)
             .limit(limit)
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(classify)?;
         Ok((out.items.unwrap_or_default(), out.last_evaluated_key.is_some()))
+    }
+
+    /// Up to `limit` records of one kind (clicks, leads, events, messages) from one UTC day,
+    /// oldest first, after `after`: the exports' walk.
+    pub async fn records_after(
+        &self,
+        kind: RecordKind,
+        day: Date,
+        after: Option<&FeedPosition>,
+        limit: i32,
+    ) -> Result<(Vec<Activity>, bool), StoreError> {
+        let start = after.map(|p| codec::feed_start_key(kind, p));
+        let (items, more) = self.list_page(keys::feed_pk(kind, day), limit, start, true).await?;
+        let records = items
+            .into_iter()
+            .map(|item| codec::timeline_entry(item).map(|(_, record)| record))
+            .collect::<Result<_, _>>()?;
+        Ok((records, more))
+    }
+
+    /// Up to `limit` customers created on one UTC day, oldest first, after `after`.
+    pub async fn customers_after(
+        &self,
+        day: Date,
+        after: Option<&FeedPosition>,
+        limit: i32,
+    ) -> Result<(Vec<Profile>, bool), StoreError> {
+        let start = after
+            .map(|p| -> Result<Item, StoreError> {
+                let id = CustomerId::parse(&p.id).map_err(|e| StoreError::Rejected(e.message))?;
+                let mut start = codec::key(keys::customer_pk(&id), keys::PROFILE_SK);
+                start.insert(keys::GSI2PK.into(), AttributeValue::S(keys::customer_feed_pk(day)));
+                start.insert(keys::GSI2SK.into(), AttributeValue::S(keys::feed_sk(p.at, &p.id)));
+                Ok(start)
+            })
+            .transpose()?;
+        let (items, more) = self.list_page(keys::customer_feed_pk(day), limit, start, true).await?;
+        let profiles = items
+            .into_iter()
+            .map(|item| {
+                let key = codec::opt_string(&item, keys::PK).unwrap_or_default();
+                codec::profile_from_item(&item, &key)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((profiles, more))
     }
 
     /// Puts an item unconditionally.
