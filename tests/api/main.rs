@@ -13,6 +13,7 @@ mod identity;
 mod lambda_events;
 mod lead;
 mod messaging;
+mod observability;
 mod postback;
 mod probe;
 mod seed;

@@ -8,19 +8,21 @@
 //! Influencers and campaigns a click names but nobody created yet are created here,
 //! flagged `autoCreated`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use crm_app::config::{Config, ConfigError, Reporting};
+use crm_app::metrics::{Metrics, Unit};
 use crm_core::attribution::{Attribution, Conversion, Link, Touchpoint, attribute};
 use crm_core::journey::{EventKind, Milestone};
 use crm_core::partners::{Campaign, Influencer};
 use crm_core::profile::Profile;
 use crm_core::records::{Activity, Counts, EventRecord as PostbackRecord, LeadRecord, RecordKind};
-use crm_core::stats::{self, Counted, Fact, Influence};
+use crm_core::stats::{self, Counted, Fact, Influence, Metric};
 use crm_core::values::{Brand, Currency, CustomerId, Money};
 use crm_store::{PutMode, Store, StoreError, record_from_image};
+use rust_decimal::Decimal;
 use time::OffsetDateTime;
 
 pub struct Deps {
@@ -43,27 +45,85 @@ impl Deps {
 pub async fn handle(deps: &Deps, event: Event) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
     let mut partners = Partners::default();
+    let mut tally = Tally::default();
     for record in event.records {
-        if let Err(e) = process(deps, &mut partners, &record).await {
-            tracing::error!(error = %e, event_id = %record.event_id, "attribution failed; retried from this record");
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = record.change.sequence_number.clone();
-            response.batch_item_failures.push(failure);
-            break;
+        match process(deps, &mut partners, &record).await {
+            Ok(outcome) => tally.add(outcome),
+            Err(e) => {
+                tracing::error!(error = %e, event_id = %record.event_id, "attribution failed; retried from this record");
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = record.change.sequence_number.clone();
+                response.batch_item_failures.push(failure);
+                break;
+            }
         }
     }
+    tally.emit();
     response
 }
 
+/// A batch's counts, published as one set of metrics (conversions and revenue by brand,
+/// the attribution rate's two sides).
+#[derive(Default)]
+struct Tally {
+    attributed: usize,
+    attributable: usize,
+    conversions: BTreeMap<String, usize>,
+    revenue: BTreeMap<(String, String), Decimal>,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: Outcome) {
+        let Outcome::Counted(c) = outcome else { return };
+        if c.attributable {
+            self.attributable += 1;
+            self.attributed += usize::from(c.attributed);
+        }
+        if c.conversion {
+            *self.conversions.entry(c.brand.clone()).or_default() += 1;
+        }
+        if let Some((currency, amount)) = c.revenue {
+            *self.revenue.entry((c.brand, currency.to_string())).or_default() += amount.to_decimal();
+        }
+    }
+
+    fn emit(self) {
+        Metrics::new()
+            .count("Attributed", self.attributed)
+            .count("Attributable", self.attributable)
+            .emit();
+        for (brand, n) in self.conversions {
+            Metrics::new().dimension("Brand", brand).count("Conversions", n).emit();
+        }
+        for ((brand, currency), amount) in self.revenue {
+            Metrics::new()
+                .dimension("Brand", brand)
+                .dimension("Currency", currency)
+                .value("Revenue", amount.try_into().unwrap_or(0.0), Unit::None)
+                .emit();
+        }
+    }
+}
+
 /// What became of one stream record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Attributed and counted now.
-    Counted { attributed: bool },
+    Counted(CountedRecord),
     /// A redelivery: it was counted before.
     AlreadyCounted,
     /// Not a new click, lead or event.
     Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountedRecord {
+    pub brand: String,
+    /// A lead or a conversion: what the attribution rate is a rate of.
+    pub attributable: bool,
+    pub attributed: bool,
+    pub conversion: bool,
+    pub revenue: Option<(Currency, Money)>,
 }
 
 pub async fn process(deps: &Deps, partners: &mut Partners, record: &EventRecord) -> Result<Outcome, StoreError> {
@@ -278,6 +338,12 @@ impl Counting<'_> {
             influence: self.influence,
         };
         let metrics = stats::metrics(&fact);
+        let conversion = metrics.contains_key(&Metric::Conversions);
+        let attributable = conversion || metrics.contains_key(&Metric::Leads);
+        let revenue = match &fact.counted {
+            Counted::Event { revenue, .. } if conversion => revenue.clone(),
+            _ => None,
+        };
         let first_in = if metrics.is_empty() {
             BTreeSet::new()
         } else {
@@ -293,7 +359,13 @@ impl Counting<'_> {
         {
             tracing::info!(record = self.kind.as_str(), id = %self.id, attributed,
                 confidence = %self.attribution.confidence, "counted");
-            Ok(Outcome::Counted { attributed })
+            Ok(Outcome::Counted(CountedRecord {
+                brand: self.brand.to_owned(),
+                attributable,
+                attributed,
+                conversion,
+                revenue,
+            }))
         } else {
             Ok(Outcome::AlreadyCounted)
         }

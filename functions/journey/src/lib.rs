@@ -6,6 +6,7 @@
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use crm_app::metrics::Metrics;
 use crm_messaging::Deps;
 use crm_messaging::advance::record_deposit;
 use crm_messaging::journey::{Planned, matters, process_change};
@@ -47,6 +48,10 @@ pub async fn process(deps: &Deps, record: &EventRecord, now: OffsetDateTime) -> 
     if planned != Planned::default() {
         tracing::info!(customer_id = %after.id, scheduled = planned.scheduled, cancelled = planned.cancelled,
             woken = planned.woken, "journey change planned");
+        Metrics::new()
+            .count("MessagesScheduled", planned.scheduled)
+            .count("MessagesCancelled", planned.cancelled)
+            .emit();
     }
     Ok(planned)
 }

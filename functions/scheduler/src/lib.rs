@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
+use crm_app::metrics::{Metrics, Unit};
 use crm_http::{ApiError, AppState, HttpFunction, JsonResult};
 use crm_messaging::scheduler::{TickReport, tick};
 use crm_messaging::{Deps, MessagingError};
@@ -34,8 +35,14 @@ pub async fn handle(deps: &Deps, event: Tick) -> Result<TickReport, MessagingErr
         already_claimed = report.already_claimed,
         interrupted = report.interrupted,
         enqueue_failed = report.enqueue_failed,
+        lag_seconds = report.lag_seconds,
         "scheduler tick"
     );
+    Metrics::new()
+        .value("SchedulerLag", report.lag_seconds as f64, Unit::Seconds)
+        .count("MessagesQueued", report.enqueued)
+        .count("MessagesInterrupted", report.interrupted)
+        .emit();
     Ok(report)
 }
 

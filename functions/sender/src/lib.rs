@@ -4,7 +4,8 @@
 //! be reached; every provider outcome is recorded on the message instead.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use crm_core::message::SendJob;
+use crm_app::metrics::Metrics;
+use crm_core::message::{Message, SendJob, Status};
 use crm_messaging::Deps;
 use crm_messaging::sender::{Delivered, deliver};
 use time::OffsetDateTime;
@@ -41,12 +42,31 @@ pub async fn process(deps: &Deps, record: &SqsMessage, now: OffsetDateTime) -> b
             tracing::info!(message_id = %job.message_id, "message already claimed or final; nothing to do");
             true
         }
-        Ok(Delivered::Settled(_)) => true,
+        Ok(Delivered::Settled(message)) => {
+            outcome_metric(&message);
+            true
+        }
         Err(e) => {
             tracing::error!(error = %e, message_id = %job.message_id, "send job failed; SQS will deliver it again");
             false
         }
     }
+}
+
+/// What became of a message, by channel and reason: sent, failed, skipped (or cancelled),
+/// or deferred (caps, quiet hours).
+fn outcome_metric(m: &Message) {
+    let name = match m.status {
+        Status::Sent => "MessagesSent",
+        Status::Failed => "MessagesFailed",
+        Status::Skipped | Status::Cancelled => "MessagesSkipped",
+        _ => "MessagesDeferred",
+    };
+    Metrics::new()
+        .dimension("Channel", m.channel.as_str())
+        .dimension("Reason", m.reason.map_or("none", |r| r.as_str()))
+        .count(name, 1)
+        .emit();
 }
 
 /// A short, stable token for one receive (receipt handles run to a kilobyte).

@@ -6,4 +6,5 @@
 pub mod compliance;
 pub mod config;
 pub mod ingest;
+pub mod metrics;
 pub mod telemetry;

@@ -15,6 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::{Json, routing::MethodRouter};
 use crm_app::config::{Config, ConfigError, Secret};
+use crm_app::metrics::{Metrics, Unit};
 use crm_core::input::Fields;
 use crm_core::plan::Ingest;
 use crm_store::Store;
@@ -132,6 +133,12 @@ pub async fn ingest<C: Ingest>(
         merged = outcome.merged.len(),
         "ingested"
     );
+    Metrics::new()
+        .dimension("Kind", C::KIND)
+        .count("Ingested", 1)
+        .count("Duplicates", usize::from(outcome.duplicate))
+        .count("Merges", outcome.merged.len())
+        .emit();
     let mut body = json!({
         "status": if outcome.duplicate { "duplicate" } else { "accepted" },
         "customerId": outcome.customer,
@@ -151,14 +158,27 @@ pub async fn ingest<C: Ingest>(
 async fn access_log(req: Request, next: Next) -> Response {
     let (method, started) = (req.method().clone(), Instant::now());
     let path = crm_core::values::redact_personal(req.uri().path());
+    // The route template (`/api/customers/{id}`): no personal data, few distinct values.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
-        tracing::warn!(%method, %path, status, ms, "request");
+        tracing::warn!(%method, %path, %route, status, ms, "request");
     } else {
-        tracing::info!(%method, %path, status, ms, "request");
+        tracing::info!(%method, %path, %route, status, ms, "request");
     }
+    Metrics::new()
+        .dimension("Endpoint", format!("{method} {route}"))
+        .dimension("Status", status.to_string())
+        .count("Requests", 1)
+        .count("ServerErrors", usize::from(status >= 500))
+        .value("Latency", ms, Unit::Milliseconds)
+        .emit();
     response
 }
 

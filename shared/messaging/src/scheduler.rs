@@ -66,6 +66,9 @@ pub struct TickReport {
     pub interrupted: usize,
     /// Claimed but refused by SQS: queued again when their lease expires.
     pub enqueue_failed: usize,
+    /// How late the most overdue pending message was (0 when none was overdue): a tick
+    /// that keeps up keeps this near zero.
+    pub lag_seconds: i64,
 }
 
 enum Action {
@@ -113,6 +116,11 @@ async fn walk(
         let mut start = None;
         loop {
             let (page, next) = deps.store.due_page(shard, horizon, PAGE, start).await?;
+            for d in page.iter().filter(|d| d.status == Status::Pending) {
+                if let Some(when) = d.position.get(..24).and_then(|t| parse_ts(t).ok()) {
+                    report.lag_seconds = report.lag_seconds.max((now - when).whole_seconds());
+                }
+            }
             let actions: Vec<Action> = page.into_iter().filter_map(|d| action(d, now, horizon)).collect();
             report.due += actions.len();
             let mut actions = actions.into_iter().peekable();
