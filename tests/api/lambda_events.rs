@@ -224,6 +224,36 @@ async fn journey_sample_event_schedules_the_welcome_once() {
     assert_eq!(messages[0]["dueAt"], "2026-11-22T10:05:00.000Z");
 }
 
+/// The attribution sample: a committed click through the attribution function, delivered
+/// twice, is counted once, and the campaign and influencer it names appear.
+#[tokio::test]
+async fn attribution_sample_event_counts_the_click_once() {
+    let app = spawn().await;
+    let sample = include_str!("../../events/attribution/click-insert.json");
+    let raw: Value = serde_json::from_str(sample).unwrap();
+    app.state
+        .store
+        .client()
+        .put_item()
+        .table_name(app.state.store.table())
+        .set_item(Some(serde_dynamo_item(&raw["Records"][0]["dynamodb"]["NewImage"])))
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let event: aws_lambda_events::dynamodb::Event = serde_json::from_str(sample).unwrap();
+        let response = crm_attribution::handle(&app.attribution, event).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let (_, influencer) = app
+        .admin("/api/influencers/sample-influencer?from=2026-11-22&to=2026-11-22")
+        .await;
+    assert_eq!(influencer["autoCreated"], true, "{influencer}");
+    assert_eq!(influencer["stats"]["clicks"], 1);
+    let (_, campaigns) = app.admin("/api/campaigns").await;
+    assert_eq!(campaigns["items"][0]["name"], "sample-campaign");
+}
+
 fn serde_dynamo_item(image: &Value) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
     let item: serde_dynamo::Item = serde_json::from_value(image.clone()).unwrap();
     item.into()

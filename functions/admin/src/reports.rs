@@ -17,14 +17,15 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use crm_core::attribution::Model;
 use crm_core::quiet::ZoneName;
-use crm_core::records::{Activity, RecordKind};
-use crm_core::stats::{Credited, Dimension, FxRates, GroupBy, Metric, Period, Totals, group, group_credited, ratio};
+use crm_core::stats::{Dimension, FxRates, GroupBy, Metric, Period, Totals};
 use crm_core::values::{Brand, Currency, Invalid, Money};
 use crm_http::{ApiError, ApiQuery, AppState, JsonResult};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
+
+pub use crm_app::reports::{Request, figures, rates, totals};
 
 use crate::body;
 use crate::field_error;
@@ -41,14 +42,6 @@ pub struct ReportQuery {
     format: Option<String>,
 }
 
-/// What a report covers.
-pub struct Request {
-    pub by: GroupBy,
-    pub period: Period,
-    pub brand: Option<String>,
-    pub model: Model,
-}
-
 /// A period in the reporting zone (or `tz`), defaulting to the last 30 days.
 pub fn period(state: &AppState, from: Option<&str>, to: Option<&str>, tz: Option<&str>) -> Result<Period, ApiError> {
     let zone = match tz {
@@ -58,8 +51,9 @@ pub fn period(state: &AppState, from: Option<&str>, to: Option<&str>, tz: Option
     Period::parse(from, to, zone, OffsetDateTime::now_utc()).map_err(|(field, e)| field_error(field, e))
 }
 
-impl Request {
-    fn parse(state: &AppState, q: &ReportQuery) -> Result<Self, ApiError> {
+/// The report a query asks for.
+fn request(state: &AppState, q: &ReportQuery) -> Result<Request, ApiError> {
+    {
         let by = GroupBy::parse(q.group_by.as_deref().unwrap_or("day")).map_err(|e| field_error("groupBy", e))?;
         let model = q
             .model
@@ -74,129 +68,22 @@ impl Request {
             .map(|b| Brand::parse(b).map(|b| b.to_string()))
             .transpose()
             .map_err(|e| field_error("brand", e))?;
-        Ok(Self {
+        if model != Model::LastTouch && matches!(by, GroupBy::Dimension(Dimension::Step | Dimension::Template)) {
+            return Err(field_error(
+                "model",
+                Invalid::new(
+                    "invalid_value",
+                    "message influence is last message only: use model=last_touch",
+                ),
+            ));
+        }
+        Ok(Request {
             by,
             period: period(state, q.from.as_deref(), q.to.as_deref(), q.tz.as_deref())?,
             brand,
             model,
         })
     }
-}
-
-/// Report rows by group, with the model's credit.
-pub async fn totals(state: &AppState, r: &Request) -> Result<BTreeMap<String, Totals>, ApiError> {
-    let days = r.period.utc_days();
-    let counters = state
-        .store
-        .counters(r.by.dimension(), &days, r.brand.as_deref())
-        .await?;
-    let mut rows = group(&counters, r.by, &r.period, r.brand.as_deref());
-    if r.model == Model::LastTouch {
-        return Ok(rows);
-    }
-    if matches!(r.by, GroupBy::Dimension(Dimension::Step | Dimension::Template)) {
-        return Err(field_error(
-            "model",
-            Invalid::new(
-                "invalid_value",
-                "message influence is last message only: use model=last_touch",
-            ),
-        ));
-    }
-    // Keep the model-free counts, replace the conversion counts by the model's credit.
-    for totals in rows.values_mut() {
-        totals.0.retain(|m, _| matches!(m, Metric::Clicks | Metric::Customers));
-    }
-    let mut records = Vec::new();
-    for day in &days {
-        for kind in [RecordKind::Lead, RecordKind::Event] {
-            records.extend(state.store.records_of_day(kind, *day).await?);
-        }
-    }
-    let counted: Vec<(String, OffsetDateTime, _, BTreeMap<Metric, Decimal>)> = records
-        .iter()
-        .filter_map(|record| {
-            let (brand, at, attribution, counted) = match record {
-                Activity::Lead(l) => (&l.brand, l.at, l.attribution.as_ref()?, l.counted.as_ref()?),
-                Activity::Event(e) => (
-                    &e.brand,
-                    e.occurred_at.unwrap_or(e.at),
-                    e.attribution.as_ref()?,
-                    e.counted.as_ref()?,
-                ),
-                _ => return None,
-            };
-            let metrics = counted
-                .iter()
-                .filter_map(|(name, v)| Some((Metric::from_name(name)?, *v)))
-                .collect();
-            Some((brand.clone(), at, attribution, metrics))
-        })
-        .collect();
-    let credited: Vec<Credited> = counted
-        .iter()
-        .map(|(brand, at, attribution, metrics)| Credited {
-            brand,
-            at: *at,
-            attribution,
-            metrics,
-        })
-        .collect();
-    for (key, t) in group_credited(&credited, r.model, r.by, &r.period, r.brand.as_deref()) {
-        rows.entry(key).or_default().add(&t.0, Decimal::ONE);
-    }
-    Ok(rows)
-}
-
-/// A count as JSON: whole numbers as integers, shared credit to 4 decimal places.
-fn count(d: Decimal) -> Value {
-    let d = d.round_dp(4).normalize();
-    match i64::try_from(d) {
-        Ok(n) if d.fract().is_zero() => json!(n),
-        _ => serde_json::Number::from_f64(d.try_into().unwrap_or(0.0)).map_or(Value::Null, Value::Number),
-    }
-}
-
-/// A report row's figures, with the rates and the converted revenue.
-pub fn figures(t: &Totals, fx: &FxRates) -> Map<String, Value> {
-    let mut out = Map::new();
-    for m in Metric::COUNTS {
-        out.insert(m.name(), count(t.get(&m)));
-    }
-    let revenue = t.revenue();
-    out.insert(
-        "revenue".into(),
-        json!(
-            revenue
-                .iter()
-                .map(|(c, v)| (c.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>()
-        ),
-    );
-    let converted = fx.convert(&revenue);
-    let currency = fx.base.clone();
-    out.insert("currency".into(), json!(currency));
-    match &converted {
-        Ok(total) => out.insert("revenueConverted".into(), json!(format!("{:.2}", total.round_dp(2)))),
-        Err(missing) => {
-            out.insert("missingRates".into(), json!(missing));
-            out.insert("revenueConverted".into(), Value::Null)
-        }
-    };
-    let clicks = t.get(&Metric::Clicks);
-    let leads = t.get(&Metric::Leads);
-    let rate = |r: Option<Decimal>| r.map_or(Value::Null, |r| json!(r.to_string()));
-    out.insert("leadRate".into(), rate(ratio(leads, clicks)));
-    out.insert("ftdRate".into(), rate(ratio(t.get(&Metric::Ftds), leads)));
-    out.insert(
-        "attributionRate".into(),
-        rate(ratio(t.get(&Metric::Attributed), leads + t.get(&Metric::Conversions))),
-    );
-    out.insert(
-        "epc".into(),
-        rate(converted.ok().and_then(|total| ratio(total, clicks))),
-    );
-    out
 }
 
 /// The field a group's value is shown under.
@@ -208,13 +95,6 @@ fn group_field(by: GroupBy) -> String {
         GroupBy::Dimension(Dimension::Template) => "templateId".into(),
         GroupBy::Dimension(d) => d.as_str(),
     }
-}
-
-/// The exchange rates, with the reporting currency as base when none was set.
-pub async fn rates(state: &AppState) -> Result<FxRates, ApiError> {
-    let mut fx = state.store.fx_rates().await?;
-    fx.base.get_or_insert_with(|| state.config.reporting.currency.clone());
-    Ok(fx)
 }
 
 pub async fn report(
@@ -236,9 +116,9 @@ pub async fn report(
             ));
         }
     };
-    let r = Request::parse(&state, &q)?;
-    let rows = totals(&state, &r).await?;
-    let fx = rates(&state).await?;
+    let r = request(&state, &q)?;
+    let rows = totals(&state.store, &r).await?;
+    let fx = rates(&state.store, &state.config.reporting.currency).await?;
     let names = names(&state, r.by).await?;
     let field = group_field(r.by);
     let mut all = Totals::default();
@@ -373,13 +253,16 @@ pub async fn stats_of(state: &AppState, by: Dimension, value: &str, period: Peri
         brand,
         model: Model::LastTouch,
     };
-    let rows = totals(state, &r).await?;
+    let rows = totals(&state.store, &r).await?;
     let t = rows.get(value).cloned().unwrap_or_default();
     let mut out = Map::new();
     out.insert("from".into(), json!(r.period.from.to_string()));
     out.insert("to".into(), json!(r.period.to.to_string()));
     out.insert("timezone".into(), json!(r.period.zone));
-    out.extend(figures(&t, &rates(state).await?));
+    out.extend(figures(
+        &t,
+        &rates(&state.store, &state.config.reporting.currency).await?,
+    ));
     Ok(Value::Object(out))
 }
 
@@ -405,7 +288,9 @@ pub async fn brand(
 }
 
 pub async fn get_fx_rates(State(state): State<AppState>) -> JsonResult {
-    Ok(Json(json!(rates(&state).await?)))
+    Ok(Json(json!(
+        rates(&state.store, &state.config.reporting.currency).await?
+    )))
 }
 
 /// `PUT /api/fx-rates {base, rates: {EUR: "1.08", …}}`: units of `base` per unit of each.

@@ -35,9 +35,10 @@ pub const FUNCTIONS: [HttpFunction; 9] = [
 
 /// The event functions (`template.yaml` logical id, binary), driven by `messaging`'s loops
 /// (SES events come from SES's own SNS topic: locally only its sample events run it).
-pub const EVENT_FUNCTIONS: [(&str, &str); 6] = [
+pub const EVENT_FUNCTIONS: [(&str, &str); 7] = [
     ("JourneyFunction", "journey"),
     ("AttributionFunction", "attribution"),
+    ("DailyReportFunction", "daily-report"),
     ("SchedulerFunction", "scheduler"),
     ("SenderFunction", "sender"),
     ("JourneyAdvanceFunction", "journey-advance"),

@@ -6,7 +6,7 @@ use std::fmt;
 use crm_core::input::Defaults;
 use crm_core::quiet::ZoneName;
 use crm_core::unsubscribe::{Keys, MIN_SECRET_LEN as UNSUBSCRIBE_MIN_LEN};
-use crm_core::values::{Brand, Currency, PhoneRegion};
+use crm_core::values::{Brand, Currency, Email, PhoneRegion};
 use time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,8 @@ pub struct Reporting {
     pub zone: ZoneName,
     /// `REPORTING_CURRENCY`: what revenue is converted into when no rates say otherwise.
     pub currency: Currency,
+    /// `REPORT_RECIPIENTS`: who gets the daily report (comma-separated; none: no report).
+    pub recipients: Vec<Email>,
 }
 
 /// `UNSUBSCRIBE_SECRET`'s keys: one parser for every configuration that needs them.
@@ -154,6 +156,13 @@ impl Config {
                     .map_err(|e| err("REPORTING_TIMEZONE", e.message))?,
                 currency: Currency::parse(&get("REPORTING_CURRENCY").unwrap_or_else(|| "USD".into()))
                     .map_err(|e| err("REPORTING_CURRENCY", e.message))?,
+                recipients: get("REPORT_RECIPIENTS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(|r| Email::parse(r).map_err(|e| err("REPORT_RECIPIENTS", e.message)))
+                    .collect::<Result<_, _>>()?,
             },
         })
     }
@@ -249,6 +258,7 @@ mod tests {
             ("INFLUENCE_WINDOW_DAYS", "x"),
             ("REPORTING_TIMEZONE", "Mars/Olympus"),
             ("REPORTING_CURRENCY", "XYZ"),
+            ("REPORT_RECIPIENTS", "ops@example.com, not-an-address"),
         ] {
             assert_eq!(config(&[("TABLE_NAME", "t"), (var, bad)]).unwrap_err().var, var);
         }

@@ -7,4 +7,5 @@ pub mod compliance;
 pub mod config;
 pub mod ingest;
 pub mod metrics;
+pub mod reports;
 pub mod telemetry;

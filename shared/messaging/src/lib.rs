@@ -23,7 +23,7 @@ pub use config::MessagingConfig;
 
 /// A scheduled invocation's input (`template.yaml`:
 /// `{"scheduledTime": "<aws.scheduler.scheduled-time>"}`).
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tick {
     #[serde(default)]

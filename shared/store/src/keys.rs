@@ -25,6 +25,7 @@
 //! | counters    | `STATS#<dimension>#<day>` | `<brand>#<value>` |                         |                              |
 //! | seen rows   | `CUSTOMER#<id>`          | `SEEN`    |                                  |                              |
 //! | FX rates    | `CONFIG#FX`              | `RATES`   |                                  |                              |
+//! | daily report| `REPORT#<day>`           | `DAILY`   |                                  |                              |
 //!
 //! Profile compliance attributes: `consent#<brand>#<channel>`, `exclusion#<brand>`,
 //! `reactivated#<brand>`, `timezone`. Addresses in suppression keys are keyed hashes
@@ -86,6 +87,7 @@ pub mod entity {
     pub const COUNTERS: &str = "COUNTERS";
     pub const SEEN: &str = "SEEN";
     pub const FX_RATES: &str = "FX_RATES";
+    pub const DAILY_REPORT: &str = "DAILY_REPORT";
     pub const JOURNEY_DEFINITION: &str = "JOURNEY_DEFINITION";
     pub const BRAND_SETTINGS: &str = "BRAND_SETTINGS";
     pub const MESSAGE: &str = "MESSAGE";
@@ -344,6 +346,12 @@ pub const SEEN_SK: &str = "SEEN";
 pub fn seen_attr(row: &Row) -> String {
     format!("{}#{}#{}", row.dimension.as_str(), row.brand, row.value)
 }
+
+/// The daily report of one local day, claimed before it is sent: `REPORT#<day>` / `DAILY`.
+pub fn daily_report_pk(day: Date) -> String {
+    format!("REPORT#{day}")
+}
+pub const DAILY_REPORT_SK: &str = "DAILY";
 
 /// The operator's exchange rates: `CONFIG#FX` / `RATES`.
 pub const FX_PK: &str = "CONFIG#FX";

@@ -268,6 +268,43 @@ impl Store {
         .await
     }
 
+    /// Claims the daily report of `day` for this run: `false` when a run claimed it before
+    /// (the report is sent at most once, whatever retries the schedule makes).
+    pub async fn claim_daily_report(&self, day: Date, at: OffsetDateTime) -> Result<bool, StoreError> {
+        let mut item = codec::key(keys::daily_report_pk(day), keys::DAILY_REPORT_SK);
+        item.insert(keys::ENTITY.into(), s(entity::DAILY_REPORT));
+        item.insert("claimedAt".into(), codec::ts(at));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        Ok(crate::applied(result)?.is_some())
+    }
+
+    /// Records that the day's report went out (to how many recipients).
+    pub async fn mark_daily_report_sent(
+        &self,
+        day: Date,
+        recipients: usize,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(codec::key(keys::daily_report_pk(day), keys::DAILY_REPORT_SK)))
+            .update_expression("SET sentAt = :at, recipients = :n")
+            .expression_attribute_values(":at", codec::ts(at))
+            .expression_attribute_values(":n", n(recipients))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
     pub async fn fx_rates(&self) -> Result<FxRates, StoreError> {
         Ok(self
             .get_as(keys::FX_PK.into(), keys::FX_SK, codec::document_from_item)

@@ -1,0 +1,133 @@
+//! Reports from the stats counters (and, for the multi-touch models, from the leads and
+//! events themselves): the admin API's reports and the daily report email share them.
+
+use std::collections::BTreeMap;
+
+use crm_core::attribution::Model;
+use crm_core::records::{Activity, RecordKind};
+use crm_core::stats::{Credited, FxRates, GroupBy, Metric, Period, Totals, group, group_credited, ratio};
+use crm_core::values::Currency;
+use crm_store::{Store, StoreError};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+/// What a report covers.
+pub struct Request {
+    pub by: GroupBy,
+    pub period: Period,
+    pub brand: Option<String>,
+    pub model: Model,
+}
+
+/// Report rows by group, with the model's credit. Message influence (step, template) is
+/// last message only: callers ask for those with the last-touch model.
+pub async fn totals(store: &Store, r: &Request) -> Result<BTreeMap<String, Totals>, StoreError> {
+    let days = r.period.utc_days();
+    let counters = store.counters(r.by.dimension(), &days, r.brand.as_deref()).await?;
+    let mut rows = group(&counters, r.by, &r.period, r.brand.as_deref());
+    if r.model == Model::LastTouch {
+        return Ok(rows);
+    }
+    // Keep the model-free counts, replace the conversion counts by the model's credit.
+    for totals in rows.values_mut() {
+        totals.0.retain(|m, _| matches!(m, Metric::Clicks | Metric::Customers));
+    }
+    let mut records = Vec::new();
+    for day in &days {
+        for kind in [RecordKind::Lead, RecordKind::Event] {
+            records.extend(store.records_of_day(kind, *day).await?);
+        }
+    }
+    let counted: Vec<(String, OffsetDateTime, _, BTreeMap<Metric, Decimal>)> = records
+        .iter()
+        .filter_map(|record| {
+            let (brand, at, attribution, counted) = match record {
+                Activity::Lead(l) => (&l.brand, l.at, l.attribution.as_ref()?, l.counted.as_ref()?),
+                Activity::Event(e) => (
+                    &e.brand,
+                    e.occurred_at.unwrap_or(e.at),
+                    e.attribution.as_ref()?,
+                    e.counted.as_ref()?,
+                ),
+                _ => return None,
+            };
+            let metrics = counted
+                .iter()
+                .filter_map(|(name, v)| Some((Metric::from_name(name)?, *v)))
+                .collect();
+            Some((brand.clone(), at, attribution, metrics))
+        })
+        .collect();
+    let credited: Vec<Credited> = counted
+        .iter()
+        .map(|(brand, at, attribution, metrics)| Credited {
+            brand,
+            at: *at,
+            attribution,
+            metrics,
+        })
+        .collect();
+    for (key, t) in group_credited(&credited, r.model, r.by, &r.period, r.brand.as_deref()) {
+        rows.entry(key).or_default().add(&t.0, Decimal::ONE);
+    }
+    Ok(rows)
+}
+
+/// A count as JSON: whole numbers as integers, shared credit to 4 decimal places.
+fn count(d: Decimal) -> Value {
+    let d = d.round_dp(4).normalize();
+    match i64::try_from(d) {
+        Ok(n) if d.fract().is_zero() => json!(n),
+        _ => serde_json::Number::from_f64(d.try_into().unwrap_or(0.0)).map_or(Value::Null, Value::Number),
+    }
+}
+
+/// A report row's figures, with the rates and the converted revenue.
+pub fn figures(t: &Totals, fx: &FxRates) -> Map<String, Value> {
+    let mut out = Map::new();
+    for m in Metric::COUNTS {
+        out.insert(m.name(), count(t.get(&m)));
+    }
+    let revenue = t.revenue();
+    out.insert(
+        "revenue".into(),
+        json!(
+            revenue
+                .iter()
+                .map(|(c, v)| (c.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        ),
+    );
+    let converted = fx.convert(&revenue);
+    let currency = fx.base.clone();
+    out.insert("currency".into(), json!(currency));
+    match &converted {
+        Ok(total) => out.insert("revenueConverted".into(), json!(format!("{:.2}", total.round_dp(2)))),
+        Err(missing) => {
+            out.insert("missingRates".into(), json!(missing));
+            out.insert("revenueConverted".into(), Value::Null)
+        }
+    };
+    let clicks = t.get(&Metric::Clicks);
+    let leads = t.get(&Metric::Leads);
+    let rate = |r: Option<Decimal>| r.map_or(Value::Null, |r| json!(r.to_string()));
+    out.insert("leadRate".into(), rate(ratio(leads, clicks)));
+    out.insert("ftdRate".into(), rate(ratio(t.get(&Metric::Ftds), leads)));
+    out.insert(
+        "attributionRate".into(),
+        rate(ratio(t.get(&Metric::Attributed), leads + t.get(&Metric::Conversions))),
+    );
+    out.insert(
+        "epc".into(),
+        rate(converted.ok().and_then(|total| ratio(total, clicks))),
+    );
+    out
+}
+
+/// The exchange rates, with `default_base` as base when none was set.
+pub async fn rates(store: &Store, default_base: &Currency) -> Result<FxRates, StoreError> {
+    let mut fx = store.fx_rates().await?;
+    fx.base.get_or_insert_with(|| default_base.clone());
+    Ok(fx)
+}
