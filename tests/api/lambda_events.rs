@@ -147,6 +147,38 @@ async fn health_and_admin_events_are_served_by_their_lambdas() {
     assert_eq!(body["items"], serde_json::json!([]));
 }
 
+/// `docs/openapi.yaml` describes exactly the routes `template.yaml` deploys (which the
+/// next test holds to the routers): none undocumented, none documented that does not exist.
+#[test]
+fn the_openapi_document_describes_every_route_and_only_those() {
+    let doc: serde_norway::Value = serde_norway::from_str(include_str!("../../docs/openapi.yaml")).unwrap();
+    assert_eq!(doc["openapi"].as_str(), Some("3.1.0"));
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_mapping().expect("paths") {
+        let path = path.as_str().unwrap().to_owned();
+        for method in ["get", "put", "post", "delete", "options", "patch", "head"] {
+            if let Some(op) = item.get(method) {
+                assert!(
+                    op["responses"].as_mapping().is_some_and(|r| !r.is_empty()),
+                    "{method} {path} has no responses"
+                );
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let deployed: std::collections::BTreeSet<(String, String)> = FUNCTIONS
+        .iter()
+        .flat_map(|f| template_routes(f.logical_id).unwrap())
+        .collect();
+    let undocumented: Vec<_> = deployed.difference(&documented).collect();
+    let phantom: Vec<_> = documented.difference(&deployed).collect();
+    assert!(
+        undocumented.is_empty(),
+        "deployed but not in docs/openapi.yaml: {undocumented:?}"
+    );
+    assert!(phantom.is_empty(), "in docs/openapi.yaml but not deployed: {phantom:?}");
+}
+
 #[tokio::test]
 async fn every_template_route_is_served_by_its_function_and_every_route_is_in_the_template() {
     let app = spawn().await;
