@@ -14,11 +14,11 @@ export ADMIN_API_KEY ?= local-admin-key-change-me
 export PORT ?= 3005
 export RUST_LOG ?= info
 
-.PHONY: help dev test lint unit bench build deploy clean
+.PHONY: help dev test lint unit fuzz bench build deploy clean
 
 help:
 	@echo "make dev     run every endpoint on http://localhost:$(PORT) against a local AWS emulator"
-	@echo "make test    fmt, clippy, cfn-lint and all tests (what CI runs)"
+	@echo "make test    fmt, clippy, cfn-lint, all tests and the API fuzzer (what CI runs)"
 	@echo "make bench   latency, CPU and DynamoDB round trips per endpoint, cold starts -> docs/performance.md"
 	@echo "make build   Lambda binaries for arm64 with cargo-lambda (needs: pip install cargo-lambda)"
 	@echo "make deploy  sam build && sam deploy (needs the SAM CLI and AWS credentials)"
@@ -41,7 +41,12 @@ lint: $(VENV)/.installed
 unit: $(VENV)/.installed
 	env -u AWS_ENDPOINT_URL cargo test --workspace --locked
 
-test: lint unit
+# Schemathesis against a locally started server: every route of docs/openapi.yaml.
+fuzz: $(VENV)/.installed
+	cargo build --quiet --locked -p crm-local --bin crm-dev
+	infra/fuzz-api.sh
+
+test: lint unit fuzz
 
 # Every binary in release (the function binaries are started for their cold start).
 bench: $(VENV)/.installed

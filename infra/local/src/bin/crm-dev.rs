@@ -26,6 +26,12 @@ async fn main() -> anyhow::Result<()> {
             b"local-dev-unsubscribe-secret-not-for-production",
         ));
     }
+    // The admin API's suppression list and the SMS replies key addresses the same way.
+    if state.config.unsubscribe.is_none() {
+        let mut app_config = (*state.config).clone();
+        app_config.unsubscribe = config.unsubscribe.clone();
+        state.config = Arc::new(app_config);
+    }
     let queue_name = format!("{}-send", state.store.table());
     let queue_url = crm_local::messaging::ensure_queue(&aws_sdk_sqs::Client::new(&shared), &queue_name).await?;
     config.queue_url.get_or_insert(queue_url.clone());
