@@ -236,13 +236,7 @@ async fn redelivered_stream_records_and_replayed_postbacks_count_once() {
     let before = report(&app, "groupBy=influencer").await;
     // Lambda redelivers a batch after a timeout: a reader from the stream's start sees
     // every record again.
-    let mut again = crm_local::messaging::StreamReader::open(
-        &crm_tests::sdk_config(crm_tests::endpoint()).await,
-        app.state.store.client(),
-        app.state.store.table(),
-    )
-    .await
-    .unwrap();
+    let mut again = app.fresh_stream().await;
     assert!(
         again
             .pump(async |e| crm_attribution::handle(&app.attribution, e).await)

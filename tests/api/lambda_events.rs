@@ -307,13 +307,7 @@ async fn scheduler_and_sender_sample_events_send_a_due_message_once() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let customer = body["customerId"].as_str().unwrap().to_owned();
     // Journey function only (the queue is left for the sample).
-    let mut stream = crm_local::messaging::StreamReader::open(
-        &crm_tests::sdk_config(crm_tests::endpoint()).await,
-        app.state.store.client(),
-        app.state.store.table(),
-    )
-    .await
-    .unwrap();
+    let mut stream = app.fresh_stream().await;
     stream
         .pump(async |e| crm_journey::handle(&app.messaging, e).await)
         .await

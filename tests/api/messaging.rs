@@ -271,13 +271,7 @@ async fn replayed_and_concurrent_postbacks_schedule_nothing_twice() {
     assert_eq!(thanks, 1, "{messages:?}");
     // The same stream records again (a redelivered batch) change nothing either.
     let before = app.messages(&customer).await.len();
-    let mut fresh = crm_local::messaging::StreamReader::open(
-        &crm_tests::sdk_config(crm_tests::endpoint()).await,
-        app.state.store.client(),
-        app.state.store.table(),
-    )
-    .await
-    .unwrap();
+    let mut fresh = app.fresh_stream().await;
     assert!(
         fresh
             .pump(async |e| crm_journey::handle(&app.messaging, e).await)

@@ -103,3 +103,23 @@ async fn a_transaction_whose_outcome_is_unknown_is_resent_until_the_deadline() {
         "one attempt per send (SDK retries off here), sent again and again: {sent}"
     );
 }
+
+#[tokio::test]
+async fn the_first_deposit_claim_keeps_its_first_event_even_when_delivered_again() {
+    let app = spawn().await;
+    let store = &app.state.store;
+    let customer = CustomerId::parse("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a12").unwrap();
+    assert!(store.claim_first_deposit(&customer, "rushbet", "ev_1").await.unwrap());
+    assert!(
+        !store.claim_first_deposit(&customer, "rushbet", "ev_2").await.unwrap(),
+        "same millisecond, second"
+    );
+    assert!(
+        store.claim_first_deposit(&customer, "rushbet", "ev_1").await.unwrap(),
+        "redelivered: same answer"
+    );
+    assert!(
+        store.claim_first_deposit(&customer, "betano", "ev_3").await.unwrap(),
+        "per brand"
+    );
+}

@@ -230,6 +230,18 @@ impl TestApp {
         panic!("the event functions did not settle");
     }
 
+    /// A new reader of the table's stream from its start, as a new event source mapping
+    /// (or Lambda redelivering everything) would read it.
+    pub async fn fresh_stream(&self) -> StreamReader {
+        StreamReader::open(
+            &sdk_config(endpoint()).await,
+            self.state.store.client(),
+            self.state.store.table(),
+        )
+        .await
+        .expect("open the table's stream")
+    }
+
     /// One scheduler tick at `now` (as EventBridge Scheduler would invoke it).
     pub async fn tick_at(&self, now: time::OffsetDateTime) -> TickReport {
         let tick = crm_scheduler::Tick {

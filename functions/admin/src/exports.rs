@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crm_core::records::{Activity, RecordKind};
 use crm_core::values::{Invalid, mask};
 use crm_http::{ApiError, ApiPath, ApiQuery, AppState};
@@ -21,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use time::{Date, OffsetDateTime};
 
-use crate::field_error;
 use crate::reports::period;
+use crate::{decode_cursor, encode_cursor, field_error};
 
 const DEFAULT_LIMIT: i32 = 1000;
 const MAX_LIMIT: i32 = 5000;
@@ -236,15 +234,7 @@ pub async fn export(
         }
     };
     let period = period(&state, q.from.as_deref(), q.to.as_deref(), q.tz.as_deref())?;
-    let bad_cursor = || field_error("cursor", Invalid::new("invalid_format", "cursor is not one we issued"));
-    let cursor: Option<Cursor> = q
-        .cursor
-        .as_deref()
-        .map(|raw| {
-            let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad_cursor())?;
-            serde_json::from_slice(&bytes).map_err(|_| bad_cursor())
-        })
-        .transpose()?;
+    let cursor: Option<Cursor> = q.cursor.as_deref().map(decode_cursor).transpose()?;
     if include_pii {
         let actor = headers.get("x-actor").and_then(|v| v.to_str().ok()).unwrap_or("admin");
         tracing::warn!(export = kind.name(), actor, "export with personal data");
@@ -327,8 +317,7 @@ pub async fn export(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     if let Some(c) = next {
-        let token = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).expect("a cursor serialises"));
-        if let Ok(v) = HeaderValue::from_str(&token) {
+        if let Ok(v) = HeaderValue::from_str(&encode_cursor(&c)) {
             h.insert("x-next-cursor", v);
         }
     }

@@ -302,15 +302,20 @@ fn bad_cursor() -> ApiError {
     field_error("cursor", Invalid::new("invalid_format", "cursor is not one we issued"))
 }
 
-fn decode_cursor(raw: &str) -> Result<Cursor, ApiError> {
+/// A cursor as clients see it: URL-safe base64 of the position's JSON.
+fn encode_cursor<T: Serialize>(position: &T) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(position).expect("a cursor serialises"))
+}
+
+/// A cursor we issued, or a 400 naming `cursor`.
+fn decode_cursor<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
     let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad_cursor())?;
     serde_json::from_slice(&bytes).map_err(|_| bad_cursor())
 }
 
 /// `items` and a `nextCursor` that is `null` exactly when there is nothing more.
 fn page<T: Serialize>(items: &[T], next: Option<Cursor>) -> Value {
-    let next = next.map(|c| URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).expect("a cursor serialises")));
-    json!({"items": items, "nextCursor": next})
+    json!({"items": items, "nextCursor": next.map(|c| encode_cursor(&c))})
 }
 
 /// Clicks, leads, events and merges of a customer and of every customer merged into it,
@@ -322,7 +327,7 @@ async fn timeline(
 ) -> JsonResult {
     let id = customer_id(&id)?;
     let limit = limit(q.limit)?;
-    let before = match q.cursor.as_deref().map(decode_cursor).transpose()? {
+    let before = match q.cursor.as_deref().map(decode_cursor::<Cursor>).transpose()? {
         Some(Cursor::Timeline { before }) => Some(TimelinePosition(before)),
         Some(Cursor::Feed { .. }) => return Err(bad_cursor()),
         None => None,
@@ -354,7 +359,7 @@ fn parse_day(raw: &str) -> Result<Date, ApiError> {
 /// `null` exactly at the end.
 async fn feed(State(state): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>, kind: RecordKind) -> JsonResult {
     let limit = limit(q.limit)?;
-    let (mut day, mut after) = match (q.cursor.as_deref().map(decode_cursor).transpose()?, &q.day) {
+    let (mut day, mut after) = match (q.cursor.as_deref().map(decode_cursor::<Cursor>).transpose()?, &q.day) {
         (Some(Cursor::Feed { at, id }), _) => (at.date(), Some(FeedPosition { at, id })),
         (Some(Cursor::Timeline { .. }), _) => return Err(bad_cursor()),
         (None, Some(d)) => (parse_day(d)?, None),

@@ -6,8 +6,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crm_core::definition::{Channel, JourneyDefinition, is_known_stage};
 use crm_core::journey::JourneyType;
 use crm_core::message::{Message, Status};
@@ -22,7 +20,7 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use crate::body::{self, required, text};
-use crate::{current, customer_id, field_error, limit, parse_day};
+use crate::{current, customer_id, decode_cursor, encode_cursor, field_error, limit, parse_day};
 
 fn brand_path(raw: &str) -> Result<Brand, ApiError> {
     Brand::parse(raw).map_err(|_| ApiError::NotFound)
@@ -363,11 +361,9 @@ pub async fn messages(State(state): State<AppState>, ApiQuery(q): ApiQuery<Messa
         .map(Status::parse)
         .transpose()
         .map_err(|e| field_error("status", e))?;
-    let bad_cursor = || field_error("cursor", Invalid::new("invalid_format", "cursor is not one we issued"));
     let mut after: Option<MessagePosition> = match &q.cursor {
         Some(raw) => {
-            let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad_cursor())?;
-            let c: MessagesCursor = serde_json::from_slice(&bytes).map_err(|_| bad_cursor())?;
+            let c: MessagesCursor = decode_cursor(raw)?;
             Some(MessagePosition {
                 customer: c.customer,
                 message_id: c.id,
@@ -418,7 +414,7 @@ pub async fn messages(State(state): State<AppState>, ApiQuery(q): ApiQuery<Messa
             id: p.message_id,
             at: p.created_at,
         };
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).expect("a cursor serialises"))
+        encode_cursor(&c)
     });
     Ok(Json(json!({"items": found, "nextCursor": next})))
 }

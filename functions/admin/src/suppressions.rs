@@ -8,8 +8,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crm_core::compliance::{Scope, Suppression, SuppressionReason};
 use crm_core::definition::Channel;
 use crm_core::unsubscribe::Keys;
@@ -20,7 +18,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::body::{self, required, text};
-use crate::{field_error, limit};
+use crate::{decode_cursor, encode_cursor, field_error, limit};
 
 fn keys(state: &AppState) -> Result<&Keys, ApiError> {
     state
@@ -71,21 +69,13 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
         let items = state.store.suppressions(channel, &hash).await?;
         return Ok(Json(json!({"items": items})));
     }
-    let bad_cursor = || field_error("cursor", Invalid::new("invalid_format", "cursor is not one we issued"));
-    let after: Option<Suppression> = q
-        .cursor
-        .as_deref()
-        .map(|raw| {
-            let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad_cursor())?;
-            serde_json::from_slice(&bytes).map_err(|_| bad_cursor())
-        })
-        .transpose()?;
+    let after: Option<Suppression> = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let (items, more) = state
         .store
         .suppression_page(channel, limit(q.limit)?, after.as_ref())
         .await?;
     let next = match (more, items.last()) {
-        (true, Some(last)) => Some(URL_SAFE_NO_PAD.encode(serde_json::to_vec(last).expect("an entry serialises"))),
+        (true, Some(last)) => Some(encode_cursor(last)),
         _ => None,
     };
     Ok(Json(json!({"items": items, "nextCursor": next})))

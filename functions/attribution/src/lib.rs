@@ -188,8 +188,9 @@ async fn event_counting<'a>(
     let (attribution, profile) = attribute_conversion(deps, partners, &e.customer_id, &conversion).await?;
     let kind = EventKind::parse(&e.event_type).unwrap_or(EventKind::Other(e.event_type.clone()));
     // The first deposit is the one that reached the milestone: the profile keeps when that
-    // was, and this event was recorded in the same transaction, at the same time.
-    let first_deposit = matches!(kind, EventKind::Ftd | EventKind::Deposit)
+    // was, and this event was recorded in the same transaction, at the same time. Deposits
+    // sent at once can share that millisecond: the first of them to claim it is the one.
+    let reached_milestone = matches!(kind, EventKind::Ftd | EventKind::Deposit)
         && Brand::parse(&e.brand).ok().is_some_and(|brand| {
             profile
                 .as_ref()
@@ -197,6 +198,11 @@ async fn event_counting<'a>(
                 .and_then(|m| m.get(&Milestone::FirstDeposit))
                 == Some(&e.at)
         });
+    let first_deposit = reached_milestone
+        && deps
+            .store
+            .claim_first_deposit(&e.customer_id, &e.brand, &e.event_id)
+            .await?;
     let revenue = match (&e.amount, &e.currency) {
         (Some(amount), Some(currency)) => Money::parse(amount)
             .ok()

@@ -346,6 +346,10 @@ pub const SEEN_SK: &str = "SEEN";
 pub fn seen_attr(row: &Row) -> String {
     format!("{}#{}#{}", row.dimension.as_str(), row.brand, row.value)
 }
+/// On the same item: the event counted as the customer's first deposit for a brand.
+pub fn first_deposit_attr(brand: &str) -> String {
+    format!("ftd#{brand}")
+}
 
 /// The daily report of one local day, claimed before it is sent: `REPORT#<day>` / `DAILY`.
 pub fn daily_report_pk(day: Date) -> String {

@@ -537,6 +537,29 @@ impl Store {
         Ok((profiles, more))
     }
 
+    /// Every item a query finds, page after page (for lists known to be small, or bounded
+    /// by their key: a day's counters, a customer's clicks in a window).
+    async fn all_pages(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            items.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     /// Puts an item unconditionally.
     async fn put(&self, item: Item) -> Result<(), StoreError> {
         self.client

@@ -7,7 +7,7 @@ use crm_core::partners::{Campaign, Influencer};
 
 use crate::codec::{self, Expr, s};
 use crate::keys::{self, entity};
-use crate::{Item, Store, StoreError, applied, classify};
+use crate::{Item, Store, StoreError, applied};
 
 fn influencer_item(i: &Influencer) -> Result<Item, StoreError> {
     let mut item = codec::document_item(
@@ -189,28 +189,18 @@ impl Store {
 
     /// Every document of a GSI2 list, in key order (influencers and campaigns are few).
     async fn list<T: serde::de::DeserializeOwned>(&self, pk: &str) -> Result<Vec<T>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI2)
-                .key_condition_expression("GSI2PK = :pk")
-                .expression_attribute_values(":pk", s(pk))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            for item in page.items.unwrap_or_default() {
-                out.push(codec::document_from_item(&item, pk)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI2)
+            .key_condition_expression("GSI2PK = :pk")
+            .expression_attribute_values(":pk", s(pk));
+        self.all_pages(q)
+            .await?
+            .iter()
+            .map(|item| codec::document_from_item(item, pk))
+            .collect()
     }
 
     async fn delete_if_exists(&self, key: Item) -> Result<bool, StoreError> {

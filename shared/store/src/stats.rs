@@ -66,6 +66,33 @@ impl Store {
             .collect())
     }
 
+    /// Whether `event_id` is the customer's first deposit for `brand`: the first event to
+    /// claim it keeps it (a redelivered event gets the same answer). Callers claim only
+    /// for deposits that reached the milestone; two of those can share its millisecond.
+    pub async fn claim_first_deposit(
+        &self,
+        customer: &CustomerId,
+        brand: &str,
+        event_id: &str,
+    ) -> Result<bool, StoreError> {
+        let attr = keys::first_deposit_attr(brand);
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(codec::key(keys::customer_pk(customer), keys::SEEN_SK)))
+            .update_expression("SET #a = if_not_exists(#a, :id), #e = :seen")
+            .expression_attribute_names("#a", &attr)
+            .expression_attribute_names("#e", keys::ENTITY)
+            .expression_attribute_values(":id", s(event_id))
+            .expression_attribute_values(":seen", s(entity::SEEN))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(matches!(out.attributes.unwrap_or_default().get(&attr), Some(AttributeValue::S(v)) if v == event_id))
+    }
+
     /// Counts a record: sets its `attribution` and `counted` and adds `deltas` to their
     /// counters, all or nothing. `false` when the record was counted before (or is gone).
     pub async fn count(
@@ -168,58 +195,39 @@ impl Store {
         brand: Option<&str>,
     ) -> Result<Vec<DayCounters>, StoreError> {
         let pk = keys::stats_pk(dimension, day);
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .expression_attribute_values(":pk", s(&pk))
-                .set_exclusive_start_key(start);
-            q = match brand {
-                Some(b) => q
-                    .key_condition_expression("PK = :pk AND begins_with(SK, :brand)")
-                    .expression_attribute_values(":brand", s(keys::stats_brand_prefix(b))),
-                None => q.key_condition_expression("PK = :pk"),
-            };
-            let page = q.send().await.map_err(classify)?;
-            for item in page.items.unwrap_or_default() {
-                out.push(day_counters(&item, dimension, day, &pk)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", s(&pk));
+        let q = match brand {
+            Some(b) => q
+                .key_condition_expression("PK = :pk AND begins_with(SK, :brand)")
+                .expression_attribute_values(":brand", s(keys::stats_brand_prefix(b))),
+            None => q.key_condition_expression("PK = :pk"),
+        };
+        self.all_pages(q)
+            .await?
+            .iter()
+            .map(|item| day_counters(item, dimension, day, &pk))
+            .collect()
     }
 
     /// Every lead and event of one UTC day, oldest first (the multi-touch reports read what
     /// each record counted and among which clicks).
     pub async fn records_of_day(&self, kind: RecordKind, day: Date) -> Result<Vec<Activity>, StoreError> {
-        let pk = keys::feed_pk(kind, day);
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI2)
-                .key_condition_expression("GSI2PK = :pk")
-                .expression_attribute_values(":pk", s(&pk))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            for item in page.items.unwrap_or_default() {
-                out.push(codec::timeline_entry(item)?.1);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI2)
+            .key_condition_expression("GSI2PK = :pk")
+            .expression_attribute_values(":pk", s(keys::feed_pk(kind, day)));
+        self.all_pages(q)
+            .await?
+            .into_iter()
+            .map(|item| codec::timeline_entry(item).map(|(_, record)| record))
+            .collect()
     }
 
     /// A customer's clicks recorded from `from` to `to`, both included (their timeline).
@@ -229,35 +237,25 @@ impl Store {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> Result<Vec<ClickRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI1)
-                .key_condition_expression("GSI1PK = :pk AND GSI1SK BETWEEN :from AND :to")
-                .filter_expression("#e = :click")
-                .expression_attribute_names("#e", keys::ENTITY)
-                .expression_attribute_values(":pk", s(keys::customer_pk(customer)))
-                .expression_attribute_values(":from", s(keys::timeline_bound(from)))
-                .expression_attribute_values(":to", s(keys::timeline_bound_after(to)))
-                .expression_attribute_values(":click", s(RecordKind::Click.as_str()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            for item in page.items.unwrap_or_default() {
-                if let (_, Activity::Click(c)) = codec::timeline_entry(item)? {
-                    out.push(c);
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk AND GSI1SK BETWEEN :from AND :to")
+            .filter_expression("#e = :click")
+            .expression_attribute_names("#e", keys::ENTITY)
+            .expression_attribute_values(":pk", s(keys::customer_pk(customer)))
+            .expression_attribute_values(":from", s(keys::timeline_bound(from)))
+            .expression_attribute_values(":to", s(keys::timeline_bound_after(to)))
+            .expression_attribute_values(":click", s(RecordKind::Click.as_str()));
+        let mut clicks = Vec::new();
+        for item in self.all_pages(q).await? {
+            if let (_, Activity::Click(c)) = codec::timeline_entry(item)? {
+                clicks.push(c);
             }
         }
+        Ok(clicks)
     }
 
     pub async fn click(&self, click_id: &str) -> Result<Option<ClickRecord>, StoreError> {
