@@ -19,8 +19,10 @@ use crate::codec::{self, Expr, n, s};
 use crate::keys::{self, entity};
 use crate::{CommitError, Item, Store, StoreError, classify};
 
-/// Days of counters read at once by a report.
-const PARALLEL_DAYS: usize = 8;
+/// Days of counters read at once by a report: enough to overlap DynamoDB's round trips,
+/// few enough that an emulator answering one request at a time stays inside each
+/// request's timeout.
+const PARALLEL_DAYS: usize = 4;
 /// A transaction that loses to another one touching the same counter is sent again this
 /// many times before the record is left for the stream's retry.
 const CONFLICT_RETRIES: u32 = 8;
