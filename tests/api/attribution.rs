@@ -490,3 +490,40 @@ async fn report_parameters_are_checked() {
         (StatusCode::BAD_REQUEST, &json!("influencerId"))
     );
 }
+
+#[tokio::test]
+async fn a_person_merged_from_two_customers_counts_once_per_influencer() {
+    let app = spawn().await;
+    let (email, device) = (format!("{}@example.com", unique("pm")), unique("pmd"));
+    let (first, second) = (unique("pm-i"), unique("pm-j"));
+    // A clicks for one influencer; B, later, for another; a lead shows they are one person.
+    app.post_json(
+        "/api/ingest/click",
+        json!({"clickId": unique("pa"), "email": email, "influencerId": first, "brand": "pmbet"}),
+    )
+    .await;
+    app.post_json(
+        "/api/ingest/click",
+        json!({"clickId": unique("pb"), "deviceId": device, "influencerId": second, "brand": "pmbet"}),
+    )
+    .await;
+    app.drain().await;
+    let (_, lead) = app
+        .post_json(
+            "/api/ingest/lead",
+            json!({"email": email, "deviceId": device, "brand": "pmbet"}),
+        )
+        .await;
+    assert_eq!(lead["mergedCustomerIds"].as_array().map(Vec::len), Some(1), "{lead}");
+    // A deposit by email: credited to B's later click, counted under the survivor.
+    app.post_json(
+        "/api/postback",
+        json!({"event": "deposit", "email": email, "operator": "pmbet", "amount": 7}),
+    )
+    .await;
+    app.drain().await;
+    let r = report(&app, "groupBy=influencer&brand=pmbet").await;
+    let j = row(&r, "influencerId", &second);
+    assert_eq!((&j["customers"], &j["deposits"]), (&json!(1), &json!(1)), "{j}");
+    assert_eq!(row(&r, "influencerId", &first)["customers"], 1);
+}

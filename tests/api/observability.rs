@@ -82,7 +82,7 @@ fn template_metric_names() -> std::collections::BTreeSet<String> {
         names.insert(name.to_owned());
     }
     // The AWS namespaces' own metrics are not ours.
-    for aws in ["ApproximateNumberOfMessagesVisible", "Duration"] {
+    for aws in ["ApproximateNumberOfMessagesVisible", "Duration", "IteratorAge"] {
         names.remove(aws);
     }
     names

@@ -2,7 +2,8 @@
 //! &includePii=&limit=&cursor=`. Every record created in the period, oldest first, walking
 //! the day index (one query per day and page, never a scan). A page holds at most `limit`
 //! records (API Gateway caps a response at 6 MB); the next page's cursor is in the
-//! `X-Next-Cursor` header and a `Link: <…>; rel="next"` header, and absent on the last page.
+//! `X-Next-Cursor` header, absent on the last page. Records are those received in the
+//! period (a late postback is in the export of the day it arrived).
 //! Emails, phones, names and IP addresses are masked unless `includePii=true`, which is
 //! logged with the `X-Actor` who asked.
 
@@ -237,7 +238,8 @@ pub async fn export(
     let cursor: Option<Cursor> = q.cursor.as_deref().map(decode_cursor).transpose()?;
     if include_pii {
         let actor = headers.get("x-actor").and_then(|v| v.to_str().ok()).unwrap_or("admin");
-        tracing::warn!(export = kind.name(), actor, "export with personal data");
+        // The actor is often a staff email: recorded, but not in plain text.
+        tracing::warn!(export = kind.name(), actor = %crm_core::values::redact_personal(actor), "export with personal data");
     }
 
     let days: Vec<Date> = period.utc_days();
@@ -328,8 +330,12 @@ fn record_json(r: &Activity) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.remove("type");
-        // Bodies can hold anything the template put in them; exports leave them out.
+        // Bodies can hold anything the template put in them; exports leave them out, and
+        // the clicks behind an attribution (up to 20) are in the clicks export.
         o.remove("body");
+        if let Some(Value::Object(a)) = o.get_mut("attribution") {
+            a.remove("touches");
+        }
     }
     v
 }
@@ -364,6 +370,10 @@ fn mask_personal(v: &mut Value) {
     for (key, value) in o.iter_mut() {
         match value {
             Value::String(s) if PERSONAL.contains(&key.as_str()) => *s = mask(s),
+            // Landing pages and referrers can carry an address in their query string.
+            Value::String(s) if key == "landingPage" || key == "referrer" => {
+                *s = crm_core::values::redact_personal(s);
+            }
             Value::Array(items) if key == "emails" || key == "phones" => {
                 for item in items {
                     if let Value::String(s) = item {

@@ -141,6 +141,7 @@ pub async fn process(deps: &Deps, partners: &mut Partners, record: &EventRecord)
                 kind: RecordKind::Click,
                 id: &c.click_id,
                 customer: &c.customer_id,
+                also: Vec::new(),
                 brand: &c.brand,
                 at: c.at,
                 attribution: Attribution::of_click(&touch),
@@ -155,11 +156,12 @@ pub async fn process(deps: &Deps, partners: &mut Partners, record: &EventRecord)
                 click_id: l.click_id.as_deref(),
                 link: Link::strongest(lead_identifiers(l)),
             };
-            let (attribution, _) = attribute_conversion(deps, partners, &l.customer_id, &conversion).await?;
+            let (attribution, profile) = attribute_conversion(deps, partners, &l.customer_id, &conversion).await?;
             Counting {
                 kind: RecordKind::Lead,
                 id: &l.lead_id,
                 customer: &l.customer_id,
+                also: other_ids(&l.customer_id, profile.as_ref()),
                 brand: &l.brand,
                 at: l.at,
                 attribution,
@@ -216,6 +218,7 @@ async fn event_counting<'a>(
         kind: RecordKind::Event,
         id: &e.event_id,
         customer: &e.customer_id,
+        also: other_ids(&e.customer_id, profile.as_ref()),
         brand: &e.brand,
         at,
         attribution,
@@ -248,6 +251,14 @@ fn customer_ids(customer: &CustomerId, profile: Option<&Profile>) -> BTreeSet<Cu
         ids.extend(p.merged_from.iter().cloned());
     }
     ids
+}
+
+/// The person's other customer ids (merges), besides the record's own.
+fn other_ids(customer: &CustomerId, profile: Option<&Profile>) -> Vec<CustomerId> {
+    customer_ids(customer, profile)
+        .into_iter()
+        .filter(|id| id != customer)
+        .collect()
 }
 
 /// Last-touch attribution among the customer's clicks in the window before the conversion
@@ -327,6 +338,8 @@ struct Counting<'a> {
     kind: RecordKind,
     id: &'a str,
     customer: &'a CustomerId,
+    /// Other ids of the same person (merged into them, or their survivor).
+    also: Vec<CustomerId>,
     brand: &'a str,
     at: OffsetDateTime,
     attribution: Attribution,
@@ -354,7 +367,7 @@ impl Counting<'_> {
             BTreeSet::new()
         } else {
             let rows = stats::rows(self.brand, &self.attribution);
-            store.first_in(self.customer, &rows, self.id).await?
+            store.first_in(self.customer, &self.also, &rows, self.id).await?
         };
         let deltas = stats::deltas(&fact, &first_in);
         let counted: Counts = metrics.iter().map(|(m, v)| (m.name(), *v)).collect();

@@ -65,11 +65,12 @@ pub async fn handle(deps: &Deps, tick: Tick) -> Result<DailyReport, ReportError>
         return Ok(DailyReport::NoRecipients);
     }
     let day = local_date(&deps.reporting.zone, now) - Duration::days(1);
+    // Built before the day is claimed: a failed read leaves it to the schedule's retry.
+    let (subject, html, text) = content(deps, day).await?;
     if !store.claim_daily_report(day, now).await? {
         tracing::info!(%day, "daily report already sent");
         return Ok(DailyReport::AlreadySent { day: day.to_string() });
     }
-    let (subject, html, text) = content(deps, day).await?;
     let config = &deps.messaging.config;
     for (i, to) in recipients.iter().enumerate() {
         let email = OutboundEmail {
@@ -141,6 +142,19 @@ async fn content(deps: &Deps, day: Date) -> Result<(String, String, String), Sto
         key(&b.1).partial_cmp(&key(&a.1)).unwrap_or(std::cmp::Ordering::Equal)
     });
     influencers.truncate(TOP_INFLUENCERS);
+    let names: std::collections::BTreeMap<String, String> = deps
+        .messaging
+        .store
+        .influencers()
+        .await?
+        .into_iter()
+        .map(|i| (i.influencer_id, i.name))
+        .collect();
+    for (id, row) in &mut influencers {
+        if let Some(name) = names.get(id.as_str()) {
+            row.insert("name".into(), Value::String(name.clone()));
+        }
+    }
     Ok(render(day, &deps.reporting.zone.to_string(), &brands, &influencers))
 }
 

@@ -12,6 +12,10 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
+/// How late a postback may arrive after the day it happened and still be in a
+/// multi-touch report of that day (the last-touch counters take any lateness).
+pub const LATE_DAYS: usize = 7;
+
 /// What a report covers.
 pub struct Request {
     pub by: GroupBy,
@@ -34,7 +38,19 @@ pub async fn totals(store: &Store, r: &Request) -> Result<BTreeMap<String, Total
         totals.0.retain(|m, _| matches!(m, Metric::Clicks | Metric::Customers));
     }
     let mut records = Vec::new();
-    for day in &days {
+    // Records are indexed by the day they arrived; a late postback dated inside the period
+    // can arrive up to `LATE_DAYS` after it.
+    let today = OffsetDateTime::now_utc().date();
+    let mut received = days.clone();
+    let mut day = *days.last().expect("a period has days");
+    for _ in 0..LATE_DAYS {
+        day = day.next_day().unwrap_or(day);
+        if day > today {
+            break;
+        }
+        received.push(day);
+    }
+    for day in &received {
         for kind in [RecordKind::Lead, RecordKind::Event] {
             records.extend(store.records_of_day(kind, *day).await?);
         }

@@ -3,8 +3,8 @@
 //!
 //! A row is a value of one dimension (an influencer, a campaign, a source, a sub id, a
 //! journey step …) for one brand. Counters are kept per UTC hour, so a report can cut days
-//! in any reporting time zone (in whole hours: for a zone with a half-hour offset, days
-//! start on the UTC hour before).
+//! in any reporting time zone (in whole hours: for a zone with a half-hour offset, a day
+//! starts with the first whole UTC hour after its local midnight).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -71,7 +71,8 @@ impl Dimension {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Metric {
     Clicks,
-    /// Distinct people: each customer once per row, in the hour of their first record in it.
+    /// People new to the row: each person once per row, ever, in the hour of their first
+    /// record in it.
     Customers,
     Leads,
     Registrations,

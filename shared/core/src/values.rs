@@ -455,9 +455,11 @@ pub fn redact_personal(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut token = String::new();
     let flush = |token: &mut String, out: &mut String| {
-        let digits = token.chars().filter(char::is_ascii_digit).count();
-        let phone_chars = token.chars().all(|c| c.is_ascii_digit() || "+-().".contains(c));
-        let phone_like = phone_chars && (digits >= 9 || (token.starts_with('+') && digits >= 7));
+        // A `+` may arrive percent-encoded in a path: `%2B51987654321`.
+        let plain = token.replace("%2B", "+").replace("%2b", "+");
+        let digits = plain.chars().filter(char::is_ascii_digit).count();
+        let phone_chars = plain.chars().all(|c| c.is_ascii_digit() || "+-().".contains(c));
+        let phone_like = phone_chars && (digits >= 9 || (plain.starts_with('+') && digits >= 7));
         let email_like = token.contains('@') || token.to_ascii_lowercase().contains("%40");
         if email_like || phone_like {
             out.push_str("<redacted>");
@@ -637,6 +639,10 @@ mod tests {
             "/api/customers/<redacted>"
         );
         assert_eq!(redact_personal("IDENT#PHONE#+51999888777"), "IDENT#PHONE#<redacted>");
+        assert_eq!(
+            redact_personal("/api/suppressions/sms/%2B51999888777"),
+            "/api/suppressions/sms/<redacted>"
+        );
         assert_eq!(
             redact_personal("CUSTOMER#0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10 at 2026-11-22"),
             "CUSTOMER#0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10 at 2026-11-22"

@@ -30,16 +30,33 @@ const CONFLICT_RETRIES: u32 = 8;
 impl Store {
     /// Which of `rows` this record is its customer's first in: each row is claimed for the
     /// first record that asks (and stays claimed for it, so a redelivered record gets the
-    /// same answer).
+    /// same answer). Rows already claimed under `merged` (the person's other customer ids)
+    /// were counted for this person before the merge, and are not claimed again.
     pub async fn first_in(
         &self,
         customer: &CustomerId,
+        merged: &[CustomerId],
         rows: &[Row],
         record_id: &str,
     ) -> Result<BTreeSet<Row>, StoreError> {
+        let seen_before: BTreeSet<String> = if merged.is_empty() {
+            BTreeSet::new()
+        } else {
+            self.batch_get(merged.iter().map(|id| (keys::customer_pk(id), keys::SEEN_SK)).collect())
+                .await?
+                .into_values()
+                .flat_map(|item| item.into_keys())
+                .collect()
+        };
+        let rows: Vec<Row> = rows
+            .iter()
+            .filter(|r| !seen_before.contains(&keys::seen_attr(r)))
+            .cloned()
+            .collect();
         if rows.is_empty() {
             return Ok(BTreeSet::new());
         }
+        let rows = rows.as_slice();
         let mut e = Expr::default();
         let id = e.value(s(record_id));
         let names: Vec<(String, &Row)> = rows.iter().map(|r| (e.name(&keys::seen_attr(r)), r)).collect();
