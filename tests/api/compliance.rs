@@ -530,6 +530,19 @@ async fn a_self_exclusion_postback_cancels_the_brands_pending_messages_at_once()
     );
 }
 
+/// Whether a captured metric document has `name` and `key` = `value` (a dimension, or
+/// another value of the document, as text).
+fn metric_written(name: &str, key: &str, value: &str) -> bool {
+    crm_app::metrics::captured().iter().any(|doc| {
+        doc.get(name).is_some()
+            && match &doc[key] {
+                Value::String(s) => s == value,
+                Value::Number(n) => n.as_f64().is_some_and(|n| n.to_string() == value),
+                _ => false,
+            }
+    })
+}
+
 /// A sample SES notification from `events/ses-events/`, about `message` of `customer` sent
 /// to `to`, fed through the function's entry path.
 async fn ses_notification(app: &TestApp, sample: &str, message: &Value, to: &str, feedback_id: &str) -> usize {
@@ -562,6 +575,7 @@ async fn welcomed(app: &TestApp, email: &str, brand: &str) -> (String, Value) {
 
 #[tokio::test]
 async fn bounces_and_complaints_suppress_the_address_for_every_brand() {
+    crm_app::metrics::capture();
     let app = spawn().await;
     let bounced = format!("{}@example.com", unique("bounce"));
     let (customer, welcome) = welcomed(&app, &bounced, "rushbet").await;
@@ -572,6 +586,10 @@ async fn bounces_and_complaints_suppress_the_address_for_every_brand() {
     }
     let messages = app.messages(&customer).await;
     assert_eq!(step(&messages, "rushbet", "welcome")["status"], "BOUNCED");
+    assert!(
+        metric_written("EmailBounces", "Permanent", "true"),
+        "the dashboard's bounce rate"
+    );
     let (_, list) = app.admin(&format!("/api/suppressions?address={bounced}")).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
     assert_eq!(
@@ -603,6 +621,7 @@ async fn bounces_and_complaints_suppress_the_address_for_every_brand() {
     assert_eq!(step(&messages, "rushbet", "welcome")["status"], "COMPLAINED");
     let (_, list) = app.admin(&format!("/api/suppressions?address={complained}")).await;
     assert_eq!(list["items"][0]["reason"], "complained", "{list}");
+    assert!(metric_written("EmailComplaints", "AddressesSuppressed", "1"));
 
     // Transient bounces: counted once per notification; the third in a week suppresses.
     let full = format!("{}@example.com", unique("full"));

@@ -24,7 +24,7 @@ use crate::reports::period;
 use crate::{decode_cursor, encode_cursor, field_error};
 
 const DEFAULT_LIMIT: i32 = 1000;
-const MAX_LIMIT: i32 = 5000;
+const MAX_LIMIT: i32 = 2000;
 
 /// What can be exported, and the CSV columns of each (nested fields as `a.b`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crm_app::config::{Config, ConfigError, Reporting};
+use crm_app::metrics::Metrics;
 use crm_app::reports::{Request, figures, rates, totals};
 use crm_core::attribution::Model;
 use crm_core::stats::{Dimension, GroupBy, Period, local_date};
@@ -96,6 +97,7 @@ pub async fn handle(deps: &Deps, tick: Tick) -> Result<DailyReport, ReportError>
     }
     store.mark_daily_report_sent(day, recipients.len(), now).await?;
     tracing::info!(%day, recipients = recipients.len(), "daily report sent");
+    Metrics::new().count("DailyReportsSent", recipients.len()).emit();
     Ok(DailyReport::Sent {
         day: day.to_string(),
         recipients: recipients.len(),

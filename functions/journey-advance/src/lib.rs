@@ -2,6 +2,7 @@
 //! it finds the dormancy timers that are due through the due index (no scan) and marks
 //! those customers dormant. The journey function then schedules the dormant stage's steps.
 
+use crm_app::metrics::Metrics;
 use crm_messaging::advance::{AdvanceReport, tick};
 use crm_messaging::{Deps, Tick};
 use crm_store::StoreError;
@@ -16,5 +17,9 @@ pub async fn handle(deps: &Deps, event: Tick) -> Result<AdvanceReport, StoreErro
         cleared = report.cleared,
         "journey-advance tick"
     );
+    Metrics::new()
+        .count("DormancyDue", report.due)
+        .count("CustomersAdvanced", report.advanced)
+        .emit();
     Ok(report)
 }

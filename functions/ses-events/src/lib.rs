@@ -2,11 +2,15 @@
 //! (bounces and complaints). An unreadable notification is logged and dropped (retrying
 //! cannot fix it); a DynamoDB failure fails the invocation, so Lambda retries it (twice,
 //! then the function's failure destination).
+//!
+//! Metrics: `EmailBounces` (by `Permanent`), `EmailComplaints` and `AddressesSuppressed`, the
+//! figures SES suspends an account on (bounce rate over 10 %, complaint rate over 0.5 %).
 
 use aws_lambda_events::sns::SnsEvent;
+use crm_app::metrics::Metrics;
 use crm_messaging::Deps;
 use crm_messaging::feedback::record;
-use crm_providers::ses_feedback::parse;
+use crm_providers::ses_feedback::{Feedback, parse};
 use crm_store::StoreError;
 use time::OffsetDateTime;
 
@@ -15,8 +19,16 @@ pub async fn handle(deps: &Deps, event: SnsEvent) -> Result<usize, StoreError> {
     for r in &event.records {
         match parse(&r.sns.message) {
             Ok(n) => {
-                record(deps, &n, OffsetDateTime::now_utc()).await?;
+                let done = record(deps, &n, OffsetDateTime::now_utc()).await?;
                 recorded += 1;
+                let metrics = match &n.feedback {
+                    Feedback::Bounce { permanent, .. } => Metrics::new()
+                        .dimension("Permanent", permanent.to_string())
+                        .count("EmailBounces", 1),
+                    Feedback::Complaint { .. } => Metrics::new().count("EmailComplaints", 1),
+                    Feedback::Other(_) => continue,
+                };
+                metrics.count("AddressesSuppressed", done.suppressed).emit();
             }
             Err(e) => {
                 tracing::error!(sns_message_id = %r.sns.message_id, error = %e, "unreadable SES notification; dropped")
