@@ -527,3 +527,98 @@ async fn a_person_merged_from_two_customers_counts_once_per_influencer() {
     assert_eq!((&j["customers"], &j["deposits"]), (&json!(1), &json!(1)), "{j}");
     assert_eq!(row(&r, "influencerId", &first)["customers"], 1);
 }
+
+/// The recount `aws lambda invoke` payload of `events/attribution/recount.json`, for today.
+fn recount_today() -> crm_attribution::Invocation {
+    let mut sample: Value = serde_json::from_str(include_str!("../../events/attribution/recount.json")).unwrap();
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    sample["recount"] = json!({"from": today, "to": today});
+    serde_json::from_value(sample).expect("a recount invocation")
+}
+
+async fn recount(app: &TestApp, budget: std::time::Duration) -> crm_attribution::RecountReport {
+    match crm_attribution::invoke(&app.attribution, recount_today(), budget).await {
+        Ok(crm_attribution::Reply::Recount(report)) => report,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_recount_counts_the_records_whose_stream_records_were_lost_and_only_those() {
+    let app = spawn().await;
+    let influencer = unique("lost-inf");
+    let click = unique("lost");
+    let email = format!("{}@example.com", unique("lost"));
+    // Counted as they arrive: a click of another influencer.
+    app.post_json(
+        "/api/ingest/click",
+        json!({"clickId": unique("kept"), "influencerId": "kept-inf", "brand": "lostbet"}),
+    )
+    .await;
+    app.drain().await;
+    // Lost: its click, lead and deposit failed until the stream dropped them.
+    app.post_json(
+        "/api/ingest/click",
+        json!({"clickId": click, "influencerId": influencer, "brand": "lostbet"}),
+    )
+    .await;
+    app.post_json(
+        "/api/ingest/lead",
+        json!({"clickId": click, "email": email, "brand": "lostbet"}),
+    )
+    .await;
+    app.post_json(
+        "/api/postback",
+        json!({"event": "deposit", "email": email, "operator": "lostbet", "amount": "40.10", "currency": "EUR"}),
+    )
+    .await;
+    assert!(app.lose_attribution_records().await >= 3);
+    app.drain().await;
+    let before = report(&app, "groupBy=influencer").await;
+    assert!(
+        !before["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["influencerId"] == influencer.as_str()),
+        "{before}"
+    );
+
+    // Out of time after the first record: invoked again, it goes on.
+    let first = recount(&app, std::time::Duration::ZERO).await;
+    assert_eq!((first.counted, first.complete), (1, false), "{first:?}");
+    let rest = recount(&app, std::time::Duration::from_secs(600)).await;
+    assert_eq!((rest.counted, rest.complete), (2, true), "{rest:?}");
+    assert_eq!(rest.records, 4, "every click, lead and event of the day was read");
+
+    let after = report(&app, "groupBy=influencer").await;
+    let inf = row(&after, "influencerId", &influencer);
+    assert_eq!(
+        (&inf["clicks"], &inf["leads"], &inf["conversions"], &inf["ftds"]),
+        (&json!(1), &json!(1), &json!(1), &json!(1)),
+        "{inf}"
+    );
+    assert_eq!(inf["revenue"], json!({"EUR": "40.1"}));
+    assert_eq!(
+        row(&after, "influencerId", "kept-inf"),
+        row(&before, "influencerId", "kept-inf")
+    );
+
+    // Again, and the stream's redelivery on top: nothing more.
+    let again = recount(&app, std::time::Duration::from_secs(600)).await;
+    assert_eq!((again.counted, again.complete), (0, true));
+    let mut replay = app.fresh_stream().await;
+    replay
+        .pump(async |e| crm_attribution::handle(&app.attribution, e).await)
+        .await
+        .unwrap();
+    assert_eq!(report(&app, "groupBy=influencer").await, after);
+
+    // The days are checked.
+    let backwards: crm_attribution::Invocation =
+        serde_json::from_value(json!({"recount": {"from": "2026-11-02", "to": "2026-11-01"}})).unwrap();
+    let err = crm_attribution::invoke(&app.attribution, backwards, std::time::Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("from:"), "{err}");
+}

@@ -195,17 +195,7 @@ impl TestApp {
     /// messages were handled.
     pub async fn drain(&self) -> (usize, usize) {
         let mut readers = self.streams.lock().await;
-        if readers.is_none() {
-            let shared = sdk_config(endpoint()).await;
-            let (client, table) = (self.state.store.client(), self.state.store.table());
-            let open = async || {
-                StreamReader::open(&shared, client, table)
-                    .await
-                    .expect("open the table's stream")
-            };
-            *readers = Some((open().await, open().await));
-        }
-        let (journey, attribution) = readers.as_mut().expect("opened");
+        let (journey, attribution) = self.readers(&mut readers).await;
         let sqs = aws_sdk_sqs::Client::new(&sdk_config(endpoint()).await);
         let url = self.messaging.config.queue_url.clone().expect("a test queue");
         let (mut records, mut jobs) = (0, 0);
@@ -228,6 +218,42 @@ impl TestApp {
             }
         }
         panic!("the event functions did not settle");
+    }
+
+    /// The journey and attribution functions' readers of the table's stream.
+    async fn readers<'a>(
+        &self,
+        readers: &'a mut Option<(StreamReader, StreamReader)>,
+    ) -> &'a mut (StreamReader, StreamReader) {
+        if readers.is_none() {
+            let shared = sdk_config(endpoint()).await;
+            let (client, table) = (self.state.store.client(), self.state.store.table());
+            let open = async || {
+                StreamReader::open(&shared, client, table)
+                    .await
+                    .expect("open the table's stream")
+            };
+            *readers = Some((open().await, open().await));
+        }
+        readers.as_mut().expect("opened")
+    }
+
+    /// The attribution function's reader moves past everything written so far, unread: what
+    /// remains of stream records that failed until the stream (24 hours) dropped them.
+    pub async fn lose_attribution_records(&self) -> usize {
+        let mut readers = self.streams.lock().await;
+        let (_, attribution) = self.readers(&mut readers).await;
+        let mut lost = 0;
+        loop {
+            let n = attribution
+                .pump(async |_| aws_lambda_events::streams::DynamoDbEventResponse::default())
+                .await
+                .expect("read the stream");
+            if n == 0 {
+                return lost;
+            }
+            lost += n;
+        }
     }
 
     /// A new reader of the table's stream from its start, as a new event source mapping

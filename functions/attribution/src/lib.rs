@@ -18,12 +18,16 @@ use crm_core::attribution::{Attribution, Conversion, Link, Touchpoint, attribute
 use crm_core::journey::{EventKind, Milestone};
 use crm_core::partners::{Campaign, Influencer};
 use crm_core::profile::Profile;
+use crm_core::quiet::ZoneName;
 use crm_core::records::{Activity, Counts, EventRecord as PostbackRecord, LeadRecord, RecordKind};
+use crm_core::stats::Period;
 use crm_core::stats::{self, Counted, Fact, Influence, Metric};
 use crm_core::values::{Brand, Currency, CustomerId, Money};
-use crm_store::{PutMode, Store, StoreError, record_from_image};
+use crm_store::{FeedPosition, PutMode, Store, StoreError, record_from_image};
 use rust_decimal::Decimal;
-use time::OffsetDateTime;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use time::{Date, OffsetDateTime};
 
 pub struct Deps {
     pub store: Store,
@@ -60,6 +64,125 @@ pub async fn handle(deps: &Deps, event: Event) -> DynamoDbEventResponse {
     }
     tally.emit();
     response
+}
+
+/// What the function is invoked with: its table's stream, or an operator's recount
+/// (`{"recount": {"from": "2026-11-01", "to": "2026-11-02"}}`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Invocation {
+    Recount { recount: Recount },
+    Stream(Event),
+}
+
+/// What the function answers.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    Stream(DynamoDbEventResponse),
+    Recount(RecountReport),
+}
+
+pub async fn invoke(deps: &Deps, invocation: Invocation, budget: Duration) -> Result<Reply, RecountError> {
+    Ok(match invocation {
+        Invocation::Stream(event) => Reply::Stream(handle(deps, event).await),
+        Invocation::Recount { recount: r } => Reply::Recount(recount(deps, &r, budget).await?),
+    })
+}
+
+/// UTC days whose records to count if they never were: the records of stream positions
+/// that failed until the stream dropped them (it keeps 24 hours).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Recount {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecountReport {
+    /// Clicks, leads and events read.
+    pub records: usize,
+    /// Of those, counted now (the others were counted before).
+    pub counted: usize,
+    /// False when the time ran out first: invoke it again with the same days, it goes on
+    /// where this one stopped (what is counted stays counted).
+    pub complete: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecountError {
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Records per page of a day's feed.
+const RECOUNT_PAGE: i32 = 500;
+
+/// Walks the days' clicks, then leads, then events (the order the stream delivered them
+/// in), counting each one not counted yet; stops once `budget` is spent.
+pub async fn recount(deps: &Deps, request: &Recount, budget: Duration) -> Result<RecountReport, RecountError> {
+    let started = Instant::now();
+    let utc = ZoneName::parse("UTC").expect("UTC is a zone");
+    let period = Period::parse(Some(&request.from), Some(&request.to), utc, OffsetDateTime::now_utc()).map_err(
+        |(field, e)| RecountError::Invalid {
+            field,
+            message: e.message,
+        },
+    )?;
+    let mut partners = Partners::default();
+    let mut tally = Tally::default();
+    let mut report = RecountReport::default();
+    let mut day = period.from;
+    while day <= period.to {
+        for kind in [RecordKind::Click, RecordKind::Lead, RecordKind::Event] {
+            let mut after: Option<FeedPosition> = None;
+            loop {
+                let (page, more) = deps
+                    .store
+                    .records_after(kind, day, after.as_ref(), RECOUNT_PAGE)
+                    .await?;
+                for record in &page {
+                    report.records += 1;
+                    if counted_before(record) {
+                        continue;
+                    }
+                    if report.counted > 0 && started.elapsed() >= budget {
+                        tally.emit();
+                        return Ok(report);
+                    }
+                    let outcome = count(deps, &mut partners, record).await?;
+                    report.counted += usize::from(matches!(outcome, Outcome::Counted(_)));
+                    tally.add(outcome);
+                }
+                match (more, page.last()) {
+                    (true, Some(last)) => {
+                        after = Some(FeedPosition {
+                            at: last.at(),
+                            id: last.id().to_owned(),
+                        })
+                    }
+                    _ => break,
+                }
+            }
+        }
+        day = day.next_day().unwrap_or(Date::MAX);
+    }
+    tally.emit();
+    tracing::info!(records = report.records, counted = report.counted, "recount complete");
+    report.complete = true;
+    Ok(report)
+}
+
+fn counted_before(record: &Activity) -> bool {
+    match record {
+        Activity::Click(r) => r.counted.is_some(),
+        Activity::Lead(r) => r.counted.is_some(),
+        Activity::Event(r) => r.counted.is_some(),
+        Activity::Merge(_) | Activity::Message(_) => true,
+    }
 }
 
 /// A batch's counts, published as one set of metrics (conversions and revenue by brand,
@@ -130,10 +253,16 @@ pub async fn process(deps: &Deps, partners: &mut Partners, record: &EventRecord)
     if record.event_name != "INSERT" {
         return Ok(Outcome::Skipped);
     }
-    let Some(activity) = record_from_image(record.change.new_image.clone())? else {
-        return Ok(Outcome::Skipped);
-    };
-    let counting = match &activity {
+    match record_from_image(record.change.new_image.clone())? {
+        Some(activity) => count(deps, partners, &activity).await,
+        None => Ok(Outcome::Skipped),
+    }
+}
+
+/// Attributes and counts one click, lead or event (once: a record counted before counts
+/// nothing).
+async fn count(deps: &Deps, partners: &mut Partners, activity: &Activity) -> Result<Outcome, StoreError> {
+    let counting = match activity {
         Activity::Click(c) => {
             let mut touch = Touchpoint::from(c);
             partners.resolve(&deps.store, &mut touch, c.at).await?;
