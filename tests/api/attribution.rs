@@ -528,16 +528,25 @@ async fn a_person_merged_from_two_customers_counts_once_per_influencer() {
     assert_eq!(row(&r, "influencerId", &first)["customers"], 1);
 }
 
-/// The recount `aws lambda invoke` payload of `events/attribution/recount.json`, for today.
-fn recount_today() -> crm_attribution::Invocation {
+/// The recount `aws lambda invoke` payload of `events/attribution/recount.json`, for
+/// yesterday and today (UTC).
+fn recount_request() -> crm_attribution::Recount {
     let mut sample: Value = serde_json::from_str(include_str!("../../events/attribution/recount.json")).unwrap();
-    let today = time::OffsetDateTime::now_utc().date().to_string();
-    sample["recount"] = json!({"from": today, "to": today});
-    serde_json::from_value(sample).expect("a recount invocation")
+    let today = time::OffsetDateTime::now_utc().date();
+    sample["recount"] = json!({"from": today.previous_day().unwrap().to_string(), "to": today.to_string()});
+    match serde_json::from_value(sample).expect("a recount invocation") {
+        crm_attribution::Invocation::Recount { recount } => recount,
+        other => panic!("{other:?}"),
+    }
 }
 
-async fn recount(app: &TestApp, budget: std::time::Duration) -> crm_attribution::RecountReport {
-    match crm_attribution::invoke(&app.attribution, recount_today(), budget).await {
+async fn recount(
+    app: &TestApp,
+    request: crm_attribution::Recount,
+    budget: std::time::Duration,
+) -> crm_attribution::RecountReport {
+    let invocation = crm_attribution::Invocation::Recount { recount: request };
+    match crm_attribution::invoke(&app.attribution, invocation, budget).await {
         Ok(crm_attribution::Reply::Recount(report)) => report,
         other => panic!("{other:?}"),
     }
@@ -584,13 +593,27 @@ async fn a_recount_counts_the_records_whose_stream_records_were_lost_and_only_th
         "{before}"
     );
 
-    // Out of time after the first record: invoked again, it goes on.
-    let first = recount(&app, std::time::Duration::ZERO).await;
-    assert_eq!((first.counted, first.complete), (1, false), "{first:?}");
-    let rest = recount(&app, std::time::Duration::from_secs(600)).await;
-    assert_eq!((rest.counted, rest.complete), (2, true), "{rest:?}");
-    assert_eq!(rest.records, 4, "every click, lead and event of the day was read");
-
+    // No time at all: one record per invocation, each going on from the last's `next`.
+    let (mut request, mut invocations) = (recount_request(), 0);
+    let (mut records, mut counted) = (0, 0);
+    loop {
+        let r = recount(&app, request.clone(), std::time::Duration::ZERO).await;
+        invocations += 1;
+        (records, counted) = (records + r.records, counted + r.counted);
+        assert_eq!((r.records, r.failed), (1, 0), "{r:?}");
+        match r.next {
+            Some(next) => {
+                assert!(!r.complete);
+                request = next;
+            }
+            None => {
+                assert!(r.complete);
+                break;
+            }
+        }
+        assert!(invocations < 10, "a recount makes progress");
+    }
+    assert_eq!((invocations, records, counted), (4, 4, 3));
     let after = report(&app, "groupBy=influencer").await;
     let inf = row(&after, "influencerId", &influencer);
     assert_eq!(
@@ -605,8 +628,8 @@ async fn a_recount_counts_the_records_whose_stream_records_were_lost_and_only_th
     );
 
     // Again, and the stream's redelivery on top: nothing more.
-    let again = recount(&app, std::time::Duration::from_secs(600)).await;
-    assert_eq!((again.counted, again.complete), (0, true));
+    let again = recount(&app, recount_request(), std::time::Duration::from_secs(600)).await;
+    assert_eq!((again.records, again.counted, again.complete), (4, 0, true));
     let mut replay = app.fresh_stream().await;
     replay
         .pump(async |e| crm_attribution::handle(&app.attribution, e).await)
@@ -614,11 +637,18 @@ async fn a_recount_counts_the_records_whose_stream_records_were_lost_and_only_th
         .unwrap();
     assert_eq!(report(&app, "groupBy=influencer").await, after);
 
-    // The days are checked.
-    let backwards: crm_attribution::Invocation =
-        serde_json::from_value(json!({"recount": {"from": "2026-11-02", "to": "2026-11-01"}})).unwrap();
-    let err = crm_attribution::invoke(&app.attribution, backwards, std::time::Duration::from_secs(1))
-        .await
-        .unwrap_err();
-    assert!(err.to_string().starts_with("from:"), "{err}");
+    // The days and the position are checked.
+    for (payload, field) in [
+        (json!({"from": "2026-11-02", "to": "2026-11-01"}), "from:"),
+        (
+            json!({"from": "2026-11-01", "to": "2026-11-01", "after": {"kind": "merge"}}),
+            "after.kind:",
+        ),
+    ] {
+        let invocation: crm_attribution::Invocation = serde_json::from_value(json!({"recount": payload})).unwrap();
+        let err = crm_attribution::invoke(&app.attribution, invocation, std::time::Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().starts_with(field), "{err}");
+    }
 }

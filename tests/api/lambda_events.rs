@@ -273,9 +273,12 @@ async fn attribution_sample_event_counts_the_click_once() {
         .await
         .unwrap();
     for _ in 0..2 {
-        let event: aws_lambda_events::dynamodb::Event = serde_json::from_str(sample).unwrap();
-        let response = crm_attribution::handle(&app.attribution, event).await;
-        assert!(response.batch_item_failures.is_empty());
+        // What the runtime decodes a stream batch as.
+        let event: crm_attribution::Invocation = serde_json::from_str(sample).unwrap();
+        match crm_attribution::invoke(&app.attribution, event, std::time::Duration::from_secs(10)).await {
+            Ok(crm_attribution::Reply::Stream(response)) => assert!(response.batch_item_failures.is_empty()),
+            other => panic!("{other:?}"),
+        }
     }
     let (_, influencer) = app
         .admin("/api/influencers/sample-influencer?from=2026-11-22&to=2026-11-22")

@@ -27,7 +27,7 @@ use crm_store::{FeedPosition, PutMode, Store, StoreError, record_from_image};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
-use time::{Date, OffsetDateTime};
+use time::OffsetDateTime;
 
 pub struct Deps {
     pub store: Store,
@@ -91,11 +91,29 @@ pub async fn invoke(deps: &Deps, invocation: Invocation, budget: Duration) -> Re
 }
 
 /// UTC days whose records to count if they never were: the records of stream positions
-/// that failed until the stream dropped them (it keeps 24 hours).
-#[derive(Debug, Clone, Deserialize)]
+/// that failed until the dead-letter queue, or that the stream (24 hours) dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recount {
     pub from: String,
     pub to: String,
+    /// Where an earlier invocation stopped, on day `from` (its report's `next`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Resume>,
+}
+
+/// A position in a day's feeds: the kind being walked, after this record of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<Position>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    #[serde(with = "crm_core::values::ts")]
+    pub at: OffsetDateTime,
+    pub id: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -105,9 +123,14 @@ pub struct RecountReport {
     pub records: usize,
     /// Of those, counted now (the others were counted before).
     pub counted: usize,
-    /// False when the time ran out first: invoke it again with the same days, it goes on
-    /// where this one stopped (what is counted stays counted).
+    /// Records that could not be counted (each logged with its id, `recount failed`); a
+    /// later recount of the day tries them again.
+    pub failed: usize,
+    /// False when the time ran out first: then `next` is the payload that goes on from
+    /// where this invocation stopped.
     pub complete: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<Recount>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,66 +144,108 @@ pub enum RecountError {
 /// Records per page of a day's feed.
 const RECOUNT_PAGE: i32 = 500;
 
-/// Walks the days' clicks, then leads, then events (the order the stream delivered them
-/// in), counting each one not counted yet; stops once `budget` is spent.
+/// What a day's feeds are walked in: a lead's click is counted before the lead wherever the
+/// day has both (the totals do not depend on the order).
+const RECOUNTED: [(RecordKind, &str); 3] = [
+    (RecordKind::Click, "click"),
+    (RecordKind::Lead, "lead"),
+    (RecordKind::Event, "event"),
+];
+
+/// Walks the days' feeds (the day index: no scan), counting each record not counted yet as
+/// the stream would have, with the identity graph and partners as they are now. Handles
+/// at least one record, then stops once `budget` is spent. Publishes no metrics: the
+/// dashboard shows what happens now, the reports show the recounted figures.
 pub async fn recount(deps: &Deps, request: &Recount, budget: Duration) -> Result<RecountReport, RecountError> {
     let started = Instant::now();
+    let invalid = |field, message: String| RecountError::Invalid { field, message };
     let utc = ZoneName::parse("UTC").expect("UTC is a zone");
-    let period = Period::parse(Some(&request.from), Some(&request.to), utc, OffsetDateTime::now_utc()).map_err(
-        |(field, e)| RecountError::Invalid {
-            field,
-            message: e.message,
-        },
-    )?;
+    let period = Period::parse(Some(&request.from), Some(&request.to), utc, OffsetDateTime::now_utc())
+        .map_err(|(field, e)| invalid(field, e.message))?;
+    let (mut first_kind, mut after) = match &request.after {
+        None => (0, None),
+        Some(r) => (
+            RECOUNTED
+                .iter()
+                .position(|(_, name)| *name == r.kind)
+                .ok_or_else(|| invalid("after.kind", "must be click, lead or event".into()))?,
+            r.record.as_ref().map(|p| FeedPosition {
+                at: p.at,
+                id: p.id.clone(),
+            }),
+        ),
+    };
     let mut partners = Partners::default();
-    let mut tally = Tally::default();
     let mut report = RecountReport::default();
     let mut day = period.from;
-    while day <= period.to {
-        for kind in [RecordKind::Click, RecordKind::Lead, RecordKind::Event] {
-            let mut after: Option<FeedPosition> = None;
+    loop {
+        for (kind, name) in &RECOUNTED[first_kind..] {
             loop {
+                if report.records > 0 && started.elapsed() >= budget {
+                    report.next = Some(Recount {
+                        from: day.to_string(),
+                        to: request.to.clone(),
+                        after: Some(Resume {
+                            kind: (*name).to_owned(),
+                            record: after.map(|p: FeedPosition| Position { at: p.at, id: p.id }),
+                        }),
+                    });
+                    tracing::info!(records = report.records, counted = report.counted, failed = report.failed,
+                        %day, "recount out of time");
+                    return Ok(report);
+                }
                 let (page, more) = deps
                     .store
-                    .records_after(kind, day, after.as_ref(), RECOUNT_PAGE)
+                    .records_after(*kind, day, after.as_ref(), RECOUNT_PAGE)
                     .await?;
-                for record in &page {
+                let mut records = page.iter();
+                for record in records.by_ref() {
                     report.records += 1;
-                    if counted_before(record) {
-                        continue;
+                    if !counted_before(record) {
+                        match count(deps, &mut partners, record).await {
+                            Ok(outcome) => report.counted += usize::from(matches!(outcome, Outcome::Counted(_))),
+                            Err(e) => {
+                                report.failed += 1;
+                                tracing::error!(record = name, id = %record.id(), error = %e, "recount failed");
+                            }
+                        }
                     }
-                    if report.counted > 0 && started.elapsed() >= budget {
-                        tally.emit();
-                        return Ok(report);
+                    after = Some(FeedPosition {
+                        at: record.at(),
+                        id: record.id().to_owned(),
+                    });
+                    if started.elapsed() >= budget {
+                        break;
                     }
-                    let outcome = count(deps, &mut partners, record).await?;
-                    report.counted += usize::from(matches!(outcome, Outcome::Counted(_)));
-                    tally.add(outcome);
                 }
-                match (more, page.last()) {
-                    (true, Some(last)) => {
-                        after = Some(FeedPosition {
-                            at: last.at(),
-                            id: last.id().to_owned(),
-                        })
-                    }
-                    _ => break,
+                if !more && records.next().is_none() {
+                    break;
                 }
             }
+            after = None;
         }
-        day = day.next_day().unwrap_or(Date::MAX);
+        first_kind = 0;
+        match day.next_day() {
+            Some(next) if next <= period.to => day = next,
+            _ => break,
+        }
     }
-    tally.emit();
-    tracing::info!(records = report.records, counted = report.counted, "recount complete");
+    tracing::info!(
+        records = report.records,
+        counted = report.counted,
+        failed = report.failed,
+        "recount complete"
+    );
     report.complete = true;
     Ok(report)
 }
 
+/// Whether the attribution function counted the record (what the store's condition checks).
 fn counted_before(record: &Activity) -> bool {
     match record {
-        Activity::Click(r) => r.counted.is_some(),
-        Activity::Lead(r) => r.counted.is_some(),
-        Activity::Event(r) => r.counted.is_some(),
+        Activity::Click(r) => r.attribution.is_some(),
+        Activity::Lead(r) => r.attribution.is_some(),
+        Activity::Event(r) => r.attribution.is_some(),
         Activity::Merge(_) | Activity::Message(_) => true,
     }
 }

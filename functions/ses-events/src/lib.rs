@@ -3,8 +3,9 @@
 //! cannot fix it); a DynamoDB failure fails the invocation, so Lambda retries it (twice,
 //! then the function's failure destination).
 //!
-//! Metrics: `EmailBounces` (by `Permanent`), `EmailComplaints` and `AddressesSuppressed`, the
-//! figures SES suspends an account on (bounce rate over 10 %, complaint rate over 0.5 %).
+//! Metrics, per recipient: `EmailBounces` (by `Permanent`: SES's bounce rate counts the
+//! permanent ones), `EmailComplaints` and `AddressesSuppressed`, the figures SES may pause
+//! an account on (bounce rate over 10 %, complaint rate over 0.5 %).
 
 use aws_lambda_events::sns::SnsEvent;
 use crm_app::metrics::Metrics;
@@ -22,10 +23,10 @@ pub async fn handle(deps: &Deps, event: SnsEvent) -> Result<usize, StoreError> {
                 let done = record(deps, &n, OffsetDateTime::now_utc()).await?;
                 recorded += 1;
                 let metrics = match &n.feedback {
-                    Feedback::Bounce { permanent, .. } => Metrics::new()
+                    Feedback::Bounce { permanent, recipients } => Metrics::new()
                         .dimension("Permanent", permanent.to_string())
-                        .count("EmailBounces", 1),
-                    Feedback::Complaint { .. } => Metrics::new().count("EmailComplaints", 1),
+                        .count("EmailBounces", recipients.len()),
+                    Feedback::Complaint { recipients } => Metrics::new().count("EmailComplaints", recipients.len()),
                     Feedback::Other(_) => continue,
                 };
                 metrics.count("AddressesSuppressed", done.suppressed).emit();

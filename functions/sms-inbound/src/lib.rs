@@ -36,8 +36,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn inbound(State(state): State<AppState>, IngestFields(fields): IngestFields) -> JsonResult {
-    let missing =
-        |field: &'static str| ApiError::bad_request_field(field, "missing_field", format!("{field} is required"));
+    let missing = |field: &'static str| ApiError::bad_request_field(field, "missing", format!("{field} is required"));
     let raw_from = fields.pick(FROM).ok_or_else(|| missing("from"))?;
     let from = PhoneE164::parse(raw_from, state.config.defaults.phone_region)
         .map_err(|e| ApiError::bad_request_field("from", e.code, e.message))?;

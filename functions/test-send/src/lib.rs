@@ -49,7 +49,7 @@ fn field<'a>(fields: &'a Fields, name: &'static str) -> Result<&'a str, ApiError
         .pick(&[name])
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::bad_request_field(name, "missing_field", format!("{name} is required")))
+        .ok_or_else(|| ApiError::bad_request_field(name, "missing", format!("{name} is required")))
 }
 
 fn answer(result: Result<crm_providers::Receipt, ProviderError>) -> JsonResult {
