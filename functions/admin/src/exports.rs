@@ -184,14 +184,7 @@ pub struct ExportQuery {
 struct Cursor {
     day: Date,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    after: Option<Position>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Position {
-    #[serde(with = "crm_core::values::ts")]
-    at: OffsetDateTime,
-    id: String,
+    after: Option<FeedPosition>,
 }
 
 /// Fields whose values identify a person.
@@ -244,7 +237,7 @@ pub async fn export(
 
     let days: Vec<Date> = period.utc_days();
     let (mut day, mut after) = match cursor {
-        Some(c) => (c.day, c.after.map(|p| FeedPosition { at: p.at, id: p.id })),
+        Some(c) => (c.day, c.after),
         None => (days[0], None),
     };
     let last_day = *days.last().expect("a period has days");
@@ -282,7 +275,7 @@ pub async fn export(
             if rows.len() as i32 >= limit {
                 next = Some(Cursor {
                     day,
-                    after: Some(Position { at, id }),
+                    after: Some(FeedPosition { at, id }),
                 });
                 break;
             }

@@ -106,14 +106,7 @@ pub struct Recount {
 pub struct Resume {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub record: Option<Position>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Position {
-    #[serde(with = "crm_core::values::ts")]
-    pub at: OffsetDateTime,
-    pub id: String,
+    pub record: Option<FeedPosition>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -169,10 +162,7 @@ pub async fn recount(deps: &Deps, request: &Recount, budget: Duration) -> Result
                 .iter()
                 .position(|(_, name)| *name == r.kind)
                 .ok_or_else(|| invalid("after.kind", "must be click, lead or event".into()))?,
-            r.record.as_ref().map(|p| FeedPosition {
-                at: p.at,
-                id: p.id.clone(),
-            }),
+            r.record.clone(),
         ),
     };
     let mut partners = Partners::default();
@@ -187,7 +177,7 @@ pub async fn recount(deps: &Deps, request: &Recount, budget: Duration) -> Result
                         to: request.to.clone(),
                         after: Some(Resume {
                             kind: (*name).to_owned(),
-                            record: after.map(|p: FeedPosition| Position { at: p.at, id: p.id }),
+                            record: after,
                         }),
                     });
                     tracing::info!(records = report.records, counted = report.counted, failed = report.failed,

@@ -99,9 +99,11 @@ where
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TimelinePosition(pub String);
 
-/// A position in a recent-activity list: the record a page ended with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A position in a recent-activity list: the record a page ended with (also the resume
+/// point of exports and recounts, as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FeedPosition {
+    #[serde(with = "crm_core::values::ts")]
     pub at: OffsetDateTime,
     pub id: String,
 }
