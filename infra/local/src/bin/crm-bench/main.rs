@@ -354,18 +354,28 @@ async fn cold_start(binary: &str, event: &str) -> anyhow::Result<Duration> {
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
         .env("TABLE_NAME", &table)
         .env("ADMIN_API_KEY", ADMIN_KEY)
+        .envs(messaging::ENV)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting target/release/{binary}"))?;
     let deadline = Instant::now() + Duration::from_secs(20);
     let took = loop {
         if let Some(at) = *answered.lock().expect("lock") {
-            break Some(at - started);
+            break Ok(at - started);
+        }
+        if let Some(status) = child.try_wait()? {
+            // Exited before answering (a configuration error, say): its last log line says why.
+            let mut log = String::new();
+            let _ = std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut log);
+            break Err(anyhow::anyhow!(
+                "{binary} exited ({status}): {}",
+                log.lines().last().unwrap_or("")
+            ));
         }
         if Instant::now() > deadline {
-            break None;
+            break Err(anyhow::anyhow!("{binary} never answered"));
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
@@ -373,7 +383,7 @@ async fn cold_start(binary: &str, event: &str) -> anyhow::Result<Duration> {
     let _ = child.wait();
     server.abort();
     done(store).await?;
-    took.with_context(|| format!("{binary} never answered"))
+    took
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -601,7 +611,7 @@ async fn main() -> anyhow::Result<()> {
     let total: u64 = sending.dynamodb.values().sum();
     writeln!(
         md,
-        "\nSender: {} welcome emails, each a queue record through the sender function (claim, profile, decide, render, SES v2 raw send, record). Goals: ≤ 3 DynamoDB requests and 1 provider call per message; settings and templates read once per cache period.\n",
+        "\nSender: {} welcome emails, each a queue record through the sender function (claim, profile, suppression list and send log, decide, frequency-cap record, render, SES v2 raw send, outcome). Goals: ≤ 6 DynamoDB requests (3 before the compliance rules: claim, profile, outcome) and 1 provider call per message; settings and templates read once per cache period.\n",
         sending.count
     )?;
     writeln!(

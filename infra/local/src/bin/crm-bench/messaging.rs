@@ -17,6 +17,15 @@ use tokio::task::JoinSet;
 
 const FROM: &str = "bench@example.com";
 
+/// The messaging settings of every bench function (the setup's and the cold starts'), as
+/// the stack's parameters set them in AWS.
+pub const ENV: [(&str, &str); 4] = [
+    ("ENABLE_REAL_SENDING", "true"),
+    ("DEFAULT_FROM_EMAIL", FROM),
+    ("UNSUBSCRIBE_SECRET", "bench-unsubscribe-secret-0123456789abcdef"),
+    ("PUBLIC_BASE_URL", "http://localhost:3005"),
+];
+
 pub struct Setup {
     pub deps: Arc<Deps>,
     pub sqs_calls: CallCounter,
@@ -33,13 +42,8 @@ pub async fn setup() -> anyhow::Result<Setup> {
     crm_local::ensure_table(store.client(), &table).await?;
     let queue_url = ensure_queue(&aws_sdk_sqs::Client::new(&shared), &format!("{table}-send")).await?;
     ensure_sender_identity(&aws_sdk_sesv2::Client::new(&shared), FROM).await?;
-    let config = MessagingConfig::from_lookup(|k| match k {
-        "ENABLE_REAL_SENDING" => Some("true".into()),
-        "DEFAULT_FROM_EMAIL" => Some(FROM.into()),
-        "UNSUBSCRIBE_SECRET" => Some("bench-unsubscribe-secret-0123456789abcdef".into()),
-        "PUBLIC_BASE_URL" => Some("http://localhost:3005".into()),
-        _ => None,
-    })?;
+    let config =
+        MessagingConfig::from_lookup(|k| ENV.iter().find(|(name, _)| *name == k).map(|(_, v)| (*v).to_owned()))?;
     let sqs_calls = CallCounter::default();
     let mut deps = Deps::new(&shared, store, config);
     deps.queue = Some(Queue::with_interceptor(&shared, queue_url.clone(), sqs_calls.clone()));
