@@ -59,11 +59,11 @@ async fn fresh_on(store: Store) -> anyhow::Result<(Router, Store)> {
     let config = Config::from_lookup(|k| match k {
         "TABLE_NAME" => Some(table.clone()),
         "ADMIN_API_KEY" => Some(ADMIN_KEY.into()),
-        _ => None,
+        _ => messaging::setting(k),
     })?;
     let mut state = AppState::new(store.clone(), config);
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let messaging = crm_messaging::MessagingConfig::from_lookup(|_| None)?;
+    let messaging = crm_messaging::MessagingConfig::from_lookup(messaging::setting)?;
     state
         .extensions
         .insert(Arc::new(crm_messaging::Deps::new(&shared, store.clone(), messaging)));

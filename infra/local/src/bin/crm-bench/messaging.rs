@@ -26,6 +26,11 @@ pub const ENV: [(&str, &str); 4] = [
     ("PUBLIC_BASE_URL", "http://localhost:3005"),
 ];
 
+/// One of `ENV`'s settings.
+pub fn setting(name: &str) -> Option<String> {
+    ENV.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
+}
+
 pub struct Setup {
     pub deps: Arc<Deps>,
     pub sqs_calls: CallCounter,
@@ -42,8 +47,7 @@ pub async fn setup() -> anyhow::Result<Setup> {
     crm_local::ensure_table(store.client(), &table).await?;
     let queue_url = ensure_queue(&aws_sdk_sqs::Client::new(&shared), &format!("{table}-send")).await?;
     ensure_sender_identity(&aws_sdk_sesv2::Client::new(&shared), FROM).await?;
-    let config =
-        MessagingConfig::from_lookup(|k| ENV.iter().find(|(name, _)| *name == k).map(|(_, v)| (*v).to_owned()))?;
+    let config = MessagingConfig::from_lookup(setting)?;
     let sqs_calls = CallCounter::default();
     let mut deps = Deps::new(&shared, store, config);
     deps.queue = Some(Queue::with_interceptor(&shared, queue_url.clone(), sqs_calls.clone()));
