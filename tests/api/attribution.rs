@@ -39,7 +39,7 @@ async fn seed_influencer_attribution_counts_click_lead_conversion_and_revenue() 
     let campaign = create(
         &app,
         "/api/campaigns",
-        json!({"name": "test-campaign", "influencerId": "test-influencer-id"}),
+        json!({"name": "test-campaign", "brand": "rushbet", "influencerId": "test-influencer-id"}),
     )
     .await;
     // Seed §6.3, verbatim.
@@ -53,12 +53,12 @@ async fn seed_influencer_attribution_counts_click_lead_conversion_and_revenue() 
     let (_, lead) = app
         .post_json(
             "/api/ingest/lead",
-            json!({"clickId": "ATTR_TEST_001", "email": format!("{}@example.com", unique("attr"))}),
+            json!({"clickId": "ATTR_TEST_001", "email": format!("{}@example.com", unique("attr")), "operatorId": "rushbet"}),
         )
         .await;
     app.post_json(
         "/api/postback",
-        json!({"event": "deposit", "clickId": "ATTR_TEST_001", "amount": "100.50"}),
+        json!({"event": "deposit", "clickId": "ATTR_TEST_001", "amount": "100.50", "operator": "rushbet"}),
     )
     .await;
     app.drain().await;
@@ -78,6 +78,23 @@ async fn seed_influencer_attribution_counts_click_lead_conversion_and_revenue() 
         .admin(&format!("/api/campaigns/{}", campaign["campaignId"].as_str().unwrap()))
         .await;
     assert_eq!(by_campaign["stats"]["revenue"], json!({"USD": "100.5"}));
+    // The click named no brand: it counts under its campaign's, with the lead and deposit
+    // the operator sent for that brand (so one person, and a lead rate, per brand).
+    let (_, by_brand) = app.admin("/api/reports?groupBy=brand").await;
+    let rows: Vec<_> = by_brand["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["brand"].clone(),
+                r["clicks"].clone(),
+                r["leads"].clone(),
+                r["customers"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [(json!("rushbet"), json!(1), json!(1), json!(1))], "{by_brand}");
 
     // The lead and the deposit carry their attribution, visible on the timeline.
     let customer = lead["customerId"].as_str().unwrap();

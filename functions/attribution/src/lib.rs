@@ -326,7 +326,8 @@ async fn count(deps: &Deps, partners: &mut Partners, activity: &Activity) -> Res
                 id: &c.click_id,
                 customer: &c.customer_id,
                 also: Vec::new(),
-                brand: &c.brand,
+                // The campaign's brand when the click named none.
+                brand: touch.brand.clone(),
                 at: c.at,
                 attribution: Attribution::of_click(&touch),
                 counted: Counted::Click,
@@ -346,7 +347,7 @@ async fn count(deps: &Deps, partners: &mut Partners, activity: &Activity) -> Res
                 id: &l.lead_id,
                 customer: &l.customer_id,
                 also: other_ids(&l.customer_id, profile.as_ref()),
-                brand: &l.brand,
+                brand: l.brand.clone(),
                 at: l.at,
                 attribution,
                 counted: Counted::Lead,
@@ -403,7 +404,7 @@ async fn event_counting<'a>(
         id: &e.event_id,
         customer: &e.customer_id,
         also: other_ids(&e.customer_id, profile.as_ref()),
-        brand: &e.brand,
+        brand: e.brand.clone(),
         at,
         attribution,
         counted: Counted::Event {
@@ -524,7 +525,7 @@ struct Counting<'a> {
     customer: &'a CustomerId,
     /// Other ids of the same person (merged into them, or their survivor).
     also: Vec<CustomerId>,
-    brand: &'a str,
+    brand: String,
     at: OffsetDateTime,
     attribution: Attribution,
     counted: Counted,
@@ -534,7 +535,7 @@ struct Counting<'a> {
 impl Counting<'_> {
     async fn commit(self, store: &Store) -> Result<Outcome, StoreError> {
         let fact = Fact {
-            brand: self.brand,
+            brand: &self.brand,
             at: self.at,
             counted: self.counted,
             attribution: &self.attribution,
@@ -550,7 +551,7 @@ impl Counting<'_> {
         let first_in = if metrics.is_empty() {
             BTreeSet::new()
         } else {
-            let rows = stats::rows(self.brand, &self.attribution);
+            let rows = stats::rows(&self.brand, &self.attribution);
             store.first_in(self.customer, &self.also, &rows, self.id).await?
         };
         let deltas = stats::deltas(&fact, &first_in);
@@ -563,7 +564,7 @@ impl Counting<'_> {
             tracing::info!(record = self.kind.as_str(), id = %self.id, attributed,
                 confidence = %self.attribution.confidence, "counted");
             Ok(Outcome::Counted(CountedRecord {
-                brand: self.brand.to_owned(),
+                brand: self.brand.clone(),
                 attributable,
                 attributed,
                 conversion,
@@ -609,10 +610,7 @@ impl Partners {
                     found
                 }
             };
-            touch.campaign_id = Some(campaign.campaign_id);
-            if touch.influencer_id.is_none() {
-                touch.influencer_id = campaign.influencer_id;
-            }
+            touch.adopt(&campaign);
         }
         if let Some(id) = touch.influencer_id.clone()
             && !self.influencers.contains(&id)

@@ -17,8 +17,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
+use crate::partners::Campaign;
 use crate::records::ClickRecord;
-use crate::values::Invalid;
+use crate::values::{Brand, Invalid};
 
 /// The default attribution window.
 pub const DEFAULT_WINDOW: Duration = Duration::days(30);
@@ -57,6 +58,23 @@ impl From<&ClickRecord> for Touchpoint {
             campaign_id: c.campaign.clone(),
             source: c.source.clone(),
             subs: c.subs.clone(),
+        }
+    }
+}
+
+impl Touchpoint {
+    /// Credits the campaign the click named: its id replaces the name, and its influencer
+    /// and brand stand in for those the click did not give (a Redtrack click often names
+    /// only the campaign; its brand's reports should still count it).
+    pub fn adopt(&mut self, campaign: &Campaign) {
+        self.campaign_id = Some(campaign.campaign_id.clone());
+        if self.influencer_id.is_none() {
+            self.influencer_id = campaign.influencer_id.clone();
+        }
+        if self.brand == Brand::UNBRANDED
+            && let Some(brand) = campaign.brand.as_ref().filter(|b| *b != Brand::UNBRANDED)
+        {
+            self.brand = brand.clone();
         }
     }
 }
@@ -331,6 +349,34 @@ mod tests {
             click_id,
             link,
         }
+    }
+
+    #[test]
+    fn a_campaign_fills_in_what_its_click_did_not_name_and_nothing_else() {
+        let campaign = Campaign::auto("Summer", "rushbet", Some("inf_c"), T0);
+        let mut bare = click("a", Brand::UNBRANDED, T0, "x");
+        bare.influencer_id = None;
+        bare.campaign_id = Some("summer".into());
+        bare.adopt(&campaign);
+        assert_eq!(
+            (
+                bare.campaign_id.as_deref(),
+                bare.influencer_id.as_deref(),
+                bare.brand.as_str()
+            ),
+            (Some(campaign.campaign_id.as_str()), Some("inf_c"), "rushbet")
+        );
+        // What the click named wins over the campaign's.
+        let mut named = click("b", "betano", T0, "inf_b");
+        named.adopt(&campaign);
+        assert_eq!(
+            (named.influencer_id.as_deref(), named.brand.as_str()),
+            (Some("inf_b"), "betano")
+        );
+        // A campaign without a brand (or itself unbranded) leaves the click unbranded.
+        let mut unbranded = click("c", Brand::UNBRANDED, T0, "inf_b");
+        unbranded.adopt(&Campaign::auto("Other", Brand::UNBRANDED, None, T0));
+        assert_eq!(unbranded.brand, Brand::UNBRANDED);
     }
 
     #[test]
