@@ -42,6 +42,7 @@ async fn seed_influencer_attribution_counts_click_lead_conversion_and_revenue() 
         json!({"name": "test-campaign", "brand": "rushbet", "influencerId": "test-influencer-id"}),
     )
     .await;
+    let email = format!("{}@example.com", unique("attr"));
     // Seed §6.3, verbatim.
     let (status, _) = app
         .post_json(
@@ -53,7 +54,7 @@ async fn seed_influencer_attribution_counts_click_lead_conversion_and_revenue() 
     let (_, lead) = app
         .post_json(
             "/api/ingest/lead",
-            json!({"clickId": "ATTR_TEST_001", "email": format!("{}@example.com", unique("attr")), "operatorId": "rushbet"}),
+            json!({"clickId": "ATTR_TEST_001", "email": email, "operatorId": "rushbet"}),
         )
         .await;
     app.post_json(
@@ -121,6 +122,36 @@ async fn seed_influencer_attribution_counts_click_lead_conversion_and_revenue() 
             "{record}"
         );
     }
+
+    // A later deposit the operator links by email only: the campaign's click is that
+    // brand's click, so it is the same-brand last click (the email's confidence, not half).
+    let (status, later) = app
+        .post_json(
+            "/api/postback",
+            json!({"event": "deposit", "email": email, "amount": "20", "operator": "rushbet", "transactionId": "tx-2"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{later}");
+    app.drain().await;
+    let (_, timeline) = app.admin(&format!("/api/customers/{customer}/timeline")).await;
+    let record = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["eventId"] == later["eventId"])
+        .unwrap()
+        .clone();
+    let a = &record["attribution"];
+    assert_eq!(
+        (&a["clickId"], &a["confidence"], &a["reason"], &a["campaignId"]),
+        (
+            &json!("ATTR_TEST_001"),
+            &json!(0.8),
+            &json!("last_click_same_brand"),
+            &campaign["campaignId"]
+        ),
+        "{record}"
+    );
 }
 
 #[tokio::test]

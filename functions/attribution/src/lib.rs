@@ -469,37 +469,12 @@ async fn attribute_conversion(
     {
         clicks.push(Touchpoint::from(&click));
     }
-    let mut attribution = attribute(conversion, &clicks, window);
-    for touch in &mut attribution.touches {
+    // Resolved before the rules run: a click without a brand is its campaign's brand's
+    // click here too, as in the stats; and the credit names campaigns by id.
+    for touch in &mut clicks {
         partners.resolve(store, touch, conversion.at).await?;
     }
-    // The credited click is one of the touches (or the record's own, older click).
-    let credited = attribution
-        .touches
-        .iter()
-        .find(|t| Some(&t.click_id) == attribution.click_id.as_ref())
-        .cloned();
-    match credited {
-        Some(t) => {
-            attribution.influencer_id = t.influencer_id;
-            attribution.campaign_id = t.campaign_id;
-        }
-        None if attribution.is_attributed() => {
-            let mut own = Touchpoint {
-                click_id: attribution.click_id.clone().unwrap_or_default(),
-                brand: conversion.brand.to_owned(),
-                at: conversion.at,
-                influencer_id: attribution.influencer_id.clone(),
-                campaign_id: attribution.campaign_id.clone(),
-                source: None,
-                subs: Default::default(),
-            };
-            partners.resolve(store, &mut own, conversion.at).await?;
-            attribution.influencer_id = own.influencer_id;
-            attribution.campaign_id = own.campaign_id;
-        }
-        None => {}
-    }
+    let attribution = attribute(conversion, &clicks, window);
     Ok((attribution, profile))
 }
 
