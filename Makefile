@@ -11,6 +11,9 @@ PYTHON ?= python3
 # `make dev` defaults, used only where the environment does not set a value.
 export TABLE_NAME ?= crm-local
 export ADMIN_API_KEY ?= local-admin-key-change-me
+# Ingest without keys, so the seed's requests work verbatim (a warning says so at start-up);
+# INGEST_AUTH=required make dev behaves as AWS does.
+export INGEST_AUTH ?= off
 export PORT ?= 3005
 export RUST_LOG ?= info
 

@@ -17,6 +17,30 @@ async fn lead_with_a_malformed_phone_keeps_the_email_and_warns() {
     assert_eq!(identifiers(&profile), ["EMAIL:good@example.com"]);
 }
 
+/// São Paulo's mobiles (area 11, Brazil's largest market) were refused as invalid: a lead
+/// with only such a phone was lost. Now it is kept, and a possible number in a range the
+/// metadata does not know is kept too, with a warning.
+#[tokio::test]
+async fn a_sao_paulo_mobile_lead_is_kept() {
+    let app = spawn().await;
+    for (raw, stored, warnings) in [
+        ("+55 11 96123-4567", "+5511961234567", json!([])),
+        ("+55 11 56123-4567", "+5511561234567", json!(["unverified_phone"])),
+    ] {
+        let (status, body) = app.post_json("/api/ingest/lead", json!({"phone": raw})).await;
+        assert_eq!(status, StatusCode::OK, "{raw}: {body}");
+        let codes: Vec<&serde_json::Value> = body["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| &w["code"])
+            .collect();
+        assert_eq!(json!(codes), warnings, "{raw}");
+        let profile = app.customer(body["customerId"].as_str().unwrap()).await;
+        assert_eq!(identifiers(&profile), [format!("PHONE:{stored}")]);
+    }
+}
+
 #[tokio::test]
 async fn replayed_lead_is_recognised_and_recorded_once() {
     let app = spawn().await;

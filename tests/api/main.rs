@@ -18,4 +18,5 @@ mod observability;
 mod postback;
 mod probe;
 mod seed;
+mod sources;
 mod store;

@@ -612,6 +612,9 @@ async fn a_depositor_without_a_deposit_for_thirty_days_goes_dormant_and_gets_the
         identified_by: Vec::new(),
         attribution: None,
         counted: None,
+        source_id: None,
+        client_ip: None,
+        test: false,
         at: now + Duration::days(40),
     };
     let done = crm_messaging::advance::record_deposit(&app.messaging, &event, now + Duration::days(40))

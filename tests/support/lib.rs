@@ -99,6 +99,7 @@ pub struct TestApp {
 /// The sender identity every test app sends from.
 pub const FROM_EMAIL: &str = "crm@example.com";
 pub const UNSUBSCRIBE_SECRET: &str = "test-unsubscribe-secret-0123456789abcdef";
+pub const SOURCE_SECRET: &str = "test-source-secret-0123456789abcdefghij";
 /// Unsubscribe links in test mails start here; tests call the path on the in-process app.
 pub const PUBLIC_BASE_URL: &str = "https://crm.test";
 
@@ -157,6 +158,10 @@ impl TestApp {
                 "DEFAULT_FROM_EMAIL" => Some(FROM_EMAIL.into()),
                 "ENABLE_REAL_SENDING" => Some("true".into()),
                 "UNSUBSCRIBE_SECRET" => Some(UNSUBSCRIBE_SECRET.into()),
+                // Most tests send the seed's requests without a key, as make dev accepts them;
+                // the source tests turn authentication on.
+                "INGEST_AUTH" => Some("off".into()),
+                "SOURCE_SECRET" => Some(SOURCE_SECRET.into()),
                 "PUBLIC_BASE_URL" => Some(PUBLIC_BASE_URL.into()),
                 // Tests run at any time of day: quiet hours only where a test asks for them.
                 "QUIET_HOURS_SMS" => Some("off".into()),

@@ -48,6 +48,10 @@ pub const ROUTES: &[&str] = &[
     "/api/reports",
     "/api/fx-rates",
     "/api/exports/{kind}",
+    "/api/sources",
+    "/api/sources/{id}",
+    "/api/sources/{id}/keys",
+    "/api/sources/{id}/keys/{last4}",
 ];
 
 pub const FUNCTION: HttpFunction = HttpFunction {
@@ -115,6 +119,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/reports", get(reports::report))
         .route("/api/fx-rates", get(reports::get_fx_rates).put(reports::put_fx_rates))
         .route("/api/exports/{kind}", get(exports::export))
+        .route("/api/sources", get(sources::list_sources).post(sources::create))
+        .route("/api/sources/{id}", get(sources::get_source).delete(sources::revoke))
+        .route("/api/sources/{id}/keys", post(sources::add_key))
+        .route("/api/sources/{id}/keys/{last4}", delete(sources::revoke_key))
         .route_layer(middleware::from_fn_with_state(state.clone(), crm_http::require_admin))
         .with_state(state);
     crm_http::finish(routes)
@@ -125,6 +133,7 @@ mod exports;
 mod messaging;
 mod partners;
 mod reports;
+mod sources;
 mod suppressions;
 
 const DEFAULT_LIMIT: i32 = 50;
@@ -343,7 +352,8 @@ async fn timeline(
     let next = more.then(|| Cursor::Timeline {
         before: entries.last().map(|e| e.0.0.clone()).unwrap_or_default(),
     });
-    let items: Vec<&Activity> = entries.iter().map(|e| &e.1).collect();
+    let mut items: Vec<Value> = entries.iter().map(|e| json!(e.1)).collect();
+    name_sources(&state, &mut items).await?;
     let mut body = page(&items, next);
     body["customerId"] = json!(profile.id);
     Ok(Json(body))
@@ -397,8 +407,31 @@ async fn feed(State(state): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>, k
         id: last.id().to_owned(),
     });
     // Every item of a list has the list's kind, so the `type` tag is left out.
-    let items: Vec<Value> = records.iter().map(untagged).collect();
+    let mut items: Vec<Value> = records.iter().map(untagged).collect();
+    name_sources(&state, &mut items).await?;
     Ok(Json(page(&items, next)))
+}
+
+/// Adds `sourceName` beside each record's `sourceId` (one read of the source list, only
+/// when a record has a source).
+async fn name_sources(state: &AppState, items: &mut [Value]) -> Result<(), ApiError> {
+    if !items.iter().any(|i| i["sourceId"].is_string()) {
+        return Ok(());
+    }
+    let names: BTreeMap<String, String> = state
+        .store
+        .sources()
+        .await?
+        .into_iter()
+        .map(|e| (e.source.source_id, e.source.name))
+        .collect();
+    for item in items {
+        let name = item["sourceId"].as_str().and_then(|id| names.get(id)).cloned();
+        if let (Some(name), Some(o)) = (name, item.as_object_mut()) {
+            o.insert("sourceName".into(), json!(name));
+        }
+    }
+    Ok(())
 }
 
 fn untagged(record: &Activity) -> Value {

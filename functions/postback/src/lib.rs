@@ -6,7 +6,8 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use crm_core::input::PostbackCommand;
-use crm_http::{AppState, HttpFunction, IngestFields, JsonResult};
+use crm_core::source::Route;
+use crm_http::{AppState, HttpFunction, IngestRequest, JsonResult};
 
 pub const PATH: &str = "/api/postback";
 
@@ -18,12 +19,15 @@ pub const FUNCTION: HttpFunction = HttpFunction {
 };
 
 pub fn router(state: AppState) -> Router {
-    crm_http::ingest_router(state, PATH, get(postback).post(postback))
+    crm_http::ingest_router(state, PATH, Route::Postback, get(postback).post(postback))
 }
 
-async fn postback(State(state): State<AppState>, IngestFields(fields): IngestFields) -> JsonResult {
-    let (cmd, mut body) = crm_http::ingest::<PostbackCommand>(&state, &fields, "eventId").await?;
+async fn postback(State(state): State<AppState>, req: IngestRequest) -> JsonResult {
+    let (cmd, mut body) = crm_http::ingest::<PostbackCommand>(&state, &req, "eventId").await?;
     tracing::info!(event_type = cmd.kind.as_str(), brand = %cmd.brand, "postback");
+    if req.is_public() {
+        return Ok(Json(body));
+    }
     body["eventType"] = cmd.kind.as_str().into();
     body["brand"] = cmd.brand.as_str().into();
     Ok(Json(body))

@@ -59,7 +59,7 @@ async fn process(State(deps): State<Arc<Deps>>, headers: HeaderMap) -> JsonResul
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
         if !given.is_some_and(|g| secret.matches(g.trim())) {
-            return Err(ApiError::Unauthorized);
+            return Err(ApiError::BAD_CREDENTIALS);
         }
     }
     match handle(&deps, Tick::default()).await {

@@ -1,4 +1,4 @@
-//! `POST /api/webhooks/sms-inbound` (ingest token): replies to our SMS, as the SMS
+//! `POST /api/webhooks/sms-inbound` (a key of an `sms` source): replies to our SMS, as the SMS
 //! provider forwards them (JSON or form-encoded; Twilio-style `From`/`Body`, Laaffic- and
 //! SNS-style `msisdn`/`originator`/`message` are read too). A message starting with STOP,
 //! STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, BAJA, ALTO, PARAR or CANCELAR (any case, any
@@ -10,8 +10,9 @@ use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use crm_app::compliance::sms_inbound;
+use crm_core::source::Route;
 use crm_core::values::{Brand, PhoneE164};
-use crm_http::{ApiError, AppState, HttpFunction, IngestFields, JsonResult};
+use crm_http::{ApiError, AppState, HttpFunction, IngestRequest, JsonResult};
 use serde_json::json;
 
 pub const PATH: &str = "/api/webhooks/sms-inbound";
@@ -32,10 +33,12 @@ pub fn router(state: AppState) -> Router {
     if state.config.unsubscribe.is_none() {
         tracing::error!("UNSUBSCRIBE_SECRET is not set: every inbound SMS will be refused");
     }
-    crm_http::ingest_router(state, PATH, post(inbound))
+    crm_http::ingest_router(state, PATH, Route::SmsInbound, post(inbound))
 }
 
-async fn inbound(State(state): State<AppState>, IngestFields(fields): IngestFields) -> JsonResult {
+/// Only a source of kind `sms` may call this route (its rules say so), so only the SMS
+/// provider changes an opt-out; with `INGEST_AUTH=off` (make dev) anyone may.
+async fn inbound(State(state): State<AppState>, IngestRequest { fields, .. }: IngestRequest) -> JsonResult {
     let missing = |field: &'static str| ApiError::bad_request_field(field, "missing", format!("{field} is required"));
     let raw_from = fields.pick(FROM).ok_or_else(|| missing("from"))?;
     let from = PhoneE164::parse(raw_from, state.config.defaults.phone_region)

@@ -11,7 +11,7 @@ use axum::{Json, Router, middleware};
 use crm_core::input::Fields;
 use crm_core::send::SmsProvider;
 use crm_core::values::{Email, PhoneE164};
-use crm_http::{ApiError, AppState, HttpFunction, IngestFields, JsonResult};
+use crm_http::{ApiError, AppState, HttpFunction, JsonResult, RequestFields};
 use crm_messaging::Deps;
 use crm_providers::ProviderError;
 use crm_providers::ses::OutboundEmail;
@@ -66,7 +66,7 @@ fn answer(result: Result<crm_providers::Receipt, ProviderError>) -> JsonResult {
     }
 }
 
-async fn send_email(State(s): State<TestState>, IngestFields(fields): IngestFields) -> JsonResult {
+async fn send_email(State(s): State<TestState>, RequestFields(fields): RequestFields) -> JsonResult {
     let to = Email::parse(field(&fields, "to")?).map_err(|e| ApiError::invalid("to", e))?;
     let subject = crm_core::values::clean_text(field(&fields, "subject")?);
     let html = field(&fields, "html")?.to_owned();
@@ -85,7 +85,7 @@ async fn send_email(State(s): State<TestState>, IngestFields(fields): IngestFiel
     answer(s.deps.ses.send(&email).await)
 }
 
-async fn send_sms(State(s): State<TestState>, IngestFields(fields): IngestFields) -> JsonResult {
+async fn send_sms(State(s): State<TestState>, RequestFields(fields): RequestFields) -> JsonResult {
     let region = s.app.config.defaults.phone_region;
     let to = PhoneE164::parse(field(&fields, "to")?, region).map_err(|e| ApiError::invalid("to", e))?;
     let text = field(&fields, "message")?.to_owned();

@@ -24,6 +24,10 @@ impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
+    /// The value, for the one place that keys a MAC with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
     /// Constant-time comparison (no early exit on the first differing byte).
     pub fn matches(&self, candidate: &str) -> bool {
         use subtle::ConstantTimeEq;
@@ -38,6 +42,19 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Whether ingest endpoints require a source's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestAuth {
+    /// Every request presents a key (`?token=` or `X-Api-Key`): always so in AWS.
+    Required,
+    /// A request without a key is accepted as from no source (`make dev`, so the seed's
+    /// requests work verbatim); a key that is sent is still checked.
+    Off,
+}
+
+/// Shortest `SOURCE_SECRET`: it keys every signing secret.
+pub const SOURCE_SECRET_MIN_LEN: usize = 32;
+
 /// Which browser origins may post leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CorsOrigins {
@@ -49,7 +66,13 @@ pub enum CorsOrigins {
 pub struct Config {
     pub table_name: String,
     pub admin_api_key: Option<Secret>,
-    pub ingest_token: Option<Secret>,
+    /// `INGEST_AUTH`: whether ingest requests must present a source's key.
+    pub ingest_auth: IngestAuth,
+    /// `SOURCE_SECRET`: derives each source's signing secret (`crm_core::source`).
+    pub source_secret: Option<Secret>,
+    /// `SOURCE_CACHE_SECONDS`: how long an instance trusts what it read of a key (a revoked
+    /// key is refused by every instance at most this long after).
+    pub source_cache: std::time::Duration,
     pub defaults: Defaults,
     pub dedupe_window: Duration,
     pub cors_origins: CorsOrigins,
@@ -85,7 +108,7 @@ pub fn unsubscribe_keys(value: Option<String>) -> Result<Option<Keys>, ConfigErr
     }
 }
 
-/// Shortest admin key or ingest token we accept: guessable secrets are a misconfiguration.
+/// Shortest admin key (or cron secret) we accept: guessable secrets are a misconfiguration.
 pub const MIN_SECRET_LEN: usize = 16;
 
 impl Config {
@@ -127,20 +150,52 @@ impl Config {
                     "must be a whole number of hours from 1 to 2160".into(),
                 )
             })?;
+        let ingest_auth = match get("INGEST_AUTH").as_deref() {
+            None | Some("required") => IngestAuth::Required,
+            Some("off") => IngestAuth::Off,
+            Some(_) => return Err(err("INGEST_AUTH", "must be required or off".into())),
+        };
+        let source_secret = match get("SOURCE_SECRET") {
+            Some(v) if v.len() < SOURCE_SECRET_MIN_LEN => {
+                return Err(err(
+                    "SOURCE_SECRET",
+                    format!("must be at least {SOURCE_SECRET_MIN_LEN} characters"),
+                ));
+            }
+            v => v.map(Secret::new),
+        };
+        let source_cache = get("SOURCE_CACHE_SECONDS")
+            .unwrap_or_else(|| "60".into())
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s <= 300)
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| {
+                err(
+                    "SOURCE_CACHE_SECONDS",
+                    "must be a whole number of seconds from 0 to 300".into(),
+                )
+            })?;
         let cors_origins = match get("CORS_ALLOWED_ORIGINS").as_deref() {
             None | Some("*") => CorsOrigins::Any,
             Some(list) => CorsOrigins::List(
                 list.split(',')
                     .map(str::trim)
                     .filter(|o| !o.is_empty())
-                    .map(|o| origin(o).map_err(|m| err("CORS_ALLOWED_ORIGINS", m)))
+                    .map(|o| {
+                        crm_core::source::Origin::parse(o)
+                            .map(String::from)
+                            .map_err(|e| err("CORS_ALLOWED_ORIGINS", e.message))
+                    })
                     .collect::<Result<_, _>>()?,
             ),
         };
         Ok(Self {
             table_name,
             admin_api_key: secret("ADMIN_API_KEY")?,
-            ingest_token: secret("INGEST_TOKEN")?,
+            ingest_auth,
+            source_secret,
+            source_cache,
             defaults: Defaults {
                 brand,
                 currency,
@@ -180,33 +235,6 @@ fn days(value: Option<String>, var: &'static str, default: i64) -> Result<Durati
         })
 }
 
-/// A browser origin exactly as browsers send it: `https://host` or `http://host:port`,
-/// lowercase, no path. Anything else would silently never match.
-fn origin(raw: &str) -> Result<String, String> {
-    let bad = |why: &str| Err(format!("{raw:?} is not an origin like https://lp.example.com ({why})"));
-    let Some((scheme, rest)) = raw.split_once("://") else {
-        return bad("no scheme");
-    };
-    if scheme != "https" && scheme != "http" {
-        return bad("scheme must be http or https");
-    }
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (rest, None),
-    };
-    let host_ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
-    if !host_ok {
-        return bad("host must be lowercase letters, digits, dots and dashes, with no path");
-    }
-    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
-        return bad("port must be a number");
-    }
-    Ok(raw.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,7 +251,13 @@ mod tests {
         assert_eq!(c.defaults.currency.as_str(), "USD");
         assert_eq!(c.dedupe_window, Duration::hours(24));
         assert_eq!(c.cors_origins, CorsOrigins::Any);
-        assert!(c.admin_api_key.is_none() && c.ingest_token.is_none() && c.defaults.brand.is_none());
+        assert!(c.admin_api_key.is_none() && c.source_secret.is_none() && c.defaults.brand.is_none());
+        assert_eq!(
+            c.ingest_auth,
+            IngestAuth::Required,
+            "ingest is authenticated unless turned off"
+        );
+        assert_eq!(c.source_cache, std::time::Duration::from_secs(60));
         assert_eq!(c.reporting.attribution_window, Duration::days(30));
         assert_eq!(c.reporting.influence_window, Duration::days(7));
         assert_eq!(
@@ -259,6 +293,9 @@ mod tests {
             ("REPORTING_TIMEZONE", "Mars/Olympus"),
             ("REPORTING_CURRENCY", "XYZ"),
             ("REPORT_RECIPIENTS", "ops@example.com, not-an-address"),
+            ("INGEST_AUTH", "maybe"),
+            ("SOURCE_SECRET", "too short"),
+            ("SOURCE_CACHE_SECONDS", "301"),
         ] {
             assert_eq!(config(&[("TABLE_NAME", "t"), (var, bad)]).unwrap_err().var, var);
         }

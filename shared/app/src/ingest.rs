@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crm_core::identity::{Identifier, Owners};
-use crm_core::plan::{FreshIds, Guard, Ingest, Planned, Write, plan_touch, request_writes};
+use crm_core::plan::{FreshIds, Guard, Ingest, Planned, SignatureClaim, Write, plan_touch, request_writes};
 use crm_core::profile::Profile;
+use crm_core::records::Provenance;
+use crm_core::source::{SIGNATURE_TOLERANCE_SECS, Signed};
 use crm_core::values::CustomerId;
 use crm_store::{CommitError, Store, StoreError};
 use time::OffsetDateTime;
@@ -17,6 +19,9 @@ use time::OffsetDateTime;
 pub enum IngestError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The request's signature was accepted before: a replay.
+    #[error("this signature was already used")]
+    Replayed,
     /// Concurrent writers kept invalidating our reads; the caller should retry.
     #[error("too much contention on these identifiers; retry")]
     Contended,
@@ -28,6 +33,20 @@ const MAX_ATTEMPTS: usize = 8;
 /// How long one request may keep resending a transaction whose outcome is unknown (the
 /// functions time out at 10 s; the SDK's own attempts add at most 3 s to this).
 pub const WRITE_BUDGET: Duration = Duration::from_secs(5);
+
+/// Who sent an ingest request, as far as the use case is concerned.
+#[derive(Debug, Clone, Default)]
+pub struct Sender {
+    /// What every record of the request keeps: its source, client address, test flag.
+    pub provenance: Provenance,
+    /// A source bound to no brand: its transaction ids are claimed in its own namespace.
+    pub claims_as: Option<String>,
+    /// A verified signature: claimed once, in the request's own transaction.
+    pub signature: Option<Signed>,
+}
+
+/// How long a signature's claim is held: past the tolerance on either side of `t`.
+const SIGNATURE_CLAIM: time::Duration = time::Duration::seconds(2 * SIGNATURE_TOLERANCE_SECS + 60);
 
 /// What a committed (or recognised duplicate) ingest resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,12 +83,21 @@ fn reason(kind: &str, record_id: &str, identifiers: &[Identifier]) -> String {
 pub async fn run<C: Ingest>(
     store: &Store,
     cmd: &C,
+    from: &Sender,
     now: OffsetDateTime,
     dedupe_window: time::Duration,
 ) -> Result<Outcome, IngestError> {
     let deadline = Instant::now() + WRITE_BUDGET;
     let touch = cmd.touch(now);
-    let guard = cmd.guard(now, dedupe_window);
+    let guard = cmd.guard(now, dedupe_window).for_source(from.claims_as.as_deref());
+    let signature = from.signature.as_ref().map(|signed| {
+        Write::ClaimSignature(SignatureClaim {
+            source_id: from.provenance.source_id.clone().unwrap_or_default(),
+            digest: signed.digest.clone(),
+            at: now,
+            expires_at: now + SIGNATURE_CLAIM,
+        })
+    });
     let record_id = match &guard {
         Guard::Click(click_id) => click_id.to_string(),
         Guard::Claim { .. } => new_id(),
@@ -112,7 +140,8 @@ pub async fn run<C: Ingest>(
             }
         };
         let Some(plan) = plan else { continue };
-        let mut writes: Vec<Write> = request_writes(cmd, &guard, &plan.customer, &record_id, now);
+        let mut writes: Vec<Write> = request_writes(cmd, &guard, &plan.customer, &record_id, &from.provenance, now);
+        writes.extend(signature.clone());
         writes.extend(plan.writes);
         match store.commit(&writes, deadline).await {
             Ok(()) => {
@@ -123,6 +152,9 @@ pub async fn run<C: Ingest>(
                     customer_created: plan.created,
                     merged: plan.absorbed,
                 });
+            }
+            Err(CommitError::Conflict { failed }) if failed.iter().any(|i| writes[*i].is_replay()) => {
+                return Err(IngestError::Replayed);
             }
             Err(CommitError::Conflict { failed }) if failed.iter().any(|i| writes[*i].is_guard()) => {
                 return repeated(store, &guard).await;

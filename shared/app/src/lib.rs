@@ -8,4 +8,5 @@ pub mod config;
 pub mod ingest;
 pub mod metrics;
 pub mod reports;
+pub mod sources;
 pub mod telemetry;

@@ -16,12 +16,16 @@ use crate::identity::Identifier;
 use crate::journey::EventKind;
 use crate::quiet::ZoneName;
 use crate::values::{
-    Brand, ClickId, Currency, DeviceId, Email, Invalid, Money, PhoneE164, PhoneRegion, TransactionId, UserId,
-    clean_text,
+    Brand, ClickId, Currency, DeviceId, Email, Invalid, Money, PhoneCheck, PhoneE164, PhoneRegion, TransactionId,
+    UserId, clean_text,
 };
 
 /// Longest free-text value we keep (URLs, user agents, campaign names).
 pub const MAX_TEXT_LEN: usize = 2048;
+/// Longest value that becomes part of a key or a counter row (influencer, campaign,
+/// source, medium, `sub1`–`sub10`): longer ones are refused, never truncated, so no record
+/// is made that the attribution function cannot count.
+pub const MAX_KEY_TEXT_LEN: usize = 128;
 /// Longest personal name we keep.
 pub const MAX_NAME_LEN: usize = 100;
 
@@ -285,6 +289,36 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A phone number: an impossible one is dropped with a warning, a possible one unknown to
+    /// the metadata is kept with a warning (no real lead is lost to phone validation).
+    fn phone(&mut self, region: PhoneRegion) -> Option<PhoneE164> {
+        let (number, check) = self.lenient(alias::PHONE, |raw| PhoneE164::check(raw, region))?;
+        if check == PhoneCheck::Unverified {
+            self.warnings.push(Warning {
+                field: alias::PHONE[0],
+                code: "unverified_phone",
+                message: "kept, but its number range is unknown to the phone metadata: check it".into(),
+            });
+        }
+        Some(number)
+    }
+
+    /// Free text that becomes part of a key or counter row: too long rejects the request.
+    fn key_text(&self, aliases: &[&'static str]) -> Result<Option<String>, FieldError> {
+        let bounded = |raw: &str| {
+            let text = clean_text(raw);
+            if text.chars().count() > MAX_KEY_TEXT_LEN {
+                Err(Invalid::new(
+                    "too_long",
+                    format!("longer than {MAX_KEY_TEXT_LEN} characters"),
+                ))
+            } else {
+                Ok(text)
+            }
+        };
+        Ok(self.strict(aliases, bounded)?.filter(|t| !t.is_empty()))
+    }
+
     fn text(&mut self, aliases: &[&'static str], max: usize) -> Option<String> {
         self.lenient(aliases, |raw| {
             let text = clean_text(raw);
@@ -376,22 +410,21 @@ impl ClickCommand {
         let brand = r
             .strict(alias::BRAND, Brand::parse)?
             .unwrap_or_else(|| defaults.brand());
-        let subs = alias::SUBS
-            .iter()
-            .filter_map(|key| {
-                let v = clean_text(fields.pick(&[key])?);
-                (!v.is_empty() && v.chars().count() <= MAX_TEXT_LEN).then(|| (key.to_string(), v))
-            })
-            .collect();
+        let mut subs = BTreeMap::new();
+        for key in alias::SUBS {
+            if let Some(v) = r.key_text(std::slice::from_ref(key))? {
+                subs.insert(key.to_string(), v);
+            }
+        }
         let details = ClickDetails {
+            campaign: r.key_text(alias::CAMPAIGN)?,
+            source: r.key_text(alias::SOURCE)?,
+            medium: r.key_text(alias::MEDIUM)?,
+            influencer_id: r.key_text(alias::INFLUENCER_ID)?,
             ip: r.lenient(alias::IP, parse_ip),
             user_agent: r.text(alias::USER_AGENT, MAX_TEXT_LEN),
-            campaign: r.text(alias::CAMPAIGN, MAX_TEXT_LEN),
-            source: r.text(alias::SOURCE, MAX_TEXT_LEN),
-            medium: r.text(alias::MEDIUM, MAX_TEXT_LEN),
             landing_page: r.text(alias::LANDING_PAGE, MAX_TEXT_LEN),
             referrer: r.text(alias::REFERRER, MAX_TEXT_LEN),
-            influencer_id: r.text(alias::INFLUENCER_ID, MAX_TEXT_LEN),
             subs,
         };
         let device_id = r.lenient(alias::DEVICE_ID, DeviceId::parse);
@@ -439,13 +472,13 @@ impl LeadCommand {
             .unwrap_or_else(|| defaults.brand());
         let click_id = r.lenient(alias::CLICK_ID, ClickId::parse);
         let email = r.lenient(alias::EMAIL, Email::parse);
-        let phone = r.lenient(alias::PHONE, |raw| PhoneE164::parse(raw, defaults.phone_region));
+        let phone = r.phone(defaults.phone_region);
         let device_id = r.lenient(alias::DEVICE_ID, DeviceId::parse);
         let names = Names {
             first: r.text(alias::FIRST_NAME, MAX_NAME_LEN),
             last: r.text(alias::LAST_NAME, MAX_NAME_LEN),
         };
-        let campaign = r.text(alias::CAMPAIGN, MAX_TEXT_LEN);
+        let campaign = r.key_text(alias::CAMPAIGN)?;
         let consent = r.lenient(alias::CONSENT, parse_consent);
         let timezone = r.lenient(alias::TIMEZONE, ZoneName::parse);
         let cmd = Self {
@@ -531,7 +564,7 @@ impl PostbackCommand {
             click_id: r.lenient(alias::CLICK_ID, ClickId::parse),
             user_id: r.lenient(alias::USER_ID, UserId::parse),
             email: r.lenient(alias::EMAIL, Email::parse),
-            phone: r.lenient(alias::PHONE, |raw| PhoneE164::parse(raw, defaults.phone_region)),
+            phone: r.phone(defaults.phone_region),
             device_id: r.lenient(alias::DEVICE_ID, DeviceId::parse),
             consent: r.lenient(alias::CONSENT, parse_consent),
             timezone: r.lenient(alias::TIMEZONE, ZoneName::parse),
@@ -654,6 +687,41 @@ mod tests {
     }
 
     #[test]
+    fn values_that_become_keys_are_bounded_and_name_their_field() {
+        let long = "x".repeat(MAX_KEY_TEXT_LEN + 1);
+        for field in [
+            "influencerId",
+            "campaign",
+            "campaign_name",
+            "source",
+            "medium",
+            "sub1",
+            "sub10",
+        ] {
+            let err = ClickCommand::parse(&fields(&[("clickId", "c1"), (field, &long)]), &defaults()).unwrap_err();
+            let canonical = if field == "campaign_name" { "campaign" } else { field };
+            assert_eq!((err.field, err.code), (canonical, "too_long"), "{field}");
+        }
+        let ok = "é".repeat(MAX_KEY_TEXT_LEN);
+        let c = ClickCommand::parse(&fields(&[("clickId", "c1"), ("influencerId", &ok)]), &defaults()).unwrap();
+        assert_eq!(
+            c.details.influencer_id.as_deref(),
+            Some(ok.as_str()),
+            "characters, not bytes"
+        );
+        let err = LeadCommand::parse(&fields(&[("email", "a@b.co"), ("campaign", &long)]), &defaults()).unwrap_err();
+        assert_eq!(err.field, "campaign");
+        let err = ClickCommand::parse(&fields(&[("clickId", &long)]), &defaults()).unwrap_err();
+        assert_eq!((err.field, err.code), ("clickId", "too_long"));
+        let err = PostbackCommand::parse(
+            &fields(&[("event", "ftd"), ("clickId", "c"), ("txid", &long)]),
+            &defaults(),
+        )
+        .unwrap_err();
+        assert_eq!((err.field, err.code), ("transactionId", "too_long"));
+    }
+
+    #[test]
     fn click_without_click_id_names_the_field() {
         let err = ClickCommand::parse(&fields(&[("clickid", "{click_id}")]), &defaults()).unwrap_err();
         assert_eq!((err.field, err.code), ("clickId", "missing"));
@@ -672,6 +740,15 @@ mod tests {
         assert!(l.email.is_some());
         assert_eq!(l.phone, None);
         assert_eq!(l.warnings[0].field, "phone");
+    }
+
+    #[test]
+    fn a_possible_phone_unknown_to_the_metadata_is_kept_with_a_warning() {
+        let l = LeadCommand::parse(&fields(&[("phone", "+55 11 56123-4567")]), &defaults()).unwrap();
+        assert_eq!(l.phone.unwrap().as_str(), "+5511561234567");
+        assert_eq!((l.warnings[0].field, l.warnings[0].code), ("phone", "unverified_phone"));
+        let l = LeadCommand::parse(&fields(&[("phone", "+55 11 96123-4567")]), &defaults()).unwrap();
+        assert!(l.warnings.is_empty(), "São Paulo's mobiles are valid");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod quiet;
 pub mod records;
 pub mod schedule;
 pub mod send;
+pub mod source;
 pub mod stats;
 pub mod template;
 pub mod unsubscribe;

@@ -11,7 +11,7 @@ use crate::identity::{Identifier, Owners, Resolution, resolve};
 use crate::input::{ClickCommand, Defaults, FieldError, Fields, LeadCommand, PostbackCommand, Warning};
 use crate::journey::Milestone;
 use crate::profile::{Facts, Follow, Profile, Touch, follow_merges, merge};
-use crate::records::{ClickRecord, EventRecord, LeadRecord, MergeRecord};
+use crate::records::{ClickRecord, EventRecord, LeadRecord, MergeRecord, Provenance};
 use crate::values::{Brand, ClickId, CustomerId, TransactionId};
 
 /// One write of a transaction. The store turns each into one conditional DynamoDB operation.
@@ -56,6 +56,18 @@ pub enum Write {
     RecordEvent(EventRecord),
     /// Fails if the key is held and not expired (the idempotency of leads and postbacks).
     ClaimDedupe(DedupeClaim),
+    /// Fails if this signature was accepted before (a replayed signed request).
+    ClaimSignature(SignatureClaim),
+}
+
+/// A signed request's one use: its source and the signature's digest, held past the
+/// signature's tolerance so a replay inside it is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureClaim {
+    pub source_id: String,
+    pub digest: String,
+    pub at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
 }
 
 impl Write {
@@ -64,6 +76,10 @@ impl Write {
     pub fn is_guard(&self) -> bool {
         matches!(self, Self::RecordClick(_) | Self::ClaimDedupe(_))
     }
+    /// Whether this write's failed condition means the signed request was replayed.
+    pub fn is_replay(&self) -> bool {
+        matches!(self, Self::ClaimSignature(_))
+    }
 }
 
 /// An idempotency key; `crm-store`'s `keys` module renders it.
@@ -71,6 +87,9 @@ impl Write {
 pub enum DedupeKey {
     /// An operator's transaction id: the same conversion for ever.
     Transaction { operator: Brand, id: TransactionId },
+    /// A transaction id from a source bound to no brand: claimed in the source's own
+    /// namespace, so one source cannot pre-claim another's ids.
+    SourceTransaction { source_id: String, id: TransactionId },
     /// A fingerprint of a postback sent without a transaction id.
     Postback(String),
     /// A fingerprint of a lead form.
@@ -90,6 +109,8 @@ pub struct DedupeClaim {
 
 /// How far in the future an operator's "occurred at" may be before it is ignored.
 const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
+/// How far in the past an operator's "occurred at" may be.
+const MAX_OCCURRED_AGE: Duration = Duration::days(90);
 
 /// Ids the shell generated for this attempt (the core does not touch a random source).
 #[derive(Debug, Clone)]
@@ -275,6 +296,29 @@ pub enum Guard {
     },
 }
 
+impl Guard {
+    /// The guard as `source_id` claims it: a source bound to no brand holds its transaction
+    /// ids in its own namespace (a brand-bound source, or no source, in the brand's).
+    pub fn for_source(self, source_id: Option<&str>) -> Self {
+        match (self, source_id) {
+            (
+                Self::Claim {
+                    key: DedupeKey::Transaction { id, .. },
+                    expires_at,
+                },
+                Some(source),
+            ) => Self::Claim {
+                key: DedupeKey::SourceTransaction {
+                    source_id: source.to_owned(),
+                    id,
+                },
+                expires_at,
+            },
+            (guard, _) => guard,
+        }
+    }
+}
+
 /// What differs between the three ingests. `crm_app::ingest::run` is the one path they
 /// share: resolve the customer, add these writes, commit once.
 pub trait Ingest: Sized {
@@ -283,13 +327,19 @@ pub trait Ingest: Sized {
     /// Skip the owner read on the first attempt (most click ids are new).
     const OPTIMISTIC: bool = false;
     fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError>;
+    /// Checks that need the time of arrival (an `occurredAt` too old or in the future).
+    fn check_at(&self, _now: OffsetDateTime) -> Result<(), FieldError> {
+        Ok(())
+    }
+    /// The brand the request writes for.
+    fn brand(&self) -> &Brand;
     /// Optional fields that were dropped, reported back to the caller.
     fn warnings(&self) -> &[Warning];
     fn touch(&self, at: OffsetDateTime) -> Touch;
     fn guard(&self, at: OffsetDateTime, window: Duration) -> Guard;
     /// The request's own records for the customer it resolved to; `record_id` is the click
     /// id for clicks and a fresh id otherwise.
-    fn records(&self, customer: &CustomerId, record_id: &str, at: OffsetDateTime) -> Vec<Write>;
+    fn records(&self, customer: &CustomerId, record_id: &str, from: &Provenance, at: OffsetDateTime) -> Vec<Write>;
 }
 
 /// The writes a request adds to its touch plan: the dedupe claim (if that is its guard) and
@@ -299,6 +349,7 @@ pub fn request_writes<C: Ingest>(
     guard: &Guard,
     customer: &CustomerId,
     record_id: &str,
+    from: &Provenance,
     at: OffsetDateTime,
 ) -> Vec<Write> {
     let claim = match guard {
@@ -311,7 +362,10 @@ pub fn request_writes<C: Ingest>(
             expires_at: *expires_at,
         })),
     };
-    claim.into_iter().chain(cmd.records(customer, record_id, at)).collect()
+    claim
+        .into_iter()
+        .chain(cmd.records(customer, record_id, from, at))
+        .collect()
 }
 
 impl Ingest for ClickCommand {
@@ -323,19 +377,23 @@ impl Ingest for ClickCommand {
     fn warnings(&self) -> &[Warning] {
         &self.warnings
     }
+    fn brand(&self) -> &Brand {
+        &self.brand
+    }
     fn touch(&self, at: OffsetDateTime) -> Touch {
         Touch::new(self.identifiers(), self.brand.clone(), Milestone::Touched, at)
     }
     fn guard(&self, _at: OffsetDateTime, _window: Duration) -> Guard {
         Guard::Click(self.click_id.clone())
     }
-    fn records(&self, customer: &CustomerId, _record_id: &str, at: OffsetDateTime) -> Vec<Write> {
+    fn records(&self, customer: &CustomerId, _record_id: &str, from: &Provenance, at: OffsetDateTime) -> Vec<Write> {
         vec![Write::RecordClick(ClickRecord::new(
             self.click_id.to_string(),
             customer.clone(),
             self.brand.to_string(),
             self.device_id.as_ref().map(ToString::to_string),
             self.details.clone(),
+            from,
             at,
         ))]
     }
@@ -348,6 +406,9 @@ impl Ingest for LeadCommand {
     }
     fn warnings(&self) -> &[Warning] {
         &self.warnings
+    }
+    fn brand(&self) -> &Brand {
+        &self.brand
     }
     fn touch(&self, at: OffsetDateTime) -> Touch {
         Touch {
@@ -375,7 +436,7 @@ impl Ingest for LeadCommand {
             expires_at: Some(at + window),
         }
     }
-    fn records(&self, customer: &CustomerId, lead_id: &str, at: OffsetDateTime) -> Vec<Write> {
+    fn records(&self, customer: &CustomerId, lead_id: &str, from: &Provenance, at: OffsetDateTime) -> Vec<Write> {
         vec![Write::RecordLead(LeadRecord {
             lead_id: lead_id.to_owned(),
             customer_id: customer.clone(),
@@ -389,6 +450,9 @@ impl Ingest for LeadCommand {
             campaign: self.campaign.clone(),
             attribution: None,
             counted: None,
+            source_id: from.source_id.clone(),
+            client_ip: from.client_ip.clone(),
+            test: from.test,
             at,
         })]
     }
@@ -399,8 +463,28 @@ impl Ingest for PostbackCommand {
     fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
         PostbackCommand::parse(fields, defaults)
     }
+    /// An `occurredAt` in the future is a clock or mapping error, and one older than the
+    /// stats keep a day open for would rewrite closed reports: both are refused.
+    fn check_at(&self, now: OffsetDateTime) -> Result<(), FieldError> {
+        let Some(t) = self.occurred_at else { return Ok(()) };
+        let message = if t > now + MAX_CLOCK_SKEW {
+            "occurredAt is more than 5 minutes in the future"
+        } else if t < now - MAX_OCCURRED_AGE {
+            "occurredAt is more than 90 days in the past"
+        } else {
+            return Ok(());
+        };
+        Err(FieldError {
+            field: "occurredAt",
+            code: "out_of_range",
+            message: message.into(),
+        })
+    }
     fn warnings(&self) -> &[Warning] {
         &self.warnings
+    }
+    fn brand(&self) -> &Brand {
+        &self.brand
     }
     fn touch(&self, at: OffsetDateTime) -> Touch {
         Touch {
@@ -441,7 +525,7 @@ impl Ingest for PostbackCommand {
             expires_at: Some(at + window),
         }
     }
-    fn records(&self, customer: &CustomerId, event_id: &str, at: OffsetDateTime) -> Vec<Write> {
+    fn records(&self, customer: &CustomerId, event_id: &str, from: &Provenance, at: OffsetDateTime) -> Vec<Write> {
         vec![Write::RecordEvent(EventRecord {
             event_id: event_id.to_owned(),
             customer_id: customer.clone(),
@@ -461,6 +545,9 @@ impl Ingest for PostbackCommand {
                 .collect(),
             attribution: None,
             counted: None,
+            source_id: from.source_id.clone(),
+            client_ip: from.client_ip.clone(),
+            test: from.test,
             at,
         })]
     }
@@ -471,7 +558,7 @@ mod tests {
     use super::*;
     use crate::input::Names;
     use crate::values::Currency;
-    use crate::values::{ClickId, Email};
+    use crate::values::{ClickId, Email, format_ts};
     use time::macros::datetime;
 
     const T0: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
@@ -633,6 +720,42 @@ mod tests {
     }
 
     #[test]
+    fn occurred_at_must_be_within_ninety_days_and_five_minutes() {
+        let at = |t: &str| postback(&[("event", "deposit"), ("clickId", "c1"), ("occurredAt", t)]);
+        assert!(at("2026-11-20T00:00:00Z").check_at(T0).is_ok());
+        let future = at(&format_ts(T0 + Duration::minutes(6)));
+        assert_eq!(future.check_at(T0).unwrap_err().field, "occurredAt");
+        let old = at(&format_ts(T0 - Duration::days(91)));
+        assert_eq!(old.check_at(T0).unwrap_err().code, "out_of_range");
+        assert!(at(&format_ts(T0 - Duration::days(89))).check_at(T0).is_ok());
+    }
+
+    #[test]
+    fn an_unbound_source_claims_transaction_ids_in_its_own_namespace() {
+        let cmd = postback(&[
+            ("event", "deposit"),
+            ("clickId", "c1"),
+            ("txid", "T-9"),
+            ("operator", "rushbet"),
+        ]);
+        let guard = cmd.guard(T0, Duration::hours(24));
+        assert_eq!(
+            guard.clone().for_source(None),
+            guard,
+            "no source, or a brand-bound one: the brand's"
+        );
+        assert_eq!(
+            key(guard.for_source(Some("src_a"))),
+            DedupeKey::SourceTransaction {
+                source_id: "src_a".into(),
+                id: TransactionId::parse("T-9").unwrap()
+            }
+        );
+        let fingerprint = postback(&[("event", "deposit"), ("clickId", "c1")]).guard(T0, Duration::hours(24));
+        assert_eq!(fingerprint.clone().for_source(Some("src_a")), fingerprint);
+    }
+
+    #[test]
     fn postback_guard_prefers_the_transaction_id_and_holds_it_for_ever() {
         let day = Duration::hours(24);
         let cmd = postback(&[
@@ -672,7 +795,7 @@ mod tests {
             ("operator", "rushbet"),
         ]);
         let guard = cmd.guard(T0, Duration::hours(24));
-        let writes = request_writes(&cmd, &guard, &cid(1), "e1", T0);
+        let writes = request_writes(&cmd, &guard, &cid(1), "e1", &Provenance::default(), T0);
         let kinds: Vec<bool> = writes.iter().map(Write::is_guard).collect();
         assert_eq!(
             kinds,

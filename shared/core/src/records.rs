@@ -15,6 +15,15 @@ use crate::values::CustomerId;
 /// What a record counted: metric name → amount.
 pub type Counts = BTreeMap<String, Decimal>;
 
+/// Who wrote a record: the source whose key the request carried, the address it came
+/// from, and whether it is test traffic. Every click, lead and event keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provenance {
+    pub source_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub test: bool,
+}
+
 /// The kinds of record kept on the timeline (and, but for merges, in the recent lists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RecordKind {
@@ -72,6 +81,15 @@ pub struct ClickRecord {
     /// What the record added to the stats (metric name → amount), set with `attribution`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counted: Option<Counts>,
+    /// The source (`sourceId`) whose key wrote it, and the client address API Gateway saw;
+    /// absent when ingest authentication is off and no key was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    /// Test traffic: stored and shown, never counted, its messages never sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
     #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
@@ -83,6 +101,7 @@ impl ClickRecord {
         brand: String,
         device_id: Option<String>,
         d: ClickDetails,
+        provenance: &Provenance,
         at: OffsetDateTime,
     ) -> Self {
         Self {
@@ -101,6 +120,9 @@ impl ClickRecord {
             subs: d.subs,
             attribution: None,
             counted: None,
+            source_id: provenance.source_id.clone(),
+            client_ip: provenance.client_ip.clone(),
+            test: provenance.test,
             at,
         }
     }
@@ -132,6 +154,15 @@ pub struct LeadRecord {
     /// What the record added to the stats (metric name → amount), set with `attribution`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counted: Option<Counts>,
+    /// The source (`sourceId`) whose key wrote it, and the client address API Gateway saw;
+    /// absent when ingest authentication is off and no key was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    /// Test traffic: stored and shown, never counted, its messages never sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
     #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
@@ -167,6 +198,15 @@ pub struct EventRecord {
     /// What the record added to the stats (metric name → amount), set with `attribution`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counted: Option<Counts>,
+    /// The source (`sourceId`) whose key wrote it, and the client address API Gateway saw;
+    /// absent when ingest authentication is off and no key was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    /// Test traffic: stored and shown, never counted, its messages never sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
     #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }

@@ -211,28 +211,120 @@ impl PhoneRegion {
     }
 }
 
-/// A phone number that `phonenumber` considers valid, stored in E.164 (`+51999888777`).
+/// How well a phone number checked out against libphonenumber's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneCheck {
+    /// Valid: its prefix and length match a number type of its country.
+    Valid,
+    /// Possible for its country (length and leading digits) but unknown to the metadata
+    /// (a new mobile range, say): kept, with a warning.
+    Unverified,
+}
+
+/// A phone number in E.164 (`+51999888777`), valid or at least possible for its country.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct PhoneE164(String);
 
+/// A region with no national prefix in the metadata: parsing an international number with
+/// it keeps every digit (asserted by a test).
+const NO_PREFIX_REGION: phonenumber::country::Id = phonenumber::country::Id::IT;
+
+/// Whether a number's national part has a length some type of its country allows and
+/// matches its country's general pattern: possible, even if no type pattern knows it.
+fn is_possible(number: &phonenumber::PhoneNumber) -> bool {
+    use phonenumber::metadata::DATABASE;
+    let national = number.national().to_string();
+    let len = national.len() as u16;
+    DATABASE
+        .by_code(&number.code().value())
+        .unwrap_or_default()
+        .into_iter()
+        .any(|meta| {
+            let d = meta.descriptors();
+            // The crate leaves the general descriptor's lengths empty: take every type's.
+            let lengths_ok = [
+                d.fixed_line(),
+                d.mobile(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.shared_cost(),
+                d.personal_number(),
+                d.voip(),
+                d.pager(),
+                d.uan(),
+                d.voicemail(),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|t| t.possible_length().contains(&len));
+            lengths_ok && full_match(d.general().national_number().as_str(), &national)
+        })
+}
+
+/// `pattern` matches all of `value` (libphonenumber's patterns are written for full matches).
+fn full_match(pattern: &str, value: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static COMPILED: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let mut compiled = COMPILED.get_or_init(Default::default).lock().expect("regex cache");
+    compiled
+        .entry(pattern.to_owned())
+        .or_insert_with(|| {
+            regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+                .ignore_whitespace(true)
+                .build()
+                .ok()
+        })
+        .as_ref()
+        .is_some_and(|re| re.is_match(value))
+}
+
 impl PhoneE164 {
+    /// A valid or possible number (see `check`).
     pub fn parse(raw: &str, default_region: PhoneRegion) -> Result<Self, Invalid> {
+        Self::check(raw, default_region).map(|(number, _)| number)
+    }
+
+    /// Parses `raw` (`default_region` for numbers written without a country code) and says
+    /// how well it checked out; only impossible numbers are refused.
+    pub fn check(raw: &str, default_region: PhoneRegion) -> Result<(Self, PhoneCheck), Invalid> {
         let trimmed = raw.trim();
         // "00" is the international prefix in most of the world; Zapier often keeps it.
         let normalized = match trimmed.strip_prefix("00") {
             Some(rest) if !trimmed.starts_with('+') => format!("+{rest}"),
             _ => trimmed.to_owned(),
         };
-        let number = phonenumber::parse(Some(default_region.0), &normalized)
-            .map_err(|_| Invalid::new("invalid_format", "not a phone number"))?;
-        if !phonenumber::is_valid(&number) {
+        let international = normalized.starts_with('+');
+        // phonenumber 0.3.10 strips the *default* region's national prefix from a number
+        // that names its own country (US "1": +55 11 96123-4567 became +55 96123-4567), so
+        // the default region is only for numbers written without a country code.
+        let region = (!international).then_some(default_region.0);
+        let invalid_format = || Invalid::new("invalid_format", "not a phone number");
+        let primary = phonenumber::parse(region, &normalized).map_err(|_| invalid_format())?;
+        // It also strips a number's own trunk prefix (+7 800…, +375 801…): parsed as from
+        // a region without one, every digit is kept.
+        let number = match phonenumber::parse(Some(NO_PREFIX_REGION), &normalized) {
+            Ok(verbatim)
+                if international
+                    && !phonenumber::is_valid(&primary)
+                    && (phonenumber::is_valid(&verbatim) || (is_possible(&verbatim) && !is_possible(&primary))) =>
+            {
+                verbatim
+            }
+            _ => primary,
+        };
+        let check = if phonenumber::is_valid(&number) {
+            PhoneCheck::Valid
+        } else if is_possible(&number) {
+            PhoneCheck::Unverified
+        } else {
             return Err(Invalid::new(
                 "invalid_phone",
-                "not a valid phone number for its country",
+                "not a possible phone number for its country",
             ));
-        }
-        Ok(Self(number.format().mode(phonenumber::Mode::E164).to_string()))
+        };
+        Ok((Self(number.format().mode(phonenumber::Mode::E164).to_string()), check))
     }
     /// Reads back a number we stored ourselves.
     fn from_stored(raw: &str) -> Result<Self, Invalid> {
@@ -566,6 +658,78 @@ mod tests {
         );
         let peru = PhoneRegion::parse("pe").unwrap();
         assert_eq!(PhoneE164::parse("999888777", peru).unwrap().as_str(), "+51999888777");
+    }
+
+    /// libphonenumber's own example numbers, mobile and fixed line, of every market the
+    /// product serves: international from anywhere, national from their own region.
+    #[test]
+    fn every_markets_example_numbers_are_valid_whatever_the_default_region() {
+        use phonenumber::metadata::DATABASE;
+        let markets = [
+            "BR", "MX", "AR", "CO", "CL", "PE", "EC", "UY", "US", "CA", "ES", "PT", "GB", "IN",
+        ];
+        let defaults = ["US", "CA", "BR", "MX", "PE", "GB", "ES"].map(|r| PhoneRegion::parse(r).unwrap());
+        for market in markets {
+            let meta = DATABASE.by_id(market).unwrap();
+            let d = meta.descriptors();
+            for desc in [d.mobile(), d.fixed_line()] {
+                let example = desc.and_then(|x| x.example()).unwrap();
+                let international = format!("+{}{example}", meta.country_code());
+                for region in defaults {
+                    let (number, check) = PhoneE164::check(&international, region)
+                        .unwrap_or_else(|e| panic!("{market} {international} from {region:?}: {e}"));
+                    assert_eq!(
+                        (number.as_str(), check),
+                        (international.as_str(), PhoneCheck::Valid),
+                        "{market}"
+                    );
+                }
+                let home = PhoneRegion::parse(market).unwrap();
+                let (number, _) = PhoneE164::check(example, home).unwrap();
+                assert_eq!(number.as_str(), international, "{market} written nationally");
+            }
+        }
+        // The numbers: São Paulo mobile (area 11) as Rio's always was.
+        for raw in ["+55 11 96123-4567", "+55 21 96123-4567", "0055 11 96123 4567"] {
+            assert!(PhoneE164::check(raw, us()).is_ok(), "{raw}");
+        }
+        assert_eq!(
+            PhoneE164::parse("+55 11 96123-4567", us()).unwrap().as_str(),
+            "+5511961234567"
+        );
+        // Numbers whose own trunk prefix 0.3.10 used to strip keep every digit.
+        assert_eq!(
+            PhoneE164::parse("+7 800 123-45-67", us()).unwrap().as_str(),
+            "+78001234567"
+        );
+        assert_eq!(
+            PhoneE164::parse("+49 151 23456789", us()).unwrap().as_str(),
+            "+4915123456789"
+        );
+    }
+
+    #[test]
+    fn the_no_prefix_region_has_no_national_prefix() {
+        let meta = phonenumber::metadata::DATABASE
+            .by_id(NO_PREFIX_REGION.as_ref())
+            .unwrap();
+        assert!(meta.national_prefix().is_none() && meta.national_prefix_for_parsing().is_none());
+    }
+
+    #[test]
+    fn possible_numbers_unknown_to_the_metadata_are_kept_unverified() {
+        // A São Paulo number in a range no type pattern covers (yet): right length and prefix.
+        let (number, check) = PhoneE164::check("+55 11 56123-4567", us()).unwrap();
+        assert_eq!((number.as_str(), check), ("+5511561234567", PhoneCheck::Unverified));
+        // Too long for its country: impossible.
+        assert_eq!(
+            PhoneE164::check("+1 201 555 01234", us()).unwrap_err().code,
+            "invalid_phone"
+        );
+        assert_eq!(
+            PhoneE164::check("+51 9123 4567", us()).unwrap_err().code,
+            "invalid_phone"
+        );
     }
 
     #[test]

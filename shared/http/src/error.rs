@@ -17,8 +17,15 @@ pub enum ApiError {
     Field(FieldError),
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
-    #[error("missing or invalid credentials")]
-    Unauthorized,
+    /// 401: no credentials, or ones we do not accept; the message says which, never echoes them.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 403: good credentials used where they may not be (route, brand, network, origin).
+    #[error("{message}")]
+    Forbidden {
+        message: String,
+        field: Option<&'static str>,
+    },
     #[error("no such resource")]
     NotFound,
     /// No route matches the path: distinct from a route whose resource does not exist.
@@ -54,6 +61,9 @@ pub enum ApiError {
 pub const RETRY_AFTER_SECS: u32 = 2;
 
 impl ApiError {
+    /// The 401 of the admin and cron APIs.
+    pub const BAD_CREDENTIALS: Self = Self::Unauthorized("missing or invalid credentials");
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
@@ -81,7 +91,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Field(_) | Self::BadRequest { .. } | Self::Step { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -109,6 +120,9 @@ impl From<IngestError> for ApiError {
         match e {
             IngestError::Store(s) => s.into(),
             IngestError::Contended => Self::Unavailable(e.to_string()),
+            IngestError::Replayed => {
+                Self::Unauthorized("this signature was already used: sign each attempt with a new t")
+            }
         }
     }
 }
@@ -138,9 +152,16 @@ impl IntoResponse for ApiError {
             }
             Self::Provider(message) => json!({"error": {"code": "provider_error", "message": message}}),
             Self::Conflict(message) => json!({"error": {"code": "conflict", "message": message}}),
+            Self::Forbidden {
+                message,
+                field: Some(f),
+            } => {
+                json!({"error": {"code": "forbidden", "message": message, "field": f}})
+            }
+            Self::Forbidden { message, field: None } => json!({"error": {"code": "forbidden", "message": message}}),
             other => {
                 let code = match other {
-                    Self::Unauthorized => "unauthorized",
+                    Self::Unauthorized(_) => "unauthorized",
                     Self::NotFound => "not_found",
                     Self::NoRoute => "no_route",
                     Self::MethodNotAllowed => "method_not_allowed",

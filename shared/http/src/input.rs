@@ -1,8 +1,7 @@
 //! Reads an ingest request into `Fields`: the query string, then the body (JSON object or
-//! form-encoded; body values win). Size is checked before parsing; the `token` parameter is
+//! form-encoded; body values win). Size is checked before reading; the `token` parameter is
 //! removed so it is never stored or logged.
 
-use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use crm_core::input::Fields;
 
@@ -10,8 +9,6 @@ use crate::ApiError;
 
 /// Largest request body accepted by any endpoint.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-pub struct IngestFields(pub Fields);
 
 fn parse_pairs(text: &str, into: &mut Fields) -> Result<(), ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(text)
@@ -43,52 +40,70 @@ fn parse_json(bytes: &[u8], into: &mut Fields) -> Result<(), ApiError> {
     Ok(())
 }
 
-impl<S: Send + Sync> FromRequest<S> for IngestFields {
+/// The query and body fields of a request authenticated otherwise (test-send, behind the
+/// admin key), read as ingest requests are.
+pub struct RequestFields(pub Fields);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for RequestFields {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
-        let mut fields = Fields::new();
-        if let Some(query) = parts.uri.query() {
-            parse_pairs(query, &mut fields)?;
-        }
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-            return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
-        }
-        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-            .await
-            .map_err(|_| ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES })?;
-        if !bytes.iter().all(u8::is_ascii_whitespace) {
-            let content_type = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-            let text =
-                || std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("invalid_body", "body is not UTF-8"));
-            match content_type.as_deref() {
-                Some("application/json") => parse_json(&bytes, &mut fields)?,
-                Some(ct) if ct.ends_with("+json") => parse_json(&bytes, &mut fields)?,
-                Some("application/x-www-form-urlencoded") => parse_pairs(text()?, &mut fields)?,
-                // Some senders omit or mislabel the type (navigator.sendBeacon sends
-                // text/plain, some webhook tools send none): sniff JSON or form encoding.
-                // Every other type is a 415.
-                None | Some("text/plain") => {
-                    let t = text()?;
-                    if t.trim_start().starts_with('{') {
-                        parse_json(&bytes, &mut fields)?
-                    } else {
-                        parse_pairs(t, &mut fields)?
-                    }
-                }
-                Some(_) => return Err(ApiError::UnsupportedMediaType),
-            }
-        }
-        fields.remove("token");
-        Ok(Self(fields))
+        let bytes = body_bytes(&parts, body).await?;
+        Ok(Self(fields_of(&parts, &bytes)?))
     }
+}
+
+/// Reads the body (64 KiB at most, checked before reading) as raw bytes.
+pub(crate) async fn body_bytes(
+    parts: &axum::http::request::Parts,
+    body: axum::body::Body,
+) -> Result<axum::body::Bytes, ApiError> {
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+    }
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES })
+}
+
+/// The query string's fields, then the body's (JSON or form; body values win); `token` is
+/// removed so it is never stored or logged.
+pub(crate) fn fields_of(parts: &axum::http::request::Parts, bytes: &[u8]) -> Result<Fields, ApiError> {
+    let mut fields = Fields::new();
+    if let Some(query) = parts.uri.query() {
+        parse_pairs(query, &mut fields)?;
+    }
+    if !bytes.iter().all(u8::is_ascii_whitespace) {
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        let text =
+            || std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("invalid_body", "body is not UTF-8"));
+        match content_type.as_deref() {
+            Some("application/json") => parse_json(bytes, &mut fields)?,
+            Some(ct) if ct.ends_with("+json") => parse_json(bytes, &mut fields)?,
+            Some("application/x-www-form-urlencoded") => parse_pairs(text()?, &mut fields)?,
+            // Some senders omit or mislabel the type (navigator.sendBeacon sends
+            // text/plain, some webhook tools send none): sniff JSON or form encoding.
+            // Every other type is a 415.
+            None | Some("text/plain") => {
+                let t = text()?;
+                if t.trim_start().starts_with('{') {
+                    parse_json(bytes, &mut fields)?
+                } else {
+                    parse_pairs(t, &mut fields)?
+                }
+            }
+            Some(_) => return Err(ApiError::UnsupportedMediaType),
+        }
+    }
+    fields.remove("token");
+    Ok(fields)
 }

@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every HTTP function's router: state, errors, extractors,
 //! authentication, the ingest handler body, finishing a router, and the Lambda entry.
 
+mod caller;
 mod error;
 mod input;
 pub mod lambda;
@@ -14,15 +15,18 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::{Json, routing::MethodRouter};
-use crm_app::config::{Config, ConfigError, Secret};
+use crm_app::config::{Config, ConfigError, CorsOrigins, Secret};
 use crm_app::metrics::{Metrics, Unit};
-use crm_core::input::Fields;
+use crm_app::sources::KeyCache;
 use crm_core::plan::Ingest;
+use crm_core::source::Route;
 use crm_store::Store;
 use serde_json::{Value, json};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
+pub use caller::{IngestRequest, client_ip};
 pub use error::{ApiError, RETRY_AFTER_SECS};
-pub use input::{IngestFields, MAX_BODY_BYTES};
+pub use input::{MAX_BODY_BYTES, RequestFields};
 
 /// What every HTTP function's router needs. `extensions` carries what only some functions
 /// use (the messaging dependencies of the cron and test-send functions), so this crate, and
@@ -31,6 +35,9 @@ pub use input::{IngestFields, MAX_BODY_BYTES};
 pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
+    /// What this instance knows of ingest keys (shared by every router of the local server,
+    /// so the admin API's revocations reach its ingest endpoints at once).
+    pub sources: KeyCache,
     pub extensions: http::Extensions,
 }
 
@@ -38,6 +45,7 @@ impl AppState {
     pub fn new(store: Store, config: Config) -> Self {
         Self {
             store,
+            sources: KeyCache::new(config.source_cache),
             config: Arc::new(config),
             extensions: http::Extensions::new(),
         }
@@ -105,25 +113,63 @@ pub fn finish(router: Router) -> Router {
         .layer(middleware::from_fn(access_log))
 }
 
-/// An ingest function's router: its one path, behind the ingest token, finished.
-pub fn ingest_router(state: AppState, path: &str, handlers: MethodRouter<AppState>) -> Router {
+/// An ingest function's router: its one path, as `route` for the sources' rules (which
+/// `IngestRequest` checks), finished.
+pub fn ingest_router(state: AppState, path: &str, route: Route, handlers: MethodRouter<AppState>) -> Router {
     let routes = Router::new()
         .route(path, handlers)
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_ingest_token))
+        .route_layer(axum::Extension(route))
         .with_state(state);
     finish(routes)
 }
 
-/// The body of every ingest handler: parse, record, log, answer. The answer is sent only
-/// once the write has committed (or was recognised as a repeat of one that had).
+/// CORS for endpoints that browsers call (a landing page's lead form and clicks): the
+/// origins of `CORS_ALLOWED_ORIGINS`; a `landing` key is further held to its own origins.
+pub fn browser_cors(origins: &CorsOrigins, methods: &[axum::http::Method]) -> CorsLayer {
+    let allow = match origins {
+        CorsOrigins::Any => AllowOrigin::any(),
+        // Configuration checked each origin at cold start.
+        CorsOrigins::List(list) => AllowOrigin::list(list.iter().filter_map(|o| o.parse().ok())),
+    };
+    let mut methods = methods.to_vec();
+    methods.push(axum::http::Method::OPTIONS);
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods(methods)
+        .allow_headers([header::CONTENT_TYPE, axum::http::HeaderName::from_static("x-api-key")])
+        .max_age(std::time::Duration::from_secs(86_400))
+}
+
+/// The body of every ingest handler: parse (with the source's brand as the default, a
+/// bound source refusing any other), record, log, answer. The answer is sent only once the
+/// write has committed (or was recognised as a repeat of one that had); to a public key it
+/// says only that the request was accepted.
 pub async fn ingest<C: Ingest>(
     state: &AppState,
-    fields: &Fields,
+    req: &IngestRequest,
     id_field: &'static str,
 ) -> Result<(C, Value), ApiError> {
-    let cmd = C::parse(fields, &state.config.defaults)?;
+    let own_brand = req.source.as_ref().and_then(|s| s.rules.brand.clone());
+    let defaults = match &own_brand {
+        Some(brand) => &crm_core::input::Defaults {
+            brand: Some(brand.clone()),
+            ..state.config.defaults.clone()
+        },
+        None => &state.config.defaults,
+    };
+    let cmd = C::parse(&req.fields, defaults)?;
+    if let Some(source) = &req.source {
+        source
+            .rules
+            .brand_for(cmd.brand())
+            .map_err(|refusal| ApiError::Forbidden {
+                message: refusal.to_string(),
+                field: Some("operatorId"),
+            })?;
+    }
     let now = time::OffsetDateTime::now_utc();
-    let outcome = crm_app::ingest::run(&state.store, &cmd, now, state.config.dedupe_window).await?;
+    cmd.check_at(now)?;
+    let outcome = crm_app::ingest::run(&state.store, &cmd, &req.sender, now, state.config.dedupe_window).await?;
     tracing::info!(
         kind = C::KIND,
         customer_id = %outcome.customer,
@@ -131,6 +177,8 @@ pub async fn ingest<C: Ingest>(
         duplicate = outcome.duplicate,
         created = outcome.customer_created,
         merged = outcome.merged.len(),
+        source_id = req.sender.provenance.source_id.as_deref(),
+        test = req.sender.provenance.test,
         "ingested"
     );
     Metrics::new()
@@ -139,6 +187,10 @@ pub async fn ingest<C: Ingest>(
         .count("Duplicates", usize::from(outcome.duplicate))
         .count("Merges", outcome.merged.len())
         .emit();
+    if req.is_public() {
+        let body = json!({"status": "accepted", "warnings": cmd.warnings()});
+        return Ok((cmd, body));
+    }
     let mut body = json!({
         "status": if outcome.duplicate { "duplicate" } else { "accepted" },
         "customerId": outcome.customer,
@@ -182,28 +234,6 @@ async fn access_log(req: Request, next: Next) -> Response {
     response
 }
 
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query?).ok()?;
-    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
-}
-
-/// Ingest authentication: when `INGEST_TOKEN` is set, the request must carry it as
-/// `X-Api-Key` or `?token=` (trackers and operators can only put it in the URL).
-async fn require_ingest_token(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
-    if let Some(expected) = &state.config.ingest_token {
-        let header = req
-            .headers()
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let given = header.or_else(|| query_param(req.uri().query(), "token"));
-        if !given.is_some_and(|g| expected.matches(&g)) {
-            return Err(ApiError::Unauthorized);
-        }
-    }
-    Ok(next.run(req).await)
-}
-
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -216,7 +246,7 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
     let key: Option<&Secret> = state.config.admin_api_key.as_ref();
     match (key, bearer(req.headers())) {
         (Some(key), Some(given)) if key.matches(given) => Ok(next.run(req).await),
-        _ => Err(ApiError::Unauthorized),
+        _ => Err(ApiError::BAD_CREDENTIALS),
     }
 }
 

@@ -289,6 +289,18 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
             );
             put(table, item, &cond, e)
         }
+        Write::ClaimSignature(c) => {
+            let mut item = key(keys::signature_pk(&c.source_id, &c.digest), keys::SIGNATURE_SK);
+            item.insert(keys::ENTITY.into(), s(entity::SIGNATURE));
+            item.insert("createdAt".into(), ts(c.at));
+            item.insert(keys::TTL.into(), n(c.expires_at.unix_timestamp()));
+            let cond = format!(
+                "attribute_not_exists(PK) OR (attribute_exists({ttl}) AND {ttl} < {now})",
+                ttl = e.name(keys::TTL),
+                now = e.value(n(c.at.unix_timestamp()))
+            );
+            put(table, item, &cond, e)
+        }
     }
 }
 

@@ -26,6 +26,9 @@
 //! | seen rows   | `CUSTOMER#<id>`          | `SEEN`    |                                  |                              |
 //! | FX rates    | `CONFIG#FX`              | `RATES`   |                                  |                              |
 //! | daily report| `REPORT#<day>`           | `DAILY`   |                                  |                              |
+//! | source      | `SOURCE#<id>`            | `SOURCE`  |                                  | `SOURCES` / `<id>#SOURCE`    |
+//! | source key  | `SOURCEKEY#<sha256>`     | `SOURCEKEY` |                                | `SOURCES` / `<id>#KEY#<last4>` |
+//! | signature   | `SIGNATURE#<source>#<digest>` | `SIGNATURE` |                           |                              |
 //!
 //! Profile compliance attributes: `consent#<brand>#<channel>`, `exclusion#<brand>`,
 //! `reactivated#<brand>`, `timezone`. Addresses in suppression keys are keyed hashes
@@ -36,7 +39,8 @@
 //! `ADV#<shard>` / `<ts>#<customerId>#<brand>` for advance timers (when the customer goes
 //! dormant unless a deposit comes first).
 //!
-//! Dedupe keys: `TXN#<operator>#<transactionId>`, `FP#<hash>` (postbacks), `LEADFP#<hash>`.
+//! Dedupe keys: `TXN#<operator>#<transactionId>`, `SRCTXN#<sourceId>#<transactionId>` (a
+//! source bound to no brand), `FP#<hash>` (postbacks), `LEADFP#<hash>`.
 
 use crm_core::compliance::Scope;
 use crm_core::definition::Channel;
@@ -97,6 +101,9 @@ pub mod entity {
     pub const SUPPRESSION: &str = "SUPPRESSION";
     pub const TRANSIENT_BOUNCES: &str = "TRANSIENT_BOUNCES";
     pub const ERASURE: &str = "ERASURE";
+    pub const SOURCE: &str = "SOURCE";
+    pub const SOURCE_KEY: &str = "SOURCE_KEY";
+    pub const SIGNATURE: &str = "SIGNATURE";
 }
 
 const CUSTOMER_PREFIX: &str = "CUSTOMER#";
@@ -147,6 +154,7 @@ pub fn feed_sk(at: OffsetDateTime, id: &str) -> String {
 pub fn dedupe_pk(key: &DedupeKey) -> String {
     match key {
         DedupeKey::Transaction { operator, id } => format!("DEDUPE#TXN#{operator}#{id}"),
+        DedupeKey::SourceTransaction { source_id, id } => format!("DEDUPE#SRCTXN#{source_id}#{id}"),
         DedupeKey::Postback(hash) => format!("DEDUPE#FP#{hash}"),
         DedupeKey::Lead(hash) => format!("DEDUPE#LEADFP#{hash}"),
     }
@@ -303,6 +311,35 @@ pub fn influencer_pk(id: &str) -> String {
     format!("INFLUENCER#{id}")
 }
 pub const INFLUENCER_SK: &str = "INFLUENCER";
+
+/// Ingest sources: `SOURCE#<id>` / `SOURCE`; each key `SOURCEKEY#<sha256 of the key>` /
+/// `SOURCEKEY` (found by the hash a request's key gives). Both listed on GSI2 `SOURCES`,
+/// a source and its keys under one prefix: `<id>#SOURCE`, `<id>#KEY#<last4>`.
+pub fn source_pk(id: &str) -> String {
+    format!("SOURCE#{id}")
+}
+pub const SOURCE_SK: &str = "SOURCE";
+pub fn source_key_pk(hash: &str) -> String {
+    format!("SOURCEKEY#{hash}")
+}
+pub const SOURCE_KEY_SK: &str = "SOURCEKEY";
+pub const SOURCE_LIST: &str = "SOURCES";
+/// Every GSI2 sort key of a source and its keys starts with this.
+pub fn source_list_prefix(id: &str) -> String {
+    format!("{id}#")
+}
+pub fn source_list_sk(id: &str) -> String {
+    format!("{id}#SOURCE")
+}
+pub fn source_key_list_sk(id: &str, last4: &str) -> String {
+    format!("{id}#KEY#{last4}")
+}
+
+/// A signed request's one use: `SIGNATURE#<sourceId>#<digest>` / `SIGNATURE` (expiring).
+pub fn signature_pk(source_id: &str, digest: &str) -> String {
+    format!("SIGNATURE#{source_id}#{digest}")
+}
+pub const SIGNATURE_SK: &str = "SIGNATURE";
 pub const INFLUENCER_LIST: &str = "INFLUENCERS";
 
 /// Campaigns: `CAMPAIGN#<id>` / `CAMPAIGN`, listed on GSI2 `CAMPAIGNS` / `<id>`.
@@ -397,6 +434,17 @@ mod tests {
             id: TransactionId::parse("T1").unwrap(),
         };
         assert_eq!(dedupe_pk(&txn), "DEDUPE#TXN#rushbet#T1");
+        let own = DedupeKey::SourceTransaction {
+            source_id: "src_1".into(),
+            id: TransactionId::parse("T1").unwrap(),
+        };
+        assert_eq!(dedupe_pk(&own), "DEDUPE#SRCTXN#src_1#T1");
+        assert_eq!(source_pk("src_1"), "SOURCE#src_1");
+        assert_eq!(source_key_pk("ab12"), "SOURCEKEY#ab12");
+        assert!(source_list_sk("src_1").starts_with(&source_list_prefix("src_1")));
+        assert!(source_key_list_sk("src_1", "WXYZ").starts_with(&source_list_prefix("src_1")));
+        assert!(!source_list_sk("src_10").starts_with(&source_list_prefix("src_1")));
+        assert_eq!(signature_pk("src_1", "ff"), "SIGNATURE#src_1#ff");
         assert_eq!(dedupe_pk(&DedupeKey::Postback("ab".into())), "DEDUPE#FP#ab");
         assert_eq!(dedupe_pk(&DedupeKey::Lead("cd".into())), "DEDUPE#LEADFP#cd");
         assert_eq!(brand_config_pk(&Brand::parse("rushbet").unwrap()), "BRANDCFG#rushbet");

@@ -11,6 +11,7 @@ pub mod keys;
 mod messages;
 mod metrics;
 mod partners;
+mod sources;
 mod stats;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -32,6 +33,7 @@ pub use erase::ErasureRecord;
 pub use messages::{Due, DueCursor, MessagePosition, Settle};
 pub use metrics::CallCounter;
 pub use partners::PutMode;
+pub use sources::{SourceEntry, StoredKey, UsedKey};
 
 type Item = HashMap<String, AttributeValue>;
 

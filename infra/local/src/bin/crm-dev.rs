@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use crm_app::config::{IngestAuth, Secret};
 use crm_http::AppState;
 use crm_messaging::{Deps, MessagingConfig};
 
@@ -26,10 +27,14 @@ async fn main() -> anyhow::Result<()> {
             b"local-dev-unsubscribe-secret-not-for-production",
         ));
     }
-    // The admin API's suppression list and the SMS replies key addresses the same way.
-    if state.config.unsubscribe.is_none() {
+    // The admin API's suppression list and the SMS replies key addresses the same way;
+    // sources that sign get secrets derived from a fixed development value.
+    if state.config.unsubscribe.is_none() || state.config.source_secret.is_none() {
         let mut app_config = (*state.config).clone();
-        app_config.unsubscribe = config.unsubscribe.clone();
+        app_config.unsubscribe = app_config.unsubscribe.or(config.unsubscribe.clone());
+        app_config.source_secret = app_config
+            .source_secret
+            .or(Some(Secret::new("local-dev-source-secret-not-for-production")));
         state.config = Arc::new(app_config);
     }
     let queue_name = format!("{}-send", state.store.table());
@@ -61,9 +66,14 @@ async fn main() -> anyhow::Result<()> {
             "dry run (ENABLE_REAL_SENDING is not true): messages are rendered and recorded, not sent"
         }
     );
-    match &state.config.ingest_token {
-        Some(_) => println!("Ingest endpoints require INGEST_TOKEN (?token= or X-Api-Key)."),
-        None => println!("INGEST_TOKEN is unset: ingest endpoints accept unauthenticated requests."),
+    match state.config.ingest_auth {
+        IngestAuth::Required => {
+            println!("INGEST_AUTH=required: ingest requests need a source's key (?token= or X-Api-Key), as in AWS.")
+        }
+        IngestAuth::Off => println!(
+            "WARNING: INGEST_AUTH=off: ingest endpoints accept requests without a key (the seed's curls work as written).\n  \
+             Create sources with POST /api/sources; run INGEST_AUTH=required make dev to behave as AWS does."
+        ),
     }
     if let Ok(key) = std::env::var("ADMIN_API_KEY") {
         println!("Admin API: curl -H 'Authorization: Bearer {key}' {base}/api/customers/<id>\n");
@@ -74,7 +84,10 @@ async fn main() -> anyhow::Result<()> {
     });
     // Not spawned: the loops borrow their dependencies, and run beside the server here.
     let loops = crm_local::messaging::run_loops(deps, attribution, shared, queue_url);
-    let server = axum::serve(listener, crm_local::app(state)).with_graceful_shutdown(async {
+    // The peer address is the client IP the ingest endpoints check sources' networks against
+    // (API Gateway's sourceIp in AWS).
+    let app = crm_local::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;
     });
     tokio::select! {

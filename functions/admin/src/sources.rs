@@ -1,0 +1,189 @@
+//! Ingest sources (`/api/sources`): create one (its key, and its signing secret when it
+//! signs, are in the 201 answer and never again), list them with their keys' last four
+//! characters and usage, add a key (rotation), revoke a key or the whole source.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use crm_app::sources::{self, SourceError};
+use crm_core::source::{Cidr, KeyInfo, Origin, Rules, SourceKind, routes_of};
+use crm_core::values::{Brand, Invalid, format_ts};
+use crm_http::{ApiError, ApiPath, AppState, JsonResult};
+use crm_store::SourceEntry;
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use crate::body::{self, parsed, required};
+use crate::field_error;
+
+/// Longest source name.
+const MAX_NAME: usize = 100;
+/// Most networks or origins one source may list.
+const MAX_LIST: usize = 50;
+
+fn api(e: SourceError) -> ApiError {
+    match e {
+        SourceError::Store(s) => s.into(),
+        SourceError::NotFound => ApiError::NotFound,
+        SourceError::Revoked => ApiError::Conflict("the source is revoked".into()),
+        SourceError::NoSigningSecret => ApiError::Internal(e.to_string()),
+    }
+}
+
+fn flag(body: &Map<String, Value>, field: &'static str) -> Result<bool, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(field_error(
+            field,
+            Invalid::new("invalid_type", format!("{field} must be true or false")),
+        )),
+    }
+}
+
+/// An optional array of strings, each read by `parse`.
+fn list<T>(
+    body: &Map<String, Value>,
+    field: &'static str,
+    parse: impl Fn(&str) -> Result<T, Invalid>,
+) -> Result<Option<Vec<T>>, ApiError> {
+    let items = match body.get(field) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(items)) if items.len() <= MAX_LIST => items,
+        Some(Value::Array(_)) => {
+            let message = format!("{field} may list at most {MAX_LIST} entries");
+            return Err(field_error(field, Invalid::new("too_long", message)));
+        }
+        Some(_) => {
+            let message = format!("{field} must be an array of strings");
+            return Err(field_error(field, Invalid::new("invalid_type", message)));
+        }
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::String(s) => parse(s).map_err(|e| field_error(field, e)),
+            _ => Err(field_error(
+                field,
+                Invalid::new("invalid_type", format!("{field} must be an array of strings")),
+            )),
+        })
+        .collect::<Result<Vec<T>, ApiError>>()
+        .map(Some)
+}
+
+fn rules_from(body: &Map<String, Value>) -> Result<Rules, ApiError> {
+    let kind = SourceKind::parse(&required(body, "kind")?).map_err(|e| field_error("kind", e))?;
+    let named_routes = list(body, "routes", |r| Ok(r.to_owned()))?;
+    let rules = Rules {
+        kind,
+        brand: parsed(body, "brand", Brand::parse)?,
+        routes: routes_of(kind, named_routes.as_deref()).map_err(|e| field_error("routes", e))?,
+        allowed_ips: list(body, "allowedIps", Cidr::parse)?.unwrap_or_default(),
+        allowed_origins: list(body, "allowedOrigins", Origin::parse)?.unwrap_or_default(),
+        require_signature: flag(body, "requireSignature")?,
+        test: flag(body, "test")?,
+    };
+    rules.validate().map_err(|(field, e)| field_error(field, e))?;
+    Ok(rules)
+}
+
+fn key_json(k: &KeyInfo) -> Value {
+    json!({
+        "last4": k.last4,
+        "createdAt": format_ts(k.created_at),
+        "revokedAt": k.revoked_at.map(format_ts),
+        "lastUsedAt": k.last_used_at.map(format_ts),
+        "requests": k.requests,
+    })
+}
+
+/// A source as the API shows it: rules, keys by their last four characters, usage. Never
+/// a key, a hash or a signing secret.
+fn source_json(entry: &SourceEntry) -> Value {
+    let s = &entry.source;
+    json!({
+        "id": s.source_id,
+        "name": s.name,
+        "kind": s.rules.kind,
+        "brand": s.rules.brand,
+        "routes": s.rules.routes,
+        "allowedIps": s.rules.allowed_ips,
+        "allowedOrigins": s.rules.allowed_origins,
+        "requireSignature": s.rules.require_signature,
+        "test": s.rules.test,
+        "createdAt": format_ts(s.created_at),
+        "revokedAt": s.revoked_at.map(format_ts),
+        "keys": entry.keys.iter().map(|k| key_json(&k.info)).collect::<Vec<_>>(),
+        "requests": entry.keys.iter().map(|k| k.info.requests).sum::<u64>(),
+        "lastUsedAt": entry.keys.iter().filter_map(|k| k.info.last_used_at).max().map(format_ts),
+    })
+}
+
+pub async fn create(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
+    let body = body::object(&bytes)?;
+    let name = crm_core::values::clean_text(&required(&body, "name")?);
+    if name.chars().count() > MAX_NAME {
+        let message = format!("name is longer than {MAX_NAME} characters");
+        return Err(field_error("name", Invalid::new("too_long", message)));
+    }
+    let rules = rules_from(&body)?;
+    let now = OffsetDateTime::now_utc();
+    let issued = sources::create(&state.store, state.config.source_secret.as_ref(), name, rules, now)
+        .await
+        .map_err(api)?;
+    tracing::info!(source_id = %issued.source.source_id, kind = issued.source.rules.kind.as_str(), "source created");
+    let entry = state
+        .store
+        .source(&issued.source.source_id)
+        .await?
+        .ok_or_else(|| ApiError::Unavailable("the new source is not readable yet".into()))?;
+    let mut out = source_json(&entry);
+    out["key"] = json!(issued.key);
+    if let Some(secret) = issued.signing_secret {
+        out["signingSecret"] = json!(secret);
+    }
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+pub async fn list_sources(State(state): State<AppState>) -> JsonResult {
+    let items: Vec<Value> = state.store.sources().await?.iter().map(source_json).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+pub async fn get_source(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> JsonResult {
+    let entry = state.store.source(&id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(source_json(&entry)))
+}
+
+/// `DELETE /api/sources/{id}`: revokes the source and every key of it.
+pub async fn revoke(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> JsonResult {
+    let entry = sources::revoke(&state.store, &state.sources, &id, OffsetDateTime::now_utc())
+        .await
+        .map_err(api)?;
+    tracing::info!(source_id = %id, "source revoked");
+    Ok(Json(source_json(&entry)))
+}
+
+/// `POST /api/sources/{id}/keys`: a new key beside the others (shown once).
+pub async fn add_key(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
+    let (_, key) = sources::add_key(&state.store, &id, OffsetDateTime::now_utc())
+        .await
+        .map_err(api)?;
+    tracing::info!(source_id = %id, "source key added");
+    let entry = state.store.source(&id).await?.ok_or(ApiError::NotFound)?;
+    let mut out = source_json(&entry);
+    out["key"] = json!(key);
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// `DELETE /api/sources/{id}/keys/{last4}`: revokes one key; the others keep working.
+pub async fn revoke_key(State(state): State<AppState>, ApiPath((id, last4)): ApiPath<(String, String)>) -> JsonResult {
+    let entry = sources::revoke_key(&state.store, &state.sources, &id, &last4, OffsetDateTime::now_utc())
+        .await
+        .map_err(api)?;
+    tracing::info!(source_id = %id, "source key revoked");
+    Ok(Json(source_json(&entry)))
+}

@@ -1,0 +1,240 @@
+//! Ingest sources and their keys: create a source (its first key and, when it signs, its
+//! signing secret are shown once), add a key for a rotation, revoke a key or a whole source;
+//! and, on every ingest request, find the source of the key it presents through a short
+//! per-instance cache, so a warm instance adds no DynamoDB round trip to the hot path.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crm_core::source::{KEY_PREFIX, KeyInfo, Rules, Source, key_hash, key_last4, plausible_key, signing_secret};
+use crm_store::{SourceEntry, Store, StoreError, StoredKey};
+use time::OffsetDateTime;
+
+use crate::config::Secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no such source")]
+    NotFound,
+    #[error("the source is revoked")]
+    Revoked,
+    /// A signing source needs the deployment's `SOURCE_SECRET`.
+    #[error("SOURCE_SECRET is not set: sources cannot sign")]
+    NoSigningSecret,
+}
+
+/// What creating a source or a key shows once, and never again.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub source: Source,
+    pub key: String,
+    pub signing_secret: Option<String>,
+}
+
+/// 244 random bits (two UUIDv4s), hex, behind a recognisable prefix.
+fn new_key() -> String {
+    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    format!("{KEY_PREFIX}{}{}", a.simple(), b.simple())
+}
+
+fn stored(key: &str, now: OffsetDateTime) -> StoredKey {
+    StoredKey {
+        hash: key_hash(key),
+        info: KeyInfo {
+            last4: key_last4(key),
+            created_at: now,
+            revoked_at: None,
+            requests: 0,
+            last_used_at: None,
+        },
+    }
+}
+
+/// The signing secret of `source`, if it signs.
+pub fn signing_secret_of(master: Option<&Secret>, source: &Source) -> Result<Option<String>, SourceError> {
+    match (&source.signing_salt, source.rules.require_signature) {
+        (Some(salt), true) => {
+            let master = master.ok_or(SourceError::NoSigningSecret)?;
+            Ok(Some(signing_secret(
+                master.expose().as_bytes(),
+                &source.source_id,
+                salt,
+            )))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Creates a source with `rules` (already validated) and its first key.
+pub async fn create(
+    store: &Store,
+    master: Option<&Secret>,
+    name: String,
+    rules: Rules,
+    now: OffsetDateTime,
+) -> Result<Issued, SourceError> {
+    if rules.require_signature && master.is_none() {
+        return Err(SourceError::NoSigningSecret);
+    }
+    let source = Source {
+        source_id: format!("src_{}", uuid::Uuid::now_v7().simple()),
+        name,
+        signing_salt: rules
+            .require_signature
+            .then(|| uuid::Uuid::new_v4().simple().to_string()),
+        rules,
+        created_at: now,
+        revoked_at: None,
+    };
+    let key = new_key();
+    if !store.create_source(&source, &stored(&key, now)).await? {
+        return Err(StoreError::Unavailable("a fresh source id was taken".into()).into());
+    }
+    let signing_secret = signing_secret_of(master, &source)?;
+    Ok(Issued {
+        source,
+        key,
+        signing_secret,
+    })
+}
+
+/// Adds a key to a live source (rotation: both keys work until the old one is revoked).
+pub async fn add_key(store: &Store, id: &str, now: OffsetDateTime) -> Result<(Source, String), SourceError> {
+    let entry = store.source(id).await?.ok_or(SourceError::NotFound)?;
+    if entry.source.revoked_at.is_some() {
+        return Err(SourceError::Revoked);
+    }
+    // A new key's last four characters name it: never the same as a key the source has.
+    let key = loop {
+        let key = new_key();
+        if !entry.keys.iter().any(|k| k.info.last4 == key_last4(&key)) {
+            break key;
+        }
+    };
+    if !store.add_source_key(&entry.source, &stored(&key, now)).await? {
+        return Err(SourceError::Revoked);
+    }
+    Ok((entry.source, key))
+}
+
+/// Revokes a source and all its keys. Revoking twice changes nothing.
+pub async fn revoke(
+    store: &Store,
+    cache: &KeyCache,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<SourceEntry, SourceError> {
+    let entry = store.source(id).await?.ok_or(SourceError::NotFound)?;
+    if entry.source.revoked_at.is_none() {
+        store.revoke_source(&entry, now).await?;
+    }
+    for key in &entry.keys {
+        cache.forget(&key.hash);
+    }
+    Ok(store.source(id).await?.unwrap_or(entry))
+}
+
+/// Revokes the key of source `id` whose last four characters are `last4`.
+pub async fn revoke_key(
+    store: &Store,
+    cache: &KeyCache,
+    id: &str,
+    last4: &str,
+    now: OffsetDateTime,
+) -> Result<SourceEntry, SourceError> {
+    let entry = store.source(id).await?.ok_or(SourceError::NotFound)?;
+    let key = entry
+        .keys
+        .iter()
+        .find(|k| k.info.last4 == last4)
+        .ok_or(SourceError::NotFound)?;
+    if key.info.revoked_at.is_none() {
+        store.revoke_source_key(&key.hash, now).await?;
+    }
+    cache.forget(&key.hash);
+    Ok(store.source(id).await?.unwrap_or(entry))
+}
+
+/// What an instance remembers of one key: the source (or that there is none, or that it
+/// is revoked), when it last asked, and how many requests used it since.
+struct Cached {
+    source: Option<Arc<Source>>,
+    fetched: Instant,
+    uses: u64,
+}
+
+/// A per-instance cache of keys. An entry is trusted for `ttl`; the next request after that
+/// re-reads the key with one `UpdateItem` that also reports the uses counted meanwhile.
+/// Revocation therefore reaches every instance within `ttl` (`SOURCE_CACHE_SECONDS`).
+#[derive(Clone)]
+pub struct KeyCache {
+    ttl: Duration,
+    entries: Arc<Mutex<HashMap<String, Cached>>>,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most keys one instance remembers (unknown keys included): a flood of made-up keys
+/// cannot grow it without bound.
+const MAX_ENTRIES: usize = 10_000;
+
+impl KeyCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn forget(&self, hash: &str) {
+        self.entries.lock().expect("cache lock").remove(hash);
+    }
+
+    /// The live source `key` belongs to; `None` for an unknown or revoked key.
+    pub async fn source(
+        &self,
+        store: &Store,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Arc<Source>>, StoreError> {
+        if !plausible_key(key) {
+            return Ok(None);
+        }
+        let hash = key_hash(key);
+        let uses = {
+            let mut entries = self.entries.lock().expect("cache lock");
+            match entries.get_mut(&hash) {
+                Some(c) if c.fetched.elapsed() < self.ttl => {
+                    c.uses += 1;
+                    return Ok(c.source.clone());
+                }
+                Some(c) => c.uses + 1,
+                None => 1,
+            }
+        };
+        let used = store.use_source_key(&hash, uses, now).await?;
+        let source = used.filter(|u| !u.revoked).map(|u| Arc::new(u.source));
+        let mut entries = self.entries.lock().expect("cache lock");
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(
+            hash,
+            Cached {
+                source: source.clone(),
+                fetched: Instant::now(),
+                uses: 0,
+            },
+        );
+        Ok(source)
+    }
+}
