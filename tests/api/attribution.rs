@@ -27,6 +27,71 @@ fn row<'a>(report: &'a Value, field: &str, value: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no row {field} = {value} in {report}"))
 }
 
+/// Test traffic (a request marked `test`, or anything a test source sends) is stored and
+/// shown marked `test`, and never counted: the influencer's figures and the brand's report
+/// stay those of the real traffic.
+#[tokio::test]
+async fn test_traffic_is_stored_and_shown_but_never_counted() {
+    let app = crm_tests::spawn_with(&[("INGEST_AUTH", "required")]).await;
+    let (status, zap) = app
+        .admin_send(
+            Method::POST,
+            "/api/sources",
+            json!({"name": "Zap test action", "kind": "zapier", "test": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{zap}");
+    let (_, tracker) = app
+        .admin_send(
+            Method::POST,
+            "/api/sources",
+            json!({"name": "Redtrack", "kind": "tracker"}),
+        )
+        .await;
+    let (zap, tracker) = (zap["key"].as_str().unwrap(), tracker["key"].as_str().unwrap());
+    let real = unique("c");
+    let click = |id: &str, test: bool| {
+        format!("/api/ingest/click?clickid={id}&brand=rushbet&influencerId=inf-t&test={test}&token={tracker}")
+    };
+    assert_eq!(app.get(&click(&real, false)).await.0, StatusCode::OK);
+    assert_eq!(app.get(&click(&unique("c"), true)).await.0, StatusCode::OK);
+    let (status, _) = app
+        .post_json(
+            &format!("/api/postback?token={zap}"),
+            json!({"eventType": "deposit", "clickId": real, "depositAmount": 999, "operatorId": "rushbet"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.drain().await;
+
+    let (_, influencer) = app.admin("/api/influencers/inf-t").await;
+    let stats = &influencer["stats"];
+    assert_eq!(
+        (&stats["clicks"], &stats["conversions"]),
+        (&json!(1), &json!(0)),
+        "{stats}"
+    );
+    assert_eq!(stats["revenue"], json!({}), "{stats}");
+    let (_, report) = app.admin("/api/reports?groupBy=brand").await;
+    assert_eq!(row(&report, "brand", "rushbet")["clicks"], 1, "{report}");
+    let (_, events) = app.admin("/api/events").await;
+    let event = &events["items"][0];
+    assert_eq!(
+        (&event["test"], &event["sourceName"]),
+        (&json!(true), &json!("Zap test action")),
+        "{event}"
+    );
+    assert!(event["attribution"].is_null(), "never attributed: {event}");
+    let (_, clicks) = app.admin("/api/clicks").await;
+    let tests: Vec<bool> = clicks["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["test"] == true)
+        .collect();
+    assert_eq!(tests.iter().filter(|t| **t).count(), 1, "{clicks}");
+}
+
 #[tokio::test]
 async fn seed_influencer_attribution_counts_click_lead_conversion_and_revenue() {
     let app = spawn().await;

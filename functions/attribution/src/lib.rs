@@ -317,6 +317,11 @@ pub async fn process(deps: &Deps, partners: &mut Partners, record: &EventRecord)
 /// Attributes and counts one click, lead or event (once: a record counted before counts
 /// nothing).
 async fn count(deps: &Deps, partners: &mut Partners, activity: &Activity) -> Result<Outcome, StoreError> {
+    // Test traffic is stored and shown, never counted: no report, stat, daily report or
+    // attribution rate sees it, and it creates no influencer or campaign.
+    if activity.is_test() {
+        return Ok(Outcome::Skipped);
+    }
     let counting = match activity {
         Activity::Click(c) => {
             let mut touch = Touchpoint::from(c);

@@ -248,6 +248,15 @@ impl Activity {
             Self::Message(_) => RecordKind::Message,
         }
     }
+    /// Test traffic (a test source's, or a request marked `test`): never counted.
+    pub fn is_test(&self) -> bool {
+        match self {
+            Self::Click(r) => r.test,
+            Self::Lead(r) => r.test,
+            Self::Event(r) => r.test,
+            Self::Merge(_) | Self::Message(_) => false,
+        }
+    }
     /// The record's own id (click id, lead id, event id, merge id).
     pub fn id(&self) -> &str {
         match self {
