@@ -455,9 +455,29 @@ async fn signed_postbacks_refuse_tampering_stale_times_and_replays() {
 
     // A legitimate retry signs again with a new t: the repeat is then a duplicate, not a replay.
     let retry = crm_core::source::sign(&secret, now() + 1, body.as_bytes());
-    let (status, answer) = signed_post(&app, &key, &body, Some(retry)).await;
+    let (status, answer) = signed_post(&app, &key, &body, Some(retry.clone())).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["duplicate"], true);
+    let (status, _) = signed_post(&app, &key, &body, Some(retry)).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a signed repeat used its signature too"
+    );
+
+    // Fields in the URL are not covered by the signature: refused.
+    let fresh = json!({"eventType": "deposit", "userId": unique("u"), "depositAmount": "1"}).to_string();
+    let sig = crm_core::source::sign(&secret, now(), fresh.as_bytes());
+    let req = Request::post(format!("/api/postback?token={key}&email=attacker@example.com"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-signature", sig)
+        .body(Body::from(fresh))
+        .unwrap();
+    let (status, _, answer) = app.send(req).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsigned_field"))
+    );
 
     let (status, _) = app.get(&format!("/api/postback?event=ftd&userId=u1&token={key}")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a signing source cannot use GET");
@@ -608,6 +628,72 @@ async fn only_an_sms_source_changes_an_opt_out() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, body) = ingest(&app, Method::POST, "/api/webhooks/sms-inbound", Some(&sms), start, &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A brand's own number changes that brand's opt-outs only.
+    let (_, rushbet_sms, _) = source(
+        &app,
+        json!({"name": "Rushbet replies", "kind": "sms", "brand": "rushbet"}),
+    )
+    .await;
+    let phone = crm_tests::phone();
+    let other = json!({"from": phone, "text": "STOP", "brand": "roobet"});
+    let (status, body) = ingest(
+        &app,
+        Method::POST,
+        "/api/webhooks/sms-inbound",
+        Some(&rushbet_sms),
+        other,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::FORBIDDEN, Some("brand")),
+        "{body}"
+    );
+    let own = json!({"from": phone, "text": "STOP"});
+    let (status, body) = ingest(
+        &app,
+        Method::POST,
+        "/api/webhooks/sms-inbound",
+        Some(&rushbet_sms),
+        own,
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, list) = app
+        .admin(&format!(
+            "/api/suppressions?channel=sms&address={}",
+            phone.replace('+', "%2B")
+        ))
+        .await;
+    let scopes: Vec<&Value> = list["items"].as_array().unwrap().iter().map(|i| &i["scope"]).collect();
+    assert_eq!(scopes, [&json!("rushbet")], "not every brand's: {list}");
+}
+
+#[tokio::test]
+async fn a_signed_sms_reply_cannot_be_replayed() {
+    let app = app().await;
+    let (_, key, secret) = source(
+        &app,
+        json!({"name": "Signed replies", "kind": "sms", "requireSignature": true}),
+    )
+    .await;
+    let body = json!({"from": crm_tests::phone(), "text": "STOP"}).to_string();
+    let sig = crm_core::source::sign(&secret.unwrap(), now(), body.as_bytes());
+    let post = || {
+        Request::post("/api/webhooks/sms-inbound")
+            .header("x-api-key", &key)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-signature", &sig)
+            .body(Body::from(body.clone()))
+            .unwrap()
+    };
+    let (status, _, answer) = app.send(post()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, _, _) = app.send(post()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 /// The fenced code block of `doc` in `language` that contains `marker`.
@@ -674,4 +760,45 @@ async fn the_documented_signing_examples_are_accepted() {
         (Some("accepted"), Some("rushbet")),
         "{py}"
     );
+}
+
+/// A key the revocation's list missed (added while the source was being revoked) is still
+/// refused: every key check reads its source, consistently.
+#[tokio::test]
+async fn a_key_missed_by_its_sources_revocation_is_refused_all_the_same() {
+    let app = spawn_with(&[("INGEST_AUTH", "required"), ("SOURCE_CACHE_SECONDS", "0")]).await;
+    let (id, key, _) = source(&app, json!({"name": "Redtrack", "kind": "tracker"})).await;
+    let (status, _) = ingest(
+        &app,
+        Method::POST,
+        "/api/ingest/click",
+        Some(&key),
+        body_for("/api/ingest/click"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut entry = app.state.store.source(&id).await.unwrap().unwrap();
+    entry.keys.clear();
+    app.state
+        .store
+        .revoke_source(&entry, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let (status, _) = ingest(
+        &app,
+        Method::POST,
+        "/api/ingest/click",
+        Some(&key),
+        body_for("/api/ingest/click"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A second DELETE revokes the key item itself.
+    let (status, body) = app
+        .admin_send(Method::DELETE, &format!("/api/sources/{id}"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["keys"][0]["revokedAt"].is_string(), "{body}");
 }

@@ -134,13 +134,9 @@ pub async fn create(State(state): State<AppState>, bytes: Bytes) -> Result<Respo
     let issued = sources::create(&state.store, state.config.source_secret.as_ref(), name, rules, now)
         .await
         .map_err(api)?;
-    tracing::info!(source_id = %issued.source.source_id, kind = issued.source.rules.kind.as_str(), "source created");
-    let entry = state
-        .store
-        .source(&issued.source.source_id)
-        .await?
-        .ok_or_else(|| ApiError::Unavailable("the new source is not readable yet".into()))?;
-    let mut out = source_json(&entry);
+    tracing::info!(source_id = %issued.entry.source.source_id, kind = issued.entry.source.rules.kind.as_str(), "source created");
+    // The answer is what was written (the list index may not show it yet).
+    let mut out = source_json(&issued.entry);
     out["key"] = json!(issued.key);
     if let Some(secret) = issued.signing_secret {
         out["signingSecret"] = json!(secret);
@@ -169,13 +165,12 @@ pub async fn revoke(State(state): State<AppState>, ApiPath(id): ApiPath<String>)
 
 /// `POST /api/sources/{id}/keys`: a new key beside the others (shown once).
 pub async fn add_key(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
-    let (_, key) = sources::add_key(&state.store, &id, OffsetDateTime::now_utc())
+    let issued = sources::add_key(&state.store, &id, OffsetDateTime::now_utc())
         .await
         .map_err(api)?;
     tracing::info!(source_id = %id, "source key added");
-    let entry = state.store.source(&id).await?.ok_or(ApiError::NotFound)?;
-    let mut out = source_json(&entry);
-    out["key"] = json!(key);
+    let mut out = source_json(&issued.entry);
+    out["key"] = json!(issued.key);
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 

@@ -38,23 +38,43 @@ pub fn router(state: AppState) -> Router {
 
 /// Only a source of kind `sms` may call this route (its rules say so), so only the SMS
 /// provider changes an opt-out; with `INGEST_AUTH=off` (make dev) anyone may.
-async fn inbound(State(state): State<AppState>, IngestRequest { fields, .. }: IngestRequest) -> JsonResult {
+async fn inbound(State(state): State<AppState>, req: IngestRequest) -> JsonResult {
+    let IngestRequest { fields, source, sender } = req;
     let missing = |field: &'static str| ApiError::bad_request_field(field, "missing", format!("{field} is required"));
     let raw_from = fields.pick(FROM).ok_or_else(|| missing("from"))?;
     let from = PhoneE164::parse(raw_from, state.config.defaults.phone_region)
         .map_err(|e| ApiError::bad_request_field("from", e.code, e.message))?;
     let text = fields.pick(TEXT).ok_or_else(|| missing("text"))?;
-    let brand = fields
+    let named = fields
         .pick(BRAND)
         .map(Brand::parse)
         .transpose()
         .map_err(|e| ApiError::bad_request_field("brand", e.code, e.message))?;
+    // A source bound to a brand changes that brand's opt-outs only (naming none means its
+    // own, never every brand's).
+    let own = source.as_ref().and_then(|s| s.rules.brand.clone());
+    if let (Some(own), Some(named)) = (&own, &named)
+        && own != named
+    {
+        return Err(ApiError::Forbidden {
+            message: format!("this key writes for brand {own} only"),
+            field: Some("brand"),
+        });
+    }
+    let brand = named.or(own);
     let keys = state
         .config
         .unsubscribe
         .as_ref()
         .ok_or_else(|| ApiError::Internal("UNSUBSCRIBE_SECRET is not set".into()))?;
     let now = time::OffsetDateTime::now_utc();
+    if let Some(claim) = sender.signature_claim(now)
+        && !state.store.claim_signature(&claim).await?
+    {
+        return Err(ApiError::Unauthorized(
+            "this signature was already used: sign each attempt with a new t",
+        ));
+    }
     let action = sms_inbound(&state.store, keys, &from, text, brand.clone(), now).await?;
     tracing::info!(
         action = action.as_str(),

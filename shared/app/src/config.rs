@@ -168,12 +168,12 @@ impl Config {
             .unwrap_or_else(|| "60".into())
             .parse::<u64>()
             .ok()
-            .filter(|s| *s <= 300)
+            .filter(|s| *s <= 60)
             .map(std::time::Duration::from_secs)
             .ok_or_else(|| {
                 err(
                     "SOURCE_CACHE_SECONDS",
-                    "must be a whole number of seconds from 0 to 300".into(),
+                    "must be a whole number of seconds from 0 to 60".into(),
                 )
             })?;
         let cors_origins = match get("CORS_ALLOWED_ORIGINS").as_deref() {
@@ -295,7 +295,7 @@ mod tests {
             ("REPORT_RECIPIENTS", "ops@example.com, not-an-address"),
             ("INGEST_AUTH", "maybe"),
             ("SOURCE_SECRET", "too short"),
-            ("SOURCE_CACHE_SECONDS", "301"),
+            ("SOURCE_CACHE_SECONDS", "61"),
         ] {
             assert_eq!(config(&[("TABLE_NAME", "t"), (var, bad)]).unwrap_err().var, var);
         }

@@ -45,6 +45,18 @@ pub struct Sender {
     pub signature: Option<Signed>,
 }
 
+impl Sender {
+    /// The claim of the request's signature, if it is signed: held past the tolerance.
+    pub fn signature_claim(&self, now: OffsetDateTime) -> Option<SignatureClaim> {
+        self.signature.as_ref().map(|signed| SignatureClaim {
+            source_id: self.provenance.source_id.clone().unwrap_or_default(),
+            digest: signed.digest.clone(),
+            at: now,
+            expires_at: now + SIGNATURE_CLAIM,
+        })
+    }
+}
+
 /// How long a signature's claim is held: past the tolerance on either side of `t`.
 const SIGNATURE_CLAIM: time::Duration = time::Duration::seconds(2 * SIGNATURE_TOLERANCE_SECS + 60);
 
@@ -90,14 +102,7 @@ pub async fn run<C: Ingest>(
     let deadline = Instant::now() + WRITE_BUDGET;
     let touch = cmd.touch(now);
     let guard = cmd.guard(now, dedupe_window).for_source(from.claims_as.as_deref());
-    let signature = from.signature.as_ref().map(|signed| {
-        Write::ClaimSignature(SignatureClaim {
-            source_id: from.provenance.source_id.clone().unwrap_or_default(),
-            digest: signed.digest.clone(),
-            at: now,
-            expires_at: now + SIGNATURE_CLAIM,
-        })
-    });
+    let signature = from.signature_claim(now).map(Write::ClaimSignature);
     let record_id = match &guard {
         Guard::Click(click_id) => click_id.to_string(),
         Guard::Claim { .. } => new_id(),
@@ -157,6 +162,12 @@ pub async fn run<C: Ingest>(
                 return Err(IngestError::Replayed);
             }
             Err(CommitError::Conflict { failed }) if failed.iter().any(|i| writes[*i].is_guard()) => {
+                // A signed repeat uses its signature too: sent again, it is a replay.
+                if let Some(claim) = from.signature_claim(now)
+                    && !store.claim_signature(&claim).await?
+                {
+                    return Err(IngestError::Replayed);
+                }
                 return repeated(store, &guard).await;
             }
             Err(CommitError::Conflict { failed }) => {

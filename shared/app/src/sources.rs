@@ -27,11 +27,20 @@ pub enum SourceError {
 }
 
 /// What creating a source or a key shows once, and never again.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Issued {
-    pub source: Source,
+    /// The source with its keys, as written.
+    pub entry: SourceEntry,
     pub key: String,
     pub signing_secret: Option<String>,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("source_id", &self.entry.source.source_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// 244 random bits (two UUIDv4s), hex, behind a recognisable prefix.
@@ -90,20 +99,24 @@ pub async fn create(
         revoked_at: None,
     };
     let key = new_key();
-    if !store.create_source(&source, &stored(&key, now)).await? {
+    let first = stored(&key, now);
+    if !store.create_source(&source, &first).await? {
         return Err(StoreError::Unavailable("a fresh source id was taken".into()).into());
     }
     let signing_secret = signing_secret_of(master, &source)?;
     Ok(Issued {
-        source,
+        entry: SourceEntry {
+            source,
+            keys: vec![first],
+        },
         key,
         signing_secret,
     })
 }
 
 /// Adds a key to a live source (rotation: both keys work until the old one is revoked).
-pub async fn add_key(store: &Store, id: &str, now: OffsetDateTime) -> Result<(Source, String), SourceError> {
-    let entry = store.source(id).await?.ok_or(SourceError::NotFound)?;
+pub async fn add_key(store: &Store, id: &str, now: OffsetDateTime) -> Result<Issued, SourceError> {
+    let mut entry = store.source(id).await?.ok_or(SourceError::NotFound)?;
     if entry.source.revoked_at.is_some() {
         return Err(SourceError::Revoked);
     }
@@ -114,10 +127,16 @@ pub async fn add_key(store: &Store, id: &str, now: OffsetDateTime) -> Result<(So
             break key;
         }
     };
-    if !store.add_source_key(&entry.source, &stored(&key, now)).await? {
+    let added = stored(&key, now);
+    if !store.add_source_key(&entry.source, &added).await? {
         return Err(SourceError::Revoked);
     }
-    Ok((entry.source, key))
+    entry.keys.push(added);
+    Ok(Issued {
+        entry,
+        key,
+        signing_secret: None,
+    })
 }
 
 /// Revokes a source and all its keys. Revoking twice changes nothing.
@@ -128,13 +147,21 @@ pub async fn revoke(
     now: OffsetDateTime,
 ) -> Result<SourceEntry, SourceError> {
     let entry = store.source(id).await?.ok_or(SourceError::NotFound)?;
-    if entry.source.revoked_at.is_none() {
+    // Every key still live is revoked, even when the source already is (a second DELETE
+    // finishes what a first one left); a key the list missed is refused all the same, since
+    // every key check reads its source.
+    if entry.source.revoked_at.is_none() || entry.keys.iter().any(|k| k.info.revoked_at.is_none()) {
         store.revoke_source(&entry, now).await?;
     }
     for key in &entry.keys {
         cache.forget(&key.hash);
     }
-    Ok(store.source(id).await?.unwrap_or(entry))
+    let mut revoked = entry;
+    revoked.source.revoked_at = revoked.source.revoked_at.or(Some(now));
+    for key in &mut revoked.keys {
+        key.info.revoked_at = key.info.revoked_at.or(Some(now));
+    }
+    Ok(revoked)
 }
 
 /// Revokes the key of source `id` whose last four characters are `last4`.
@@ -145,17 +172,21 @@ pub async fn revoke_key(
     last4: &str,
     now: OffsetDateTime,
 ) -> Result<SourceEntry, SourceError> {
-    let entry = store.source(id).await?.ok_or(SourceError::NotFound)?;
-    let key = entry
-        .keys
-        .iter()
-        .find(|k| k.info.last4 == last4)
-        .ok_or(SourceError::NotFound)?;
-    if key.info.revoked_at.is_none() {
-        store.revoke_source_key(&key.hash, now).await?;
+    let mut entry = store.source(id).await?.ok_or(SourceError::NotFound)?;
+    let matching: Vec<&mut StoredKey> = entry.keys.iter_mut().filter(|k| k.info.last4 == last4).collect();
+    if matching.is_empty() {
+        return Err(SourceError::NotFound);
     }
-    cache.forget(&key.hash);
-    Ok(store.source(id).await?.unwrap_or(entry))
+    // Every key with these last four characters (keys are made unique by them, but two
+    // rotations at once could collide).
+    for key in matching {
+        if key.info.revoked_at.is_none() {
+            store.revoke_source_key(&key.hash, now).await?;
+            key.info.revoked_at = Some(now);
+        }
+        cache.forget(&key.hash);
+    }
+    Ok(entry)
 }
 
 /// What an instance remembers of one key: the source (or that there is none, or that it
@@ -225,7 +256,11 @@ impl KeyCache {
         let source = used.filter(|u| !u.revoked).map(|u| Arc::new(u.source));
         let mut entries = self.entries.lock().expect("cache lock");
         if entries.len() >= MAX_ENTRIES {
-            entries.clear();
+            // Unknown keys go first: made-up keys cannot push the real ones out.
+            entries.retain(|_, c| c.source.is_some());
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
         }
         entries.insert(
             hash,

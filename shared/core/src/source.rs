@@ -422,10 +422,15 @@ pub fn key_last4(key: &str) -> String {
     chars[chars.len().saturating_sub(4)..].iter().collect()
 }
 
-/// Whether `raw` has the shape of one of our keys (so anything else is refused before a
-/// lookup, and never becomes a key string).
+/// Random hex digits after the prefix.
+pub const KEY_DIGITS: usize = 64;
+
+/// Whether `raw` has the exact shape of our keys (`crm_` and 64 lowercase hex digits), so
+/// anything else is refused before a lookup.
 pub fn plausible_key(raw: &str) -> bool {
-    raw.starts_with(KEY_PREFIX) && raw.len() <= 128 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    raw.strip_prefix(KEY_PREFIX).is_some_and(|digits| {
+        digits.len() == KEY_DIGITS && digits.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -495,7 +500,7 @@ pub fn verify_signature(secret: &str, header: Option<&str>, body: &[u8], now: i6
     if candidates.is_empty() {
         return Err(BadSignature::Malformed);
     }
-    if (now - t).abs() > SIGNATURE_TOLERANCE_SECS {
+    if now.abs_diff(t) > SIGNATURE_TOLERANCE_SECS as u64 {
         return Err(BadSignature::Stale);
     }
     let expected = hmac(secret.as_bytes(), &[t_raw.as_bytes(), b".", body]);
@@ -689,6 +694,12 @@ mod tests {
             Err(BadSignature::Mismatch)
         );
         assert_eq!(verify_signature(&secret, None, body, now), Err(BadSignature::Missing));
+        // A t near the integer limits is stale, never an overflow.
+        let far = format!("t={},v1={}", i64::MIN, "0".repeat(64));
+        assert_eq!(
+            verify_signature(&secret, Some(&far), body, now),
+            Err(BadSignature::Stale)
+        );
         for bad in ["", "t=abc,v1=00", "v1=00", "t=1800000000"] {
             assert_eq!(
                 verify_signature(&secret, Some(bad), body, now),
@@ -703,11 +714,13 @@ mod tests {
 
     #[test]
     fn keys_are_stored_as_hashes_and_shown_by_their_last_four() {
-        let key = "crm_0123456789abcdefWXYZ";
-        assert_eq!(key_hash(key).len(), 64);
-        assert_ne!(key_hash(key), key_hash("crm_0123456789abcdefWXYz"));
-        assert_eq!(key_last4(key), "WXYZ");
-        assert!(plausible_key(key));
+        let key = format!("crm_{}", "0123456789abcdef".repeat(4));
+        assert_eq!(key_hash(&key).len(), 64);
+        assert_ne!(key_hash(&key), key_hash(&key.replace('f', "e")));
+        assert_eq!(key_last4(&key), "cdef");
+        assert!(plausible_key(&key));
+        assert!(!plausible_key(&key.to_uppercase()));
+        assert!(!plausible_key(&format!("{key}0")), "one digit too many");
         assert!(!plausible_key("local-admin-key"));
         assert!(!plausible_key("crm_a/../b"));
     }

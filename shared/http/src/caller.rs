@@ -50,6 +50,13 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
+fn query_keys(query: Option<&str>) -> Vec<String> {
+    let pairs: Vec<(String, String)> = query
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
+    pairs.into_iter().map(|(k, _)| k).collect()
+}
+
 /// The key a request presents: `X-Api-Key`, else `?token=` (trackers and operators can
 /// only put it in the URL).
 fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
@@ -113,6 +120,13 @@ impl FromRequest<AppState> for IngestRequest {
         let bytes = body_bytes(&parts, body).await?;
         let signature = match source.as_deref() {
             Some(s) if s.rules.require_signature => {
+                // The signature covers the body: fields in the URL would be unsigned.
+                if query_keys(parts.uri.query()).iter().any(|k| k != "token") {
+                    return Err(ApiError::bad_request(
+                        "unsigned_field",
+                        "a signed request carries its fields in the signed body: only token may be in the URL",
+                    ));
+                }
                 let secret = crm_app::sources::signing_secret_of(state.config.source_secret.as_ref(), s)
                     .map_err(|e| ApiError::Internal(e.to_string()))?
                     .ok_or_else(|| ApiError::Internal("a signing source without a signing salt".into()))?;

@@ -21,9 +21,9 @@ use crate::{Item, Store, StoreError, applied, classify};
 /// What erasure removes from each kind of record.
 fn personal(entity_type: &str) -> &'static [&'static str] {
     match entity_type {
-        "CLICK" => &["ip", "userAgent", "deviceId", "referrer", "landingPage"],
-        "LEAD" => &["email", "phone", "deviceId", "firstName", "lastName"],
-        "EVENT" => &["userId"],
+        "CLICK" => &["ip", "clientIp", "userAgent", "deviceId", "referrer", "landingPage"],
+        "LEAD" => &["email", "phone", "deviceId", "firstName", "lastName", "clientIp"],
+        "EVENT" => &["userId", "clientIp"],
         "MERGE" => &["absorbedIdentifiers"],
         "MESSAGE" => &["to", "subject", "body", "error"],
         _ => &[],

@@ -224,7 +224,8 @@ impl Store {
     }
 
     /// The source of the key whose hash is `hash`, recording `uses` requests since this
-    /// instance last asked (one `UpdateItem`: the count and the read are one round trip).
+    /// instance last asked (one `UpdateItem`: the count and the key's read are one round
+    /// trip), and whether the key or its source is revoked (one consistent `GetItem`).
     /// `None` for a key that does not exist.
     pub async fn use_source_key(
         &self,
@@ -261,8 +262,31 @@ impl Store {
                 .ok_or_else(|| codec::corrupt(at_key, "missing source"))?,
         )
         .map_err(|e| codec::corrupt(at_key, e.to_string()))?;
-        let revoked = key.info.revoked_at.is_some() || source.revoked_at.is_some();
+        if key.info.revoked_at.is_some() {
+            return Ok(Some(UsedKey { source, revoked: true }));
+        }
+        // The key item's copy of the source is as of the key's creation: whether the source
+        // was revoked since is read from the source itself (consistently: a key added while
+        // its source was being revoked may have escaped the revocation's list).
+        let current: Option<Source> = self
+            .get_as(
+                keys::source_pk(&source.source_id),
+                keys::SOURCE_SK,
+                codec::document_from_item,
+            )
+            .await?;
+        let revoked = current.as_ref().is_none_or(|s| s.revoked_at.is_some());
         Ok(Some(UsedKey { source, revoked }))
+    }
+}
+
+impl Store {
+    /// Claims a signature's one use outside an ingest transaction (the SMS replies, and a
+    /// signed repeat); `false` when it was used before.
+    pub async fn claim_signature(&self, claim: &crm_core::plan::SignatureClaim) -> Result<bool, StoreError> {
+        let item = codec::transact_item(&self.table, &crm_core::plan::Write::ClaimSignature(claim.clone()))?;
+        let result = self.client.transact_write_items().transact_items(item).send().await;
+        Ok(applied(result)?.is_some())
     }
 }
 
