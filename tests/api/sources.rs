@@ -802,3 +802,93 @@ async fn a_key_missed_by_its_sources_revocation_is_refused_all_the_same() {
     assert_eq!(status, StatusCode::OK);
     assert!(body["keys"][0]["revokedAt"].is_string(), "{body}");
 }
+
+/// Zapier's "Test action" through a test source, sent with a real person's click id and
+/// email: it makes a test customer of its own (the real one is untouched), its welcome is
+/// rendered and recorded but never sent, and removing the source's test records takes the
+/// test customer away with them.
+#[tokio::test]
+async fn test_traffic_lives_apart_is_never_sent_and_can_be_removed() {
+    let app = app().await;
+    let (_, live, _) = source(&app, json!({"name": "Zap", "kind": "zapier"})).await;
+    let (test_id, test_key, _) = source(&app, json!({"name": "Zap test action", "kind": "zapier", "test": true})).await;
+    let email = format!("{}@example.com", unique("real"));
+    let click = unique("c");
+    let lead = json!({"clickId": click, "email": email, "firstName": "Juan", "operatorId": "rushbet"});
+    let (status, real) = ingest(&app, Method::POST, "/api/ingest/lead", Some(&live), lead.clone(), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{real}");
+    let real_id = real["customerId"].as_str().unwrap().to_owned();
+    let before = app.customer(&real_id).await;
+
+    let (status, sample) = ingest(&app, Method::POST, "/api/ingest/lead", Some(&test_key), lead, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{sample}");
+    assert_eq!(sample["duplicate"], false, "not a repeat of the real lead: {sample}");
+    let test_customer = sample["customerId"].as_str().unwrap().to_owned();
+    assert_ne!(
+        test_customer, real_id,
+        "a test request never resolves to a real customer"
+    );
+    let deposit = json!({"eventType": "deposit", "clickId": click, "depositAmount": 50, "operatorId": "rushbet"});
+    let (status, _) = ingest(&app, Method::POST, "/api/postback", Some(&test_key), deposit, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    // test=true on a live key is test traffic too.
+    let marked =
+        json!({"eventType": "deposit", "clickId": click, "depositAmount": 9, "operatorId": "rushbet", "test": true});
+    let (_, marked) = ingest(&app, Method::POST, "/api/postback", Some(&live), marked, &[]).await;
+    assert_eq!(marked["customerId"], test_customer.as_str(), "{marked}");
+
+    let after = app.customer(&real_id).await;
+    assert_eq!(
+        (&after["identifiers"], &after["journeys"]),
+        (&before["identifiers"], &before["journeys"])
+    );
+    let profile = app.customer(&test_customer).await;
+    assert_eq!(profile["test"], true);
+    assert_eq!(crm_tests::journey(&profile, "rushbet")["type"], "retention");
+
+    app.run_due(time::OffsetDateTime::now_utc()).await;
+    let messages = app.messages(&test_customer).await;
+    assert!(!messages.is_empty(), "the test customer's journey renders its messages");
+    for m in &messages {
+        assert_eq!(
+            (m["status"].as_str(), m["dryRun"].as_bool()),
+            (Some("SENT"), Some(true)),
+            "{m}"
+        );
+    }
+    let real_mail = crm_tests::mailbox::emails_to(&email);
+    assert_eq!(
+        real_mail.len(),
+        1,
+        "only the real customer's own welcome reached the address"
+    );
+
+    let path = format!("/api/sources/{test_id}/records?test=true");
+    let (status, removed) = app.admin_send(Method::DELETE, &path, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(removed["customers"], 1, "{removed}");
+    assert_eq!(
+        (
+            removed["records"]["leads"].as_u64(),
+            removed["records"]["events"].as_u64()
+        ),
+        (Some(1), Some(2)),
+        "{removed}"
+    );
+    let (status, _) = app.admin(&format!("/api/customers/{test_customer}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the test customer is gone");
+    let (_, leads) = app.admin("/api/leads").await;
+    assert!(
+        leads["items"].as_array().unwrap().iter().all(|l| l["test"] != true),
+        "{leads}"
+    );
+    assert_eq!(app.customer(&real_id).await["identifiers"], before["identifiers"]);
+    let (status, body) = app
+        .admin_send(Method::DELETE, &format!("/api/sources/{test_id}/records"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("test"))
+    );
+    app.drain().await;
+}

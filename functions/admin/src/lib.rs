@@ -52,6 +52,7 @@ pub const ROUTES: &[&str] = &[
     "/api/sources/{id}",
     "/api/sources/{id}/keys",
     "/api/sources/{id}/keys/{last4}",
+    "/api/sources/{id}/records",
 ];
 
 pub const FUNCTION: HttpFunction = HttpFunction {
@@ -123,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sources/{id}", get(sources::get_source).delete(sources::revoke))
         .route("/api/sources/{id}/keys", post(sources::add_key))
         .route("/api/sources/{id}/keys/{last4}", delete(sources::revoke_key))
+        .route("/api/sources/{id}/records", delete(sources::remove_test_records))
         .route_layer(middleware::from_fn_with_state(state.clone(), crm_http::require_admin))
         .with_state(state);
     crm_http::finish(routes)
@@ -176,6 +178,7 @@ fn profile_json(p: &Profile, requested: &CustomerId) -> Value {
         "consents": consents,
         "exclusions": p.exclusions,
         "timezone": p.timezone,
+        "test": p.test,
         "createdAt": format_ts(p.created_at),
         "updatedAt": format_ts(p.updated_at),
     });

@@ -174,6 +174,59 @@ pub async fn add_key(State(state): State<AppState>, ApiPath(id): ApiPath<String>
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
+#[derive(serde::Deserialize)]
+pub struct RemoveQuery {
+    test: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// Most days one removal walks.
+const MAX_REMOVE_DAYS: i64 = 92;
+
+fn day(raw: Option<&str>, field: &'static str, default: time::Date) -> Result<time::Date, ApiError> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => time::Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]")).map_err(|_| {
+            field_error(
+                field,
+                Invalid::new("invalid_format", format!("{field} must be YYYY-MM-DD")),
+            )
+        }),
+    }
+}
+
+/// `DELETE /api/sources/{id}/records?test=true&from=&to=`: removes the source's test
+/// records of those UTC days (default: the last 30) and the test customers they made.
+/// Only test records: real ones are voided, never deleted.
+pub async fn remove_test_records(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    crm_http::ApiQuery(q): crm_http::ApiQuery<RemoveQuery>,
+) -> JsonResult {
+    if q.test.as_deref() != Some("true") {
+        let message = "only test records can be removed: pass test=true";
+        return Err(field_error("test", Invalid::new("invalid_value", message)));
+    }
+    let today = OffsetDateTime::now_utc().date();
+    let to = day(q.to.as_deref(), "to", today)?;
+    let from = day(q.from.as_deref(), "from", to - time::Duration::days(29))?;
+    if from > to || (to - from).whole_days() >= MAX_REMOVE_DAYS {
+        let message = format!("from must be on or before to, at most {MAX_REMOVE_DAYS} days apart");
+        return Err(field_error("from", Invalid::new("out_of_range", message)));
+    }
+    state.store.source(&id).await?.ok_or(ApiError::NotFound)?;
+    let removed = sources::remove_test_records(&state.store, &id, from, to).await?;
+    tracing::info!(source_id = %id, customers = removed.customers, "test records removed");
+    Ok(Json(json!({
+        "sourceId": id,
+        "from": from.to_string(),
+        "to": to.to_string(),
+        "records": removed.records,
+        "customers": removed.customers,
+    })))
+}
+
 /// `DELETE /api/sources/{id}/keys/{last4}`: revokes one key; the others keep working.
 pub async fn revoke_key(State(state): State<AppState>, ApiPath((id, last4)): ApiPath<(String, String)>) -> JsonResult {
     let entry = sources::revoke_key(&state.store, &state.sources, &id, &last4, OffsetDateTime::now_utc())

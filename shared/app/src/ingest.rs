@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crm_core::identity::{Identifier, Owners};
 use crm_core::plan::{FreshIds, Guard, Ingest, Planned, SignatureClaim, Write, plan_touch, request_writes};
-use crm_core::profile::Profile;
+use crm_core::profile::{Profile, Touch};
 use crm_core::records::Provenance;
 use crm_core::source::{SIGNATURE_TOLERANCE_SECS, Signed};
 use crm_core::values::CustomerId;
@@ -100,7 +100,18 @@ pub async fn run<C: Ingest>(
     dedupe_window: time::Duration,
 ) -> Result<Outcome, IngestError> {
     let deadline = Instant::now() + WRITE_BUDGET;
-    let touch = cmd.touch(now);
+    // Test traffic resolves, claims and repeats only among test traffic.
+    let test_store;
+    let store = if from.provenance.test {
+        test_store = store.for_test_traffic();
+        &test_store
+    } else {
+        store
+    };
+    let touch = Touch {
+        test: from.provenance.test,
+        ..cmd.touch(now)
+    };
     let guard = cmd.guard(now, dedupe_window).for_source(from.claims_as.as_deref());
     let signature = from.signature_claim(now).map(Write::ClaimSignature);
     let record_id = match &guard {

@@ -273,3 +273,63 @@ impl KeyCache {
         Ok(source)
     }
 }
+
+/// What removing a source's test records took away.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Records by kind (`clicks`, `leads`, `events`, `merges`, `messages`).
+    pub records: std::collections::BTreeMap<String, usize>,
+    /// Test customers removed whole (their profile, identifiers, messages).
+    pub customers: usize,
+}
+
+/// Records per page while walking a day.
+const REMOVE_PAGE: i32 = 100;
+
+/// Removes the test records source `id` wrote on the UTC days `from..=to`, and the test
+/// customers they belong to (with everything else of theirs: test customers only ever hold
+/// test traffic). Live records are never removed here (they are voided instead).
+pub async fn remove_test_records(
+    store: &Store,
+    id: &str,
+    from: time::Date,
+    to: time::Date,
+) -> Result<Removed, StoreError> {
+    use crm_core::records::RecordKind;
+    let mut removed = Removed::default();
+    let mut customers = std::collections::BTreeSet::new();
+    let mut day = from;
+    while day <= to {
+        for kind in [RecordKind::Click, RecordKind::Lead, RecordKind::Event] {
+            let mut after = None;
+            loop {
+                let (page, more) = store.records_after(kind, day, after.as_ref(), REMOVE_PAGE).await?;
+                after = page.last().map(|r| crm_store::FeedPosition {
+                    at: r.at(),
+                    id: r.id().to_owned(),
+                });
+                for record in page.iter().filter(|r| r.is_test() && r.source_id() == Some(id)) {
+                    customers.insert(record.customer().clone());
+                }
+                if !more {
+                    break;
+                }
+            }
+        }
+        let Some(next) = day.next_day() else { break };
+        day = next;
+    }
+    for customer in customers {
+        let Some(profile) = store.profile(&customer).await? else {
+            continue;
+        };
+        if !profile.test {
+            continue;
+        }
+        for (kind, n) in store.purge_test_customer(&profile).await? {
+            *removed.records.entry(kind).or_default() += n;
+        }
+        removed.customers += 1;
+    }
+    Ok(removed)
+}

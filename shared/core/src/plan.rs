@@ -333,6 +333,10 @@ pub trait Ingest: Sized {
     }
     /// The brand the request writes for.
     fn brand(&self) -> &Brand;
+    /// The command as test traffic: its click ids become `test:<clickId>`, so a test click
+    /// is never a real click's repeat (its identifiers and dedupe keys live apart too, see
+    /// the store's test namespace).
+    fn into_test(self) -> Result<Self, FieldError>;
     /// Optional fields that were dropped, reported back to the caller.
     fn warnings(&self) -> &[Warning];
     fn touch(&self, at: OffsetDateTime) -> Touch;
@@ -368,9 +372,22 @@ pub fn request_writes<C: Ingest>(
         .collect()
 }
 
+/// `test:<id>`: a test click id.
+fn test_click_id(id: ClickId) -> Result<ClickId, FieldError> {
+    ClickId::parse(&format!("test:{id}")).map_err(|e| FieldError {
+        field: "clickId",
+        code: e.code,
+        message: format!("as test traffic (test:<clickId>): {}", e.message),
+    })
+}
+
 impl Ingest for ClickCommand {
     const KIND: &'static str = "click";
     const OPTIMISTIC: bool = true;
+    fn into_test(mut self) -> Result<Self, FieldError> {
+        self.click_id = test_click_id(self.click_id)?;
+        Ok(self)
+    }
     fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
         ClickCommand::parse(fields, defaults)
     }
@@ -401,6 +418,10 @@ impl Ingest for ClickCommand {
 
 impl Ingest for LeadCommand {
     const KIND: &'static str = "lead";
+    fn into_test(mut self) -> Result<Self, FieldError> {
+        self.click_id = self.click_id.map(test_click_id).transpose()?;
+        Ok(self)
+    }
     fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
         LeadCommand::parse(fields, defaults)
     }
@@ -460,6 +481,10 @@ impl Ingest for LeadCommand {
 
 impl Ingest for PostbackCommand {
     const KIND: &'static str = "postback";
+    fn into_test(mut self) -> Result<Self, FieldError> {
+        self.click_id = self.click_id.map(test_click_id).transpose()?;
+        Ok(self)
+    }
     fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
         PostbackCommand::parse(fields, defaults)
     }
@@ -586,6 +611,7 @@ mod tests {
             names: Names::default(),
             revenue: None,
             facts: Default::default(),
+            test: false,
             at: T0,
         }
     }

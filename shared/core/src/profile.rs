@@ -24,6 +24,8 @@ pub struct Touch {
     /// What the request says about the customer beyond identity: consent, time zone,
     /// responsible-gambling events.
     pub facts: Facts,
+    /// Test traffic: a customer it creates is a test customer.
+    pub test: bool,
     pub at: OffsetDateTime,
 }
 
@@ -55,6 +57,7 @@ impl Touch {
             names: Names::default(),
             revenue: None,
             facts: Facts::default(),
+            test: false,
             at,
         }
     }
@@ -82,6 +85,9 @@ pub struct Profile {
     pub timezone: Option<ZoneName>,
     /// The person's data was erased: an anonymous tombstone nothing resolves to.
     pub erased: bool,
+    /// Created by test traffic (identities apart from live ones): its messages are
+    /// rendered and recorded, never sent.
+    pub test: bool,
     /// Bumped by every write; merges use it as an optimistic lock.
     pub version: u64,
 }
@@ -103,6 +109,7 @@ impl Profile {
             exclusions: BTreeMap::new(),
             timezone: None,
             erased: false,
+            test: touch.test,
             version: 0,
         };
         p.apply(touch);
@@ -246,6 +253,7 @@ mod tests {
             names: Names::default(),
             revenue: rev.map(|r| (Currency::parse("USD").unwrap(), Money::parse(r).unwrap())),
             facts: Facts::default(),
+            test: false,
             at,
         }
     }

@@ -248,6 +248,25 @@ impl Activity {
             Self::Message(_) => RecordKind::Message,
         }
     }
+    /// The source whose key wrote it.
+    pub fn source_id(&self) -> Option<&str> {
+        match self {
+            Self::Click(r) => r.source_id.as_deref(),
+            Self::Lead(r) => r.source_id.as_deref(),
+            Self::Event(r) => r.source_id.as_deref(),
+            Self::Merge(_) | Self::Message(_) => None,
+        }
+    }
+    /// The customer it was recorded for.
+    pub fn customer(&self) -> &CustomerId {
+        match self {
+            Self::Click(r) => &r.customer_id,
+            Self::Lead(r) => &r.customer_id,
+            Self::Event(r) => &r.customer_id,
+            Self::Merge(r) => &r.customer_id,
+            Self::Message(m) => &m.customer_id,
+        }
+    }
     /// Test traffic (a test source's, or a request marked `test`): never counted.
     pub fn is_test(&self) -> bool {
         match self {

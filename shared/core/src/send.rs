@@ -393,7 +393,8 @@ pub fn decide(message: &Message, f: &Facts) -> Decision {
     }
     Decision::Send {
         to,
-        dry_run: !f.real_sending,
+        // A test customer's messages are rendered and recorded, never sent.
+        dry_run: !f.real_sending || customer.test,
     }
 }
 
@@ -472,6 +473,14 @@ mod tests {
         );
         let d = go(&welcome(&c), Some(&c), false, T0);
         assert!(matches!(d, Decision::Send { dry_run: true, .. }));
+    }
+
+    #[test]
+    fn a_test_customer_is_never_really_sent_to() {
+        let mut c = customer("rushbet", Milestone::Touched, true);
+        c.test = true;
+        let d = go(&welcome(&c), Some(&c), true, T0);
+        assert!(matches!(d, Decision::Send { dry_run: true, .. }), "{d:?}");
     }
 
     #[test]

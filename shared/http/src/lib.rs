@@ -158,6 +158,11 @@ pub async fn ingest<C: Ingest>(
         None => &state.config.defaults,
     };
     let cmd = C::parse(&req.fields, defaults)?;
+    let cmd = if req.sender.provenance.test {
+        cmd.into_test()?
+    } else {
+        cmd
+    };
     if let Some(source) = &req.source {
         source
             .rules

@@ -154,7 +154,9 @@ pub(super) fn utc_day(at: OffsetDateTime) -> time::Date {
 
 const NOT_EXISTS: &str = "attribute_not_exists(PK)";
 
-pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteItem, StoreError> {
+/// One write as a transaction item; `test`: identifiers and dedupe keys in the test
+/// namespace.
+pub(super) fn transact_item(table: &str, write: &Write, test: bool) -> Result<TransactWriteItem, StoreError> {
     let mut e = Expr::default();
     match write {
         Write::CreateProfile(p) => put(table, profile_item(p)?, NOT_EXISTS, e),
@@ -238,7 +240,7 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
             customer,
             at,
         } => {
-            let mut item = key(keys::identifier_pk(identifier), keys::IDENT_SK);
+            let mut item = key(keys::identifier_pk_in(identifier, test), keys::IDENT_SK);
             item.insert(keys::ENTITY.into(), s(entity::IDENTIFIER));
             item.insert("identifierType".into(), s(identifier.kind().as_str()));
             item.insert("customerId".into(), s(customer.as_str()));
@@ -250,7 +252,7 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
             let cond = format!("customerId = {}", e.value(s(from.as_str())));
             update(
                 table,
-                key(keys::identifier_pk(identifier), keys::IDENT_SK),
+                key(keys::identifier_pk_in(identifier, test), keys::IDENT_SK),
                 expr,
                 Some(&cond),
                 e,
@@ -273,7 +275,7 @@ pub(super) fn transact_item(table: &str, write: &Write) -> Result<TransactWriteI
             put(table, item, NOT_EXISTS, e)
         }
         Write::ClaimDedupe(d) => {
-            let mut item = key(keys::dedupe_pk(&d.key), keys::DEDUPE_SK);
+            let mut item = key(keys::dedupe_pk_in(&d.key, test), keys::DEDUPE_SK);
             item.insert(keys::ENTITY.into(), s(entity::DEDUPE));
             item.insert("recordId".into(), s(&d.record_id));
             item.insert("customerId".into(), s(d.customer.as_str()));
@@ -408,6 +410,9 @@ fn profile_item(p: &Profile) -> Result<Item, StoreError> {
     if let Some(tz) = &p.timezone {
         item.insert("timezone".into(), s(tz.as_str()));
     }
+    if p.test {
+        item.insert("test".into(), AttributeValue::Bool(true));
+    }
     Ok(item)
 }
 
@@ -507,6 +512,7 @@ pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, Store
         exclusions,
         timezone,
         erased: item.contains_key("erasedAt"),
+        test: matches!(item.get("test"), Some(AttributeValue::Bool(true))),
         version,
     })
 }
@@ -628,6 +634,7 @@ mod tests {
                 )),
                 source: "postback",
             },
+            test: true,
             at: datetime!(2026-11-22 10:00:00.123 UTC),
         };
         let mut p = Profile::new(id.clone(), &touch);

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use aws_sdk_dynamodb::types::AttributeValue;
 use crm_core::identity::Identifier;
 use crm_core::message::{Reason, Status};
+use crm_core::profile::Profile;
 use crm_core::records::RecordKind;
 use crm_core::values::CustomerId;
 use serde::{Deserialize, Serialize};
@@ -171,13 +172,65 @@ impl Store {
         Ok(())
     }
 
+    /// Removes a test customer entirely: its partition (profile, messages, send logs, timers,
+    /// seen rows), its records and its test-namespace identifiers. Returns the records
+    /// removed by kind (`clicks`, `leads`, `events`, `merges`, `messages`).
+    pub async fn purge_test_customer(&self, profile: &Profile) -> Result<BTreeMap<String, usize>, StoreError> {
+        let mut removed = BTreeMap::new();
+        for item in self.customer_items(&profile.id).await? {
+            let kind = codec::opt_string(&item, keys::ENTITY).unwrap_or_default();
+            let plural = match RecordKind::ALL.iter().find(|k| k.as_str() == kind) {
+                Some(RecordKind::Click) => Some("clicks"),
+                Some(RecordKind::Lead) => Some("leads"),
+                Some(RecordKind::Event) => Some("events"),
+                Some(RecordKind::Merge) => Some("merges"),
+                Some(RecordKind::Message) => Some("messages"),
+                None => None,
+            };
+            self.delete_key(codec::key(
+                codec::opt_string(&item, keys::PK).unwrap_or_default(),
+                &codec::opt_string(&item, keys::SK).unwrap_or_default(),
+            ))
+            .await?;
+            if let Some(plural) = plural {
+                *removed.entry(plural.to_owned()).or_default() += 1;
+            }
+        }
+        for identifier in &profile.identifiers {
+            self.for_test_traffic()
+                .delete_identifier(identifier, &profile.id)
+                .await?;
+        }
+        Ok(removed)
+    }
+
+    /// Deletes one item (a record of a customer that is not a test customer, say).
+    pub async fn delete_record(&self, kind: RecordKind, id: &str) -> Result<(), StoreError> {
+        self.delete_key(codec::key(keys::record_pk(kind, id), kind.as_str()))
+            .await
+    }
+
+    async fn delete_key(&self, key: Item) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
     /// Deletes the identifier's item if `customer` still owns it; `true` when it did.
     pub async fn delete_identifier(&self, identifier: &Identifier, customer: &CustomerId) -> Result<bool, StoreError> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(codec::key(keys::identifier_pk(identifier), keys::IDENT_SK)))
+            .set_key(Some(codec::key(
+                keys::identifier_pk_in(identifier, self.test),
+                keys::IDENT_SK,
+            )))
             .condition_expression("customerId = :c")
             .expression_attribute_values(":c", s(customer.as_str()))
             .send()

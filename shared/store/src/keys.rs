@@ -121,6 +121,27 @@ pub fn identifier_pk(identifier: &Identifier) -> String {
     format!("IDENT#{}", identifier.tag())
 }
 
+/// Test traffic's identifiers and dedupe keys live apart (`IDENT#TEST#…`, `DEDUPE#TEST#…`):
+/// a test request never resolves to, merges with or repeats a real one.
+pub const TEST_NAMESPACE: &str = "TEST#";
+
+/// `identifier_pk` in the live or the test namespace.
+pub fn identifier_pk_in(identifier: &Identifier, test: bool) -> String {
+    if test {
+        format!("IDENT#{TEST_NAMESPACE}{}", identifier.tag())
+    } else {
+        identifier_pk(identifier)
+    }
+}
+
+/// `dedupe_pk` in the live or the test namespace.
+pub fn dedupe_pk_in(key: &DedupeKey, test: bool) -> String {
+    match dedupe_pk(key).strip_prefix("DEDUPE#") {
+        Some(rest) if test => format!("DEDUPE#{TEST_NAMESPACE}{rest}"),
+        _ => dedupe_pk(key),
+    }
+}
+
 /// A record's own key: `CLICK#<clickId>`, `LEAD#<id>` …; its SK is the kind itself.
 pub fn record_pk(kind: RecordKind, id: &str) -> String {
     format!("{}#{id}", kind.as_str())
@@ -445,6 +466,9 @@ mod tests {
         assert!(source_key_list_sk("src_1", "WXYZ").starts_with(&source_list_prefix("src_1")));
         assert!(!source_list_sk("src_10").starts_with(&source_list_prefix("src_1")));
         assert_eq!(signature_pk("src_1", "ff"), "SIGNATURE#src_1#ff");
+        assert_eq!(identifier_pk_in(&email, true), "IDENT#TEST#EMAIL#a@b.co");
+        assert_eq!(identifier_pk_in(&email, false), identifier_pk(&email));
+        assert_eq!(dedupe_pk_in(&own, true), "DEDUPE#TEST#SRCTXN#src_1#T1");
         assert_eq!(dedupe_pk(&DedupeKey::Postback("ab".into())), "DEDUPE#FP#ab");
         assert_eq!(dedupe_pk(&DedupeKey::Lead("cd".into())), "DEDUPE#LEADFP#cd");
         assert_eq!(brand_config_pk(&Brand::parse("rushbet").unwrap()), "BRANDCFG#rushbet");

@@ -123,6 +123,8 @@ pub struct Store {
     client: Client,
     table: String,
     calls: CallCounter,
+    /// Identifiers and dedupe keys in the test namespace (`Store::for_test_traffic`).
+    test: bool,
 }
 
 impl Store {
@@ -154,6 +156,16 @@ impl Store {
             client: Client::from_conf(config),
             table: table.into(),
             calls,
+            test: false,
+        }
+    }
+
+    /// The same table, with identifiers and dedupe keys in the test namespace: what a test
+    /// request's ingest resolves and claims never meets live data.
+    pub fn for_test_traffic(&self) -> Self {
+        Self {
+            test: true,
+            ..self.clone()
         }
     }
 
@@ -180,7 +192,7 @@ impl Store {
         }
         let items = writes
             .iter()
-            .map(|w| codec::transact_item(&self.table, w))
+            .map(|w| codec::transact_item(&self.table, w, self.test))
             .collect::<Result<Vec<_>, _>>()?;
         let token = client_request_token();
         let mut pause = Duration::from_millis(50);
@@ -336,7 +348,10 @@ impl Store {
 
     /// Who owns each of `identifiers` (absent ones are simply not in the map).
     pub async fn owners(&self, identifiers: &[Identifier]) -> Result<Owners, StoreError> {
-        let by_pk: HashMap<String, &Identifier> = identifiers.iter().map(|i| (keys::identifier_pk(i), i)).collect();
+        let by_pk: HashMap<String, &Identifier> = identifiers
+            .iter()
+            .map(|i| (keys::identifier_pk_in(i, self.test), i))
+            .collect();
         let items = self
             .batch_get(by_pk.keys().map(|pk| (pk.clone(), keys::IDENT_SK)).collect())
             .await?;
@@ -404,14 +419,22 @@ impl Store {
     }
 
     pub async fn owner(&self, identifier: &Identifier) -> Result<Option<CustomerId>, StoreError> {
-        self.get_as(keys::identifier_pk(identifier), keys::IDENT_SK, codec::owner)
-            .await
+        self.get_as(
+            keys::identifier_pk_in(identifier, self.test),
+            keys::IDENT_SK,
+            codec::owner,
+        )
+        .await
     }
 
     /// The record a held dedupe key points at: `(recordId, customerId)`.
     pub async fn dedupe_hit(&self, key: &DedupeKey) -> Result<Option<(String, CustomerId)>, StoreError> {
-        self.get_as(keys::dedupe_pk(key), keys::DEDUPE_SK, codec::dedupe_from_item)
-            .await
+        self.get_as(
+            keys::dedupe_pk_in(key, self.test),
+            keys::DEDUPE_SK,
+            codec::dedupe_from_item,
+        )
+        .await
     }
 
     /// The customer a recorded click belongs to (at the time it was recorded).

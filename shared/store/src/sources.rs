@@ -284,7 +284,11 @@ impl Store {
     /// Claims a signature's one use outside an ingest transaction (the SMS replies, and a
     /// signed repeat); `false` when it was used before.
     pub async fn claim_signature(&self, claim: &crm_core::plan::SignatureClaim) -> Result<bool, StoreError> {
-        let item = codec::transact_item(&self.table, &crm_core::plan::Write::ClaimSignature(claim.clone()))?;
+        let item = codec::transact_item(
+            &self.table,
+            &crm_core::plan::Write::ClaimSignature(claim.clone()),
+            false,
+        )?;
         let result = self.client.transact_write_items().transact_items(item).send().await;
         Ok(applied(result)?.is_some())
     }
