@@ -122,3 +122,65 @@ async fn concurrent_leads_merging_many_customers_converge_on_the_oldest() {
         assert_eq!(app.customer(c).await["customerId"], customers[0]);
     }
 }
+
+/// A flood of clicks carrying one email cannot grow the customer's item without bound:
+/// the profile lists at most `MAX_LISTED_IDENTIFIERS`, every click id stays claimed (a
+/// lookup finds the customer), a later email and deposit still land, and erasure removes
+/// the identifiers the profile did not list too.
+#[tokio::test]
+async fn a_click_flood_with_one_email_leaves_the_profile_bounded_and_writable() {
+    use crm_core::plan::MAX_LISTED_IDENTIFIERS;
+    let app = spawn().await;
+    let email = format!("{}@example.com", crm_tests::unique("flood"));
+    let flood = MAX_LISTED_IDENTIFIERS + 50;
+    let mut customer = String::new();
+    for n in 0..flood {
+        let (status, body) = app
+            .post_json(
+                "/api/ingest/click",
+                json!({"clickId": format!("FLOOD_{n}_{email}").replace('@', "_"), "email": email}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "click {n}: {body}");
+        customer = body["customerId"].as_str().unwrap().to_owned();
+    }
+    let profile = app.customer(&customer).await;
+    let listed = profile["identifiers"].as_array().unwrap().len();
+    assert!(listed <= MAX_LISTED_IDENTIFIERS + 1, "listed {listed}");
+    let last = format!("FLOOD_{}_{email}", flood - 1).replace('@', "_");
+    let (status, found) = app.admin(&format!("/api/customers?clickId={last}")).await;
+    assert_eq!(
+        (status, found["customerId"].as_str()),
+        (StatusCode::OK, Some(customer.as_str())),
+        "{found}"
+    );
+
+    let phone = crm_tests::phone();
+    let (status, body) = app
+        .post_json(
+            "/api/ingest/lead",
+            json!({"email": email, "phone": phone, "firstName": "Ana"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/postback",
+            json!({"eventType": "deposit", "email": email, "depositAmount": 10, "operatorId": "rushbet"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let profile = app.customer(&customer).await;
+    assert!(
+        identifiers(&profile).contains(&format!("PHONE:{phone}")),
+        "a new phone still reaches the profile"
+    );
+    assert_eq!(journey(&profile, "rushbet")["type"], "retention");
+
+    let (status, _) = app
+        .admin_send(http::Method::DELETE, &format!("/api/customers/{customer}"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.admin(&format!("/api/customers?clickId={last}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "an unlisted click id is erased too");
+}

@@ -515,36 +515,17 @@ async fn a_source_bound_to_no_brand_cannot_pre_claim_another_sources_transaction
     let (_, zap_a, _) = source(&app, json!({"name": "Zap A", "kind": "zapier"})).await;
     let (_, zap_b, _) = source(&app, json!({"name": "Zap B", "kind": "zapier"})).await;
     let txid = unique("t");
-    let post = |user: String| json!({"eventType": "deposit", "operatorId": "rushbet", "userId": user, "depositAmount": 10, "transactionId": txid});
-    let (_, first) = ingest(
-        &app,
-        Method::POST,
-        "/api/postback",
-        Some(&zap_a),
-        post(unique("u")),
-        &[],
-    )
-    .await;
+    let post = async |key: &str| {
+        let body = json!({"eventType": "deposit", "operatorId": "rushbet", "userId": unique("u"), "depositAmount": 10, "transactionId": txid});
+        ingest(&app, Method::POST, "/api/postback", Some(key), body, &[])
+            .await
+            .1
+    };
+    let first = post(&zap_a).await;
     assert_eq!(first["duplicate"], false, "{first}");
-    let (_, other) = ingest(
-        &app,
-        Method::POST,
-        "/api/postback",
-        Some(&zap_b),
-        post(unique("u")),
-        &[],
-    )
-    .await;
+    let other = post(&zap_b).await;
     assert_eq!(other["duplicate"], false, "B's id is B's own: {other}");
-    let (_, again) = ingest(
-        &app,
-        Method::POST,
-        "/api/postback",
-        Some(&zap_a),
-        post(unique("u")),
-        &[],
-    )
-    .await;
+    let again = post(&zap_a).await;
     assert_eq!(again["duplicate"], true, "A's own repeat: {again}");
 }
 

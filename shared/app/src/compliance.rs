@@ -159,10 +159,16 @@ pub async fn erase(
         }
     }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    let identifiers: BTreeSet<(CustomerId, Identifier)> = people
+    let mut identifiers: BTreeSet<(CustomerId, Identifier)> = people
         .iter()
         .flat_map(|p| p.identifiers.iter().map(|i| (p.id.clone(), i.clone())))
         .collect();
+    // A full profile does not list every identifier: its records keep the others.
+    for p in &people {
+        for i in store.unlisted_identifiers(&p.id).await? {
+            identifiers.insert((p.id.clone(), i));
+        }
+    }
     let addresses: BTreeSet<(Channel, String)> = identifiers
         .iter()
         .filter_map(|(_, i)| match i {

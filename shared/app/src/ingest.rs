@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crm_core::identity::{Identifier, Owners};
-use crm_core::plan::{FreshIds, Guard, Ingest, Planned, SignatureClaim, Write, plan_touch, request_writes};
+use crm_core::plan::{
+    FreshIds, Guard, Ingest, Planned, SignatureClaim, Write, note_unlisted, plan_touch, request_writes,
+};
 use crm_core::profile::{Profile, Touch};
 use crm_core::records::Provenance;
 use crm_core::source::{SIGNATURE_TOLERANCE_SECS, Signed};
@@ -112,7 +114,15 @@ pub async fn run<C: Ingest>(
         test: from.provenance.test,
         ..cmd.touch(now)
     };
-    let guard = cmd.guard(now, dedupe_window).for_source(from.claims_as.as_deref());
+    let guard = match cmd.guard(now, dedupe_window).for_source(from.claims_as.as_deref()) {
+        // A test's transaction id is held for the dedupe window only: test records are
+        // removed, and the same test may be sent again later.
+        Guard::Claim { key, expires_at: None } if from.provenance.test => Guard::Claim {
+            key,
+            expires_at: Some(now + dedupe_window),
+        },
+        guard => guard,
+    };
     let signature = from.signature_claim(now).map(Write::ClaimSignature);
     let record_id = match &guard {
         Guard::Click(click_id) => click_id.to_string(),
@@ -157,6 +167,7 @@ pub async fn run<C: Ingest>(
         };
         let Some(plan) = plan else { continue };
         let mut writes: Vec<Write> = request_writes(cmd, &guard, &plan.customer, &record_id, &from.provenance, now);
+        note_unlisted(&mut writes, &plan.unlisted);
         writes.extend(signature.clone());
         writes.extend(plan.writes);
         match store.commit(&writes, deadline).await {

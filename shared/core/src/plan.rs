@@ -24,6 +24,10 @@ pub enum Write {
     ApplyTouch {
         customer: CustomerId,
         touch: Touch,
+        /// Planned without the profile: the store lists the touch's identifiers only while
+        /// the profile lists fewer than `MAX_LISTED_IDENTIFIERS` (its condition); a failed
+        /// condition re-plans with the profile read, and `listed_identifiers` decides.
+        bounded: bool,
     },
     /// Replaces a profile read at `expected_version` (merges).
     ReplaceProfile {
@@ -125,6 +129,9 @@ pub struct TouchPlan {
     pub created: bool,
     pub absorbed: Vec<CustomerId>,
     pub writes: Vec<Write>,
+    /// New identifiers a full profile does not list (still claimed): the request's record
+    /// keeps them (`note_unlisted`), so erasure finds them.
+    pub unlisted: Vec<Identifier>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +139,57 @@ pub enum Planned {
     Ready(TouchPlan),
     /// Load these profiles and plan again.
     NeedProfiles(Vec<CustomerId>),
+}
+
+/// How many identifiers a profile lists before it gets choosy: a customer's item cannot
+/// grow without bound (5,000 clicks carrying one email), and every identifier, listed or
+/// not, stays claimed (its `IDENT#` item resolves to the customer) and on its records.
+pub const MAX_LISTED_IDENTIFIERS: usize = 100;
+/// Past `MAX_LISTED_IDENTIFIERS`, a new identifier is still listed while fewer than this
+/// many of its kind are, so a later email or phone still reaches the profile (and messages).
+pub const MIN_LISTED_PER_KIND: usize = 10;
+
+/// Which of `new` a profile lists: those it lacks, all of them while it lists fewer than
+/// `MAX_LISTED_IDENTIFIERS`, then only kinds it lists fewer than `MIN_LISTED_PER_KIND` of.
+pub fn listed_identifiers(profile: &Profile, new: &[Identifier]) -> Vec<Identifier> {
+    let fresh: Vec<Identifier> = new
+        .iter()
+        .filter(|i| !profile.identifiers.contains(*i))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if profile.identifiers.len() + fresh.len() <= MAX_LISTED_IDENTIFIERS {
+        return fresh;
+    }
+    let mut per_kind: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in &profile.identifiers {
+        *per_kind.entry(i.kind().as_str()).or_default() += 1;
+    }
+    fresh
+        .into_iter()
+        .filter(|i| {
+            let n = per_kind.entry(i.kind().as_str()).or_default();
+            *n += 1;
+            *n <= MIN_LISTED_PER_KIND
+        })
+        .collect()
+}
+
+/// Notes on the request's record the identifiers its customer's profile did not list.
+pub fn note_unlisted(writes: &mut [Write], unlisted: &[Identifier]) {
+    if unlisted.is_empty() {
+        return;
+    }
+    let tags: Vec<String> = unlisted.iter().map(Identifier::tag).collect();
+    for w in writes {
+        match w {
+            Write::RecordClick(r) => r.unlisted_identifiers = tags.clone(),
+            Write::RecordLead(r) => r.unlisted_identifiers = tags.clone(),
+            Write::RecordEvent(r) => r.unlisted_identifiers = tags.clone(),
+            _ => {}
+        }
+    }
 }
 
 /// Follows merge tombstones through the loaded profiles. `Err` names a profile to load.
@@ -205,12 +263,31 @@ pub fn plan_touch(
                 created: true,
                 absorbed: vec![],
                 writes,
+                unlisted: Vec::new(),
             })
         }
         Resolution::Existing(customer) => {
+            let (touch_listed, bounded, unlisted) = match profiles.get(&customer) {
+                Some(p) => {
+                    let listed = listed_identifiers(p, &touch.identifiers);
+                    let unlisted = touch
+                        .identifiers
+                        .iter()
+                        .filter(|i| !p.identifiers.contains(*i) && !listed.contains(*i))
+                        .cloned()
+                        .collect();
+                    let touch = Touch {
+                        identifiers: listed,
+                        ..touch.clone()
+                    };
+                    (touch, false, unlisted)
+                }
+                None => (touch.clone(), true, Vec::new()),
+            };
             let mut writes = vec![Write::ApplyTouch {
                 customer: customer.clone(),
-                touch: touch.clone(),
+                touch: touch_listed,
+                bounded,
             }];
             writes.extend(claims(&customer));
             writes.extend(repoints(repoint));
@@ -219,6 +296,7 @@ pub fn plan_touch(
                 created: false,
                 absorbed: vec![],
                 writes,
+                unlisted,
             })
         }
         Resolution::Merge { survivor, absorbed } => {
@@ -270,6 +348,7 @@ pub fn plan_touch(
                 created: false,
                 absorbed,
                 writes,
+                unlisted: Vec::new(),
             })
         }
     }
@@ -474,6 +553,7 @@ impl Ingest for LeadCommand {
             source_id: from.source_id.clone(),
             client_ip: from.client_ip.clone(),
             test: from.test,
+            unlisted_identifiers: Vec::new(),
             at,
         })]
     }
@@ -573,6 +653,7 @@ impl Ingest for PostbackCommand {
             source_id: from.source_id.clone(),
             client_ip: from.client_ip.clone(),
             test: from.test,
+            unlisted_identifiers: Vec::new(),
             at,
         })]
     }
@@ -654,7 +735,7 @@ mod tests {
             "lead",
         ));
         assert_eq!((plan.customer.clone(), plan.created), (cid(1), false));
-        assert!(matches!(plan.writes[0], Write::ApplyTouch { ref customer, .. } if *customer == cid(1)));
+        assert!(matches!(plan.writes[0], Write::ApplyTouch { ref customer, bounded: true, .. } if *customer == cid(1)));
         assert_eq!(
             plan.writes[1],
             Write::ClaimIdentifier {
@@ -743,6 +824,41 @@ mod tests {
             Guard::Claim { key, .. } => key,
             other => panic!("expected a claim, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_full_profile_lists_no_more_click_ids_but_still_a_new_email() {
+        let mut p = Profile::new(cid(1), &touch(vec![email("a@b.co")]));
+        for n in 0..MAX_LISTED_IDENTIFIERS - 1 {
+            p.identifiers.insert(click(&format!("c{n}")));
+        }
+        assert_eq!(p.identifiers.len(), MAX_LISTED_IDENTIFIERS);
+        let new = [click("c-new"), email("a@b.co"), email("new@b.co")];
+        assert_eq!(listed_identifiers(&p, &new), vec![email("new@b.co")]);
+        let roomy = Profile::new(cid(2), &touch(vec![email("a@b.co")]));
+        assert_eq!(
+            listed_identifiers(&roomy, &new),
+            vec![click("c-new"), email("new@b.co")]
+        );
+        // Re-planned with the profile read, the update carries no size condition.
+        let owners = Owners::from([(email("a@b.co"), cid(1))]);
+        let profiles = BTreeMap::from([(cid(1), p)]);
+        let plan = ready(plan_touch(&touch(new.to_vec()), &owners, &profiles, &fresh(), "x"));
+        assert!(
+            matches!(&plan.writes[0], Write::ApplyTouch { touch, bounded: false, .. }
+            if touch.identifiers == vec![email("new@b.co")])
+        );
+        assert_eq!(plan.unlisted, vec![click("c-new")]);
+        // Every new identifier is still claimed, listed or not.
+        let claimed: Vec<&Identifier> = plan
+            .writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::ClaimIdentifier { identifier, .. } => Some(identifier),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(claimed, [&click("c-new"), &email("new@b.co")]);
     }
 
     #[test]

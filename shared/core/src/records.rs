@@ -90,6 +90,10 @@ pub struct ClickRecord {
     /// Test traffic: stored and shown, never counted, its messages never sent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test: bool,
+    /// Identifiers (as `TYPE#value`) this request claimed for a customer whose profile was
+    /// full (`crm_core::plan::MAX_LISTED_IDENTIFIERS`): kept here so erasure finds them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unlisted_identifiers: Vec<String>,
     #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
@@ -123,6 +127,7 @@ impl ClickRecord {
             source_id: provenance.source_id.clone(),
             client_ip: provenance.client_ip.clone(),
             test: provenance.test,
+            unlisted_identifiers: Vec::new(),
             at,
         }
     }
@@ -163,6 +168,10 @@ pub struct LeadRecord {
     /// Test traffic: stored and shown, never counted, its messages never sent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test: bool,
+    /// Identifiers (as `TYPE#value`) this request claimed for a customer whose profile was
+    /// full (`crm_core::plan::MAX_LISTED_IDENTIFIERS`): kept here so erasure finds them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unlisted_identifiers: Vec<String>,
     #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
@@ -207,6 +216,10 @@ pub struct EventRecord {
     /// Test traffic: stored and shown, never counted, its messages never sent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test: bool,
+    /// Identifiers (as `TYPE#value`) this request claimed for a customer whose profile was
+    /// full (`crm_core::plan::MAX_LISTED_IDENTIFIERS`): kept here so erasure finds them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unlisted_identifiers: Vec<String>,
     #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
@@ -257,6 +270,15 @@ impl Activity {
             Self::Merge(_) | Self::Message(_) => None,
         }
     }
+    /// Test traffic (a test source's, or a request marked `test`): never counted.
+    pub fn is_test(&self) -> bool {
+        match self {
+            Self::Click(r) => r.test,
+            Self::Lead(r) => r.test,
+            Self::Event(r) => r.test,
+            Self::Merge(_) | Self::Message(_) => false,
+        }
+    }
     /// The customer it was recorded for.
     pub fn customer(&self) -> &CustomerId {
         match self {
@@ -265,15 +287,6 @@ impl Activity {
             Self::Event(r) => &r.customer_id,
             Self::Merge(r) => &r.customer_id,
             Self::Message(m) => &m.customer_id,
-        }
-    }
-    /// Test traffic (a test source's, or a request marked `test`): never counted.
-    pub fn is_test(&self) -> bool {
-        match self {
-            Self::Click(r) => r.test,
-            Self::Lead(r) => r.test,
-            Self::Event(r) => r.test,
-            Self::Merge(_) | Self::Message(_) => false,
         }
     }
     /// The record's own id (click id, lead id, event id, merge id).

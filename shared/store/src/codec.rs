@@ -170,7 +170,11 @@ pub(super) fn transact_item(table: &str, write: &Write, test: bool) -> Result<Tr
             );
             put(table, profile_item(profile)?, &cond, e)
         }
-        Write::ApplyTouch { customer, touch } => {
+        Write::ApplyTouch {
+            customer,
+            touch,
+            bounded,
+        } => {
             let at = e.value(ts(touch.at));
             let mut set = vec![format!("updatedAt = {at}")];
             for m in touch.milestone.reached_with() {
@@ -203,13 +207,17 @@ pub(super) fn transact_item(table: &str, write: &Write, test: bool) -> Result<Tr
             }
             let expr = format!("SET {} ADD {}", set.join(", "), add.join(", "));
             let key = key(keys::customer_pk(customer), keys::PROFILE_SK);
-            update(
-                table,
-                key,
-                expr,
-                Some("attribute_exists(PK) AND attribute_not_exists(mergedInto) AND attribute_not_exists(erasedAt)"),
-                e,
-            )
+            let mut cond =
+                "attribute_exists(PK) AND attribute_not_exists(mergedInto) AND attribute_not_exists(erasedAt)"
+                    .to_owned();
+            if *bounded && !touch.identifiers.is_empty() {
+                // A full profile fails this; the ingest re-plans with it read.
+                cond.push_str(&format!(
+                    " AND (attribute_not_exists(identifiers) OR size(identifiers) < {})",
+                    e.value(n(crm_core::plan::MAX_LISTED_IDENTIFIERS))
+                ));
+            }
+            update(table, key, expr, Some(&cond), e)
         }
         Write::MarkMerged {
             customer,

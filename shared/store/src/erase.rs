@@ -4,7 +4,7 @@
 //! revenue and brand statistics stay. Every step is idempotent: an interrupted erasure is
 //! finished by running it again.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use crm_core::identity::Identifier;
@@ -22,9 +22,25 @@ use crate::{Item, Store, StoreError, applied, classify};
 /// What erasure removes from each kind of record.
 fn personal(entity_type: &str) -> &'static [&'static str] {
     match entity_type {
-        "CLICK" => &["ip", "clientIp", "userAgent", "deviceId", "referrer", "landingPage"],
-        "LEAD" => &["email", "phone", "deviceId", "firstName", "lastName", "clientIp"],
-        "EVENT" => &["userId", "clientIp"],
+        "CLICK" => &[
+            "ip",
+            "clientIp",
+            "userAgent",
+            "deviceId",
+            "referrer",
+            "landingPage",
+            "unlistedIdentifiers",
+        ],
+        "LEAD" => &[
+            "email",
+            "phone",
+            "deviceId",
+            "firstName",
+            "lastName",
+            "clientIp",
+            "unlistedIdentifiers",
+        ],
+        "EVENT" => &["userId", "clientIp", "unlistedIdentifiers"],
         "MERGE" => &["absorbedIdentifiers"],
         "MESSAGE" => &["to", "subject", "body", "error"],
         _ => &[],
@@ -170,6 +186,21 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Identifiers the customer's records keep because its profile did not list them.
+    pub async fn unlisted_identifiers(&self, customer: &CustomerId) -> Result<BTreeSet<Identifier>, StoreError> {
+        let mut out = BTreeSet::new();
+        for item in self.customer_items(customer).await? {
+            if let Some(AttributeValue::L(tags)) = item.get("unlistedIdentifiers") {
+                out.extend(
+                    tags.iter()
+                        .filter_map(|t| t.as_s().ok())
+                        .filter_map(|t| Identifier::from_tag(t).ok()),
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// Removes a test customer entirely: its partition (profile, messages, send logs, timers,

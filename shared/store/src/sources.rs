@@ -127,6 +127,11 @@ impl Store {
                 Expr::default(),
             )?,
         ];
+        self.transact_if(items).await
+    }
+
+    /// Applies `items` in one transaction; `false` when a condition failed.
+    async fn transact_if(&self, items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>) -> Result<bool, StoreError> {
         let result = self
             .client
             .transact_write_items()
@@ -136,28 +141,37 @@ impl Store {
         Ok(applied(result)?.is_some())
     }
 
-    /// Every source with its keys, in id order (sources are few: one query).
-    pub async fn sources(&self) -> Result<Vec<SourceEntry>, StoreError> {
+    /// Sources with their keys from the list (GSI2 `SOURCES`), all or those under `prefix`.
+    async fn source_list(&self, prefix: Option<String>) -> Result<Vec<SourceEntry>, StoreError> {
+        let condition = match prefix {
+            Some(_) => "GSI2PK = :pk AND begins_with(GSI2SK, :id)",
+            None => "GSI2PK = :pk",
+        };
         let q = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(keys::GSI2)
-            .key_condition_expression("GSI2PK = :pk")
+            .key_condition_expression(condition)
             .expression_attribute_values(":pk", s(keys::SOURCE_LIST));
+        let q = match prefix {
+            Some(p) => q.expression_attribute_values(":id", s(p)),
+            None => q,
+        };
         entries(self.all_pages(q).await?)
     }
 
+    /// Every source with its keys, in id order (sources are few: one query).
+    pub async fn sources(&self) -> Result<Vec<SourceEntry>, StoreError> {
+        self.source_list(None).await
+    }
+
     pub async fn source(&self, id: &str) -> Result<Option<SourceEntry>, StoreError> {
-        let q = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI2)
-            .key_condition_expression("GSI2PK = :pk AND begins_with(GSI2SK, :id)")
-            .expression_attribute_values(":pk", s(keys::SOURCE_LIST))
-            .expression_attribute_values(":id", s(keys::source_list_prefix(id)));
-        Ok(entries(self.all_pages(q).await?)?.into_iter().next())
+        Ok(self
+            .source_list(Some(keys::source_list_prefix(id)))
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// Adds a key to a source that exists and is not revoked; `false` otherwise.
@@ -179,13 +193,7 @@ impl Store {
                 Expr::default(),
             )?,
         ];
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        Ok(applied(result)?.is_some())
+        self.transact_if(items).await
     }
 
     /// Revokes a source and every key of it, in one transaction.
@@ -214,13 +222,7 @@ impl Store {
 
     /// Revokes one key; `false` when there is no such key.
     pub async fn revoke_source_key(&self, hash: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(revoke_key_item(&self.table, hash, at)?)
-            .send()
-            .await;
-        Ok(applied(result)?.is_some())
+        self.transact_if(vec![revoke_key_item(&self.table, hash, at)?]).await
     }
 
     /// The source of the key whose hash is `hash`, recording `uses` requests since this
@@ -278,9 +280,7 @@ impl Store {
         let revoked = current.as_ref().is_none_or(|s| s.revoked_at.is_some());
         Ok(Some(UsedKey { source, revoked }))
     }
-}
 
-impl Store {
     /// Claims a signature's one use outside an ingest transaction (the SMS replies, and a
     /// signed repeat); `false` when it was used before.
     pub async fn claim_signature(&self, claim: &crm_core::plan::SignatureClaim) -> Result<bool, StoreError> {
@@ -289,8 +289,7 @@ impl Store {
             &crm_core::plan::Write::ClaimSignature(claim.clone()),
             false,
         )?;
-        let result = self.client.transact_write_items().transact_items(item).send().await;
-        Ok(applied(result)?.is_some())
+        self.transact_if(vec![item]).await
     }
 }
 
