@@ -616,6 +616,8 @@ async fn a_depositor_without_a_deposit_for_thirty_days_goes_dormant_and_gets_the
         client_ip: None,
         test: false,
         unlisted_identifiers: Vec::new(),
+        counted_rows: Vec::new(),
+        voided: None,
         at: now + Duration::days(40),
     };
     let done = crm_messaging::advance::record_deposit(&app.messaging, &event, now + Duration::days(40))

@@ -873,3 +873,138 @@ async fn test_traffic_lives_apart_is_never_sent_and_can_be_removed() {
     );
     app.drain().await;
 }
+
+/// The same real traffic in two stacks; in one, a forger's key also posts a deposit for a
+/// real customer and a click for the influencer. Voiding the forger's day leaves the
+/// reports (JSON and CSV), the brand's figures and the events export exactly as in the
+/// stack that never got them, cancels the thank-you the forged deposit scheduled, and
+/// voiding again changes nothing.
+#[tokio::test]
+async fn voiding_a_sources_day_leaves_the_figures_as_if_its_records_never_came() {
+    async fn real_traffic(app: &TestApp) {
+        let (_, tracker, _) = source(app, json!({"name": "Redtrack", "kind": "tracker"})).await;
+        let (_, operator, _) = source(app, json!({"name": "Rushbet", "kind": "operator", "brand": "rushbet"})).await;
+        for (click, user) in [("V_1", "u1"), ("V_2", "u2")] {
+            let body = json!({"clickId": click, "influencerId": "inf-v", "brand": "rushbet", "source": "yt"});
+            let (status, _) = ingest(app, Method::POST, "/api/ingest/click", Some(&tracker), body, &[]).await;
+            assert_eq!(status, StatusCode::OK);
+            let reg = json!({"eventType": "registration", "clickId": click, "userId": user});
+            ingest(app, Method::POST, "/api/postback", Some(&operator), reg, &[]).await;
+        }
+        let ftd = json!({"eventType": "deposit", "clickId": "V_1", "userId": "u1", "depositAmount": "100.50", "transactionId": "t1"});
+        ingest(app, Method::POST, "/api/postback", Some(&operator), ftd, &[]).await;
+    }
+    async fn figures(app: &TestApp) -> Vec<Value> {
+        let mut out = Vec::new();
+        for by in ["brand", "influencer", "day", "source"] {
+            out.push(app.admin(&format!("/api/reports?groupBy={by}")).await.1);
+        }
+        let csv = app
+            .send(
+                Request::get("/api/reports?groupBy=influencer&format=csv")
+                    .header(header::AUTHORIZATION, format!("Bearer {}", crm_tests::ADMIN_KEY))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .2;
+        out.push(csv);
+        out.push(app.admin("/api/brands/rushbet").await.1);
+        let (_, events) = app.admin("/api/exports/events?format=jsonl").await;
+        let amounts: Vec<String> = events
+            .as_str()
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                format!("{} {}", v["eventType"], v["amount"])
+            })
+            .collect();
+        out.push(json!(amounts));
+        out
+    }
+
+    async fn real_lead(app: &TestApp) {
+        let (_, zap, _) = source(app, json!({"name": "Real zap", "kind": "zapier", "brand": "rushbet"})).await;
+        let lead = json!({"email": "late-real@example.com", "firstName": "Eva"});
+        let (status, body) = ingest(app, Method::POST, "/api/ingest/lead", Some(&zap), lead, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    let control = app().await;
+    real_traffic(&control).await;
+    real_lead(&control).await;
+    control.drain().await;
+
+    let app = app().await;
+    real_traffic(&app).await;
+    let (forger, forged_key, _) = source(&app, json!({"name": "Leaked zap", "kind": "zapier"})).await;
+    let forged = json!({"eventType": "deposit", "clickId": "V_2", "depositAmount": 5000, "operatorId": "rushbet", "transactionId": "forged-1"});
+    let (status, answer) = ingest(&app, Method::POST, "/api/postback", Some(&forged_key), forged, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let victim = answer["customerId"].as_str().unwrap().to_owned();
+    // A forged lead makes a person the real lead later joins: without the forgery the real
+    // lead is that person's first record, and counts them.
+    let lead = json!({"email": "late-real@example.com", "operatorId": "rushbet"});
+    let (status, _) = ingest(&app, Method::POST, "/api/ingest/lead", Some(&forged_key), lead, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    app.drain().await;
+    real_lead(&app).await;
+    app.drain().await;
+    assert_ne!(figures(&app).await, figures(&control).await, "the forgery counted");
+    let pending: Vec<Value> = app
+        .messages(&victim)
+        .await
+        .into_iter()
+        .filter(|m| m["status"] == "PENDING")
+        .collect();
+    assert!(!pending.is_empty(), "the forged deposit scheduled the retention step");
+
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let period = json!({"from": today, "to": today});
+    let (status, voided) = app
+        .admin_send(Method::POST, &format!("/api/sources/{forger}/void"), period.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{voided}");
+    assert_eq!(
+        (
+            voided["voided"]["events"].as_u64(),
+            voided["voided"]["leads"].as_u64(),
+            voided["uncounted"].as_u64()
+        ),
+        (Some(1), Some(1), Some(2)),
+        "{voided}"
+    );
+    app.drain().await;
+    assert_eq!(figures(&app).await, figures(&control).await);
+    let cancelled: Vec<Value> = app
+        .messages(&victim)
+        .await
+        .into_iter()
+        .filter(|m| m["reason"] == "voided")
+        .collect();
+    assert_eq!(
+        cancelled.len(),
+        pending.len(),
+        "the forged stage's messages are cancelled"
+    );
+    let (_, events) = app.admin("/api/events").await;
+    let shown = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["sourceId"] == forger.as_str())
+        .unwrap();
+    assert!(shown["voided"].is_string(), "still shown, as voided: {shown}");
+
+    let (status, again) = app
+        .admin_send(Method::POST, &format!("/api/sources/{forger}/void"), period)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["uncounted"], 0, "{again}");
+    assert_eq!(
+        figures(&app).await,
+        figures(&control).await,
+        "voiding twice changes nothing"
+    );
+}

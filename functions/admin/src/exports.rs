@@ -245,12 +245,14 @@ pub async fn export(
     let mut next: Option<Cursor> = None;
     while day <= last_day {
         let want = limit - rows.len() as i32;
-        let (page, more): (Vec<(OffsetDateTime, String, Value)>, bool) = match kind {
+        // Voided records and test traffic are left out (as if they never came); they still
+        // take their place in the walk.
+        let (page, more): (Vec<(OffsetDateTime, String, Option<Value>)>, bool) = match kind {
             Kind::Customers => {
                 let (profiles, more) = state.store.customers_after(day, after.as_ref(), want).await?;
                 let page = profiles
                     .iter()
-                    .map(|p| (p.created_at, p.id.to_string(), customer_json(p)))
+                    .map(|p| (p.created_at, p.id.to_string(), (!p.test).then(|| customer_json(p))))
                     .collect();
                 (page, more)
             }
@@ -258,7 +260,10 @@ pub async fn export(
                 let (records, more) = state.store.records_after(k, day, after.as_ref(), want).await?;
                 let page = records
                     .iter()
-                    .map(|r| (r.at(), r.id().to_owned(), record_json(r)))
+                    .map(|r| {
+                        let row = (!r.is_voided() && !r.is_test()).then(|| record_json(r));
+                        (r.at(), r.id().to_owned(), row)
+                    })
                     .collect();
                 (page, more)
             }
@@ -267,7 +272,7 @@ pub async fn export(
         rows.extend(
             page.into_iter()
                 .filter(|(at, _, _)| period.contains(*at))
-                .map(|(_, _, v)| v),
+                .filter_map(|(_, _, v)| v),
         );
         if more {
             // This day holds more: the next page starts after the last record read.

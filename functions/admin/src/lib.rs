@@ -53,6 +53,7 @@ pub const ROUTES: &[&str] = &[
     "/api/sources/{id}/keys",
     "/api/sources/{id}/keys/{last4}",
     "/api/sources/{id}/records",
+    "/api/sources/{id}/void",
 ];
 
 pub const FUNCTION: HttpFunction = HttpFunction {
@@ -125,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sources/{id}/keys", post(sources::add_key))
         .route("/api/sources/{id}/keys/{last4}", delete(sources::revoke_key))
         .route("/api/sources/{id}/records", delete(sources::remove_test_records))
+        .route("/api/sources/{id}/void", post(sources::void))
         .route_layer(middleware::from_fn_with_state(state.clone(), crm_http::require_admin))
         .with_state(state);
     crm_http::finish(routes)

@@ -181,7 +181,7 @@ pub struct RemoveQuery {
     to: Option<String>,
 }
 
-/// Most days one removal walks.
+/// Most days one removal or voiding walks.
 const MAX_REMOVE_DAYS: i64 = 92;
 
 fn day(raw: Option<&str>, field: &'static str, default: time::Date) -> Result<time::Date, ApiError> {
@@ -210,11 +210,7 @@ pub async fn remove_test_records(
     }
     let today = OffsetDateTime::now_utc().date();
     let to = day(q.to.as_deref(), "to", today)?;
-    let from = day(q.from.as_deref(), "from", to - time::Duration::days(29))?;
-    if from > to || (to - from).whole_days() >= MAX_REMOVE_DAYS {
-        let message = format!("from must be on or before to, at most {MAX_REMOVE_DAYS} days apart");
-        return Err(field_error("from", Invalid::new("out_of_range", message)));
-    }
+    let (from, to) = days(day(q.from.as_deref(), "from", to - time::Duration::days(29))?, to)?;
     state.store.source(&id).await?.ok_or(ApiError::NotFound)?;
     let removed = sources::remove_test_records(&state.store, &id, from, to).await?;
     tracing::info!(source_id = %id, customers = removed.customers, "test records removed");
@@ -224,6 +220,39 @@ pub async fn remove_test_records(
         "to": to.to_string(),
         "records": removed.records,
         "customers": removed.customers,
+    })))
+}
+
+/// `from` and `to` as UTC days, `from` on or before `to`, at most `MAX_REMOVE_DAYS` apart.
+fn days(from: time::Date, to: time::Date) -> Result<(time::Date, time::Date), ApiError> {
+    if from > to || (to - from).whole_days() >= MAX_REMOVE_DAYS {
+        let message = format!("from must be on or before to, at most {MAX_REMOVE_DAYS} days apart");
+        return Err(field_error("from", Invalid::new("out_of_range", message)));
+    }
+    Ok((from, to))
+}
+
+/// `POST /api/sources/{id}/void` `{"from", "to"}` (UTC days): voids the source's live
+/// records of those days (see `crm_app::sources::void`). Voiding twice changes nothing.
+pub async fn void(State(state): State<AppState>, ApiPath(id): ApiPath<String>, bytes: Bytes) -> JsonResult {
+    let body = body::object(&bytes)?;
+    let from = day(
+        Some(&required(&body, "from")?),
+        "from",
+        OffsetDateTime::now_utc().date(),
+    )?;
+    let to = day(Some(&required(&body, "to")?), "to", from)?;
+    let (from, to) = days(from, to)?;
+    state.store.source(&id).await?.ok_or(ApiError::NotFound)?;
+    let voided = sources::void(&state.store, &id, from, to, OffsetDateTime::now_utc()).await?;
+    tracing::info!(source_id = %id, uncounted = voided.uncounted, "source's records voided");
+    Ok(Json(json!({
+        "sourceId": id,
+        "from": from.to_string(),
+        "to": to.to_string(),
+        "voided": voided.records,
+        "uncounted": voided.uncounted,
+        "messagesCancelled": voided.messages_cancelled,
     })))
 }
 

@@ -317,9 +317,10 @@ pub async fn process(deps: &Deps, partners: &mut Partners, record: &EventRecord)
 /// Attributes and counts one click, lead or event (once: a record counted before counts
 /// nothing).
 async fn count(deps: &Deps, partners: &mut Partners, activity: &Activity) -> Result<Outcome, StoreError> {
-    // Test traffic is stored and shown, never counted: no report, stat, daily report or
-    // attribution rate sees it, and it creates no influencer or campaign.
-    if activity.is_test() {
+    // Test traffic and voided records are stored and shown, never counted: no report,
+    // stat, daily report or attribution rate sees them, and they create no influencer or
+    // campaign.
+    if activity.is_test() || activity.is_voided() {
         return Ok(Outcome::Skipped);
     }
     let counting = match activity {
@@ -465,12 +466,12 @@ async fn attribute_conversion(
     let mut clicks: Vec<Touchpoint> = Vec::new();
     for id in customer_ids(customer, profile.as_ref()) {
         let found = store.clicks_between(&id, conversion.at - window, conversion.at).await?;
-        clicks.extend(found.iter().map(Touchpoint::from));
+        clicks.extend(found.iter().filter(|c| live(c)).map(Touchpoint::from));
     }
     if let Some(own) = conversion
         .click_id
         .filter(|id| !clicks.iter().any(|c| c.click_id == *id))
-        && let Some(click) = store.click(own).await?
+        && let Some(click) = store.click(own).await?.filter(live)
     {
         clicks.push(Touchpoint::from(&click));
     }
@@ -481,6 +482,11 @@ async fn attribute_conversion(
     }
     let attribution = attribute(conversion, &clicks, window);
     Ok((attribution, profile))
+}
+
+/// A click that can earn credit: neither voided nor test traffic (as if it never came).
+fn live(click: &crm_core::records::ClickRecord) -> bool {
+    click.voided.is_none() && !click.test
 }
 
 /// The journey message that influenced a conversion, among the customer's messages.

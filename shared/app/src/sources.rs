@@ -333,3 +333,134 @@ pub async fn remove_test_records(
     }
     Ok(removed)
 }
+
+/// What voiding a source's records did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Voided {
+    /// Records newly voided, by kind (`clicks`, `leads`, `events`).
+    pub records: std::collections::BTreeMap<String, usize>,
+    /// Of those, how many had been counted (and were taken back out of the counters).
+    pub uncounted: usize,
+    /// Pending messages of the stages they entered, cancelled.
+    pub messages_cancelled: usize,
+}
+
+/// Timeline records read per page when looking for a customer's next first record.
+const TIMELINE_PAGE: i32 = 200;
+
+/// Voids the live records source `id` wrote on the UTC days `from..=to`: each is marked
+/// voided (shown, never counted again), what it counted is taken back out of the counters,
+/// a customer it counted first in a row is counted there by the record that would have been
+/// first without it, and the pending messages of the stage it entered are cancelled.
+/// Voiding twice changes nothing.
+pub async fn void(
+    store: &Store,
+    id: &str,
+    from: time::Date,
+    to: time::Date,
+    now: OffsetDateTime,
+) -> Result<Voided, StoreError> {
+    use crm_core::records::RecordKind;
+    let mut out = Voided::default();
+    let mut day = from;
+    while day <= to {
+        for kind in [RecordKind::Click, RecordKind::Lead, RecordKind::Event] {
+            let mut after = None;
+            loop {
+                let (page, more) = store.records_after(kind, day, after.as_ref(), REMOVE_PAGE).await?;
+                after = page.last().map(|r| crm_store::FeedPosition {
+                    at: r.at(),
+                    id: r.id().to_owned(),
+                });
+                for record in page
+                    .iter()
+                    .filter(|r| r.source_id() == Some(id) && !r.is_test() && !r.is_voided())
+                {
+                    void_one(store, record, now, &mut out).await?;
+                }
+                if !more {
+                    break;
+                }
+            }
+        }
+        let Some(next) = day.next_day() else { break };
+        day = next;
+    }
+    Ok(out)
+}
+
+async fn void_one(
+    store: &Store,
+    record: &crm_core::records::Activity,
+    now: OffsetDateTime,
+    out: &mut Voided,
+) -> Result<(), StoreError> {
+    use crm_core::stats::{CountedRow, Delta, Metric, reversal};
+    let (kind, id, customer) = (record.kind(), record.id(), record.customer().clone());
+    let Some(voided) = store.void_record(kind, id, now).await? else {
+        return Ok(());
+    };
+    let plural = format!("{}s", kind.as_str().to_ascii_lowercase());
+    *out.records.entry(plural).or_default() += 1;
+    let deltas: Vec<Delta> = voided.counted_rows().iter().filter_map(CountedRow::delta).collect();
+    if !deltas.is_empty() && store.uncount(kind, id, &reversal(&deltas)).await? {
+        out.uncounted += 1;
+        for first in deltas.iter().filter(|d| d.metrics.contains_key(&Metric::Customers)) {
+            store.release_seen(&customer, &first.row, id).await?;
+            count_next_first(store, &customer, first, id).await?;
+        }
+    }
+    for m in store.customer_messages(&customer).await? {
+        if m.stage_entered_at == voided.at()
+            && m.status.is_cancellable()
+            && store
+                .cancel_message(&customer, &m.message_id, crm_core::message::Reason::Voided, now)
+                .await?
+        {
+            out.messages_cancelled += 1;
+        }
+    }
+    Ok(())
+}
+
+/// After `voided` stopped counting `customer` in `first.row`: the customer's earliest other
+/// live record counted in that row is counted as the customer's first there instead.
+async fn count_next_first(
+    store: &Store,
+    customer: &crm_core::values::CustomerId,
+    first: &crm_core::stats::Delta,
+    voided: &str,
+) -> Result<(), StoreError> {
+    use crm_core::stats::{CountedRow, Metric};
+    let same_row = |r: &CountedRow| {
+        r.dimension == first.row.dimension.as_str() && r.brand == first.row.brand && r.value == first.row.value
+    };
+    let mut candidates = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.timeline(customer, before.as_ref(), TIMELINE_PAGE).await?;
+        let full = page.len() == TIMELINE_PAGE as usize;
+        before = page.last().map(|(position, _)| position.clone());
+        candidates.extend(page.into_iter().map(|(_, r)| r).filter(|r| {
+            r.id() != voided
+                && !r.is_voided()
+                && !r.is_test()
+                && r.customer() == customer
+                && r.counted_rows().iter().any(same_row)
+        }));
+        if !full {
+            break;
+        }
+    }
+    let Some(next) = candidates.into_iter().min_by_key(|r| (r.at(), r.id().to_owned())) else {
+        return Ok(());
+    };
+    let mut rows = next.counted_rows().to_vec();
+    let Some(row) = rows.iter_mut().find(|r| same_row(r)) else {
+        return Ok(());
+    };
+    row.metrics.insert(Metric::Customers.name(), rust_decimal::Decimal::ONE);
+    let Some(delta) = row.delta() else { return Ok(()) };
+    store.reassign_first(customer, &next, &delta, &rows).await?;
+    Ok(())
+}

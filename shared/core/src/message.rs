@@ -127,6 +127,8 @@ pub enum Reason {
     QuietHours,
     /// The customer's data was erased.
     Erased,
+    /// The record that entered the stage was voided (its source's data was forged or wrong).
+    Voided,
 }
 
 impl Reason {
@@ -150,6 +152,7 @@ impl Reason {
             Self::FrequencyCap => "frequency_cap",
             Self::QuietHours => "quiet_hours",
             Self::Erased => "erased",
+            Self::Voided => "voided",
         }
     }
 }

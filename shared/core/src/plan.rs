@@ -554,6 +554,8 @@ impl Ingest for LeadCommand {
             client_ip: from.client_ip.clone(),
             test: from.test,
             unlisted_identifiers: Vec::new(),
+            counted_rows: Vec::new(),
+            voided: None,
             at,
         })]
     }
@@ -654,6 +656,8 @@ impl Ingest for PostbackCommand {
             client_ip: from.client_ip.clone(),
             test: from.test,
             unlisted_identifiers: Vec::new(),
+            counted_rows: Vec::new(),
+            voided: None,
             at,
         })]
     }

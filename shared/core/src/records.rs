@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use crate::attribution::Attribution;
 use crate::input::ClickDetails;
 use crate::message::Message;
+use crate::stats::CountedRow;
 use crate::values::CustomerId;
 
 /// What a record counted: metric name → amount.
@@ -94,6 +95,12 @@ pub struct ClickRecord {
     /// full (`crm_core::plan::MAX_LISTED_IDENTIFIERS`): kept here so erasure finds them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unlisted_identifiers: Vec<String>,
+    /// The counter deltas the record added when counted (what voiding takes back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counted_rows: Vec<CountedRow>,
+    /// Voided (`POST /api/sources/{id}/void`): shown, no longer counted.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::values::ts::option")]
+    pub voided: Option<OffsetDateTime>,
     #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
@@ -128,6 +135,8 @@ impl ClickRecord {
             client_ip: provenance.client_ip.clone(),
             test: provenance.test,
             unlisted_identifiers: Vec::new(),
+            counted_rows: Vec::new(),
+            voided: None,
             at,
         }
     }
@@ -172,6 +181,12 @@ pub struct LeadRecord {
     /// full (`crm_core::plan::MAX_LISTED_IDENTIFIERS`): kept here so erasure finds them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unlisted_identifiers: Vec<String>,
+    /// The counter deltas the record added when counted (what voiding takes back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counted_rows: Vec<CountedRow>,
+    /// Voided (`POST /api/sources/{id}/void`): shown, no longer counted.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::values::ts::option")]
+    pub voided: Option<OffsetDateTime>,
     #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
@@ -220,6 +235,12 @@ pub struct EventRecord {
     /// full (`crm_core::plan::MAX_LISTED_IDENTIFIERS`): kept here so erasure finds them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unlisted_identifiers: Vec<String>,
+    /// The counter deltas the record added when counted (what voiding takes back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counted_rows: Vec<CountedRow>,
+    /// Voided (`POST /api/sources/{id}/void`): shown, no longer counted.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::values::ts::option")]
+    pub voided: Option<OffsetDateTime>,
     #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
@@ -268,6 +289,24 @@ impl Activity {
             Self::Lead(r) => r.source_id.as_deref(),
             Self::Event(r) => r.source_id.as_deref(),
             Self::Merge(_) | Self::Message(_) => None,
+        }
+    }
+    /// Voided: shown, no longer counted (and not counted again).
+    pub fn is_voided(&self) -> bool {
+        match self {
+            Self::Click(r) => r.voided.is_some(),
+            Self::Lead(r) => r.voided.is_some(),
+            Self::Event(r) => r.voided.is_some(),
+            Self::Merge(_) | Self::Message(_) => false,
+        }
+    }
+    /// What counting the record added (empty until counted, and for merges and messages).
+    pub fn counted_rows(&self) -> &[CountedRow] {
+        match self {
+            Self::Click(r) => &r.counted_rows,
+            Self::Lead(r) => &r.counted_rows,
+            Self::Event(r) => &r.counted_rows,
+            Self::Merge(_) | Self::Message(_) => &[],
         }
     }
     /// Test traffic (a test source's, or a request marked `test`): never counted.

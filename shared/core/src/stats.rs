@@ -159,6 +159,65 @@ pub struct Delta {
     pub metrics: BTreeMap<Metric, Decimal>,
 }
 
+/// A delta as the record that made it keeps it (`countedRows`): exactly what voiding the
+/// record takes back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CountedRow {
+    pub dimension: String,
+    pub brand: String,
+    pub value: String,
+    pub day: Date,
+    pub hour: u8,
+    pub metrics: BTreeMap<String, Decimal>,
+}
+
+impl From<&Delta> for CountedRow {
+    fn from(d: &Delta) -> Self {
+        Self {
+            dimension: d.row.dimension.as_str().to_owned(),
+            brand: d.row.brand.clone(),
+            value: d.row.value.clone(),
+            day: d.hour.day,
+            hour: d.hour.hour,
+            metrics: d.metrics.iter().map(|(m, v)| (m.name(), *v)).collect(),
+        }
+    }
+}
+
+impl CountedRow {
+    /// The delta back (`None` for a row this code no longer knows).
+    pub fn delta(&self) -> Option<Delta> {
+        Some(Delta {
+            row: Row {
+                dimension: Dimension::parse(&self.dimension).ok()?,
+                value: self.value.clone(),
+                brand: self.brand.clone(),
+            },
+            hour: Hour {
+                day: self.day,
+                hour: self.hour,
+            },
+            metrics: self
+                .metrics
+                .iter()
+                .map(|(m, v)| Some((Metric::from_name(m)?, *v)))
+                .collect::<Option<_>>()?,
+        })
+    }
+}
+
+/// The deltas that take back `deltas` (every amount negated).
+pub fn reversal(deltas: &[Delta]) -> Vec<Delta> {
+    deltas
+        .iter()
+        .map(|d| Delta {
+            metrics: d.metrics.iter().map(|(m, v)| (m.clone(), -*v)).collect(),
+            ..d.clone()
+        })
+        .collect()
+}
+
 /// The kind of record being counted, with what the shell found out about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Counted {

@@ -13,6 +13,7 @@ mod metrics;
 mod partners;
 mod sources;
 mod stats;
+mod void;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use crm_core::attribution::Attribution;
 use crm_core::records::{Activity, ClickRecord, Counts, RecordKind};
-use crm_core::stats::{DayCounters, Delta, Dimension, FxRates, Hour, Row};
+use crm_core::stats::{CountedRow, DayCounters, Delta, Dimension, FxRates, Hour, Row};
 use crm_core::values::CustomerId;
 use futures::{StreamExt, TryStreamExt};
 use rust_decimal::Decimal;
@@ -122,17 +122,23 @@ impl Store {
         counted: &Counts,
         deltas: &[Delta],
     ) -> Result<bool, StoreError> {
+        let deltas = merge_deltas(deltas);
+        let rows: Vec<CountedRow> = deltas.iter().map(CountedRow::from).collect();
         let mut e = Expr::default();
         let mark = format!(
-            "SET {} = {}, {} = {}",
+            "SET {} = {}, {} = {}, {} = {}",
             e.name("attribution"),
             e.value(codec::doc(attribution)?),
             e.name("counted"),
-            e.value(codec::doc(counted)?)
+            e.value(codec::doc(counted)?),
+            e.name("countedRows"),
+            e.value(codec::doc(&rows)?)
         );
+        // A voided record is never counted (voiding and counting may race).
         let cond = format!(
-            "attribute_exists(PK) AND attribute_not_exists({})",
-            e.name("attribution")
+            "attribute_exists(PK) AND attribute_not_exists({}) AND attribute_not_exists({})",
+            e.name("attribution"),
+            e.name("voided")
         );
         let mut items = vec![codec::update(
             &self.table,
@@ -141,14 +147,25 @@ impl Store {
             Some(&cond),
             e,
         )?];
-        for d in merge_deltas(deltas) {
-            items.push(self.counter_update(&d)?);
+        for d in &deltas {
+            items.push(self.counter_update(d)?);
         }
+        self.counting_transaction(items).await
+    }
+
+    /// Commits a counting transaction: conditional guards and unconditional counter rows.
+    /// Counter rows are shared, so a conflict with another counting transaction is retried;
+    /// `false` when a guard failed.
+    pub(crate) async fn counting_transaction(
+        &self,
+        items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<bool, StoreError> {
         let mut pause = Duration::from_millis(20);
         for attempt in 0..=CONFLICT_RETRIES {
             match self.transact(items.clone(), &crate::client_request_token()).await {
                 Ok(()) => return Ok(true),
-                Err(CommitError::Conflict { failed }) if failed.contains(&0) => return Ok(false),
+                // A condition failed (only the guards have one): nothing to count.
+                Err(CommitError::Conflict { failed }) if !failed.is_empty() => return Ok(false),
                 Err(CommitError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(500));
@@ -162,7 +179,7 @@ impl Store {
         unreachable!("the loop returns on its last attempt")
     }
 
-    fn counter_update(&self, d: &Delta) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
+    pub(crate) fn counter_update(&self, d: &Delta) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
         let mut e = Expr::default();
         let adds: Vec<String> = d
             .metrics

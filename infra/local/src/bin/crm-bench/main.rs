@@ -4,6 +4,7 @@
 //! and the emulator's memory and transaction cost as its table grows. Writes a Markdown
 //! report to the path given as the first argument.
 
+mod flood;
 mod messaging;
 
 use std::fmt::Write as _;
@@ -52,13 +53,19 @@ async fn fresh() -> anyhow::Result<(Router, Store)> {
     fresh_on(Store::connect(table).await).await
 }
 
-/// The composed app over `store`'s (new) table.
+/// The composed app over `store`'s (new) table. Ingest requests are sent without keys, as
+/// `make dev` takes them (a warm key costs no DynamoDB request; the flood section uses keys).
 async fn fresh_on(store: Store) -> anyhow::Result<(Router, Store)> {
+    fresh_app(store, "off").await
+}
+
+async fn fresh_app(store: Store, ingest_auth: &'static str) -> anyhow::Result<(Router, Store)> {
     let table = store.table().to_owned();
     crm_local::ensure_table(store.client(), &table).await?;
     let config = Config::from_lookup(|k| match k {
         "TABLE_NAME" => Some(table.clone()),
         "ADMIN_API_KEY" => Some(ADMIN_KEY.into()),
+        "INGEST_AUTH" => Some(ingest_auth.into()),
         _ => messaging::setting(k),
     })?;
     let mut state = AppState::new(store.clone(), config);
@@ -392,6 +399,19 @@ async fn main() -> anyhow::Result<()> {
     let out = std::env::args().nth(1).unwrap_or_else(|| "docs/performance.md".into());
     let n = n();
 
+    // A flood on one key while an operator posts (BENCH_ONLY=flood runs only this).
+    let (flood_app, flood_store) = fresh_app(
+        Store::connect(format!("bench-{}", uuid::Uuid::new_v4())).await,
+        "required",
+    )
+    .await?;
+    let mut flooded = flood::run(&flood_app, n).await?;
+    done(flood_store).await?;
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("flood") {
+        print!("{}", flooded.markdown());
+        return Ok(());
+    }
+
     let floor = sdk_floor().await?;
 
     // Attribution and reports: the stream function's requests per record, and a report
@@ -663,6 +683,13 @@ async fn main() -> anyhow::Result<()> {
         attribution.items
     )?;
     table(&mut md, &reports)?;
+    writeln!(md, "\n## A flood on one key\n")?;
+    writeln!(
+        md,
+        "An operator key's postbacks alone, then while {} tasks post leads with one landing key as fast as they are answered. One process, one emulator answering one request at a time: the latency under the flood is mostly the emulator's queue (in AWS the routes are throttled apart, each function instance is its own and DynamoDB is not one queue; see operations.md, \"How a flood is contained\").\n",
+        flood::FLOODERS
+    )?;
+    md.push_str(&flooded.markdown());
     writeln!(md, "\n## Cold start and size per function binary\n")?;
     writeln!(
         md,
