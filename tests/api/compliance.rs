@@ -769,3 +769,41 @@ async fn erasure_leaves_no_email_or_phone_and_keeps_totals_and_suppression() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "an erased person's entry stays");
 }
+
+/// Two-way SMS through SNS (`events/sms-replies/`): BAJA suppresses the number's marketing
+/// SMS for the brand whose number was texted, ALTA lifts it; a reply to a number of no brand
+/// covers every brand; a repeat changes nothing.
+#[tokio::test]
+async fn sns_delivered_sms_replies_change_the_opt_out_of_the_numbers_brand() {
+    let app = spawn().await;
+    let deps = crm_sms_replies::Deps {
+        store: app.state.store.clone(),
+        keys: crm_core::unsubscribe::Keys::derive(crm_tests::UNSUBSCRIBE_SECRET.as_bytes()),
+        brands: crm_sms_replies::brands(Some("+12125550101=rushbet")).unwrap(),
+    };
+    let event = |raw: &str| serde_json::from_str::<aws_lambda_events::sns::SnsEvent>(raw).unwrap();
+    let stop = event(include_str!("../../events/sms-replies/stop.json"));
+    let start = event(include_str!("../../events/sms-replies/start.json"));
+    let scopes = async || {
+        let (_, list) = app.admin("/api/suppressions?channel=sms&address=%2B51987654321").await;
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["scope"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(crm_sms_replies::handle(&deps, stop.clone()).await.unwrap(), 1);
+    assert_eq!(crm_sms_replies::handle(&deps, stop.clone()).await.unwrap(), 1);
+    assert_eq!(scopes().await, [json!("rushbet")], "the brand's own number, once");
+    crm_sms_replies::handle(&deps, start).await.unwrap();
+    assert!(scopes().await.is_empty(), "ALTA lifts it");
+
+    let anywhere = crm_sms_replies::Deps {
+        brands: Default::default(),
+        ..deps
+    };
+    crm_sms_replies::handle(&anywhere, stop).await.unwrap();
+    assert_eq!(scopes().await, [json!("all")], "a number of no brand: every brand");
+    assert!(crm_sms_replies::brands(Some("+1 212=not a brand")).is_err());
+}

@@ -924,10 +924,15 @@ async fn voiding_a_sources_day_leaves_the_figures_as_if_its_records_never_came()
         out
     }
 
+    /// Real traffic after the forgery: a lead for the person a forged lead made, and V_2's
+    /// first real deposit (its FTD, had the forged deposit never come).
     async fn real_lead(app: &TestApp) {
         let (_, zap, _) = source(app, json!({"name": "Real zap", "kind": "zapier", "brand": "rushbet"})).await;
         let lead = json!({"email": "late-real@example.com", "firstName": "Eva"});
         let (status, body) = ingest(app, Method::POST, "/api/ingest/lead", Some(&zap), lead, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let deposit = json!({"eventType": "deposit", "clickId": "V_2", "userId": "u2", "depositAmount": "20", "transactionId": "t2"});
+        let (status, body) = ingest(app, Method::POST, "/api/postback", Some(&zap), deposit, &[]).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 

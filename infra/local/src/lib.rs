@@ -34,8 +34,9 @@ pub const FUNCTIONS: [HttpFunction; 9] = [
 ];
 
 /// The event functions (`template.yaml` logical id, binary), driven by `messaging`'s loops
-/// (SES events come from SES's own SNS topic: locally only its sample events run it).
-pub const EVENT_FUNCTIONS: [(&str, &str); 7] = [
+/// (SES events and SMS replies come from SNS topics: locally only their sample events run
+/// them).
+pub const EVENT_FUNCTIONS: [(&str, &str); 8] = [
     ("JourneyFunction", "journey"),
     ("AttributionFunction", "attribution"),
     ("DailyReportFunction", "daily-report"),
@@ -43,6 +44,7 @@ pub const EVENT_FUNCTIONS: [(&str, &str); 7] = [
     ("SenderFunction", "sender"),
     ("JourneyAdvanceFunction", "journey-advance"),
     ("SesEventsFunction", "ses-events"),
+    ("SmsRepliesFunction", "sms-replies"),
 ];
 
 /// The function deployed as `logical_id` in `template.yaml`.

@@ -283,7 +283,7 @@ pub struct Removed {
     pub customers: usize,
 }
 
-/// Records per page while walking a day.
+/// Records per page while walking a day (removing test records, voiding).
 const REMOVE_PAGE: i32 = 100;
 
 /// Removes the test records source `id` wrote on the UTC days `from..=to`, and the test
@@ -295,30 +295,13 @@ pub async fn remove_test_records(
     from: time::Date,
     to: time::Date,
 ) -> Result<Removed, StoreError> {
-    use crm_core::records::RecordKind;
     let mut removed = Removed::default();
-    let mut customers = std::collections::BTreeSet::new();
-    let mut day = from;
-    while day <= to {
-        for kind in [RecordKind::Click, RecordKind::Lead, RecordKind::Event] {
-            let mut after = None;
-            loop {
-                let (page, more) = store.records_after(kind, day, after.as_ref(), REMOVE_PAGE).await?;
-                after = page.last().map(|r| crm_store::FeedPosition {
-                    at: r.at(),
-                    id: r.id().to_owned(),
-                });
-                for record in page.iter().filter(|r| r.is_test() && r.source_id() == Some(id)) {
-                    customers.insert(record.customer().clone());
-                }
-                if !more {
-                    break;
-                }
-            }
-        }
-        let Some(next) = day.next_day() else { break };
-        day = next;
-    }
+    let customers: std::collections::BTreeSet<_> = source_records(store, id, from, to)
+        .await?
+        .iter()
+        .filter(|r| r.is_test())
+        .map(|r| r.customer().clone())
+        .collect();
     for customer in customers {
         let Some(profile) = store.profile(&customer).await? else {
             continue;
@@ -360,8 +343,25 @@ pub async fn void(
     to: time::Date,
     now: OffsetDateTime,
 ) -> Result<Voided, StoreError> {
-    use crm_core::records::RecordKind;
     let mut out = Voided::default();
+    for record in source_records(store, id, from, to).await? {
+        if !record.is_test() && !record.is_voided() {
+            void_one(store, &record, now, &mut out).await?;
+        }
+    }
+    Ok(out)
+}
+
+/// Every click, lead and event source `id` wrote on the UTC days `from..=to` (at most 92),
+/// walking the day index page by page.
+async fn source_records(
+    store: &Store,
+    id: &str,
+    from: time::Date,
+    to: time::Date,
+) -> Result<Vec<crm_core::records::Activity>, StoreError> {
+    use crm_core::records::RecordKind;
+    let mut found = Vec::new();
     let mut day = from;
     while day <= to {
         for kind in [RecordKind::Click, RecordKind::Lead, RecordKind::Event] {
@@ -372,12 +372,7 @@ pub async fn void(
                     at: r.at(),
                     id: r.id().to_owned(),
                 });
-                for record in page
-                    .iter()
-                    .filter(|r| r.source_id() == Some(id) && !r.is_test() && !r.is_voided())
-                {
-                    void_one(store, record, now, &mut out).await?;
-                }
+                found.extend(page.into_iter().filter(|r| r.source_id() == Some(id)));
                 if !more {
                     break;
                 }
@@ -386,7 +381,7 @@ pub async fn void(
         let Some(next) = day.next_day() else { break };
         day = next;
     }
-    Ok(out)
+    Ok(found)
 }
 
 async fn void_one(
@@ -405,9 +400,18 @@ async fn void_one(
     let deltas: Vec<Delta> = voided.counted_rows().iter().filter_map(CountedRow::delta).collect();
     if !deltas.is_empty() && store.uncount(kind, id, &reversal(&deltas)).await? {
         out.uncounted += 1;
+        // What it was first at passes to the record that would have been first without it.
         for first in deltas.iter().filter(|d| d.metrics.contains_key(&Metric::Customers)) {
-            store.release_seen(&customer, &first.row, id).await?;
-            count_next_first(store, &customer, first, id).await?;
+            let seen = crm_store::keys::seen_attr(&first.row);
+            store.release(&customer, &seen, id).await?;
+            promote_next(store, &customer, &voided, Firsts::Row(first)).await?;
+        }
+        if deltas.iter().any(|d| d.metrics.contains_key(&Metric::Ftds))
+            && let crm_core::records::Activity::Event(e) = &voided
+        {
+            let seen = crm_store::keys::first_deposit_attr(&e.brand);
+            store.release(&customer, &seen, id).await?;
+            promote_next(store, &customer, &voided, Firsts::Deposit(&e.brand)).await?;
         }
     }
     for m in store.customer_messages(&customer).await? {
@@ -423,17 +427,37 @@ async fn void_one(
     Ok(())
 }
 
-/// After `voided` stopped counting `customer` in `first.row`: the customer's earliest other
-/// live record counted in that row is counted as the customer's first there instead.
-async fn count_next_first(
+/// What a voided record was first at.
+enum Firsts<'a> {
+    /// The customer's first record in this row (its delta): `Customers` there.
+    Row(&'a crm_core::stats::Delta),
+    /// The customer's first deposit for this brand: `Ftds` on every row it counted.
+    Deposit(&'a str),
+}
+
+/// The customer's earliest other live counted record that `firsts` would have gone to
+/// without the voided one gets it: its counters, its `countedRows` and `counted`, the seen
+/// mark.
+async fn promote_next(
     store: &Store,
     customer: &crm_core::values::CustomerId,
-    first: &crm_core::stats::Delta,
-    voided: &str,
+    voided: &crm_core::records::Activity,
+    firsts: Firsts<'_>,
 ) -> Result<(), StoreError> {
+    use crm_core::records::Activity;
     use crm_core::stats::{CountedRow, Metric};
-    let same_row = |r: &CountedRow| {
-        r.dimension == first.row.dimension.as_str() && r.brand == first.row.brand && r.value == first.row.value
+    let same_row = |r: &CountedRow, d: &crm_core::stats::Delta| {
+        r.dimension == d.row.dimension.as_str() && r.brand == d.row.brand && r.value == d.row.value
+    };
+    let eligible = |r: &Activity| match &firsts {
+        Firsts::Row(d) => r.counted_rows().iter().any(|row| same_row(row, d)),
+        Firsts::Deposit(brand) => matches!(r, Activity::Event(e)
+            if e.brand == *brand && matches!(e.event_type.as_str(), "deposit" | "ftd")),
+    };
+    // The time it counts at: an event's when-it-happened.
+    let when = |r: &Activity| match r {
+        Activity::Event(e) => e.occurred_at.unwrap_or(e.at),
+        other => other.at(),
     };
     let mut candidates = Vec::new();
     let mut before = None;
@@ -442,25 +466,51 @@ async fn count_next_first(
         let full = page.len() == TIMELINE_PAGE as usize;
         before = page.last().map(|(position, _)| position.clone());
         candidates.extend(page.into_iter().map(|(_, r)| r).filter(|r| {
-            r.id() != voided
+            r.id() != voided.id()
                 && !r.is_voided()
                 && !r.is_test()
                 && r.customer() == customer
-                && r.counted_rows().iter().any(same_row)
+                && !r.counted_rows().is_empty()
+                && eligible(r)
         }));
         if !full {
             break;
         }
     }
-    let Some(next) = candidates.into_iter().min_by_key(|r| (r.at(), r.id().to_owned())) else {
+    let Some(next) = candidates.into_iter().min_by_key(|r| (when(r), r.id().to_owned())) else {
         return Ok(());
     };
+    let (metric, seen) = match &firsts {
+        Firsts::Row(d) => (Metric::Customers, crm_store::keys::seen_attr(&d.row)),
+        Firsts::Deposit(brand) => (Metric::Ftds, crm_store::keys::first_deposit_attr(brand)),
+    };
+    let one = rust_decimal::Decimal::ONE;
     let mut rows = next.counted_rows().to_vec();
-    let Some(row) = rows.iter_mut().find(|r| same_row(r)) else {
-        return Ok(());
-    };
-    row.metrics.insert(Metric::Customers.name(), rust_decimal::Decimal::ONE);
-    let Some(delta) = row.delta() else { return Ok(()) };
-    store.reassign_first(customer, &next, &delta, &rows).await?;
+    let mut added = Vec::new();
+    for row in &mut rows {
+        let applies = match &firsts {
+            Firsts::Row(d) => same_row(row, d),
+            Firsts::Deposit(_) => true,
+        };
+        if applies {
+            *row.metrics.entry(metric.name()).or_default() += one;
+            if let Some(mut delta) = row.delta() {
+                delta.metrics = [(metric.clone(), one)].into();
+                added.push(delta);
+            }
+        }
+    }
+    let mut counted = match &next {
+        Activity::Click(r) => r.counted.clone(),
+        Activity::Lead(r) => r.counted.clone(),
+        Activity::Event(r) => r.counted.clone(),
+        Activity::Merge(_) | Activity::Message(_) => None,
+    }
+    .unwrap_or_default();
+    // `counted` holds what a record counts whatever the row (customers are per row).
+    if let Firsts::Deposit(_) = firsts {
+        *counted.entry(metric.name()).or_default() += one;
+    }
+    store.promote(customer, &next, &seen, &added, &rows, &counted).await?;
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! Voiding records: marked once, their counter deltas taken back in one transaction with
-//! the mark that they were, the customer's "first in this row" handed to the record that
-//! would have been first without them.
+//! the mark that they were; what they were first at (a customer in a row, a brand's first
+//! deposit) handed to the record that would have been first without them.
 
 use crm_core::records::{Activity, RecordKind};
-use crm_core::stats::{CountedRow, Delta, Metric, Row};
+use crm_core::stats::{CountedRow, Delta};
 use crm_core::values::CustomerId;
 use time::OffsetDateTime;
 
@@ -58,46 +58,40 @@ impl Store {
         self.counting_transaction(items).await
     }
 
-    /// The customer is no longer counted in `row` by `record_id` (it was its first there).
-    pub async fn release_seen(&self, customer: &CustomerId, row: &Row, record_id: &str) -> Result<(), StoreError> {
-        let mut e = Expr::default();
-        let attr = e.name(&keys::seen_attr(row));
-        let update = format!("REMOVE {attr}");
-        let cond = format!("{attr} = {}", e.value(s(record_id)));
-        self.conditional_update(codec::key(keys::customer_pk(customer), keys::SEEN_SK), update, cond, e)
-            .await?;
-        Ok(())
-    }
-
-    /// Makes `record` (of `customer`) the customer's first in `row`, as it would have been
-    /// without a voided one: `Customers` added at its hour, the seen row set, its
-    /// `countedRows` saying so (so voiding it later takes that back too). `rows` is its
-    /// `countedRows` with the change. `false` when someone else is first there by now.
-    pub async fn reassign_first(
+    /// Makes `record` (of `customer`) what a voided record was: the customer's first in a
+    /// row (`seen` = the row's seen attribute) or first deposit for a brand (`seen` = its
+    /// first-deposit attribute). `added` are the counter deltas that go with it; `rows` and
+    /// `counted` are the record's `countedRows` and `counted` with them, so voiding it later
+    /// takes them back too. `false` when another record holds `seen` by now.
+    pub async fn promote(
         &self,
         customer: &CustomerId,
         record: &Activity,
-        delta: &Delta,
+        seen: &str,
+        added: &[Delta],
         rows: &[CountedRow],
+        counted: &crm_core::records::Counts,
     ) -> Result<bool, StoreError> {
         let kind = record.kind();
         let mut e = Expr::default();
-        let update = format!("SET {} = {}", e.name("countedRows"), e.value(codec::doc(&rows)?));
+        let update = format!(
+            "SET {} = {}, {} = {}",
+            e.name("countedRows"),
+            e.value(codec::doc(&rows)?),
+            e.name("counted"),
+            e.value(codec::doc(counted)?)
+        );
         let cond = format!("attribute_not_exists({})", e.name("voided"));
-        let mut seen = Expr::default();
-        let attr = seen.name(&keys::seen_attr(&delta.row));
+        let mut mark = Expr::default();
+        let attr = mark.name(seen);
         let seen_update = format!(
             "SET {attr} = {}, {} = {}",
-            seen.value(s(record.id())),
-            seen.name(keys::ENTITY),
-            seen.value(s(keys::entity::SEEN))
+            mark.value(s(record.id())),
+            mark.name(keys::ENTITY),
+            mark.value(s(keys::entity::SEEN))
         );
         let seen_cond = format!("attribute_not_exists({attr})");
-        let customers = Delta {
-            metrics: [(Metric::Customers, rust_decimal::Decimal::ONE)].into(),
-            ..delta.clone()
-        };
-        let items = vec![
+        let mut items = vec![
             codec::update(
                 &self.table,
                 codec::key(keys::record_pk(kind, record.id()), kind.as_str()),
@@ -110,10 +104,23 @@ impl Store {
                 codec::key(keys::customer_pk(customer), keys::SEEN_SK),
                 seen_update,
                 Some(&seen_cond),
-                seen,
+                mark,
             )?,
-            self.counter_update(&customers)?,
         ];
+        for d in added {
+            items.push(self.counter_update(d)?);
+        }
         self.counting_transaction(items).await
+    }
+
+    /// The voided record no longer holds `seen` (a row's first, or a brand's first deposit).
+    pub async fn release(&self, customer: &CustomerId, seen: &str, record_id: &str) -> Result<(), StoreError> {
+        let mut e = Expr::default();
+        let attr = e.name(seen);
+        let update = format!("REMOVE {attr}");
+        let cond = format!("{attr} = {}", e.value(s(record_id)));
+        self.conditional_update(codec::key(keys::customer_pk(customer), keys::SEEN_SK), update, cond, e)
+            .await?;
+        Ok(())
     }
 }

@@ -547,6 +547,7 @@ async fn main() -> anyhow::Result<()> {
             "sender" => include_str!("../../../../../events/sender/send-job.json"),
             "journey-advance" => include_str!("../../../../../events/journey-advance/tick.json"),
             "ses-events" => include_str!("../../../../../events/ses-events/permanent-bounce.json"),
+            "sms-replies" => include_str!("../../../../../events/sms-replies/stop.json"),
             "attribution" => include_str!("../../../../../events/attribution/click-insert.json"),
             "daily-report" => include_str!("../../../../../events/daily-report/tick.json"),
             _ => include_str!("../../../../../events/scheduler/tick.json"),
