@@ -405,7 +405,7 @@ async fn main() -> anyhow::Result<()> {
         "required",
     )
     .await?;
-    let mut flooded = flood::run(&flood_app, n).await?;
+    let flooded = flood::run(&flood_app, n).await?;
     done(flood_store).await?;
     if std::env::var("BENCH_ONLY").as_deref() == Ok("flood") {
         print!("{}", flooded.markdown());
@@ -687,7 +687,8 @@ async fn main() -> anyhow::Result<()> {
     writeln!(md, "\n## A flood on one key\n")?;
     writeln!(
         md,
-        "An operator key's postbacks alone, then while {} tasks post leads with one landing key as fast as they are answered. One process, one emulator answering one request at a time: the latency under the flood is mostly the emulator's queue (in AWS the routes are throttled apart, each function instance is its own and DynamoDB is not one queue; see operations.md, \"How a flood is contained\").\n",
+        "An operator key's postbacks alone; while one landing key sends ten times a busy landing page's {}/s; while {} tasks post with it as fast as they are answered. One process, one emulator answering one request at a time: under the unpaced flood the operator's latency is the emulator's queue (in AWS the routes are throttled apart, each function instance is its own and DynamoDB is not one queue; see operations.md, \"How a flood is contained\").\n",
+        flood::BUSY_LANDING_PER_S,
         flood::FLOODERS
     )?;
     md.push_str(&flooded.markdown());
