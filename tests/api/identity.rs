@@ -124,9 +124,9 @@ async fn concurrent_leads_merging_many_customers_converge_on_the_oldest() {
 }
 
 /// A flood of clicks carrying one email cannot grow the customer's item without bound:
-/// the profile lists at most `MAX_LISTED_IDENTIFIERS`, every click id stays claimed (a
-/// lookup finds the customer), a later email and deposit still land, and erasure removes
-/// the identifiers the profile did not list too.
+/// the profile lists at most `MAX_LISTED_IDENTIFIERS`, keeping the newest click ids, every
+/// click id stays claimed (a lookup finds the customer), a later phone and deposit still
+/// land, and erasure removes the identifiers the profile did not list too.
 #[tokio::test]
 async fn a_click_flood_with_one_email_leaves_the_profile_bounded_and_writable() {
     use crm_core::plan::MAX_LISTED_IDENTIFIERS;
@@ -147,13 +147,23 @@ async fn a_click_flood_with_one_email_leaves_the_profile_bounded_and_writable() 
     let profile = app.customer(&customer).await;
     let listed = profile["identifiers"].as_array().unwrap().len();
     assert!(listed <= MAX_LISTED_IDENTIFIERS + 1, "listed {listed}");
-    let last = format!("FLOOD_{}_{email}", flood - 1).replace('@', "_");
-    let (status, found) = app.admin(&format!("/api/customers?clickId={last}")).await;
-    assert_eq!(
-        (status, found["customerId"].as_str()),
-        (StatusCode::OK, Some(customer.as_str())),
-        "{found}"
+    let click = |n: usize| format!("FLOOD_{n}_{email}").replace('@', "_");
+    let (first, last) = (click(0), click(flood - 1));
+    let ids = identifiers(&profile);
+    assert!(
+        ids.contains(&format!("CLICK_ID:{last}")),
+        "the newest click id is listed"
     );
+    assert!(!ids.contains(&format!("CLICK_ID:{first}")), "the oldest made room");
+    assert!(ids.contains(&format!("EMAIL:{email}")), "the email stays");
+    for id in [&first, &last] {
+        let (status, found) = app.admin(&format!("/api/customers?clickId={id}")).await;
+        assert_eq!(
+            (status, found["customerId"].as_str()),
+            (StatusCode::OK, Some(customer.as_str())),
+            "{found}"
+        );
+    }
 
     let phone = crm_tests::phone();
     let (status, body) = app
@@ -181,6 +191,8 @@ async fn a_click_flood_with_one_email_leaves_the_profile_bounded_and_writable() 
         .admin_send(http::Method::DELETE, &format!("/api/customers/{customer}"), json!({}))
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = app.admin(&format!("/api/customers?clickId={last}")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "an unlisted click id is erased too");
+    for id in [&first, &last] {
+        let (status, _) = app.admin(&format!("/api/customers?clickId={id}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "listed or not, every click id is erased");
+    }
 }

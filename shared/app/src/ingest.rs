@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crm_core::identity::{Identifier, Owners};
 use crm_core::plan::{
-    FreshIds, Guard, Ingest, Planned, SignatureClaim, Write, note_unlisted, plan_touch, request_writes,
+    FreshIds, Guard, Ingest, Planned, SignatureClaim, Write, keeps_newest, make_room, note_unlisted, plan_touch,
+    request_writes,
 };
 use crm_core::profile::{Profile, Touch};
 use crm_core::records::Provenance;
@@ -165,7 +166,35 @@ pub async fn run<C: Ingest>(
                 }
             }
         };
-        let Some(plan) = plan else { continue };
+        let Some(mut plan) = plan else { continue };
+        // A full profile keeps its newest click and device ids: the oldest make room.
+        if plan.unlisted.iter().any(|i| keeps_newest(i.kind()))
+            && let Some(profile) = profiles.get(&plan.customer)
+        {
+            let kinds: Vec<_> = plan
+                .unlisted
+                .iter()
+                .map(Identifier::kind)
+                .filter(|k| keeps_newest(*k))
+                .collect();
+            let listed: Vec<Identifier> = profile
+                .identifiers
+                .iter()
+                .filter(|i| kinds.contains(&i.kind()))
+                .cloned()
+                .collect();
+            let ages = store.identifier_ages(&listed).await?;
+            let (next, not_listed) = make_room(profile, &touch, &plan.unlisted, &ages);
+            for w in &mut plan.writes {
+                if matches!(w, Write::ApplyTouch { .. }) {
+                    *w = Write::ReplaceProfile {
+                        profile: next.clone(),
+                        expected_version: profile.version,
+                    };
+                }
+            }
+            plan.unlisted = not_listed;
+        }
         let mut writes: Vec<Write> = request_writes(cmd, &guard, &plan.customer, &record_id, &from.provenance, now);
         note_unlisted(&mut writes, &plan.unlisted);
         writes.extend(signature.clone());

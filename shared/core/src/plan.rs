@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
-use crate::identity::{Identifier, Owners, Resolution, resolve};
+use crate::identity::{Identifier, IdentifierKind, Owners, Resolution, resolve};
 use crate::input::{ClickCommand, Defaults, FieldError, Fields, LeadCommand, PostbackCommand, Warning};
 use crate::journey::Milestone;
 use crate::profile::{Facts, Follow, Profile, Touch, follow_merges, merge};
@@ -174,6 +174,45 @@ pub fn listed_identifiers(profile: &Profile, new: &[Identifier]) -> Vec<Identifi
             *n <= MIN_LISTED_PER_KIND
         })
         .collect()
+}
+
+/// Kinds a full profile keeps the newest of, the oldest making room, as Segment's identity
+/// limits do: click ids and device ids. Emails, phones and operator user ids keep their
+/// first: they are where messages go, and a flood of made-up ones on a public key must not
+/// push the person's own out.
+pub fn keeps_newest(kind: IdentifierKind) -> bool {
+    matches!(kind, IdentifierKind::ClickId | IdentifierKind::DeviceId)
+}
+
+/// A full profile that must list the newest-kept identifiers among `unlisted`: the profile
+/// with `touch` applied, and for each of those, the oldest listed identifier of its kind
+/// evicted (by `ages`, when each was first claimed; an unknown age counts as oldest).
+/// Returns the profile to write at the read version, and every identifier it does not list
+/// (evicted, or still unlisted), which the request's record keeps.
+pub fn make_room(
+    profile: &Profile,
+    touch: &Touch,
+    unlisted: &[Identifier],
+    ages: &BTreeMap<Identifier, OffsetDateTime>,
+) -> (Profile, Vec<Identifier>) {
+    let mut next = profile.clone();
+    next.apply(touch);
+    let mut not_listed: Vec<Identifier> = unlisted.iter().filter(|i| !keeps_newest(i.kind())).cloned().collect();
+    for i in &not_listed {
+        next.identifiers.remove(i);
+    }
+    for new in unlisted.iter().filter(|i| keeps_newest(i.kind())) {
+        let oldest = profile
+            .identifiers
+            .iter()
+            .filter(|i| i.kind() == new.kind() && next.identifiers.contains(*i))
+            .min_by_key(|i| (ages.get(*i).copied(), (*i).clone()));
+        if let Some(oldest) = oldest.cloned() {
+            next.identifiers.remove(&oldest);
+            not_listed.push(oldest);
+        }
+    }
+    (next, not_listed)
 }
 
 /// Notes on the request's record the identifiers its customer's profile did not list.
@@ -863,6 +902,34 @@ mod tests {
             })
             .collect();
         assert_eq!(claimed, [&click("c-new"), &email("new@b.co")]);
+    }
+
+    #[test]
+    fn a_full_profile_keeps_its_newest_click_ids_and_its_first_emails() {
+        let mut p = Profile::new(cid(1), &touch(vec![email("a@b.co")]));
+        let mut ages = BTreeMap::new();
+        for n in 0..MAX_LISTED_IDENTIFIERS - 1 {
+            p.identifiers.insert(click(&format!("c{n:03}")));
+            ages.insert(click(&format!("c{n:03}")), T0 + Duration::seconds(n as i64));
+        }
+        // c050 is the oldest by age (not by name).
+        ages.insert(click("c050"), T0 - Duration::days(1));
+        let fresh = [click("c-new"), email("x@b.co")];
+        let t = touch(fresh.to_vec());
+        let (next, not_listed) = make_room(&p, &t, &fresh, &ages);
+        assert!(
+            next.identifiers.contains(&click("c-new")),
+            "the newest click id is listed"
+        );
+        assert!(!next.identifiers.contains(&click("c050")), "the oldest made room");
+        assert!(
+            !next.identifiers.contains(&email("x@b.co")),
+            "a contact does not push in"
+        );
+        assert!(next.identifiers.contains(&email("a@b.co")));
+        assert_eq!(next.identifiers.len(), p.identifiers.len());
+        assert_eq!(next.version, p.version + 1);
+        assert_eq!(not_listed, vec![email("x@b.co"), click("c050")]);
     }
 
     #[test]

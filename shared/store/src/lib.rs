@@ -365,6 +365,29 @@ impl Store {
         Ok(owners)
     }
 
+    /// When each of `identifiers` was first claimed (absent ones are left out).
+    pub async fn identifier_ages(
+        &self,
+        identifiers: &[Identifier],
+    ) -> Result<BTreeMap<Identifier, OffsetDateTime>, StoreError> {
+        let by_pk: HashMap<String, &Identifier> = identifiers
+            .iter()
+            .map(|i| (keys::identifier_pk_in(i, self.test), i))
+            .collect();
+        let items = self
+            .batch_get(by_pk.keys().map(|pk| (pk.clone(), keys::IDENT_SK)).collect())
+            .await?;
+        let mut ages = BTreeMap::new();
+        for (pk, item) in items {
+            if let (Some(identifier), Some(at)) = (by_pk.get(&pk), codec::opt_string(&item, "createdAt"))
+                && let Ok(at) = crm_core::values::parse_ts(&at)
+            {
+                ages.insert((*identifier).clone(), at);
+            }
+        }
+        Ok(ages)
+    }
+
     pub async fn profiles(&self, ids: &[CustomerId]) -> Result<BTreeMap<CustomerId, Profile>, StoreError> {
         if ids.is_empty() {
             return Ok(BTreeMap::new());
