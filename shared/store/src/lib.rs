@@ -347,8 +347,12 @@ impl Store {
         Ok(out.item)
     }
 
-    /// Who owns each of `identifiers` (absent ones are simply not in the map).
-    pub async fn owners(&self, identifiers: &[Identifier]) -> Result<Owners, StoreError> {
+    /// The items of `identifiers` that exist (in this store's namespace), with their
+    /// identifier.
+    async fn identifier_items(
+        &self,
+        identifiers: &[Identifier],
+    ) -> Result<Vec<(Identifier, String, Item)>, StoreError> {
         let by_pk: HashMap<String, &Identifier> = identifiers
             .iter()
             .map(|i| (keys::identifier_pk_in(i, self.test), i))
@@ -356,11 +360,17 @@ impl Store {
         let items = self
             .batch_get(by_pk.keys().map(|pk| (pk.clone(), keys::IDENT_SK)).collect())
             .await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|(pk, item)| Some(((*by_pk.get(&pk)?).clone(), pk, item)))
+            .collect())
+    }
+
+    /// Who owns each of `identifiers` (absent ones are simply not in the map).
+    pub async fn owners(&self, identifiers: &[Identifier]) -> Result<Owners, StoreError> {
         let mut owners = Owners::new();
-        for (pk, item) in items {
-            if let Some(identifier) = by_pk.get(&pk) {
-                owners.insert((*identifier).clone(), codec::owner(&item, &pk)?);
-            }
+        for (identifier, pk, item) in self.identifier_items(identifiers).await? {
+            owners.insert(identifier, codec::owner(&item, &pk)?);
         }
         Ok(owners)
     }
@@ -370,19 +380,12 @@ impl Store {
         &self,
         identifiers: &[Identifier],
     ) -> Result<BTreeMap<Identifier, OffsetDateTime>, StoreError> {
-        let by_pk: HashMap<String, &Identifier> = identifiers
-            .iter()
-            .map(|i| (keys::identifier_pk_in(i, self.test), i))
-            .collect();
-        let items = self
-            .batch_get(by_pk.keys().map(|pk| (pk.clone(), keys::IDENT_SK)).collect())
-            .await?;
         let mut ages = BTreeMap::new();
-        for (pk, item) in items {
-            if let (Some(identifier), Some(at)) = (by_pk.get(&pk), codec::opt_string(&item, "createdAt"))
+        for (identifier, _, item) in self.identifier_items(identifiers).await? {
+            if let Some(at) = codec::opt_string(&item, "createdAt")
                 && let Ok(at) = crm_core::values::parse_ts(&at)
             {
-                ages.insert((*identifier).clone(), at);
+                ages.insert(identifier, at);
             }
         }
         Ok(ages)
