@@ -122,3 +122,22 @@ async fn fifty_simultaneous_leads_with_one_email_make_exactly_one_customer() {
         1
     );
 }
+
+/// A name that is a phishing link (issue 17's attack) never reaches the profile, and so
+/// never a brand's email; the rest of the lead is kept.
+#[tokio::test]
+async fn a_name_that_is_markup_or_a_link_is_dropped_and_the_lead_kept() {
+    let app = spawn().await;
+    let (status, body) = app
+        .post_json(
+            "/api/ingest/lead",
+            json!({"email": "victim@example.com", "firstName": "<a href=\"https://evil.example/x\">Claim bonus</a>", "lastName": "Pérez"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["warnings"][0]["field"], "firstName");
+    assert_eq!(body["warnings"][0]["code"], "not_a_name");
+    let profile = app.customer(body["customerId"].as_str().unwrap()).await;
+    assert!(profile["firstName"].is_null(), "{profile}");
+    assert_eq!(profile["lastName"], "Pérez");
+}

@@ -356,6 +356,35 @@ fn parse_moment(raw: &str) -> Result<OffsetDateTime, Invalid> {
         .map_err(|_| invalid())
 }
 
+/// A person's name as written (accents, right-to-left scripts and emoji kept; control
+/// characters already stripped), or refused: markup, a URL, a domain or an e-mail address is
+/// not a name, and a name ends up in the emails a brand sends (greetings, subjects).
+pub fn parse_name(raw: &str) -> Result<String, Invalid> {
+    let name = clean_text(raw);
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(Invalid::new(
+            "too_long",
+            format!("longer than {MAX_NAME_LEN} characters"),
+        ));
+    }
+    let lower = name.to_lowercase();
+    let markup = name.contains(['<', '>']);
+    let url = lower.contains("://") || lower.contains("www.");
+    let email = name.contains('@');
+    // `evil.example`, `bit.ly/x`: a dot between letters with no space after it.
+    let chars: Vec<char> = name.chars().collect();
+    let domain = chars
+        .windows(3)
+        .any(|w| w[0].is_alphanumeric() && w[1] == '.' && w[2].is_ascii_alphabetic());
+    if markup || url || email || domain {
+        return Err(Invalid::new(
+            "not_a_name",
+            "looks like markup, a link, a domain or an e-mail address, not a name",
+        ));
+    }
+    Ok(name)
+}
+
 fn parse_ip(raw: &str) -> Result<String, Invalid> {
     raw.parse::<std::net::IpAddr>()
         .map(|ip| ip.to_string())
@@ -367,6 +396,16 @@ fn parse_ip(raw: &str) -> Result<String, Invalid> {
 pub struct Names {
     pub first: Option<String>,
     pub last: Option<String>,
+}
+
+impl Names {
+    /// Names with nothing printable left are no names.
+    fn without_empty(self) -> Self {
+        Self {
+            first: self.first.filter(|n| !n.is_empty()),
+            last: self.last.filter(|n| !n.is_empty()),
+        }
+    }
 }
 
 /// Attributes of a click that are not identity: where it came from and with what.
@@ -475,9 +514,10 @@ impl LeadCommand {
         let phone = r.phone(defaults.phone_region);
         let device_id = r.lenient(alias::DEVICE_ID, DeviceId::parse);
         let names = Names {
-            first: r.text(alias::FIRST_NAME, MAX_NAME_LEN),
-            last: r.text(alias::LAST_NAME, MAX_NAME_LEN),
-        };
+            first: r.lenient(alias::FIRST_NAME, parse_name),
+            last: r.lenient(alias::LAST_NAME, parse_name),
+        }
+        .without_empty();
         let campaign = r.key_text(alias::CAMPAIGN)?;
         let consent = r.lenient(alias::CONSENT, parse_consent);
         let timezone = r.lenient(alias::TIMEZONE, ZoneName::parse);
@@ -665,6 +705,41 @@ mod tests {
         .unwrap();
         assert_eq!(l.names.first.as_deref(), Some("Ana  Bcc: x"));
         assert_eq!(l.names.last, None, "nothing printable is left");
+    }
+
+    #[test]
+    fn names_that_are_markup_links_domains_or_addresses_are_dropped_with_a_warning() {
+        for hostile in [
+            "<a href=\"https://evil.example/x\">Claim bonus</a>",
+            "Juan <b>",
+            "https://evil.example",
+            "www.evil.example",
+            "evil.example",
+            "bit.ly/claim",
+            "juan@evil.example",
+        ] {
+            let l = LeadCommand::parse(&fields(&[("email", "a@b.co"), ("firstName", hostile)]), &defaults()).unwrap();
+            assert_eq!(l.names.first, None, "{hostile}");
+            assert_eq!(
+                (l.warnings[0].field, l.warnings[0].code),
+                ("firstName", "not_a_name"),
+                "{hostile}"
+            );
+            assert!(l.email.is_some(), "the rest of the lead is kept");
+        }
+        for name in [
+            "José María",
+            "Pérez-O'Brien",
+            "J. R. R.",
+            "محمد",
+            "Zoë 🌟",
+            "Nguyễn Văn A.",
+            "Anne-Sophie",
+        ] {
+            let l = LeadCommand::parse(&fields(&[("email", "a@b.co"), ("lastName", name)]), &defaults()).unwrap();
+            assert_eq!(l.names.last.as_deref(), Some(name), "kept as written");
+            assert!(l.warnings.is_empty(), "{name}");
+        }
     }
 
     #[test]
