@@ -43,14 +43,22 @@ async fn control_characters_and_bidi_overrides_are_stripped_from_names_and_free_
     let (_, lead) = app
         .post_json(
             "/api/ingest/lead",
-            json!({"email": "ctl@example.com", "firstName": "Ana\r\nBcc: x@evil.test\u{0}", "lastName": "\u{202E}Pérez 🎰", "campaign": "a\u{7}b"}),
+            json!({"email": "ctl@example.com", "firstName": "Ana\r\nMaría\u{0}", "lastName": "\u{202E}Pérez 🎰", "campaign": "a\u{7}b"}),
         )
         .await;
     let profile = app.customer(lead["customerId"].as_str().unwrap()).await;
-    assert_eq!(profile["firstName"], "Ana  Bcc: x@evil.test");
+    assert_eq!(profile["firstName"], "Ana  María");
     assert_eq!(profile["lastName"], "Pérez 🎰");
     let (_, leads) = app.admin("/api/leads").await;
     assert_eq!(leads["items"][0]["campaign"], "ab");
+    // A header injection carrying an address is no name at all: dropped, with a warning.
+    let (_, injected) = app
+        .post_json(
+            "/api/ingest/lead",
+            json!({"email": "ctl2@example.com", "firstName": "Ana\r\nBcc: x@evil.test"}),
+        )
+        .await;
+    assert_eq!(injected["warnings"][0]["code"], "not_a_name", "{injected}");
 }
 
 #[tokio::test]
