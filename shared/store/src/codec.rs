@@ -84,6 +84,14 @@ pub(super) fn key(pk: String, sk: &str) -> Item {
     Item::from([(keys::PK.into(), s(pk)), (keys::SK.into(), s(sk))])
 }
 
+/// The key (`PK`, `SK`) of an item read back.
+pub(super) fn item_key(item: &Item) -> Item {
+    key(
+        opt_string(item, keys::PK).unwrap_or_default(),
+        &opt_string(item, keys::SK).unwrap_or_default(),
+    )
+}
+
 pub(super) fn put(table: &str, item: Item, condition: &str, expr: Expr) -> Result<TransactWriteItem, StoreError> {
     let put = Put::builder()
         .table_name(table)

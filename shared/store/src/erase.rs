@@ -105,19 +105,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         for item in self.customer_items(customer).await? {
             let kind = codec::opt_string(&item, keys::ENTITY).unwrap_or_default();
-            let key = codec::key(
-                codec::opt_string(&item, keys::PK).unwrap_or_default(),
-                &codec::opt_string(&item, keys::SK).unwrap_or_default(),
-            );
+            let key = codec::item_key(&item);
             if kind == entity::ADVANCE_TIMER {
                 // A dormancy timer would move an erased customer's journey: gone.
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .send()
-                    .await
-                    .map_err(classify)?;
+                self.delete_key(key).await?;
                 continue;
             }
             let present: Vec<&str> = personal(&kind)
@@ -218,11 +209,7 @@ impl Store {
                 Some(RecordKind::Message) => Some("messages"),
                 None => None,
             };
-            self.delete_key(codec::key(
-                codec::opt_string(&item, keys::PK).unwrap_or_default(),
-                &codec::opt_string(&item, keys::SK).unwrap_or_default(),
-            ))
-            .await?;
+            self.delete_key(codec::item_key(&item)).await?;
             if let Some(plural) = plural {
                 *removed.entry(plural.to_owned()).or_default() += 1;
             }
@@ -233,12 +220,6 @@ impl Store {
                 .await?;
         }
         Ok(removed)
-    }
-
-    /// Deletes one item (a record of a customer that is not a test customer, say).
-    pub async fn delete_record(&self, kind: RecordKind, id: &str) -> Result<(), StoreError> {
-        self.delete_key(codec::key(keys::record_pk(kind, id), kind.as_str()))
-            .await
     }
 
     async fn delete_key(&self, key: Item) -> Result<(), StoreError> {

@@ -614,6 +614,17 @@ impl Store {
         }
     }
 
+    /// Applies `items` in one transaction; `false` when a condition failed.
+    async fn transact_if(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        Ok(applied(result)?.is_some())
+    }
+
     /// Puts an item unconditionally.
     async fn put(&self, item: Item) -> Result<(), StoreError> {
         self.client

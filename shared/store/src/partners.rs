@@ -151,13 +151,7 @@ impl Store {
             let old = codec::key(keys::campaign_name_pk(&p.name), keys::CAMPAIGN_NAME_SK);
             items.push(codec::delete(&self.table, old, &cond, e)?);
         }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        Ok(applied(result)?.is_some())
+        self.transact_if(items).await
     }
 
     /// Deletes a campaign and its name's claim; `false` when there was none.

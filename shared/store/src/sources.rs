@@ -130,17 +130,6 @@ impl Store {
         self.transact_if(items).await
     }
 
-    /// Applies `items` in one transaction; `false` when a condition failed.
-    async fn transact_if(&self, items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        Ok(applied(result)?.is_some())
-    }
-
     /// Sources with their keys from the list (GSI2 `SOURCES`), all or those under `prefix`.
     async fn source_list(&self, prefix: Option<String>) -> Result<Vec<SourceEntry>, StoreError> {
         let condition = match prefix {
