@@ -250,6 +250,112 @@ async fn a_brands_custom_template_with_seed_placeholders_is_used_and_personalise
     );
 }
 
+/// The tag names in `html` (`a`, `/p` …), lowercased.
+fn tags(html: &str) -> Vec<String> {
+    html.split('<')
+        .skip(1)
+        .map(|t| {
+            t.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '/' || *c == '!')
+                .collect::<String>()
+                .to_ascii_lowercase()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn hostile_values_in_every_field_a_template_can_use_arrive_as_text_never_as_markup() {
+    let app = spawn().await;
+    let brand = format!("b{}", rand_digits());
+    let (status, body) = app
+        .admin_send(
+            Method::PUT,
+            &format!("/api/brands/{brand}/settings"),
+            json!({"displayName": "Rush & <Bet>"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let every_variable = crm_render::VARIABLES
+        .iter()
+        .map(|(camel, _)| format!("{{{{ {camel} }}}}"))
+        .collect::<Vec<_>>()
+        .join("|");
+    let (status, created) = app
+        .admin_send(
+            Method::POST,
+            "/api/templates",
+            json!({"name": "everything", "brand": brand, "journeyType": "acquisition", "stage": 0,
+                   "channel": "email", "language": "en", "subject": "Hi {firstName} {lastName} {clickId} {userId}",
+                   "body": format!("<p>{every_variable}</p><p><a href=\"{{{{ unsubscribeUrl }}}}\">bye</a></p>")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    let click = format!("<img/src=x/onerror=alert(1)>{}", unique("c"));
+    let email = format!("o'neil&{{x}}{}@example.com", rand_digits());
+    let user = format!("<script>alert(1)</script>{}", rand_digits());
+    let (status, body) = app.post_json("/api/ingest/click", json!({"clickId": click})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/ingest/lead",
+            json!({"clickId": click, "email": email, "firstName": "<a href=\"https://evil.example/x\">Claim bonus</a>",
+                   "lastName": "O'Brien & \"Sons\""}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["warnings"][0]["field"], "firstName", "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/postback",
+            json!({"event": "registration", "email": email, "operatorId": brand, "userId": user}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.drain().await;
+    app.tick_at(OffsetDateTime::now_utc() + Duration::hours(25)).await;
+    app.drain().await;
+
+    let sent: Vec<_> = emails_to(&email)
+        .into_iter()
+        .filter(|e| e.subject.starts_with("Hi"))
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let html = &sent[0].html;
+    // Only the template's own tags survive; every link is the template's.
+    let tags = tags(html);
+    assert!(
+        tags.iter().all(|t| ["p", "/p", "a", "/a"].contains(&t.as_str())),
+        "{tags:?} in {html}"
+    );
+    assert_eq!(tags.iter().filter(|t| *t == "a").count(), 1, "{html}");
+    assert!(
+        !html.contains("evil.example") && !html.contains("<script") && !html.contains("<img"),
+        "{html}"
+    );
+    // What was kept appears as text.
+    for kept in [
+        "O&#39;Brien &amp; &quot;Sons&quot;".to_owned(),
+        "&lt;img/src=x/onerror=alert(1)&gt;".to_owned(),
+        "&lt;script&gt;alert(1)&lt;/script&gt;".to_owned(),
+        email.replace('&', "&amp;").replace('\'', "&#39;"),
+        "Rush &amp; &lt;Bet&gt;".to_owned(),
+    ] {
+        assert!(html.contains(&kept), "{kept} not in {html}");
+    }
+    assert!(
+        html.contains(&format!("href=\"{}/u/", crm_tests::PUBLIC_BASE_URL)),
+        "{html}"
+    );
+    // The subject is plain text: the values as written, the dropped name absent.
+    assert_eq!(sent[0].subject, format!("Hi  O'Brien & \"Sons\" {click} {user}"));
+    assert!(
+        sent[0].text.contains("O'Brien & \"Sons\"") && sent[0].text.contains(&user),
+        "{}",
+        sent[0].text
+    );
+}
+
 #[tokio::test]
 async fn replayed_and_concurrent_postbacks_schedule_nothing_twice() {
     let app = spawn().await;

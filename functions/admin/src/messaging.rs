@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use crm_core::definition::{Channel, JourneyDefinition, is_known_stage};
 use crm_core::journey::JourneyType;
 use crm_core::message::{Message, Status};
-use crm_core::send::SettingsOverride;
+use crm_core::send::{BrandSettings, SettingsOverride};
 use crm_core::template::{MessageTemplate, TemplateBrand, parse_language, resolve};
 use crm_core::values::{Brand, CustomerId, Invalid};
 use crm_http::{ApiError, ApiPath, ApiQuery, AppState, JsonResult};
@@ -295,10 +295,17 @@ pub async fn preview(State(state): State<AppState>, bytes: Bytes) -> JsonResult 
             .first()
             .map_or_else(Brand::unbranded, |j| j.brand.clone()),
     };
+    let brand_name = state
+        .store
+        .brand_settings(&brand)
+        .await?
+        .and_then(|s| s.display_name)
+        .unwrap_or_else(|| BrandSettings::default_display_name(&brand));
     let ctx = Context {
         brand: &brand,
         journey_type: template.journey_type,
         stage: template.stage,
+        brand_name: &brand_name,
         unsubscribe_url: None,
     };
     let rendered = compile(&template)

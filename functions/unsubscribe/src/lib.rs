@@ -168,10 +168,10 @@ fn invalid(headers: &HeaderMap) -> Response {
     }
 }
 
-/// The brand's display name (its sender name) and language.
+/// The brand's display name and language.
 async fn brand_words(deps: &Deps, t: &Token) -> Result<(String, String), ApiError> {
     let settings = deps.catalog.settings(&t.brand).await?;
-    Ok((settings.from_name, settings.language))
+    Ok((settings.display_name(&t.brand), settings.language))
 }
 
 async fn page(State(deps): State<Arc<Deps>>, headers: HeaderMap, ApiPath(token): ApiPath<String>) -> Response {

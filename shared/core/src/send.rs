@@ -49,6 +49,10 @@ pub const LANGUAGES: [&str; 2] = ["en", "es"];
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BrandSettings {
+    /// The brand's name as its customers know it ("Rushbet"), for the email footer and the
+    /// pages a recipient lands on; `None` for the brand id, titled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     /// The verified SES identity mail is sent from.
     pub from_email: Email,
     pub from_name: String,
@@ -74,6 +78,21 @@ pub struct BrandSettings {
 }
 
 impl BrandSettings {
+    /// The brand's display name, else its id titled (`rushbet` → `Rushbet`).
+    pub fn display_name(&self, brand: &Brand) -> String {
+        self.display_name
+            .clone()
+            .unwrap_or_else(|| Self::default_display_name(brand))
+    }
+
+    /// A brand's id titled, as the built-in templates show it.
+    pub fn default_display_name(brand: &Brand) -> String {
+        let mut chars = brand.as_str().chars();
+        chars
+            .next()
+            .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+    }
+
     /// The line appended to marketing SMS.
     pub fn sms_opt_out(&self) -> &str {
         self.sms_opt_out_text
@@ -151,6 +170,8 @@ pub struct ExclusionOverride {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SettingsOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_email: Option<Email>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_name: Option<String>,
@@ -177,11 +198,12 @@ pub struct SettingsOverride {
 impl SettingsOverride {
     /// Checks the free-form fields; `Err` names the field.
     pub fn validate(&self) -> Result<(), (&'static str, Invalid)> {
-        if let Some(name) = &self.from_name {
+        for (field, name) in [("displayName", &self.display_name), ("fromName", &self.from_name)] {
+            let Some(name) = name else { continue };
             let clean = crate::values::clean_text(name);
             if clean.is_empty() || clean.chars().count() > 64 || clean != *name {
                 return Err((
-                    "fromName",
+                    field,
                     Invalid::new("invalid_format", "must be 1-64 printable characters"),
                 ));
             }
@@ -227,6 +249,7 @@ impl SettingsOverride {
         let quiet = self.quiet_hours.clone().unwrap_or_default();
         let rg = self.responsible_gambling.clone().unwrap_or_default();
         BrandSettings {
+            display_name: self.display_name.clone().or(d.display_name),
             from_email: self.from_email.clone().unwrap_or(d.from_email),
             from_name: self.from_name.clone().unwrap_or(d.from_name),
             sms_provider: self.sms_provider.unwrap_or(d.sms_provider),
@@ -433,6 +456,7 @@ mod tests {
             timezone: ZoneName::parse("UTC").unwrap(),
             responsible_gambling: ExclusionPolicy::default(),
             sms_opt_out_text: None,
+            display_name: None,
         }
     }
     /// The rules with nothing suppressed and nothing sent before.

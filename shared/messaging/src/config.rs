@@ -174,6 +174,7 @@ impl MessagingConfig {
                 timezone,
                 responsible_gambling: ExclusionPolicy::default(),
                 sms_opt_out_text: None,
+                display_name: None,
             },
             sns_sender_id: get("SNS_SENDER_ID"),
             laaffic,

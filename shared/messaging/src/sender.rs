@@ -257,16 +257,18 @@ async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<
         Channel::Email => Some(unsubscribe_url(deps, keys, message, &to)?),
         Channel::Sms => None,
     };
+    let brand_name = settings.display_name(&message.brand);
     let ctx = Context {
         brand: &message.brand,
         journey_type: message.journey_type,
         stage: message.stage,
+        brand_name: &brand_name,
         unsubscribe_url: unsubscribe_url.as_deref(),
     };
     let rendered = deps.catalog.compiled(template).and_then(|c| {
         let mut r = render(&c, &Variables::new(&customer, ctx))?;
         match (&unsubscribe_url, c.places_unsubscribe) {
-            (Some(url), false) => append_unsubscribe_footer(&mut r, url, &settings.from_name, &settings.language),
+            (Some(url), false) => append_unsubscribe_footer(&mut r, url, &brand_name, &settings.language),
             (None, _) => append_sms_opt_out(&mut r, settings.sms_opt_out()),
             _ => {}
         }

@@ -19,7 +19,7 @@ type Builtin = (
 );
 
 const LAYOUT_START: &str = r#"<!doctype html><html><body style="margin:0;padding:24px;font-family:Arial,Helvetica,sans-serif;font-size:16px;line-height:1.5;color:#1d1d1f;background:#f5f5f7"><div style="max-width:560px;margin:0 auto;padding:24px;background:#ffffff;border-radius:8px">"#;
-const LAYOUT_END: &str = r#"<p style="margin-top:32px;font-size:12px;color:#86868b">{{ brand | capitalize }} · 18+ · Juega con responsabilidad / Play responsibly.</p></div></body></html>"#;
+const LAYOUT_END: &str = r#"<p style="margin-top:32px;font-size:12px;color:#86868b">{{ brandName }} · 18+ · Juega con responsabilidad / Play responsibly.</p></div></body></html>"#;
 
 const TEMPLATES: [Builtin; 10] = {
     use Channel::{Email, Sms};
@@ -32,7 +32,7 @@ const TEMPLATES: [Builtin; 10] = {
             Email,
             "en",
             Some(r#"Welcome, {{ firstName | default: "friend" }}!"#),
-            r#"<h1>Welcome, {{ firstName | default: "friend" }}!</h1><p>Thanks for your interest in {{ brand | capitalize }}. Your account is one step away: register to claim your welcome offer.</p>"#,
+            r#"<h1>Welcome, {{ firstName | default: "friend" }}!</h1><p>Thanks for your interest in {{ brandName }}. Your account is one step away: register to claim your welcome offer.</p>"#,
         ),
         (
             "builtin-welcome-es",
@@ -41,7 +41,7 @@ const TEMPLATES: [Builtin; 10] = {
             Email,
             "es",
             Some(r#"¡Bienvenido, {{ firstName | default: "amigo" }}!"#),
-            r#"<h1>¡Bienvenido, {{ firstName | default: "amigo" }}!</h1><p>Gracias por tu interés en {{ brand | capitalize }}. Estás a un paso: regístrate y reclama tu bono de bienvenida.</p>"#,
+            r#"<h1>¡Bienvenido, {{ firstName | default: "amigo" }}!</h1><p>Gracias por tu interés en {{ brandName }}. Estás a un paso: regístrate y reclama tu bono de bienvenida.</p>"#,
         ),
         (
             "builtin-registered-nudge-email-en",
@@ -50,7 +50,7 @@ const TEMPLATES: [Builtin; 10] = {
             Email,
             "en",
             Some(r#"{{ firstName | default: "Hi" }}, your welcome bonus is waiting"#),
-            r#"<p>Hi {{ firstName | default: "there" }},</p><p>Your {{ brand | capitalize }} account is ready. Make your first deposit to unlock your welcome bonus.</p>"#,
+            r#"<p>Hi {{ firstName | default: "there" }},</p><p>Your {{ brandName }} account is ready. Make your first deposit to unlock your welcome bonus.</p>"#,
         ),
         (
             "builtin-registered-nudge-email-es",
@@ -59,7 +59,7 @@ const TEMPLATES: [Builtin; 10] = {
             Email,
             "es",
             Some(r#"{{ firstName | default: "Hola" }}, tu bono de bienvenida te espera"#),
-            r#"<p>Hola {{ firstName | default: "amigo" }},</p><p>Tu cuenta de {{ brand | capitalize }} está lista. Haz tu primer depósito y activa tu bono de bienvenida.</p>"#,
+            r#"<p>Hola {{ firstName | default: "amigo" }},</p><p>Tu cuenta de {{ brandName }} está lista. Haz tu primer depósito y activa tu bono de bienvenida.</p>"#,
         ),
         (
             "builtin-registered-nudge-sms-en",
@@ -68,7 +68,7 @@ const TEMPLATES: [Builtin; 10] = {
             Sms,
             "en",
             None,
-            r#"{{ brand | capitalize }}: {{ firstName | default: "Hi" }}, your welcome bonus is waiting. Deposit today to claim it. 18+"#,
+            r#"{{ brandName }}: {{ firstName | default: "Hi" }}, your welcome bonus is waiting. Deposit today to claim it. 18+"#,
         ),
         (
             "builtin-registered-nudge-sms-es",
@@ -77,7 +77,7 @@ const TEMPLATES: [Builtin; 10] = {
             Sms,
             "es",
             None,
-            r#"{{ brand | capitalize }}: {{ firstName | default: "Hola" }}, tu bono de bienvenida te espera. Deposita hoy para activarlo. 18+"#,
+            r#"{{ brandName }}: {{ firstName | default: "Hola" }}, tu bono de bienvenida te espera. Deposita hoy para activarlo. 18+"#,
         ),
         (
             "builtin-deposit-thanks-en",
@@ -86,7 +86,7 @@ const TEMPLATES: [Builtin; 10] = {
             Email,
             "en",
             Some(r#"Thank you, {{ firstName | default: "friend" }}!"#),
-            r#"<h1>Thank you, {{ firstName | default: "friend" }}!</h1><p>Your deposit at {{ brand | capitalize }} is in. Good luck, and remember to play responsibly.</p>"#,
+            r#"<h1>Thank you, {{ firstName | default: "friend" }}!</h1><p>Your deposit at {{ brandName }} is in. Good luck, and remember to play responsibly.</p>"#,
         ),
         (
             "builtin-deposit-thanks-es",
@@ -95,7 +95,7 @@ const TEMPLATES: [Builtin; 10] = {
             Email,
             "es",
             Some(r#"¡Gracias, {{ firstName | default: "amigo" }}!"#),
-            r#"<h1>¡Gracias, {{ firstName | default: "amigo" }}!</h1><p>Tu depósito en {{ brand | capitalize }} ya está acreditado. Mucha suerte, y recuerda jugar con responsabilidad.</p>"#,
+            r#"<h1>¡Gracias, {{ firstName | default: "amigo" }}!</h1><p>Tu depósito en {{ brandName }} ya está acreditado. Mucha suerte, y recuerda jugar con responsabilidad.</p>"#,
         ),
         (
             "builtin-reactivation-en",
@@ -104,7 +104,7 @@ const TEMPLATES: [Builtin; 10] = {
             Email,
             "en",
             Some(r#"We miss you, {{ firstName | default: "friend" }}"#),
-            r#"<p>Hi {{ firstName | default: "there" }},</p><p>It has been a while since your last visit to {{ brand | capitalize }}. Come back and see what is new.</p>"#,
+            r#"<p>Hi {{ firstName | default: "there" }},</p><p>It has been a while since your last visit to {{ brandName }}. Come back and see what is new.</p>"#,
         ),
         (
             "builtin-reactivation-es",
@@ -113,7 +113,7 @@ const TEMPLATES: [Builtin; 10] = {
             Email,
             "es",
             Some(r#"Te extrañamos, {{ firstName | default: "amigo" }}"#),
-            r#"<p>Hola {{ firstName | default: "amigo" }},</p><p>Hace tiempo que no te vemos por {{ brand | capitalize }}. Vuelve y descubre las novedades.</p>"#,
+            r#"<p>Hola {{ firstName | default: "amigo" }},</p><p>Hace tiempo que no te vemos por {{ brandName }}. Vuelve y descubre las novedades.</p>"#,
         ),
     ]
 };

@@ -128,22 +128,60 @@ fn parser() -> &'static liquid::Parser {
     })
 }
 
-/// Turns the seed's `{name}` placeholders into Liquid's `{{ name }}`, leaving Liquid's own
-/// `{{ … }}` and `{% … %}` (and CSS braces, which never hold a bare identifier) alone.
-/// Returns the converted text and, per conversion, (offset in the output, bytes added), to
-/// map parser positions back to what the marketer wrote.
-fn convert_placeholders(src: &str) -> (String, Vec<(usize, usize)>) {
+/// Variables from the brand's own settings: the only ones `| raw` may print unescaped.
+pub const BRAND_VARIABLES: [&str; 3] = ["brand", "brandName", "brand_name"];
+
+/// A shift the conversion made: at this offset of the output, this many bytes were added
+/// (negative: removed).
+type Shift = (usize, isize);
+
+/// Prepares a template for the parser:
+/// - the seed's `{name}` placeholders become Liquid's `{{ name }}` (CSS braces, which never
+///   hold a bare identifier, are left alone);
+/// - in HTML (`escape`), every output is escaped (`| escape` appended), as Django and Jinja
+///   do by default: a name or a click id prints as text, never as markup. An output that
+///   ends with `| escape` or `| escape_once` is left as written; one that ends with
+///   `| raw` prints unescaped, and only brand settings may be printed so;
+/// - `{% raw %}…{% endraw %}` is copied as written.
+///
+/// Returns the converted text and its shifts, to map parser positions back to what the
+/// marketer wrote; `Err` is (offset in `src`, message).
+fn convert(src: &str, escape: bool) -> Result<(String, Vec<Shift>), (usize, String)> {
     let bytes = src.as_bytes();
     let mut out = String::with_capacity(src.len() + 16);
     let mut shifts = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         let rest = &src[i..];
-        if rest.starts_with("{{") || rest.starts_with("{%") {
-            let close = if rest.starts_with("{{") { "}}" } else { "%}" };
-            let end = rest[2..].find(close).map_or(rest.len(), |e| e + 4);
+        if let Some(tag) = rest.strip_prefix("{%") {
+            let (name, tag_end) = tag.find("%}").map_or(("", rest.len()), |e| (&tag[..e], e + 4));
+            let name = name.trim_matches(|c: char| c == '-' || c.is_whitespace());
+            let end = if name == "raw" {
+                let close = rest[tag_end..]
+                    .find("endraw")
+                    .and_then(|e| rest[tag_end + e..].find("%}").map(|c| tag_end + e + c + 2));
+                close.unwrap_or(rest.len())
+            } else {
+                tag_end
+            };
             out.push_str(&rest[..end]);
             i += end;
+            continue;
+        }
+        if let Some(tag) = rest.strip_prefix("{{") {
+            let Some(close) = tag.find("}}") else {
+                out.push_str(rest);
+                break;
+            };
+            let inner = &tag[..close];
+            let converted = output(inner, escape).map_err(|m| (i, m))?;
+            out.push_str("{{");
+            out.push_str(&converted);
+            out.push_str("}}");
+            if converted.len() != inner.len() {
+                shifts.push((out.len() - 2, converted.len() as isize - inner.len() as isize));
+            }
+            i += close + 4;
             continue;
         }
         if bytes[i] == b'{' {
@@ -153,10 +191,13 @@ fn convert_placeholders(src: &str) -> (String, Vec<(usize, usize)>) {
             let name = &rest[1..1 + name_len];
             let closes = rest[1 + name_len..].starts_with('}') && !rest[2 + name_len..].starts_with('}');
             if closes && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
-                shifts.push((out.len(), 4));
-                out.push_str("{{ ");
-                out.push_str(name);
-                out.push_str(" }}");
+                let converted = if escape {
+                    format!("{{{{ {name} | escape }}}}")
+                } else {
+                    format!("{{{{ {name} }}}}")
+                };
+                shifts.push((out.len(), converted.len() as isize - (name_len as isize + 2)));
+                out.push_str(&converted);
                 i += name_len + 2;
                 continue;
             }
@@ -165,12 +206,103 @@ fn convert_placeholders(src: &str) -> (String, Vec<(usize, usize)>) {
         out.push(c);
         i += c.len_utf8();
     }
-    (out, shifts)
+    Ok((out, shifts))
+}
+
+/// One output's expression (between `{{` and `}}`), as the parser gets it.
+fn output(inner: &str, escape: bool) -> Result<String, String> {
+    let body_start = if inner.starts_with('-') { 1 } else { 0 };
+    let body_end = if inner.len() > body_start && inner.ends_with('-') {
+        inner.len() - 1
+    } else {
+        inner.len()
+    };
+    let (lead, body, trail) = (&inner[..body_start], &inner[body_start..body_end], &inner[body_end..]);
+    let parts = split_outside_quotes(body, '|');
+    let filter = |p: &str| p.split(':').next().unwrap_or_default().trim().to_owned();
+    let last = parts.last().map(|p| filter(p)).unwrap_or_default();
+    if parts.len() > 1 && last == "raw" {
+        let head = &parts[..parts.len() - 1];
+        if let Some(name) = head
+            .iter()
+            .enumerate()
+            .flat_map(|(n, p)| variables(p, n > 0))
+            .find(|v| !BRAND_VARIABLES.contains(&v.as_str()))
+        {
+            return Err(format!(
+                "raw prints only brand settings ({}); `{name}` is always escaped",
+                BRAND_VARIABLES.join(", ")
+            ));
+        }
+        return Ok(format!("{lead}{}{trail}", head.join("|").trim_end().to_owned() + " "));
+    }
+    if !escape || (parts.len() > 1 && (last == "escape" || last == "escape_once")) {
+        return Ok(inner.to_owned());
+    }
+    Ok(format!("{lead}{} | escape {trail}", body.trim_end()))
+}
+
+/// `s` split at `sep` where it stands outside quotes.
+fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut quote, mut start) = (None, 0);
+    for (i, c) in s.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c == sep => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// The variables an output part names (their first segment: `a` of `a.b`); `filter` when
+/// the part is a filter, whose own name is not a variable.
+fn variables(part: &str, filter: bool) -> Vec<String> {
+    let args = if filter {
+        part.split_once(':').map_or("", |(_, a)| a)
+    } else {
+        part
+    };
+    let mut found = Vec::new();
+    for piece in split_outside_quotes(args, ',') {
+        let mut word = String::new();
+        let mut quote = None;
+        for c in piece.chars().chain([' ']) {
+            match (quote, c) {
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, c)
+                    if c.is_alphanumeric()
+                        || c == '_'
+                        || (c == '.' && !word.is_empty())
+                        || c == '-' && !word.is_empty() =>
+                {
+                    word.push(c)
+                }
+                (None, _) => {
+                    let root = word.split(['.', '[']).next().unwrap_or_default();
+                    let keyword = matches!(root, "true" | "false" | "nil" | "null" | "empty" | "blank");
+                    if root.starts_with(|c: char| c.is_alphabetic() || c == '_') && !keyword {
+                        found.push(root.to_owned());
+                    }
+                    word.clear();
+                }
+            }
+        }
+    }
+    found
 }
 
 /// `(line, column)` from the parser's ` --> L:C` marker, mapped back through the
 /// placeholder conversion.
-fn position(message: &str, converted: &str, shifts: &[(usize, usize)]) -> Option<(usize, usize)> {
+fn position(message: &str, converted: &str, shifts: &[Shift]) -> Option<(usize, usize)> {
     let rest = &message[message.find("--> ")? + 4..];
     let end = rest
         .find(|c: char| !(c.is_ascii_digit() || c == ':'))
@@ -188,12 +320,12 @@ fn position(message: &str, converted: &str, shifts: &[(usize, usize)]) -> Option
             .take(col.saturating_sub(1))
             .map(char::len_utf8)
             .sum::<usize>();
-    let added_on_line: usize = shifts
+    let added_on_line: isize = shifts
         .iter()
         .filter(|(at, _)| *at >= line_start && *at < offset)
         .map(|(_, n)| n)
         .sum();
-    Some((line, col.saturating_sub(added_on_line).max(1)))
+    Some((line, (col as isize - added_on_line).max(1) as usize))
 }
 
 /// The parser's message without its source excerpt: `expected Literal`, `Unknown tag …`.
@@ -212,8 +344,25 @@ fn short_message(message: &str) -> String {
     parts.join(" ")
 }
 
-fn parse(field: &'static str, src: &str) -> Result<liquid::Template, TemplateError> {
-    let (converted, shifts) = convert_placeholders(src);
+/// `(line, column)` of a byte offset.
+fn line_column(src: &str, offset: usize) -> (usize, usize) {
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+    (line, column)
+}
+
+/// Parses one field; `html` for an email body, whose outputs are escaped.
+fn parse(field: &'static str, src: &str, html: bool) -> Result<liquid::Template, TemplateError> {
+    let (converted, shifts) = convert(src, html).map_err(|(at, message)| {
+        let (line, column) = line_column(src, at);
+        TemplateError {
+            field,
+            line: Some(line),
+            column: Some(column),
+            message,
+        }
+    })?;
     parser().parse(&converted).map_err(|e| {
         let text = e.to_string();
         let pos = position(&text, &converted, &shifts);
@@ -243,13 +392,13 @@ pub fn compile(t: &MessageTemplate) -> Result<Compiled, TemplateError> {
         (Channel::Email, Some(s)) if s.chars().count() > MAX_SUBJECT_CHARS => {
             return Err(TemplateError::new("subject", "must be at most 400 characters"));
         }
-        (Channel::Email, Some(s)) => Some(parse("subject", s)?),
+        (Channel::Email, Some(s)) => Some(parse("subject", s, false)?),
         (Channel::Sms, _) => None,
     };
     let compiled = Compiled {
         channel: t.channel,
         subject,
-        body: parse("body", &t.body)?,
+        body: parse("body", &t.body, t.channel == Channel::Email)?,
         places_unsubscribe: t.body.contains("unsubscribe_url") || t.body.contains("unsubscribeUrl"),
     };
     render(&compiled, &Variables::sample())?;
@@ -263,7 +412,9 @@ pub struct Context<'a> {
     pub brand: &'a Brand,
     pub journey_type: JourneyType,
     pub stage: i32,
-    /// Filled by the compliance issue; empty until then.
+    /// The brand's display name (`BrandSettings::display_name`).
+    pub brand_name: &'a str,
+    /// The recipient's unsubscribe link (email); `None` in previews.
     pub unsubscribe_url: Option<&'a str>,
 }
 
@@ -273,7 +424,7 @@ pub struct Context<'a> {
 pub struct Variables(NilDefault);
 
 /// `(camelCase, snake_case)` names of every variable, for the docs and the preview.
-pub const VARIABLES: [(&str, &str); 13] = [
+pub const VARIABLES: [(&str, &str); 14] = [
     ("firstName", "first_name"),
     ("lastName", "last_name"),
     ("fullName", "full_name"),
@@ -283,6 +434,7 @@ pub const VARIABLES: [(&str, &str); 13] = [
     ("clickId", "click_id"),
     ("userId", "user_id"),
     ("brand", "brand"),
+    ("brandName", "brand_name"),
     ("journeyType", "journey_type"),
     ("stage", "stage"),
     ("revenue", "revenue"),
@@ -303,26 +455,28 @@ impl Variables {
             .map(|(c, m)| format!("{m} {c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let values: [Option<Value>; 13] = [
-            customer.first_name.clone().map(Value::scalar),
-            customer.last_name.clone().map(Value::scalar),
-            (!full.is_empty()).then(|| Value::scalar(full)),
+        // Every value is one line of printable text, whatever reached the profile.
+        let line = |s: String| Value::scalar(crm_core::values::clean_text(&s));
+        let values: [Option<Value>; 14] = [
+            customer.first_name.clone().map(line),
+            customer.last_name.clone().map(line),
+            (!full.is_empty()).then(|| line(full)),
             first(|i| match i {
                 Identifier::Email(e) => Some(e.to_string()),
                 _ => None,
             })
-            .map(Value::scalar),
+            .map(line),
             first(|i| match i {
                 Identifier::Phone(p) => Some(p.to_string()),
                 _ => None,
             })
-            .map(Value::scalar),
+            .map(line),
             Some(Value::scalar(customer.id.to_string())),
             first(|i| match i {
                 Identifier::ClickId(c) => Some(c.to_string()),
                 _ => None,
             })
-            .map(Value::scalar),
+            .map(line),
             customer
                 .identifiers
                 .iter()
@@ -330,8 +484,9 @@ impl Variables {
                     Identifier::UserId { operator, user } if operator == ctx.brand => Some(user.to_string()),
                     _ => None,
                 })
-                .map(Value::scalar),
+                .map(line),
             Some(Value::scalar(ctx.brand.to_string())),
+            Some(line(ctx.brand_name.to_owned())),
             Some(Value::scalar(journey_type_str(ctx.journey_type))),
             Some(Value::scalar(i64::from(ctx.stage))),
             (!revenue.is_empty()).then(|| Value::scalar(revenue)),
@@ -537,6 +692,7 @@ mod tests {
             brand: &brand,
             journey_type: JourneyType::Acquisition,
             stage: -1,
+            brand_name: "Rushbet",
             unsubscribe_url: None,
         };
         render(&compile(t).unwrap(), &Variables::new(customer, ctx)).unwrap()
@@ -556,6 +712,64 @@ mod tests {
     }
 
     #[test]
+    fn html_bodies_escape_every_value_and_plain_text_fields_stay_one_line() {
+        let mut customer = juan(Some("<a href=\"https://evil.example/x\">Claim</a>"));
+        customer.last_name = Some("O'Brien & \"Sons\"\r\nBcc: x@evil.test".into());
+        let t = template(
+            Channel::Email,
+            Some("Hi {firstName} {{ lastName }}"),
+            "<p>{firstName}|{{ lastName | upcase }}|{{- fullName -}}|{{ firstName | escape }}|{{ brandName | raw }}</p>",
+        );
+        let r = render_for(&t, &customer);
+        assert_eq!(
+            r.body,
+            "<p>&lt;a href=&quot;https://evil.example/x&quot;&gt;Claim&lt;/a&gt;|O&#39;BRIEN &amp; &quot;SONS&quot;  BCC: X@EVIL.TEST|\
+             &lt;a href=&quot;https://evil.example/x&quot;&gt;Claim&lt;/a&gt; O&#39;Brien &amp; &quot;Sons&quot;  Bcc: x@evil.test|\
+             &lt;a href=&quot;https://evil.example/x&quot;&gt;Claim&lt;/a&gt;|Rushbet</p>"
+        );
+        assert!(!r.body.contains("<a"), "{}", r.body);
+        // The text part shows the values as the person wrote them, as text.
+        assert!(
+            r.text
+                .starts_with("<a href=\"https://evil.example/x\">Claim</a>|O'BRIEN"),
+            "{}",
+            r.text
+        );
+        // A subject is a header: the value as text, on one line.
+        assert_eq!(
+            r.subject.as_deref(),
+            Some("Hi <a href=\"https://evil.example/x\">Claim</a> O'Brien & \"Sons\"  Bcc: x@evil.test")
+        );
+        let sms = template(Channel::Sms, None, "Hola {firstName} {lastName}");
+        assert!(!render_for(&sms, &customer).body.contains(['\r', '\n']));
+    }
+
+    #[test]
+    fn raw_prints_brand_settings_only() {
+        for body in [
+            "{{ firstName | raw }}",
+            "{{ brandName | append: lastName | raw }}",
+            "{{ 'x' | default: email | raw }}",
+            "<p>ok</p>\n  {{ user.name | raw }}",
+        ] {
+            let e = compile(&template(Channel::Email, Some("s"), body)).unwrap_err();
+            assert!(e.message.starts_with("raw prints only brand settings"), "{body}: {e:?}");
+        }
+        let e = compile(&template(Channel::Email, Some("s"), "<p>ok</p>\n  {{ phone | raw }}")).unwrap_err();
+        assert_eq!((e.field, e.line, e.column), ("body", Some(2), Some(3)));
+        let e = compile(&template(Channel::Sms, None, "{{ phone | raw }}")).unwrap_err();
+        assert_eq!(e.field, "body");
+        let t = template(
+            Channel::Email,
+            Some("{{ brandName | raw }}"),
+            "{{ brandName | upcase | raw }} {{ 'a|b' | raw }} {% raw %}{{ firstName }}{% endraw %}",
+        );
+        let r = render_for(&t, &juan(Some("Juan")));
+        assert_eq!(r.body, "RUSHBET a|b {{ firstName }}");
+        assert_eq!(r.subject.as_deref(), Some("Rushbet"));
+    }
+
+    #[test]
     fn missing_variables_render_their_default_or_empty_never_the_placeholder() {
         let t = template(
             Channel::Sms,
@@ -567,7 +781,11 @@ mod tests {
 
     #[test]
     fn css_braces_and_liquid_literals_are_left_alone() {
-        let (out, _) = convert_placeholders(r#"p{margin:0} {{ x | default: "{y}" }} {% if a %}{b}{% endif %} {{c}}"#);
+        let (out, _) = convert(
+            r#"p{margin:0} {{ x | default: "{y}" }} {% if a %}{b}{% endif %} {{c}}"#,
+            false,
+        )
+        .unwrap();
         assert_eq!(
             out,
             r#"p{margin:0} {{ x | default: "{y}" }} {% if a %}{{ b }}{% endif %} {{c}}"#
