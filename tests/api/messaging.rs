@@ -357,6 +357,113 @@ async fn hostile_values_in_every_field_a_template_can_use_arrive_as_text_never_a
 }
 
 #[tokio::test]
+async fn an_address_posted_later_with_the_victims_click_id_receives_nothing() {
+    let app = spawn().await;
+    let click = unique("VICTIM_CLICK");
+    let victim = format!("zz.maria.{}@example.com", rand_digits());
+    let attacker = format!("aaa{}@attacker.test", rand_digits());
+    let (status, body) = app.post_json("/api/ingest/click", json!({"clickId": click})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let customer = body["customerId"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .post_json(
+            "/api/ingest/lead",
+            json!({"clickId": click, "email": victim, "firstName": "María"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.drain().await;
+    cron(&app).await;
+    app.drain().await;
+    // Anyone who reads the landing URL posts the same click id with their own address, which
+    // sorts first.
+    let (status, body) = app
+        .post_json("/api/ingest/lead", json!({"clickId": click, "email": attacker}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["customerId"], customer.as_str());
+    let (status, body) = app
+        .post_json(
+            "/api/postback",
+            json!({"eventType": "deposit", "clickId": click, "depositAmount": 50, "currency": "USD",
+                   "operatorId": "rushbet", "userId": unique("u")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.drain().await;
+    cron(&app).await;
+    app.drain().await;
+
+    let to_victim = emails_to(&victim);
+    assert_eq!(to_victim.len(), 2, "the welcome and the thank-you: {to_victim:?}");
+    assert!(to_victim[1].subject.to_lowercase().contains("thank") && to_victim[1].subject.contains("María"));
+    assert!(
+        emails_to(&attacker).is_empty(),
+        "the attacker's address receives nothing"
+    );
+    let messages = app.messages(&customer).await;
+    assert_eq!(step(&messages, "deposit-thanks")["to"], victim.as_str());
+    // The profile shows both addresses, where each came from, and which one is primary.
+    let profile = app.customer(&customer).await;
+    let shown = |value: &str| {
+        profile["identifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["value"] == value)
+            .cloned()
+            .unwrap_or_else(|| panic!("{value} not in {profile}"))
+    };
+    assert_eq!(shown(&victim)["primary"], true);
+    assert_eq!(shown(&attacker)["primary"], false);
+    assert!(shown(&attacker)["addedAt"].is_string() && shown(&attacker)["confirmedAt"].is_null());
+
+    // Changing the primary is an explicit act, recorded on the timeline; only a listed
+    // address can be chosen.
+    let path = format!("/api/customers/{customer}/contacts/primary");
+    let (status, body) = app
+        .admin_send(
+            Method::PUT,
+            &path,
+            json!({"channel": "email", "address": "nobody@example.com"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("address")),
+        "{body}"
+    );
+    let (status, body) = app
+        .admin_send(Method::PUT, &path, json!({"channel": "email", "address": attacker}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, timeline) = app.admin(&format!("/api/customers/{customer}/timeline")).await;
+    let change = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "contact")
+        .unwrap_or_else(|| panic!("no contact change in {timeline}"));
+    assert_eq!(
+        (
+            change["channel"].as_str(),
+            change["address"].as_str(),
+            change["previous"].as_str()
+        ),
+        (Some("email"), Some(attacker.as_str()), Some(victim.as_str()))
+    );
+    assert_eq!(
+        app.customer(&customer).await["identifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["primary"] == true)
+            .unwrap()["value"],
+        attacker.as_str()
+    );
+}
+
+#[tokio::test]
 async fn replayed_and_concurrent_postbacks_schedule_nothing_twice() {
     let app = spawn().await;
     let (customer, email) = click_and_lead(&app).await;

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router, middleware};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,6 +28,7 @@ pub const ROUTES: &[&str] = &[
     "/api/customers",
     "/api/customers/{id}",
     "/api/customers/{id}/timeline",
+    "/api/customers/{id}/contacts/primary",
     "/api/clicks",
     "/api/leads",
     "/api/events",
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/customers", get(lookup))
         .route("/api/customers/{id}", get(customer).delete(erase))
         .route("/api/customers/{id}/timeline", get(timeline))
+        .route("/api/customers/{id}/contacts/primary", put(choose_primary))
         .route("/api/clicks", get(|s, q| feed(s, q, RecordKind::Click)))
         .route("/api/leads", get(|s, q| feed(s, q, RecordKind::Lead)))
         .route("/api/events", get(|s, q| feed(s, q, RecordKind::Event)))
@@ -164,6 +166,20 @@ fn limit(raw: Option<i32>) -> Result<i32, ApiError> {
     }
 }
 
+/// An identifier as the profile shows it; an address also says where it came from, when,
+/// whether it was confirmed, and whether it is its channel's primary.
+fn identifier_json(p: &Profile, i: &Identifier) -> Value {
+    let mut v = json!({"type": i.kind().as_str(), "value": i.value()});
+    if let Some(channel) = crm_core::contact::channel_of(i) {
+        let point = p.contacts.points.get(i);
+        v["source"] = json!(point.and_then(|c| c.source));
+        v["addedAt"] = json!(point.map(|c| format_ts(c.at)));
+        v["confirmedAt"] = json!(point.and_then(|c| c.confirmed_at).map(format_ts));
+        v["primary"] = json!(p.primary(channel) == Some(i));
+    }
+    v
+}
+
 fn profile_json(p: &Profile, requested: &CustomerId) -> Value {
     let mut consents: BTreeMap<&str, BTreeMap<&str, &crm_core::compliance::Consent>> = BTreeMap::new();
     for ((brand, channel), c) in &p.consents {
@@ -173,7 +189,7 @@ fn profile_json(p: &Profile, requested: &CustomerId) -> Value {
         "customerId": p.id,
         "firstName": p.first_name,
         "lastName": p.last_name,
-        "identifiers": p.identifiers.iter().map(|i| json!({"type": i.kind().as_str(), "value": i.value()})).collect::<Vec<_>>(),
+        "identifiers": p.identifiers.iter().map(|i| identifier_json(p, i)).collect::<Vec<_>>(),
         "journeys": p.journeys(),
         "revenue": p.revenue.iter().map(|(c, a)| (c.to_string(), a.to_string())).collect::<BTreeMap<_, _>>(),
         "mergedFrom": p.merged_from,
@@ -203,6 +219,57 @@ async fn customer(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -
     Ok(Json(profile_json(&current(&state, &id).await?, &id)))
 }
 
+/// `X-Actor` (who asked, recorded), else `admin`.
+fn actor(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-actor")
+        .and_then(|v| v.to_str().ok())
+        .map(crm_core::values::clean_text)
+        .filter(|a| !a.is_empty() && a.chars().count() <= 64)
+        .unwrap_or_else(|| "admin".into())
+}
+
+/// `PUT /api/customers/{id}/contacts/primary` `{"channel": "email"|"sms", "address"}`: makes
+/// one of the customer's addresses the primary on its channel (where messages go), recorded
+/// on the timeline.
+async fn choose_primary(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    bytes: axum::body::Bytes,
+) -> JsonResult {
+    let body = body::object(&bytes)?;
+    let channel = crm_core::definition::Channel::parse(&body::required(&body, "channel")?)
+        .map_err(|e| field_error("channel", e))?;
+    let raw = body::required(&body, "address")?;
+    let identifier = match channel {
+        crm_core::definition::Channel::Email => {
+            Identifier::Email(Email::parse(&raw).map_err(|e| field_error("address", e))?)
+        }
+        crm_core::definition::Channel::Sms => Identifier::Phone(
+            PhoneE164::parse(&raw, state.config.defaults.phone_region).map_err(|e| field_error("address", e))?,
+        ),
+    };
+    let profile = current(&state, &customer_id(&id)?).await?;
+    let not_listed = || field_error("address", Invalid::new("not_listed", "not an address of this customer"));
+    if !profile.identifiers.contains(&identifier) {
+        return Err(not_listed());
+    }
+    let record = crm_core::records::ContactRecord {
+        change_id: uuid::Uuid::now_v7().to_string(),
+        customer_id: profile.id.clone(),
+        channel,
+        address: identifier.value(),
+        previous: profile.primary(channel).map(Identifier::value),
+        by: actor(&headers),
+        at: OffsetDateTime::now_utc(),
+    };
+    if !state.store.choose_contact(&record, &identifier).await? {
+        return Err(not_listed());
+    }
+    Ok(Json(profile_json(&current(&state, &profile.id).await?, &profile.id)))
+}
+
 /// `DELETE /api/customers/{id}`: erases the person (see `crm_app::compliance::erase`) and
 /// answers what was erased. `X-Actor` names who asked (recorded; default `admin`).
 async fn erase(
@@ -216,14 +283,8 @@ async fn erase(
         .unsubscribe
         .as_ref()
         .ok_or_else(|| ApiError::Internal("UNSUBSCRIBE_SECRET is not set".into()))?;
-    let actor = headers
-        .get("x-actor")
-        .and_then(|v| v.to_str().ok())
-        .map(crm_core::values::clean_text)
-        .filter(|a| !a.is_empty() && a.chars().count() <= 64)
-        .unwrap_or_else(|| "admin".into());
     let now = OffsetDateTime::now_utc();
-    let record = crm_app::compliance::erase(&state.store, keys, &id, &actor, now)
+    let record = crm_app::compliance::erase(&state.store, keys, &id, &actor(&headers), now)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(json!({

@@ -236,7 +236,7 @@ fn counted_before(record: &Activity) -> bool {
         Activity::Click(r) => r.attribution.is_some(),
         Activity::Lead(r) => r.attribution.is_some(),
         Activity::Event(r) => r.attribution.is_some(),
-        Activity::Merge(_) | Activity::Message(_) => true,
+        Activity::Merge(_) | Activity::Message(_) | Activity::Contact(_) => true,
     }
 }
 
@@ -361,7 +361,7 @@ async fn count(deps: &Deps, partners: &mut Partners, activity: &Activity) -> Res
             }
         }
         Activity::Event(e) => event_counting(deps, partners, e).await?,
-        Activity::Merge(_) | Activity::Message(_) => return Ok(Outcome::Skipped),
+        Activity::Merge(_) | Activity::Message(_) | Activity::Contact(_) => return Ok(Outcome::Skipped),
     };
     counting.commit(&deps.store).await
 }

@@ -13,7 +13,7 @@ use crm_core::plan::{
 };
 use crm_core::profile::{Profile, Touch};
 use crm_core::records::Provenance;
-use crm_core::source::{SIGNATURE_TOLERANCE_SECS, Signed};
+use crm_core::source::{SIGNATURE_TOLERANCE_SECS, Signed, SourceKind};
 use crm_core::values::CustomerId;
 use crm_store::{CommitError, Store, StoreError};
 use time::OffsetDateTime;
@@ -46,6 +46,8 @@ pub struct Sender {
     pub claims_as: Option<String>,
     /// A verified signature: claimed once, in the request's own transaction.
     pub signature: Option<Signed>,
+    /// The kind of the source whose key the request carried; `None`: no key.
+    pub kind: Option<SourceKind>,
 }
 
 impl Sender {
@@ -113,6 +115,7 @@ pub async fn run<C: Ingest>(
     };
     let touch = Touch {
         test: from.provenance.test,
+        via: from.kind,
         ..cmd.touch(now)
     };
     let guard = match cmd.guard(now, dedupe_window).for_source(from.claims_as.as_deref()) {

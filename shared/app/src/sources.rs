@@ -504,7 +504,7 @@ async fn promote_next(
         Activity::Click(r) => r.counted.clone(),
         Activity::Lead(r) => r.counted.clone(),
         Activity::Event(r) => r.counted.clone(),
-        Activity::Merge(_) | Activity::Message(_) => None,
+        Activity::Merge(_) | Activity::Message(_) | Activity::Contact(_) => None,
     }
     .unwrap_or_default();
     // `counted` holds what a record counts whatever the row (customers are per row).

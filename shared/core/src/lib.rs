@@ -7,6 +7,7 @@
 pub mod attribution;
 pub mod caps;
 pub mod compliance;
+pub mod contact;
 pub mod definition;
 pub mod identity;
 pub mod input;

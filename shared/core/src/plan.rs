@@ -736,6 +736,7 @@ mod tests {
             revenue: None,
             facts: Default::default(),
             test: false,
+            via: None,
             at: T0,
         }
     }

@@ -6,11 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 
 use crate::compliance::{Consent, Consents, Exclusion, ExclusionKind, record_consent};
+use crate::contact::{ContactUpdate, Contacts};
 use crate::definition::Channel;
 use crate::identity::Identifier;
 use crate::input::Names;
 use crate::journey::{self, Milestone, Milestones};
 use crate::quiet::ZoneName;
+use crate::source::SourceKind;
 use crate::values::{Brand, Currency, CustomerId, Money};
 
 /// Everything one request tells us about a customer, whatever endpoint it came through.
@@ -26,6 +28,9 @@ pub struct Touch {
     pub facts: Facts,
     /// Test traffic: a customer it creates is a test customer.
     pub test: bool,
+    /// The kind of source whose key the request carried (`None`: no key): decides whether
+    /// its addresses may become the customer's primary.
+    pub via: Option<SourceKind>,
     pub at: OffsetDateTime,
 }
 
@@ -58,8 +63,19 @@ impl Touch {
             revenue: None,
             facts: Facts::default(),
             test: false,
+            via: None,
             at,
         }
+    }
+
+    /// What the request says about the customer's addresses. An operator's postback naming
+    /// its own user id speaks for that account: its address becomes the primary.
+    pub fn contact_update(&self) -> ContactUpdate {
+        let names_its_user = self
+            .identifiers
+            .iter()
+            .any(|i| matches!(i, Identifier::UserId { operator, .. } if *operator == self.brand));
+        ContactUpdate::of(&self.identifiers, self.via, names_its_user, self.at)
     }
 }
 
@@ -71,6 +87,8 @@ pub struct Profile {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub identifiers: BTreeSet<Identifier>,
+    /// Where each email and phone came from, and each channel's primary.
+    pub contacts: Contacts,
     pub milestones: Milestones,
     pub revenue: BTreeMap<Currency, Money>,
     /// Set when this customer was merged into another; the profile is then a tombstone.
@@ -101,6 +119,7 @@ impl Profile {
             first_name: None,
             last_name: None,
             identifiers: BTreeSet::new(),
+            contacts: Contacts::default(),
             milestones: Milestones::new(),
             revenue: BTreeMap::new(),
             merged_into: None,
@@ -119,6 +138,7 @@ impl Profile {
     /// The in-memory twin of the store's commutative profile update (see `Write::ApplyTouch`).
     pub fn apply(&mut self, touch: &Touch) {
         self.identifiers.extend(touch.identifiers.iter().cloned());
+        self.contacts.apply(&touch.contact_update());
         journey::reach(&mut self.milestones, &touch.brand, touch.milestone, touch.at);
         if let Some((currency, amount)) = &touch.revenue {
             *self.revenue.entry(currency.clone()).or_default() += *amount;
@@ -136,6 +156,11 @@ impl Profile {
 
     pub fn journeys(&self) -> Vec<journey::Journey> {
         journey::journeys(&self.milestones)
+    }
+
+    /// Where messages on `channel` go (see `crate::contact`).
+    pub fn primary(&self, channel: Channel) -> Option<&Identifier> {
+        self.contacts.primary(channel, &self.identifiers)
     }
 }
 
@@ -209,6 +234,7 @@ pub fn follow_merges(start: &CustomerId, profiles: &BTreeMap<CustomerId, Profile
 pub fn merge(mut survivor: Profile, absorbed: &[Profile], at: OffsetDateTime) -> Profile {
     for other in absorbed {
         survivor.identifiers.extend(other.identifiers.iter().cloned());
+        survivor.contacts.merge(&other.contacts);
         journey::union(&mut survivor.milestones, &other.milestones);
         for (currency, amount) in &other.revenue {
             *survivor.revenue.entry(currency.clone()).or_default() += *amount;
@@ -254,6 +280,7 @@ mod tests {
             revenue: rev.map(|r| (Currency::parse("USD").unwrap(), Money::parse(r).unwrap())),
             facts: Facts::default(),
             test: false,
+            via: None,
             at,
         }
     }

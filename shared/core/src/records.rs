@@ -33,10 +33,19 @@ pub enum RecordKind {
     Event,
     Merge,
     Message,
+    /// A change of a customer's primary address (timeline only).
+    Contact,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 5] = [Self::Click, Self::Lead, Self::Event, Self::Merge, Self::Message];
+    pub const ALL: [RecordKind; 6] = [
+        Self::Click,
+        Self::Lead,
+        Self::Event,
+        Self::Merge,
+        Self::Message,
+        Self::Contact,
+    ];
 
     /// The kind's name in keys and `entityType`.
     pub fn as_str(self) -> &'static str {
@@ -46,7 +55,31 @@ impl RecordKind {
             Self::Event => "EVENT",
             Self::Merge => "MERGE",
             Self::Message => "MESSAGE",
+            Self::Contact => "CONTACT",
         }
+    }
+
+    /// The kind's plural, as erasure and removal reports count records (`clicks`, …).
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::Click => "clicks",
+            Self::Lead => "leads",
+            Self::Event => "events",
+            Self::Merge => "merges",
+            Self::Message => "messages",
+            Self::Contact => "contacts",
+        }
+    }
+
+    /// The kind named `name` in keys and `entityType`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether the kind has a recent list (feeds by day); merges and contact changes are on
+    /// the customer's timeline only.
+    pub fn has_feed(self) -> bool {
+        !matches!(self, Self::Merge | Self::Contact)
     }
 }
 
@@ -261,6 +294,24 @@ pub struct MergeRecord {
     pub at: OffsetDateTime,
 }
 
+/// An explicit change of a customer's primary address on a channel (an admin call).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactRecord {
+    pub change_id: String,
+    pub customer_id: CustomerId,
+    pub channel: crate::definition::Channel,
+    /// The new primary address.
+    pub address: String,
+    /// The primary before the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// Who made the change.
+    pub by: String,
+    #[serde(with = "crate::values::ts")]
+    pub at: OffsetDateTime,
+}
+
 /// Any record on a customer's timeline, tagged with its kind as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -270,6 +321,7 @@ pub enum Activity {
     Event(EventRecord),
     Merge(MergeRecord),
     Message(Box<Message>),
+    Contact(ContactRecord),
 }
 
 impl Activity {
@@ -280,6 +332,7 @@ impl Activity {
             Self::Event(_) => RecordKind::Event,
             Self::Merge(_) => RecordKind::Merge,
             Self::Message(_) => RecordKind::Message,
+            Self::Contact(_) => RecordKind::Contact,
         }
     }
     /// The source whose key wrote it.
@@ -288,7 +341,7 @@ impl Activity {
             Self::Click(r) => r.source_id.as_deref(),
             Self::Lead(r) => r.source_id.as_deref(),
             Self::Event(r) => r.source_id.as_deref(),
-            Self::Merge(_) | Self::Message(_) => None,
+            Self::Merge(_) | Self::Message(_) | Self::Contact(_) => None,
         }
     }
     /// Voided: shown, no longer counted (and not counted again).
@@ -297,7 +350,7 @@ impl Activity {
             Self::Click(r) => r.voided.is_some(),
             Self::Lead(r) => r.voided.is_some(),
             Self::Event(r) => r.voided.is_some(),
-            Self::Merge(_) | Self::Message(_) => false,
+            Self::Merge(_) | Self::Message(_) | Self::Contact(_) => false,
         }
     }
     /// What counting the record added (empty until counted, and for merges and messages).
@@ -306,7 +359,7 @@ impl Activity {
             Self::Click(r) => &r.counted_rows,
             Self::Lead(r) => &r.counted_rows,
             Self::Event(r) => &r.counted_rows,
-            Self::Merge(_) | Self::Message(_) => &[],
+            Self::Merge(_) | Self::Message(_) | Self::Contact(_) => &[],
         }
     }
     /// Test traffic (a test source's, or a request marked `test`): never counted.
@@ -315,7 +368,7 @@ impl Activity {
             Self::Click(r) => r.test,
             Self::Lead(r) => r.test,
             Self::Event(r) => r.test,
-            Self::Merge(_) | Self::Message(_) => false,
+            Self::Merge(_) | Self::Message(_) | Self::Contact(_) => false,
         }
     }
     /// The customer it was recorded for.
@@ -326,6 +379,7 @@ impl Activity {
             Self::Event(r) => &r.customer_id,
             Self::Merge(r) => &r.customer_id,
             Self::Message(m) => &m.customer_id,
+            Self::Contact(r) => &r.customer_id,
         }
     }
     /// The record's own id (click id, lead id, event id, merge id).
@@ -336,6 +390,7 @@ impl Activity {
             Self::Event(r) => &r.event_id,
             Self::Merge(r) => &r.merge_id,
             Self::Message(m) => &m.message_id,
+            Self::Contact(r) => &r.change_id,
         }
     }
     pub fn at(&self) -> OffsetDateTime {
@@ -345,6 +400,7 @@ impl Activity {
             Self::Event(r) => r.at,
             Self::Merge(r) => r.at,
             Self::Message(m) => m.created_at,
+            Self::Contact(r) => r.at,
         }
     }
 }

@@ -293,13 +293,13 @@ impl Address {
     }
 }
 
-/// The customer's address on a channel. With several, the one that sorts first (stable).
+/// The customer's address on a channel: its primary contact point (`crate::contact`).
 pub fn address(customer: &Profile, channel: Channel) -> Option<Address> {
-    customer.identifiers.iter().find_map(|i| match (channel, i) {
-        (Channel::Email, Identifier::Email(e)) => Some(Address::Email(e.clone())),
-        (Channel::Sms, Identifier::Phone(p)) => Some(Address::Phone(p.clone())),
+    match customer.primary(channel)? {
+        Identifier::Email(e) => Some(Address::Email(e.clone())),
+        Identifier::Phone(p) => Some(Address::Phone(p.clone())),
         _ => None,
-    })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

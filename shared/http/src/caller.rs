@@ -150,6 +150,7 @@ impl FromRequest<AppState> for IngestRequest {
                 .filter(|s| s.rules.brand.is_none())
                 .map(|s| s.source_id.clone()),
             signature,
+            kind: source.as_ref().map(|s| s.rules.kind),
         };
         Ok(Self { fields, source, sender })
     }

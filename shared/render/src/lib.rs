@@ -461,16 +461,8 @@ impl Variables {
             customer.first_name.clone().map(line),
             customer.last_name.clone().map(line),
             (!full.is_empty()).then(|| line(full)),
-            first(|i| match i {
-                Identifier::Email(e) => Some(e.to_string()),
-                _ => None,
-            })
-            .map(line),
-            first(|i| match i {
-                Identifier::Phone(p) => Some(p.to_string()),
-                _ => None,
-            })
-            .map(line),
+            customer.primary(Channel::Email).map(|e| line(e.value())),
+            customer.primary(Channel::Sms).map(|p| line(p.value())),
             Some(Value::scalar(customer.id.to_string())),
             first(|i| match i {
                 Identifier::ClickId(c) => Some(c.to_string()),

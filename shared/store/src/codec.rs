@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use crm_core::compliance::{Consent, Consents, Exclusion};
+use crm_core::contact::{ContactUpdate, Contacts};
 use crm_core::definition::Channel;
 use crm_core::identity::Identifier;
 use crm_core::journey::{Milestone, Milestones};
@@ -137,7 +138,7 @@ pub(super) fn delete(table: &str, key: Item, condition: &str, expr: Expr) -> Res
 
 /// A record with its own key, its timeline key (GSI1) and, but for merges, its recent-list
 /// key (GSI2).
-fn record_item<T: Serialize>(
+pub(super) fn record_item<T: Serialize>(
     record: &T,
     kind: RecordKind,
     id: &str,
@@ -149,7 +150,7 @@ fn record_item<T: Serialize>(
     item.insert(keys::ENTITY.into(), s(kind.as_str()));
     item.insert(keys::GSI1PK.into(), s(keys::customer_pk(customer)));
     item.insert(keys::GSI1SK.into(), s(keys::timeline_sk(at, kind, id)));
-    if kind != RecordKind::Merge {
+    if kind.has_feed() {
         item.insert(keys::GSI2PK.into(), s(keys::feed_pk(kind, utc_day(at))));
         item.insert(keys::GSI2SK.into(), s(keys::feed_sk(at, id)));
     }
@@ -202,6 +203,7 @@ pub(super) fn transact_item(table: &str, write: &Write, test: bool) -> Result<Tr
                 set.push(format!("lastName = {}", e.value(s(last))));
             }
             set.extend(facts_update(&touch.brand, &touch.facts, touch.at, &mut e)?);
+            set.extend(contacts_update(&touch.contact_update(), &mut e)?);
             let mut add = vec![format!("version {}", e.value(n(1)))];
             if !touch.identifiers.is_empty() {
                 let tags = touch
@@ -360,6 +362,32 @@ fn facts_update(brand: &Brand, facts: &Facts, at: OffsetDateTime, e: &mut Expr) 
     Ok(set)
 }
 
+/// `SET` clauses recording what a touch says about addresses (see `Contacts::apply`):
+/// provenance and each channel's first are first-write-wins, the chosen address too unless
+/// the touch replaces it.
+fn contacts_update(update: &ContactUpdate, e: &mut Expr) -> Result<Vec<String>, StoreError> {
+    let first_wins = |attr: String, value: AttributeValue, e: &mut Expr| {
+        let name = e.name(&attr);
+        format!("{name} = if_not_exists({name}, {})", e.value(value))
+    };
+    let mut set = Vec::new();
+    for (identifier, point) in &update.points {
+        set.push(first_wins(keys::contact_attr(identifier), doc(point)?, e));
+    }
+    for (channel, identifier) in &update.first {
+        set.push(first_wins(keys::first_contact_attr(*channel), s(identifier.tag()), e));
+    }
+    for (channel, identifier) in &update.chosen {
+        let attr = keys::chosen_contact_attr(*channel);
+        set.push(if update.replace {
+            format!("{} = {}", e.name(&attr), e.value(s(identifier.tag())))
+        } else {
+            first_wins(attr, s(identifier.tag()), e)
+        });
+    }
+    Ok(set)
+}
+
 /// A value as one DynamoDB attribute (a map, a list, …).
 pub(super) fn doc<T: Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
     serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Rejected(e.to_string()))
@@ -423,6 +451,15 @@ fn profile_item(p: &Profile) -> Result<Item, StoreError> {
             item.insert(keys::reactivated_attr(brand), ts(r));
         }
     }
+    for (identifier, point) in &p.contacts.points {
+        item.insert(keys::contact_attr(identifier), doc(point)?);
+    }
+    for (channel, identifier) in &p.contacts.first {
+        item.insert(keys::first_contact_attr(*channel), s(identifier.tag()));
+    }
+    for (channel, identifier) in &p.contacts.chosen {
+        item.insert(keys::chosen_contact_attr(*channel), s(identifier.tag()));
+    }
     if let Some(tz) = &p.timezone {
         item.insert("timezone".into(), s(tz.as_str()));
     }
@@ -430,6 +467,15 @@ fn profile_item(p: &Profile) -> Result<Item, StoreError> {
         item.insert("test".into(), AttributeValue::Bool(true));
     }
     Ok(item)
+}
+
+/// A `firstContact#` or `chosenContact#` attribute: its channel and address.
+fn contact_choice(channel: &str, value: &AttributeValue) -> Result<(Channel, Identifier), String> {
+    let channel = Channel::parse(channel).map_err(|e| e.message)?;
+    let AttributeValue::S(tag) = value else {
+        return Err("not an identifier".into());
+    };
+    Ok((channel, Identifier::from_tag(tag).map_err(|e| e.message)?))
 }
 
 pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, StoreError> {
@@ -475,6 +521,7 @@ pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, Store
     let mut consents = Consents::new();
     let mut exclusions = BTreeMap::new();
     let mut reactivations = Vec::new();
+    let mut contacts = Contacts::default();
     for (attr, value) in item {
         match keys::parse_profile_fact(attr) {
             Some(keys::ProfileFact::Consent(brand, channel)) => {
@@ -495,6 +542,19 @@ pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, Store
                     return Err(bad(format!("{attr} is not a timestamp")));
                 };
                 reactivations.push((brand, parse_ts(at).map_err(|e| bad(e.message))?));
+            }
+            Some(keys::ProfileFact::Contact(tag)) => {
+                let identifier = Identifier::from_tag(tag).map_err(|e| bad(e.message))?;
+                let point = serde_dynamo::from_attribute_value(value.clone()).map_err(|e| bad(e.to_string()))?;
+                contacts.points.insert(identifier, point);
+            }
+            Some(keys::ProfileFact::FirstContact(channel)) => {
+                let (channel, identifier) = contact_choice(channel, value).map_err(|m| bad(format!("{attr}: {m}")))?;
+                contacts.first.insert(channel, identifier);
+            }
+            Some(keys::ProfileFact::ChosenContact(channel)) => {
+                let (channel, identifier) = contact_choice(channel, value).map_err(|m| bad(format!("{attr}: {m}")))?;
+                contacts.chosen.insert(channel, identifier);
             }
             None => {}
         }
@@ -518,6 +578,7 @@ pub(super) fn profile_from_item(item: &Item, key: &str) -> Result<Profile, Store
         first_name: opt_string(item, "firstName"),
         last_name: opt_string(item, "lastName"),
         identifiers,
+        contacts,
         milestones,
         revenue,
         merged_into: opt_string(item, "mergedInto")
@@ -555,6 +616,7 @@ pub(super) fn timeline_entry(item: Item) -> Result<(TimelinePosition, Activity),
         Some(RecordKind::Event) => Activity::Event(serde_dynamo::from_item(item).map_err(bad)?),
         Some(RecordKind::Merge) => Activity::Merge(serde_dynamo::from_item(item).map_err(bad)?),
         Some(RecordKind::Message) => Activity::Message(Box::new(message_from_item(item)?)),
+        Some(RecordKind::Contact) => Activity::Contact(serde_dynamo::from_item(item).map_err(bad)?),
         None => return Err(corrupt(&key, format!("{kind} is not a timeline record"))),
     };
     Ok((position, record))
@@ -651,6 +713,7 @@ mod tests {
                 source: "postback",
             },
             test: true,
+            via: Some(crm_core::source::SourceKind::Operator),
             at: datetime!(2026-11-22 10:00:00.123 UTC),
         };
         let mut p = Profile::new(id.clone(), &touch);

@@ -42,6 +42,7 @@ fn personal(entity_type: &str) -> &'static [&'static str] {
         ],
         "EVENT" => &["userId", "clientIp", "unlistedIdentifiers"],
         "MERGE" => &["absorbedIdentifiers"],
+        "CONTACT" => &["address", "previous"],
         "MESSAGE" => &["to", "subject", "body", "error"],
         _ => &[],
     }
@@ -166,13 +167,7 @@ impl Store {
                 *counts.entry("messagesCancelled".into()).or_default() += 1;
             }
             if !present.is_empty() {
-                let plural = match RecordKind::ALL.iter().find(|k| k.as_str() == kind) {
-                    Some(RecordKind::Click) => "clicks",
-                    Some(RecordKind::Lead) => "leads",
-                    Some(RecordKind::Event) => "events",
-                    Some(RecordKind::Merge) => "merges",
-                    _ => "messages",
-                };
+                let plural = RecordKind::parse(&kind).map_or("messages", RecordKind::plural);
                 *counts.entry(plural.into()).or_default() += 1;
             }
         }
@@ -201,14 +196,7 @@ impl Store {
         let mut removed = BTreeMap::new();
         for item in self.customer_items(&profile.id).await? {
             let kind = codec::opt_string(&item, keys::ENTITY).unwrap_or_default();
-            let plural = match RecordKind::ALL.iter().find(|k| k.as_str() == kind) {
-                Some(RecordKind::Click) => Some("clicks"),
-                Some(RecordKind::Lead) => Some("leads"),
-                Some(RecordKind::Event) => Some("events"),
-                Some(RecordKind::Merge) => Some("merges"),
-                Some(RecordKind::Message) => Some("messages"),
-                None => None,
-            };
+            let plural = RecordKind::parse(&kind).map(RecordKind::plural);
             self.delete_key(codec::item_key(&item)).await?;
             if let Some(plural) = plural {
                 *removed.entry(plural.to_owned()).or_default() += 1;

@@ -259,6 +259,9 @@ pub fn journey_attr(brand: &Brand, milestone: crm_core::journey::Milestone) -> S
 const CONSENT_PREFIX: &str = "consent#";
 const EXCLUSION_PREFIX: &str = "exclusion#";
 const REACTIVATED_PREFIX: &str = "reactivated#";
+const CONTACT_PREFIX: &str = "contact#";
+const FIRST_PREFIX: &str = "firstContact#";
+const CHOSEN_PREFIX: &str = "chosenContact#";
 
 /// Profile attribute of a consent statement: `consent#<brand>#<channel>`.
 pub fn consent_attr(brand: &Brand, channel: Channel) -> String {
@@ -275,21 +278,43 @@ pub fn reactivated_attr(brand: &Brand) -> String {
     format!("{REACTIVATED_PREFIX}{brand}")
 }
 
-/// A profile attribute holding a compliance fact.
+/// Profile attribute of an address's provenance: `contact#<identifier tag>`.
+pub fn contact_attr(identifier: &Identifier) -> String {
+    format!("{CONTACT_PREFIX}{}", identifier.tag())
+}
+
+/// Profile attribute of a channel's first address: `firstContact#<channel>`.
+pub fn first_contact_attr(channel: Channel) -> String {
+    format!("{FIRST_PREFIX}{}", channel.as_str())
+}
+
+/// Profile attribute of a channel's chosen address: `chosenContact#<channel>`.
+pub fn chosen_contact_attr(channel: Channel) -> String {
+    format!("{CHOSEN_PREFIX}{}", channel.as_str())
+}
+
+/// A profile attribute holding a compliance fact or a contact point (all personal: erasure
+/// removes every one).
 pub enum ProfileFact<'a> {
     Consent(&'a str, &'a str),
     Exclusion(&'a str),
     Reactivated(&'a str),
+    Contact(&'a str),
+    FirstContact(&'a str),
+    ChosenContact(&'a str),
 }
 
-pub fn parse_profile_fact(attr: &str) -> Option<ProfileFact<'_>> {
+pub fn parse_profile_fact<'a>(attr: &'a str) -> Option<ProfileFact<'a>> {
     if let Some(rest) = attr.strip_prefix(CONSENT_PREFIX) {
         let (brand, channel) = rest.rsplit_once('#')?;
         return Some(ProfileFact::Consent(brand, channel));
     }
-    attr.strip_prefix(EXCLUSION_PREFIX)
-        .map(ProfileFact::Exclusion)
-        .or_else(|| attr.strip_prefix(REACTIVATED_PREFIX).map(ProfileFact::Reactivated))
+    let rest = |prefix: &str| attr.strip_prefix(prefix);
+    None.or_else(|| rest(EXCLUSION_PREFIX).map(ProfileFact::Exclusion))
+        .or_else(|| rest(REACTIVATED_PREFIX).map(ProfileFact::Reactivated))
+        .or_else(|| rest(CONTACT_PREFIX).map(ProfileFact::Contact))
+        .or_else(|| rest(FIRST_PREFIX).map(ProfileFact::FirstContact))
+        .or_else(|| rest(CHOSEN_PREFIX).map(ProfileFact::ChosenContact))
 }
 
 /// A person's send log on one channel (frequency caps): `CUSTOMER#<id>` / `SENDLOG#<channel>`.

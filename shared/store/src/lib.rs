@@ -6,6 +6,7 @@
 mod advance;
 mod codec;
 mod compliance;
+mod contacts;
 mod erase;
 pub mod keys;
 mod messages;
