@@ -690,6 +690,131 @@ async fn sms_goes_through_sns_by_default_and_laaffic_when_the_brand_says_so() {
 }
 
 #[tokio::test]
+async fn sms_pumping_finds_nothing_to_pump_premium_lines_other_countries_and_past_the_budget() {
+    let app = spawn().await;
+    let brand = format!("pump{}", rand_digits());
+    let (status, body) = app
+        .admin_send(
+            Method::PUT,
+            &format!("/api/brands/{brand}/settings"),
+            json!({"smsCountries": ["PE", "MX"], "dailyBudget": {"sms": 1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["settings"]["dailyBudget"]["sms"], 1, "{body}");
+    let premium = format!("+44909{:07}", rand_digits());
+    let far_away = format!("+447400{:06}", rand_digits() % 1_000_000);
+    let (first, second) = (
+        format!("+5199{:07}", rand_digits()),
+        format!("+5198{:07}", rand_digits()),
+    );
+    let mut customers = Vec::new();
+    for phone in [&premium, &far_away, &first, &second] {
+        customers.push(registered_with_phone(&app, &brand, phone).await);
+    }
+    let report = app.tick_at(OffsetDateTime::now_utc() + Duration::hours(49)).await;
+    assert!(report.enqueued >= 4, "{report:?}");
+    app.drain().await;
+
+    let nudge = |i: usize| {
+        let customer = customers[i].clone();
+        let app = &app;
+        async move { step(&app.messages(&customer).await, "registered-nudge-sms").clone() }
+    };
+    let m = nudge(0).await;
+    assert_eq!(
+        (m["status"].as_str(), m["reason"].as_str()),
+        (Some("SKIPPED"), Some("number_type")),
+        "{m}"
+    );
+    let m = nudge(1).await;
+    assert_eq!(
+        (m["status"].as_str(), m["reason"].as_str()),
+        (Some("SKIPPED"), Some("country_not_allowed")),
+        "{m}"
+    );
+    let (a, b) = (nudge(2).await, nudge(3).await);
+    let mut statuses = [
+        (
+            a["status"].as_str().unwrap().to_owned(),
+            a["reason"].as_str().map(str::to_owned),
+        ),
+        (
+            b["status"].as_str().unwrap().to_owned(),
+            b["reason"].as_str().map(str::to_owned),
+        ),
+    ];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            ("PENDING".to_owned(), Some("budget".to_owned())),
+            ("SENT".to_owned(), None)
+        ],
+        "one within the budget, the other deferred to the next day"
+    );
+    let deferred = if a["status"] == "PENDING" { &a } else { &b };
+    // The sender ran at the real time: deferred to the next UTC midnight, spread by minutes.
+    let due = OffsetDateTime::parse(
+        deferred["dueAt"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let midnight = OffsetDateTime::now_utc()
+        .date()
+        .next_day()
+        .unwrap()
+        .midnight()
+        .assume_utc();
+    assert!(due >= midnight && due < midnight + Duration::minutes(10), "{deferred}");
+    assert!(sms_to(&premium).is_empty() && sms_to(&far_away).is_empty());
+    assert_eq!(sms_to(&first).len() + sms_to(&second).len(), 1);
+}
+
+#[tokio::test]
+async fn a_burst_of_new_public_addresses_holds_the_welcomes_past_the_brands_hourly_limit() {
+    let app = spawn().await;
+    let brand = format!("burst{}", rand_digits());
+    let (status, body) = app
+        .admin_send(
+            Method::PUT,
+            &format!("/api/brands/{brand}/settings"),
+            json!({"newAddressesPerHour": 2}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut customers = Vec::new();
+    for _ in 0..3 {
+        let email = format!("{}@example.com", unique("flood"));
+        let (status, body) = app
+            .post_json("/api/ingest/lead", json!({"email": email, "operatorId": brand}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        customers.push(body["customerId"].as_str().unwrap().to_owned());
+    }
+    app.drain().await;
+    cron(&app).await;
+    app.drain().await;
+    let mut outcomes = Vec::new();
+    for c in &customers {
+        let m = step(&app.messages(c).await, "welcome").clone();
+        outcomes.push((
+            m["status"].as_str().unwrap().to_owned(),
+            m["reason"].as_str().map(str::to_owned),
+        ));
+    }
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            ("PENDING".to_owned(), Some("velocity".to_owned())),
+            ("SENT".to_owned(), None),
+            ("SENT".to_owned(), None)
+        ]
+    );
+}
+
+#[tokio::test]
 async fn provider_errors_are_retried_then_fail_and_a_timeout_is_never_retried() {
     let fake = FakeLaaffic::start(Answer::ServerError).await;
     let owned = vars(&fake);

@@ -129,6 +129,17 @@ pub enum Reason {
     Erased,
     /// The record that entered the stage was voided (its source's data was forged or wrong).
     Voided,
+    /// The number is in a country outside the brand's `smsCountries`.
+    CountryNotAllowed,
+    /// The number is a premium-rate, shared-cost, UAN, voicemail, pager, emergency or
+    /// short-code line.
+    NumberType,
+    /// The brand's daily budget for the channel is spent (deferred to the next UTC day).
+    Budget,
+    /// More new public-source addresses than the brand's hourly limit (deferred an hour).
+    Velocity,
+    /// Double opt-in: the address has not been confirmed (deferred; skipped at expiry).
+    Unconfirmed,
 }
 
 impl Reason {
@@ -153,6 +164,11 @@ impl Reason {
             Self::QuietHours => "quiet_hours",
             Self::Erased => "erased",
             Self::Voided => "voided",
+            Self::CountryNotAllowed => "country_not_allowed",
+            Self::NumberType => "number_type",
+            Self::Budget => "budget",
+            Self::Velocity => "velocity",
+            Self::Unconfirmed => "unconfirmed",
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::identity::Identifier;
 use crate::message::{Message, Reason};
 use crate::profile::Profile;
 use crate::quiet::{self, QuietWindow, ZoneName, recipient_zones};
-use crate::values::{Brand, Email, Invalid, PhoneE164};
+use crate::values::{Brand, Country, Email, Invalid, LineKind, PhoneE164};
 
 /// The SMS providers a brand can send through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -75,7 +75,36 @@ pub struct BrandSettings {
     /// Appended to every marketing SMS; `None` for the language's built-in line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sms_opt_out_text: Option<String>,
+    /// The countries SMS may go to; `None`: every country.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_countries: Option<Vec<Country>>,
+    /// Messages per UTC day per channel; a channel left out has no budget.
+    #[serde(default)]
+    pub daily_budget: BTreeMap<Channel, u32>,
+    /// New public-source addresses per hour whose first message may go (the burst guard).
+    pub new_addresses_per_hour: u32,
+    /// `double`: a new public-source email address gets a confirmation first.
+    #[serde(default)]
+    pub email_opt_in: OptIn,
 }
+
+/// How an address from a public source is taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptIn {
+    /// Marketing goes as soon as the other rules allow.
+    #[default]
+    Single,
+    /// The first message is a confirmation email with a signed link; no marketing until
+    /// the address is confirmed.
+    Double,
+}
+
+/// Deployment defaults of the cost limits (`DAILY_BUDGET_SMS`, `DAILY_BUDGET_EMAIL`,
+/// `NEW_ADDRESSES_PER_HOUR`).
+pub const DEFAULT_DAILY_BUDGET_SMS: u32 = 2_000;
+pub const DEFAULT_DAILY_BUDGET_EMAIL: u32 = 50_000;
+pub const DEFAULT_NEW_ADDRESSES_PER_HOUR: u32 = 500;
 
 impl BrandSettings {
     /// The brand's display name, else its id titled (`rushbet` → `Rushbet`).
@@ -193,6 +222,15 @@ pub struct SettingsOverride {
     pub responsible_gambling: Option<ExclusionOverride>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sms_opt_out_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_countries: Option<Vec<Country>>,
+    /// Per channel; a channel left out keeps the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_budget: Option<BTreeMap<Channel, u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_addresses_per_hour: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_opt_in: Option<OptIn>,
 }
 
 impl SettingsOverride {
@@ -273,6 +311,14 @@ impl SettingsOverride {
                     .unwrap_or(d.responsible_gambling.allow_reactivation),
             },
             sms_opt_out_text: self.sms_opt_out_text.clone().or(d.sms_opt_out_text),
+            sms_countries: self.sms_countries.clone().or(d.sms_countries),
+            daily_budget: {
+                let mut budget = d.daily_budget;
+                budget.extend(self.daily_budget.clone().unwrap_or_default());
+                budget
+            },
+            new_addresses_per_hour: self.new_addresses_per_hour.unwrap_or(d.new_addresses_per_hour),
+            email_opt_in: self.email_opt_in.unwrap_or(d.email_opt_in),
         }
     }
 }
@@ -300,6 +346,93 @@ pub fn address(customer: &Profile, channel: Channel) -> Option<Address> {
         Identifier::Phone(p) => Some(Address::Phone(p.clone())),
         _ => None,
     }
+}
+
+/// Why a number is never texted for this brand, if it is not: a line type that costs the
+/// sender (premium rate …) or makes no sense, or a country outside the brand's list. A
+/// number the metadata cannot type is texted only inside that list (every country when the
+/// brand has none).
+pub fn sms_refused(phone: &PhoneE164, settings: &BrandSettings) -> Option<Reason> {
+    let line = phone.line();
+    if let LineKind::Never(_) = line.kind {
+        return Some(Reason::NumberType);
+    }
+    match &settings.sms_countries {
+        Some(allowed) if !line.region.as_ref().is_some_and(|r| allowed.contains(r)) => Some(Reason::CountryNotAllowed),
+        _ => None,
+    }
+}
+
+/// A counted limit a message that may go must still pass; the sender takes a unit of it
+/// (`crm_store`'s `take_limit`) and, when none is left, defers the message to `reopens`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    /// The counter: `new-addresses`, `budget#email`, `budget#sms`.
+    pub counter: String,
+    /// The period counted: a UTC hour (`2026-12-02T10`) or day (`2026-12-02`).
+    pub period: String,
+    pub limit: u32,
+    /// When the next period opens.
+    pub reopens: OffsetDateTime,
+    pub reason: Reason,
+}
+
+/// The address a message goes to is new and from a public source: given by a request that
+/// anyone can send (see `crate::contact::trusted`), not confirmed, first seen within a day,
+/// and the person has had nothing on this channel yet. A flood of made-up addresses is
+/// made of these.
+pub fn new_public_address(customer: &Profile, to: &Address, log: &SendLog, now: OffsetDateTime) -> bool {
+    let identifier = match to {
+        Address::Email(e) => Identifier::Email(e.clone()),
+        Address::Phone(p) => Identifier::Phone(p.clone()),
+    };
+    let Some(point) = customer.contacts.points.get(&identifier) else {
+        return false;
+    };
+    !point.trusted() && point.confirmed_at.is_none() && now - point.at < time::Duration::days(1) && log.sends.is_empty()
+}
+
+/// The counted limits `message` must pass to go to `to` now: the burst guard for a new
+/// public-source address, then (for a real send) the brand's daily budget on the channel.
+pub fn gates(message: &Message, f: &Facts, to: &Address, dry_run: bool) -> Vec<Gate> {
+    let now = f.now.to_offset(time::UtcOffset::UTC);
+    let mut gates = Vec::new();
+    let customer = f.customer.expect("gates follow a decision to send");
+    if new_public_address(customer, to, f.log, now) {
+        let hour = now
+            .replace_minute(0)
+            .and_then(|t| t.replace_second(0))
+            .and_then(|t| t.replace_nanosecond(0))
+            .unwrap_or(now);
+        gates.push(Gate {
+            counter: "new-addresses".into(),
+            period: format!("{}T{:02}", now.date(), now.hour()),
+            limit: f.settings.new_addresses_per_hour,
+            reopens: hour + time::Duration::hours(1),
+            reason: Reason::Velocity,
+        });
+    }
+    if let (false, Some(limit)) = (dry_run, f.settings.daily_budget.get(&message.channel)) {
+        gates.push(Gate {
+            counter: format!("budget#{}", message.channel.as_str()),
+            period: now.date().to_string(),
+            limit: *limit,
+            reopens: now.date().next_day().unwrap_or(now.date()).midnight().assume_utc(),
+            reason: Reason::Budget,
+        });
+    }
+    gates
+}
+
+/// A message held back by a spent gate: deferred to the gate's next period (spread so a
+/// backlog does not leave at one instant), or skipped if that is past the step's expiry.
+pub fn held_back(message: &Message, gate: &Gate, now: OffsetDateTime) -> Decision {
+    defer(
+        message,
+        gate.reopens + quiet::spread(&message.message_id),
+        gate.reason,
+        now,
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -383,6 +516,11 @@ pub fn decide(message: &Message, f: &Facts) -> Decision {
     if now > message.expires_at {
         return Decision::Skip(Reason::Expired);
     }
+    if let Address::Phone(phone) = &to
+        && let Some(reason) = sms_refused(phone, f.settings)
+    {
+        return Decision::Skip(reason);
+    }
     if suppressed(f.suppressions, message.channel, &message.brand) {
         return Decision::Skip(Reason::Suppressed);
     }
@@ -457,6 +595,10 @@ mod tests {
             responsible_gambling: ExclusionPolicy::default(),
             sms_opt_out_text: None,
             display_name: None,
+            sms_countries: None,
+            daily_budget: BTreeMap::new(),
+            new_addresses_per_hour: DEFAULT_NEW_ADDRESSES_PER_HOUR,
+            email_opt_in: OptIn::Single,
         }
     }
     /// The rules with nothing suppressed and nothing sent before.
@@ -592,6 +734,42 @@ mod tests {
             now,
         };
         decide(m, &facts)
+    }
+
+    #[test]
+    fn costly_lines_and_numbers_outside_the_brands_countries_are_never_texted() {
+        let noon = T0 + Duration::hours(7);
+        let decision = |phone: &str, countries: Option<&[&str]>| {
+            let c = sms_customer(phone);
+            let mut s = settings();
+            s.sms_countries = countries.map(|l| l.iter().map(|c| Country::parse(c).unwrap()).collect());
+            with(&sms(&c), &c, &s, &[], &SendLog::default(), noon)
+        };
+        assert!(matches!(decision("+51987654321", None), Decision::Send { .. }));
+        assert!(matches!(
+            decision("+51987654321", Some(&["PE", "MX"])),
+            Decision::Send { .. }
+        ));
+        assert_eq!(
+            decision("+447400123456", Some(&["PE", "MX"])),
+            Decision::Skip(Reason::CountryNotAllowed)
+        );
+        // Premium rate: never, whatever the countries say.
+        assert_eq!(decision("+449012345678", None), Decision::Skip(Reason::NumberType));
+        assert_eq!(
+            decision("+449012345678", Some(&["GB"])),
+            Decision::Skip(Reason::NumberType)
+        );
+        // A range the metadata does not know yet: only inside the brand's countries.
+        assert!(matches!(decision("+5511561234567", None), Decision::Send { .. }));
+        assert!(matches!(
+            decision("+5511561234567", Some(&["BR"])),
+            Decision::Send { .. }
+        ));
+        assert_eq!(
+            decision("+5511561234567", Some(&["PE"])),
+            Decision::Skip(Reason::CountryNotAllowed)
+        );
     }
 
     #[test]

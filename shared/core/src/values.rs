@@ -211,6 +211,38 @@ impl PhoneRegion {
     }
 }
 
+/// An ISO 3166-1 alpha-2 region libphonenumber knows (`PE`, `MX`): where an SMS may go.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Country(String);
+
+impl Country {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        PhoneRegion::parse(raw).map(|r| Self(r.0.as_ref().to_owned()))
+    }
+}
+
+string_newtype!(Country, |v: &str| Country::parse(v));
+
+/// What libphonenumber's metadata says about a number's line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// A type that takes SMS at ordinary rates (mobile, fixed line, VoIP …).
+    Ordinary,
+    /// Possible for its country, but no type pattern knows it yet (a new mobile range).
+    Untyped,
+    /// A type never texted: premium rate, shared cost, UAN, voicemail, pager, and the
+    /// emergency and short codes (its name, for the record).
+    Never(&'static str),
+}
+
+/// A number's region and line type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneLine {
+    pub region: Option<Country>,
+    pub kind: LineKind,
+}
+
 /// How well a phone number checked out against libphonenumber's metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PhoneCheck {
@@ -326,6 +358,31 @@ impl PhoneE164 {
         };
         Ok((Self(number.format().mode(phonenumber::Mode::E164).to_string()), check))
     }
+    /// The number's region and line type, from libphonenumber's metadata.
+    pub fn line(&self) -> PhoneLine {
+        use phonenumber::Type;
+        use phonenumber::metadata::DATABASE;
+        let Ok(number) = phonenumber::parse(Some(NO_PREFIX_REGION), &self.0) else {
+            return PhoneLine {
+                region: None,
+                kind: LineKind::Untyped,
+            };
+        };
+        let region = number.metadata(&DATABASE).and_then(|m| Country::parse(m.id()).ok());
+        let kind = match number.number_type(&DATABASE) {
+            Type::PremiumRate => LineKind::Never("premium_rate"),
+            Type::SharedCost => LineKind::Never("shared_cost"),
+            Type::Uan => LineKind::Never("uan"),
+            Type::Voicemail => LineKind::Never("voicemail"),
+            Type::Pager => LineKind::Never("pager"),
+            Type::Emergency => LineKind::Never("emergency"),
+            Type::ShortCode => LineKind::Never("short_code"),
+            Type::Unknown => LineKind::Untyped,
+            _ => LineKind::Ordinary,
+        };
+        PhoneLine { region, kind }
+    }
+
     /// Reads back a number we stored ourselves.
     fn from_stored(raw: &str) -> Result<Self, Invalid> {
         let ok = raw.len() > 2 && raw.starts_with('+') && raw[1..].chars().all(|c| c.is_ascii_digit());
@@ -769,6 +826,28 @@ mod tests {
         assert_eq!(Brand::parse("RushBet").unwrap().as_str(), "rushbet");
         assert!(Brand::parse("rush bet").is_err());
         assert!(Brand::parse("").is_err());
+    }
+
+    #[test]
+    fn a_numbers_line_names_its_region_and_the_types_never_texted() {
+        let line = |raw: &str| PhoneE164::parse(raw, PhoneRegion::parse("PE").unwrap()).unwrap().line();
+        let pe = line("+51912345678");
+        assert_eq!(
+            (pe.region.as_ref().map(Country::as_str), pe.kind),
+            (Some("PE"), LineKind::Ordinary)
+        );
+        assert_eq!(line("+12015550123").region.unwrap().as_str(), "US");
+        assert_eq!(line("+16135550123").region.unwrap().as_str(), "CA");
+        assert_eq!(line("+447400123456").kind, LineKind::Ordinary);
+        assert_eq!(line("+449012345678").kind, LineKind::Never("premium_rate"));
+        assert_eq!(line("+33884012345").kind, LineKind::Never("shared_cost"));
+        assert_eq!(line("+49177991234567").kind, LineKind::Never("voicemail"));
+        assert_eq!(line("+445512345678").kind, LineKind::Never("uan"));
+        assert_eq!(line("+447640123456").kind, LineKind::Never("pager"));
+        // Possible for Brazil, unknown to the metadata (see the parse tests).
+        assert_eq!(line("+5511561234567").kind, LineKind::Untyped);
+        assert!(Country::parse("pe").is_ok_and(|c| c.as_str() == "PE"));
+        assert!(Country::parse("XX").is_err() && Country::parse("PER").is_err());
     }
 
     #[test]

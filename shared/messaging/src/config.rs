@@ -1,16 +1,21 @@
 //! Messaging configuration, read once at cold start; errors name the variable. The same
 //! names appear in `template.yaml`, `.env.example` and the README's table.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crm_app::config::{ConfigError, Secret};
 use crm_core::caps::{Cap, Caps};
 use crm_core::compliance::ExclusionPolicy;
+use crm_core::definition::Channel;
 use crm_core::quiet::{LocalTime, QuietWindow, ZoneName};
-use crm_core::send::{BrandSettings, QuietHours, SmsProvider};
+use crm_core::send::{
+    BrandSettings, DEFAULT_DAILY_BUDGET_EMAIL, DEFAULT_DAILY_BUDGET_SMS, DEFAULT_NEW_ADDRESSES_PER_HOUR, OptIn,
+    QuietHours, SmsProvider,
+};
 use crm_core::template::parse_language;
 use crm_core::unsubscribe::Keys;
-use crm_core::values::Email;
+use crm_core::values::{Country, Email};
 use crm_providers::laaffic::{DEFAULT_BASE_URL, DEFAULT_TIMEOUT, LaafficConfig};
 
 #[derive(Debug, Clone)]
@@ -144,6 +149,31 @@ impl MessagingConfig {
             email: quiet("QUIET_HOURS_EMAIL", QuietHours::DEFAULT.email)?,
             sms: quiet("QUIET_HOURS_SMS", QuietHours::DEFAULT.sms)?,
         };
+        let sms_countries = match get("DEFAULT_SMS_COUNTRIES").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(v) => Some(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(Country::parse)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| {
+                        err(
+                            "DEFAULT_SMS_COUNTRIES",
+                            "must be ISO 3166 codes separated by commas (PE,MX)",
+                        )
+                    })?,
+            ),
+        };
+        let count = |var: &'static str, default: u32| match get(var) {
+            None => Ok(default),
+            Some(v) => v.trim().parse::<u32>().map_err(|_| err(var, "must be a whole number")),
+        };
+        let daily_budget = BTreeMap::from([
+            (Channel::Email, count("DAILY_BUDGET_EMAIL", DEFAULT_DAILY_BUDGET_EMAIL)?),
+            (Channel::Sms, count("DAILY_BUDGET_SMS", DEFAULT_DAILY_BUDGET_SMS)?),
+        ]);
+        let new_addresses_per_hour = count("NEW_ADDRESSES_PER_HOUR", DEFAULT_NEW_ADDRESSES_PER_HOUR)?;
         let timezone = ZoneName::parse(&get("DEFAULT_TIMEZONE").unwrap_or_else(|| "UTC".into()))
             .map_err(|e| err("DEFAULT_TIMEZONE", &e.message))?;
         let unsubscribe = crm_app::config::unsubscribe_keys(get("UNSUBSCRIBE_SECRET"))?;
@@ -175,6 +205,10 @@ impl MessagingConfig {
                 responsible_gambling: ExclusionPolicy::default(),
                 sms_opt_out_text: None,
                 display_name: None,
+                sms_countries,
+                daily_budget,
+                new_addresses_per_hour,
+                email_opt_in: OptIn::Single,
             },
             sns_sender_id: get("SNS_SENDER_ID"),
             laaffic,

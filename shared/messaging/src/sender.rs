@@ -13,11 +13,12 @@
 
 use std::collections::BTreeMap;
 
+use crm_app::metrics::{Metrics, Unit};
 use crm_core::caps::{SendLog, Sent};
 use crm_core::compliance::{Scope, Suppression, SuppressionReason};
 use crm_core::definition::Channel;
 use crm_core::message::{Message, Reason, SendJob};
-use crm_core::send::{Address, BrandSettings, Decision, Facts, SmsProvider, address, decide};
+use crm_core::send::{Address, BrandSettings, Decision, Facts, Gate, SmsProvider, address, decide, gates, held_back};
 use crm_core::template::resolve;
 use crm_core::unsubscribe::Keys;
 use crm_providers::ProviderError;
@@ -186,6 +187,7 @@ async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<
     };
     // SNS's opt-out list is asked only about a message the other rules would send.
     let mut sns_checked = false;
+    let mut gated = false;
     let mut races = 0;
     let (to, dry_run) = loop {
         let facts = Facts {
@@ -210,6 +212,15 @@ async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<
                 let person = &customer.as_ref().expect("decide sends only to an existing customer").id;
                 if log.counts(&message.message_id) {
                     break (to, dry_run);
+                }
+                // The counted limits, once, before the message counts against the caps.
+                if !gated {
+                    gated = true;
+                    for gate in gates(message, &facts, &to, dry_run) {
+                        if let Some(held) = take(deps, message, &gate, now).await? {
+                            return Ok(Prepared::Settle(held));
+                        }
+                    }
                 }
                 let sent = Sent {
                     message_id: message.message_id.clone(),
@@ -293,6 +304,53 @@ async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<
         text: rendered.text,
         unsubscribe_url,
     })))
+}
+
+/// Takes a unit of `gate`'s counter; `Some` (the message deferred) when none is left.
+/// Writes what the alarms watch: how much of a budget is used, and each message the burst
+/// guard holds back.
+async fn take(deps: &Deps, message: &Message, gate: &Gate, now: OffsetDateTime) -> Result<Option<Settle>, StoreError> {
+    let taken = match gate.limit {
+        0 => None,
+        limit => {
+            let expires = gate.reopens + Duration::days(2);
+            deps.store
+                .take_limit(&message.brand, &gate.counter, &gate.period, limit, expires)
+                .await?
+        }
+    };
+    let metric = Metrics::new()
+        .dimension("Channel", message.channel.as_str())
+        .dimension("Brand", message.brand.as_str());
+    match (taken, gate.reason) {
+        (Some(used), Reason::Budget) => {
+            let percent = f64::from(used) * 100.0 / f64::from(gate.limit);
+            metric.value("BudgetUsedPercent", percent, Unit::None).emit();
+        }
+        (Some(_), _) => {}
+        (None, reason) => {
+            let name = if reason == Reason::Budget {
+                "BudgetExhausted"
+            } else {
+                "NewAddressesHeld"
+            };
+            metric.count(name, 1).emit();
+            tracing::warn!(brand = %message.brand, channel = message.channel.as_str(), counter = gate.counter,
+                period = gate.period, limit = gate.limit, "sending limit reached; message deferred");
+        }
+    }
+    if taken.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(match held_back(message, gate, now) {
+        Decision::Defer { until, reason } => Settle::Deferred {
+            until,
+            reason,
+            attempts: message.attempts,
+            error: None,
+        },
+        _ => Settle::Skipped(gate.reason),
+    }))
 }
 
 /// The recipient's one-click unsubscribe link: a signed token naming the brand and the

@@ -29,9 +29,14 @@
 //! | source      | `SOURCE#<id>`            | `SOURCE`  |                                  | `SOURCES` / `<id>#SOURCE`    |
 //! | source key  | `SOURCEKEY#<sha256>`     | `SOURCEKEY` |                                | `SOURCES` / `<id>#KEY#<last4>` |
 //! | signature   | `SIGNATURE#<source>#<digest>` | `SIGNATURE` |                           |                              |
+//! | contact change | `CONTACT#<changeId>`  | `CONTACT` | `CUSTOMER#<id>` / `<ts>#CONTACT#…` |                              |
+//! | sending limit | `LIMIT#<brand>#<name>` | `<UTC day or hour>` |                       |                              |
+//! | confirmation | `CONFIRM#<channel>#<addressHash>` | `<brand>` |                        |                              |
 //!
 //! Profile compliance attributes: `consent#<brand>#<channel>`, `exclusion#<brand>`,
-//! `reactivated#<brand>`, `timezone`. Addresses in suppression keys are keyed hashes
+//! `reactivated#<brand>`, `timezone`; contact points: `contact#<KIND>#<value>` (where an
+//! address came from), `firstContact#<channel>` and `chosenContact#<channel>` (the
+//! candidates for the channel's primary). Addresses in suppression keys are keyed hashes
 //! (`crm_core::unsubscribe`), never plaintext.
 //!
 //! GSI3 (due work, sparse): `DUE#<shard>` / `<ts>#<messageId>` for messages that are not
@@ -104,6 +109,23 @@ pub mod entity {
     pub const SOURCE: &str = "SOURCE";
     pub const SOURCE_KEY: &str = "SOURCE_KEY";
     pub const SIGNATURE: &str = "SIGNATURE";
+    pub const LIMIT: &str = "LIMIT";
+    pub const CONFIRMATION: &str = "CONFIRMATION";
+}
+
+/// A brand's sending limit counter: `LIMIT#<brand>#<name>` (`budget#email`, `new-addresses`)
+/// / `<period>` (a UTC day or hour).
+pub fn limit_pk(brand: &Brand, name: &str) -> String {
+    format!("LIMIT#{brand}#{name}")
+}
+
+/// A double opt-in confirmation sent to an address for a brand: `CONFIRM#<channel>#<hash>` /
+/// `<brand>`.
+pub fn confirmation_key(channel: Channel, address_hash: &str, brand: &Brand) -> (String, String) {
+    (
+        format!("CONFIRM#{}#{address_hash}", channel.as_str()),
+        brand.to_string(),
+    )
 }
 
 const CUSTOMER_PREFIX: &str = "CUSTOMER#";

@@ -9,6 +9,7 @@ mod compliance;
 mod contacts;
 mod erase;
 pub mod keys;
+mod limits;
 mod messages;
 mod metrics;
 mod partners;
