@@ -25,6 +25,17 @@ async fn post(app: &TestApp, path: &str, body: Value) -> Value {
 
 /// A raw request to the app; the body as text (pages are HTML).
 async fn raw(app: &TestApp, method: Method, path: &str, content_type: &str, body: &str) -> (StatusCode, String) {
+    let (status, _, body) = raw_with_headers(app, method, path, content_type, body).await;
+    (status, body)
+}
+
+async fn raw_with_headers(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (StatusCode, http::HeaderMap, String) {
     let req = Request::builder()
         .method(method)
         .uri(path)
@@ -33,12 +44,12 @@ async fn raw(app: &TestApp, method: Method, path: &str, content_type: &str, body
         .body(axum::body::Body::from(body.to_owned()))
         .unwrap();
     let res = tower::ServiceExt::oneshot(app.app.clone(), req).await.unwrap();
-    let status = res.status();
+    let (status, headers) = (res.status(), res.headers().clone());
     let bytes = http_body_util::BodyExt::collect(res.into_body())
         .await
         .unwrap()
         .to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The path of the link a header or body names (`https://crm.test/u/…` → `/u/…`).
@@ -806,4 +817,102 @@ async fn sns_delivered_sms_replies_change_the_opt_out_of_the_numbers_brand() {
     crm_sms_replies::handle(&anywhere, stop).await.unwrap();
     assert_eq!(scopes().await, [json!("all")], "a number of no brand: every brand");
     assert!(crm_sms_replies::brands(Some("+1 212=not a brand")).is_err());
+}
+
+#[tokio::test]
+async fn double_opt_in_mails_one_confirmation_and_no_marketing_until_the_address_is_confirmed() {
+    let app = spawn().await;
+    let brand = format!("doi{}", crm_tests::rand_digits());
+    let (status, body) = app
+        .admin_send(
+            Method::PUT,
+            &format!("/api/brands/{brand}/settings"),
+            json!({"emailOptIn": "double", "displayName": "Rush & Bet", "language": "es"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let email = format!("{}@example.com", unique("tina"));
+    let lead = post(
+        &app,
+        "/api/ingest/lead",
+        json!({"email": email, "firstName": "Tina", "operatorId": brand}),
+    )
+    .await;
+    let customer = lead["customerId"].as_str().unwrap().to_owned();
+    app.run_due(OffsetDateTime::now_utc()).await;
+    // Due again (another step, a retry): still one confirmation.
+    app.run_due(OffsetDateTime::now_utc() + Duration::hours(25)).await;
+
+    let mails = emails_to(&email);
+    assert_eq!(mails.len(), 1, "only the confirmation: {mails:?}");
+    assert_eq!(mails[0].subject, "Confirma tu correo para Rush & Bet");
+    assert!(mails[0].html.contains("Rush &amp; Bet"), "{}", mails[0].html);
+    let welcome = step(&app.messages(&customer).await, &brand, "welcome").clone();
+    assert_eq!(
+        (welcome["status"].as_str(), welcome["reason"].as_str()),
+        (Some("PENDING"), Some("unconfirmed"))
+    );
+    let url = mails[0]
+        .text
+        .split_whitespace()
+        .find(|w| w.contains("/confirm/"))
+        .expect("the confirmation link")
+        .to_owned();
+    let path = link_path(&url);
+
+    // Following the link (as a mail scanner does) changes nothing; the page names the brand
+    // and the masked address, and sends the headers of a careful page.
+    let (status, headers, page) = raw_with_headers(&app, Method::GET, &path, "text/plain", "").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Rush &amp; Bet") && page.contains(&crm_core::values::mask(&email)) && !page.contains(&email),
+        "{page}"
+    );
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    let profile = app.customer(&customer).await;
+    assert!(
+        profile["identifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["confirmedAt"].is_null()),
+        "{profile}"
+    );
+    // A forged link is refused.
+    let (status, _) = raw(
+        &app,
+        Method::POST,
+        &format!("{path}0"),
+        "application/x-www-form-urlencoded",
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, page) = raw(&app, Method::POST, &path, "application/x-www-form-urlencoded", "").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("confirmado"), "{page}");
+    let profile = app.customer(&customer).await;
+    let confirmed = profile["identifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["value"] == email.as_str())
+        .unwrap()
+        .clone();
+    assert!(confirmed["confirmedAt"].is_string(), "{confirmed}");
+    // Confirming wakes the welcome: it goes at once.
+    app.run_due(OffsetDateTime::now_utc()).await;
+    let mails = emails_to(&email);
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert!(mails[1].subject.contains("Tina"), "{}", mails[1].subject);
+    assert_eq!(
+        step(&app.messages(&customer).await, &brand, "welcome")["status"],
+        "SENT"
+    );
 }

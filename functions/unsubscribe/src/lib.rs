@@ -18,24 +18,51 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use crm_app::compliance::{resubscribe, unsubscribe, unsubscribed};
 use crm_core::definition::Channel;
-use crm_core::unsubscribe::Token;
+use crm_core::identity::Identifier;
+use crm_core::unsubscribe::{ConfirmToken, Token};
+use crm_core::values::{CustomerId, Email};
 use crm_http::{ApiError, ApiPath, AppState, HttpFunction};
 use crm_messaging::Deps;
 use time::OffsetDateTime;
 
 pub const PATH: &str = "/u/{token}";
+/// The double opt-in link of a confirmation email.
+pub const CONFIRM_PATH: &str = "/confirm/{token}";
 
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "UnsubscribeFunction",
     binary: "unsubscribe",
-    routes: &[PATH],
+    routes: &[PATH, CONFIRM_PATH],
     router,
 };
 
 pub fn router(state: AppState) -> Router {
     let deps: Arc<Deps> = state.extension();
-    let routes = Router::new().route(PATH, get(page).post(act)).with_state(deps);
+    let routes = Router::new()
+        .route(PATH, get(page).post(act))
+        .route(CONFIRM_PATH, get(confirm_page).post(confirm))
+        .with_state(deps)
+        .layer(axum::middleware::map_response(page_headers));
     crm_http::finish(routes)
+}
+
+/// What a careful page sends: no script, no framing, nothing loaded from elsewhere, forms
+/// only back here, no referrer (the URL holds a token), never cached.
+async fn page_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, header::HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// What the page says, in one language.
@@ -51,6 +78,11 @@ struct Words {
     again: &'static str,
     resubscribed: &'static str,
     invalid: &'static str,
+    confirm_title: &'static str,
+    confirm_ask: &'static str,
+    confirm_button: &'static str,
+    confirmed: &'static str,
+    confirm_invalid: &'static str,
 }
 
 const EN: Words = Words {
@@ -65,6 +97,11 @@ const EN: Words = Words {
     again: "Subscribe again",
     resubscribed: "You are subscribed again to",
     invalid: "This unsubscribe link is not valid. Copy the whole link from the message.",
+    confirm_title: "Confirm your email",
+    confirm_ask: "Confirm that you want emails from",
+    confirm_button: "Confirm",
+    confirmed: "Thank you: your email is confirmed for",
+    confirm_invalid: "This confirmation link is not valid. Copy the whole link from the message.",
 };
 
 const ES: Words = Words {
@@ -79,6 +116,11 @@ const ES: Words = Words {
     again: "Volver a suscribirme",
     resubscribed: "Te suscribiste de nuevo a",
     invalid: "Este enlace para darse de baja no es válido. Copia el enlace completo del mensaje.",
+    confirm_title: "Confirma tu correo",
+    confirm_ask: "Confirma que quieres recibir correos de",
+    confirm_button: "Confirmar",
+    confirmed: "Gracias: tu correo está confirmado para",
+    confirm_invalid: "Este enlace de confirmación no es válido. Copia el enlace completo del mensaje.",
 };
 
 fn words(language: &str) -> &'static Words {
@@ -184,6 +226,110 @@ async fn page(State(deps): State<Arc<Deps>>, headers: HeaderMap, ApiPath(token):
         Ok::<_, ApiError>(state_page(&token, &t, &name, &language, state, None))
     };
     shown.await.into_response()
+}
+
+/// A confirmation link this deployment did not sign, or whose address is no longer the
+/// customer's (erased, merged away and gone).
+fn invalid_confirmation(headers: &HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html {
+        let w = words("en");
+        let body = format!(
+            "<h1>{}</h1><p>{}</p><p>{}</p>",
+            w.confirm_title, EN.confirm_invalid, ES.confirm_invalid
+        );
+        (StatusCode::NOT_FOUND, document("en", w, &body)).into_response()
+    } else {
+        ApiError::NotFound.into_response()
+    }
+}
+
+/// The customer's email the token names (by its keyed hash), following merges.
+async fn confirming(deps: &Deps, token: &str) -> Result<Option<(ConfirmToken, CustomerId, Email)>, ApiError> {
+    let Some(keys) = deps.config.unsubscribe.as_ref() else {
+        return Ok(None);
+    };
+    let Some(t) = keys.verify_confirm(token) else {
+        return Ok(None);
+    };
+    let Some(profile) = deps.store.current_profile(&t.customer).await? else {
+        return Ok(None);
+    };
+    let email = profile.identifiers.iter().find_map(|i| match i {
+        Identifier::Email(e) if keys.address_hash(Channel::Email, e.as_str()) == t.address_hash => Some(e.clone()),
+        _ => None,
+    });
+    Ok(email.map(|e| (t, profile.id, e)))
+}
+
+/// The confirmation page: the brand, the masked address and one button. Following the link
+/// changes nothing (mail scanners follow links); the button confirms.
+fn confirm_document(token: &str, brand: &str, language: &str, email: &Email, done: bool) -> Html<String> {
+    let w = words(language);
+    let masked = escape(&crm_core::values::mask(email.as_str()));
+    let brand = escape(brand);
+    let body = if done {
+        format!("<h1>{}</h1><p>{} {brand}: {masked}</p>", w.confirm_title, w.confirmed)
+    } else {
+        format!(
+            "<h1>{}</h1><p>{} {brand}: {masked}</p><form method=\"post\" action=\"/confirm/{}\">\
+             <button type=\"submit\">{}</button></form>",
+            w.confirm_title,
+            w.confirm_ask,
+            escape(token),
+            w.confirm_button
+        )
+    };
+    document(language, w, &body)
+}
+
+async fn confirm_page(State(deps): State<Arc<Deps>>, headers: HeaderMap, ApiPath(token): ApiPath<String>) -> Response {
+    let shown = async {
+        let Some((t, _, email)) = confirming(&deps, &token).await? else {
+            return Ok(invalid_confirmation(&headers));
+        };
+        let settings = deps.catalog.settings(&t.brand).await?;
+        let page = confirm_document(
+            &token,
+            &settings.display_name(&t.brand),
+            &settings.language,
+            &email,
+            false,
+        );
+        Ok::<_, ApiError>(page.into_response())
+    };
+    shown.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Confirms the address (kept once: a second confirmation changes nothing) and says so.
+async fn confirm(State(deps): State<Arc<Deps>>, headers: HeaderMap, ApiPath(token): ApiPath<String>) -> Response {
+    let done = async {
+        let Some((t, customer, email)) = confirming(&deps, &token).await? else {
+            return Ok(invalid_confirmation(&headers));
+        };
+        let now = OffsetDateTime::now_utc();
+        if !deps
+            .store
+            .confirm_contact(&customer, &Identifier::Email(email.clone()), now)
+            .await?
+        {
+            return Ok(invalid_confirmation(&headers));
+        }
+        tracing::info!(customer_id = %customer, brand = %t.brand, "double opt-in: address confirmed");
+        let settings = deps.catalog.settings(&t.brand).await?;
+        let page = confirm_document(
+            &token,
+            &settings.display_name(&t.brand),
+            &settings.language,
+            &email,
+            true,
+        );
+        Ok::<_, ApiError>(page.into_response())
+    };
+    done.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// What a POST asks for: the page's own form, or anything else (RFC 8058's

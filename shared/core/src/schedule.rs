@@ -64,6 +64,8 @@ pub struct Change<'a> {
     pub after: &'a [Journey],
     /// Channels the customer has an address on now.
     pub reachable: &'a BTreeSet<Channel>,
+    /// Channels whose primary address its owner has confirmed (double opt-in).
+    pub confirmed: &'a BTreeSet<Channel>,
     /// Every message of this customer and of the customers merged into it.
     pub existing: &'a [Message],
     /// Brands whose marketing a responsible-gambling exclusion stops (the shell applies each
@@ -106,6 +108,7 @@ pub fn plan(definitions: &Definitions, change: Change<'_>, now: OffsetDateTime) 
         before,
         after,
         reachable,
+        confirmed,
         existing,
         excluded,
     } = change;
@@ -172,9 +175,15 @@ pub fn plan(definitions: &Definitions, change: Change<'_>, now: OffsetDateTime) 
         }
     }
 
-    // Messages that were waiting for an address the customer now has.
+    // Messages that were waiting for an address the customer now has, or for its
+    // confirmation, which came.
     for m in existing {
-        let waiting = m.status == Status::Pending && m.reason == Some(Reason::NoAddress);
+        let waiting = m.status == Status::Pending
+            && match m.reason {
+                Some(Reason::NoAddress) => true,
+                Some(Reason::Unconfirmed) => confirmed.contains(&m.channel),
+                _ => false,
+            };
         let cancelled = writes
             .iter()
             .any(|w| matches!(w, MessageWrite::Cancel { message_id, .. } if *message_id == m.message_id));
@@ -242,6 +251,7 @@ mod tests {
             before,
             after,
             reachable: &reachable,
+            confirmed: &BTreeSet::new(),
             existing,
             excluded,
         };

@@ -435,10 +435,29 @@ pub fn held_back(message: &Message, gate: &Gate, now: OffsetDateTime) -> Decisio
     )
 }
 
+/// Double opt-in: the brand asks for it, and the address is an email that a public source
+/// gave and nobody has confirmed. A trusted source's address (the operator's own account
+/// data) needs no confirmation.
+pub fn awaits_confirmation(customer: &Profile, to: &Address, settings: &BrandSettings) -> bool {
+    let Address::Email(email) = to else {
+        return false;
+    };
+    settings.email_opt_in == OptIn::Double
+        && customer
+            .contacts
+            .points
+            .get(&Identifier::Email(email.clone()))
+            .is_none_or(|p| !p.trusted() && p.confirmed_at.is_none())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Send to `to`; when `dry_run`, do everything but call the provider.
     Send { to: Address, dry_run: bool },
+    /// Double opt-in: send `to` the brand's confirmation email (once per address and brand)
+    /// and wait for the confirmation until `until` (the step's expiry; confirming wakes the
+    /// message).
+    Confirm { to: Address, until: OffsetDateTime },
     /// Not now: back to `PENDING`, due at `until`.
     Defer { until: OffsetDateTime, reason: Reason },
     /// Never: ends `SKIPPED`.
@@ -528,6 +547,12 @@ pub fn decide(message: &Message, f: &Facts) -> Decision {
         Some(c) if !c.granted => return Decision::Skip(Reason::NoConsent),
         None if f.settings.require_consent => return Decision::Skip(Reason::NoConsent),
         _ => {}
+    }
+    if awaits_confirmation(customer, &to, f.settings) {
+        return match defer(message, message.expires_at, Reason::Unconfirmed, now) {
+            Decision::Defer { until, .. } => Decision::Confirm { to, until },
+            skip => skip,
+        };
     }
     if let Some(window) = f.settings.quiet_hours.for_channel(message.channel) {
         let phone = match &to {
@@ -1008,6 +1033,8 @@ mod tests {
                         }
                     }
                     Decision::Defer { until, .. } => prop_assert!(until > now && until <= m.expires_at),
+                    // SMS needs no confirmation.
+                    Decision::Confirm { .. } => prop_assert!(false, "an SMS asked for confirmation"),
                     Decision::Skip(_) | Decision::Cancel(_) => {}
                 }
             }

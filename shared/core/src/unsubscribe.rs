@@ -16,7 +16,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::definition::Channel;
-use crate::values::Brand;
+use crate::values::{Brand, CustomerId};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -32,11 +32,12 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-/// The two keys derived from `UNSUBSCRIBE_SECRET`.
+/// The keys derived from `UNSUBSCRIBE_SECRET`.
 #[derive(Clone)]
 pub struct Keys {
     sign: [u8; 32],
     hash: [u8; 32],
+    confirm: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -50,7 +51,34 @@ impl Keys {
         Self {
             sign: mac(secret, &[b"crm/unsubscribe-token/v1"]),
             hash: mac(secret, &[b"crm/address-hash/v1"]),
+            confirm: mac(secret, &[b"crm/confirm-token/v1"]),
         }
+    }
+
+    /// A double opt-in link's token: the brand, the customer and the address's hash,
+    /// signed under its own key (an unsubscribe token never confirms, nor the reverse).
+    pub fn confirm_token(&self, brand: &Brand, customer: &CustomerId, address_hash: &str) -> String {
+        let payload = format!("{brand}.{customer}.{address_hash}");
+        let sig = hex::encode(&mac(&self.confirm, &[payload.as_bytes()])[..16]);
+        format!("{payload}.{sig}")
+    }
+
+    /// A confirmation token's contents, if this deployment signed it.
+    pub fn verify_confirm(&self, token: &str) -> Option<ConfirmToken> {
+        if token.len() > 200 {
+            return None;
+        }
+        let (payload, sig) = token.rsplit_once('.')?;
+        let expected = hex::encode(&mac(&self.confirm, &[payload.as_bytes()])[..16]);
+        if !bool::from(expected.as_bytes().ct_eq(sig.as_bytes())) {
+            return None;
+        }
+        let mut parts = payload.splitn(3, '.');
+        Some(ConfirmToken {
+            brand: Brand::parse(parts.next()?).ok()?,
+            customer: CustomerId::parse(parts.next()?).ok()?,
+            address_hash: parts.next()?.to_owned(),
+        })
     }
 
     /// The keyed hash of a normalised address on a channel (32 hex digits).
@@ -98,6 +126,14 @@ fn channel_code(channel: Channel) -> &'static str {
     }
 }
 
+/// What a verified confirmation token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfirmToken {
+    pub brand: Brand,
+    pub customer: CustomerId,
+    pub address_hash: String,
+}
+
 /// What a verified token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
@@ -129,6 +165,26 @@ mod tests {
                 address_hash: hash
             })
         );
+    }
+
+    #[test]
+    fn a_confirmation_token_round_trips_and_is_no_unsubscribe_token() {
+        let k = keys();
+        let brand = Brand::parse("rushbet").unwrap();
+        let customer = CustomerId::parse("0192f0c1-7b7e-7cc0-9b1a-3c3f2d6e8a10").unwrap();
+        let hash = k.address_hash(Channel::Email, "ana@example.com");
+        let token = k.confirm_token(&brand, &customer, &hash);
+        assert_eq!(
+            k.verify_confirm(&token),
+            Some(ConfirmToken {
+                brand: brand.clone(),
+                customer,
+                address_hash: hash.clone()
+            })
+        );
+        assert_eq!(k.verify(&token), None);
+        assert_eq!(k.verify_confirm(&k.token(Channel::Email, &brand, &hash)), None);
+        assert_eq!(k.verify_confirm(&token.replacen("rushbet", "betano", 1)), None);
     }
 
     #[test]

@@ -24,13 +24,15 @@ pub struct Planned {
     pub woken: usize,
 }
 
-/// Whether a change can affect messages: journeys, identifiers (addresses) or merges moved.
+/// Whether a change can affect messages: journeys, identifiers (addresses, their
+/// confirmation, the primary) or merges moved.
 pub fn matters(before: Option<&Profile>, after: &Profile) -> bool {
     match before {
         None => true,
         Some(b) => {
             b.journeys() != after.journeys()
                 || b.identifiers != after.identifiers
+                || b.contacts != after.contacts
                 || b.merged_from != after.merged_from
                 || b.merged_into != after.merged_into
                 || b.exclusions != after.exclusions
@@ -82,6 +84,15 @@ pub async fn process_change(
         .into_iter()
         .filter(|c| address(&current, *c).is_some())
         .collect();
+    let confirmed: BTreeSet<Channel> = Channel::ALL
+        .into_iter()
+        .filter(|c| {
+            current
+                .primary(*c)
+                .and_then(|i| current.contacts.points.get(i))
+                .is_some_and(|p| p.confirmed_at.is_some())
+        })
+        .collect();
     let brands: Vec<_> = after_journeys.iter().map(|j| j.brand.clone()).collect();
     let definitions = deps.catalog.definitions(&brands).await?;
     let excluded = excluded_brands(deps, &current, existing.iter().map(|m| &m.brand).chain(&brands)).await?;
@@ -90,6 +101,7 @@ pub async fn process_change(
         before: &before_journeys,
         after: &after_journeys,
         reachable: &reachable,
+        confirmed: &confirmed,
         existing: &existing,
         excluded: &excluded,
     };

@@ -24,7 +24,7 @@ use crm_core::unsubscribe::Keys;
 use crm_providers::ProviderError;
 use crm_providers::ses::OutboundEmail;
 use crm_providers::sns::OutboundSms;
-use crm_render::{Context, Variables, append_sms_opt_out, append_unsubscribe_footer, render};
+use crm_render::{Context, Variables, append_sms_opt_out, append_unsubscribe_footer, confirmation_email, render};
 use crm_store::{Settle, StoreError};
 use time::{Duration, OffsetDateTime};
 
@@ -244,6 +244,12 @@ async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<
                 }
                 log = store.send_log(person, message.channel).await?;
             }
+            Decision::Confirm { to, until } => {
+                let customer = customer
+                    .as_ref()
+                    .expect("decide confirms only an existing customer's address");
+                return ask_confirmation(deps, message, customer, &settings, keys, &to, until, now).await;
+            }
             Decision::Cancel(r) => return Ok(Prepared::Settle(Settle::Cancelled(r))),
             Decision::Skip(r) => return Ok(Prepared::Settle(Settle::Skipped(r))),
             Decision::Defer { until, reason } => {
@@ -306,6 +312,72 @@ async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<
     })))
 }
 
+/// Double opt-in: sends the address its brand's confirmation email, once per address and
+/// brand (a claimed item; given back if SES refuses), and waits for the confirmation until
+/// `until`. Confirming wakes the message (the journey function).
+#[allow(clippy::too_many_arguments)]
+async fn ask_confirmation(
+    deps: &Deps,
+    message: &Message,
+    customer: &crm_core::profile::Profile,
+    settings: &BrandSettings,
+    keys: &Keys,
+    to: &Address,
+    until: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<Prepared, StoreError> {
+    let Address::Email(email) = to else {
+        unreachable!("only email addresses are confirmed");
+    };
+    let hash = keys.address_hash(Channel::Email, email.as_str());
+    let wait = Settle::Deferred {
+        until,
+        reason: Reason::Unconfirmed,
+        attempts: message.attempts,
+        error: None,
+    };
+    if !deps
+        .store
+        .claim_confirmation(Channel::Email, &hash, &message.brand, now)
+        .await?
+    {
+        return Ok(Prepared::Settle(wait));
+    }
+    let base = public_base_url(deps)?;
+    let url = format!(
+        "{base}/confirm/{}",
+        keys.confirm_token(&message.brand, &customer.id, &hash)
+    );
+    let r = confirmation_email(&settings.display_name(&message.brand), &settings.language, &url);
+    let dry_run = !deps.config.real_sending || customer.test;
+    if !dry_run {
+        let outbound = OutboundEmail {
+            from: settings.from_email.clone(),
+            from_name: settings.from_name.clone(),
+            to: email.clone(),
+            subject: r.subject.unwrap_or_default(),
+            html: r.body,
+            text: r.text,
+            message_id: format!("{}_confirm", message.message_id),
+            headers: Vec::new(),
+            tags: vec![(TAG_CUSTOMER.to_owned(), message.customer_id.to_string())],
+        };
+        if let Err(e) = deps.ses.send(&outbound).await {
+            deps.store
+                .release_confirmation(Channel::Email, &hash, &message.brand)
+                .await?;
+            return Ok(Prepared::Settle(Settle::Deferred {
+                until: now + backoff(1),
+                reason: Reason::Retrying,
+                attempts: message.attempts,
+                error: Some(e.message().to_owned()),
+            }));
+        }
+    }
+    tracing::info!(customer_id = %customer.id, brand = %message.brand, dry_run, "double opt-in: confirmation email sent");
+    Ok(Prepared::Settle(wait))
+}
+
 /// Takes a unit of `gate`'s counter; `Some` (the message deferred) when none is left.
 /// Writes what the alarms watch: how much of a budget is used, and each message the burst
 /// guard holds back.
@@ -353,14 +425,18 @@ async fn take(deps: &Deps, message: &Message, gate: &Gate, now: OffsetDateTime) 
     }))
 }
 
+/// Where the recipient's links point.
+fn public_base_url(deps: &Deps) -> Result<&str, StoreError> {
+    deps.config
+        .public_base_url
+        .as_deref()
+        .ok_or_else(|| StoreError::Rejected("PUBLIC_BASE_URL is required to send email".into()))
+}
+
 /// The recipient's one-click unsubscribe link: a signed token naming the brand and the
 /// address's hash, on the public base URL.
 fn unsubscribe_url(deps: &Deps, keys: &Keys, message: &Message, to: &Address) -> Result<String, StoreError> {
-    let base = deps
-        .config
-        .public_base_url
-        .as_deref()
-        .ok_or_else(|| StoreError::Rejected("PUBLIC_BASE_URL is required to send email".into()))?;
+    let base = public_base_url(deps)?;
     let hash = keys.address_hash(message.channel, to.as_str());
     Ok(format!(
         "{base}/u/{}",

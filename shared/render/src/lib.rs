@@ -558,6 +558,38 @@ pub fn append_unsubscribe_footer(r: &mut Rendered, url: &str, brand_name: &str, 
     r.text = format!("{}\n\n{why} {action}: {url}", r.text.trim_end());
 }
 
+/// The double opt-in email: one link that confirms the address for the brand, in the
+/// brand's language. Sent once per address and brand, before any marketing.
+pub fn confirmation_email(brand_name: &str, language: &str, url: &str) -> Rendered {
+    let (subject, ask, button, ignore) = match language.split(['-', '_']).next().unwrap_or_default() {
+        "es" => (
+            format!("Confirma tu correo para {brand_name}"),
+            format!("Confirma que quieres recibir correos de {brand_name} en esta dirección."),
+            "Confirmar mi correo",
+            "Si no fuiste tú, ignora este mensaje: no te escribiremos más.",
+        ),
+        _ => (
+            format!("Confirm your email for {brand_name}"),
+            format!("Please confirm that you want emails from {brand_name} at this address."),
+            "Confirm my email",
+            "If this was not you, ignore this message: we will not write again.",
+        ),
+    };
+    let body = format!(
+        "<!doctype html><html><body style=\"font-family:Arial,Helvetica,sans-serif;font-size:16px;line-height:1.5;color:#1d1d1f\">\
+         <p>{}</p><p><a href=\"{}\" style=\"display:inline-block;padding:12px 20px;background:#1d1d1f;color:#ffffff;text-decoration:none;border-radius:6px\">{button}</a></p>\
+         <p style=\"font-size:12px;color:#666\">{}</p></body></html>",
+        escape_html(&ask),
+        escape_html(url),
+        escape_html(ignore)
+    );
+    Rendered {
+        subject: Some(crm_core::values::clean_text(&subject)),
+        text: format!("{ask}\n\n{button}: {url}\n\n{ignore}"),
+        body,
+    }
+}
+
 /// Appends a brand's SMS opt-out line, unless the text already says it.
 pub fn append_sms_opt_out(r: &mut Rendered, line: &str) {
     if !r.text.contains(line) {

@@ -80,3 +80,33 @@ impl Store {
             .is_some())
     }
 }
+
+impl Store {
+    /// Claims the one confirmation email of an address for a brand (double opt-in).
+    /// `false`: one was sent before.
+    pub async fn claim_confirmation(
+        &self,
+        channel: crm_core::definition::Channel,
+        address_hash: &str,
+        brand: &crm_core::values::Brand,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let (pk, sk) = keys::confirmation_key(channel, address_hash, brand);
+        let mut item = codec::key(pk, &sk);
+        item.insert(keys::ENTITY.into(), s(keys::entity::CONFIRMATION));
+        item.insert("sentAt".into(), ts(at));
+        let put = codec::put(&self.table, item, "attribute_not_exists(PK)", Expr::default())?;
+        self.transact_if(vec![put]).await
+    }
+
+    /// Gives a claimed confirmation back (its email could not be sent).
+    pub async fn release_confirmation(
+        &self,
+        channel: crm_core::definition::Channel,
+        address_hash: &str,
+        brand: &crm_core::values::Brand,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = keys::confirmation_key(channel, address_hash, brand);
+        self.delete_key(codec::key(pk, &sk)).await
+    }
+}

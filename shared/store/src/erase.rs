@@ -210,7 +210,7 @@ impl Store {
         Ok(removed)
     }
 
-    async fn delete_key(&self, key: Item) -> Result<(), StoreError> {
+    pub(crate) async fn delete_key(&self, key: Item) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.table)

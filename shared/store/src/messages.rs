@@ -168,7 +168,8 @@ impl Store {
             .is_some())
     }
 
-    /// A message waiting for an address the customer now has: due now.
+    /// A message waiting for an address the customer now has, or for its confirmation: due
+    /// now.
     pub async fn wake_message(
         &self,
         customer: &CustomerId,
@@ -177,9 +178,10 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut e = Expr::default();
         let cond = format!(
-            "{st} = {} AND {re} = {}",
+            "{st} = {} AND {re} IN ({}, {})",
             e.value(s(Status::Pending.as_str())),
             e.value(s(Reason::NoAddress.as_str())),
+            e.value(s(Reason::Unconfirmed.as_str())),
             st = e.name("status"),
             re = e.name("reason"),
         );
