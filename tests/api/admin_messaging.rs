@@ -2,7 +2,7 @@
 //! with syntax errors located, previews with SMS segment counts, the seed's test sends.
 
 use crm_tests::mailbox::{emails_to, sms_to};
-use crm_tests::spawn;
+use crm_tests::{spawn, spawn_with};
 use http::{Method, StatusCode};
 use serde_json::json;
 
@@ -204,4 +204,73 @@ async fn seed_test_sends_go_through_the_real_adapters() {
         .post_json("/api/test/send-sms", json!({"to": "+51999888777", "message": "x"}))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "admin bearer required");
+}
+
+#[tokio::test]
+async fn test_sends_obey_suppression_line_types_and_enable_real_sending() {
+    let app = spawn().await;
+    let to = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+    let (status, body) = app
+        .admin_send(
+            Method::POST,
+            "/api/suppressions",
+            json!({"channel": "email", "address": to, "scope": "rushbet", "reason": "manual"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let send = |brand: Option<&str>| {
+        let mut body = json!({"to": to, "subject": "Test Email", "html": "<p>x</p>"});
+        if let Some(b) = brand {
+            body["brand"] = json!(b);
+        }
+        body
+    };
+    // Suppressed for rushbet: refused for rushbet, and when no brand is named.
+    for body in [send(Some("rushbet")), send(None)] {
+        let (status, answer) = app.admin_send(Method::POST, "/api/test/send-email", body).await;
+        assert_eq!(
+            (
+                status,
+                answer["error"]["code"].as_str(),
+                answer["error"]["field"].as_str()
+            ),
+            (StatusCode::BAD_REQUEST, Some("suppressed"), Some("to")),
+            "{answer}"
+        );
+    }
+    let (status, answer) = app
+        .admin_send(Method::POST, "/api/test/send-email", send(Some("betano")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(emails_to(&to).len(), 1);
+    // A premium-rate line is never texted, not even as a test.
+    let (status, answer) = app
+        .admin_send(
+            Method::POST,
+            "/api/test/send-sms",
+            json!({"to": "+449012345678", "message": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("number_type")),
+        "{answer}"
+    );
+
+    // With real sending off, nothing leaves: the answer says what would have gone.
+    let dry = spawn_with(&[("ENABLE_REAL_SENDING", "false")]).await;
+    let other = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+    let (status, answer) = dry
+        .admin_send(
+            Method::POST,
+            "/api/test/send-email",
+            json!({"to": other, "subject": "Test Email", "html": "<p>x</p>"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        (answer["status"].as_str(), answer["to"].as_str()),
+        (Some("dry_run"), Some(crm_core::values::mask(&other).as_str()))
+    );
+    assert!(emails_to(&other).is_empty());
 }

@@ -110,7 +110,18 @@ pub fn finish(router: Router) -> Router {
     router
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::map_response(no_store))
         .layer(middleware::from_fn(access_log))
+}
+
+/// Answers carry personal data (profiles, feeds, exports) or say something about a
+/// request: no cache, proxy or browser keeps them, unless a route says otherwise.
+async fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(header::HeaderValue::from_static("no-store"));
+    response
 }
 
 /// An ingest function's router: its one path, as `route` for the sources' rules (which
