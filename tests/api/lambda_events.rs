@@ -372,3 +372,93 @@ async fn the_cron_trigger_requires_its_secret_when_one_is_set() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["enqueued"], 0);
 }
+
+/// Every `(Effect, Action, Resource)` statement under `v`, with the resource it belongs to.
+fn statements<'a>(owner: &str, v: &'a serde_norway::Value, out: &mut Vec<(String, &'a serde_norway::Value)>) {
+    match v {
+        serde_norway::Value::Mapping(m) => {
+            for (k, child) in m {
+                if k.as_str() == Some("Statement") {
+                    for s in child.as_sequence().into_iter().flatten() {
+                        out.push((owner.to_owned(), s));
+                    }
+                } else {
+                    statements(owner, child, out);
+                }
+            }
+        }
+        serde_norway::Value::Sequence(items) => items.iter().for_each(|i| statements(owner, i, out)),
+        serde_norway::Value::Tagged(t) => statements(owner, &t.value, out),
+        _ => {}
+    }
+}
+
+fn strings(v: &serde_norway::Value) -> Vec<String> {
+    match v {
+        serde_norway::Value::String(s) => vec![s.clone()],
+        serde_norway::Value::Sequence(items) => items.iter().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Least privilege, checked: `Resource: "*"` only where AWS requires it (SMS to phone
+/// numbers and SNS's opt-out list have no ARN), each such statement commented with why; no
+/// wildcard action; every topic but the SES events topic's own policy denied to publish.
+#[test]
+fn the_template_grants_no_wildcard_it_does_not_explain() {
+    let t: serde_norway::Value = serde_norway::from_str(crm_local::TEMPLATE).unwrap();
+    let mut found = Vec::new();
+    for (id, resource) in t["Resources"].as_mapping().unwrap() {
+        statements(id.as_str().unwrap(), resource, &mut found);
+    }
+    assert!(found.len() > 30, "{} statements found", found.len());
+    let mut wildcards: Vec<(String, Vec<String>)> = found
+        .iter()
+        .filter(|(_, s)| s["Effect"].as_str() == Some("Allow") && strings(&s["Resource"]).iter().any(|r| r == "*"))
+        .map(|(id, s)| {
+            let mut actions = strings(&s["Action"]);
+            actions.sort();
+            (id.clone(), actions)
+        })
+        .collect();
+    wildcards.sort();
+    assert_eq!(
+        wildcards,
+        vec![
+            (
+                "SenderFunction".to_owned(),
+                vec!["sns:CheckIfPhoneNumberIsOptedOut".to_owned(), "sns:Publish".to_owned()]
+            ),
+            ("TestSendFunction".to_owned(), vec!["sns:Publish".to_owned()]),
+        ],
+        "a new Resource \"*\": scope it, or add it here with the reason AWS requires it"
+    );
+    for (id, s) in &found {
+        for action in strings(&s["Action"]) {
+            assert!(!action.contains('*'), "{id} grants the wildcard action {action}");
+        }
+    }
+    // Each wildcard is explained where it is written.
+    let lines: Vec<&str> = crm_local::TEMPLATE.lines().collect();
+    for (n, line) in lines.iter().enumerate() {
+        if line.trim() == "Resource: \"*\"" {
+            let explained = lines[n.saturating_sub(8)..n]
+                .iter()
+                .any(|l| l.trim_start().starts_with('#') && l.contains("AWS requires"));
+            assert!(
+                explained,
+                "template.yaml line {}: Resource \"*\" without a comment saying why AWS requires it",
+                n + 1
+            );
+        }
+    }
+    // Whoever may send SMS may publish to no topic (the SES events topic is SES's alone).
+    for (id, _) in &wildcards {
+        let denied = found.iter().any(|(owner, s)| {
+            owner == id
+                && s["Effect"].as_str() == Some("Deny")
+                && strings(&s["Action"]).contains(&"sns:Publish".to_owned())
+        });
+        assert!(denied, "{id} may publish SMS but is not denied topics");
+    }
+}
