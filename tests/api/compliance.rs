@@ -107,6 +107,16 @@ async fn one_click_on_a_sent_mail_stops_that_brand_and_only_that_brand() {
         page.contains("<form method=\"post\"") && page.contains("all brands"),
         "{page}"
     );
+    // It names the brand that sent the mail and the address, masked; the mail's footer too.
+    assert!(
+        page.contains("Rushbet") && page.contains(&crm_core::values::mask(&email)) && !page.contains(&email),
+        "{page}"
+    );
+    assert!(
+        welcome.text.contains("You receive this email from Rushbet."),
+        "{}",
+        welcome.text
+    );
     let (status, done) = raw(
         &app,
         Method::POST,

@@ -462,3 +462,74 @@ fn the_template_grants_no_wildcard_it_does_not_explain() {
         assert!(denied, "{id} may publish SMS but is not denied topics");
     }
 }
+
+/// No function's environment holds a secret: each that needs one names the deployment's
+/// secret (`SECRETS_ID`) and may read that secret alone.
+#[test]
+fn no_secret_is_in_an_environment_variable() {
+    let t: serde_norway::Value = serde_norway::from_str(crm_local::TEMPLATE).unwrap();
+    let mut environments = vec![(
+        "Globals".to_owned(),
+        &t["Globals"]["Function"]["Environment"]["Variables"],
+    )];
+    for (id, r) in t["Resources"].as_mapping().unwrap() {
+        environments.push((
+            id.as_str().unwrap().to_owned(),
+            &r["Properties"]["Environment"]["Variables"],
+        ));
+    }
+    let mut readers = 0;
+    for (id, vars) in environments {
+        let Some(vars) = vars.as_mapping() else { continue };
+        for name in vars.keys().filter_map(|k| k.as_str()) {
+            assert!(
+                !crm_app::secrets::SECRET_NAMES.contains(&name),
+                "{id} has the secret {name} in its environment"
+            );
+        }
+        if vars.keys().any(|k| k.as_str() == Some("SECRETS_ID")) {
+            readers += 1;
+            let mut found = Vec::new();
+            statements(&id, &t["Resources"][id.as_str()], &mut found);
+            let may_read = found
+                .iter()
+                .any(|(_, s)| strings(&s["Action"]).contains(&"secretsmanager:GetSecretValue".to_owned()));
+            assert!(may_read, "{id} names SECRETS_ID but may not read it");
+        }
+    }
+    assert!(readers >= 10, "{readers} functions read the secret");
+}
+
+/// The path a cold start takes, against the emulator's Secrets Manager: the secret written
+/// as an operator would, read back, and configuration built from it.
+#[tokio::test]
+async fn configuration_reads_its_secrets_from_secrets_manager() {
+    let shared = crm_tests::sdk_config(crm_tests::endpoint()).await;
+    let client = aws_sdk_secretsmanager::Client::new(&shared);
+    let id = format!("crm-test-{}", uuid::Uuid::new_v4().simple());
+    let values = std::collections::BTreeMap::from([
+        ("ADMIN_API_KEY", "admin-key-from-secrets-manager".to_owned()),
+        (
+            "UNSUBSCRIBE_SECRET",
+            "an unsubscribe secret of 32 characters or more".to_owned(),
+        ),
+    ]);
+    crm_app::secrets::Env::store(&client, &id, &values).await.unwrap();
+    let env = crm_app::secrets::Env::fetch(&client, &id).await.unwrap();
+    let config = crm_app::config::Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some("t".into()),
+        other => env.get(other),
+    })
+    .unwrap();
+    assert!(config.admin_api_key.unwrap().matches("admin-key-from-secrets-manager"));
+    assert!(config.unsubscribe.is_some());
+    // A new version (a rotation) is what the next cold start reads.
+    let rotated = std::collections::BTreeMap::from([("ADMIN_API_KEY", "admin-key-rotated-0123".to_owned())]);
+    crm_app::secrets::Env::store(&client, &id, &rotated).await.unwrap();
+    let env = crm_app::secrets::Env::fetch(&client, &id).await.unwrap();
+    assert_eq!(env.get("ADMIN_API_KEY").as_deref(), Some("admin-key-rotated-0123"));
+    let missing = crm_app::secrets::Env::fetch(&client, "crm-no-such-secret")
+        .await
+        .unwrap_err();
+    assert_eq!(missing.var, "SECRETS_ID");
+}

@@ -37,7 +37,7 @@ pub struct Deps {
 impl Deps {
     pub async fn cold_start() -> Result<Self, ConfigError> {
         crm_app::telemetry::init();
-        let config = Config::from_env()?;
+        let config = Config::from_env().await?;
         Ok(Self {
             reporting: config.reporting,
             store: Store::connect(config.table_name).await,

@@ -28,7 +28,7 @@ pub struct Deps {
 impl Deps {
     pub async fn cold_start() -> Result<Self, ConfigError> {
         crm_app::telemetry::init();
-        let config = Config::from_env()?;
+        let config = Config::from_env().await?;
         let store = Store::connect(config.table_name).await;
         Ok(Self {
             messaging: Arc::new(crm_messaging::Deps::from_env(store).await?),

@@ -25,7 +25,7 @@ pub struct Deps {
 
 impl Deps {
     pub async fn cold_start() -> Result<Self, ConfigError> {
-        let config = crm_app::config::Config::from_env()?;
+        let config = crm_app::config::Config::from_env().await?;
         let keys = config.unsubscribe.clone().ok_or(ConfigError {
             var: "UNSUBSCRIBE_SECRET",
             message: "is required".into(),

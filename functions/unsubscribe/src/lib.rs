@@ -78,6 +78,7 @@ struct Words {
     again: &'static str,
     resubscribed: &'static str,
     invalid: &'static str,
+    address: &'static str,
     confirm_title: &'static str,
     confirm_ask: &'static str,
     confirm_button: &'static str,
@@ -97,6 +98,7 @@ const EN: Words = Words {
     again: "Subscribe again",
     resubscribed: "You are subscribed again to",
     invalid: "This unsubscribe link is not valid. Copy the whole link from the message.",
+    address: "Address",
     confirm_title: "Confirm your email",
     confirm_ask: "Confirm that you want emails from",
     confirm_button: "Confirm",
@@ -116,6 +118,7 @@ const ES: Words = Words {
     again: "Volver a suscribirme",
     resubscribed: "Te suscribiste de nuevo a",
     invalid: "Este enlace para darse de baja no es válido. Copia el enlace completo del mensaje.",
+    address: "Dirección",
     confirm_title: "Confirma tu correo",
     confirm_ask: "Confirma que quieres recibir correos de",
     confirm_button: "Confirmar",
@@ -142,8 +145,12 @@ fn document(lang: &str, w: &Words, body: &str) -> Html<String> {
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"robots\" content=\"noindex\"><title>{}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}}\
-         button{{font-size:1rem;padding:.5rem 1rem;margin:.25rem 0}}</style></head><body>{body}</body></html>",
+         <style>body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;font-size:1.0625rem;line-height:1.5;\
+         color:#1d1d1f;max-width:32rem;margin:2rem auto;padding:0 1.25rem}}\
+         h1{{font-size:1.5rem;margin:.25rem 0 1rem}}.brand{{font-weight:700;letter-spacing:.02em;color:#555;margin:0}}\
+         form{{margin:.75rem 0}}button{{font-size:1rem;width:100%;max-width:22rem;min-height:2.75rem;padding:.5rem 1rem;\
+         border-radius:.5rem;border:1px solid #1d1d1f;background:#1d1d1f;color:#fff;cursor:pointer}}\
+         button[value=all],input[value=resubscribe]+button{{background:#fff;color:#1d1d1f}}</style></head><body>{body}</body></html>",
         w.title
     ))
 }
@@ -164,7 +171,10 @@ fn state_page(
     };
     let brand = escape(brand_name);
     let action = format!("/u/{}", escape(token));
-    let mut body = format!("<h1>{}</h1>", w.title);
+    let mut body = format!("<p class=\"brand\">{brand}</p><h1>{}</h1>", w.title);
+    if let Some(masked) = &t.masked {
+        body.push_str(&format!("<p>{}: <strong>{}</strong></p>", w.address, escape(masked)));
+    }
     if let Some(note) = note {
         body.push_str(&format!("<p><strong>{note}</strong></p>"));
     }
@@ -272,10 +282,13 @@ fn confirm_document(token: &str, brand: &str, language: &str, email: &Email, don
     let masked = escape(&crm_core::values::mask(email.as_str()));
     let brand = escape(brand);
     let body = if done {
-        format!("<h1>{}</h1><p>{} {brand}: {masked}</p>", w.confirm_title, w.confirmed)
+        format!(
+            "<p class=\"brand\">{brand}</p><h1>{}</h1><p>{} {brand}: {masked}</p>",
+            w.confirm_title, w.confirmed
+        )
     } else {
         format!(
-            "<h1>{}</h1><p>{} {brand}: {masked}</p><form method=\"post\" action=\"/confirm/{}\">\
+            "<p class=\"brand\">{brand}</p><h1>{}</h1><p>{} {brand}: {masked}</p><form method=\"post\" action=\"/confirm/{}\">\
              <button type=\"submit\">{}</button></form>",
             w.confirm_title,
             w.confirm_ask,

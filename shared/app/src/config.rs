@@ -97,14 +97,25 @@ pub struct Reporting {
     pub recipients: Vec<Email>,
 }
 
-/// `UNSUBSCRIBE_SECRET`'s keys: one parser for every configuration that needs them.
-pub fn unsubscribe_keys(value: Option<String>) -> Result<Option<Keys>, ConfigError> {
-    match value {
-        Some(v) if v.len() < UNSUBSCRIBE_MIN_LEN => Err(ConfigError {
-            var: "UNSUBSCRIBE_SECRET",
-            message: format!("must be at least {UNSUBSCRIBE_MIN_LEN} characters"),
+/// `UNSUBSCRIBE_SECRET`'s keys, signing with `UNSUBSCRIBE_SIGNING_KEYS`' rotation when one
+/// is set: one parser for every configuration that needs them.
+pub fn unsubscribe_keys(value: Option<String>, signing: Option<String>) -> Result<Option<Keys>, ConfigError> {
+    let keys = match value {
+        Some(v) if v.len() < UNSUBSCRIBE_MIN_LEN => {
+            return Err(ConfigError {
+                var: "UNSUBSCRIBE_SECRET",
+                message: format!("must be at least {UNSUBSCRIBE_MIN_LEN} characters"),
+            });
+        }
+        None => return Ok(None),
+        Some(v) => Keys::derive(v.as_bytes()),
+    };
+    match signing.filter(|s| !s.trim().is_empty()) {
+        None => Ok(Some(keys)),
+        Some(spec) => keys.with_signing_keys(&spec).map(Some).map_err(|message| ConfigError {
+            var: "UNSUBSCRIBE_SIGNING_KEYS",
+            message,
         }),
-        v => Ok(v.map(|v| Keys::derive(v.as_bytes()))),
     }
 }
 
@@ -112,8 +123,10 @@ pub fn unsubscribe_keys(value: Option<String>) -> Result<Option<Keys>, ConfigErr
 pub const MIN_SECRET_LEN: usize = 16;
 
 impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    /// Cold start: the environment, and the deployment's secrets (`crate::secrets`).
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let env = crate::secrets::Env::load().await?;
+        Self::from_lookup(|name| env.get(name))
     }
 
     /// Reads configuration through `lookup` (the environment, or a map in tests).
@@ -203,7 +216,7 @@ impl Config {
             },
             dedupe_window: Duration::hours(window_hours),
             cors_origins,
-            unsubscribe: unsubscribe_keys(get("UNSUBSCRIBE_SECRET"))?,
+            unsubscribe: unsubscribe_keys(get("UNSUBSCRIBE_SECRET"), get("UNSUBSCRIBE_SIGNING_KEYS"))?,
             reporting: Reporting {
                 attribution_window: days(get("ATTRIBUTION_WINDOW_DAYS"), "ATTRIBUTION_WINDOW_DAYS", 30)?,
                 influence_window: days(get("INFLUENCE_WINDOW_DAYS"), "INFLUENCE_WINDOW_DAYS", 7)?,

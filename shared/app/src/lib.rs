@@ -8,5 +8,6 @@ pub mod config;
 pub mod ingest;
 pub mod metrics;
 pub mod reports;
+pub mod secrets;
 pub mod sources;
 pub mod telemetry;

@@ -64,8 +64,10 @@ impl MessagingConfig {
 }
 
 impl MessagingConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    /// Cold start: the environment, and the deployment's secrets (`crm_app::secrets`).
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let env = crm_app::secrets::Env::load().await?;
+        Self::from_lookup(|name| env.get(name))
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -176,7 +178,8 @@ impl MessagingConfig {
         let new_addresses_per_hour = count("NEW_ADDRESSES_PER_HOUR", DEFAULT_NEW_ADDRESSES_PER_HOUR)?;
         let timezone = ZoneName::parse(&get("DEFAULT_TIMEZONE").unwrap_or_else(|| "UTC".into()))
             .map_err(|e| err("DEFAULT_TIMEZONE", &e.message))?;
-        let unsubscribe = crm_app::config::unsubscribe_keys(get("UNSUBSCRIBE_SECRET"))?;
+        let unsubscribe =
+            crm_app::config::unsubscribe_keys(get("UNSUBSCRIBE_SECRET"), get("UNSUBSCRIBE_SIGNING_KEYS"))?;
         let public_base_url = match get("PUBLIC_BASE_URL") {
             Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
                 return Err(err("PUBLIC_BASE_URL", "must be an http(s) URL"));

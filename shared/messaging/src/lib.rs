@@ -77,13 +77,13 @@ impl Deps {
     /// An event function's cold start: telemetry, configuration, clients.
     pub async fn cold_start() -> Result<Self, ConfigError> {
         crm_app::telemetry::init();
-        let config = crm_app::config::Config::from_env()?;
+        let config = crm_app::config::Config::from_env().await?;
         Self::from_env(Store::connect(config.table_name).await).await
     }
 
     /// From the environment, as a Lambda cold start does, around the function's store.
     pub async fn from_env(store: Store) -> Result<Self, ConfigError> {
-        let config = MessagingConfig::from_env()?;
+        let config = MessagingConfig::from_env().await?;
         let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         Ok(Self::new(&shared, store, config))
     }

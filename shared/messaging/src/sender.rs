@@ -440,7 +440,12 @@ fn unsubscribe_url(deps: &Deps, keys: &Keys, message: &Message, to: &Address) ->
     let hash = keys.address_hash(message.channel, to.as_str());
     Ok(format!(
         "{base}/u/{}",
-        keys.token(message.channel, &message.brand, &hash)
+        keys.token(
+            message.channel,
+            &message.brand,
+            &hash,
+            &crm_core::values::mask(to.as_str())
+        )
     ))
 }
 
