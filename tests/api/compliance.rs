@@ -708,10 +708,13 @@ async fn erasure_leaves_no_email_or_phone_and_keeps_totals_and_suppression() {
     let phone = phone();
     let name = unique("Zoe");
     let click = unique("ERASE_CLICK");
+    // Trackers put whatever they like in sub-ids: a per-person id, even an address.
+    let (sub_id, sub_email) = (unique("person"), format!("{}@sub.example", unique("s")));
     post(
         &app,
         "/api/ingest/click",
-        json!({"clickId": click, "ip": "203.0.113.9", "userAgent": "Mozilla/5.0", "operatorId": "erasebet"}),
+        json!({"clickId": click, "ip": "203.0.113.9", "userAgent": "Mozilla/5.0", "operatorId": "erasebet",
+               "sub1": sub_id, "sub2": sub_email}),
     )
     .await;
     let lead = post(
@@ -737,6 +740,13 @@ async fn erasure_leaves_no_email_or_phone_and_keeps_totals_and_suppression() {
         "the dump sees the address"
     );
     let (_, stats_before) = app.admin("/api/brands/erasebet").await;
+    assert!(
+        table_dump(&app)
+            .await
+            .iter()
+            .any(|i| i.contains("STATS#sub1") && i.contains(&sub_id)),
+        "a counter row is keyed by the sub-id"
+    );
 
     let (status, _, erased) = app.send(erase_request(&customer, Some("dpo@example.com"))).await;
     assert_eq!(status, StatusCode::OK, "{erased}");
@@ -748,7 +758,16 @@ async fn erasure_leaves_no_email_or_phone_and_keeps_totals_and_suppression() {
 
     let dump = table_dump(&app).await;
     let e164 = phone.trim_start_matches('+');
-    for needle in [email.as_str(), e164, name.as_str(), "203.0.113.9", device.as_str()] {
+    for needle in [
+        email.as_str(),
+        e164,
+        name.as_str(),
+        "Pérez",
+        "203.0.113.9",
+        device.as_str(),
+        sub_id.as_str(),
+        sub_email.as_str(),
+    ] {
         let found: Vec<&String> = dump.iter().filter(|i| i.contains(needle)).collect();
         assert!(found.is_empty(), "{needle} is still in {found:?}");
     }

@@ -4,8 +4,9 @@
 //! records (API Gateway caps a response at 6 MB); the next page's cursor is in the
 //! `X-Next-Cursor` header, absent on the last page. Records are those received in the
 //! period (a late postback is in the export of the day it arrived).
-//! Emails, phones, names and IP addresses are masked unless `includePii=true`, which is
-//! logged with the `X-Actor` who asked.
+//! What `crm_core::personal` defines as personal for each kind (emails, phones, names, IP
+//! addresses, device ids, user agents, operator user ids, tracker sub-ids, URLs) is masked
+//! or redacted unless `includePii=true`, which is logged with the `X-Actor` who asked.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use crm_core::records::{Activity, RecordKind};
-use crm_core::values::{Invalid, mask};
+use crm_core::values::Invalid;
 use crm_http::{ApiError, ApiPath, ApiQuery, AppState};
 use crm_store::FeedPosition;
 use serde::{Deserialize, Serialize};
@@ -156,6 +157,14 @@ impl Kind {
         }
     }
 
+    /// The entity whose personal attributes `crm_core::personal` defines.
+    fn entity(self) -> &'static str {
+        match self {
+            Self::Customers => "CUSTOMER",
+            Self::Records(kind) => kind.as_str(),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Customers => "customers",
@@ -186,9 +195,6 @@ struct Cursor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     after: Option<FeedPosition>,
 }
-
-/// Fields whose values identify a person.
-const PERSONAL: [&str; 6] = ["email", "phone", "to", "firstName", "lastName", "ip"];
 
 pub async fn export(
     State(state): State<AppState>,
@@ -296,7 +302,7 @@ pub async fn export(
     }
     if !include_pii {
         for row in &mut rows {
-            mask_personal(row);
+            crm_core::personal::mask_record(kind.entity(), row);
         }
     }
     let body = if csv {
@@ -361,27 +367,6 @@ fn customer_json(p: &crm_core::profile::Profile) -> Value {
         "mergedFrom": p.merged_from,
         "mergedInto": p.merged_into,
     })
-}
-
-fn mask_personal(v: &mut Value) {
-    let Some(o) = v.as_object_mut() else { return };
-    for (key, value) in o.iter_mut() {
-        match value {
-            Value::String(s) if PERSONAL.contains(&key.as_str()) => *s = mask(s),
-            // Landing pages and referrers can carry an address in their query string.
-            Value::String(s) if key == "landingPage" || key == "referrer" => {
-                *s = crm_core::values::redact_personal(s);
-            }
-            Value::Array(items) if key == "emails" || key == "phones" => {
-                for item in items {
-                    if let Value::String(s) = item {
-                        *s = mask(s);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
 }
 
 /// Nested objects as dotted columns, arrays and objects left as JSON text.

@@ -14,6 +14,7 @@ pub mod input;
 pub mod journey;
 pub mod message;
 pub mod partners;
+pub mod personal;
 pub mod plan;
 pub mod profile;
 pub mod quiet;

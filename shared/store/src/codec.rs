@@ -74,6 +74,10 @@ impl Expr {
         self.names.insert(k.clone(), real.to_owned());
         k
     }
+    /// A document path, each segment a name (`#n1.#n2`).
+    pub(super) fn path(&mut self, segments: &[String]) -> String {
+        segments.iter().map(|s| self.name(s)).collect::<Vec<_>>().join(".")
+    }
     pub(super) fn value(&mut self, v: AttributeValue) -> String {
         let k = format!(":v{}", self.values.len());
         self.values.insert(k.clone(), v);

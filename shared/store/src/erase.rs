@@ -9,8 +9,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use aws_sdk_dynamodb::types::AttributeValue;
 use crm_core::identity::Identifier;
 use crm_core::message::{Reason, Status};
+use crm_core::personal::{ERASED_VALUE, Scrub, erased_rows, scrub, sub_id_moves};
 use crm_core::profile::Profile;
 use crm_core::records::RecordKind;
+use crm_core::stats::CountedRow;
 use crm_core::values::CustomerId;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -18,35 +20,6 @@ use time::OffsetDateTime;
 use crate::codec::{self, Expr, s, ts};
 use crate::keys::{self, entity};
 use crate::{Item, Store, StoreError, applied, classify};
-
-/// What erasure removes from each kind of record.
-fn personal(entity_type: &str) -> &'static [&'static str] {
-    match entity_type {
-        "CLICK" => &[
-            "ip",
-            "clientIp",
-            "userAgent",
-            "deviceId",
-            "referrer",
-            "landingPage",
-            "unlistedIdentifiers",
-        ],
-        "LEAD" => &[
-            "email",
-            "phone",
-            "deviceId",
-            "firstName",
-            "lastName",
-            "clientIp",
-            "unlistedIdentifiers",
-        ],
-        "EVENT" => &["userId", "clientIp", "unlistedIdentifiers"],
-        "MERGE" => &["absorbedIdentifiers"],
-        "CONTACT" => &["address", "previous"],
-        "MESSAGE" => &["to", "subject", "body", "error"],
-        _ => &[],
-    }
-}
 
 /// The record of an erasure: kept (it holds no personal data) so the erasure can be shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,7 +70,9 @@ impl Store {
         Ok(items)
     }
 
-    /// Scrubs every record of `customer` and cancels its pending messages; counts by kind.
+    /// Scrubs every record of `customer` as the core decides (`crm_core::personal::scrub`),
+    /// cancels its pending messages and moves its counts out of the rows keyed by its
+    /// tracker sub-ids; counts by kind.
     pub async fn erase_records(
         &self,
         customer: &CustomerId,
@@ -107,24 +82,25 @@ impl Store {
         for item in self.customer_items(customer).await? {
             let kind = codec::opt_string(&item, keys::ENTITY).unwrap_or_default();
             let key = codec::item_key(&item);
-            if kind == entity::ADVANCE_TIMER {
-                // A dormancy timer would move an erased customer's journey: gone.
-                self.delete_key(key).await?;
-                continue;
-            }
-            let present: Vec<&str> = personal(&kind)
-                .iter()
-                .copied()
-                .filter(|a| item.contains_key(*a))
-                .collect();
+            self.move_sub_counts(&kind, &item).await?;
+            let status = codec::opt_string(&item, "status").and_then(|v| Status::parse(&v).ok());
+            let names: Vec<&str> = item.keys().map(String::as_str).collect();
+            let (present, cancel_from) = match scrub(&kind, &names, status) {
+                Scrub::Keep => continue,
+                Scrub::Delete => {
+                    self.delete_key(key).await?;
+                    continue;
+                }
+                Scrub::Remove {
+                    attributes,
+                    cancel_from,
+                } => (attributes, cancel_from),
+            };
             let mut e = Expr::default();
             let mut set = vec![format!("{} = {}", e.name("erasedAt"), e.value(ts(now)))];
-            let mut remove: Vec<String> = present.iter().map(|a| e.name(a)).collect();
-            let status = codec::opt_string(&item, "status").and_then(|v| Status::parse(&v).ok());
+            let mut remove: Vec<String> = present.iter().map(|p| e.path(p)).collect();
             let mut condition = None;
-            if kind == entity::MESSAGE
-                && let Some(st) = status.filter(|st| st.is_cancellable())
-            {
+            if let Some(st) = cancel_from {
                 set.push(format!(
                     "{} = {}",
                     e.name("status"),
@@ -138,9 +114,6 @@ impl Store {
                 remove.extend([keys::GSI3PK, keys::GSI3SK, "leaseUntil"].map(|a| e.name(a)));
                 condition = Some(format!("{} = {}", e.name("status"), e.value(s(st.as_str()))));
             }
-            if present.is_empty() && condition.is_none() {
-                continue;
-            }
             let mut update = format!("SET {}", set.join(", "));
             if !remove.is_empty() {
                 update.push_str(&format!(" REMOVE {}", remove.join(", ")));
@@ -153,7 +126,7 @@ impl Store {
             {
                 // The message moved on meanwhile (a sender claimed it): scrub it only.
                 let mut e = Expr::default();
-                let remove: Vec<String> = present.iter().map(|a| e.name(a)).collect();
+                let remove: Vec<String> = present.iter().map(|p| e.path(p)).collect();
                 let update = format!(
                     "SET {} = {} REMOVE {}",
                     e.name("erasedAt"),
@@ -172,6 +145,77 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Moves what a record counted under its person's tracker sub-ids to the `(erased)` rows
+    /// (`crm_core::personal::sub_id_moves`), and its `countedRows` with it (so voiding it
+    /// later takes back from where the counts are), once.
+    async fn move_sub_counts(&self, kind: &str, item: &Item) -> Result<(), StoreError> {
+        let Some(AttributeValue::L(_)) = item.get("countedRows") else {
+            return Ok(());
+        };
+        if item.contains_key("subCountsErased") {
+            return Ok(());
+        }
+        let rows: Vec<CountedRow> = serde_dynamo::from_attribute_value(item["countedRows"].clone())
+            .map_err(|e| StoreError::Rejected(format!("countedRows of a {kind}: {e}")))?;
+        let moves = sub_id_moves(&rows);
+        if moves.is_empty() {
+            return Ok(());
+        }
+        let mut e = Expr::default();
+        let marked = e.name("subCountsErased");
+        let update = format!(
+            "SET {} = {}, {marked} = {}",
+            e.name("countedRows"),
+            e.value(codec::doc(&erased_rows(&rows))?),
+            e.value(AttributeValue::Bool(true))
+        );
+        let cond = format!("attribute_not_exists({marked})");
+        let mut items = vec![codec::update(
+            &self.table,
+            codec::item_key(item),
+            update,
+            Some(&cond),
+            e,
+        )?];
+        for d in &moves {
+            items.push(self.counter_update(d)?);
+        }
+        self.counting_transaction(items).await?;
+        // A row only this person counted in is empty now, and its key is their value: gone.
+        for d in moves.iter().filter(|d| d.row.value != ERASED_VALUE) {
+            self.delete_if_empty(
+                keys::stats_pk(d.row.dimension, d.hour.day),
+                &keys::stats_sk(&d.row.brand, &d.row.value),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a counter row whose every counter is zero (and only while it is).
+    async fn delete_if_empty(&self, pk: String, sk: &str) -> Result<(), StoreError> {
+        let Some(row) = self.get(pk.clone(), sk).await? else {
+            return Ok(());
+        };
+        let counters: Vec<&String> = row.keys().filter(|a| a.contains('@')).collect();
+        let empty = counters
+            .iter()
+            .all(|a| matches!(&row[*a], AttributeValue::N(v) if v.parse::<f64>().is_ok_and(|n| n == 0.0)));
+        if !empty {
+            return Ok(());
+        }
+        let mut e = Expr::default();
+        let zero = e.value(AttributeValue::N("0".into()));
+        let cond = counters
+            .iter()
+            .map(|a| format!("{} = {zero}", e.name(a)))
+            .chain(std::iter::once("attribute_exists(PK)".to_owned()))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let delete = codec::delete(&self.table, codec::key(pk, sk), &cond, e)?;
+        self.transact_if(vec![delete]).await.map(|_| ())
     }
 
     /// Identifiers the customer's records keep because its profile did not list them.
