@@ -2,6 +2,7 @@
 //! through the emulator's SES, STOP by SMS, SNS's opt-out list, consent, frequency caps
 //! under concurrent senders, quiet hours.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use crm_core::message::SendJob;
 use crm_messaging::sender::{Delivered, deliver};
 use crm_tests::mailbox::{emails_to, sms_to};
@@ -670,6 +671,11 @@ async fn bounces_and_complaints_suppress_the_address_for_every_brand() {
 
 /// Every item of the app's table, as text (keys and GSI keys are attributes too).
 async fn table_dump(app: &TestApp) -> Vec<String> {
+    table_items(app).await.iter().map(|i| format!("{i:?}")).collect()
+}
+
+/// Every item of the app's table.
+async fn table_items(app: &TestApp) -> Vec<std::collections::HashMap<String, AttributeValue>> {
     let store = &app.state.store;
     let mut items = Vec::new();
     let mut start = None;
@@ -682,12 +688,69 @@ async fn table_dump(app: &TestApp) -> Vec<String> {
             .send()
             .await
             .unwrap();
-        items.extend(out.items.unwrap_or_default().into_iter().map(|i| format!("{i:?}")));
+        items.extend(out.items.unwrap_or_default());
         start = out.last_evaluated_key;
         if start.is_none() {
             return items;
         }
     }
+}
+
+#[tokio::test]
+async fn records_messages_and_send_logs_carry_their_kinds_removal_time() {
+    let app = spawn_with(&[("RETENTION_DAYS_CLICKS", "30"), ("RETENTION_DAYS_LEADS", "off")]).await;
+    let email = format!("{}@example.com", unique("kept"));
+    let (customer, _) = welcomed(&app, &email, "rushbet").await;
+    let click = unique("KEEP_CLICK");
+    post(
+        &app,
+        "/api/ingest/click",
+        json!({"clickId": click, "operatorId": "rushbet"}),
+    )
+    .await;
+    post(
+        &app,
+        "/api/postback",
+        json!({"event": "registration", "clickId": click, "email": email, "operatorId": "rushbet"}),
+    )
+    .await;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let items = table_items(&app).await;
+    let removal = |entity: &str| -> Vec<Option<i64>> {
+        items
+            .iter()
+            .filter(|i| i.get("entityType").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(entity))
+            .map(|i| i.get("removeAt").map(|v| v.as_n().unwrap().parse::<i64>().unwrap()))
+            .collect()
+    };
+    let days = |n: i64| now + n * 86_400;
+    let near = |at: &Option<i64>, want: i64| at.is_some_and(|at| (at - want).abs() < 600);
+    let clicks = removal("CLICK");
+    assert!(
+        !clicks.is_empty() && clicks.iter().all(|at| near(at, days(30))),
+        "clicks: {clicks:?}"
+    );
+    let leads = removal("LEAD");
+    assert!(
+        !leads.is_empty() && leads.iter().all(Option::is_none),
+        "leads kept: {leads:?}"
+    );
+    let events = removal("EVENT");
+    assert!(
+        !events.is_empty() && events.iter().all(|at| near(at, days(1825))),
+        "events: {events:?}"
+    );
+    let sent: Vec<_> = removal("MESSAGE");
+    assert!(sent.iter().any(|at| near(at, days(395))), "the sent welcome: {sent:?}");
+    let logs = removal("SEND_LOG");
+    assert!(
+        !logs.is_empty() && logs.iter().all(|at| near(at, days(32))),
+        "send logs: {logs:?}"
+    );
+    // The profile and its identifiers are kept: erasure, not TTL, removes a person.
+    let (_, profile) = app.admin(&format!("/api/customers/{customer}")).await;
+    assert_eq!(profile["customerId"], customer.as_str(), "{profile}");
+    assert!(removal("CUSTOMER").iter().all(Option::is_none));
 }
 
 fn erase_request(customer: &str, actor: Option<&str>) -> Request<axum::body::Body> {
@@ -748,8 +811,46 @@ async fn erasure_leaves_no_email_or_phone_and_keeps_totals_and_suppression() {
         "a counter row is keyed by the sub-id"
     );
 
+    // Lambda parked notifications it could not handle in a dead-letter queue: a bounce
+    // naming the address (in another case), an SMS reply from the number, and someone else's.
+    let sqs = aws_sdk_sqs::Client::new(&crm_tests::sdk_config(crm_tests::endpoint()).await);
+    let parked = sqs
+        .get_queue_url()
+        .queue_name(format!("{}-parked", app.state.store.table()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let bounce = include_str!("../../events/ses-events/permanent-bounce.json");
+    let reply = include_str!("../../events/sms-replies/stop.json");
+    for body in [
+        bounce.replace("bounce@simulator.amazonses.com", &email.to_uppercase()),
+        reply.replace("+51987654321", &phone),
+        bounce.to_owned(),
+    ] {
+        sqs.send_message()
+            .queue_url(&parked)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
     let (status, _, erased) = app.send(erase_request(&customer, Some("dpo@example.com"))).await;
     assert_eq!(status, StatusCode::OK, "{erased}");
+    assert_eq!(erased["erased"]["parkedNotifications"], 2, "{erased}");
+    let left = sqs
+        .receive_message()
+        .queue_url(&parked)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(left.len(), 1, "someone else's notification stays, visible at once");
+    assert!(left[0].body().unwrap().contains("bounce@simulator.amazonses.com"));
     assert_eq!(erased["erased"]["emails"], 1, "{erased}");
     assert_eq!(erased["erased"]["phones"], 1, "{erased}");
     assert_eq!(erased["erased"]["names"], 1, "{erased}");

@@ -769,6 +769,22 @@ async fn sms_pumping_finds_nothing_to_pump_premium_lines_other_countries_and_pas
     assert!(due >= midnight && due < midnight + Duration::minutes(10), "{deferred}");
     assert!(sms_to(&premium).is_empty() && sms_to(&far_away).is_empty());
     assert_eq!(sms_to(&first).len() + sms_to(&second).len(), 1);
+    // On call, the budget alarm's first look: today's messages held by the budget.
+    let (status, held) = app.admin("/api/messages?reason=budget").await;
+    assert_eq!(status, StatusCode::OK, "{held}");
+    let ids: Vec<&str> = held["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["messageId"].as_str())
+        .collect();
+    assert_eq!(ids, [deferred["messageId"].as_str().unwrap()], "{held}");
+    let (status, body) = app.admin("/api/messages?reason=cheap").await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("reason")),
+        "{body}"
+    );
 }
 
 #[tokio::test]

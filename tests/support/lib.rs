@@ -126,7 +126,7 @@ pub async fn spawn() -> TestApp {
 }
 
 /// Like `spawn`, with extra configuration variables. Each app has its own table (with its
-/// stream) and its own send queue; real sending is on (it reaches only the emulator).
+/// stream), its own send queue and dead-letter queue (`PARKED_QUEUE_URLS`); real sending is on (it reaches only the emulator).
 pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
     let table = format!("test-{}", uuid::Uuid::new_v4());
     let shared = sdk_config(endpoint()).await;
@@ -140,7 +140,14 @@ pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
     crm_local::messaging::ensure_sender_identity(&aws_sdk_sesv2::Client::new(&shared), FROM_EMAIL)
         .await
         .expect("verify the sender identity");
-    let mut all = vec![("SEND_QUEUE_URL", queue.as_str())];
+    // A dead-letter queue like the SES events' one: erasure clears it.
+    let parked = crm_local::messaging::ensure_queue(&aws_sdk_sqs::Client::new(&shared), &format!("{table}-parked"))
+        .await
+        .expect("create the test parked queue");
+    let mut all = vec![
+        ("SEND_QUEUE_URL", queue.as_str()),
+        ("PARKED_QUEUE_URLS", parked.as_str()),
+    ];
     all.extend_from_slice(vars);
     TestApp::new(store, &all).await
 }
@@ -169,9 +176,13 @@ impl TestApp {
             }
         };
         let messaging = MessagingConfig::from_lookup(lookup).expect("test messaging configuration");
-        let deps = Arc::new(Deps::new(&sdk_config(endpoint()).await, store.clone(), messaging));
-        let mut state = AppState::new(store, Config::from_lookup(lookup).expect("test configuration"));
-        state.extensions.insert(deps.clone());
+        let config = Config::from_lookup(lookup).expect("test configuration");
+        let store = store.with_retention(config.retention);
+        let shared = sdk_config(endpoint()).await;
+        let deps = Arc::new(Deps::new(&shared, store.clone(), messaging));
+        let parked = lookup("PARKED_QUEUE_URLS").into_iter().collect();
+        let mut state = AppState::new(store, config);
+        crm_local::wire(&mut state, &shared, deps.clone(), parked);
         let app = crm_local::app(state.clone());
         let attribution = Arc::new(crm_attribution::Deps {
             store: state.store.clone(),

@@ -6,10 +6,11 @@
 //! hands back typed records; this module only shapes them for the API.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::routing::{delete, get, post, put};
-use axum::{Json, Router, middleware};
+use axum::{Extension, Json, Router, middleware};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crm_core::identity::Identifier;
@@ -18,6 +19,7 @@ use crm_core::profile::Profile;
 use crm_core::records::{Activity, RecordKind};
 use crm_core::values::{Brand, ClickId, CustomerId, DeviceId, Email, Invalid, PhoneE164, UserId, format_ts};
 use crm_http::{ApiError, ApiPath, ApiQuery, AppState, HttpFunction, JsonResult};
+use crm_providers::parked::ParkedQueues;
 use crm_store::{FeedPosition, TimelinePosition};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -64,10 +66,29 @@ pub const FUNCTION: HttpFunction = HttpFunction {
     router,
 };
 
+/// The dead-letter queues erasure clears: `PARKED_QUEUE_URLS`, comma-separated (the SES
+/// events' and SMS replies' in AWS; none under `make dev` unless set).
+pub fn parked_queue_urls() -> Vec<String> {
+    std::env::var("PARKED_QUEUE_URLS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Those queues, for `AppState::extensions` at cold start.
+pub async fn parked_queues(_: crm_store::Store) -> Result<ParkedQueues, crm_app::config::ConfigError> {
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Ok(ParkedQueues::new(&shared, parked_queue_urls()))
+}
+
 pub fn router(state: AppState) -> Router {
     if state.config.admin_api_key.is_none() {
         tracing::error!("ADMIN_API_KEY is not set: every admin request will be refused");
     }
+    let parked: Arc<ParkedQueues> = state.extension();
     let routes = Router::new()
         .route("/api/customers", get(lookup))
         .route("/api/customers/{id}", get(customer).delete(erase))
@@ -130,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sources/{id}/records", delete(sources::remove_test_records))
         .route("/api/sources/{id}/void", post(sources::void))
         .route_layer(middleware::from_fn_with_state(state.clone(), crm_http::require_admin))
+        .layer(Extension(parked))
         .with_state(state);
     crm_http::finish(routes)
 }
@@ -274,6 +296,7 @@ async fn choose_primary(
 /// answers what was erased. `X-Actor` names who asked (recorded; default `admin`).
 async fn erase(
     State(state): State<AppState>,
+    Extension(parked): Extension<Arc<ParkedQueues>>,
     headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath<String>,
 ) -> JsonResult {
@@ -284,7 +307,8 @@ async fn erase(
         .as_ref()
         .ok_or_else(|| ApiError::Internal("UNSUBSCRIBE_SECRET is not set".into()))?;
     let now = OffsetDateTime::now_utc();
-    let record = crm_app::compliance::erase(&state.store, keys, &id, &actor(&headers), now)
+    let purge = |needles: Vec<String>| async move { parked.purge(&needles).await.map_err(|e| e.to_string()) };
+    let record = crm_app::compliance::erase(&state.store, keys, &id, &actor(&headers), now, purge)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(json!({

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crm_core::definition::{Channel, JourneyDefinition, is_known_stage};
 use crm_core::journey::JourneyType;
-use crm_core::message::{Message, Status};
+use crm_core::message::{Message, Reason, Status};
 use crm_core::send::{BrandSettings, SettingsOverride};
 use crm_core::template::{MessageTemplate, TemplateBrand, parse_language, resolve};
 use crm_core::values::{Brand, CustomerId, Invalid};
@@ -344,6 +344,7 @@ const MAX_PAGES_PER_REQUEST: usize = 10;
 #[derive(Deserialize)]
 pub struct MessagesQuery {
     status: Option<String>,
+    reason: Option<String>,
     day: Option<String>,
     cursor: Option<String>,
     limit: Option<i32>,
@@ -357,8 +358,8 @@ struct MessagesCursor {
     at: OffsetDateTime,
 }
 
-/// Messages created on one day (UTC, default today), newest first, optionally of one status.
-/// With a status, a page may hold fewer than `limit` items and still have a `nextCursor`:
+/// Messages created on one day (UTC, default today), newest first, optionally of one status
+/// and one reason. With a filter, a page may hold fewer than `limit` items and still have a `nextCursor`:
 /// the search stopped after reading `MAX_PAGES_PER_REQUEST` pages of the day.
 pub async fn messages(State(state): State<AppState>, ApiQuery(q): ApiQuery<MessagesQuery>) -> JsonResult {
     let limit = limit(q.limit)?;
@@ -368,6 +369,17 @@ pub async fn messages(State(state): State<AppState>, ApiQuery(q): ApiQuery<Messa
         .map(Status::parse)
         .transpose()
         .map_err(|e| field_error("status", e))?;
+    let reason: Option<Reason> = q
+        .reason
+        .as_deref()
+        .map(|r| serde_json::from_value(Value::String(r.to_owned())))
+        .transpose()
+        .map_err(|_| {
+            field_error(
+                "reason",
+                Invalid::new("invalid_value", "not a reason a message can have"),
+            )
+        })?;
     let mut after: Option<MessagePosition> = match &q.cursor {
         Some(raw) => {
             let c: MessagesCursor = decode_cursor(raw)?;
@@ -396,7 +408,10 @@ pub async fn messages(State(state): State<AppState>, ApiQuery(q): ApiQuery<Messa
             message_id: m.message_id.clone(),
             created_at: m.created_at,
         });
-        found.extend(page.into_iter().filter(|m| status.is_none_or(|s| m.status == s)));
+        found.extend(
+            page.into_iter()
+                .filter(|m| status.is_none_or(|s| m.status == s) && reason.is_none_or(|r| m.reason == Some(r))),
+        );
         if found.len() >= want || !more {
             break;
         }

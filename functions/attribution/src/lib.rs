@@ -39,8 +39,8 @@ impl Deps {
         crm_app::telemetry::init();
         let config = Config::from_env().await?;
         Ok(Self {
+            store: config.store().await,
             reporting: config.reporting,
-            store: Store::connect(config.table_name).await,
         })
     }
 }

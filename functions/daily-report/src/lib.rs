@@ -12,7 +12,7 @@ use crm_core::attribution::Model;
 use crm_core::stats::{Dimension, GroupBy, Period, local_date};
 use crm_messaging::Tick;
 use crm_providers::ses::OutboundEmail;
-use crm_store::{Store, StoreError};
+use crm_store::StoreError;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use time::{Date, Duration, OffsetDateTime};
@@ -29,7 +29,7 @@ impl Deps {
     pub async fn cold_start() -> Result<Self, ConfigError> {
         crm_app::telemetry::init();
         let config = Config::from_env().await?;
-        let store = Store::connect(config.table_name).await;
+        let store = config.store().await;
         Ok(Self {
             messaging: Arc::new(crm_messaging::Deps::from_env(store).await?),
             reporting: config.reporting,

@@ -32,7 +32,7 @@ impl Deps {
         })?;
         let brands = brands(std::env::var("SMS_REPLY_BRANDS").ok().as_deref())?;
         Ok(Self {
-            store: Store::connect(config.table_name.clone()).await,
+            store: config.store().await,
             keys,
             brands,
         })

@@ -66,6 +66,16 @@ pub fn route_matches(template: &str, path: &str) -> bool {
             .all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
 }
 
+/// What the functions' `main`s put in `AppState::extensions` at cold start: the messaging
+/// dependencies (cron, test sends, unsubscribe) and the dead-letter queues erasure clears
+/// (admin).
+pub fn wire(state: &mut AppState, shared: &aws_config::SdkConfig, deps: Arc<crm_messaging::Deps>, parked: Vec<String>) {
+    state.extensions.insert(deps);
+    state
+        .extensions
+        .insert(Arc::new(crm_providers::parked::ParkedQueues::new(shared, parked)));
+}
+
 /// All endpoints on one server. Like API Gateway, a path is matched against each
 /// function's route templates and handed, untouched, to that function's router.
 pub fn app(state: AppState) -> Router {

@@ -3,6 +3,7 @@
 //! the list with every message); and erasure of a person's data.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 
 use crm_core::compliance::{Keyword, Scope, Suppression, SuppressionReason, sms_keyword};
 use crm_core::definition::Channel;
@@ -127,9 +128,20 @@ pub async fn sms_inbound(
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum EraseError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A dead-letter queue could not be cleared (nothing was erased: retry).
+    #[error("parked notifications: {0}")]
+    Parked(String),
+}
+
 /// Erases a person (GDPR right to erasure): the customer `id` resolves to and every customer
 /// merged into it. In this order, so an interruption never leaves them reachable and a
 /// second run finishes the job:
+/// 0. `purge_parked` removes the parked copies of notifications naming their addresses
+///    (lower-cased; phones also without `+`) from the dead-letter queues;
 /// 1. every email and phone goes on the suppression list for all brands as a keyed hash
 ///    (`erased`), and existing entries of those addresses lose their plaintext;
 /// 2. identifier items are deleted (a later click or lead creates a new customer, who stays
@@ -137,13 +149,18 @@ pub async fn sms_inbound(
 /// 3. profiles become anonymous tombstones; the erasure is recorded.
 ///
 /// `None` when there is no such customer (and no earlier erasure of it).
-pub async fn erase(
+pub async fn erase<P, F>(
     store: &Store,
     keys: &Keys,
     id: &CustomerId,
     actor: &str,
     now: OffsetDateTime,
-) -> Result<Option<ErasureRecord>, StoreError> {
+    purge_parked: P,
+) -> Result<Option<ErasureRecord>, EraseError>
+where
+    P: FnOnce(Vec<String>) -> F,
+    F: Future<Output = Result<usize, String>>,
+{
     let survivor = match store.profile(id).await? {
         Some(p) if p.erased => return Ok(Some(finish_record(store, id, &p, actor, now).await?)),
         Some(_) => match store.current_profile(id).await? {
@@ -177,6 +194,21 @@ pub async fn erase(
             _ => None,
         })
         .collect();
+    // Copies waiting in dead-letter queues go first: if that fails nothing is erased yet,
+    // and the retry finds the person as they were.
+    let needles = addresses
+        .iter()
+        .flat_map(|(_, a)| {
+            let a = a.to_lowercase();
+            // A phone also appears without its `+` in some providers' payloads.
+            let bare = a.strip_prefix('+').map(str::to_owned);
+            std::iter::once(a).chain(bare)
+        })
+        .collect();
+    let parked = purge_parked(needles).await.map_err(EraseError::Parked)?;
+    if parked > 0 {
+        counts.insert("parkedNotifications".into(), parked);
+    }
     for (channel, address) in &addresses {
         let hash = keys.address_hash(*channel, address);
         for mut entry in store.suppressions(*channel, &hash).await? {

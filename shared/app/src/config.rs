@@ -5,6 +5,7 @@ use std::fmt;
 
 use crm_core::input::Defaults;
 use crm_core::quiet::ZoneName;
+use crm_core::retention::Retention;
 use crm_core::unsubscribe::{Keys, MIN_SECRET_LEN as UNSUBSCRIBE_MIN_LEN};
 use crm_core::values::{Brand, Currency, Email, PhoneRegion};
 use time::Duration;
@@ -79,6 +80,8 @@ pub struct Config {
     /// Keys from `UNSUBSCRIBE_SECRET` (unsubscribe links, suppression lookups).
     pub unsubscribe: Option<Keys>,
     pub reporting: Reporting,
+    /// `RETENTION_DAYS_*`: how long each kind of record is kept (DynamoDB TTL).
+    pub retention: Retention,
 }
 
 /// How attribution looks back and how reports cut days and convert money.
@@ -127,6 +130,13 @@ impl Config {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let env = crate::secrets::Env::load().await?;
         Self::from_lookup(|name| env.get(name))
+    }
+
+    /// The table, writing records with this configuration's retention.
+    pub async fn store(&self) -> crm_store::Store {
+        crm_store::Store::connect(self.table_name.clone())
+            .await
+            .with_retention(self.retention)
     }
 
     /// Reads configuration through `lookup` (the environment, or a map in tests).
@@ -232,8 +242,38 @@ impl Config {
                     .map(|r| Email::parse(r).map_err(|e| err("REPORT_RECIPIENTS", e.message)))
                     .collect::<Result<_, _>>()?,
             },
+            retention: retention(&get)?,
         })
     }
+}
+
+/// `RETENTION_DAYS_CLICKS`, `_LEADS`, `_EVENTS`, `_MESSAGES` and `_SEND_LOGS`: whole days,
+/// or `off` to keep that kind for ever; unset, the documented default.
+fn retention(get: &impl Fn(&str) -> Option<String>) -> Result<Retention, ConfigError> {
+    let d = Retention::default();
+    let kind = |var: &'static str, default: Option<Duration>, min: i64| -> Result<Option<Duration>, ConfigError> {
+        match get(var) {
+            None => Ok(default),
+            Some(v) if v.eq_ignore_ascii_case("off") => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (min..=36_500).contains(n))
+                .map(|n| Some(Duration::days(n)))
+                .ok_or_else(|| ConfigError {
+                    var,
+                    message: format!("must be a whole number of days from {min} to 36500, or off"),
+                }),
+        }
+    };
+    Ok(Retention {
+        clicks: kind("RETENTION_DAYS_CLICKS", d.clicks, 1)?,
+        leads: kind("RETENTION_DAYS_LEADS", d.leads, 1)?,
+        events: kind("RETENTION_DAYS_EVENTS", d.events, 1)?,
+        messages: kind("RETENTION_DAYS_MESSAGES", d.messages, 1)?,
+        // A send log is what frequency caps count: it outlives the longest cap window.
+        send_logs: kind("RETENTION_DAYS_SEND_LOGS", d.send_logs, 32)?,
+    })
 }
 
 /// A whole number of days from 1 to 365.
@@ -277,6 +317,17 @@ mod tests {
             (c.reporting.zone.as_str(), c.reporting.currency.as_str()),
             ("UTC", "USD")
         );
+        assert_eq!(c.retention, Retention::default());
+        let c = config(&[
+            ("TABLE_NAME", "t"),
+            ("RETENTION_DAYS_CLICKS", "90"),
+            ("RETENTION_DAYS_MESSAGES", "off"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.retention.clicks, c.retention.messages, c.retention.leads),
+            (Some(Duration::days(90)), None, Retention::default().leads)
+        );
     }
 
     #[test]
@@ -309,6 +360,10 @@ mod tests {
             ("INGEST_AUTH", "maybe"),
             ("SOURCE_SECRET", "too short"),
             ("SOURCE_CACHE_SECONDS", "61"),
+            ("RETENTION_DAYS_CLICKS", "0"),
+            ("RETENTION_DAYS_EVENTS", "five years"),
+            // A send log must outlive the longest frequency-cap window.
+            ("RETENTION_DAYS_SEND_LOGS", "7"),
         ] {
             assert_eq!(config(&[("TABLE_NAME", "t"), (var, bad)]).unwrap_err().var, var);
         }

@@ -19,6 +19,7 @@ pub mod plan;
 pub mod profile;
 pub mod quiet;
 pub mod records;
+pub mod retention;
 pub mod schedule;
 pub mod send;
 pub mod source;

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use crm_core::input::FieldError;
 use serde_json::json;
 
+use crm_app::compliance::EraseError;
 use crm_app::ingest::IngestError;
 use crm_store::StoreError;
 
@@ -111,6 +112,15 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::Rejected(m) => Self::Internal(m),
             e @ StoreError::Corrupt { .. } => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<EraseError> for ApiError {
+    fn from(e: EraseError) -> Self {
+        match e {
+            EraseError::Store(s) => s.into(),
+            EraseError::Parked(m) => Self::Unavailable(m),
         }
     }
 }

@@ -63,7 +63,7 @@ impl AppState {
     /// Cold start: configuration from the environment, then the AWS client.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env().await?;
-        let store = Store::connect(config.table_name.clone()).await;
+        let store = config.store().await;
         Ok(Self::new(store, config))
     }
 }

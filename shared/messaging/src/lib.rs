@@ -78,7 +78,7 @@ impl Deps {
     pub async fn cold_start() -> Result<Self, ConfigError> {
         crm_app::telemetry::init();
         let config = crm_app::config::Config::from_env().await?;
-        Self::from_env(Store::connect(config.table_name).await).await
+        Self::from_env(config.store().await).await
     }
 
     /// From the environment, as a Lambda cold start does, around the function's store.

@@ -1,9 +1,11 @@
 //! The services a message leaves through, each behind a small adapter: SES v2 (email, raw
-//! MIME), SNS and Laaffic (SMS), and SQS (the send queue). Each adapter reports failures in
+//! MIME), SNS and Laaffic (SMS), and SQS (the send queue, and the dead-letter queues erasure
+//! clears). Each adapter reports failures in
 //! the three kinds exactly-once sending needs to tell apart: certainly not sent and worth
 //! retrying, certainly not sent and not worth retrying, and unknown.
 
 pub mod laaffic;
+pub mod parked;
 pub mod queue;
 pub mod ses;
 pub mod ses_feedback;

@@ -14,6 +14,7 @@ use crm_core::plan::Write;
 use crm_core::profile::{ExclusionChange, Facts, Profile};
 use crm_core::quiet::ZoneName;
 use crm_core::records::{Activity, RecordKind};
+use crm_core::retention::Retention;
 use crm_core::values::{Brand, Currency, CustomerId, Money, format_ts, parse_ts};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -140,17 +141,21 @@ pub(super) fn delete(table: &str, key: Item, condition: &str, expr: Expr) -> Res
     Ok(TransactWriteItem::builder().delete(delete).build())
 }
 
-/// A record with its own key, its timeline key (GSI1) and, but for merges, its recent-list
-/// key (GSI2).
+/// A record with its own key, its timeline key (GSI1), but for merges and contact changes
+/// its recent-list key (GSI2), and when it is removed (`removeAt`, its kind's retention).
 pub(super) fn record_item<T: Serialize>(
     record: &T,
     kind: RecordKind,
     id: &str,
     customer: &CustomerId,
     at: OffsetDateTime,
+    retention: &Retention,
 ) -> Result<Item, StoreError> {
     let mut item: Item = serde_dynamo::to_item(record).map_err(|e| StoreError::Rejected(e.to_string()))?;
     item.extend(key(keys::record_pk(kind, id), kind.as_str()));
+    if let Some(remove_at) = retention.record(kind, at) {
+        item.insert(keys::TTL.into(), n(remove_at.unix_timestamp()));
+    }
     item.insert(keys::ENTITY.into(), s(kind.as_str()));
     item.insert(keys::GSI1PK.into(), s(keys::customer_pk(customer)));
     item.insert(keys::GSI1SK.into(), s(keys::timeline_sk(at, kind, id)));
@@ -169,7 +174,12 @@ const NOT_EXISTS: &str = "attribute_not_exists(PK)";
 
 /// One write as a transaction item; `test`: identifiers and dedupe keys in the test
 /// namespace.
-pub(super) fn transact_item(table: &str, write: &Write, test: bool) -> Result<TransactWriteItem, StoreError> {
+pub(super) fn transact_item(
+    table: &str,
+    write: &Write,
+    test: bool,
+    retention: &Retention,
+) -> Result<TransactWriteItem, StoreError> {
     let mut e = Expr::default();
     match write {
         Write::CreateProfile(p) => put(table, profile_item(p)?, NOT_EXISTS, e),
@@ -281,19 +291,19 @@ pub(super) fn transact_item(table: &str, write: &Write, test: bool) -> Result<Tr
             )
         }
         Write::RecordMerge(m) => {
-            let item = record_item(m, RecordKind::Merge, &m.merge_id, &m.customer_id, m.at)?;
+            let item = record_item(m, RecordKind::Merge, &m.merge_id, &m.customer_id, m.at, retention)?;
             put(table, item, NOT_EXISTS, e)
         }
         Write::RecordClick(c) => {
-            let item = record_item(c, RecordKind::Click, &c.click_id, &c.customer_id, c.at)?;
+            let item = record_item(c, RecordKind::Click, &c.click_id, &c.customer_id, c.at, retention)?;
             put(table, item, NOT_EXISTS, e)
         }
         Write::RecordLead(l) => {
-            let item = record_item(l, RecordKind::Lead, &l.lead_id, &l.customer_id, l.at)?;
+            let item = record_item(l, RecordKind::Lead, &l.lead_id, &l.customer_id, l.at, retention)?;
             put(table, item, NOT_EXISTS, e)
         }
         Write::RecordEvent(ev) => {
-            let item = record_item(ev, RecordKind::Event, &ev.event_id, &ev.customer_id, ev.at)?;
+            let item = record_item(ev, RecordKind::Event, &ev.event_id, &ev.customer_id, ev.at, retention)?;
             put(table, item, NOT_EXISTS, e)
         }
         Write::ClaimDedupe(d) => {

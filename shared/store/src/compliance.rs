@@ -145,7 +145,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut e = Expr::default();
         let list = codec::doc(&sends)?;
-        let update = format!(
+        let mut update = format!(
             "SET {} = {}, {} = {}, {} = {}",
             e.name("sends"),
             e.value(list),
@@ -154,6 +154,18 @@ impl Store {
             e.name(keys::ENTITY),
             e.value(s(entity::SEND_LOG)),
         );
+        if let Some(at) = sends
+            .iter()
+            .map(|s| s.at)
+            .max()
+            .and_then(|last| self.retention.send_log(last))
+        {
+            update.push_str(&format!(
+                ", {} = {}",
+                e.name(keys::TTL),
+                e.value(n(at.unix_timestamp()))
+            ));
+        }
         let condition = if read.version == 0 {
             "attribute_not_exists(PK)".to_owned()
         } else {

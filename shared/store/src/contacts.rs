@@ -38,6 +38,7 @@ impl Store {
             &record.change_id,
             &record.customer_id,
             record.at,
+            &self.retention,
         )?;
         let items = vec![
             codec::update(

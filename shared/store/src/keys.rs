@@ -68,7 +68,7 @@ pub const GSI3: &str = "GSI3";
 pub const GSI3PK: &str = "GSI3PK";
 pub const GSI3SK: &str = "GSI3SK";
 /// The table's TTL attribute (epoch seconds).
-pub const TTL: &str = "expiresAt";
+pub const TTL: &str = "removeAt";
 /// Every item says what it is.
 pub const ENTITY: &str = "entityType";
 

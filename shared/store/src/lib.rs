@@ -28,6 +28,7 @@ use crm_core::identity::{Identifier, Owners};
 use crm_core::plan::{DedupeKey, Write};
 use crm_core::profile::{Follow, Profile, follow_merges};
 use crm_core::records::{Activity, RecordKind};
+use crm_core::retention::Retention;
 use crm_core::values::{ClickId, CustomerId, redact_personal};
 use time::{Date, OffsetDateTime};
 
@@ -128,6 +129,8 @@ pub struct Store {
     calls: CallCounter,
     /// Identifiers and dedupe keys in the test namespace (`Store::for_test_traffic`).
     test: bool,
+    /// How long records, messages and send logs are kept (their `removeAt`).
+    retention: Retention,
 }
 
 impl Store {
@@ -160,7 +163,13 @@ impl Store {
             table: table.into(),
             calls,
             test: false,
+            retention: Retention::default(),
         }
+    }
+
+    /// This store keeping records as long as `retention` says.
+    pub fn with_retention(self, retention: Retention) -> Self {
+        Self { retention, ..self }
     }
 
     /// The same table, with identifiers and dedupe keys in the test namespace: what a test
@@ -195,7 +204,7 @@ impl Store {
         }
         let items = writes
             .iter()
-            .map(|w| codec::transact_item(&self.table, w, self.test))
+            .map(|w| codec::transact_item(&self.table, w, self.test, &self.retention))
             .collect::<Result<Vec<_>, _>>()?;
         let token = client_request_token();
         let mut pause = Duration::from_millis(50);

@@ -319,6 +319,12 @@ impl Store {
         let cond = format!("{} = {}", e.name("status"), e.value(s(Status::Sending.as_str())));
         let final_removed = [GSI3[0], GSI3[1], "leaseUntil", "claimToken"];
         let mut set = vec![("updatedAt", ts(now))];
+        if !matches!(outcome, Settle::Deferred { .. })
+            && let Some(at) = self.retention.record(RecordKind::Message, now)
+        {
+            // Final: kept for the messages' retention from now, body and all.
+            set.push((keys::TTL, n(at.unix_timestamp())));
+        }
         let removed: Vec<&str> = match outcome {
             Settle::Sent {
                 at,

@@ -277,6 +277,7 @@ impl Store {
             &self.table,
             &crm_core::plan::Write::ClaimSignature(claim.clone()),
             false,
+            &self.retention,
         )?;
         self.transact_if(vec![item]).await
     }

@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     crm_local::messaging::ensure_sender_identity(&ses, config.defaults.from_email.as_str()).await?;
     let real_sending = config.real_sending;
     let deps = Arc::new(Deps::new(&shared, state.store.clone(), config));
-    state.extensions.insert(deps.clone());
+    crm_local::wire(&mut state, &shared, deps.clone(), crm_admin::parked_queue_urls());
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await

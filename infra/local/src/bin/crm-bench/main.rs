@@ -71,9 +71,8 @@ async fn fresh_app(store: Store, ingest_auth: &'static str) -> anyhow::Result<(R
     let mut state = AppState::new(store.clone(), config);
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let messaging = crm_messaging::MessagingConfig::from_lookup(messaging::setting)?;
-    state
-        .extensions
-        .insert(Arc::new(crm_messaging::Deps::new(&shared, store.clone(), messaging)));
+    let deps = Arc::new(crm_messaging::Deps::new(&shared, store.clone(), messaging));
+    crm_local::wire(&mut state, &shared, deps, Vec::new());
     Ok((crm_local::app(state), store))
 }
 
