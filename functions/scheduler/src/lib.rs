@@ -65,6 +65,6 @@ async fn process(State(deps): State<Arc<Deps>>, headers: HeaderMap) -> JsonResul
     match handle(&deps, Tick::default()).await {
         Ok(report) => Ok(Json(serde_json::to_value(report).expect("a report serialises"))),
         Err(MessagingError::Store(e)) => Err(e.into()),
-        Err(e @ MessagingError::NoQueue) => Err(ApiError::Unavailable(e.to_string())),
+        Err(e @ MessagingError::Config(_)) => Err(ApiError::Unavailable(e.to_string())),
     }
 }

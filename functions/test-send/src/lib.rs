@@ -15,13 +15,13 @@ use axum::{Json, Router, middleware};
 use crm_core::compliance::suppressed;
 use crm_core::definition::Channel;
 use crm_core::input::Fields;
-use crm_core::send::{SmsProvider, sms_refused};
+use crm_core::send::{Provider, sms_refused};
 use crm_core::values::{Brand, Email, PhoneE164};
 use crm_http::{ApiError, AppState, HttpFunction, JsonResult, RequestFields};
 use crm_messaging::Deps;
-use crm_providers::ProviderError;
 use crm_providers::ses::OutboundEmail;
 use crm_providers::sns::OutboundSms;
+use crm_providers::{Outbound, ProviderError};
 use serde_json::{Value, json};
 
 pub const EMAIL_PATH: &str = "/api/test/send-email";
@@ -125,7 +125,7 @@ async fn send_email(State(s): State<TestState>, RequestFields(fields): RequestFi
         return Ok(dry_run);
     }
     let settings = &s.deps.config.defaults;
-    let email = OutboundEmail {
+    let email = Outbound::Email(OutboundEmail {
         from: settings.from_email.clone(),
         from_name: settings.from_name.clone(),
         to,
@@ -135,8 +135,16 @@ async fn send_email(State(s): State<TestState>, RequestFields(fields): RequestFi
         message_id: format!("test_{}", uuid::Uuid::now_v7().simple()),
         headers: Vec::new(),
         tags: Vec::new(),
-    };
-    answer(s.deps.ses.send(&email).await)
+    });
+    send(&s.deps, settings.provider(Channel::Email), &email).await
+}
+
+/// Hands the message to the brand's provider for its channel, as the sender does.
+async fn send(deps: &Deps, provider: Provider, message: &Outbound) -> JsonResult {
+    match deps.provider(provider) {
+        Ok(p) => answer(p.send(message).await),
+        Err(e) => answer(Err(e)),
+    }
 }
 
 async fn send_sms(State(s): State<TestState>, RequestFields(fields): RequestFields) -> JsonResult {
@@ -154,26 +162,13 @@ async fn send_sms(State(s): State<TestState>, RequestFields(fields): RequestFiel
     if let Some(dry_run) = gate(&s, &fields, Channel::Sms, to.as_str()).await? {
         return Ok(dry_run);
     }
-    let mut sms = OutboundSms {
+    let provider = settings.provider(Channel::Sms);
+    let sms = Outbound::Sms(OutboundSms {
         to,
         text,
-        sender_id: s.deps.config.sns_sender_id.clone(),
+        sender_id: crm_messaging::sender::sms_sender_id(&s.deps, settings, provider),
         message_id: format!("test_{}", uuid::Uuid::now_v7().simple()),
         transactional: true,
-    };
-    let result = match settings.sms_provider {
-        SmsProvider::Sns => s.deps.sns.send(&sms).await,
-        SmsProvider::Laaffic => {
-            sms.sender_id = settings.laaffic_sender_id.clone();
-            let laaffic = s
-                .deps
-                .laaffic
-                .as_ref()
-                .expect("configuration requires Laaffic settings");
-            laaffic
-                .send(&sms, time::OffsetDateTime::now_utc().unix_timestamp())
-                .await
-        }
-    };
-    answer(result)
+    });
+    send(&s.deps, provider, &sms).await
 }

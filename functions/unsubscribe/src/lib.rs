@@ -20,7 +20,7 @@ use crm_app::compliance::{resubscribe, unsubscribe, unsubscribed};
 use crm_core::definition::Channel;
 use crm_core::identity::Identifier;
 use crm_core::unsubscribe::{ConfirmToken, Token};
-use crm_core::values::{CustomerId, Email};
+use crm_core::values::{Brand, CustomerId, Email};
 use crm_http::{ApiError, ApiPath, AppState, HttpFunction};
 use crm_messaging::Deps;
 use time::OffsetDateTime;
@@ -304,15 +304,7 @@ async fn confirm_page(State(deps): State<Arc<Deps>>, headers: HeaderMap, ApiPath
         let Some((t, _, email)) = confirming(&deps, &token).await? else {
             return Ok(invalid_confirmation(&headers));
         };
-        let settings = deps.catalog.settings(&t.brand).await?;
-        let page = confirm_document(
-            &token,
-            &settings.display_name(&t.brand),
-            &settings.language,
-            &email,
-            false,
-        );
-        Ok::<_, ApiError>(page.into_response())
+        confirm_answer(&deps, &token, &t.brand, &email, false).await
     };
     shown.await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -332,17 +324,28 @@ async fn confirm(State(deps): State<Arc<Deps>>, headers: HeaderMap, ApiPath(toke
             return Ok(invalid_confirmation(&headers));
         }
         tracing::info!(customer_id = %customer, brand = %t.brand, "double opt-in: address confirmed");
-        let settings = deps.catalog.settings(&t.brand).await?;
-        let page = confirm_document(
-            &token,
-            &settings.display_name(&t.brand),
-            &settings.language,
-            &email,
-            true,
-        );
-        Ok::<_, ApiError>(page.into_response())
+        confirm_answer(&deps, &token, &t.brand, &email, true).await
     };
     done.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The confirmation page in the brand's name and language: asking, or `confirmed`.
+async fn confirm_answer(
+    deps: &Deps,
+    token: &str,
+    brand: &Brand,
+    email: &Email,
+    confirmed: bool,
+) -> Result<Response, ApiError> {
+    let settings = deps.catalog.settings(brand).await?;
+    let page = confirm_document(
+        token,
+        &settings.display_name(brand),
+        &settings.language,
+        email,
+        confirmed,
+    );
+    Ok(page.into_response())
 }
 
 /// What a POST asks for: the page's own form, or anything else (RFC 8058's

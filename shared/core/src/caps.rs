@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use crate::definition::{Channel, Delay};
+use crate::definition::{Channel, Delay, PerChannel};
 use crate::values::{Brand, Invalid};
 
 /// At most `max` messages in any rolling window of length `per`.
@@ -60,42 +60,42 @@ impl Cap {
     }
 }
 
-/// Caps per channel.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Caps {
-    #[serde(default)]
-    pub email: Vec<Cap>,
-    #[serde(default)]
-    pub sms: Vec<Cap>,
-}
+/// Caps per channel (`{"email": ["2/24h"], "sms": []}`); a channel without an entry has none.
+pub type Caps = PerChannel<Vec<Cap>>;
 
-impl Caps {
+impl PerChannel<Vec<Cap>> {
     pub fn for_channel(&self, channel: Channel) -> &[Cap] {
-        match channel {
-            Channel::Email => &self.email,
-            Channel::Sms => &self.sms,
-        }
+        self.get(channel).map_or(&[], Vec::as_slice)
     }
     /// Per brand, unless the brand sets its own: email 2 per 24 h and 5 per 7 days, SMS 1 per
     /// 24 h and 3 per 7 days.
     pub fn brand_default() -> Self {
-        Self {
-            email: vec![Cap::new(2, Duration::hours(24)), Cap::new(5, Duration::days(7))],
-            sms: vec![Cap::new(1, Duration::hours(24)), Cap::new(3, Duration::days(7))],
-        }
+        [
+            (
+                Channel::Email,
+                vec![Cap::new(2, Duration::hours(24)), Cap::new(5, Duration::days(7))],
+            ),
+            (
+                Channel::Sms,
+                vec![Cap::new(1, Duration::hours(24)), Cap::new(3, Duration::days(7))],
+            ),
+        ]
+        .into_iter()
+        .collect()
     }
     /// Per person across brands: email 4 per 24 h, SMS 2 per 24 h.
     pub fn cross_brand_default() -> Self {
-        Self {
-            email: vec![Cap::new(4, Duration::hours(24))],
-            sms: vec![Cap::new(2, Duration::hours(24))],
-        }
+        [
+            (Channel::Email, vec![Cap::new(4, Duration::hours(24))]),
+            (Channel::Sms, vec![Cap::new(2, Duration::hours(24))]),
+        ]
+        .into_iter()
+        .collect()
     }
     /// Checks every cap; `Err` names the channel.
     pub fn validate(&self) -> Result<(), (&'static str, Invalid)> {
-        for channel in Channel::ALL {
-            for cap in self.for_channel(channel) {
+        for (channel, caps) in self.iter() {
+            for cap in caps {
                 cap.validate().map_err(|e| (channel.as_str(), e))?;
             }
         }
@@ -229,13 +229,30 @@ mod tests {
             version: 2,
         };
         let caps = Caps::brand_default();
-        let at = earliest(&log, "new", &brand("rushbet"), &caps.email, &[], T0);
+        let at = earliest(
+            &log,
+            "new",
+            &brand("rushbet"),
+            caps.for_channel(Channel::Email),
+            &[],
+            T0,
+        );
         assert_eq!(at, T0 + Duration::hours(4));
         // Another brand's sends count only across brands.
-        assert_eq!(earliest(&log, "new", &brand("betano"), &caps.email, &[], T0), T0);
+        assert_eq!(
+            earliest(&log, "new", &brand("betano"), caps.for_channel(Channel::Email), &[], T0),
+            T0
+        );
         let cross = [Cap::new(2, Duration::hours(24))];
         assert_eq!(
-            earliest(&log, "new", &brand("betano"), &caps.email, &cross, T0),
+            earliest(
+                &log,
+                "new",
+                &brand("betano"),
+                caps.for_channel(Channel::Email),
+                &cross,
+                T0
+            ),
             T0 + Duration::hours(4)
         );
     }

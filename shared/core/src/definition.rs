@@ -2,6 +2,7 @@
 //! and the time-based moves between stages (advances). Brands without a definition of their
 //! own run `JourneyDefinition::default_definition()`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,49 @@ impl Channel {
             .into_iter()
             .find(|c| c.as_str().eq_ignore_ascii_case(raw.trim()))
             .ok_or_else(|| Invalid::new("invalid_value", "channel must be email or sms"))
+    }
+}
+
+/// One value per channel. Settings that differ by channel (frequency caps, quiet hours,
+/// daily budgets) are maps keyed by channel, written `{"email": …, "sms": …}`: a new
+/// channel is one `Channel` variant and its entries, not a field in every settings type.
+/// A channel without an entry has none (or, in a brand's override, keeps the default).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PerChannel<T>(BTreeMap<Channel, T>);
+
+impl<T> Default for PerChannel<T> {
+    fn default() -> Self {
+        Self(BTreeMap::new())
+    }
+}
+
+impl<T> PerChannel<T> {
+    pub fn get(&self, channel: Channel) -> Option<&T> {
+        self.0.get(&channel)
+    }
+    pub fn set(&mut self, channel: Channel, value: T) {
+        self.0.insert(channel, value);
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (Channel, &T)> {
+        self.0.iter().map(|(c, v)| (*c, v))
+    }
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.0.values()
+    }
+    /// `self` with `over`'s entries replacing its own, channel by channel.
+    pub fn overlaid(mut self, over: &Self) -> Self
+    where
+        T: Clone,
+    {
+        self.0.extend(over.0.iter().map(|(c, v)| (*c, v.clone())));
+        self
+    }
+}
+
+impl<T> FromIterator<(Channel, T)> for PerChannel<T> {
+    fn from_iter<I: IntoIterator<Item = (Channel, T)>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
     }
 }
 

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::caps::{self, Cap, Caps, SendLog};
+use crate::caps::{self, Caps, SendLog};
 use crate::compliance::{Consent, ExclusionPolicy, Suppression, excluded, suppressed};
-use crate::definition::Channel;
+use crate::definition::{Channel, PerChannel};
 use crate::identity::Identifier;
 use crate::message::{Message, Reason};
 use crate::profile::Profile;
@@ -40,6 +40,14 @@ impl SmsProvider {
             Self::Laaffic => "laaffic",
         }
     }
+}
+
+/// Who carries a message: chosen by its channel and, for SMS, the brand's `smsProvider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Provider {
+    Ses,
+    Sns,
+    Laaffic,
 }
 
 /// Template languages shipped with built-in templates.
@@ -80,7 +88,7 @@ pub struct BrandSettings {
     pub sms_countries: Option<Vec<Country>>,
     /// Messages per UTC day per channel; a channel left out has no budget.
     #[serde(default)]
-    pub daily_budget: BTreeMap<Channel, u32>,
+    pub daily_budget: PerChannel<u32>,
     /// New public-source addresses per hour whose first message may go (the burst guard).
     pub new_addresses_per_hour: u32,
     /// `double`: a new public-source email address gets a confirmation first.
@@ -122,6 +130,15 @@ impl BrandSettings {
             .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
     }
 
+    /// The provider that carries the brand's messages on `channel`.
+    pub fn provider(&self, channel: Channel) -> Provider {
+        match (channel, self.sms_provider) {
+            (Channel::Email, _) => Provider::Ses,
+            (Channel::Sms, SmsProvider::Sns) => Provider::Sns,
+            (Channel::Sms, SmsProvider::Laaffic) => Provider::Laaffic,
+        }
+    }
+
     /// The line appended to marketing SMS.
     pub fn sms_opt_out(&self) -> &str {
         self.sms_opt_out_text
@@ -138,50 +155,21 @@ pub fn built_in_opt_out(language: &str) -> &'static str {
     }
 }
 
-/// Quiet time per channel; `None` for none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QuietHours {
-    pub email: Option<QuietWindow>,
-    pub sms: Option<QuietWindow>,
-}
+/// Quiet time per channel (`{"email": null, "sms": {"from": "21:00", "to": "08:00"}}`):
+/// `null` or no entry for none. In a brand's override, `null` is none and a channel left
+/// out keeps the default.
+pub type QuietHours = PerChannel<Option<QuietWindow>>;
 
-impl QuietHours {
+impl PerChannel<Option<QuietWindow>> {
     /// SMS quiet from 21:00 to 08:00 (TCPA); email any time.
-    pub const DEFAULT: Self = Self {
-        email: None,
-        sms: Some(QuietWindow::TCPA),
-    };
-    pub fn for_channel(&self, channel: Channel) -> Option<QuietWindow> {
-        match channel {
-            Channel::Email => self.email,
-            Channel::Sms => self.sms,
-        }
+    pub fn default_hours() -> Self {
+        [(Channel::Email, None), (Channel::Sms, Some(QuietWindow::TCPA))]
+            .into_iter()
+            .collect()
     }
-}
-
-/// `Some(None)` for an explicit `null`, `None` when the field is absent.
-fn explicit<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Ok(Some(Option::deserialize(d)?))
-}
-
-/// A brand's quiet hours: a window, `null` for none, absent for the default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuietHoursOverride {
-    #[serde(default, deserialize_with = "explicit", skip_serializing_if = "Option::is_none")]
-    pub email: Option<Option<QuietWindow>>,
-    #[serde(default, deserialize_with = "explicit", skip_serializing_if = "Option::is_none")]
-    pub sms: Option<Option<QuietWindow>>,
-}
-
-/// A brand's caps per channel; a channel left out keeps the default, `[]` for no cap.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CapsOverride {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<Vec<Cap>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sms: Option<Vec<Cap>>,
+    pub fn for_channel(&self, channel: Channel) -> Option<QuietWindow> {
+        self.get(channel).copied().flatten()
+    }
 }
 
 /// A brand's responsible-gambling policy; a field left out keeps the default (`false`).
@@ -213,9 +201,9 @@ pub struct SettingsOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_consent: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub frequency_caps: Option<CapsOverride>,
+    pub frequency_caps: Option<Caps>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quiet_hours: Option<QuietHoursOverride>,
+    pub quiet_hours: Option<QuietHours>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<ZoneName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,7 +214,7 @@ pub struct SettingsOverride {
     pub sms_countries: Option<Vec<Country>>,
     /// Per channel; a channel left out keeps the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub daily_budget: Option<BTreeMap<Channel, u32>>,
+    pub daily_budget: Option<PerChannel<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_addresses_per_hour: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,12 +247,10 @@ impl SettingsOverride {
             crate::template::parse_language(language).map_err(|e| ("language", e))?;
         }
         if let Some(caps) = &self.frequency_caps {
-            for cap in caps.email.iter().chain(&caps.sms).flatten() {
-                cap.validate().map_err(|e| ("frequencyCaps", e))?;
-            }
+            caps.validate().map_err(|(_, e)| ("frequencyCaps", e))?;
         }
         if let Some(q) = &self.quiet_hours {
-            for w in [q.email, q.sms].into_iter().flatten().flatten() {
+            for w in q.values().flatten() {
                 w.validate().map_err(|e| ("quietHours", e))?;
             }
         }
@@ -283,8 +269,6 @@ impl SettingsOverride {
     /// These settings over `defaults`.
     pub fn over(&self, defaults: &BrandSettings) -> BrandSettings {
         let d = defaults.clone();
-        let caps = self.frequency_caps.clone().unwrap_or_default();
-        let quiet = self.quiet_hours.clone().unwrap_or_default();
         let rg = self.responsible_gambling.clone().unwrap_or_default();
         BrandSettings {
             display_name: self.display_name.clone().or(d.display_name),
@@ -294,15 +278,9 @@ impl SettingsOverride {
             laaffic_sender_id: self.laaffic_sender_id.clone().or(d.laaffic_sender_id),
             language: self.language.clone().unwrap_or(d.language),
             require_consent: self.require_consent.unwrap_or(d.require_consent),
-            frequency_caps: Caps {
-                email: caps.email.unwrap_or(d.frequency_caps.email),
-                sms: caps.sms.unwrap_or(d.frequency_caps.sms),
-            },
+            frequency_caps: overlaid(d.frequency_caps, &self.frequency_caps),
             cross_brand_caps: d.cross_brand_caps,
-            quiet_hours: QuietHours {
-                email: quiet.email.unwrap_or(d.quiet_hours.email),
-                sms: quiet.sms.unwrap_or(d.quiet_hours.sms),
-            },
+            quiet_hours: overlaid(d.quiet_hours, &self.quiet_hours),
             timezone: self.timezone.clone().unwrap_or(d.timezone),
             responsible_gambling: ExclusionPolicy {
                 all_brands: rg.all_brands.unwrap_or(d.responsible_gambling.all_brands),
@@ -312,14 +290,18 @@ impl SettingsOverride {
             },
             sms_opt_out_text: self.sms_opt_out_text.clone().or(d.sms_opt_out_text),
             sms_countries: self.sms_countries.clone().or(d.sms_countries),
-            daily_budget: {
-                let mut budget = d.daily_budget;
-                budget.extend(self.daily_budget.clone().unwrap_or_default());
-                budget
-            },
+            daily_budget: overlaid(d.daily_budget, &self.daily_budget),
             new_addresses_per_hour: self.new_addresses_per_hour.unwrap_or(d.new_addresses_per_hour),
             email_opt_in: self.email_opt_in.unwrap_or(d.email_opt_in),
         }
+    }
+}
+
+/// A brand's per-channel setting over the default: its entries replace the default's.
+fn overlaid<T: Clone>(default: PerChannel<T>, brand: &Option<PerChannel<T>>) -> PerChannel<T> {
+    match brand {
+        Some(over) => default.overlaid(over),
+        None => default,
     }
 }
 
@@ -412,7 +394,7 @@ pub fn gates(message: &Message, f: &Facts, to: &Address, dry_run: bool) -> Vec<G
             reason: Reason::Velocity,
         });
     }
-    if let (false, Some(limit)) = (dry_run, f.settings.daily_budget.get(&message.channel)) {
+    if let (false, Some(limit)) = (dry_run, f.settings.daily_budget.get(message.channel)) {
         gates.push(Gate {
             counter: format!("budget#{}", message.channel.as_str()),
             period: now.date().to_string(),
@@ -615,13 +597,13 @@ mod tests {
             require_consent: false,
             frequency_caps: Caps::brand_default(),
             cross_brand_caps: Caps::cross_brand_default(),
-            quiet_hours: QuietHours::DEFAULT,
+            quiet_hours: QuietHours::default_hours(),
             timezone: ZoneName::parse("UTC").unwrap(),
             responsible_gambling: ExclusionPolicy::default(),
             sms_opt_out_text: None,
             display_name: None,
             sms_countries: None,
-            daily_budget: BTreeMap::new(),
+            daily_budget: PerChannel::default(),
             new_addresses_per_hour: DEFAULT_NEW_ADDRESSES_PER_HOUR,
             email_opt_in: OptIn::Single,
         }
@@ -999,7 +981,7 @@ mod tests {
                     version: 1,
                 };
                 let mut s = settings();
-                s.quiet_hours.sms = window;
+                s.quiet_hours.set(Channel::Sms, window);
                 s.require_consent = require_consent;
                 let step = Step { channel: Channel::Sms, ..JourneyDefinition::default_definition().steps[0].clone() };
                 let m = Message::scheduled(&c.id, &c.journeys()[0], &step, now);
@@ -1023,11 +1005,11 @@ mod tests {
                         prop_assert!(!excluded(&c.exclusions, &brand, policy));
                         prop_assert!(consent != Some(false) && (consent == Some(true) || !require_consent));
                         let sent = log.with(Sent { message_id: m.message_id.clone(), brand: brand.clone(), at: now });
-                        for cap in s.frequency_caps.sms.iter() {
+                        for cap in s.frequency_caps.for_channel(Channel::Sms).iter() {
                             let n = sent.iter().filter(|x| x.brand == brand && x.at > now - cap.per.duration()).count();
                             prop_assert!(n as u32 <= cap.max);
                         }
-                        for cap in s.cross_brand_caps.sms.iter() {
+                        for cap in s.cross_brand_caps.for_channel(Channel::Sms).iter() {
                             let n = sent.iter().filter(|x| x.at > now - cap.per.duration()).count();
                             prop_assert!(n as u32 <= cap.max);
                         }

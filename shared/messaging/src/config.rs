@@ -1,7 +1,6 @@
 //! Messaging configuration, read once at cold start; errors name the variable. The same
 //! names appear in `template.yaml`, `.env.example` and the README's table.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crm_app::config::{ConfigError, Secret};
@@ -137,20 +136,31 @@ impl MessagingConfig {
                 Ok(Some(w))
             }
         };
-        let brand_caps = Caps::brand_default();
-        let cross = Caps::cross_brand_default();
-        let frequency_caps = Caps {
-            email: caps("FREQUENCY_CAPS_EMAIL", brand_caps.email)?,
-            sms: caps("FREQUENCY_CAPS_SMS", brand_caps.sms)?,
+        // One variable per channel, each over its channel's default.
+        let channel_caps = |vars: [(Channel, &'static str); 2], defaults: Caps| {
+            vars.into_iter()
+                .map(|(c, var)| Ok((c, caps(var, defaults.for_channel(c).to_vec())?)))
+                .collect::<Result<Caps, ConfigError>>()
         };
-        let cross_brand_caps = Caps {
-            email: caps("CROSS_BRAND_CAPS_EMAIL", cross.email)?,
-            sms: caps("CROSS_BRAND_CAPS_SMS", cross.sms)?,
-        };
-        let quiet_hours = QuietHours {
-            email: quiet("QUIET_HOURS_EMAIL", QuietHours::DEFAULT.email)?,
-            sms: quiet("QUIET_HOURS_SMS", QuietHours::DEFAULT.sms)?,
-        };
+        let frequency_caps = channel_caps(
+            [
+                (Channel::Email, "FREQUENCY_CAPS_EMAIL"),
+                (Channel::Sms, "FREQUENCY_CAPS_SMS"),
+            ],
+            Caps::brand_default(),
+        )?;
+        let cross_brand_caps = channel_caps(
+            [
+                (Channel::Email, "CROSS_BRAND_CAPS_EMAIL"),
+                (Channel::Sms, "CROSS_BRAND_CAPS_SMS"),
+            ],
+            Caps::cross_brand_default(),
+        )?;
+        let default_quiet = QuietHours::default_hours();
+        let quiet_hours = [(Channel::Email, "QUIET_HOURS_EMAIL"), (Channel::Sms, "QUIET_HOURS_SMS")]
+            .into_iter()
+            .map(|(c, var)| Ok((c, quiet(var, default_quiet.for_channel(c))?)))
+            .collect::<Result<QuietHours, ConfigError>>()?;
         let sms_countries = match get("DEFAULT_SMS_COUNTRIES").filter(|v| !v.trim().is_empty()) {
             None => None,
             Some(v) => Some(
@@ -171,10 +181,12 @@ impl MessagingConfig {
             None => Ok(default),
             Some(v) => v.trim().parse::<u32>().map_err(|_| err(var, "must be a whole number")),
         };
-        let daily_budget = BTreeMap::from([
+        let daily_budget = [
             (Channel::Email, count("DAILY_BUDGET_EMAIL", DEFAULT_DAILY_BUDGET_EMAIL)?),
             (Channel::Sms, count("DAILY_BUDGET_SMS", DEFAULT_DAILY_BUDGET_SMS)?),
-        ]);
+        ]
+        .into_iter()
+        .collect();
         let new_addresses_per_hour = count("NEW_ADDRESSES_PER_HOUR", DEFAULT_NEW_ADDRESSES_PER_HOUR)?;
         let timezone = ZoneName::parse(&get("DEFAULT_TIMEZONE").unwrap_or_else(|| "UTC".into()))
             .map_err(|e| err("DEFAULT_TIMEZONE", &e.message))?;
@@ -240,7 +252,10 @@ mod tests {
         assert_eq!(c.defaults.sms_provider, SmsProvider::Sns);
         assert_eq!(c.defaults.language, "en");
         assert_eq!(c.defaults.frequency_caps, Caps::brand_default());
-        assert_eq!(c.defaults.quiet_hours.sms, Some(QuietWindow::TCPA));
+        assert_eq!(
+            c.defaults.quiet_hours.for_channel(Channel::Sms),
+            Some(QuietWindow::TCPA)
+        );
         assert!(c.keys().is_err(), "no secret, no keys");
     }
 
@@ -255,12 +270,18 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            c.defaults.frequency_caps.email,
-            vec![Cap::new(1, time::Duration::hours(24))]
+            c.defaults.frequency_caps.for_channel(Channel::Email),
+            [Cap::new(1, time::Duration::hours(24))]
         );
-        assert!(c.defaults.cross_brand_caps.sms.is_empty());
-        assert_eq!(c.defaults.quiet_hours.sms.unwrap().from, LocalTime::hm(22, 0));
-        assert_eq!(c.defaults.quiet_hours.email.unwrap().to, LocalTime::hm(7, 0));
+        assert!(c.defaults.cross_brand_caps.for_channel(Channel::Sms).is_empty());
+        assert_eq!(
+            c.defaults.quiet_hours.for_channel(Channel::Sms).unwrap().from,
+            LocalTime::hm(22, 0)
+        );
+        assert_eq!(
+            c.defaults.quiet_hours.for_channel(Channel::Email).unwrap().to,
+            LocalTime::hm(7, 0)
+        );
         assert_eq!(c.defaults.timezone.as_str(), "America/Lima");
     }
 

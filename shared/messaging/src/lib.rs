@@ -12,10 +12,12 @@ pub mod scheduler;
 pub mod sender;
 
 use crm_app::config::ConfigError;
+use crm_core::send::Provider;
 use crm_providers::laaffic::Laaffic;
 use crm_providers::queue::Queue;
 use crm_providers::ses::Ses;
 use crm_providers::sns::Sns;
+use crm_providers::{MessageSender, ProviderError};
 use crm_store::{Store, StoreError};
 
 pub use catalog::Catalog;
@@ -45,8 +47,10 @@ impl Tick {
 pub enum MessagingError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("SEND_QUEUE_URL is not set")]
-    NoQueue,
+    /// The deployment lacks what the use case needs (a queue, a key, a URL): not the
+    /// message's fault, and not the table's.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// Everything the messaging use cases reach: built once per function instance.
@@ -72,6 +76,29 @@ impl Deps {
             store,
             config,
         }
+    }
+
+    /// The provider that carries `provider`'s messages, if this deployment has it.
+    pub fn provider(&self, provider: Provider) -> Result<&dyn MessageSender, ProviderError> {
+        match provider {
+            Provider::Ses => Ok(&self.ses),
+            Provider::Sns => Ok(&self.sns),
+            Provider::Laaffic => match &self.laaffic {
+                Some(l) => Ok(l),
+                None => Err(ProviderError::Rejected {
+                    provider: crm_providers::laaffic::PROVIDER,
+                    message: "Laaffic is not configured (LAAFFIC_API_KEY, LAAFFIC_API_SECRET, LAAFFIC_APP_ID)".into(),
+                }),
+            },
+        }
+    }
+
+    /// The send queue (`SEND_QUEUE_URL`).
+    pub fn queue(&self) -> Result<&Queue, ConfigError> {
+        self.queue.as_ref().ok_or_else(|| ConfigError {
+            var: "SEND_QUEUE_URL",
+            message: "is not set".into(),
+        })
     }
 
     /// An event function's cold start: telemetry, configuration, clients.

@@ -90,7 +90,7 @@ fn action(due: Due, now: OffsetDateTime, horizon: OffsetDateTime) -> Option<Acti
 }
 
 pub async fn tick(deps: &Deps, now: OffsetDateTime) -> Result<TickReport, MessagingError> {
-    let queue = deps.queue.as_ref().ok_or(MessagingError::NoQueue)?;
+    let queue = deps.queue()?;
     let mut report = TickReport::default();
     let mut jobs: Vec<(SendJob, i32)> = Vec::new();
     let walked = walk(deps, queue, now, &mut report, &mut jobs).await;

@@ -1,6 +1,9 @@
 //! The sender's use case, per queued job: claim the message `QUEUED → SENDING` (one
-//! conditional write that also returns it), load the customer (following merges) and the
-//! brand's settings, decide, render, call the provider, record the outcome.
+//! conditional write that also returns it), then load (the customer after merges, the
+//! brand's settings, the address's suppressions, the person's send log) → decide (pure,
+//! `crm_core::send::decide`) → gate (SNS's opt-out list, the brand's counted limits, the
+//! person's caps) → compose (template, links) → send (the provider chosen by channel and
+//! brand) → record the outcome.
 //!
 //! Never twice: only the sender whose claim succeeded calls a provider, and a claim needs
 //! `QUEUED`. A redelivered SQS message, or a second sender, finds `SENDING` or a final
@@ -13,22 +16,27 @@
 
 use std::collections::BTreeMap;
 
+use crm_app::config::ConfigError;
 use crm_app::metrics::{Metrics, Unit};
 use crm_core::caps::{SendLog, Sent};
-use crm_core::compliance::{Scope, Suppression, SuppressionReason};
+use crm_core::compliance::{ExclusionPolicy, Scope, Suppression, SuppressionReason};
 use crm_core::definition::Channel;
 use crm_core::message::{Message, Reason, SendJob};
-use crm_core::send::{Address, BrandSettings, Decision, Facts, Gate, SmsProvider, address, decide, gates, held_back};
+use crm_core::profile::Profile;
+use crm_core::send::{
+    Address, BrandSettings, Decision, Facts, Gate, Provider, SmsProvider, address, decide, gates, held_back,
+};
 use crm_core::template::resolve;
 use crm_core::unsubscribe::Keys;
-use crm_providers::ProviderError;
+use crm_core::values::Brand;
 use crm_providers::ses::OutboundEmail;
 use crm_providers::sns::OutboundSms;
+use crm_providers::{Outbound, ProviderError};
 use crm_render::{Context, Variables, append_sms_opt_out, append_unsubscribe_footer, confirmation_email, render};
-use crm_store::{Settle, StoreError};
+use crm_store::Settle;
 use time::{Duration, OffsetDateTime};
 
-use crate::Deps;
+use crate::{Deps, MessagingError};
 
 /// How long a sender holds a claimed message (well over the sender's own timeout).
 pub const SEND_LEASE: Duration = Duration::minutes(2);
@@ -59,7 +67,12 @@ pub enum Delivered {
 /// Sends `job`'s message unless someone else has it. `claim` identifies this receive of the
 /// job (a redelivery is another receive, so it can never re-claim a message a stopped
 /// sender left `SENDING`).
-pub async fn deliver(deps: &Deps, job: &SendJob, claim: &str, now: OffsetDateTime) -> Result<Delivered, StoreError> {
+pub async fn deliver(
+    deps: &Deps,
+    job: &SendJob,
+    claim: &str,
+    now: OffsetDateTime,
+) -> Result<Delivered, MessagingError> {
     let store = &deps.store;
     let Some(message) = store
         .claim_message(&job.customer_id, &job.message_id, claim, now + SEND_LEASE, now)
@@ -87,11 +100,16 @@ pub async fn deliver(deps: &Deps, job: &SendJob, claim: &str, now: OffsetDateTim
         Prepared::Settle(s) => s,
         Prepared::Send(send) => send.go(deps, &message, now).await,
     };
-    record(deps, &message, outcome, now).await
+    Ok(record(deps, &message, outcome, now).await?)
 }
 
 /// Records the outcome; retried briefly, since after a provider call it is the only trace.
-async fn record(deps: &Deps, message: &Message, outcome: Settle, now: OffsetDateTime) -> Result<Delivered, StoreError> {
+async fn record(
+    deps: &Deps,
+    message: &Message,
+    outcome: Settle,
+    now: OffsetDateTime,
+) -> Result<Delivered, crm_store::StoreError> {
     let mut pause = std::time::Duration::from_millis(100);
     for attempt in 0.. {
         match deps
@@ -143,26 +161,67 @@ enum Prepared {
     Send(Box<Send>),
 }
 
+/// A message ready for its provider.
 struct Send {
+    provider: Provider,
+    outbound: Outbound,
     to: Address,
     dry_run: bool,
-    settings: BrandSettings,
     template_id: String,
     subject: Option<String>,
     body: String,
-    text: String,
-    /// The recipient's unsubscribe link (email).
-    unsubscribe_url: Option<String>,
 }
 
 /// How many times a send is decided again after another sender changed the person's send
 /// log between our read and our write.
 const CAP_RACES: usize = 4;
 
-/// Loads, decides and renders: everything before the provider call. A message allowed to
-/// go is counted against the person's caps here, before the provider call: a message
-/// counts from the moment it is allowed, whether or not the provider then accepts it.
-async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<Prepared, StoreError> {
+/// Everything before the provider call. A message allowed to go is counted against the
+/// person's caps here: it counts from the moment it is allowed, whether or not the
+/// provider then accepts it.
+async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<Prepared, MessagingError> {
+    let keys = deps.config.keys()?;
+    let mut loaded = load(deps, keys, message).await?;
+    match gate(deps, message, &mut loaded, now).await? {
+        Gated::Go { to, dry_run } => compose(deps, keys, message, loaded, to, dry_run).await,
+        Gated::Confirm { to, until } => {
+            let customer = loaded
+                .customer
+                .as_ref()
+                .expect("decide confirms only an existing customer");
+            ask_confirmation(deps, message, customer, &loaded.settings, keys, &to, until, now).await
+        }
+        Gated::Settle(settle) => Ok(Prepared::Settle(settle)),
+    }
+}
+
+/// What the decision reads.
+struct Loaded {
+    /// The customer after following merges; `None` if gone.
+    customer: Option<Profile>,
+    settings: BrandSettings,
+    policies: BTreeMap<Brand, ExclusionPolicy>,
+    /// The keyed hash of the recipient's address, when there is one.
+    hash: Option<String>,
+    suppressions: Vec<Suppression>,
+    log: SendLog,
+}
+
+impl Loaded {
+    fn facts(&self, deps: &Deps, now: OffsetDateTime) -> Facts<'_> {
+        Facts {
+            customer: self.customer.as_ref(),
+            settings: &self.settings,
+            policies: &self.policies,
+            suppressions: &self.suppressions,
+            log: &self.log,
+            real_sending: deps.config.real_sending,
+            now,
+        }
+    }
+}
+
+async fn load(deps: &Deps, keys: &Keys, message: &Message) -> Result<Loaded, MessagingError> {
     let store = &deps.store;
     let customer = store.current_profile(&message.customer_id).await?;
     let settings = deps.catalog.settings(&message.brand).await?;
@@ -171,97 +230,124 @@ async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<
         let policy = deps.catalog.settings(brand).await?.responsible_gambling;
         policies.insert(brand.clone(), policy);
     }
-    let keys = deps.config.keys().map_err(|e| StoreError::Rejected(e.to_string()))?;
     let recipient = customer
         .as_ref()
-        .and_then(|c| address(c, message.channel).map(|a| (c, a)));
+        .and_then(|c| address(c, message.channel).map(|to| (c.id.clone(), to)));
     let hash = recipient
         .as_ref()
         .map(|(_, to)| keys.address_hash(message.channel, to.as_str()));
-    let (mut suppressions, mut log) = match (&recipient, &hash) {
-        (Some((c, _)), Some(hash)) => tokio::try_join!(
+    let (suppressions, log) = match (&recipient, &hash) {
+        (Some((person, _)), Some(hash)) => tokio::try_join!(
             store.suppressions(message.channel, hash),
-            store.send_log(&c.id, message.channel)
+            store.send_log(person, message.channel)
         )?,
         _ => (Vec::new(), SendLog::default()),
     };
-    // SNS's opt-out list is asked only about a message the other rules would send.
-    let mut sns_checked = false;
-    let mut gated = false;
-    let mut races = 0;
-    let (to, dry_run) = loop {
-        let facts = Facts {
-            customer: customer.as_ref(),
-            settings: &settings,
-            policies: &policies,
-            suppressions: &suppressions,
-            log: &log,
-            real_sending: deps.config.real_sending,
-            now,
+    Ok(Loaded {
+        customer,
+        settings,
+        policies,
+        hash,
+        suppressions,
+        log,
+    })
+}
+
+/// What the gates let through.
+enum Gated {
+    Go { to: Address, dry_run: bool },
+    Confirm { to: Address, until: OffsetDateTime },
+    Settle(Settle),
+}
+
+/// Decides, then passes the gates a message allowed to go must pass: SNS's opt-out list
+/// (asked only about a message the other rules would send), the brand's counted limits
+/// (taken once), and the person's caps (a conditional write; decided again when another
+/// sender changed the log first).
+async fn gate(deps: &Deps, message: &Message, l: &mut Loaded, now: OffsetDateTime) -> Result<Gated, MessagingError> {
+    let (mut sns_checked, mut limits_taken, mut races) = (false, false, 0);
+    loop {
+        let (to, dry_run) = match decide(message, &l.facts(deps, now)) {
+            Decision::Send { to, dry_run } => (to, dry_run),
+            Decision::Confirm { to, until } => return Ok(Gated::Confirm { to, until }),
+            Decision::Cancel(r) => return Ok(Gated::Settle(Settle::Cancelled(r))),
+            Decision::Skip(r) => return Ok(Gated::Settle(Settle::Skipped(r))),
+            Decision::Defer { until, reason } => return Ok(Gated::Settle(deferred(message, until, reason))),
         };
-        match decide(message, &facts) {
-            Decision::Send { to, dry_run } => {
-                if !sns_checked {
-                    sns_checked = true;
-                    let hash = hash.as_deref().expect("decide sends only to an address");
-                    if let Some(entry) = sns_opt_out(deps, &settings, &to, hash, now).await {
-                        suppressions.push(entry);
-                        continue;
-                    }
-                }
-                let person = &customer.as_ref().expect("decide sends only to an existing customer").id;
-                if log.counts(&message.message_id) {
-                    break (to, dry_run);
-                }
-                // The counted limits, once, before the message counts against the caps.
-                if !gated {
-                    gated = true;
-                    for gate in gates(message, &facts, &to, dry_run) {
-                        if let Some(held) = take(deps, message, &gate, now).await? {
-                            return Ok(Prepared::Settle(held));
-                        }
-                    }
-                }
-                let sent = Sent {
-                    message_id: message.message_id.clone(),
-                    brand: message.brand.clone(),
-                    at: now,
-                };
-                if store
-                    .record_send(person, message.channel, &log, &log.with(sent))
-                    .await?
-                {
-                    break (to, dry_run);
-                }
-                races += 1;
-                if races >= CAP_RACES {
-                    return Ok(Prepared::Settle(Settle::Deferred {
-                        until: now + Duration::seconds(30),
-                        reason: Reason::FrequencyCap,
-                        attempts: message.attempts,
-                        error: None,
-                    }));
-                }
-                log = store.send_log(person, message.channel).await?;
-            }
-            Decision::Confirm { to, until } => {
-                let customer = customer
-                    .as_ref()
-                    .expect("decide confirms only an existing customer's address");
-                return ask_confirmation(deps, message, customer, &settings, keys, &to, until, now).await;
-            }
-            Decision::Cancel(r) => return Ok(Prepared::Settle(Settle::Cancelled(r))),
-            Decision::Skip(r) => return Ok(Prepared::Settle(Settle::Skipped(r))),
-            Decision::Defer { until, reason } => {
-                return Ok(Prepared::Settle(Settle::Deferred {
-                    until,
-                    reason,
-                    attempts: message.attempts,
-                    error: None,
-                }));
+        if !sns_checked {
+            sns_checked = true;
+            let hash = l.hash.as_deref().expect("decide sends only to an address");
+            if let Some(entry) = sns_opt_out(deps, &l.settings, &to, hash, now).await {
+                l.suppressions.push(entry);
+                continue;
             }
         }
+        if l.log.counts(&message.message_id) {
+            return Ok(Gated::Go { to, dry_run });
+        }
+        if !limits_taken {
+            limits_taken = true;
+            for gate in gates(message, &l.facts(deps, now), &to, dry_run) {
+                if let Some(held) = take(deps, message, &gate, now).await? {
+                    return Ok(Gated::Settle(held));
+                }
+            }
+        }
+        if reserve(deps, message, l, now).await? {
+            return Ok(Gated::Go { to, dry_run });
+        }
+        races += 1;
+        if races >= CAP_RACES {
+            let retry = now + Duration::seconds(30);
+            return Ok(Gated::Settle(deferred(message, retry, Reason::FrequencyCap)));
+        }
+    }
+}
+
+fn deferred(message: &Message, until: OffsetDateTime, reason: Reason) -> Settle {
+    Settle::Deferred {
+        until,
+        reason,
+        attempts: message.attempts,
+        error: None,
+    }
+}
+
+/// Counts the message against the person's caps: their send log replaced at the version
+/// read. `false` when another sender changed it first; the log is then read again.
+async fn reserve(deps: &Deps, message: &Message, l: &mut Loaded, now: OffsetDateTime) -> Result<bool, MessagingError> {
+    let person = &l
+        .customer
+        .as_ref()
+        .expect("decide sends only to an existing customer")
+        .id;
+    let sent = Sent {
+        message_id: message.message_id.clone(),
+        brand: message.brand.clone(),
+        at: now,
     };
+    if deps
+        .store
+        .record_send(person, message.channel, &l.log, &l.log.with(sent))
+        .await?
+    {
+        return Ok(true);
+    }
+    l.log = deps.store.send_log(person, message.channel).await?;
+    Ok(false)
+}
+
+/// The brand's template for the step, rendered for the customer, with the unsubscribe
+/// footer or the SMS opt-out line, as its provider takes it.
+async fn compose(
+    deps: &Deps,
+    keys: &Keys,
+    message: &Message,
+    loaded: Loaded,
+    to: Address,
+    dry_run: bool,
+) -> Result<Prepared, MessagingError> {
+    let Loaded { customer, settings, .. } = loaded;
     let customer = customer.expect("decide sends only to an existing customer");
     let templates = deps.catalog.templates(&message.brand).await?;
     let Some(template) = resolve(&templates, &message.step(), &message.brand, &settings.language) else {
@@ -300,16 +386,59 @@ async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<
             }));
         }
     };
+    let provider = settings.provider(message.channel);
+    let outbound = match &to {
+        Address::Email(email) => Outbound::Email(OutboundEmail {
+            from: settings.from_email.clone(),
+            from_name: settings.from_name.clone(),
+            to: email.clone(),
+            subject: rendered.subject.clone().unwrap_or_default(),
+            html: rendered.body.clone(),
+            text: rendered.text,
+            message_id: message.message_id.clone(),
+            headers: unsubscribe_url.iter().flat_map(|url| one_click_headers(url)).collect(),
+            tags: vec![
+                (TAG_CUSTOMER.to_owned(), message.customer_id.to_string()),
+                (TAG_MESSAGE.to_owned(), message.message_id.clone()),
+            ],
+        }),
+        Address::Phone(phone) => Outbound::Sms(OutboundSms {
+            to: phone.clone(),
+            text: rendered.text,
+            sender_id: sms_sender_id(deps, &settings, provider),
+            message_id: message.message_id.clone(),
+            transactional: false,
+        }),
+    };
     Ok(Prepared::Send(Box::new(Send {
+        provider,
+        outbound,
         to,
         dry_run,
-        settings,
         template_id: template.template_id.clone(),
         subject: rendered.subject,
         body: rendered.body,
-        text: rendered.text,
-        unsubscribe_url,
     })))
+}
+
+/// RFC 8058 one-click unsubscribe headers (unfolded).
+fn one_click_headers(url: &str) -> [(String, String); 2] {
+    [
+        ("List-Unsubscribe".to_owned(), format!("<{url}>")),
+        (
+            "List-Unsubscribe-Post".to_owned(),
+            "List-Unsubscribe=One-Click".to_owned(),
+        ),
+    ]
+}
+
+/// The SMS sender id: the brand's Laaffic sender id through Laaffic, the deployment's
+/// through SNS.
+pub fn sms_sender_id(deps: &Deps, settings: &BrandSettings, provider: Provider) -> Option<String> {
+    match provider {
+        Provider::Laaffic => settings.laaffic_sender_id.clone(),
+        _ => deps.config.sns_sender_id.clone(),
+    }
 }
 
 /// Double opt-in: sends the address its brand's confirmation email, once per address and
@@ -319,13 +448,13 @@ async fn prepare(deps: &Deps, message: &Message, now: OffsetDateTime) -> Result<
 async fn ask_confirmation(
     deps: &Deps,
     message: &Message,
-    customer: &crm_core::profile::Profile,
+    customer: &Profile,
     settings: &BrandSettings,
     keys: &Keys,
     to: &Address,
     until: OffsetDateTime,
     now: OffsetDateTime,
-) -> Result<Prepared, StoreError> {
+) -> Result<Prepared, MessagingError> {
     let Address::Email(email) = to else {
         unreachable!("only email addresses are confirmed");
     };
@@ -381,7 +510,12 @@ async fn ask_confirmation(
 /// Takes a unit of `gate`'s counter; `Some` (the message deferred) when none is left.
 /// Writes what the alarms watch: how much of a budget is used, and each message the burst
 /// guard holds back.
-async fn take(deps: &Deps, message: &Message, gate: &Gate, now: OffsetDateTime) -> Result<Option<Settle>, StoreError> {
+async fn take(
+    deps: &Deps,
+    message: &Message,
+    gate: &Gate,
+    now: OffsetDateTime,
+) -> Result<Option<Settle>, MessagingError> {
     let taken = match gate.limit {
         0 => None,
         limit => {
@@ -426,16 +560,16 @@ async fn take(deps: &Deps, message: &Message, gate: &Gate, now: OffsetDateTime) 
 }
 
 /// Where the recipient's links point.
-fn public_base_url(deps: &Deps) -> Result<&str, StoreError> {
-    deps.config
-        .public_base_url
-        .as_deref()
-        .ok_or_else(|| StoreError::Rejected("PUBLIC_BASE_URL is required to send email".into()))
+fn public_base_url(deps: &Deps) -> Result<&str, ConfigError> {
+    deps.config.public_base_url.as_deref().ok_or_else(|| ConfigError {
+        var: "PUBLIC_BASE_URL",
+        message: "is required to send email".into(),
+    })
 }
 
 /// The recipient's one-click unsubscribe link: a signed token naming the brand and the
 /// address's hash, on the public base URL.
-fn unsubscribe_url(deps: &Deps, keys: &Keys, message: &Message, to: &Address) -> Result<String, StoreError> {
+fn unsubscribe_url(deps: &Deps, keys: &Keys, message: &Message, to: &Address) -> Result<String, ConfigError> {
     let base = public_base_url(deps)?;
     let hash = keys.address_hash(message.channel, to.as_str());
     Ok(format!(
@@ -489,10 +623,12 @@ async fn sns_opt_out(
 
 impl Send {
     async fn go(self, deps: &Deps, message: &Message, now: OffsetDateTime) -> Settle {
-        let result = if self.dry_run {
-            Ok(None)
-        } else {
-            self.call_provider(deps, message, now).await.map(Some)
+        let result = match self.dry_run {
+            true => Ok(None),
+            false => match deps.provider(self.provider) {
+                Ok(provider) => provider.send(&self.outbound).await.map(Some),
+                Err(e) => Err(e),
+            },
         };
         match result {
             Ok(receipt) => Settle::Sent {
@@ -521,74 +657,6 @@ impl Send {
                 reason: Reason::ProviderError,
                 error: Some(e.message().to_owned()),
             },
-        }
-    }
-
-    async fn call_provider(
-        &self,
-        deps: &Deps,
-        message: &Message,
-        now: OffsetDateTime,
-    ) -> Result<crm_providers::Receipt, ProviderError> {
-        match (&self.to, message.channel) {
-            (Address::Email(to), Channel::Email) => {
-                let headers = self
-                    .unsubscribe_url
-                    .iter()
-                    .flat_map(|url| {
-                        [
-                            ("List-Unsubscribe".to_owned(), format!("<{url}>")),
-                            (
-                                "List-Unsubscribe-Post".to_owned(),
-                                "List-Unsubscribe=One-Click".to_owned(),
-                            ),
-                        ]
-                    })
-                    .collect();
-                let email = OutboundEmail {
-                    from: self.settings.from_email.clone(),
-                    from_name: self.settings.from_name.clone(),
-                    to: to.clone(),
-                    subject: self.subject.clone().unwrap_or_default(),
-                    html: self.body.clone(),
-                    text: self.text.clone(),
-                    message_id: message.message_id.clone(),
-                    headers,
-                    tags: vec![
-                        (TAG_CUSTOMER.to_owned(), message.customer_id.to_string()),
-                        (TAG_MESSAGE.to_owned(), message.message_id.clone()),
-                    ],
-                };
-                deps.ses.send(&email).await
-            }
-            (Address::Phone(to), Channel::Sms) => {
-                let mut sms = OutboundSms {
-                    to: to.clone(),
-                    text: self.text.clone(),
-                    sender_id: deps.config.sns_sender_id.clone(),
-                    message_id: message.message_id.clone(),
-                    transactional: false,
-                };
-                match self.settings.sms_provider {
-                    SmsProvider::Sns => deps.sns.send(&sms).await,
-                    SmsProvider::Laaffic => {
-                        sms.sender_id = self.settings.laaffic_sender_id.clone();
-                        match &deps.laaffic {
-                            Some(l) => l.send(&sms, now.unix_timestamp()).await,
-                            None => Err(ProviderError::Rejected {
-                                provider: crm_providers::laaffic::PROVIDER,
-                                message:
-                                    "Laaffic is not configured (LAAFFIC_API_KEY, LAAFFIC_API_SECRET, LAAFFIC_APP_ID)"
-                                        .into(),
-                            }),
-                        }
-                    }
-                }
-            }
-            _ => Err(ProviderError::Rejected {
-                provider: "none",
-                message: "address does not match the channel".into(),
-            }),
         }
     }
 }

@@ -8,7 +8,7 @@ use md5::{Digest, Md5};
 use serde::Deserialize;
 
 use crate::sns::OutboundSms;
-use crate::{ProviderError, Receipt};
+use crate::{MessageSender, Outbound, ProviderError, Receipt, SendFuture, wrong_channel};
 
 pub const PROVIDER: &str = "laaffic";
 pub const DEFAULT_BASE_URL: &str = "https://api.laaffic.com";
@@ -58,6 +58,20 @@ struct NumberResult {
 pub struct Laaffic {
     http: reqwest::Client,
     config: LaafficConfig,
+}
+
+impl MessageSender for Laaffic {
+    fn send<'a>(&'a self, message: &'a Outbound) -> SendFuture<'a> {
+        match message {
+            // The request is signed with the time it is made.
+            Outbound::Sms(sms) => Box::pin(Laaffic::send(
+                self,
+                sms,
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+            )),
+            other => wrong_channel(PROVIDER, other),
+        }
+    }
 }
 
 impl Laaffic {

@@ -41,6 +41,38 @@ impl ProviderError {
     }
 }
 
+/// A message as a provider takes it: one variant per channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    Email(ses::OutboundEmail),
+    Sms(sns::OutboundSms),
+}
+
+impl Outbound {
+    fn channel(&self) -> &'static str {
+        match self {
+            Self::Email(_) => "email",
+            Self::Sms(_) => "sms",
+        }
+    }
+}
+
+/// The port every provider sits behind: the sender picks one by channel and the brand's
+/// provider (`crm_core::send::Provider`) and hands it the message. A new provider is one
+/// file implementing this, one `Provider` variant and its settings.
+pub trait MessageSender: Send + Sync {
+    fn send<'a>(&'a self, message: &'a Outbound) -> SendFuture<'a>;
+}
+
+pub type SendFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Receipt, ProviderError>> + Send + 'a>>;
+
+/// A provider handed a message of a channel it does not carry (a wiring bug, never sent).
+pub(crate) fn wrong_channel(provider: &'static str, message: &Outbound) -> SendFuture<'static> {
+    let message = format!("{provider} does not send {}", message.channel());
+    Box::pin(std::future::ready(Err(ProviderError::Rejected { provider, message })))
+}
+
 /// What a provider answered when it accepted a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {

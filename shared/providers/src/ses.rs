@@ -9,7 +9,7 @@ use crm_core::values::Email;
 use mail_builder::MessageBuilder;
 use mail_builder::headers::raw::Raw;
 
-use crate::{ProviderError, Receipt, classify_sdk};
+use crate::{MessageSender, Outbound, ProviderError, Receipt, SendFuture, classify_sdk, wrong_channel};
 
 pub const PROVIDER: &str = "ses";
 
@@ -57,6 +57,15 @@ impl OutboundEmail {
 pub struct Ses {
     client: aws_sdk_sesv2::Client,
     configuration_set: Option<String>,
+}
+
+impl MessageSender for Ses {
+    fn send<'a>(&'a self, message: &'a Outbound) -> SendFuture<'a> {
+        match message {
+            Outbound::Email(email) => Box::pin(Ses::send(self, email)),
+            other => wrong_channel(PROVIDER, other),
+        }
+    }
 }
 
 impl Ses {

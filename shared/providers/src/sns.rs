@@ -3,7 +3,7 @@
 use aws_sdk_sns::types::MessageAttributeValue;
 use crm_core::values::PhoneE164;
 
-use crate::{ProviderError, Receipt, classify_sdk};
+use crate::{MessageSender, Outbound, ProviderError, Receipt, SendFuture, classify_sdk, wrong_channel};
 
 pub const PROVIDER: &str = "sns";
 
@@ -30,6 +30,15 @@ fn attribute(value: &str) -> MessageAttributeValue {
         .string_value(value)
         .build()
         .expect("data type is set")
+}
+
+impl MessageSender for Sns {
+    fn send<'a>(&'a self, message: &'a Outbound) -> SendFuture<'a> {
+        match message {
+            Outbound::Sms(sms) => Box::pin(Sns::send(self, sms)),
+            other => wrong_channel(PROVIDER, other),
+        }
+    }
 }
 
 impl Sns {
