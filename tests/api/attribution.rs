@@ -273,6 +273,36 @@ async fn a_click_naming_unknown_partners_creates_them_and_an_operator_adopts_the
     assert_eq!(row(&by_sub, "sub1", "p2")["clicks"], 1);
 }
 
+/// Redtrack's own spellings (its links' `rtkcid`, the UTMs, sub-ids up to 20) are a click
+/// like any other, and sub-ids 11–20 are reportable like 1–10.
+#[tokio::test]
+async fn a_click_in_redtracks_spelling_reports_by_its_sub_ids_up_to_twenty() {
+    let app = spawn().await;
+    let brand = format!("rt{}", crm_tests::rand_digits());
+    let click = unique("rtk");
+    let (status, body) = app
+        .get(&format!(
+            "/api/ingest/click?rtkcid={click}&brand={brand}&utm_source=instagram&sub11=reel&sub20=fb.1.17.abc&fbclid=IwAR0"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    app.drain().await;
+    let (_, timeline) = app
+        .admin(&format!(
+            "/api/customers/{}/timeline",
+            body["customerId"].as_str().unwrap()
+        ))
+        .await;
+    let recorded = &timeline["items"][0];
+    assert_eq!(recorded["clickId"], click.as_str(), "{timeline}");
+    assert_eq!(recorded["source"], "instagram");
+    assert_eq!(recorded["params"]["fbclid"], "IwAR0");
+    for (sub, value) in [("sub11", "reel"), ("sub20", "fb.1.17.abc")] {
+        let by_sub = report(&app, &format!("groupBy={sub}&brand={brand}")).await;
+        assert_eq!(row(&by_sub, sub, value)["clicks"], 1, "{by_sub}");
+    }
+}
+
 #[tokio::test]
 async fn a_conversion_without_click_id_is_attributed_through_the_identity_graph_below_full_confidence() {
     let app = spawn().await;

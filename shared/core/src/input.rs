@@ -119,14 +119,16 @@ pub fn meaningful(value: &str) -> Option<&str> {
 
 /// Field aliases, canonical name first (the name used in errors and docs).
 pub mod alias {
-    pub const CLICK_ID: &[&str] = &["clickId", "clickid", "click_id", "cid", "subid"];
+    /// `clickid` is Redtrack's macro and parameter, `rtkcid`/`rtkclickid` what its landing
+    /// script and links carry, `cid` Voluum's.
+    pub const CLICK_ID: &[&str] = &["clickId", "clickid", "click_id", "rtkcid", "rtkclickid", "cid", "subid"];
     pub const IP: &[&str] = &["ip"];
     pub const USER_AGENT: &[&str] = &["userAgent", "ua", "user_agent"];
-    pub const CAMPAIGN: &[&str] = &["campaign", "campaign_name"];
-    pub const SOURCE: &[&str] = &["source"];
-    pub const MEDIUM: &[&str] = &["medium"];
-    pub const LANDING_PAGE: &[&str] = &["landingPage", "landing", "landing_page"];
-    pub const REFERRER: &[&str] = &["referrer"];
+    pub const CAMPAIGN: &[&str] = &["campaign", "campaign_name", "utm_campaign", "rt_campaign"];
+    pub const SOURCE: &[&str] = &["source", "utm_source", "rt_source"];
+    pub const MEDIUM: &[&str] = &["medium", "utm_medium", "rt_medium"];
+    pub const LANDING_PAGE: &[&str] = &["landingPage", "landing", "landing_page", "page"];
+    pub const REFERRER: &[&str] = &["referrer", "referer"];
     pub const INFLUENCER_ID: &[&str] = &["influencerId"];
     pub const BRAND: &[&str] = &["operatorId", "brand"];
     pub const POSTBACK_BRAND: &[&str] = &["operatorId", "operator", "brand"];
@@ -152,7 +154,7 @@ pub mod alias {
         "timestamp",
     ];
 
-    /// Every field any endpoint reads (`sub1`…`sub10` are read by prefix).
+    /// Every field any endpoint reads.
     pub const ALL: &[&[&str]] = &[
         CLICK_ID,
         IP,
@@ -178,9 +180,26 @@ pub mod alias {
         TIMEZONE,
         OCCURRED_AT,
         SUBS,
+        PARAMS,
     ];
+    /// Tracker sub-ids: Redtrack has twenty (its script puts Meta's `_fbp` and `_fbc` in 19
+    /// and 20).
     pub const SUBS: &[&str] = &[
-        "sub1", "sub2", "sub3", "sub4", "sub5", "sub6", "sub7", "sub8", "sub9", "sub10",
+        "sub1", "sub2", "sub3", "sub4", "sub5", "sub6", "sub7", "sub8", "sub9", "sub10", "sub11", "sub12", "sub13",
+        "sub14", "sub15", "sub16", "sub17", "sub18", "sub19", "sub20",
+    ];
+    /// Other marketing parameters a click keeps as sent (`params`): the tracker's campaign
+    /// id and the traffic source's click id (Redtrack's `cmpid`, `ref_id`), the UTMs that are
+    /// not campaign, source or medium, and the ad networks' click ids.
+    pub const PARAMS: &[&str] = &[
+        "cmpid",
+        "ref_id",
+        "utm_content",
+        "utm_term",
+        "fbclid",
+        "gclid",
+        "ttclid",
+        "msclkid",
     ];
 }
 
@@ -430,6 +449,9 @@ pub struct ClickDetails {
     pub influencer_id: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub subs: BTreeMap<String, String>,
+    /// `alias::PARAMS` as sent.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -455,6 +477,17 @@ impl ClickCommand {
                 subs.insert(key.to_string(), v);
             }
         }
+        let mut params = BTreeMap::new();
+        for key in alias::PARAMS {
+            // Redtrack's links say `rtkcmpid` where its macros say `cmpid`.
+            let aliases: &[&'static str] = match *key {
+                "cmpid" => &["cmpid", "rtkcmpid"],
+                _ => std::slice::from_ref(key),
+            };
+            if let Some(v) = r.key_text(aliases)? {
+                params.insert(key.to_string(), v);
+            }
+        }
         let details = ClickDetails {
             campaign: r.key_text(alias::CAMPAIGN)?,
             source: r.key_text(alias::SOURCE)?,
@@ -465,6 +498,7 @@ impl ClickCommand {
             landing_page: r.text(alias::LANDING_PAGE, MAX_TEXT_LEN),
             referrer: r.text(alias::REFERRER, MAX_TEXT_LEN),
             subs,
+            params,
         };
         let device_id = r.lenient(alias::DEVICE_ID, DeviceId::parse);
         let email = r.lenient(alias::EMAIL, Email::parse);
@@ -759,6 +793,49 @@ mod tests {
         assert_eq!(c.details.landing_page.as_deref(), Some("https://lp.example/x"));
         assert_eq!(c.details.subs.len(), 1);
         assert_eq!(c.brand.as_str(), "unbranded");
+    }
+
+    #[test]
+    fn click_accepts_what_redtrack_links_and_its_script_carry() {
+        let f = fields(&[
+            ("rtkcid", "6571f2c0a1b2c3d4e5f60718"),
+            ("rtkcmpid", "64f0aa"),
+            ("ref_id", "src-889"),
+            ("utm_source", "instagram"),
+            ("utm_medium", "story"),
+            ("utm_campaign", "spring"),
+            ("utm_content", "reel-2"),
+            ("fbclid", "IwAR0abc"),
+            ("sub11", "eleven"),
+            ("sub20", "fb.1.1700000000.abc"),
+            ("referer", "https://instagram.com/"),
+        ]);
+        let c = ClickCommand::parse(&f, &defaults()).unwrap();
+        assert_eq!(c.click_id.as_str(), "6571f2c0a1b2c3d4e5f60718");
+        let d = &c.details;
+        assert_eq!(
+            (d.source.as_deref(), d.medium.as_deref(), d.campaign.as_deref()),
+            (Some("instagram"), Some("story"), Some("spring"))
+        );
+        assert_eq!(d.referrer.as_deref(), Some("https://instagram.com/"));
+        assert_eq!(
+            (d.subs["sub11"].as_str(), d.subs["sub20"].as_str()),
+            ("eleven", "fb.1.1700000000.abc")
+        );
+        let params: Vec<(&str, &str)> = d.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            params,
+            [
+                ("cmpid", "64f0aa"),
+                ("fbclid", "IwAR0abc"),
+                ("ref_id", "src-889"),
+                ("utm_content", "reel-2")
+            ]
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // A sub-id past 20 is not ours to keep.
+        let c = ClickCommand::parse(&fields(&[("clickid", "x1"), ("sub21", "no")]), &defaults()).unwrap();
+        assert!(c.details.subs.is_empty());
     }
 
     #[test]

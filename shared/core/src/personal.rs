@@ -33,6 +33,7 @@ pub fn fields(entity: &str) -> &'static [(&'static str, Shown)] {
             ("referrer", Redacted),
             ("landingPage", Redacted),
             ("subs", Redacted),
+            ("params", Masked),
             ("unlistedIdentifiers", Masked),
             ("attribution.subs", Redacted),
             ("attribution.touches", Masked),

@@ -109,6 +109,10 @@ pub struct ClickRecord {
     pub influencer_id: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub subs: BTreeMap<String, String>,
+    /// The tracker's campaign id, the traffic source's and ad networks' click ids, the
+    /// other UTMs (`crm_core::input::alias::PARAMS`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
     /// Set once, by the attribution function, when the record is counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
@@ -162,6 +166,7 @@ impl ClickRecord {
             referrer: d.referrer,
             influencer_id: d.influencer_id,
             subs: d.subs,
+            params: d.params,
             attribution: None,
             counted: None,
             source_id: provenance.source_id.clone(),

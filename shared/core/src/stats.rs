@@ -25,7 +25,7 @@ pub enum Dimension {
     Influencer,
     Campaign,
     Source,
-    /// `sub1` … `sub10`.
+    /// `sub1` … `sub20`.
     Sub(u8),
     /// A journey step that sent a message before a conversion (message-influenced).
     Step,
@@ -44,11 +44,11 @@ impl Dimension {
             "step" => Self::Step,
             "template" => Self::Template,
             _ => match v.strip_prefix("sub").and_then(|n| n.parse::<u8>().ok()) {
-                Some(n @ 1..=10) => Self::Sub(n),
+                Some(n @ 1..=20) => Self::Sub(n),
                 _ => {
                     return Err(Invalid::new(
                         "invalid_value",
-                        "must be one of influencer, campaign, brand, source, sub1 … sub10, step, template, day",
+                        "must be one of influencer, campaign, brand, source, sub1 … sub20, step, template, day",
                     ));
                 }
             },
