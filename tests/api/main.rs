@@ -13,6 +13,7 @@ mod exports;
 mod identity;
 mod lambda_events;
 mod lead;
+mod links;
 mod messaging;
 mod observability;
 mod postback;

@@ -46,6 +46,8 @@ pub const ROUTES: &[&str] = &[
     "/api/suppressions/{channel}/{address}",
     "/api/influencers",
     "/api/influencers/{id}",
+    "/api/links",
+    "/api/links/{code}",
     "/api/campaigns",
     "/api/campaigns/{id}",
     "/api/reports",
@@ -130,6 +132,13 @@ pub fn router(state: AppState) -> Router {
             get(partners::get_influencer)
                 .put(partners::put_influencer)
                 .delete(partners::delete_influencer),
+        )
+        .route("/api/links", get(partners::list_links).post(partners::create_link))
+        .route(
+            "/api/links/{code}",
+            get(partners::get_link)
+                .put(partners::put_link)
+                .delete(partners::delete_link),
         )
         .route(
             "/api/campaigns",

@@ -1,4 +1,5 @@
-//! Influencers (`/api/influencers`) and campaigns (`/api/campaigns`): create, list, read
+//! Influencers (`/api/influencers`), campaigns (`/api/campaigns`) and their tracked links
+//! (`/api/links`, visited at `/l/{code}`): create, list, read
 //! with their stats for a period, replace, delete. An operator creating an entry that a
 //! click already auto-created adopts it (same id, its stats kept); a click's campaign finds
 //! its campaign by id or by name without case, so names are unique.
@@ -6,11 +7,12 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use crm_core::link::{Destination, GENERATED_LEN, Link, LinkCode};
 use crm_core::partners::{Campaign, Influencer, parse_id, parse_text};
 use crm_core::stats::Dimension;
-use crm_core::values::Brand;
+use crm_core::values::{Brand, Invalid};
 use crm_http::{ApiError, ApiPath, ApiQuery, AppState, JsonResult};
 use crm_store::PutMode;
 use serde_json::{Map, Value, json};
@@ -187,4 +189,180 @@ pub async fn delete_campaign(
     } else {
         Err(ApiError::NotFound)
     }
+}
+
+/// A link's fields from a body: who it credits (an existing influencer, and campaign if
+/// named), its brand (else the campaign's), where it sends visitors.
+async fn link_from(
+    state: &AppState,
+    body: &Map<String, Value>,
+    code: LinkCode,
+    now: OffsetDateTime,
+) -> Result<Link, ApiError> {
+    let missing =
+        |field: &'static str| crate::field_error(field, Invalid::new("missing", format!("{field} is required")));
+    let not_found = |field: &'static str, what: &str| {
+        crate::field_error(field, Invalid::new("not_found", format!("no {what} has this id")))
+    };
+    let influencer_id = parsed(body, "influencerId", parse_id)?.ok_or_else(|| missing("influencerId"))?;
+    if state.store.influencer(&influencer_id).await?.is_none() {
+        return Err(not_found("influencerId", "influencer"));
+    }
+    let campaign_id = parsed(body, "campaignId", parse_id)?;
+    let campaign = match &campaign_id {
+        Some(id) => Some(
+            state
+                .store
+                .campaign(id)
+                .await?
+                .ok_or_else(|| not_found("campaignId", "campaign"))?,
+        ),
+        None => None,
+    };
+    let brand = match parsed(body, "brand", Brand::parse)? {
+        Some(b) => Some(b),
+        None => campaign.and_then(|c| c.brand).and_then(|b| Brand::parse(&b).ok()),
+    };
+    Ok(Link {
+        code,
+        influencer_id,
+        campaign_id,
+        brand,
+        destination: parsed(body, "destination", Destination::parse)?.ok_or_else(|| missing("destination"))?,
+        created_at: now,
+        updated_at: now,
+        archived_at: None,
+    })
+}
+
+/// Where the API is reached from the internet: `PUBLIC_BASE_URL`, else the request's host.
+fn public_base(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(base) = &state.config.public_base_url {
+        return base.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let local = host.starts_with("localhost") || host.starts_with("127.0.0.1");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or(if local { "http" } else { "https" });
+    format!("{scheme}://{host}")
+}
+
+fn link_json(link: &Link, base: &str) -> Value {
+    let mut out = json!(link);
+    out["url"] = json!(format!("{base}/l/{}", link.code));
+    out
+}
+
+/// `POST /api/links`: a new link (201 with its `code` and `url`); `code` may be chosen
+/// (409 if taken), else one is generated.
+pub async fn create_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let body = body::object(&bytes)?;
+    let now = OffsetDateTime::now_utc();
+    let chosen = parsed(&body, "code", LinkCode::parse)?;
+    let generate = || {
+        let random = uuid::Uuid::new_v4();
+        let bytes: [u8; GENERATED_LEN] = random.as_bytes()[..GENERATED_LEN]
+            .try_into()
+            .expect("a uuid has 16 bytes");
+        LinkCode::generate(bytes)
+    };
+    let mut link = link_from(&state, &body, chosen.clone().unwrap_or_else(generate), now).await?;
+    for _ in 0..5 {
+        if state.store.put_link(&link, true).await? {
+            return Ok((
+                StatusCode::CREATED,
+                Json(link_json(&link, &public_base(&state, &headers))),
+            )
+                .into_response());
+        }
+        if chosen.is_some() {
+            return Err(conflict("a link with this code exists"));
+        }
+        link.code = generate();
+    }
+    Err(ApiError::Unavailable("no free link code was found; try again".into()))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinksQuery {
+    influencer_id: Option<String>,
+    campaign_id: Option<String>,
+    /// `true`: archived links too.
+    archived: Option<bool>,
+}
+
+/// `GET /api/links`: live links by code, optionally of one influencer or campaign.
+pub async fn list_links(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<LinksQuery>,
+) -> JsonResult {
+    let base = public_base(&state, &headers);
+    let items: Vec<Value> = state
+        .store
+        .links()
+        .await?
+        .iter()
+        .filter(|l| q.archived == Some(true) || l.archived_at.is_none())
+        .filter(|l| q.influencer_id.as_ref().is_none_or(|i| *i == l.influencer_id))
+        .filter(|l| q.campaign_id.as_ref().is_none_or(|c| l.campaign_id.as_ref() == Some(c)))
+        .map(|l| link_json(l, &base))
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+fn code_of(raw: &str) -> Result<LinkCode, ApiError> {
+    LinkCode::parse(raw).map_err(|_| ApiError::NotFound)
+}
+
+pub async fn get_link(State(state): State<AppState>, headers: HeaderMap, ApiPath(code): ApiPath<String>) -> JsonResult {
+    let link = state.store.link(&code_of(&code)?).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(link_json(&link, &public_base(&state, &headers))))
+}
+
+/// `PUT /api/links/{code}`: replaces what the link credits and where it goes (its visits
+/// so far keep what they were recorded with).
+pub async fn put_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(code): ApiPath<String>,
+    bytes: Bytes,
+) -> JsonResult {
+    let existing = state.store.link(&code_of(&code)?).await?.ok_or(ApiError::NotFound)?;
+    let body = body::object(&bytes)?;
+    let mut link = link_from(&state, &body, existing.code.clone(), OffsetDateTime::now_utc()).await?;
+    link.created_at = existing.created_at;
+    link.archived_at = existing.archived_at;
+    if !state.store.put_link(&link, false).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(link_json(&link, &public_base(&state, &headers))))
+}
+
+/// `DELETE /api/links/{code}`: archives the link. It keeps redirecting (it is printed in
+/// bios and videos); it leaves the list.
+pub async fn delete_link(
+    State(state): State<AppState>,
+    ApiPath(code): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let mut link = state.store.link(&code_of(&code)?).await?.ok_or(ApiError::NotFound)?;
+    if link.archived_at.is_none() {
+        let now = OffsetDateTime::now_utc();
+        link.archived_at = Some(now);
+        link.updated_at = now;
+        if !state.store.put_link(&link, false).await? {
+            return Err(ApiError::NotFound);
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -42,27 +42,8 @@ pub fn router(state: AppState) -> Router {
         .route(PATH, get(page).post(act))
         .route(CONFIRM_PATH, get(confirm_page).post(confirm))
         .with_state(deps)
-        .layer(axum::middleware::map_response(page_headers));
+        .layer(axum::middleware::map_response(crm_http::page_headers));
     crm_http::finish(routes)
-}
-
-/// What a careful page sends: no script, no framing, nothing loaded from elsewhere, forms
-/// only back here, no referrer (the URL holds a token), never cached.
-async fn page_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::CACHE_CONTROL, "no-store"),
-    ] {
-        headers.insert(name, header::HeaderValue::from_static(value));
-    }
-    response
 }
 
 /// What the page says, in one language.

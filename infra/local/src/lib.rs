@@ -21,8 +21,9 @@ pub const TEMPLATE: &str = include_str!("../../../template.yaml");
 
 /// Every HTTP function, as deployed. The dev server serves them, the bench measures them,
 /// the tests check each against `template.yaml`.
-pub const FUNCTIONS: [HttpFunction; 9] = [
+pub const FUNCTIONS: [HttpFunction; 10] = [
     crm_click::FUNCTION,
+    crm_link::FUNCTION,
     crm_lead::FUNCTION,
     crm_postback::FUNCTION,
     crm_health::FUNCTION,

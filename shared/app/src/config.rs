@@ -82,6 +82,20 @@ pub struct Config {
     pub reporting: Reporting,
     /// `RETENTION_DAYS_*`: how long each kind of record is kept (DynamoDB TTL).
     pub retention: Retention,
+    /// `PUBLIC_BASE_URL`: where the API is reachable from the internet (tracked links,
+    /// unsubscribe links); `None`: the request's own host.
+    pub public_base_url: Option<String>,
+}
+
+/// `PUBLIC_BASE_URL`, without a trailing slash: one parser for every configuration.
+pub fn public_base_url(value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => Err(ConfigError {
+            var: "PUBLIC_BASE_URL",
+            message: "must be an http(s) URL".into(),
+        }),
+        u => Ok(u.map(|u| u.trim_end_matches('/').to_owned())),
+    }
 }
 
 /// How attribution looks back and how reports cut days and convert money.
@@ -243,6 +257,7 @@ impl Config {
                     .collect::<Result<_, _>>()?,
             },
             retention: retention(&get)?,
+            public_base_url: public_base_url(get("PUBLIC_BASE_URL"))?,
         })
     }
 }

@@ -128,10 +128,7 @@ pub async fn run<C: Ingest>(
         guard => guard,
     };
     let signature = from.signature_claim(now).map(Write::ClaimSignature);
-    let record_id = match &guard {
-        Guard::Click(click_id) => click_id.to_string(),
-        Guard::Claim { .. } => new_id(),
-    };
+    let record_id = cmd.record_id().unwrap_or_else(new_id);
     let reason = reason(C::KIND, &record_id, &touch.identifiers);
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 1 {

@@ -338,6 +338,15 @@ impl<'a> Reader<'a> {
         Ok(self.strict(aliases, bounded)?.filter(|t| !t.is_empty()))
     }
 
+    /// A tracked link's visit id coming back as Redtrack's `sub10` (`v` and 32 hex digits):
+    /// an identifier of the visit's customer. Any other `sub10` is only a sub-id.
+    fn visit(&self) -> Option<ClickId> {
+        let raw = self.fields.pick(&["sub10"])?.trim();
+        let hex = raw.strip_prefix('v')?;
+        let ours = hex.len() == 32 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+        ours.then(|| ClickId::parse(raw).ok()).flatten()
+    }
+
     fn text(&mut self, aliases: &[&'static str], max: usize) -> Option<String> {
         self.lenient(aliases, |raw| {
             let text = clean_text(raw);
@@ -461,7 +470,21 @@ pub struct ClickCommand {
     pub device_id: Option<DeviceId>,
     pub email: Option<Email>,
     pub details: ClickDetails,
+    /// The tracked-link visit this click came through (its `sub10`), when it is not that
+    /// visit's own click.
+    pub visit: Option<ClickId>,
     pub warnings: Vec<Warning>,
+    /// A visit through a tracked link: the same browser again within the window is the
+    /// same click (answered as a duplicate of the first).
+    pub once_per: Option<VisitWindow>,
+}
+
+/// One visit per key and window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitWindow {
+    /// A digest of what identifies the browser's visit (never the raw address or agent).
+    pub key: String,
+    pub window: time::Duration,
 }
 
 impl ClickCommand {
@@ -502,18 +525,22 @@ impl ClickCommand {
         };
         let device_id = r.lenient(alias::DEVICE_ID, DeviceId::parse);
         let email = r.lenient(alias::EMAIL, Email::parse);
+        let visit = r.visit().filter(|v| *v != click_id);
         Ok(Self {
             click_id,
             brand,
             device_id,
             email,
             details,
+            visit,
             warnings: r.warnings,
+            once_per: None,
         })
     }
 
     pub fn identifiers(&self) -> Vec<Identifier> {
         let mut ids = vec![Identifier::ClickId(self.click_id.clone())];
+        ids.extend(self.visit.clone().map(Identifier::ClickId));
         ids.extend(self.device_id.clone().map(Identifier::DeviceId));
         ids.extend(self.email.clone().map(Identifier::Email));
         ids
@@ -523,6 +550,8 @@ impl ClickCommand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeadCommand {
     pub click_id: Option<ClickId>,
+    /// A tracked link's visit (`sub10`), `ClickCommand::visit`.
+    pub visit: Option<ClickId>,
     pub email: Option<Email>,
     pub phone: Option<PhoneE164>,
     pub device_id: Option<DeviceId>,
@@ -555,8 +584,10 @@ impl LeadCommand {
         let campaign = r.key_text(alias::CAMPAIGN)?;
         let consent = r.lenient(alias::CONSENT, parse_consent);
         let timezone = r.lenient(alias::TIMEZONE, ZoneName::parse);
+        let visit = r.visit().filter(|v| click_id.as_ref() != Some(v));
         let cmd = Self {
             click_id,
+            visit,
             email,
             phone,
             device_id,
@@ -576,6 +607,7 @@ impl LeadCommand {
     pub fn identifiers(&self) -> Vec<Identifier> {
         let mut ids = Vec::new();
         ids.extend(self.click_id.clone().map(Identifier::ClickId));
+        ids.extend(self.visit.clone().map(Identifier::ClickId));
         ids.extend(self.email.clone().map(Identifier::Email));
         ids.extend(self.phone.clone().map(Identifier::Phone));
         ids.extend(self.device_id.clone().map(Identifier::DeviceId));
@@ -604,6 +636,8 @@ pub struct PostbackCommand {
     pub currency: Currency,
     pub transaction_id: Option<TransactionId>,
     pub click_id: Option<ClickId>,
+    /// A tracked link's visit (`sub10`), `ClickCommand::visit`.
+    pub visit: Option<ClickId>,
     pub email: Option<Email>,
     pub phone: Option<PhoneE164>,
     pub user_id: Option<UserId>,
@@ -629,13 +663,16 @@ impl PostbackCommand {
             .strict(alias::CURRENCY, Currency::parse)?
             .unwrap_or_else(|| defaults.currency.clone());
         let transaction_id = r.strict(alias::TRANSACTION_ID, TransactionId::parse)?;
+        let click_id = r.lenient(alias::CLICK_ID, ClickId::parse);
+        let visit = r.visit().filter(|v| click_id.as_ref() != Some(v));
         let cmd = Self {
             kind,
             brand,
             amount,
             currency,
             transaction_id,
-            click_id: r.lenient(alias::CLICK_ID, ClickId::parse),
+            click_id,
+            visit,
             user_id: r.lenient(alias::USER_ID, UserId::parse),
             email: r.lenient(alias::EMAIL, Email::parse),
             phone: r.phone(defaults.phone_region),
@@ -654,6 +691,7 @@ impl PostbackCommand {
     pub fn identifiers(&self) -> Vec<Identifier> {
         let mut ids = Vec::new();
         ids.extend(self.click_id.clone().map(Identifier::ClickId));
+        ids.extend(self.visit.clone().map(Identifier::ClickId));
         ids.extend(self.user_id.clone().map(|user| Identifier::UserId {
             operator: self.brand.clone(),
             user,
@@ -793,6 +831,22 @@ mod tests {
         assert_eq!(c.details.landing_page.as_deref(), Some("https://lp.example/x"));
         assert_eq!(c.details.subs.len(), 1);
         assert_eq!(c.brand.as_str(), "unbranded");
+    }
+
+    #[test]
+    fn a_tracked_links_visit_in_sub10_is_an_identifier_and_any_other_sub10_is_not() {
+        let visit = format!("v{}", "0123456789abcdef".repeat(2));
+        let l = LeadCommand::parse(&fields(&[("sub10", &visit), ("email", "a@b.co")]), &defaults()).unwrap();
+        assert!(
+            l.identifiers()
+                .contains(&Identifier::ClickId(ClickId::parse(&visit).unwrap()))
+        );
+        let p = PostbackCommand::parse(&fields(&[("sub10", &visit), ("type", "ftd")]), &defaults()).unwrap();
+        assert_eq!(p.identifiers(), [Identifier::ClickId(ClickId::parse(&visit).unwrap())]);
+        for other in ["carlos", "v123", &visit.to_uppercase()] {
+            let l = LeadCommand::parse(&fields(&[("sub10", other), ("email", "a@b.co")]), &defaults()).unwrap();
+            assert_eq!(l.identifiers().len(), 1, "{other}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod definition;
 pub mod identity;
 pub mod input;
 pub mod journey;
+pub mod link;
 pub mod message;
 pub mod partners;
 pub mod personal;

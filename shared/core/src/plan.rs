@@ -98,6 +98,9 @@ pub enum DedupeKey {
     Postback(String),
     /// A fingerprint of a lead form.
     Lead(String),
+    /// A browser's visit through a tracked link (link, client address, user agent): a
+    /// second hit within the window is the same visit.
+    Visit(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -459,6 +462,11 @@ pub trait Ingest: Sized {
     fn warnings(&self) -> &[Warning];
     fn touch(&self, at: OffsetDateTime) -> Touch;
     fn guard(&self, at: OffsetDateTime, window: Duration) -> Guard;
+    /// The id of the request's record when the request names it (a click's id); `None`:
+    /// a fresh one.
+    fn record_id(&self) -> Option<String> {
+        None
+    }
     /// The request's own records for the customer it resolved to; `record_id` is the click
     /// id for clicks and a fresh id otherwise.
     fn records(&self, customer: &CustomerId, record_id: &str, from: &Provenance, at: OffsetDateTime) -> Vec<Write>;
@@ -504,6 +512,7 @@ impl Ingest for ClickCommand {
     const OPTIMISTIC: bool = true;
     fn into_test(mut self) -> Result<Self, FieldError> {
         self.click_id = test_click_id(self.click_id)?;
+        self.visit = self.visit.map(test_click_id).transpose()?;
         Ok(self)
     }
     fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
@@ -518,8 +527,17 @@ impl Ingest for ClickCommand {
     fn touch(&self, at: OffsetDateTime) -> Touch {
         Touch::new(self.identifiers(), self.brand.clone(), Milestone::Touched, at)
     }
-    fn guard(&self, _at: OffsetDateTime, _window: Duration) -> Guard {
-        Guard::Click(self.click_id.clone())
+    fn guard(&self, at: OffsetDateTime, _window: Duration) -> Guard {
+        match &self.once_per {
+            Some(visit) => Guard::Claim {
+                key: DedupeKey::Visit(visit.key.clone()),
+                expires_at: Some(at + visit.window),
+            },
+            None => Guard::Click(self.click_id.clone()),
+        }
+    }
+    fn record_id(&self) -> Option<String> {
+        Some(self.click_id.to_string())
     }
     fn records(&self, customer: &CustomerId, _record_id: &str, from: &Provenance, at: OffsetDateTime) -> Vec<Write> {
         vec![Write::RecordClick(ClickRecord::new(
@@ -538,6 +556,7 @@ impl Ingest for LeadCommand {
     const KIND: &'static str = "lead";
     fn into_test(mut self) -> Result<Self, FieldError> {
         self.click_id = self.click_id.map(test_click_id).transpose()?;
+        self.visit = self.visit.map(test_click_id).transpose()?;
         Ok(self)
     }
     fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {
@@ -604,6 +623,7 @@ impl Ingest for PostbackCommand {
     const KIND: &'static str = "postback";
     fn into_test(mut self) -> Result<Self, FieldError> {
         self.click_id = self.click_id.map(test_click_id).transpose()?;
+        self.visit = self.visit.map(test_click_id).transpose()?;
         Ok(self)
     }
     fn parse(fields: &Fields, defaults: &Defaults) -> Result<Self, FieldError> {

@@ -114,6 +114,25 @@ pub fn finish(router: Router) -> Router {
         .layer(middleware::from_fn(access_log))
 }
 
+/// What a careful page sends: no script, no framing, nothing loaded from elsewhere, forms
+/// only back here, no referrer (the URL holds a token), never cached.
+pub async fn page_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, header::HeaderValue::from_static(value));
+    }
+    response
+}
+
 /// Answers carry personal data (profiles, feeds, exports) or say something about a
 /// request: no cache, proxy or browser keeps them, unless a route says otherwise.
 async fn no_store(mut response: axum::response::Response) -> axum::response::Response {

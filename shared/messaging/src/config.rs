@@ -192,12 +192,7 @@ impl MessagingConfig {
             .map_err(|e| err("DEFAULT_TIMEZONE", &e.message))?;
         let unsubscribe =
             crm_app::config::unsubscribe_keys(get("UNSUBSCRIBE_SECRET"), get("UNSUBSCRIBE_SIGNING_KEYS"))?;
-        let public_base_url = match get("PUBLIC_BASE_URL") {
-            Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
-                return Err(err("PUBLIC_BASE_URL", "must be an http(s) URL"));
-            }
-            u => u.map(|u| u.trim_end_matches('/').to_owned()),
-        };
+        let public_base_url = crm_app::config::public_base_url(get("PUBLIC_BASE_URL"))?;
         let cron_secret = match get("CRON_SECRET") {
             Some(v) if v.len() < crm_app::config::MIN_SECRET_LEN => {
                 return Err(err("CRON_SECRET", "must be at least 16 characters"));

@@ -32,6 +32,7 @@
 //! | contact change | `CONTACT#<changeId>`  | `CONTACT` | `CUSTOMER#<id>` / `<ts>#CONTACT#…` |                              |
 //! | sending limit | `LIMIT#<brand>#<name>` | `<UTC day or hour>` |                       |                              |
 //! | confirmation | `CONFIRM#<channel>#<addressHash>` | `<brand>` |                        |                              |
+//! | tracked link | `LINK#<code>`         | `LINK`    |                                  | `LINKS` / `<code>`           |
 //!
 //! Profile compliance attributes: `consent#<brand>#<channel>`, `exclusion#<brand>`,
 //! `reactivated#<brand>`, `timezone`; contact points: `contact#<KIND>#<value>` (where an
@@ -111,6 +112,7 @@ pub mod entity {
     pub const SIGNATURE: &str = "SIGNATURE";
     pub const LIMIT: &str = "LIMIT";
     pub const CONFIRMATION: &str = "CONFIRMATION";
+    pub const LINK: &str = "LINK";
 }
 
 /// A brand's sending limit counter: `LIMIT#<brand>#<name>` (`budget#email`, `new-addresses`)
@@ -200,6 +202,7 @@ pub fn dedupe_pk(key: &DedupeKey) -> String {
         DedupeKey::SourceTransaction { source_id, id } => format!("DEDUPE#SRCTXN#{source_id}#{id}"),
         DedupeKey::Postback(hash) => format!("DEDUPE#FP#{hash}"),
         DedupeKey::Lead(hash) => format!("DEDUPE#LEADFP#{hash}"),
+        DedupeKey::Visit(hash) => format!("DEDUPE#VISIT#{hash}"),
     }
 }
 
@@ -416,6 +419,13 @@ pub fn campaign_pk(id: &str) -> String {
 }
 pub const CAMPAIGN_SK: &str = "CAMPAIGN";
 pub const CAMPAIGN_LIST: &str = "CAMPAIGNS";
+
+/// Tracked links: `LINK#<code>` / `LINK`, listed on GSI2 `LINKS` / `<code>`.
+pub fn link_pk(code: &crm_core::link::LinkCode) -> String {
+    format!("LINK#{code}")
+}
+pub const LINK_SK: &str = "LINK";
+pub const LINK_LIST: &str = "LINKS";
 
 /// A campaign name's claim (names are unique without case): `CAMPAIGN_NAME#<name>` / `CAMPAIGN_NAME`.
 pub fn campaign_name_pk(name: &str) -> String {

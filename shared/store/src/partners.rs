@@ -1,8 +1,9 @@
-//! Influencers and campaigns. A campaign's name is claimed by its own item in the same
+//! Influencers, their campaigns and tracked links. A campaign's name is claimed by its own item in the same
 //! transaction as the campaign, so two campaigns never share a name (without case), and a
 //! click's campaign name finds its campaign in two reads.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use crm_core::link::{Link, LinkCode};
 use crm_core::partners::{Campaign, Influencer};
 
 use crate::codec::{self, Expr, s};
@@ -32,6 +33,13 @@ fn campaign_item(c: &Campaign) -> Result<Item, StoreError> {
     item.insert(keys::GSI2PK.into(), s(keys::CAMPAIGN_LIST));
     item.insert(keys::GSI2SK.into(), s(&c.campaign_id));
     item.insert("autoCreated".into(), AttributeValue::Bool(c.auto_created));
+    Ok(item)
+}
+
+fn link_item(l: &Link) -> Result<Item, StoreError> {
+    let mut item = codec::document_item(l, keys::link_pk(&l.code), keys::LINK_SK, entity::LINK)?;
+    item.insert(keys::GSI2PK.into(), s(keys::LINK_LIST));
+    item.insert(keys::GSI2SK.into(), s(l.code.as_str()));
     Ok(item)
 }
 
@@ -82,6 +90,35 @@ impl Store {
             .send()
             .await;
         Ok(applied(result)?.is_some())
+    }
+
+    /// Writes a link: `new` only if its code is free, else only over the existing one.
+    /// `false` when that condition failed.
+    pub async fn put_link(&self, l: &Link, new: bool) -> Result<bool, StoreError> {
+        let condition = if new {
+            "attribute_not_exists(PK)"
+        } else {
+            "attribute_exists(PK)"
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(link_item(l)?))
+            .condition_expression(condition)
+            .send()
+            .await;
+        Ok(applied(result)?.is_some())
+    }
+
+    pub async fn link(&self, code: &LinkCode) -> Result<Option<Link>, StoreError> {
+        self.get_as(keys::link_pk(code), keys::LINK_SK, codec::document_from_item)
+            .await
+    }
+
+    /// Every link, archived ones too, by code.
+    pub async fn links(&self) -> Result<Vec<Link>, StoreError> {
+        self.list(keys::LINK_LIST).await
     }
 
     pub async fn influencer(&self, id: &str) -> Result<Option<Influencer>, StoreError> {
