@@ -72,8 +72,9 @@ const ROUTES: [&str; 4] = [
 #[tokio::test]
 async fn each_kind_of_key_calls_only_its_routes() {
     let app = app().await;
-    let table: [(&str, Value, [bool; 4]); 5] = [
+    let table: [(&str, Value, [bool; 4]); 6] = [
         ("tracker", json!({}), [true, false, false, false]),
+        ("tracker", json!({"conversions": true}), [true, false, true, false]),
         (
             "landing",
             json!({"brand": "rushbet", "allowedOrigins": [LP]}),
@@ -1012,4 +1013,41 @@ async fn voiding_a_sources_day_leaves_the_figures_as_if_its_records_never_came()
         figures(&control).await,
         "voiding twice changes nothing"
     );
+}
+
+/// Redtrack's campaign S2S postback (its own names: `clickid`, `type`, `sum`,
+/// `rdtk_event_id`) from a tracker source that sends conversions: recorded once per
+/// Redtrack event id.
+#[tokio::test]
+async fn a_tracker_told_to_send_conversions_posts_redtracks_postback_once_per_event() {
+    let app = app().await;
+    let (status, err) = app
+        .admin_send(
+            Method::POST,
+            "/api/sources",
+            json!({"name": "x", "kind": "operator", "brand": "rushbet", "conversions": true}),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("conversions")),
+        "{err}"
+    );
+    let (_, key, _) = source(
+        &app,
+        json!({"name": "Redtrack", "kind": "tracker", "conversions": true}),
+    )
+    .await;
+    let click = unique("rt");
+    let path = format!(
+        "/api/postback?clickid={click}&type=ftd&sum=50&currency=USD&rdtk_event_id=E-{click}&brand=rushbet&token={key}"
+    );
+    let (status, first) = app.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["duplicate"], false);
+    let (status, again) = app.get(&path).await;
+    assert_eq!((status, &again["duplicate"]), (StatusCode::OK, &json!(true)), "{again}");
+    assert_eq!(again["eventId"], first["eventId"]);
+    let customer = app.customer(first["customerId"].as_str().unwrap()).await;
+    assert_eq!(customer["revenue"]["USD"], "50", "{customer}");
 }

@@ -77,10 +77,12 @@ fn list<T>(
 fn rules_from(body: &Map<String, Value>) -> Result<Rules, ApiError> {
     let kind = SourceKind::parse(&required(body, "kind")?).map_err(|e| field_error("kind", e))?;
     let named_routes = list(body, "routes", |r| Ok(r.to_owned()))?;
+    let conversions = flag(body, "conversions")?;
     let rules = Rules {
         kind,
         brand: parsed(body, "brand", Brand::parse)?,
-        routes: routes_of(kind, named_routes.as_deref()).map_err(|e| field_error("routes", e))?,
+        routes: routes_of(kind, conversions, named_routes.as_deref()).map_err(|e| field_error("routes", e))?,
+        conversions,
         allowed_ips: list(body, "allowedIps", Cidr::parse)?.unwrap_or_default(),
         allowed_origins: list(body, "allowedOrigins", Origin::parse)?.unwrap_or_default(),
         require_signature: flag(body, "requireSignature")?,
@@ -114,6 +116,7 @@ fn source_json(entry: &SourceEntry) -> Value {
         "allowedOrigins": s.rules.allowed_origins,
         "requireSignature": s.rules.require_signature,
         "test": s.rules.test,
+        "conversions": s.rules.conversions,
         "createdAt": format_ts(s.created_at),
         "revokedAt": s.revoked_at.map(format_ts),
         "keys": entry.keys.iter().map(|k| key_json(&k.info)).collect::<Vec<_>>(),

@@ -141,7 +141,15 @@ pub mod alias {
     pub const AMOUNT: &[&str] = &["depositAmount", "amount", "payout", "sum"];
     pub const CURRENCY: &[&str] = &["currency"];
     pub const USER_ID: &[&str] = &["userId"];
-    pub const TRANSACTION_ID: &[&str] = &["transactionId", "txid", "tid", "transaction_id", "event_id"];
+    /// `rdtk_event_id`: Redtrack's conversion id on its postbacks.
+    pub const TRANSACTION_ID: &[&str] = &[
+        "transactionId",
+        "txid",
+        "tid",
+        "transaction_id",
+        "event_id",
+        "rdtk_event_id",
+    ];
     pub const CONSENT: &[&str] = &["consent", "marketingOptIn", "marketing_opt_in", "optIn", "opt_in"];
     pub const TIMEZONE: &[&str] = &["timezone", "timeZone", "tz"];
     pub const OCCURRED_AT: &[&str] = &[

@@ -58,9 +58,11 @@ impl SourceKind {
         }
     }
 
-    /// The routes a key of this kind may use unless the source narrows them.
-    pub fn default_routes(self) -> &'static [Route] {
+    /// The routes a key of this kind may use unless the source narrows them; a tracker
+    /// that sends its conversion postbacks too (`conversions`) may also post them.
+    pub fn default_routes(self, conversions: bool) -> &'static [Route] {
         match self {
+            Self::Tracker if conversions => &[Route::Click, Route::Postback],
             Self::Tracker => &[Route::Click],
             Self::Landing => &[Route::Lead, Route::Click],
             Self::Operator => &[Route::Postback],
@@ -271,6 +273,10 @@ pub struct Rules {
     /// Everything this source sends is test traffic.
     #[serde(default)]
     pub test: bool,
+    /// A tracker that also sends its conversion postbacks (Redtrack's campaign S2S
+    /// postback); a tracker's default is clicks only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub conversions: bool,
 }
 
 /// Why a rule refused a request (403), and the field to name when it is the request's.
@@ -311,7 +317,11 @@ impl Rules {
             );
             return Err(("brand", Invalid::new("missing", message)));
         }
-        let allowed = self.kind.default_routes();
+        if self.conversions && self.kind != SourceKind::Tracker {
+            let message = "only a tracker source is told to send conversions: other kinds name their routes";
+            return Err(("conversions", Invalid::new("invalid_value", message)));
+        }
+        let allowed = self.kind.default_routes(self.conversions);
         if self.routes.is_empty() {
             return Err(("routes", Invalid::new("invalid_value", "routes may not be empty")));
         }
@@ -364,9 +374,9 @@ impl Rules {
 }
 
 /// The routes of a kind, or the subset a request named.
-pub fn routes_of(kind: SourceKind, named: Option<&[String]>) -> Result<BTreeSet<Route>, Invalid> {
+pub fn routes_of(kind: SourceKind, conversions: bool, named: Option<&[String]>) -> Result<BTreeSet<Route>, Invalid> {
     match named {
-        None => Ok(kind.default_routes().iter().copied().collect()),
+        None => Ok(kind.default_routes(conversions).iter().copied().collect()),
         Some(list) => list.iter().map(|r| Route::parse(r)).collect(),
     }
 }
@@ -534,7 +544,7 @@ mod tests {
         Rules {
             kind,
             brand: kind.needs_brand().then(|| Brand::parse("rushbet").unwrap()),
-            routes: kind.default_routes().iter().copied().collect(),
+            routes: kind.default_routes(false).iter().copied().collect(),
             allowed_ips: vec![],
             allowed_origins: if kind == SourceKind::Landing {
                 vec![Origin::parse("https://lp.rushbet.example").unwrap()]
@@ -543,6 +553,7 @@ mod tests {
             },
             require_signature: false,
             test: false,
+            conversions: false,
         }
     }
 
