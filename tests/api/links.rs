@@ -161,6 +161,19 @@ async fn a_visit_through_a_link_is_one_click_credited_to_its_influencer_and_redi
         ))
         .await;
     assert_eq!(postback["customerId"], click["customerId"], "{postback}");
+    // The landing page reports Redtrack's click of the same visit (sub10 came along): the
+    // same customer, and the brand still counts two clicks, one per visit.
+    let (status, tagged) = app
+        .get(&format!(
+            "/api/ingest/click?clickid={}&sub10={visit_id}&brand=rushbet",
+            unique("rtk")
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tagged}");
+    assert_eq!(tagged["customerId"], click["customerId"], "{tagged}");
+    app.drain().await;
+    let (_, brand) = app.admin("/api/brands/rushbet").await;
+    assert_eq!(brand["clicks"], 2, "{brand}");
 }
 
 #[tokio::test]

@@ -336,7 +336,9 @@ async fn count(deps: &Deps, partners: &mut Partners, activity: &Activity) -> Res
                 brand: touch.brand.clone(),
                 at: c.at,
                 attribution: Attribution::of_click(&touch),
-                counted: Counted::Click,
+                counted: Counted::Click {
+                    repeat: c.visit_id.is_some(),
+                },
                 influence: None,
             }
         }

@@ -540,7 +540,7 @@ impl Ingest for ClickCommand {
         Some(self.click_id.to_string())
     }
     fn records(&self, customer: &CustomerId, _record_id: &str, from: &Provenance, at: OffsetDateTime) -> Vec<Write> {
-        vec![Write::RecordClick(ClickRecord::new(
+        let mut record = ClickRecord::new(
             self.click_id.to_string(),
             customer.clone(),
             self.brand.to_string(),
@@ -548,7 +548,9 @@ impl Ingest for ClickCommand {
             self.details.clone(),
             from,
             at,
-        ))]
+        );
+        record.visit_id = self.visit.as_ref().map(ToString::to_string);
+        vec![Write::RecordClick(record)]
     }
 }
 

@@ -113,6 +113,10 @@ pub struct ClickRecord {
     /// other UTMs (`crm_core::input::alias::PARAMS`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
+    /// The tracked link's visit this click came through (`sub10`), which was counted as
+    /// the click: this one is not counted again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visit_id: Option<String>,
     /// Set once, by the attribution function, when the record is counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
@@ -167,6 +171,7 @@ impl ClickRecord {
             influencer_id: d.influencer_id,
             subs: d.subs,
             params: d.params,
+            visit_id: None,
             attribution: None,
             counted: None,
             source_id: provenance.source_id.clone(),

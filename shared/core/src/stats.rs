@@ -221,7 +221,11 @@ pub fn reversal(deltas: &[Delta]) -> Vec<Delta> {
 /// The kind of record being counted, with what the shell found out about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Counted {
-    Click,
+    /// `repeat`: another path's click of a visit that was counted already (a tracked
+    /// link's visit brought back as `sub10`): it counts no click of its own.
+    Click {
+        repeat: bool,
+    },
     Lead,
     Event {
         kind: EventKind,
@@ -280,7 +284,8 @@ pub fn metrics(fact: &Fact) -> BTreeMap<Metric, Decimal> {
     };
     let one = Decimal::ONE;
     match &fact.counted {
-        Counted::Click => add(Metric::Clicks, one),
+        Counted::Click { repeat: false } => add(Metric::Clicks, one),
+        Counted::Click { repeat: true } => {}
         Counted::Lead => {
             add(Metric::Leads, one);
             if fact.attribution.is_attributed() {
@@ -688,7 +693,7 @@ mod tests {
     fn a_click_counts_once_on_each_of_its_rows() {
         let a = Attribution::of_click(&click("inf_a", Some("cmp_1")));
         let first_in: BTreeSet<Row> = rows("rushbet", &a).into_iter().take(2).collect();
-        let d = deltas(&fact(&a, Counted::Click), &first_in);
+        let d = deltas(&fact(&a, Counted::Click { repeat: false }), &first_in);
         let dims: Vec<(Dimension, &str)> = d.iter().map(|d| (d.row.dimension, d.row.value.as_str())).collect();
         assert_eq!(
             dims,
@@ -701,6 +706,9 @@ mod tests {
             ]
         );
         assert!(d.iter().all(|d| d.metrics[&Metric::Clicks] == Decimal::ONE));
+        // Another path's click of a visit already counted adds no click.
+        let again = metrics(&fact(&a, Counted::Click { repeat: true }));
+        assert_eq!(again.get(&Metric::Clicks), None);
         assert_eq!(d[1].metrics.get(&Metric::Customers), Some(&Decimal::ONE));
         assert_eq!(d[2].metrics.get(&Metric::Customers), None);
         assert_eq!(
