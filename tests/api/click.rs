@@ -73,3 +73,47 @@ async fn click_with_a_malformed_optional_field_is_kept_with_a_warning() {
     let profile = app.customer(body["customerId"].as_str().unwrap()).await;
     assert_eq!(identifiers(&profile), ["CLICK_ID:W_1"]);
 }
+
+/// A click reported late (a tracker's click log) is recorded, and counted, when it
+/// happened; a time in the future or past what reports keep open is refused.
+#[tokio::test]
+async fn a_click_reported_late_is_recorded_when_it_happened() {
+    let app = spawn().await;
+    let then = (time::OffsetDateTime::now_utc() - time::Duration::days(2))
+        .replace_nanosecond(0)
+        .unwrap();
+    // Redtrack's `track_time`: `YYYY-MM-DD HH:MM:SS`, UTC.
+    let track_time = format!(
+        "{} {:02}:{:02}:{:02}",
+        then.date(),
+        then.hour(),
+        then.minute(),
+        then.second()
+    );
+    let (status, body) = app
+        .get(&format!(
+            "/api/ingest/click?clickid=LATE_1&track_time={}&brand=rushbet",
+            track_time.replace(' ', "%20")
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, clicks) = app.admin(&format!("/api/clicks?day={}", then.date())).await;
+    assert_eq!(clicks["items"][0]["clickId"], "LATE_1", "{clicks}");
+    assert_eq!(clicks["items"][0]["at"], crm_core::values::format_ts(then).as_str());
+    for refused in [
+        time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        time::OffsetDateTime::now_utc() - time::Duration::days(91),
+    ] {
+        let (status, err) = app
+            .get(&format!(
+                "/api/ingest/click?clickid=LATE_2&occurredAt={}",
+                refused.unix_timestamp()
+            ))
+            .await;
+        assert_eq!(
+            (status, err["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("occurredAt")),
+            "{err}"
+        );
+    }
+}

@@ -160,6 +160,7 @@ pub mod alias {
         "conversionTime",
         "conversion_time",
         "timestamp",
+        "track_time",
     ];
 
     /// Every field any endpoint reads.
@@ -478,6 +479,8 @@ pub struct ClickCommand {
     pub device_id: Option<DeviceId>,
     pub email: Option<Email>,
     pub details: ClickDetails,
+    /// When the click happened, if the sender says (a tracker's click log, imported late).
+    pub occurred_at: Option<OffsetDateTime>,
     /// The tracked-link visit this click came through (its `sub10`), when it is not that
     /// visit's own click.
     pub visit: Option<ClickId>,
@@ -534,12 +537,14 @@ impl ClickCommand {
         let device_id = r.lenient(alias::DEVICE_ID, DeviceId::parse);
         let email = r.lenient(alias::EMAIL, Email::parse);
         let visit = r.visit().filter(|v| *v != click_id);
+        let occurred_at = r.lenient(alias::OCCURRED_AT, parse_moment);
         Ok(Self {
             click_id,
             brand,
             device_id,
             email,
             details,
+            occurred_at,
             visit,
             warnings: r.warnings,
             once_per: None,

@@ -507,6 +507,24 @@ fn test_click_id(id: ClickId) -> Result<ClickId, FieldError> {
     })
 }
 
+/// An `occurredAt` in the future is a clock or mapping error, and one older than the stats
+/// keep a day open for would rewrite closed reports: both are refused.
+fn check_occurred(occurred_at: Option<OffsetDateTime>, now: OffsetDateTime) -> Result<(), FieldError> {
+    let Some(t) = occurred_at else { return Ok(()) };
+    let message = if t > now + MAX_CLOCK_SKEW {
+        "occurredAt is more than 5 minutes in the future"
+    } else if t < now - MAX_OCCURRED_AGE {
+        "occurredAt is more than 90 days in the past"
+    } else {
+        return Ok(());
+    };
+    Err(FieldError {
+        field: "occurredAt",
+        code: "out_of_range",
+        message: message.into(),
+    })
+}
+
 impl Ingest for ClickCommand {
     const KIND: &'static str = "click";
     const OPTIMISTIC: bool = true;
@@ -539,7 +557,12 @@ impl Ingest for ClickCommand {
     fn record_id(&self) -> Option<String> {
         Some(self.click_id.to_string())
     }
+    fn check_at(&self, now: OffsetDateTime) -> Result<(), FieldError> {
+        check_occurred(self.occurred_at, now)
+    }
+    /// A click reported late (a tracker's click log) is recorded when it happened.
     fn records(&self, customer: &CustomerId, _record_id: &str, from: &Provenance, at: OffsetDateTime) -> Vec<Write> {
+        let at = self.occurred_at.filter(|t| *t <= at + MAX_CLOCK_SKEW).unwrap_or(at);
         let mut record = ClickRecord::new(
             self.click_id.to_string(),
             customer.clone(),
@@ -634,19 +657,7 @@ impl Ingest for PostbackCommand {
     /// An `occurredAt` in the future is a clock or mapping error, and one older than the
     /// stats keep a day open for would rewrite closed reports: both are refused.
     fn check_at(&self, now: OffsetDateTime) -> Result<(), FieldError> {
-        let Some(t) = self.occurred_at else { return Ok(()) };
-        let message = if t > now + MAX_CLOCK_SKEW {
-            "occurredAt is more than 5 minutes in the future"
-        } else if t < now - MAX_OCCURRED_AGE {
-            "occurredAt is more than 90 days in the past"
-        } else {
-            return Ok(());
-        };
-        Err(FieldError {
-            field: "occurredAt",
-            code: "out_of_range",
-            message: message.into(),
-        })
+        check_occurred(self.occurred_at, now)
     }
     fn warnings(&self) -> &[Warning] {
         &self.warnings
