@@ -11,6 +11,7 @@ mod emulator;
 mod errors;
 mod exports;
 mod identity;
+mod import;
 mod lambda_events;
 mod lead;
 mod links;

@@ -27,6 +27,7 @@ use crm_store::Store;
 
 pub mod laaffic;
 pub mod mailbox;
+pub mod redtrack;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
@@ -181,8 +182,9 @@ impl TestApp {
         let shared = sdk_config(endpoint()).await;
         let deps = Arc::new(Deps::new(&shared, store.clone(), messaging));
         let parked = lookup("PARKED_QUEUE_URLS").into_iter().collect();
+        let import = crm_import_clicks::Deps::new(store.clone(), &config, lookup).expect("test import configuration");
         let mut state = AppState::new(store, config);
-        crm_local::wire(&mut state, &shared, deps.clone(), parked);
+        crm_local::wire(&mut state, &shared, deps.clone(), parked, Arc::new(import));
         let app = crm_local::app(state.clone());
         let attribution = Arc::new(crm_attribution::Deps {
             store: state.store.clone(),

@@ -53,15 +53,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn process(State(deps): State<Arc<Deps>>, headers: HeaderMap) -> JsonResult {
-    if let Some(secret) = &deps.config.cron_secret {
-        let given = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-        if !given.is_some_and(|g| secret.matches(g.trim())) {
-            return Err(ApiError::BAD_CREDENTIALS);
-        }
-    }
+    crm_http::require_bearer(&headers, deps.config.cron_secret.as_ref())?;
     match handle(&deps, Tick::default()).await {
         Ok(report) => Ok(Json(serde_json::to_value(report).expect("a report serialises"))),
         Err(MessagingError::Store(e)) => Err(e.into()),

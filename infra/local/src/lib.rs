@@ -21,7 +21,7 @@ pub const TEMPLATE: &str = include_str!("../../../template.yaml");
 
 /// Every HTTP function, as deployed. The dev server serves them, the bench measures them,
 /// the tests check each against `template.yaml`.
-pub const FUNCTIONS: [HttpFunction; 10] = [
+pub const FUNCTIONS: [HttpFunction; 11] = [
     crm_click::FUNCTION,
     crm_link::FUNCTION,
     crm_lead::FUNCTION,
@@ -32,12 +32,13 @@ pub const FUNCTIONS: [HttpFunction; 10] = [
     crm_test_send::FUNCTION,
     crm_unsubscribe::FUNCTION,
     crm_sms_inbound::FUNCTION,
+    crm_import_clicks::FUNCTION,
 ];
 
 /// The event functions (`template.yaml` logical id, binary), driven by `messaging`'s loops
 /// (SES events and SMS replies come from SNS topics: locally only their sample events run
 /// them).
-pub const EVENT_FUNCTIONS: [(&str, &str); 8] = [
+pub const EVENT_FUNCTIONS: [(&str, &str); 9] = [
     ("JourneyFunction", "journey"),
     ("AttributionFunction", "attribution"),
     ("DailyReportFunction", "daily-report"),
@@ -46,6 +47,7 @@ pub const EVENT_FUNCTIONS: [(&str, &str); 8] = [
     ("JourneyAdvanceFunction", "journey-advance"),
     ("SesEventsFunction", "ses-events"),
     ("SmsRepliesFunction", "sms-replies"),
+    ("ImportClicksFunction", "import-clicks"),
 ];
 
 /// The function deployed as `logical_id` in `template.yaml`.
@@ -68,10 +70,17 @@ pub fn route_matches(template: &str, path: &str) -> bool {
 }
 
 /// What the functions' `main`s put in `AppState::extensions` at cold start: the messaging
-/// dependencies (cron, test sends, unsubscribe) and the dead-letter queues erasure clears
-/// (admin).
-pub fn wire(state: &mut AppState, shared: &aws_config::SdkConfig, deps: Arc<crm_messaging::Deps>, parked: Vec<String>) {
+/// dependencies (cron, test sends, unsubscribe), the dead-letter queues erasure clears
+/// (admin) and the click-log import (its manual trigger).
+pub fn wire(
+    state: &mut AppState,
+    shared: &aws_config::SdkConfig,
+    deps: Arc<crm_messaging::Deps>,
+    parked: Vec<String>,
+    import: Arc<crm_import_clicks::Deps>,
+) {
     state.extensions.insert(deps);
+    state.extensions.insert(import);
     state
         .extensions
         .insert(Arc::new(crm_providers::parked::ParkedQueues::new(shared, parked)));

@@ -1,8 +1,8 @@
 //! The event functions, run locally the way AWS drives them: the table's stream read shard
 //! by shard into the journey function, the send queue long-polled into the sender (records
 //! it reports as failed stay on the queue, to be received again and, after five receives,
-//! moved to the DLQ by the queue's redrive policy), and the journey-advance and scheduler
-//! functions ticked every five minutes. Also the messaging resources `template.yaml` declares: the queue, its DLQ and
+//! moved to the DLQ by the queue's redrive policy), the journey-advance and scheduler
+//! functions ticked every five minutes, and the click-log import every ten. Also the messaging resources `template.yaml` declares: the queue, its DLQ and
 //! the SES sender identity. Tests drive the same functions step by step (`pump_stream`,
 //! `pump_queue`).
 
@@ -288,6 +288,7 @@ where
 pub async fn run_loops(
     deps: std::sync::Arc<Deps>,
     attribution: std::sync::Arc<crm_attribution::Deps>,
+    import: std::sync::Arc<crm_import_clicks::Deps>,
     shared: aws_config::SdkConfig,
     queue_url: String,
 ) -> anyhow::Result<()> {
@@ -331,6 +332,32 @@ pub async fn run_loops(
             }
         }
     };
-    tokio::join!(journey, attribution, queue_loop, ticks);
+    // The click-log import, every ten minutes as EventBridge runs it (sources listed in
+    // REDTRACK_API_KEYS only).
+    let imports = async move {
+        let mut every = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            every.tick().await;
+            if import.keys.is_empty() {
+                continue;
+            }
+            match crm_import_clicks::run(&import, time::OffsetDateTime::now_utc()).await {
+                Ok(reports) => {
+                    for r in reports {
+                        println!(
+                            "import-clicks {}: {} new, {} duplicates, {} pages{}",
+                            r.source_id,
+                            r.imported,
+                            r.duplicates,
+                            r.pages,
+                            r.stopped.map(|s| format!(" (stopped: {s})")).unwrap_or_default()
+                        );
+                    }
+                }
+                Err(e) => eprintln!("import-clicks: {e}"),
+            }
+        }
+    };
+    tokio::join!(journey, attribution, queue_loop, ticks, imports);
     Ok(())
 }

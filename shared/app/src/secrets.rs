@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 use crate::config::ConfigError;
 
 /// The names read from the secret rather than the environment.
-pub const SECRET_NAMES: [&str; 7] = [
+pub const SECRET_NAMES: [&str; 8] = [
     "ADMIN_API_KEY",
     "CRON_SECRET",
     "UNSUBSCRIBE_SECRET",
@@ -24,6 +24,7 @@ pub const SECRET_NAMES: [&str; 7] = [
     "SOURCE_SECRET",
     "LAAFFIC_API_KEY",
     "LAAFFIC_API_SECRET",
+    "REDTRACK_API_KEYS",
 ];
 
 /// The environment, with the deployment's secrets over it.

@@ -56,6 +56,10 @@ impl Fields {
         self.structured.remove(key);
         self.text.remove(key)
     }
+    /// Whether `key` was sent (as text).
+    pub fn contains(&self, key: &str) -> bool {
+        self.text.contains_key(key)
+    }
     /// The first alias that carries a meaningful value.
     pub fn pick(&self, aliases: &[&str]) -> Option<&str> {
         aliases
@@ -371,7 +375,7 @@ impl<'a> Reader<'a> {
 
 /// A moment as operators send it: RFC 3339, Unix seconds or milliseconds, or
 /// `YYYY-MM-DD HH:MM:SS` (taken as UTC).
-fn parse_moment(raw: &str) -> Result<OffsetDateTime, Invalid> {
+pub fn parse_moment(raw: &str) -> Result<OffsetDateTime, Invalid> {
     let raw = raw.trim();
     let invalid = || {
         Invalid::new(

@@ -20,6 +20,7 @@ pub mod plan;
 pub mod profile;
 pub mod quiet;
 pub mod records;
+pub mod redtrack;
 pub mod retention;
 pub mod schedule;
 pub mod send;

@@ -133,6 +133,21 @@ pub async fn page_headers(mut response: axum::response::Response) -> axum::respo
     response
 }
 
+/// A manual trigger's check: with `secret` set, the request must carry
+/// `Authorization: Bearer <secret>`; without, it is open (the seed's cron curl).
+pub fn require_bearer(headers: &http::HeaderMap, secret: Option<&crm_app::config::Secret>) -> Result<(), ApiError> {
+    let Some(secret) = secret else { return Ok(()) };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    if given.is_some_and(|g| secret.matches(g.trim())) {
+        Ok(())
+    } else {
+        Err(ApiError::BAD_CREDENTIALS)
+    }
+}
+
 /// Answers carry personal data (profiles, feeds, exports) or say something about a
 /// request: no cache, proxy or browser keeps them, unless a route says otherwise.
 async fn no_store(mut response: axum::response::Response) -> axum::response::Response {

@@ -7,6 +7,7 @@
 pub mod laaffic;
 pub mod parked;
 pub mod queue;
+pub mod redtrack;
 pub mod ses;
 pub mod ses_feedback;
 pub mod sns;

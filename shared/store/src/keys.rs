@@ -33,6 +33,7 @@
 //! | sending limit | `LIMIT#<brand>#<name>` | `<UTC day or hour>` |                       |                              |
 //! | confirmation | `CONFIRM#<channel>#<addressHash>` | `<brand>` |                        |                              |
 //! | tracked link | `LINK#<code>`         | `LINK`    |                                  | `LINKS` / `<code>`           |
+//! | import cursor | `IMPORT#<sourceId>`   | `CURSOR`  |                                  |                              |
 //!
 //! Profile compliance attributes: `consent#<brand>#<channel>`, `exclusion#<brand>`,
 //! `reactivated#<brand>`, `timezone`; contact points: `contact#<KIND>#<value>` (where an
@@ -113,6 +114,7 @@ pub mod entity {
     pub const LIMIT: &str = "LIMIT";
     pub const CONFIRMATION: &str = "CONFIRMATION";
     pub const LINK: &str = "LINK";
+    pub const IMPORT_CURSOR: &str = "IMPORT_CURSOR";
 }
 
 /// A brand's sending limit counter: `LIMIT#<brand>#<name>` (`budget#email`, `new-addresses`)
@@ -426,6 +428,12 @@ pub fn link_pk(code: &crm_core::link::LinkCode) -> String {
 }
 pub const LINK_SK: &str = "LINK";
 pub const LINK_LIST: &str = "LINKS";
+
+/// A source's click-log import: `IMPORT#<sourceId>` / `CURSOR`.
+pub fn import_pk(source_id: &str) -> String {
+    format!("IMPORT#{source_id}")
+}
+pub const IMPORT_SK: &str = "CURSOR";
 
 /// A campaign name's claim (names are unique without case): `CAMPAIGN_NAME#<name>` / `CAMPAIGN_NAME`.
 pub fn campaign_name_pk(name: &str) -> String {

@@ -8,6 +8,7 @@ mod codec;
 mod compliance;
 mod contacts;
 mod erase;
+mod imports;
 pub mod keys;
 mod limits;
 mod messages;

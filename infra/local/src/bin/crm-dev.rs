@@ -50,7 +50,18 @@ async fn main() -> anyhow::Result<()> {
     crm_local::messaging::ensure_sender_identity(&ses, config.defaults.from_email.as_str()).await?;
     let real_sending = config.real_sending;
     let deps = Arc::new(Deps::new(&shared, state.store.clone(), config));
-    crm_local::wire(&mut state, &shared, deps.clone(), crm_admin::parked_queue_urls());
+    let import = Arc::new(crm_import_clicks::Deps::new(
+        state.store.clone(),
+        &state.config,
+        |name| std::env::var(name).ok(),
+    )?);
+    crm_local::wire(
+        &mut state,
+        &shared,
+        deps.clone(),
+        crm_admin::parked_queue_urls(),
+        import.clone(),
+    );
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -89,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
         reporting: state.config.reporting.clone(),
     });
     // Not spawned: the loops borrow their dependencies, and run beside the server here.
-    let loops = crm_local::messaging::run_loops(deps, attribution, shared, queue_url);
+    let loops = crm_local::messaging::run_loops(deps, attribution, import, shared, queue_url);
     // The peer address is the client IP the ingest endpoints check sources' networks against
     // (API Gateway's sourceIp in AWS).
     let app = crm_local::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -72,7 +72,8 @@ async fn fresh_app(store: Store, ingest_auth: &'static str) -> anyhow::Result<(R
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let messaging = crm_messaging::MessagingConfig::from_lookup(messaging::setting)?;
     let deps = Arc::new(crm_messaging::Deps::new(&shared, store.clone(), messaging));
-    crm_local::wire(&mut state, &shared, deps, Vec::new());
+    let import = crm_import_clicks::Deps::new(store.clone(), &state.config, |_| None)?;
+    crm_local::wire(&mut state, &shared, deps, Vec::new(), Arc::new(import));
     Ok((crm_local::app(state), store))
 }
 
@@ -549,6 +550,7 @@ async fn main() -> anyhow::Result<()> {
             "sms-replies" => include_str!("../../../../../events/sms-replies/stop.json"),
             "attribution" => include_str!("../../../../../events/attribution/click-insert.json"),
             "daily-report" => include_str!("../../../../../events/daily-report/tick.json"),
+            "import-clicks" => include_str!("../../../../../events/import-clicks/tick.json"),
             _ => include_str!("../../../../../events/scheduler/tick.json"),
         };
         let took = cold_start(binary, event).await;
