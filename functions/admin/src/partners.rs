@@ -94,21 +94,27 @@ pub async fn delete_influencer(
     }
 }
 
+/// The body's `influencerId`, which must name an influencer that exists.
+async fn influencer_named(state: &AppState, body: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    let id = parsed(body, "influencerId", parse_id)?;
+    if let Some(i) = &id
+        && state.store.influencer(i).await?.is_none()
+    {
+        return Err(crate::field_error(
+            "influencerId",
+            Invalid::new("not_found", "no influencer has this id"),
+        ));
+    }
+    Ok(id)
+}
+
 async fn campaign_from(
     state: &AppState,
     body: &Map<String, Value>,
     id: String,
     now: OffsetDateTime,
 ) -> Result<Campaign, ApiError> {
-    let influencer_id = parsed(body, "influencerId", parse_id)?;
-    if let Some(i) = &influencer_id
-        && state.store.influencer(i).await?.is_none()
-    {
-        return Err(crate::field_error(
-            "influencerId",
-            crm_core::values::Invalid::new("not_found", "no influencer has this id"),
-        ));
-    }
+    let influencer_id = influencer_named(state, body).await?;
     Ok(Campaign {
         campaign_id: id,
         name: parsed(body, "name", parse_text)?
@@ -204,10 +210,9 @@ async fn link_from(
     let not_found = |field: &'static str, what: &str| {
         crate::field_error(field, Invalid::new("not_found", format!("no {what} has this id")))
     };
-    let influencer_id = parsed(body, "influencerId", parse_id)?.ok_or_else(|| missing("influencerId"))?;
-    if state.store.influencer(&influencer_id).await?.is_none() {
-        return Err(not_found("influencerId", "influencer"));
-    }
+    let influencer_id = influencer_named(state, body)
+        .await?
+        .ok_or_else(|| missing("influencerId"))?;
     let campaign_id = parsed(body, "campaignId", parse_id)?;
     let campaign = match &campaign_id {
         Some(id) => Some(
