@@ -47,6 +47,7 @@ async fn setup(rows: Vec<Map<String, Value>>) -> (TestApp, FakeRedtrack, Deps) {
         dedupe_window: app.state.config.dedupe_window,
         per_page: 50,
         cron_secret: None,
+        lease: time::Duration::minutes(15),
     };
     (app, fake, deps)
 }

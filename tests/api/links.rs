@@ -79,7 +79,8 @@ async fn a_visit_through_a_link_is_one_click_credited_to_its_influencer_and_redi
 
     // A person: one click, redirected to the destination with the credit appended and the
     // visitor's own parameters passed through (a forged sub10 is not).
-    let path = format!("/l/{code}?utm_source=instagram&sub1=bio&sub10=forged&fbclid=IwAR0");
+    let path =
+        format!("/l/{code}?utm_source=instagram&sub1=bio&sub10=forged&fbclid=IwAR0&occurredAt=1&utm_campaign=other");
     let _ = app.take_calls();
     let (status, headers, _) = app.send(visit(&path, Method::GET, PHONE_BROWSER)).await;
     assert_eq!(status, StatusCode::FOUND);
@@ -91,7 +92,7 @@ async fn a_visit_through_a_link_is_one_click_credited_to_its_influencer_and_redi
         "{location}"
     );
     assert!(
-        location.ends_with("&utm_source=instagram&sub1=bio&fbclid=IwAR0"),
+        location.ends_with("&utm_source=instagram&sub1=bio&fbclid=IwAR0&occurredAt=1&utm_campaign=other"),
         "{location}"
     );
     assert!(!location.contains("forged"));
@@ -102,10 +103,11 @@ async fn a_visit_through_a_link_is_one_click_credited_to_its_influencer_and_redi
         "the link's read (then cached) and one transaction: {calls:?}"
     );
 
-    // The same browser again: the same visit, no second click.
+    // The same browser again within 30 s: the same visit, no second click (and an id of
+    // its own, so two people behind one address never share a customer).
     let (status, headers, _) = app.send(visit(&path, Method::GET, PHONE_BROWSER)).await;
     assert_eq!(status, StatusCode::FOUND);
-    assert_eq!(followed(&headers).1, visit_id);
+    assert_ne!(followed(&headers).1, visit_id);
     // Link previews, crawlers and HEAD requests are redirected and not counted.
     for (method, agent) in [
         (
@@ -117,7 +119,11 @@ async fn a_visit_through_a_link_is_one_click_credited_to_its_influencer_and_redi
     ] {
         let (status, headers, _) = app.send(visit(&path, method, agent)).await;
         assert_eq!(status, StatusCode::FOUND, "{agent}");
-        assert_ne!(followed(&headers).1, visit_id);
+        let location = headers[header::LOCATION].to_str().unwrap();
+        assert!(
+            location.contains("sub9=") && !location.contains("sub10="),
+            "not a recorded visit: {location}"
+        );
     }
     // Another person: with the link cached, the hot path is one DynamoDB request.
     let _ = app.take_calls();
@@ -136,6 +142,13 @@ async fn a_visit_through_a_link_is_one_click_credited_to_its_influencer_and_redi
     assert_eq!(
         (click["campaign"].as_str(), click["brand"].as_str()),
         (Some(campaign.as_str()), Some("rushbet"))
+    );
+    assert!(
+        click["at"]
+            .as_str()
+            .unwrap()
+            .starts_with(&time::OffsetDateTime::now_utc().date().to_string()),
+        "the visitor's occurredAt is not the click's time: {click}"
     );
     assert_eq!(click["source"], "instagram");
     assert_eq!(click["subs"]["sub1"], "bio");

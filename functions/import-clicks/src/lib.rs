@@ -21,7 +21,7 @@ use crm_app::ingest::Sender;
 use crm_core::input::{ClickCommand, Defaults};
 use crm_core::plan::Ingest;
 use crm_core::records::Provenance;
-use crm_core::redtrack::{PER_PAGE, Window, click_fields, track_time};
+use crm_core::redtrack::{PER_PAGE, Window, click_fields};
 use crm_core::source::SourceKind;
 use crm_http::{ApiError, AppState, HttpFunction, JsonResult};
 use crm_providers::redtrack::{DEFAULT_BASE_URL, LogError, Redtrack};
@@ -33,8 +33,11 @@ use time::OffsetDateTime;
 const ATTEMPTS: u32 = 4;
 /// Longest wait a `Retry-After` is obeyed for within a run.
 const MAX_WAIT: Duration = Duration::from_secs(60);
-/// How long a run's lease lasts (past the function's timeout).
+/// How long a scheduled run's lease lasts (past the function's timeout).
 const LEASE: time::Duration = time::Duration::minutes(15);
+/// A manual run's (past its 29 s): one killed by the gateway's timeout holds the source only
+/// briefly.
+const MANUAL_LEASE: time::Duration = time::Duration::minutes(1);
 
 pub struct Deps {
     pub store: Store,
@@ -47,6 +50,8 @@ pub struct Deps {
     pub per_page: u32,
     /// The manual trigger's bearer secret; none: open.
     pub cron_secret: Option<Secret>,
+    /// How long a run holds its source.
+    pub lease: time::Duration,
 }
 
 impl Deps {
@@ -62,7 +67,11 @@ impl Deps {
     pub async fn for_store(store: Store) -> Result<Self, ConfigError> {
         let env = crm_app::secrets::Env::load().await?;
         let config = Config::from_lookup(|name| env.get(name))?;
-        Self::new(store, &config, |name| env.get(name))
+        let deps = Self::new(store, &config, |name| env.get(name))?;
+        Ok(Self {
+            lease: MANUAL_LEASE,
+            ..deps
+        })
     }
 
     /// From `config` and the Redtrack variables `lookup` finds (`REDTRACK_API_URL`,
@@ -85,6 +94,7 @@ impl Deps {
             dedupe_window: config.dedupe_window,
             per_page: PER_PAGE,
             cron_secret,
+            lease: LEASE,
         })
     }
 }
@@ -203,7 +213,7 @@ async fn import_source(
         }
     };
     let token = uuid::Uuid::new_v4().to_string();
-    let Some(until) = deps.store.take_import(source_id, &token, now + LEASE, now).await? else {
+    let Some(until) = deps.store.take_import(source_id, &token, now + deps.lease, now).await? else {
         report.stopped = Some("another run is importing this source".into());
         return Ok(report);
     };
@@ -223,16 +233,16 @@ async fn import_source(
         brand: source.rules.brand.clone().or_else(|| deps.defaults.brand.clone()),
         ..deps.defaults.clone()
     };
+    let mut seen = 0u64;
     let outcome: Result<(), String> = async {
         for page in 1.. {
             let tracks = fetch(deps, api_key, from_day, to_day, page).await?;
             report.pages += 1;
             let rows = tracks.items.len();
+            seen += rows as u64;
+            // Every row of the days asked for is sent, older ones too: they are duplicates,
+            // and whether Redtrack's `track_time` is UTC or the account's zone, none is lost.
             for row in &tracks.items {
-                // Days are whole: what the last run covered is skipped here, not re-sent.
-                if track_time(row).is_some_and(|t| t < window.from) {
-                    continue;
-                }
                 let parsed = ClickCommand::parse(&click_fields(row), &defaults).and_then(|c| {
                     let c = if source.rules.test { c.into_test()? } else { c };
                     c.check_at(now)?;
@@ -249,7 +259,12 @@ async fn import_source(
                 }
             }
             if rows < deps.per_page as usize {
-                return Ok(());
+                // A short page ends the log only when it held everything Redtrack counted.
+                return if seen >= tracks.total {
+                    Ok(())
+                } else {
+                    Err(format!("page {page} ended the log at {seen} of {} rows", tracks.total))
+                };
             }
         }
         Ok(())

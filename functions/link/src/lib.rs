@@ -105,16 +105,13 @@ async fn visit(State(s): State<LinkState>, req: Request) -> Response {
     let purpose = header_text(header::HeaderName::from_static("sec-purpose"))
         .or_else(|| header_text(header::HeaderName::from_static("purpose")))
         .or_else(|| header_text(header::HeaderName::from_static("x-moz")));
-    let fresh = new_visit_id();
     let visit_id = if parts.method == Method::HEAD || is_not_a_visit(user_agent, purpose) {
-        fresh
+        None
     } else {
         let ip = crm_http::client_ip(&parts.extensions).map(|ip| ip.to_string());
-        record(&s.app, &link, &fresh, &passed, ip, &parts.headers)
-            .await
-            .unwrap_or(fresh)
+        record(&s.app, &link, &new_visit_id(), &passed, ip, &parts.headers).await
     };
-    redirect(&link.target(&visit_id, &passed))
+    redirect(&link.target(visit_id.as_deref(), &passed))
 }
 
 /// A visit id: also the click's id, and what comes back as Redtrack's `sub10`.
@@ -122,8 +119,11 @@ fn new_visit_id() -> String {
     format!("v{}", uuid::Uuid::now_v7().simple())
 }
 
-/// Records the visit as a click; the visit id it is known by (the first one's, for the same
-/// browser again within `SAME_VISIT`), or `None` when it could not be recorded.
+/// Records the visit as a click; the visit id the redirect carries, or `None` when it could
+/// not be recorded. The same browser again within `SAME_VISIT` is not counted and gets a
+/// fresh id of its own that no click has: two people behind one address with the same
+/// phone model are never joined into one customer by a shared visit id, and a click that
+/// comes back with that id is still taken as a repeat (not counted twice).
 async fn record(
     app: &AppState,
     link: &Link,
@@ -154,6 +154,7 @@ async fn record(
     if let Some(referrer) = header_text(header::REFERER) {
         fields.insert("referrer", referrer);
     }
+    let now = time::OffsetDateTime::now_utc();
     let mut cmd = match ClickCommand::parse(&fields, &app.config.defaults) {
         Ok(cmd) => cmd,
         Err(e) => {
@@ -181,7 +182,6 @@ async fn record(
         signature: None,
         kind: None,
     };
-    let now = time::OffsetDateTime::now_utc();
     match crm_app::ingest::run(&app.store, &cmd, &sender, now, app.config.dedupe_window).await {
         Ok(outcome) => {
             tracing::info!(code = %link.code, customer_id = %outcome.customer, visit_id = %outcome.record_id,
@@ -191,7 +191,11 @@ async fn record(
                 .count("Ingested", usize::from(!outcome.duplicate))
                 .count("Duplicates", usize::from(outcome.duplicate))
                 .emit();
-            Some(outcome.record_id)
+            Some(if outcome.duplicate {
+                new_visit_id()
+            } else {
+                outcome.record_id
+            })
         }
         Err(e) => {
             tracing::error!(code = %link.code, error = %e, "recording a link visit failed; redirected anyway");
@@ -204,13 +208,16 @@ async fn record(
     }
 }
 
-/// Query parameters a visitor may not set: who is credited, for which brand, the click's
-/// id, and what the request itself says (address, agent) or identifies a person with.
+/// Query parameters a visitor may not set: who is credited, for which campaign and brand,
+/// the click's id and time, and what the request itself says (address, agent) or
+/// identifies a person with. (They still pass through to the destination.)
 fn decided_by_the_link(name: &str) -> bool {
     [
         alias::CLICK_ID,
         alias::INFLUENCER_ID,
+        alias::CAMPAIGN,
         alias::POSTBACK_BRAND,
+        alias::OCCURRED_AT,
         alias::IP,
         alias::USER_AGENT,
         alias::REFERRER,
@@ -278,6 +285,9 @@ mod tests {
             "influencerId",
             "brand",
             "operatorId",
+            "utm_campaign",
+            "occurredAt",
+            "timestamp",
             "ip",
             "ua",
             "email",
@@ -286,7 +296,7 @@ mod tests {
         ] {
             assert!(decided_by_the_link(forged), "{forged}");
         }
-        for kept in ["utm_source", "sub1", "sub20", "fbclid", "ref_id"] {
+        for kept in ["utm_source", "utm_content", "sub1", "sub20", "fbclid", "ref_id"] {
             assert!(!decided_by_the_link(kept), "{kept}");
         }
     }

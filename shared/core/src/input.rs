@@ -337,18 +337,7 @@ impl<'a> Reader<'a> {
 
     /// Free text that becomes part of a key or counter row: too long rejects the request.
     fn key_text(&self, aliases: &[&'static str]) -> Result<Option<String>, FieldError> {
-        let bounded = |raw: &str| {
-            let text = clean_text(raw);
-            if text.chars().count() > MAX_KEY_TEXT_LEN {
-                Err(Invalid::new(
-                    "too_long",
-                    format!("longer than {MAX_KEY_TEXT_LEN} characters"),
-                ))
-            } else {
-                Ok(text)
-            }
-        };
-        Ok(self.strict(aliases, bounded)?.filter(|t| !t.is_empty()))
+        Ok(self.strict(aliases, bounded_key)?.filter(|t| !t.is_empty()))
     }
 
     /// A tracked link's visit id coming back as Redtrack's `sub10` (`v` and 32 hex digits):
@@ -370,6 +359,19 @@ impl<'a> Reader<'a> {
             }
         })
         .filter(|t| !t.is_empty())
+    }
+}
+
+/// Text that can become part of a key: clean, at most `MAX_KEY_TEXT_LEN` characters.
+fn bounded_key(raw: &str) -> Result<String, Invalid> {
+    let text = clean_text(raw);
+    if text.chars().count() > MAX_KEY_TEXT_LEN {
+        Err(Invalid::new(
+            "too_long",
+            format!("longer than {MAX_KEY_TEXT_LEN} characters"),
+        ))
+    } else {
+        Ok(text)
     }
 }
 
@@ -510,8 +512,15 @@ impl ClickCommand {
             .strict(alias::BRAND, Brand::parse)?
             .unwrap_or_else(|| defaults.brand());
         let mut subs = BTreeMap::new();
-        for key in alias::SUBS {
-            if let Some(v) = r.key_text(std::slice::from_ref(key))? {
+        for (i, key) in alias::SUBS.iter().enumerate() {
+            let value = if i < 10 {
+                r.key_text(std::slice::from_ref(key))?
+            } else {
+                // Redtrack's script fills sub11–20 itself (Meta's `_fbc` in 20 can run past the
+                // bound): an over-long one is dropped with a warning, the click is kept.
+                r.lenient(std::slice::from_ref(key), bounded_key)
+            };
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
                 subs.insert(key.to_string(), v);
             }
         }
@@ -522,7 +531,8 @@ impl ClickCommand {
                 "cmpid" => &["cmpid", "rtkcmpid"],
                 _ => std::slice::from_ref(key),
             };
-            if let Some(v) = r.key_text(aliases)? {
+            // Kept as sent, never a key: ad click ids (a `fbclid`) can be long.
+            if let Some(v) = r.text(aliases, MAX_TEXT_LEN) {
                 params.insert(key.to_string(), v);
             }
         }
@@ -907,6 +917,17 @@ mod tests {
         // A sub-id past 20 is not ours to keep.
         let c = ClickCommand::parse(&fields(&[("clickid", "x1"), ("sub21", "no")]), &defaults()).unwrap();
         assert!(c.details.subs.is_empty());
+        // A long ad click id is kept; an over-long sub20 (Meta's _fbc) is dropped with a
+        // warning and the click kept.
+        let (fbclid, fbc) = ("IwAR".repeat(60), format!("fb.1.1700000000000.{}", "x".repeat(150)));
+        let c = ClickCommand::parse(
+            &fields(&[("clickid", "x2"), ("fbclid", &fbclid), ("sub20", &fbc)]),
+            &defaults(),
+        )
+        .unwrap();
+        assert_eq!(c.details.params["fbclid"], fbclid);
+        assert!(!c.details.subs.contains_key("sub20"));
+        assert_eq!(c.warnings[0].field, "sub20");
     }
 
     #[test]

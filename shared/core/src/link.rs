@@ -142,11 +142,13 @@ pub fn is_own_parameter(name: &str) -> bool {
 
 impl Link {
     /// Where a visit goes: the destination with the placeholders filled in (or `sub9` and
-    /// `sub10` appended), then every parameter the visitor brought, in their order.
-    pub fn target(&self, visit_id: &str, passed: &[(String, String)]) -> String {
+    /// `sub10` appended), then every parameter the visitor brought, in their order. A visit
+    /// that was not recorded carries no visit id (`None`): a click that came back with one
+    /// would be taken for a repeat of a visit nobody counted.
+    pub fn target(&self, visit_id: Option<&str>, passed: &[(String, String)]) -> String {
         let raw = self.destination.as_str();
         let values = [
-            visit_id,
+            visit_id.unwrap_or_default(),
             self.influencer_id.as_str(),
             self.campaign_id.as_deref().unwrap_or_default(),
         ];
@@ -164,7 +166,9 @@ impl Link {
         let mut added = url::form_urlencoded::Serializer::new(String::new());
         if !templated {
             added.append_pair("sub9", &self.influencer_id);
-            added.append_pair("sub10", visit_id);
+            if let Some(visit_id) = visit_id {
+                added.append_pair("sub10", visit_id);
+            }
         }
         for (k, v) in passed.iter().filter(|(k, _)| !is_own_parameter(k)) {
             added.append_pair(k, v);
@@ -253,11 +257,11 @@ mod tests {
             ("sub10".to_owned(), "forged".to_owned()),
         ];
         assert_eq!(
-            l.target("v123", &passed),
+            l.target(Some("v123"), &passed),
             "https://trk.example.com/abc?cmpid=64f&sub9=carlos&sub10=v123&utm_source=ig"
         );
         assert_eq!(
-            link("https://op.example/#top").target("v1", &[]),
+            link("https://op.example/#top").target(Some("v1"), &[]),
             "https://op.example/?sub9=carlos&sub10=v1#top"
         );
     }
@@ -265,7 +269,15 @@ mod tests {
     #[test]
     fn placeholders_are_filled_url_encoded_and_nothing_else_is_appended() {
         let l = link("https://op.example/r?aff={influencerId}&c={campaign}&click={visitId}");
-        assert_eq!(l.target("v9", &[]), "https://op.example/r?aff=carlos&c=cmp+1&click=v9");
+        assert_eq!(
+            l.target(Some("v9"), &[]),
+            "https://op.example/r?aff=carlos&c=cmp+1&click=v9"
+        );
+        assert_eq!(l.target(None, &[]), "https://op.example/r?aff=carlos&c=cmp+1&click=");
+        assert_eq!(
+            link("https://trk.example.com/a").target(None, &[]),
+            "https://trk.example.com/a?sub9=carlos"
+        );
     }
 
     #[test]

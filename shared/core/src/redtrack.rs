@@ -12,10 +12,14 @@ use crate::input::Fields;
 pub const OVERLAP: Duration = Duration::minutes(30);
 /// How far the first run reaches back.
 pub const FIRST_RUN: Duration = Duration::days(1);
+/// The most one run covers: after an outage the import catches up a few hours per run
+/// instead of attempting a window it cannot finish.
+pub const MAX_SPAN: Duration = Duration::hours(6);
 /// Rows per page asked for (Redtrack allows up to 10,000).
 pub const PER_PAGE: u32 = 1_000;
 
-/// The span one run imports: from shortly before the last run's end (or a day back) to now.
+/// The span one run imports: from shortly before the last run's end to now, at most
+/// `MAX_SPAN`; the first run, the last day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub from: OffsetDateTime,
@@ -24,11 +28,19 @@ pub struct Window {
 
 impl Window {
     pub fn after(last_until: Option<OffsetDateTime>, now: OffsetDateTime) -> Self {
-        let from = match last_until {
-            Some(until) => (until - OVERLAP).min(now),
-            None => now - FIRST_RUN,
-        };
-        Self { from, to: now }
+        match last_until {
+            Some(until) => {
+                let from = (until - OVERLAP).min(now);
+                Self {
+                    from,
+                    to: now.min(from + MAX_SPAN),
+                }
+            }
+            None => Self {
+                from: now - FIRST_RUN,
+                to: now,
+            },
+        }
     }
     /// The days to ask Redtrack for (its filter is by day, UTC).
     pub fn days(&self) -> (Date, Date) {
@@ -96,6 +108,9 @@ mod tests {
         assert_eq!((w.from, w.to), (datetime!(2026-12-02 23:35 UTC), now));
         assert_eq!(w.days(), (datetime!(2026-12-02 0:00 UTC).date(), now.date()));
         assert_eq!(Window::after(None, now).from, now - Duration::days(1));
+        // Behind by a day (an outage): six hours per run until it catches up.
+        let behind = Window::after(Some(now - Duration::days(1)), now);
+        assert_eq!(behind.to, now - Duration::days(1) - OVERLAP + MAX_SPAN);
     }
 
     #[test]
