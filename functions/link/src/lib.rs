@@ -88,12 +88,13 @@ async fn visit(State(s): State<LinkState>, req: Request) -> Response {
                 return page(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "This link is unavailable for a moment. Please try again.",
-                );
+                )
+                .await;
             }
         },
     };
     let Some(link) = link else {
-        return page(StatusCode::NOT_FOUND, "This link does not exist.");
+        return page(StatusCode::NOT_FOUND, "This link does not exist.").await;
     };
     let passed: Vec<(String, String)> = parts
         .uri
@@ -111,7 +112,7 @@ async fn visit(State(s): State<LinkState>, req: Request) -> Response {
         let ip = crm_http::client_ip(&parts.extensions).map(|ip| ip.to_string());
         record(&s.app, &link, &new_visit_id(), &passed, ip, &parts.headers).await
     };
-    redirect(&link.target(visit_id.as_deref(), &passed))
+    redirect(&link.target(visit_id.as_deref(), &passed)).await
 }
 
 /// A visit id: also the click's id, and what comes back as Redtrack's `sub10`.
@@ -232,7 +233,7 @@ fn decided_by_the_link(name: &str) -> bool {
         || name == "test"
 }
 
-fn redirect(location: &str) -> Response {
+async fn redirect(location: &str) -> Response {
     match header::HeaderValue::from_str(location) {
         Ok(value) => (
             StatusCode::FOUND,
@@ -242,36 +243,25 @@ fn redirect(location: &str) -> Response {
             ],
         )
             .into_response(),
-        Err(_) => page(
-            StatusCode::BAD_GATEWAY,
-            "This link's destination is not a valid address.",
-        ),
+        Err(_) => {
+            page(
+                StatusCode::BAD_GATEWAY,
+                "This link's destination is not a valid address.",
+            )
+            .await
+        }
     }
 }
 
 /// A short page for a person who followed a link that leads nowhere.
-fn page(status: StatusCode, message: &'static str) -> Response {
+async fn page(status: StatusCode, message: &'static str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
          content=\"width=device-width, initial-scale=1\"><title>Link</title></head><body \
          style=\"font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; padding: 0 1rem\">\
          <p>{message}</p></body></html>"
     );
-    let response = (status, Html(html)).into_response();
-    let mut response = response;
-    for (name, value) in [
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::CACHE_CONTROL, "no-store"),
-    ] {
-        response
-            .headers_mut()
-            .insert(name, header::HeaderValue::from_static(value));
-    }
-    response
+    crm_http::page_headers((status, Html(html)).into_response()).await
 }
 
 #[cfg(test)]
