@@ -22,3 +22,4 @@ mod probe;
 mod seed;
 mod sources;
 mod store;
+mod tag;

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crm_app::sources::{self, SourceError};
-use crm_core::source::{Cidr, KeyInfo, Origin, Rules, SourceKind, routes_of};
+use crm_core::source::{Cidr, Domain, KeyInfo, Origin, ParamName, Rules, SourceKind, TagSettings, routes_of};
 use crm_core::values::{Brand, Invalid, format_ts};
 use crm_http::{ApiError, ApiPath, AppState, JsonResult};
 use crm_store::SourceEntry;
@@ -87,6 +87,11 @@ fn rules_from(body: &Map<String, Value>) -> Result<Rules, ApiError> {
         allowed_origins: list(body, "allowedOrigins", Origin::parse)?.unwrap_or_default(),
         require_signature: flag(body, "requireSignature")?,
         test: flag(body, "test")?,
+        tag: TagSettings {
+            decorate_domains: list(body, "decorateDomains", Domain::parse)?.unwrap_or_default(),
+            decorate_param: parsed(body, "decorateParam", ParamName::parse)?.unwrap_or_default(),
+            wait_for_consent: flag(body, "waitForConsent")?,
+        },
     };
     rules.validate().map_err(|(field, e)| field_error(field, e))?;
     Ok(rules)
@@ -106,7 +111,7 @@ fn key_json(k: &KeyInfo) -> Value {
 /// a key, a hash or a signing secret.
 fn source_json(entry: &SourceEntry) -> Value {
     let s = &entry.source;
-    json!({
+    let mut v = json!({
         "id": s.source_id,
         "name": s.name,
         "kind": s.rules.kind,
@@ -122,7 +127,13 @@ fn source_json(entry: &SourceEntry) -> Value {
         "keys": entry.keys.iter().map(|k| key_json(&k.info)).collect::<Vec<_>>(),
         "requests": entry.keys.iter().map(|k| k.info.requests).sum::<u64>(),
         "lastUsedAt": entry.keys.iter().filter_map(|k| k.info.last_used_at).max().map(format_ts),
-    })
+    });
+    if s.rules.kind == SourceKind::Landing {
+        v["decorateDomains"] = json!(s.rules.tag.decorate_domains);
+        v["decorateParam"] = json!(s.rules.tag.decorate_param);
+        v["waitForConsent"] = json!(s.rules.tag.wait_for_consent);
+    }
+    v
 }
 
 pub async fn create(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {

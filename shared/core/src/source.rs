@@ -277,6 +277,106 @@ pub struct Rules {
     /// postback); a tracker's default is clicks only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub conversions: bool,
+    /// What a landing page's tag (`/c.js`) does beyond reporting the visit.
+    #[serde(flatten)]
+    pub tag: TagSettings,
+}
+
+/// A landing source's settings for its pages' tag: which links it hands the click id to,
+/// under which parameter, and whether it waits for the visitor's consent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagSettings {
+    /// Links to these hosts (and their subdomains) carry the click id: the brand's operator
+    /// domains. Never a tracker's own `/click` or `/preclick` links.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decorate_domains: Vec<Domain>,
+    /// The parameter they carry it in: the one the operator's affiliate platform reads
+    /// (`btag`, `clickid`, `subid` …). Default `clickid`.
+    #[serde(default)]
+    pub decorate_param: ParamName,
+    /// The tag stores and sends nothing until the page says the visitor consented
+    /// (`window.crmConsent = true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wait_for_consent: bool,
+}
+
+impl Default for ParamName {
+    fn default() -> Self {
+        Self("clickid".into())
+    }
+}
+
+/// A host name as links carry it: lowercase letters, digits, dashes, at least one dot.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Domain(String);
+
+impl Domain {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let host = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            (1..=63).contains(&l.len())
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if host.len() > 253 || !host.contains('.') || !host.split('.').all(label_ok) {
+            let message = format!("{raw:?} is not a domain like rushbet.com (no scheme, no path)");
+            return Err(Invalid::new("invalid_format", message));
+        }
+        Ok(Self(host))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Domain {
+    type Error = Invalid;
+    fn try_from(value: String) -> Result<Self, Invalid> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Domain> for String {
+    fn from(value: Domain) -> String {
+        value.0
+    }
+}
+
+/// A URL query parameter's name: letters, digits, `_`, `-`, `.`; at most 64.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ParamName(String);
+
+impl ParamName {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let ok = (1..=64).contains(&raw.len()) && raw.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        if !ok {
+            let message = "a parameter name: up to 64 letters, digits, _, - or .";
+            return Err(Invalid::new("invalid_format", message));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ParamName {
+    type Error = Invalid;
+    fn try_from(value: String) -> Result<Self, Invalid> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ParamName> for String {
+    fn from(value: ParamName) -> String {
+        value.0
+    }
 }
 
 /// Why a rule refused a request (403), and the field to name when it is the request's.
@@ -332,6 +432,19 @@ impl Rules {
         if self.kind == SourceKind::Landing && self.allowed_origins.is_empty() {
             let message = "a landing key is public: list the page origins that may use it";
             return Err(("allowedOrigins", Invalid::new("missing", message)));
+        }
+        if self.kind != SourceKind::Landing && self.tag != TagSettings::default() {
+            let field = if self.tag.decorate_domains.is_empty() {
+                if self.tag.wait_for_consent {
+                    "waitForConsent"
+                } else {
+                    "decorateParam"
+                }
+            } else {
+                "decorateDomains"
+            };
+            let message = "only a landing source has a tag to configure";
+            return Err((field, Invalid::new("invalid_value", message)));
         }
         Ok(())
     }
@@ -554,6 +667,7 @@ mod tests {
             require_signature: false,
             test: false,
             conversions: false,
+            tag: TagSettings::default(),
         }
     }
 
@@ -608,6 +722,34 @@ mod tests {
         r.allowed_origins.clear();
         assert_eq!(r.validate().unwrap_err().0, "allowedOrigins");
         assert!(rules(SourceKind::Tracker).validate().is_ok());
+    }
+
+    #[test]
+    fn only_landing_pages_configure_the_tag_and_its_values_are_checked() {
+        let mut r = rules(SourceKind::Tracker);
+        r.tag.decorate_domains = vec![Domain::parse("rushbet.com").unwrap()];
+        assert_eq!(r.validate().unwrap_err().0, "decorateDomains");
+        r.kind = SourceKind::Landing;
+        r.brand = Some(Brand::parse("rushbet").unwrap());
+        r.allowed_origins = vec![Origin::parse("https://lp.rushbet.example").unwrap()];
+        assert!(r.validate().is_ok());
+        assert_eq!(Domain::parse(" RushBet.COM. ").unwrap().as_str(), "rushbet.com");
+        for bad in [
+            "rushbet",
+            "https://rushbet.com",
+            "rushbet.com/register",
+            "-a.com",
+            "a..com",
+            "",
+        ] {
+            assert!(Domain::parse(bad).is_err(), "{bad}");
+        }
+        assert!(ParamName::parse("btag").is_ok());
+        assert!(ParamName::parse("a b").is_err() && ParamName::parse("").is_err());
+        // Stored before the tag existed: the defaults.
+        let old: Rules = serde_json::from_str(r#"{"kind":"landing","routes":["lead"]}"#).unwrap();
+        assert_eq!(old.tag, TagSettings::default());
+        assert_eq!(old.tag.decorate_param.as_str(), "clickid");
     }
 
     #[test]

@@ -82,6 +82,37 @@ fn forbidden(refusal: crm_core::source::Refusal) -> ApiError {
     }
 }
 
+/// The source whose key the request presents, if the source may make this call (route,
+/// network, origin); `None` only when `INGEST_AUTH=off` and no key came.
+pub async fn admitted_source(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    route: Route,
+) -> Result<Option<Arc<Source>>, ApiError> {
+    let now = time::OffsetDateTime::now_utc();
+    let source = match presented_key(&parts.headers, parts.uri.query()) {
+        Some(key) => state
+            .sources
+            .source(&state.store, &key, now)
+            .await?
+            .ok_or(ApiError::Unauthorized("unknown or revoked key"))?,
+        None if state.config.ingest_auth == IngestAuth::Off => return Ok(None),
+        None => {
+            return Err(ApiError::Unauthorized(
+                "an ingest key is required: ?token= or X-Api-Key",
+            ));
+        }
+    };
+    let call = Call {
+        route,
+        is_get: parts.method == Method::GET,
+        ip: client_ip(&parts.extensions),
+        origin: parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()),
+    };
+    source.rules.admit(&call).map_err(forbidden)?;
+    Ok(Some(source))
+}
+
 impl FromRequest<AppState> for IngestRequest {
     type Rejection = ApiError;
 
@@ -93,30 +124,7 @@ impl FromRequest<AppState> for IngestRequest {
             .expect("ingest_router puts the route in the request");
         let ip = client_ip(&parts.extensions);
         let now = time::OffsetDateTime::now_utc();
-        let source = match presented_key(&parts.headers, parts.uri.query()) {
-            Some(key) => Some(
-                state
-                    .sources
-                    .source(&state.store, &key, now)
-                    .await?
-                    .ok_or(ApiError::Unauthorized("unknown or revoked key"))?,
-            ),
-            None if state.config.ingest_auth == IngestAuth::Off => None,
-            None => {
-                return Err(ApiError::Unauthorized(
-                    "an ingest key is required: ?token= or X-Api-Key",
-                ));
-            }
-        };
-        if let Some(source) = &source {
-            let call = Call {
-                route,
-                is_get: parts.method == Method::GET,
-                ip,
-                origin: parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()),
-            };
-            source.rules.admit(&call).map_err(forbidden)?;
-        }
+        let source = admitted_source(state, &parts, route).await?;
         let bytes = body_bytes(&parts, body).await?;
         let signature = match source.as_deref() {
             Some(s) if s.rules.require_signature => {

@@ -24,7 +24,7 @@ use crm_store::Store;
 use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-pub use caller::{IngestRequest, client_ip};
+pub use caller::{IngestRequest, admitted_source, client_ip};
 pub use error::{ApiError, RETRY_AFTER_SECS};
 pub use input::{MAX_BODY_BYTES, RequestFields};
 
