@@ -1,6 +1,7 @@
 # The two commands: `make dev` runs everything locally, `make test` is what CI runs.
 # Nothing needs installing by hand beyond the Rust toolchain and Python 3: the local AWS
-# emulator (moto) and cfn-lint go into .venv from infra/requirements.txt.
+# emulator (moto) and cfn-lint go into .venv from infra/requirements.txt, and `make e2e`
+# installs Debian's Chromium and ChromeDriver (apt-get, as root or with sudo).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -17,11 +18,11 @@ export INGEST_AUTH ?= off
 export PORT ?= 3005
 export RUST_LOG ?= info
 
-.PHONY: help dev test lint unit fuzz bench build deploy clean
+.PHONY: help dev test lint unit e2e fuzz bench build deploy clean
 
 help:
 	@echo "make dev     run every endpoint on http://localhost:$(PORT) against a local AWS emulator"
-	@echo "make test    fmt, clippy, cfn-lint, all tests and the API fuzzer (what CI runs)"
+	@echo "make test    fmt, clippy, cfn-lint, all tests, the browser tests and the API fuzzer (what CI runs)"
 	@echo "make bench   latency, CPU and DynamoDB round trips per endpoint, cold starts -> docs/performance.md"
 	@echo "make build   Lambda binaries for arm64 with cargo-lambda (needs: pip install cargo-lambda)"
 	@echo "make deploy  sam build && sam deploy (needs the SAM CLI and AWS credentials)"
@@ -44,12 +45,18 @@ lint: $(VENV)/.installed
 unit: $(VENV)/.installed
 	env -u AWS_ENDPOINT_URL cargo test --workspace --locked
 
+# In headless Chromium (installed from Debian's packages): the landing-page tag on a page
+# served from another origin, the tracked link, the click log.
+e2e: $(VENV)/.installed
+	infra/install-browser.sh
+	env -u AWS_ENDPOINT_URL cargo test --locked -p crm-tests --test browser
+
 # Schemathesis against a locally started server: every route of docs/openapi.yaml.
 fuzz: $(VENV)/.installed
 	cargo build --quiet --locked -p crm-local --bin crm-dev
 	infra/fuzz-api.sh
 
-test: lint unit fuzz
+test: lint unit e2e fuzz
 
 # Every binary in release (the function binaries are started for their cold start).
 bench: $(VENV)/.installed

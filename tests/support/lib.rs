@@ -25,6 +25,7 @@ use crm_messaging::scheduler::TickReport;
 use crm_messaging::{Deps, MessagingConfig};
 use crm_store::Store;
 
+pub mod browser;
 pub mod laaffic;
 pub mod mailbox;
 pub mod redtrack;
@@ -311,6 +312,19 @@ impl TestApp {
         let (status, body) = self.admin(&format!("/api/customers/{customer}/messages")).await;
         assert_eq!(status, StatusCode::OK, "messages of {customer}: {body}");
         body["items"].as_array().expect("items").clone()
+    }
+
+    /// Serves the app on a port of this machine, as `make dev` does (the client address is
+    /// the connection's): its base URL.
+    pub async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = self
+            .app
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
     }
 
     pub async fn admin_send(&self, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
