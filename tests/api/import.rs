@@ -172,3 +172,59 @@ async fn the_manual_trigger_needs_the_cron_secret() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["sources"], json!([]), "no source has a Redtrack key here");
 }
+
+#[tokio::test]
+async fn a_click_already_recorded_gets_only_what_it_lacked_and_an_erased_one_nothing() {
+    let now = OffsetDateTime::now_utc();
+    let id = unique("RT");
+    let track_time = format!(
+        "{} {:02}:{:02}:{:02}",
+        now.date(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let row = json!({"id": id, "track_time": track_time, "ip": "203.0.113.7", "user_agent": "Mozilla/5.0 (Redtrack)",
+                     "landing": "https://lp.rushbet.example/", "ref_id": "fb.1.2", "campaign": "Other", "sub1": "log"});
+    let (app, _fake, deps) = setup(vec![serde_json::from_value(row).unwrap()]).await;
+    // The landing page reported the click first, from the visitor's browser.
+    let (status, click) = app
+        .post_json(
+            "/api/ingest/click",
+            json!({"clickId": id, "ip": "198.51.100.7", "campaign": "Spring", "sub1": "page", "brand": "rushbet"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{click}");
+
+    let report = only(run(&deps, now).await.unwrap());
+    assert_eq!(
+        (report.imported, report.duplicates, report.filled),
+        (0, 1, 1),
+        "{report:?}"
+    );
+    let (_, feed) = app.admin("/api/clicks").await;
+    let stored = &feed["items"][0];
+    assert_eq!(stored["clickId"], id.as_str());
+    assert_eq!(stored["ip"], "198.51.100.7", "what the click had stays: {stored}");
+    assert_eq!(stored["campaign"], "Spring");
+    assert_eq!(stored["subs"]["sub1"], "page");
+    assert_eq!(
+        stored["userAgent"], "Mozilla/5.0 (Redtrack)",
+        "what it lacked is filled in"
+    );
+    assert_eq!(stored["landingPage"], "https://lp.rushbet.example/");
+    assert_eq!(stored["params"]["ref_id"], "fb.1.2");
+    assert_eq!(clicks(&app).await, 1);
+
+    // The person is erased; the log still has the row, and gives nothing back.
+    let customer = click["customerId"].as_str().unwrap();
+    let (status, _) = app
+        .admin_send(Method::DELETE, &format!("/api/customers/{customer}"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let again = only(run(&deps, now + Duration::minutes(10)).await.unwrap());
+    assert_eq!((again.imported, again.duplicates, again.filled), (0, 1, 0), "{again:?}");
+    let (_, feed) = app.admin("/api/clicks").await;
+    let erased = &feed["items"][0];
+    assert!(erased["ip"].is_null() && erased["userAgent"].is_null(), "{erased}");
+}

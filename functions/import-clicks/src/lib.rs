@@ -2,7 +2,8 @@
 //! the same tick), for each `tracker` source with a Redtrack API key (`REDTRACK_API_KEYS`,
 //! a secret: `<sourceId>=<api key>,…`), page through `GET /tracks` over a window that
 //! overlaps the last run and ingest each row as a click from that source. Idempotent by
-//! click id: a click the link, the tag or an earlier run recorded is a duplicate. A run
+//! click id: a click the link, the tag or an earlier run recorded is a duplicate, read (in
+//! batches) rather than written again, and given only what it lacked. A run
 //! holds the source's import lease (never two at once), waits out a 429 or 5xx as Redtrack
 //! asks (a few times, then stops), and moves the cursor only when its whole window is in:
 //! the next run repeats what a failed one left, without duplicates.
@@ -149,6 +150,9 @@ pub struct SourceReport {
     pub pages: u32,
     pub imported: u32,
     pub duplicates: u32,
+    /// Of the duplicates, clicks that got fields they lacked (address, agent, page,
+    /// referrer, parameters).
+    pub filled: u32,
     /// Rows that are not clicks we can keep (no id, a value too long).
     pub rejected: u32,
     /// The window was imported whole and the cursor moved.
@@ -178,6 +182,7 @@ pub async fn run(deps: &Deps, now: OffsetDateTime) -> Result<Vec<SourceReport>, 
             pages = report.pages,
             imported = report.imported,
             duplicates = report.duplicates,
+            filled = report.filled,
             rejected = report.rejected,
             complete = report.complete,
             stopped = report.stopped.as_deref(),
@@ -240,19 +245,41 @@ async fn import_source(
             report.pages += 1;
             let rows = tracks.items.len();
             seen += rows as u64;
-            // Every row of the days asked for is sent, older ones too: they are duplicates,
-            // and whether Redtrack's `track_time` is UTC or the account's zone, none is lost.
+            // Every row of the days asked for is looked at, older ones too: whether
+            // Redtrack's `track_time` is UTC or the account's zone, none is lost. Those
+            // already recorded (by the link, the tag or an earlier run) are read in batches,
+            // not written again: they only get what they lacked.
+            let mut commands = Vec::with_capacity(rows);
             for row in &tracks.items {
                 let parsed = ClickCommand::parse(&click_fields(row), &defaults).and_then(|c| {
                     let c = if source.rules.test { c.into_test()? } else { c };
                     c.check_at(now)?;
                     Ok(c)
                 });
-                let Ok(cmd) = parsed else {
-                    report.rejected += 1;
+                match parsed {
+                    Ok(cmd) => commands.push(cmd),
+                    Err(_) => report.rejected += 1,
+                }
+            }
+            let ids: Vec<&str> = commands.iter().map(|c| c.click_id.as_str()).collect();
+            let recorded = deps
+                .store
+                .clicks_by_id(&ids)
+                .await
+                .map_err(|e| format!("reading recorded clicks failed: {e}"))?;
+            for cmd in &commands {
+                if let Some(click) = recorded.get(cmd.click_id.as_str()) {
+                    report.duplicates += 1;
+                    if let Some(fill) = click.fill_from(&cmd.details) {
+                        deps.store
+                            .fill_click(&click.click_id, &fill)
+                            .await
+                            .map_err(|e| format!("filling in a recorded click failed: {e}"))?;
+                        report.filled += 1;
+                    }
                     continue;
-                };
-                match crm_app::ingest::run(&deps.store, &cmd, &sender, now, deps.dedupe_window).await {
+                }
+                match crm_app::ingest::run(&deps.store, cmd, &sender, now, deps.dedupe_window).await {
                     Ok(o) if o.duplicate => report.duplicates += 1,
                     Ok(_) => report.imported += 1,
                     Err(e) => return Err(format!("recording a click failed: {e}")),

@@ -142,11 +142,49 @@ pub struct ClickRecord {
     /// Voided (`POST /api/sources/{id}/void`): shown, no longer counted.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::values::ts::option")]
     pub voided: Option<OffsetDateTime>,
+    /// Its person was erased: the personal attributes are gone, and stay gone.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::values::ts::option")]
+    pub erased_at: Option<OffsetDateTime>,
     #[serde(with = "crate::values::ts")]
     pub at: OffsetDateTime,
 }
 
+/// What a later report of a recorded click (Redtrack's click log after the tag or the link)
+/// adds to it: the descriptive fields it lacked. Never what it was counted under (brand,
+/// campaign, source, influencer, sub-ids): those rows are written once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClickFill {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub landing_page: Option<String>,
+    pub referrer: Option<String>,
+    /// The click's parameters with the new ones added, when there are new ones.
+    pub params: Option<BTreeMap<String, String>>,
+}
+
 impl ClickRecord {
+    /// What `details` adds to this click, if anything; nothing to an erased click.
+    pub fn fill_from(&self, details: &ClickDetails) -> Option<ClickFill> {
+        if self.erased_at.is_some() {
+            return None;
+        }
+        let lacking = |ours: &Option<String>, theirs: &Option<String>| {
+            if ours.is_none() { theirs.clone() } else { None }
+        };
+        let mut params = self.params.clone();
+        for (k, v) in &details.params {
+            params.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let fill = ClickFill {
+            ip: lacking(&self.ip, &details.ip),
+            user_agent: lacking(&self.user_agent, &details.user_agent),
+            landing_page: lacking(&self.landing_page, &details.landing_page),
+            referrer: lacking(&self.referrer, &details.referrer),
+            params: (params != self.params).then_some(params),
+        };
+        (fill != ClickFill::default()).then_some(fill)
+    }
+
     pub fn new(
         click_id: String,
         customer_id: CustomerId,
@@ -180,6 +218,7 @@ impl ClickRecord {
             unlisted_identifiers: Vec::new(),
             counted_rows: Vec::new(),
             voided: None,
+            erased_at: None,
             at,
         }
     }
@@ -412,5 +451,60 @@ impl Activity {
             Self::Message(m) => m.created_at,
             Self::Contact(r) => r.at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(d: ClickDetails) -> ClickRecord {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        ClickRecord::new(
+            "rt1".into(),
+            CustomerId::parse("01a2b3c4-0000-7000-8000-000000000001").unwrap(),
+            "rushbet".into(),
+            None,
+            d,
+            &Provenance::default(),
+            at,
+        )
+    }
+
+    #[test]
+    fn a_later_report_fills_what_the_click_lacked_and_changes_nothing_it_had() {
+        let click = recorded(ClickDetails {
+            ip: Some("198.51.100.7".into()),
+            campaign: Some("Spring".into()),
+            params: BTreeMap::from([("fbclid".into(), "IwAR0".into())]),
+            ..ClickDetails::default()
+        });
+        let log = ClickDetails {
+            ip: Some("203.0.113.9".into()),
+            user_agent: Some("Mozilla/5.0".into()),
+            landing_page: Some("https://lp.example/".into()),
+            campaign: Some("Other".into()),
+            params: BTreeMap::from([("fbclid".into(), "other".into()), ("ref_id".into(), "r9".into())]),
+            ..ClickDetails::default()
+        };
+        let fill = click.fill_from(&log).expect("something to add");
+        assert_eq!(fill.ip, None, "the click's own address stays");
+        assert_eq!(fill.user_agent.as_deref(), Some("Mozilla/5.0"));
+        assert_eq!(fill.landing_page.as_deref(), Some("https://lp.example/"));
+        assert_eq!(
+            fill.params,
+            Some(BTreeMap::from([
+                ("fbclid".into(), "IwAR0".into()),
+                ("ref_id".into(), "r9".into())
+            ]))
+        );
+        let mut complete = click.clone();
+        complete.user_agent = fill.user_agent;
+        complete.landing_page = fill.landing_page;
+        complete.params = fill.params.unwrap();
+        assert_eq!(complete.fill_from(&log), None, "nothing left to add");
+        complete.user_agent = None;
+        complete.erased_at = Some(OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(complete.fill_from(&log), None, "an erased click gets nothing back");
     }
 }
