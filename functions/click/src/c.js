@@ -87,13 +87,22 @@
     var form = e.target;
     if (!form || !form.matches || !form.matches('form[data-crm="lead"]')) return;
     e.preventDefault();
+    if (form.crmSending) return;
+    form.crmSending = true;
     if (clickId) fill();
     var body = new URLSearchParams(new FormData(form));
+    if (clickId && !FIELDS.some(function (f) { return body.get(f); })) body.set('clickId', clickId);
+    var finished = false;
     var done = function (ok) {
+      if (finished) return;
+      finished = true;
+      form.crmSending = false;
       form.dispatchEvent(new CustomEvent('crm:lead', { bubbles: true, detail: { ok: ok } }));
       var next = form.getAttribute('data-next');
       if (next) location.href = decorate(next);
     };
+    // The request outlives the page (keepalive): the visitor waits 3 s at most.
+    setTimeout(function () { done(false); }, 3000);
     fetch(api + '/api/ingest/lead?token=' + encodeURIComponent(key), {
       method: 'POST', body: body, keepalive: true, credentials: 'omit'
     }).then(function (r) { done(r.ok); }, function () { done(false); });
