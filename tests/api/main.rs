@@ -6,6 +6,7 @@ mod admin_messaging;
 mod attribution;
 mod click;
 mod compliance;
+mod console;
 mod daily_report;
 mod emulator;
 mod errors;

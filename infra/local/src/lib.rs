@@ -21,8 +21,9 @@ pub const TEMPLATE: &str = include_str!("../../../template.yaml");
 
 /// Every HTTP function, as deployed. The dev server serves them, the bench measures them,
 /// the tests check each against `template.yaml`.
-pub const FUNCTIONS: [HttpFunction; 11] = [
+pub const FUNCTIONS: [HttpFunction; 12] = [
     crm_click::FUNCTION,
+    crm_console::FUNCTION,
     crm_link::FUNCTION,
     crm_lead::FUNCTION,
     crm_postback::FUNCTION,
@@ -62,6 +63,10 @@ pub mod messaging;
 
 /// Whether an API Gateway route template (`/api/customers/{id}`) matches a request path.
 pub fn route_matches(template: &str, path: &str) -> bool {
+    // `{name+}` (API Gateway's greedy parameter) takes the rest of the path, one segment or more.
+    if let Some(prefix) = template.strip_suffix("{proxy+}") {
+        return path.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty());
+    }
     let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
     t.len() == p.len()
         && t.iter()

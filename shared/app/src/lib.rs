@@ -3,6 +3,7 @@
 //! (unsubscribe, STOP/START). No HTTP and no providers here: event functions link this
 //! without axum, ingest functions without SES or SNS.
 
+pub mod access;
 pub mod compliance;
 pub mod config;
 pub mod ingest;

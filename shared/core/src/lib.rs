@@ -4,6 +4,7 @@
 //! (state, input, now): no I/O, no clock, no randomness, no AWS. The shell (crm-store,
 //! crm-app, crm-messaging) loads, calls and commits.
 
+pub mod access;
 pub mod attribution;
 pub mod caps;
 pub mod compliance;

@@ -107,9 +107,17 @@ impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> axum::extract::FromR
 /// `not_found`) and 405, access log. Every function calls it, so Lambda, the local server
 /// and tests see the same behaviour.
 pub fn finish(router: Router) -> Router {
+    logged(
+        router
+            .fallback(|| async { ApiError::NoRoute })
+            .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed }),
+    )
+}
+
+/// The access log and `Cache-Control: no-store` unless a handler said otherwise: for a
+/// router with fallbacks of its own (the console's pages).
+pub fn logged(router: Router) -> Router {
     router
-        .fallback(|| async { ApiError::NoRoute })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::map_response(no_store))
         .layer(middleware::from_fn(access_log))
 }

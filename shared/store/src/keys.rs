@@ -34,6 +34,11 @@
 //! | confirmation | `CONFIRM#<channel>#<addressHash>` | `<brand>` |                        |                              |
 //! | tracked link | `LINK#<code>`         | `LINK`    |                                  | `LINKS` / `<code>`           |
 //! | import cursor | `IMPORT#<sourceId>`   | `CURSOR`  |                                  |                              |
+//! | user        | `USER#<id>`              | `USER`    |                                  | `USERS` / `<email>`          |
+//! | user email  | `USEREMAIL#<email>`      | `USEREMAIL` |                                |                              |
+//! | session     | `SESSION#<sha256>`       | `SESSION` | `USER#<id>` / `SESSION#<ts>#…`   |                              |
+//! | audit line  | `AUDIT#<day>`            | `<ts>#<id>` |                                |                              |
+//! | login attempts | `LOGIN#<account\|ip>#<…>` | `<window start>` |                     |                              |
 //!
 //! Profile compliance attributes: `consent#<brand>#<channel>`, `exclusion#<brand>`,
 //! `reactivated#<brand>`, `timezone`; contact points: `contact#<KIND>#<value>` (where an
@@ -115,6 +120,47 @@ pub mod entity {
     pub const CONFIRMATION: &str = "CONFIRMATION";
     pub const LINK: &str = "LINK";
     pub const IMPORT_CURSOR: &str = "IMPORT_CURSOR";
+    pub const USER: &str = "USER";
+    pub const USER_EMAIL: &str = "USER_EMAIL";
+    pub const SESSION: &str = "SESSION";
+    pub const AUDIT: &str = "AUDIT";
+}
+
+/// The audit log of a UTC day.
+pub fn audit_pk(day: Date) -> String {
+    format!("AUDIT#{day}")
+}
+
+pub fn audit_sk(at: OffsetDateTime, id: &str) -> String {
+    format!("{}#{id}", format_ts(at))
+}
+
+pub fn user_pk(user_id: &str) -> String {
+    format!("USER#{user_id}")
+}
+pub const USER_SK: &str = "USER";
+pub const USER_LIST: &str = "USERS";
+
+pub fn user_email_pk(email: &crm_core::values::Email) -> String {
+    format!("USEREMAIL#{}", email.as_str())
+}
+pub const USER_EMAIL_SK: &str = "USEREMAIL";
+
+/// A session, keyed by the SHA-256 of its token (the token itself is only in the cookie).
+pub fn session_pk(token_hash: &str) -> String {
+    format!("SESSION#{token_hash}")
+}
+pub const SESSION_SK: &str = "SESSION";
+
+/// A session's place among its user's (GSI1 under `USER#<id>`).
+pub fn session_gsi1sk(created: OffsetDateTime, token_hash: &str) -> String {
+    format!("{SESSION_SK}#{}#{token_hash}", format_ts(created))
+}
+
+/// Login attempts of one account or address: `LOGIN#<account|ip>#<hash or address>` /
+/// `<window start>`.
+pub fn login_limit_pk(who: &str) -> String {
+    format!("LOGIN#{who}")
 }
 
 /// A brand's sending limit counter: `LIMIT#<brand>#<name>` (`budget#email`, `new-addresses`)

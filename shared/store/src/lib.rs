@@ -16,6 +16,7 @@ mod metrics;
 mod partners;
 mod sources;
 mod stats;
+mod users;
 mod void;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -1,5 +1,6 @@
-//! Counters that bound what a brand sends: its daily budget per channel, and the first
-//! messages to new public-source addresses per hour (the burst guard). One conditional
+//! Counters that bound what a brand sends (its daily budget per channel, and the first
+//! messages to new public-source addresses per hour: the burst guard) and how often anyone
+//! may try to log in. One conditional
 //! `UpdateItem` takes a unit while the count is under the limit; the items expire two days
 //! after their period.
 
@@ -22,6 +23,29 @@ impl Store {
         limit: u32,
         expires: OffsetDateTime,
     ) -> Result<Option<u32>, StoreError> {
+        self.take_unit(keys::limit_pk(brand, name), period, limit, expires)
+            .await
+    }
+
+    /// Takes one login attempt of `who` (`account#<hash>` or `ip#<address>`) in the window
+    /// starting at `period`, while fewer than `limit` are taken; `None`: no more now.
+    pub async fn take_login_attempt(
+        &self,
+        who: &str,
+        period: &str,
+        limit: u32,
+        expires: OffsetDateTime,
+    ) -> Result<Option<u32>, StoreError> {
+        self.take_unit(keys::login_limit_pk(who), period, limit, expires).await
+    }
+
+    async fn take_unit(
+        &self,
+        pk: String,
+        period: &str,
+        limit: u32,
+        expires: OffsetDateTime,
+    ) -> Result<Option<u32>, StoreError> {
         let mut e = Expr::default();
         let used = e.name("used");
         let update = format!(
@@ -33,9 +57,7 @@ impl Store {
             e.value(n(expires.unix_timestamp()))
         );
         let cond = format!("attribute_not_exists({used}) OR {used} < {}", e.value(n(limit)));
-        let item = self
-            .conditional_update(codec::key(keys::limit_pk(brand, name), period), update, cond, e)
-            .await?;
+        let item = self.conditional_update(codec::key(pk, period), update, cond, e).await?;
         Ok(item.map(|i| match i.get("used") {
             Some(aws_sdk_dynamodb::types::AttributeValue::N(v)) => v.parse().unwrap_or(limit),
             _ => limit,

@@ -219,7 +219,7 @@ impl Store {
     }
 
     /// Every document of a GSI2 list, in key order (influencers and campaigns are few).
-    async fn list<T: serde::de::DeserializeOwned>(&self, pk: &str) -> Result<Vec<T>, StoreError> {
+    pub(crate) async fn list<T: serde::de::DeserializeOwned>(&self, pk: &str) -> Result<Vec<T>, StoreError> {
         let q = self
             .client
             .query()

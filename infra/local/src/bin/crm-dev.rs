@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
     crm_local::ensure_table(state.store.client(), state.store.table())
         .await
         .context("creating the local table")?;
+    let owner_login = first_owner(&state.store).await?;
     let mut config = MessagingConfig::from_env().await?;
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3005);
     let base = format!("http://localhost:{port}");
@@ -92,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
              Create sources with POST /api/sources; run INGEST_AUTH=required make dev to behave as AWS does."
         ),
     }
+    println!("Console: {base}/dashboard  ({owner_login})");
     if let Ok(key) = std::env::var("ADMIN_API_KEY") {
         println!("Admin API: curl -H 'Authorization: Bearer {key}' {base}/api/customers/<id>\n");
     }
@@ -112,4 +114,28 @@ async fn main() -> anyhow::Result<()> {
         looped = loops => looped?,
     }
     Ok(())
+}
+
+/// The console's first owner, from `CONSOLE_OWNER_EMAIL` and `CONSOLE_OWNER_PASSWORD` (or
+/// development defaults, printed): how to log in.
+async fn first_owner(store: &crm_store::Store) -> anyhow::Result<String> {
+    let email = std::env::var("CONSOLE_OWNER_EMAIL").unwrap_or_else(|_| "owner@example.com".into());
+    let given = std::env::var("CONSOLE_OWNER_PASSWORD").ok().filter(|p| !p.is_empty());
+    let password = given.clone().unwrap_or_else(|| "local-owner-password".into());
+    let parsed_email =
+        crm_core::values::Email::parse(&email).map_err(|e| anyhow::anyhow!("CONSOLE_OWNER_EMAIL: {}", e.message))?;
+    let parsed = crm_core::access::Password::parse(&password)
+        .map_err(|e| anyhow::anyhow!("CONSOLE_OWNER_PASSWORD: {}", e.message))?;
+    let created = crm_app::access::ensure_owner(store, parsed_email, &parsed, time::OffsetDateTime::now_utc())
+        .await
+        .context("creating the console's owner")?;
+    let shown = if given.is_some() {
+        "the password in CONSOLE_OWNER_PASSWORD"
+    } else {
+        password.as_str()
+    };
+    Ok(match created {
+        Some(_) => format!("owner created: log in as {email} with {shown}"),
+        None => format!("log in as {email} with {shown}, unless you changed it"),
+    })
 }

@@ -1,0 +1,434 @@
+//! `/dashboard`: the console. Pages rendered on the server (maud: every value escaped), usable
+//! without JavaScript, for people who log in with email and password. A session is an item
+//! with a TTL behind an `HttpOnly`, `SameSite=Lax` cookie (`__Host-` and `Secure` except on
+//! plain-HTTP localhost); every form that changes something carries the session's CSRF token
+//! and is refused from another site (`Sec-Fetch-Site`, `Origin`). Roles decide what each
+//! person sees and may change; every change is in the audit log.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Router, middleware};
+use crm_app::access::{self, AccessError};
+use crm_core::access::{Actor, AuditEntry, Role, Session};
+use crm_http::{AppState, HttpFunction};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+mod pages;
+mod users;
+
+pub const FUNCTION: HttpFunction = HttpFunction {
+    logical_id: "ConsoleFunction",
+    binary: "console",
+    routes: &["/dashboard", "/dashboard/{proxy+}"],
+    router,
+};
+
+/// The console's state: the app's.
+#[derive(Clone)]
+pub struct Console {
+    app: AppState,
+}
+
+/// The session cookie: `__Host-` (which browsers only accept with `Secure`, `Path=/` and no
+/// domain) wherever the console is reached over HTTPS; a plain name on `http://localhost`.
+#[derive(Clone, Copy)]
+struct Cookie {
+    secure: bool,
+}
+
+impl Cookie {
+    /// Plain HTTP only for a request to this machine that no proxy says came over HTTPS
+    /// (API Gateway always answers on HTTPS, under its own host name).
+    fn for_request(headers: &HeaderMap) -> Self {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let name = host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        let local = matches!(name, "localhost" | "127.0.0.1" | "[::1]");
+        let https = headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+        Self {
+            secure: https || !local,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        if self.secure {
+            "__Host-crm_session"
+        } else {
+            "crm_session"
+        }
+    }
+
+    fn set(self, token: &str) -> String {
+        let max_age = crm_core::access::SESSION_LIFETIME.whole_seconds();
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+            self.name()
+        )
+    }
+
+    fn clear(self) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}", self.name())
+    }
+
+    fn token(self, headers: &HeaderMap) -> Option<String> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(name, _)| *name == self.name())
+            .map(|(_, value)| value.to_owned())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let console = Console { app: state };
+    let routes = Router::new()
+        .route("/dashboard", get(pages::overview))
+        .route("/dashboard/login", get(pages::login_page).post(login))
+        .route("/dashboard/logout", post(logout))
+        .route("/dashboard/logout-everywhere", post(logout_everywhere))
+        .route("/dashboard/users", get(users::list).post(users::create))
+        .route("/dashboard/users/{id}", post(users::change))
+        .route("/dashboard/audit", get(pages::audit))
+        .route("/dashboard/console.css", get(pages::stylesheet))
+        .fallback(pages::not_found)
+        .method_not_allowed_fallback(pages::not_found)
+        .with_state(console)
+        .layer(middleware::map_response(pages::headers));
+    crm_http::logged(routes)
+}
+
+/// A page the console answers instead of what was asked: the reason, as HTML.
+pub enum Refusal {
+    /// Not logged in (or the session ended): to the login page, then back.
+    Login { next: String },
+    /// Logged in, but the role may not (403).
+    Forbidden,
+    /// A form from another site, or without the session's token (403).
+    CrossSite,
+    /// A dependency failed (503).
+    Unavailable,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Login { next } => {
+                let to = format!("/dashboard/login?next={}", pages::url_encode(&next));
+                Redirect::to(&to).into_response()
+            }
+            Refusal::Forbidden => pages::message(
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                "Your role does not allow this. An owner can change roles on the Users page.",
+            ),
+            Refusal::CrossSite => pages::message(
+                StatusCode::FORBIDDEN,
+                "Refused",
+                "This form did not come from this console, or its page is too old. Go back, reload the page and try again.",
+            ),
+            Refusal::Unavailable => pages::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                "The console cannot reach its data for a moment. Try again shortly.",
+            ),
+        }
+    }
+}
+
+impl From<crm_store::StoreError> for Refusal {
+    fn from(e: crm_store::StoreError) -> Self {
+        tracing::error!(error = %e, "console: the store failed");
+        Refusal::Unavailable
+    }
+}
+
+/// The logged-in person behind a request, with their session's token.
+pub struct Viewer {
+    pub session: Session,
+    token: String,
+    ip: Option<String>,
+    cookie: Cookie,
+}
+
+impl Viewer {
+    pub fn role(&self) -> Role {
+        self.session.role
+    }
+
+    /// Refused unless the role allows it.
+    pub fn require(&self, allowed: impl Fn(Role) -> bool) -> Result<(), Refusal> {
+        if allowed(self.role()) {
+            Ok(())
+        } else {
+            Err(Refusal::Forbidden)
+        }
+    }
+
+    /// Appends to the audit log what this person did (`action` on `target`). A lost line
+    /// is logged as an error, never silently dropped.
+    pub async fn audit(&self, console: &Console, action: &str, target: &str) {
+        let entry = AuditEntry {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            at: OffsetDateTime::now_utc(),
+            actor: Actor::from(&self.session),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            ip: self.ip.clone(),
+            status: 200,
+        };
+        if let Err(e) = console.app.store.append_audit(&entry).await {
+            tracing::error!(error = %e, action, target, "audit line lost");
+        }
+    }
+}
+
+fn client_ip(parts: &Parts) -> Option<String> {
+    crm_http::client_ip(&parts.extensions).map(|ip| ip.to_string())
+}
+
+impl FromRequestParts<Console> for Viewer {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Refusal> {
+        let next = parts
+            .uri
+            .path_and_query()
+            .map_or("/dashboard".to_owned(), |p| p.as_str().to_owned());
+        let Some(token) = Cookie::for_request(&parts.headers).token(&parts.headers) else {
+            return Err(Refusal::Login { next });
+        };
+        let now = OffsetDateTime::now_utc();
+        match access::session(&console.app.store, &token, now).await? {
+            Some(session) => Ok(Viewer {
+                session,
+                token,
+                ip: client_ip(parts),
+                cookie: Cookie::for_request(&parts.headers),
+            }),
+            None => Err(Refusal::Login { next }),
+        }
+    }
+}
+
+/// Whether a state-changing request comes from the console's own pages: a browser says so
+/// in `Sec-Fetch-Site`; older ones at least send `Origin`, which must be this host.
+fn same_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return matches!(site, "same-origin" | "none");
+    }
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(origin) => {
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+            origin
+                .split_once("://")
+                .is_some_and(|(_, authority)| !host.is_empty() && authority == host)
+        }
+    }
+}
+
+/// A form a logged-in person sent from a console page: same site, with the session's CSRF
+/// token; its fields.
+pub struct Submitted {
+    pub viewer: Viewer,
+    pub form: BTreeMap<String, String>,
+}
+
+impl Submitted {
+    pub fn field(&self, name: &str) -> &str {
+        self.form.get(name).map_or("", |v| v.trim())
+    }
+}
+
+/// At most this much form.
+const MAX_FORM: usize = 64 * 1024;
+
+async fn read_form(req: Request) -> Result<(Parts, BTreeMap<String, String>), Refusal> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_FORM)
+        .await
+        .map_err(|_| Refusal::CrossSite)?;
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).map_err(|_| Refusal::CrossSite)?;
+    Ok((parts, form.into_iter().collect()))
+}
+
+impl FromRequest<Console> for Submitted {
+    type Rejection = Refusal;
+
+    async fn from_request(req: Request, console: &Console) -> Result<Self, Refusal> {
+        if !same_site(req.headers()) {
+            return Err(Refusal::CrossSite);
+        }
+        let (mut parts, form) = read_form(req).await?;
+        let viewer = Viewer::from_request_parts(&mut parts, console).await?;
+        let sent = form.get("csrf").map_or(&[][..], |v| v.as_bytes());
+        if !bool::from(sent.ct_eq(viewer.session.csrf.as_bytes())) {
+            return Err(Refusal::CrossSite);
+        }
+        Ok(Submitted { viewer, form })
+    }
+}
+
+/// Where a login sends the person: a console path they asked for, never elsewhere.
+fn safe_next(next: Option<&String>) -> String {
+    next.filter(|n| n.starts_with("/dashboard") && !n.starts_with("//") && !n.contains('\\'))
+        .cloned()
+        .unwrap_or_else(|| "/dashboard".into())
+}
+
+async fn login(State(console): State<Console>, req: Request) -> Response {
+    if !same_site(req.headers()) {
+        return Refusal::CrossSite.into_response();
+    }
+    let Ok((parts, form)) = read_form(req).await else {
+        return Refusal::CrossSite.into_response();
+    };
+    let email = form.get("email").map_or("", |v| v.trim());
+    let password = form.get("password").map_or("", String::as_str);
+    let next = safe_next(form.get("next"));
+    let ip = client_ip(&parts);
+    let now = OffsetDateTime::now_utc();
+    match access::login(&console.app.store, email, password, ip.as_deref(), now).await {
+        Ok((token, session)) => {
+            let cookie = Cookie::for_request(&parts.headers);
+            let viewer = Viewer {
+                session,
+                token,
+                ip,
+                cookie,
+            };
+            viewer.audit(&console, "login", &viewer.session.user_id).await;
+            let mut response = Redirect::to(&next).into_response();
+            response.headers_mut().insert(
+                header::SET_COOKIE,
+                HeaderValue::from_str(&cookie.set(&viewer.token)).expect("a token is ASCII"),
+            );
+            response
+        }
+        Err(AccessError::WrongCredentials) => {
+            pages::login(StatusCode::UNAUTHORIZED, email, &next, Some("Wrong email or password."))
+        }
+        Err(AccessError::TooManyAttempts { scope, until }) => {
+            let wait = (until - now).whole_minutes().max(1);
+            let message = format!(
+                "Too many login attempts {scope}. Try again in {wait} minute{} (after {} UTC).",
+                if wait == 1 { "" } else { "s" },
+                crm_core::values::format_ts(until)[11..16].to_owned()
+            );
+            let mut response = pages::login(StatusCode::TOO_MANY_REQUESTS, email, &next, Some(&message));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from((until - now).whole_seconds().max(1)),
+            );
+            response
+        }
+        Err(AccessError::Store(e)) => Refusal::from(e).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "login failed");
+            Refusal::Unavailable.into_response()
+        }
+    }
+}
+
+fn logged_out(viewer: &Viewer) -> Response {
+    let mut response = Redirect::to("/dashboard/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&viewer.cookie.clear()).expect("ASCII"),
+    );
+    response
+}
+
+async fn logout(State(console): State<Console>, submitted: Submitted) -> Result<Response, Refusal> {
+    access::logout(&console.app.store, &submitted.viewer.token).await?;
+    submitted
+        .viewer
+        .audit(&console, "logout", &submitted.viewer.session.user_id)
+        .await;
+    Ok(logged_out(&submitted.viewer))
+}
+
+async fn logout_everywhere(State(console): State<Console>, submitted: Submitted) -> Result<Response, Refusal> {
+    let user = submitted.viewer.session.user_id.clone();
+    access::logout_everywhere(&console.app.store, &user).await?;
+    submitted.viewer.audit(&console, "logout everywhere", &user).await;
+    Ok(logged_out(&submitted.viewer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_only_ever_leads_back_into_the_console() {
+        for (asked, to) in [
+            (Some("/dashboard/users"), "/dashboard/users"),
+            (Some("https://evil.example/dashboard"), "/dashboard"),
+            (Some("//evil.example"), "/dashboard"),
+            (Some("/dashboard\\@evil"), "/dashboard"),
+            (None, "/dashboard"),
+        ] {
+            assert_eq!(safe_next(asked.map(str::to_owned).as_ref()), to, "{asked:?}");
+        }
+    }
+
+    #[test]
+    fn the_cookie_is_secure_but_on_plain_http_localhost() {
+        let with = |host: &'static str, proto: Option<&'static str>| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static(host));
+            if let Some(p) = proto {
+                h.insert("x-forwarded-proto", HeaderValue::from_static(p));
+            }
+            Cookie::for_request(&h)
+        };
+        assert!(!with("localhost:3005", None).secure);
+        assert!(!with("127.0.0.1:3005", None).secure);
+        assert!(with("localhost:3005", Some("https")).secure);
+        let aws = with("abc.execute-api.eu-west-1.amazonaws.com", None);
+        assert!(aws.secure && aws.name() == "__Host-crm_session");
+        assert!(aws.set("t").contains("; Secure") && aws.set("t").contains("HttpOnly"));
+    }
+
+    #[test]
+    fn only_the_consoles_own_pages_may_post() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        assert!(same_site(&headers(&[("sec-fetch-site", "same-origin")])));
+        assert!(!same_site(&headers(&[("sec-fetch-site", "cross-site")])));
+        assert!(!same_site(&headers(&[("sec-fetch-site", "same-site")])));
+        assert!(same_site(&headers(&[
+            ("origin", "http://localhost:3005"),
+            ("host", "localhost:3005")
+        ])));
+        assert!(!same_site(&headers(&[
+            ("origin", "https://evil.example"),
+            ("host", "localhost:3005")
+        ])));
+    }
+}

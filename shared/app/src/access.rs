@@ -1,0 +1,260 @@
+//! The people use cases: logging in and out, the session behind a request, and managing
+//! users. Passwords are hashed with argon2id (OWASP's parameters: 19 MiB, two passes);
+//! session tokens are 244 random bits, stored only as their SHA-256.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use crm_core::access::{
+    LOGIN_WINDOW, LOGINS_PER_ACCOUNT, LOGINS_PER_ADDRESS, Password, Role, Session, User, login_window,
+    session_needs_touch,
+};
+use crm_core::source::key_hash;
+use crm_core::values::{Email, format_ts};
+use crm_store::{Store, StoreError};
+use time::OffsetDateTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// The address or the password is wrong (never which).
+    #[error("wrong email or password")]
+    WrongCredentials,
+    /// Too many attempts: try again at `until`.
+    #[error("too many login attempts {scope}: try again after {until}")]
+    TooManyAttempts { scope: &'static str, until: OffsetDateTime },
+    /// The address already has a user.
+    #[error("a user with this email exists")]
+    Taken,
+    #[error("no such user")]
+    NoSuchUser,
+    /// The change would leave no active owner.
+    #[error("the last active owner cannot be removed, disabled or demoted")]
+    LastOwner,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A fresh session token: what the cookie holds.
+fn new_token() -> String {
+    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    format!("{}{}", a.simple(), b.simple())
+}
+
+pub fn hash_password(password: &Password) -> String {
+    let salt = SaltString::from_b64(&uuid::Uuid::new_v4().simple().to_string()).expect("hex is valid base64 salt");
+    Argon2::default()
+        .hash_password(password.expose().as_bytes(), &salt)
+        .expect("argon2 hashes any password")
+        .to_string()
+}
+
+fn password_matches(hash: &str, candidate: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(candidate.as_bytes(), &parsed).is_ok())
+}
+
+/// A hash no password matches, verified for unknown addresses so that a wrong address costs
+/// the same time as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&Password::parse(&new_token()).expect("a long token")))
+}
+
+/// Counts an attempt against the account and the address; refuses once either is spent.
+async fn take_attempt(store: &Store, email: &str, ip: Option<&str>, now: OffsetDateTime) -> Result<(), AccessError> {
+    let (start, end) = login_window(now);
+    let period = format_ts(start);
+    let expires = end + LOGIN_WINDOW;
+    let account = format!("account#{}", key_hash(email));
+    if store
+        .take_login_attempt(&account, &period, LOGINS_PER_ACCOUNT, expires)
+        .await?
+        .is_none()
+    {
+        return Err(AccessError::TooManyAttempts {
+            scope: "for this account",
+            until: end,
+        });
+    }
+    if let Some(ip) = ip {
+        let address = format!("ip#{ip}");
+        if store
+            .take_login_attempt(&address, &period, LOGINS_PER_ADDRESS, expires)
+            .await?
+            .is_none()
+        {
+            return Err(AccessError::TooManyAttempts {
+                scope: "from this address",
+                until: end,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Logs a person in: the new session and its token (for the cookie).
+pub async fn login(
+    store: &Store,
+    email: &str,
+    password: &str,
+    ip: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(String, Session), AccessError> {
+    let email = Email::parse(email).map_err(|_| AccessError::WrongCredentials)?;
+    take_attempt(store, email.as_str(), ip, now).await?;
+    let found = store.user_by_email(&email).await?;
+    let hash = found.as_ref().map_or(decoy_hash(), |(_, h)| h.as_str());
+    let matches = password_matches(hash, password);
+    let user = match found {
+        Some((user, _)) if matches && !user.disabled => user,
+        _ => return Err(AccessError::WrongCredentials),
+    };
+    let token = new_token();
+    let session = Session {
+        user_id: user.user_id,
+        email: user.email,
+        role: user.role,
+        csrf: new_token(),
+        created_at: now,
+        last_seen_at: now,
+    };
+    store.create_session(&key_hash(&token), &session).await?;
+    Ok((token, session))
+}
+
+/// The live session a token names, its use recorded at most every few minutes.
+pub async fn session(store: &Store, token: &str, now: OffsetDateTime) -> Result<Option<Session>, StoreError> {
+    let hash = key_hash(token);
+    let Some(mut session) = store.session(&hash).await? else {
+        return Ok(None);
+    };
+    if !session.live(now) {
+        store.delete_session(&hash).await?;
+        return Ok(None);
+    }
+    if session_needs_touch(session.last_seen_at, now) {
+        store.touch_session(&hash, now).await?;
+        session.last_seen_at = now;
+    }
+    Ok(Some(session))
+}
+
+pub async fn logout(store: &Store, token: &str) -> Result<(), StoreError> {
+    store.delete_session(&key_hash(token)).await
+}
+
+/// Ends every session of a user (log out everywhere, or an owner revoking them).
+pub async fn logout_everywhere(store: &Store, user_id: &str) -> Result<usize, StoreError> {
+    store.delete_sessions_of(user_id).await
+}
+
+/// Creates a user.
+pub async fn create_user(
+    store: &Store,
+    email: Email,
+    role: Role,
+    password: &Password,
+    now: OffsetDateTime,
+) -> Result<User, AccessError> {
+    let user = User {
+        user_id: format!("usr_{}", uuid::Uuid::now_v7().simple()),
+        email,
+        role,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    if !store.create_user(&user, &hash_password(password)).await? {
+        return Err(AccessError::Taken);
+    }
+    Ok(user)
+}
+
+/// Creates the first owner unless one exists with this address (`make dev`, a deploy's
+/// parameter): `Some` when created.
+pub async fn ensure_owner(
+    store: &Store,
+    email: Email,
+    password: &Password,
+    now: OffsetDateTime,
+) -> Result<Option<User>, AccessError> {
+    match create_user(store, email, Role::Owner, password, now).await {
+        Ok(user) => Ok(Some(user)),
+        Err(AccessError::Taken) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What an owner may change of a user.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+    pub password: Option<Password>,
+}
+
+/// Whether some owner other than `user_id` stays active.
+async fn another_owner(store: &Store, user_id: &str) -> Result<bool, StoreError> {
+    Ok(store
+        .users()
+        .await?
+        .iter()
+        .any(|u| u.user_id != user_id && u.role == Role::Owner && !u.disabled))
+}
+
+/// Changes a user; a new role, a disabled account or a new password ends its sessions.
+pub async fn update_user(
+    store: &Store,
+    user_id: &str,
+    change: UserChange,
+    now: OffsetDateTime,
+) -> Result<User, AccessError> {
+    let mut user = store.user(user_id).await?.ok_or(AccessError::NoSuchUser)?;
+    let before = user.clone();
+    if let Some(role) = change.role {
+        user.role = role;
+    }
+    if let Some(disabled) = change.disabled {
+        user.disabled = disabled;
+    }
+    let demoted = before.role == Role::Owner && !before.disabled && (user.role != Role::Owner || user.disabled);
+    if demoted && !another_owner(store, user_id).await? {
+        return Err(AccessError::LastOwner);
+    }
+    user.updated_at = now;
+    let hash = change.password.as_ref().map(hash_password);
+    if !store.update_user(&user, hash.as_deref()).await? {
+        return Err(AccessError::NoSuchUser);
+    }
+    if user.role != before.role || user.disabled || hash.is_some() {
+        store.delete_sessions_of(user_id).await?;
+    }
+    Ok(user)
+}
+
+/// Removes a user and ends its sessions.
+pub async fn delete_user(store: &Store, user_id: &str) -> Result<User, AccessError> {
+    let user = store.user(user_id).await?.ok_or(AccessError::NoSuchUser)?;
+    if user.role == Role::Owner && !user.disabled && !another_owner(store, user_id).await? {
+        return Err(AccessError::LastOwner);
+    }
+    store.delete_sessions_of(user_id).await?;
+    if !store.delete_user(&user).await? {
+        return Err(AccessError::NoSuchUser);
+    }
+    Ok(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_matches_its_password_only() {
+        let p = Password::parse("correct horse battery staple").unwrap();
+        let hash = hash_password(&p);
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(password_matches(&hash, "correct horse battery staple"));
+        assert!(!password_matches(&hash, "correct horse battery stapler"));
+        assert!(!password_matches(decoy_hash(), ""));
+        assert_ne!(hash, hash_password(&p), "salted");
+    }
+}

@@ -1,0 +1,289 @@
+//! The console's people and access: logging in and out, sessions behind cookies, CSRF,
+//! roles, the login attempt limit and the audit log (in-process; the browser tests drive
+//! the same pages in Chromium).
+
+use axum::body::Body;
+use crm_core::access::{Password, Role};
+use crm_core::values::Email;
+use crm_tests::{TestApp, spawn, unique};
+use http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn user(app: &TestApp, role: Role) -> String {
+    let email = format!("{}@example.com", unique(role.as_str()));
+    crm_app::access::create_user(
+        &app.state.store,
+        Email::parse(&email).unwrap(),
+        role,
+        &Password::parse(PASSWORD).unwrap(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    email
+}
+
+/// Status, headers and body text of one request.
+async fn call(app: &TestApp, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+    let response = app.app.clone().oneshot(req).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+fn form(path: &str, cookie: Option<&str>, fields: &[(&str, &str)], site: &str) -> Request<Body> {
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", site);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    req.body(Body::from(serde_urlencoded::to_string(fields).unwrap()))
+        .unwrap()
+}
+
+fn page(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut req = Request::get(path);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    req.body(Body::empty()).unwrap()
+}
+
+/// Logs in: the cookie to send back (`name=value`).
+async fn login(app: &TestApp, email: &str, password: &str) -> (StatusCode, Option<String>, String) {
+    let (status, headers, body) = call(
+        app,
+        form(
+            "/dashboard/login",
+            None,
+            &[("email", email), ("password", password)],
+            "same-origin",
+        ),
+    )
+    .await;
+    let cookie = headers
+        .get(header::SET_COOKIE)
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned());
+    (status, cookie, body)
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a form with the token") + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_person_logs_in_sees_the_console_and_logs_out() {
+    let app = spawn().await;
+    let email = user(&app, Role::Owner).await;
+
+    let (status, headers, _) = call(&app, page("/dashboard/users", None)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/dashboard/login?next=/dashboard/users");
+
+    let (status, cookie, body) = login(&app, &email, "wrong password, long enough").await;
+    assert_eq!((status, cookie), (StatusCode::UNAUTHORIZED, None));
+    assert!(body.contains("Wrong email or password."), "{body}");
+
+    let (status, headers, _) = call(
+        &app,
+        form(
+            "/dashboard/login",
+            None,
+            &[("email", &email), ("password", PASSWORD), ("next", "/dashboard/audit")],
+            "same-origin",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/dashboard/audit");
+    let set = headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(set.starts_with("__Host-crm_session="), "{set}");
+    for attribute in ["Path=/", "HttpOnly", "SameSite=Lax", "Secure", "Max-Age=43200"] {
+        assert!(set.contains(attribute), "{attribute} in {set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_owned();
+
+    let (status, headers, body) = call(&app, page("/dashboard", Some(&cookie))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("<h1>Overview</h1>") && body.contains(&email));
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert!(
+        headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+
+    let token = csrf(&body);
+    let (status, headers, _) = call(
+        &app,
+        form("/dashboard/logout", Some(&cookie), &[("csrf", &token)], "same-origin"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    let (status, _, _) = call(&app, page("/dashboard", Some(&cookie))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the session ended with the logout");
+}
+
+#[tokio::test]
+async fn a_form_from_another_site_or_without_its_token_changes_nothing_and_changes_are_audited() {
+    let app = spawn().await;
+    let owner = user(&app, Role::Owner).await;
+    let (_, cookie, _) = login(&app, &owner, PASSWORD).await;
+    let cookie = cookie.unwrap();
+    let (_, _, body) = call(&app, page("/dashboard/users", Some(&cookie))).await;
+    let token = csrf(&body);
+    let new = format!("{}@example.com", unique("new"));
+    let fields = |t: &str| {
+        vec![
+            ("email", new.clone()),
+            ("role", "manager".into()),
+            ("password", PASSWORD.into()),
+            ("csrf", t.to_owned()),
+        ]
+    };
+    let as_pairs = |f: &Vec<(&'static str, String)>| f.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+
+    for (site, t) in [
+        ("cross-site", token.as_str()),
+        ("same-origin", ""),
+        ("same-origin", "forged"),
+    ] {
+        let f = as_pairs(&fields(t));
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, _, body) = call(&app, form("/dashboard/users", Some(&cookie), &f, site)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{site} {t:?}: {body}");
+    }
+    assert_eq!(app.state.store.users().await.unwrap().len(), 1, "nothing changed");
+
+    let f = as_pairs(&fields(&token));
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, _) = call(&app, form("/dashboard/users", Some(&cookie), &f, "same-origin")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let users = app.state.store.users().await.unwrap();
+    let created = users
+        .iter()
+        .find(|u| u.email.as_str() == new)
+        .expect("the user was added");
+    assert_eq!(created.role, Role::Manager);
+
+    let today = time::OffsetDateTime::now_utc().date();
+    let (lines, _) = app.state.store.audit_day(today, 50, None).await.unwrap();
+    let line = lines
+        .iter()
+        .find(|l| l.action == "user.create")
+        .expect("the change is audited");
+    assert_eq!(line.actor.name, owner, "the authenticated actor");
+    assert!(line.target.starts_with(&created.user_id));
+    assert!(lines.iter().any(|l| l.action == "login" && l.actor.name == owner));
+}
+
+#[tokio::test]
+async fn an_analyst_manages_no_one_and_sees_people_masked() {
+    let app = spawn().await;
+    let owner = user(&app, Role::Owner).await;
+    login(&app, &owner, PASSWORD).await;
+    let analyst = user(&app, Role::Analyst).await;
+    let (_, cookie, _) = login(&app, &analyst, PASSWORD).await;
+    let cookie = cookie.unwrap();
+
+    let (status, _, _) = call(&app, page("/dashboard/users", Some(&cookie))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, _, body) = call(&app, page("/dashboard", Some(&cookie))).await;
+    assert!(
+        !body.contains("/dashboard/users"),
+        "no link to what the role may not see"
+    );
+    let token = csrf(&body);
+    let fields = [
+        ("email", "x@example.com"),
+        ("role", "owner"),
+        ("password", PASSWORD),
+        ("csrf", token.as_str()),
+    ];
+    let (status, _, _) = call(&app, form("/dashboard/users", Some(&cookie), &fields, "same-origin")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(app.state.store.users().await.unwrap().len(), 2);
+
+    let (status, _, audit) = call(&app, page("/dashboard/audit", Some(&cookie))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(audit.contains("login"), "{audit}");
+    assert!(!audit.contains(&owner), "other people's emails masked: {audit}");
+    assert!(audit.contains("o***@example.com"));
+}
+
+#[tokio::test]
+async fn too_many_login_attempts_wait_and_the_page_says_how_long() {
+    let app = spawn().await;
+    let email = user(&app, Role::Manager).await;
+    for _ in 0..crm_core::access::LOGINS_PER_ACCOUNT {
+        let (status, _, _) = login(&app, &email, "not the password at all").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers, body) = call(
+        &app,
+        form(
+            "/dashboard/login",
+            None,
+            &[("email", &email), ("password", PASSWORD)],
+            "same-origin",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
+    assert!(headers.get(header::RETRY_AFTER).is_some());
+    assert!(
+        body.contains("Too many login attempts for this account. Try again in"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_role_ends_the_users_sessions_and_the_last_owner_stays_an_owner() {
+    let app = spawn().await;
+    let owner = user(&app, Role::Owner).await;
+    let manager = user(&app, Role::Manager).await;
+    let (_, owner_cookie, _) = login(&app, &owner, PASSWORD).await;
+    let owner_cookie = owner_cookie.unwrap();
+    let (_, manager_cookie, _) = login(&app, &manager, PASSWORD).await;
+    let manager_cookie = manager_cookie.unwrap();
+    let users = app.state.store.users().await.unwrap();
+    let id = |email: &str| {
+        users
+            .iter()
+            .find(|u| u.email.as_str() == email)
+            .unwrap()
+            .user_id
+            .clone()
+    };
+
+    let (_, _, body) = call(&app, page("/dashboard/users", Some(&owner_cookie))).await;
+    let token = csrf(&body);
+    let path = format!("/dashboard/users/{}", id(&manager));
+    let fields = [("do", "role"), ("role", "analyst"), ("csrf", token.as_str())];
+    let (status, _, _) = call(&app, form(&path, Some(&owner_cookie), &fields, "same-origin")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = call(&app, page("/dashboard", Some(&manager_cookie))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "a new role needs a new login");
+
+    let path = format!("/dashboard/users/{}", id(&owner));
+    for action in ["disable", "delete"] {
+        let fields = [("do", action), ("csrf", token.as_str())];
+        let (status, _, body) = call(&app, form(&path, Some(&owner_cookie), &fields, "same-origin")).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{action}");
+        assert!(body.contains("last active owner"), "{body}");
+    }
+}
