@@ -47,9 +47,14 @@ unit: $(VENV)/.installed
 
 # In headless Chromium (installed from Debian's packages): the landing-page tag on a page
 # served from another origin, the tracked link, the click log.
-e2e: $(VENV)/.installed
+e2e: $(VENV)/.installed tests/browser/node_modules/.installed
 	infra/install-browser.sh
 	env -u AWS_ENDPOINT_URL cargo test --locked -p crm-tests --test browser
+
+# axe-core, which the browser tests load into each page (pinned by package-lock.json).
+tests/browser/node_modules/.installed: tests/browser/package.json tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+	touch $@
 
 # Schemathesis against a locally started server: every route of docs/openapi.yaml.
 fuzz: $(VENV)/.installed

@@ -2,6 +2,8 @@
 //! API on another, as in production. What the page does is read back through the admin API.
 //! Run by `make e2e` (which installs Chromium and ChromeDriver).
 
+mod console;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

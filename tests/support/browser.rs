@@ -79,6 +79,7 @@ impl Browser {
             "--disable-component-update".to_owned(),
             "--disable-sync".to_owned(),
             "--disable-dev-shm-usage".to_owned(),
+            "--window-size=1366,900".to_owned(),
             "--host-resolver-rules=MAP *.localhost 127.0.0.1".to_owned(),
             format!("--user-agent={USER_AGENT}"),
             format!("--user-data-dir={}", profile.0.display()),
@@ -151,6 +152,48 @@ impl Browser {
         .await
     }
 
+    /// Runs `script` (a function body whose last argument is the callback) and waits for
+    /// what it hands the callback.
+    pub async fn eval_async(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// The page's accessibility violations by axe-core (`rule: how many elements`), for
+    /// WCAG 2.x A and AA.
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        let axe = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/node_modules/axe-core/axe.min.js"),
+        )
+        .expect("axe-core is installed: run `make e2e`");
+        let script = format!(
+            "{axe}\nconst done = arguments[arguments.length - 1];\n\
+             axe.run(document, {{runOnly: {{type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']}}}})\n\
+             .then(r => done(r.violations.map(v => v.id + ': ' + v.nodes.length + ' (' + v.nodes.map(n => n.target.join(' ')).join(', ') + ')')))\n\
+             .catch(e => done(['axe failed: ' + e]));"
+        );
+        let found = self.eval_async(&script).await;
+        serde_json::from_value(found).expect("a list of violations")
+    }
+
+    /// Saves a screenshot of the page as `target/screenshots/<name>.png`, for a person to
+    /// look at.
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let bytes = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            png.as_str().unwrap_or_default(),
+        )
+        .expect("a base64 PNG");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+    }
+
     /// Waits (at most `within`) until `script` returns something truthy; that value.
     pub async fn wait_for(&self, script: &str, within: Duration) -> Value {
         let deadline = Instant::now() + within;
@@ -210,4 +253,21 @@ impl Drop for Browser {
             .status();
         let _ = self.driver.wait();
     }
+}
+
+/// Serves one HTML page on a port of this machine, under the name `elsewhere.localhost`
+/// (another site than the API's `127.0.0.1`): its URL.
+pub async fn serve_html(html: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://elsewhere.localhost:{}/", listener.local_addr().unwrap().port());
+    let html = html.to_owned();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let html = html.clone();
+            async move { axum::response::Html(html) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
 }
