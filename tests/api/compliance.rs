@@ -855,7 +855,10 @@ async fn erasure_leaves_no_email_or_phone_and_keeps_totals_and_suppression() {
     assert_eq!(erased["erased"]["phones"], 1, "{erased}");
     assert_eq!(erased["erased"]["names"], 1, "{erased}");
     assert!(erased["erased"]["leads"].as_u64().unwrap() >= 2, "{erased}");
-    assert_eq!(erased["erasedBy"], "dpo@example.com");
+    assert_eq!(
+        erased["erasedBy"], "ADMIN_API_KEY",
+        "the authenticated actor, never X-Actor"
+    );
 
     let dump = table_dump(&app).await;
     let e164 = phone.trim_start_matches('+');

@@ -24,3 +24,4 @@ mod seed;
 mod sources;
 mod store;
 mod tag;
+mod users;

@@ -13,6 +13,7 @@ use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router, middleware};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use crm_core::access::Actor;
 use crm_core::identity::Identifier;
 use crm_core::input::FieldError;
 use crm_core::profile::Profile;
@@ -58,6 +59,11 @@ pub const ROUTES: &[&str] = &[
     "/api/sources/{id}/keys",
     "/api/sources/{id}/keys/{last4}",
     "/api/sources/{id}/records",
+    "/api/users",
+    "/api/users/{id}",
+    "/api/users/{id}/sessions",
+    "/api/users/{id}/keys",
+    "/api/users/{id}/keys/{last4}",
     "/api/sources/{id}/void",
 ];
 
@@ -159,6 +165,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sources/{id}/keys/{last4}", delete(sources::revoke_key))
         .route("/api/sources/{id}/records", delete(sources::remove_test_records))
         .route("/api/sources/{id}/void", post(sources::void))
+        .route("/api/users", get(users::list).post(users::create))
+        .route(
+            "/api/users/{id}",
+            get(users::get).put(users::update).delete(users::delete),
+        )
+        .route("/api/users/{id}/sessions", delete(users::end_sessions))
+        .route("/api/users/{id}/keys", post(users::add_key))
+        .route("/api/users/{id}/keys/{last4}", delete(users::revoke_key))
         .route_layer(middleware::from_fn_with_state(state.clone(), crm_http::require_admin))
         .layer(Extension(parked))
         .with_state(state);
@@ -172,6 +186,7 @@ mod partners;
 mod reports;
 mod sources;
 mod suppressions;
+mod users;
 
 const DEFAULT_LIMIT: i32 = 50;
 const MAX_LIMIT: i32 = 200;
@@ -250,22 +265,12 @@ async fn customer(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -
     Ok(Json(profile_json(&current(&state, &id).await?, &id)))
 }
 
-/// `X-Actor` (who asked, recorded), else `admin`.
-fn actor(headers: &axum::http::HeaderMap) -> String {
-    headers
-        .get("x-actor")
-        .and_then(|v| v.to_str().ok())
-        .map(crm_core::values::clean_text)
-        .filter(|a| !a.is_empty() && a.chars().count() <= 64)
-        .unwrap_or_else(|| "admin".into())
-}
-
 /// `PUT /api/customers/{id}/contacts/primary` `{"channel": "email"|"sms", "address"}`: makes
 /// one of the customer's addresses the primary on its channel (where messages go), recorded
 /// on the timeline.
 async fn choose_primary(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
+    Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
     bytes: axum::body::Bytes,
 ) -> JsonResult {
@@ -292,7 +297,7 @@ async fn choose_primary(
         channel,
         address: identifier.value(),
         previous: profile.primary(channel).map(Identifier::value),
-        by: actor(&headers),
+        by: actor.name.clone(),
         at: OffsetDateTime::now_utc(),
     };
     if !state.store.choose_contact(&record, &identifier).await? {
@@ -302,11 +307,11 @@ async fn choose_primary(
 }
 
 /// `DELETE /api/customers/{id}`: erases the person (see `crm_app::compliance::erase`) and
-/// answers what was erased. `X-Actor` names who asked (recorded; default `admin`).
+/// answers what was erased, recording who asked (the authenticated actor).
 async fn erase(
     State(state): State<AppState>,
     Extension(parked): Extension<Arc<ParkedQueues>>,
-    headers: axum::http::HeaderMap,
+    Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
 ) -> JsonResult {
     let id = customer_id(&id)?;
@@ -317,7 +322,7 @@ async fn erase(
         .ok_or_else(|| ApiError::Internal("UNSUBSCRIBE_SECRET is not set".into()))?;
     let now = OffsetDateTime::now_utc();
     let purge = |needles: Vec<String>| async move { parked.purge(&needles).await.map_err(|e| e.to_string()) };
-    let record = crm_app::compliance::erase(&state.store, keys, &id, &actor(&headers), now, purge)
+    let record = crm_app::compliance::erase(&state.store, keys, &id, &actor.name, now, purge)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(json!({

@@ -4,11 +4,12 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use crm_core::access::Actor;
 use crm_core::access::{
     LOGIN_WINDOW, LOGINS_PER_ACCOUNT, LOGINS_PER_ADDRESS, Password, Role, Session, User, login_window,
     session_needs_touch,
 };
-use crm_core::source::key_hash;
+use crm_core::source::{KeyInfo, key_hash, key_last4};
 use crm_core::values::{Email, format_ts};
 use crm_store::{Store, StoreError};
 use time::OffsetDateTime;
@@ -230,17 +231,53 @@ pub async fn update_user(
     Ok(user)
 }
 
-/// Removes a user and ends its sessions.
+/// Removes a user, its keys and its sessions.
 pub async fn delete_user(store: &Store, user_id: &str) -> Result<User, AccessError> {
     let user = store.user(user_id).await?.ok_or(AccessError::NoSuchUser)?;
     if user.role == Role::Owner && !user.disabled && !another_owner(store, user_id).await? {
         return Err(AccessError::LastOwner);
     }
     store.delete_sessions_of(user_id).await?;
+    store.delete_user_keys(user_id).await?;
     if !store.delete_user(&user).await? {
         return Err(AccessError::NoSuchUser);
     }
     Ok(user)
+}
+
+/// Prefix of a user's API key: recognisable in a leaked-secret scan, distinct from an
+/// ingest source's `crm_`.
+pub const USER_KEY_PREFIX: &str = "crmu_";
+
+/// A new API key for a user (machines act with the user's role): shown once, stored as its
+/// hash.
+pub async fn new_user_key(store: &Store, user_id: &str, now: OffsetDateTime) -> Result<(String, KeyInfo), AccessError> {
+    store.user(user_id).await?.ok_or(AccessError::NoSuchUser)?;
+    let key = format!("{USER_KEY_PREFIX}{}", new_token());
+    let info = KeyInfo {
+        last4: key_last4(&key),
+        created_at: now,
+        revoked_at: None,
+        requests: 0,
+        last_used_at: None,
+    };
+    store.create_user_key(user_id, &key_hash(&key), &info).await?;
+    Ok((key, info))
+}
+
+/// Who a user's API key speaks for: an enabled user, with its role now.
+pub async fn actor_for_key(store: &Store, key: &str) -> Result<Option<Actor>, StoreError> {
+    if !key.starts_with(USER_KEY_PREFIX) || key.len() > 100 {
+        return Ok(None);
+    }
+    let Some(user_id) = store.user_of_key(&key_hash(key)).await? else {
+        return Ok(None);
+    };
+    Ok(store.user(&user_id).await?.filter(|u| !u.disabled).map(|u| Actor {
+        user_id: Some(u.user_id),
+        name: u.email.as_str().to_owned(),
+        role: u.role,
+    }))
 }
 
 #[cfg(test)]

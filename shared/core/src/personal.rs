@@ -104,6 +104,45 @@ pub fn mask_record(entity: &str, record: &mut Value) {
     }
 }
 
+/// Every kind of record `fields` knows.
+const ENTITIES: [&str; 7] = ["CLICK", "LEAD", "EVENT", "MERGE", "MESSAGE", "CONTACT", "CUSTOMER"];
+
+/// How any attribute of that name is shown without personal data: the last part of each
+/// of `fields`' paths, over every kind of record.
+fn shown_by_name(name: &str) -> Option<Shown> {
+    ENTITIES
+        .iter()
+        .flat_map(|e| fields(e).iter())
+        .find(|(path, _)| path.rsplit('.').next() == Some(name))
+        .map(|(_, how)| *how)
+}
+
+/// Identifier kinds that name a person (a click id does not).
+const PERSONAL_IDENTIFIERS: [&str; 4] = ["EMAIL", "PHONE", "DEVICE_ID", "USER_ID"];
+
+/// Any answer of the admin API as a reader without access to personal data (an analyst)
+/// sees it: every attribute `fields` names, wherever it appears, masked or redacted, and
+/// the value of every personal identifier (`{"type": "EMAIL", "value": …}`).
+pub fn mask_personal(v: &mut Value) {
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(mask_personal),
+        Value::Object(o) => {
+            let personal_identifier = o
+                .get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| PERSONAL_IDENTIFIERS.contains(&t));
+            for (name, value) in o.iter_mut() {
+                match shown_by_name(name) {
+                    Some(how) => show(value, how),
+                    None if personal_identifier && name == "value" => show(value, Shown::Masked),
+                    None => mask_personal(value),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Whether an attribute name holds a tracker sub-id value: the per-customer "seen" markers
 /// are named `sub<N>#<brand>#<value>`.
 fn names_a_sub_id(attribute: &str) -> bool {
@@ -197,6 +236,29 @@ pub fn erased_rows(rows: &[CountedRow]) -> Vec<CountedRow> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_analyst_sees_no_persons_details_anywhere_in_an_answer() {
+        let mut answer = serde_json::json!({
+            "customerId": "c1",
+            "firstName": "Ana",
+            "identifiers": [
+                {"type": "EMAIL", "value": "ana@example.com", "primary": true},
+                {"type": "CLICK_ID", "value": "rt_1"}
+            ],
+            "items": [{"clickId": "rt_1", "ip": "203.0.113.9", "landingPage": "https://lp/?email=ana@example.com",
+                       "attribution": {"subs": {"sub1": "ana@example.com"}}}]
+        });
+        mask_personal(&mut answer);
+        let text = answer.to_string();
+        assert!(
+            !text.contains("ana@example.com") && !text.contains("Ana\"") && !text.contains("203.0.113.9"),
+            "{text}"
+        );
+        assert_eq!(answer["identifiers"][1]["value"], "rt_1", "a click id is not a person");
+        assert_eq!(answer["customerId"], "c1");
+        assert_eq!(answer["identifiers"][0]["primary"], true);
+    }
 
     #[test]
     fn exports_mask_identifiers_and_redact_free_text_of_every_kind() {

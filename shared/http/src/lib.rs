@@ -13,11 +13,12 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::{Json, routing::MethodRouter};
-use crm_app::config::{Config, ConfigError, CorsOrigins, Secret};
+use crm_app::config::{Config, ConfigError, CorsOrigins};
 use crm_app::metrics::{Metrics, Unit};
 use crm_app::sources::KeyCache;
+use crm_core::access::{Actor, AuditEntry};
 use crm_core::plan::Ingest;
 use crm_core::source::Route;
 use crm_store::Store;
@@ -298,14 +299,97 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
-/// Admin authentication: `Authorization: Bearer <ADMIN_API_KEY>`. Without a configured key
-/// every request is refused.
-pub async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
-    let key: Option<&Secret> = state.config.admin_api_key.as_ref();
-    match (key, bearer(req.headers())) {
-        (Some(key), Some(given)) if key.matches(given) => Ok(next.run(req).await),
-        _ => Err(ApiError::BAD_CREDENTIALS),
+/// Admin authentication: `Authorization: Bearer <key>`, a user's key (`POST
+/// /api/users/{id}/keys`, acting with the user's role) or the deployment's `ADMIN_API_KEY`
+/// (the break-glass owner). What follows from who it is: an analyst only reads, and reads
+/// personal data masked (an export with `includePii` is refused); every change, and every
+/// read of a customer or an export with personal data, is in the audit log with the
+/// authenticated actor. Handlers find the [`Actor`] in the request's extensions.
+pub async fn require_admin(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+    let given = bearer(req.headers())
+        .map(str::to_owned)
+        .ok_or(ApiError::BAD_CREDENTIALS)?;
+    let actor = match state.config.admin_api_key.as_ref() {
+        Some(key) if key.matches(&given) => Actor::break_glass(),
+        _ => crm_app::access::actor_for_key(&state.store, &given)
+            .await?
+            .ok_or(ApiError::BAD_CREDENTIALS)?,
+    };
+    let reading = matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    let pii_asked = req
+        .uri()
+        .query()
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .is_some_and(|pairs| pairs.iter().any(|(k, v)| k == "includePii" && v != "false"));
+    let sees_personal = actor.role.sees_personal_data();
+    if !actor.role.may_change() && !reading {
+        return Err(ApiError::Forbidden {
+            message: format!("a {} reads only", actor.role),
+            field: None,
+        });
     }
+    if !sees_personal && pii_asked {
+        return Err(ApiError::Forbidden {
+            message: format!("a {}'s exports are masked: leave out includePii", actor.role),
+            field: Some("includePii"),
+        });
+    }
+    let path = req.uri().path().to_owned();
+    let audited = !reading || (sees_personal && (path.starts_with("/api/customers") || pii_asked));
+    let action = format!(
+        "{} {}",
+        req.method(),
+        req.extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map_or(path.as_str(), |m| m.as_str())
+    );
+    let ip = client_ip(req.extensions()).map(|ip| ip.to_string());
+    req.extensions_mut().insert(actor.clone());
+    let response = next.run(req).await;
+    let response = if sees_personal {
+        response
+    } else {
+        masked(response).await
+    };
+    let status = response.status();
+    if audited && (status.is_success() || status.is_redirection()) {
+        let entry = AuditEntry {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            at: time::OffsetDateTime::now_utc(),
+            actor,
+            action,
+            target: path,
+            ip,
+            status: status.as_u16(),
+        };
+        if let Err(e) = state.store.append_audit(&entry).await {
+            tracing::error!(error = %e, action = %entry.action, target = %entry.target, "audit line lost");
+            Metrics::new().count("AuditLinesLost", 1).emit();
+        }
+    }
+    Ok(response)
+}
+
+/// A JSON answer with its personal data masked (`crm_core::personal::mask_personal`).
+async fn masked(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError::Internal("reading an answer to mask it".into()).into_response();
+    };
+    let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
+        return ApiError::Internal("an answer to mask is not JSON".into()).into_response();
+    };
+    crm_core::personal::mask_personal(&mut value);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(value.to_string()))
 }
 
 /// Shorthand for handlers answering JSON.

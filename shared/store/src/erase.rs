@@ -30,7 +30,7 @@ pub struct ErasureRecord {
     pub customers: Vec<CustomerId>,
     #[serde(with = "crm_core::values::ts")]
     pub erased_at: OffsetDateTime,
-    /// Who asked (the admin caller's `X-Actor`, else `admin`).
+    /// Who asked: the authenticated actor (a user's email, or `ADMIN_API_KEY`).
     pub erased_by: String,
     /// What was erased, by kind: `names`; identifiers `emails`, `phones`, `clickIds`,
     /// `deviceIds`, `userIds`; records scrubbed `clicks`, `leads`, `events`, `merges`,

@@ -37,6 +37,7 @@
 //! | user        | `USER#<id>`              | `USER`    |                                  | `USERS` / `<email>`          |
 //! | user email  | `USEREMAIL#<email>`      | `USEREMAIL` |                                |                              |
 //! | session     | `SESSION#<sha256>`       | `SESSION` | `USER#<id>` / `SESSION#<ts>#…`   |                              |
+//! | user key    | `USERKEY#<sha256>`       | `USERKEY` | `USER#<id>` / `KEY#<last4>`      |                              |
 //! | audit line  | `AUDIT#<day>`            | `<ts>#<id>` |                                |                              |
 //! | login attempts | `LOGIN#<account\|ip>#<…>` | `<window start>` |                     |                              |
 //!
@@ -124,6 +125,18 @@ pub mod entity {
     pub const USER_EMAIL: &str = "USER_EMAIL";
     pub const SESSION: &str = "SESSION";
     pub const AUDIT: &str = "AUDIT";
+    pub const USER_KEY: &str = "USER_KEY";
+}
+
+/// A user's API key, by the SHA-256 of the key.
+pub fn user_key_pk(key_hash: &str) -> String {
+    format!("USERKEY#{key_hash}")
+}
+pub const USER_KEY_SK: &str = "USERKEY";
+
+/// A key's place among its user's (GSI1 under `USER#<id>`).
+pub fn user_key_gsi1sk(last4: &str) -> String {
+    format!("KEY#{last4}")
 }
 
 /// The audit log of a UTC day.

@@ -7,10 +7,13 @@
 //! - `SESSION#<sha256 of the token>` / `SESSION`: the session's `document`; `removeAt`
 //!   (TTL) at its absolute end; GSI1 `USER#<id>` / `SESSION#<createdAt>#<hash>` (a user's
 //!   sessions, to end them all).
+//! - `USERKEY#<sha256 of the key>` / `USERKEY`: a user's API key: `userId`, `document`
+//!   (`last4`, `createdAt`, `revokedAt`); GSI1 `USER#<id>` / `KEY#<last4>`.
 //! - `AUDIT#<UTC day>` / `<at>#<id>`: the audit log, one `document` per line.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use crm_core::access::{AuditEntry, SESSION_LIFETIME, Session, User};
+use crm_core::source::KeyInfo;
 use crm_core::values::Email;
 use time::OffsetDateTime;
 
@@ -251,5 +254,88 @@ impl Store {
             .last_evaluated_key
             .and_then(|k| k.get(keys::SK).and_then(|v| v.as_s().ok()).cloned());
         Ok((entries, next))
+    }
+}
+
+impl Store {
+    /// Stores a user's new API key (by its hash).
+    pub async fn create_user_key(&self, user_id: &str, key_hash: &str, info: &KeyInfo) -> Result<(), StoreError> {
+        let mut item = codec::document_item(info, keys::user_key_pk(key_hash), keys::USER_KEY_SK, entity::USER_KEY)?;
+        item.insert("userId".into(), s(user_id));
+        item.insert(keys::GSI1PK.into(), s(keys::user_pk(user_id)));
+        item.insert(keys::GSI1SK.into(), s(keys::user_key_gsi1sk(&info.last4)));
+        self.put(item).await
+    }
+
+    /// The user a key belongs to, if the key is known and not revoked.
+    pub async fn user_of_key(&self, key_hash: &str) -> Result<Option<String>, StoreError> {
+        let found = self
+            .get_as(keys::user_key_pk(key_hash), keys::USER_KEY_SK, |item, key| {
+                let info: KeyInfo = codec::document_from_item(item, key)?;
+                Ok((codec::string(item, "userId", key)?, info.revoked_at.is_none()))
+            })
+            .await?;
+        Ok(found.filter(|(_, live)| *live).map(|(user, _)| user))
+    }
+
+    /// A user's keys (by their last four characters), newest last.
+    pub async fn user_keys(&self, user_id: &str) -> Result<Vec<(String, KeyInfo)>, StoreError> {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :k)")
+            .expression_attribute_values(":pk", s(keys::user_pk(user_id)))
+            .expression_attribute_values(":k", s(keys::user_key_gsi1sk("")));
+        self.all_pages(q)
+            .await?
+            .iter()
+            .map(|item| {
+                let pk = codec::string(item, keys::PK, "user key")?;
+                let info = codec::document_from_item(item, &pk)?;
+                Ok((pk, info))
+            })
+            .collect()
+    }
+
+    /// Revokes a user's keys ending in `last4`; how many.
+    pub async fn revoke_user_key(&self, user_id: &str, last4: &str, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let mut revoked = 0;
+        for (pk, info) in self.user_keys(user_id).await? {
+            if info.last4 != last4 || info.revoked_at.is_some() {
+                continue;
+            }
+            let mut e = Expr::default();
+            let update = format!(
+                "SET {}.{} = {}",
+                e.name("document"),
+                e.name("revokedAt"),
+                e.value(codec::ts(now))
+            );
+            self.conditional_update(
+                codec::key(pk, keys::USER_KEY_SK),
+                update,
+                "attribute_exists(PK)".to_owned(),
+                e,
+            )
+            .await?;
+            revoked += 1;
+        }
+        Ok(revoked)
+    }
+
+    /// Deletes every key of a user (the user is being removed).
+    pub async fn delete_user_keys(&self, user_id: &str) -> Result<(), StoreError> {
+        for (pk, _) in self.user_keys(user_id).await? {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(codec::key(pk, keys::USER_KEY_SK)))
+                .send()
+                .await
+                .map_err(classify)?;
+        }
+        Ok(())
     }
 }
