@@ -287,3 +287,82 @@ async fn a_changed_role_ends_the_users_sessions_and_the_last_owner_stays_an_owne
         assert!(body.contains("last active owner"), "{body}");
     }
 }
+
+#[tokio::test]
+async fn the_seeds_customer_is_listed_found_by_any_identifier_and_its_timeline_shown() {
+    let app = spawn().await;
+    let owner = user(&app, Role::Owner).await;
+    let analyst = user(&app, Role::Analyst).await;
+    let click = unique("TEST_CLICK");
+    let email = format!("{}@example.com", unique("juan"));
+    app.post_json(
+        "/api/ingest/click",
+        serde_json::json!({"clickId": click, "campaign": "test-campaign", "source": "youtube", "ip": "192.168.1.100"}),
+    )
+    .await;
+    let (_, lead) = app
+        .post_json(
+            "/api/ingest/lead",
+            serde_json::json!({"clickId": click, "email": email, "phone": "+51999888777", "firstName": "Juan"}),
+        )
+        .await;
+    app.post_json(
+        "/api/postback",
+        serde_json::json!({"eventType": "deposit", "clickId": click, "depositAmount": 100, "currency": "USD",
+                           "operatorId": "rushbet", "userId": unique("rush")}),
+    )
+    .await;
+    let customer = lead["customerId"].as_str().unwrap().to_owned();
+    let (_, cookie, _) = login(&app, &owner, PASSWORD).await;
+    let cookie = cookie.unwrap();
+
+    let (status, _, list) = call(&app, page("/dashboard/customers", Some(&cookie))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(list.contains(&format!("/dashboard/customers/{customer}")), "{list}");
+    for term in [email.as_str(), "+51999888777", click.as_str()] {
+        let (_, _, found) = call(
+            &app,
+            page(&format!("/dashboard/customers?q={}", urlencode(term)), Some(&cookie)),
+        )
+        .await;
+        assert!(
+            found.contains(&format!("/dashboard/customers/{customer}")),
+            "{term}: {found}"
+        );
+    }
+    let (_, _, none) = call(&app, page("/dashboard/customers?q=nobody%40example.com", Some(&cookie))).await;
+    assert!(none.contains("No customers found."));
+
+    let (status, _, profile) = call(&app, page(&format!("/dashboard/customers/{customer}"), Some(&cookie))).await;
+    assert_eq!(status, StatusCode::OK);
+    for seen in [email.as_str(), "Juan", "deposit", "100", "click", "lead", "rushbet"] {
+        assert!(profile.contains(seen), "{seen} on the profile");
+    }
+    let today = time::OffsetDateTime::now_utc().date();
+    let (lines, _) = app.state.store.audit_day(today, 50, None).await.unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.action == "customer.read" && l.target == customer && l.actor.name == owner)
+    );
+
+    let (_, cookie, _) = login(&app, &analyst, PASSWORD).await;
+    let (status, _, masked) = call(
+        &app,
+        page(&format!("/dashboard/customers/{customer}"), cookie.as_deref()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !masked.contains(&email) && !masked.contains("+51999888777") && !masked.contains("Juan"),
+        "{masked}"
+    );
+    assert!(
+        masked.contains("deposit") && masked.contains(&click),
+        "the rest is there"
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)]).unwrap()[1..].to_owned()
+}

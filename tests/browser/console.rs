@@ -58,6 +58,33 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
     assert_eq!(heading(&browser).await, "Overview");
     accessible(&browser, "console-overview").await;
 
+    // The seed's customer, found on the Customers page by its email.
+    let email = format!("{}@example.com", unique("juan"));
+    let click = unique("TEST_CLICK");
+    app.post_json(
+        "/api/ingest/click",
+        serde_json::json!({"clickId": click, "campaign": "test-campaign"}),
+    )
+    .await;
+    app.post_json(
+        "/api/ingest/lead",
+        serde_json::json!({"clickId": click, "email": email, "firstName": "Juan"}),
+    )
+    .await;
+    browser.click("a[href='/dashboard/customers']").await;
+    assert_eq!(heading(&browser).await, "Customers");
+    accessible(&browser, "console-customers").await;
+    browser.type_into("#q", &email).await;
+    browser.click("form.filters button[type=submit]").await;
+    browser
+        .wait_for("return location.search.includes('q=')", Duration::from_secs(10))
+        .await;
+    browser.click("tbody a").await;
+    assert!(heading(&browser).await.starts_with("Customer "));
+    let page = browser.eval("return document.body.textContent").await;
+    assert!(page.as_str().unwrap().contains(&email) && page.as_str().unwrap().contains(&click));
+    accessible(&browser, "console-customer").await;
+
     // The owner adds an analyst on the Users page.
     browser.click("a[href='/dashboard/users']").await;
     assert_eq!(heading(&browser).await, "Users");
@@ -99,7 +126,7 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
     let links = browser
         .eval("return [...document.querySelectorAll('nav a')].map(a => a.textContent)")
         .await;
-    assert_eq!(links, serde_json::json!(["Overview", "Audit log"]));
+    assert_eq!(links, serde_json::json!(["Overview", "Customers", "Audit log"]));
     browser.quit().await;
 }
 

@@ -19,6 +19,7 @@ use crm_http::{AppState, HttpFunction};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
+mod customers;
 mod pages;
 mod users;
 
@@ -108,6 +109,8 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard/logout-everywhere", post(logout_everywhere))
         .route("/dashboard/users", get(users::list).post(users::create))
         .route("/dashboard/users/{id}", post(users::change))
+        .route("/dashboard/customers", get(customers::list))
+        .route("/dashboard/customers/{id}", get(customers::profile))
         .route("/dashboard/audit", get(pages::audit))
         .route("/dashboard/console.css", get(pages::stylesheet))
         .fallback(pages::not_found)

@@ -61,6 +61,7 @@ type Shown = fn(Role) -> bool;
 /// The pages in the navigation: (path, name, who sees it).
 const NAV: &[(&str, &str, Shown)] = &[
     ("/dashboard", "Overview", |_| true),
+    ("/dashboard/customers", "Customers", |_| true),
     ("/dashboard/users", "Users", Role::manages_users),
     ("/dashboard/audit", "Audit log", |_| true),
 ];
@@ -280,4 +281,9 @@ pub async fn audit(
 
 pub fn users_page(viewer: &Viewer, body: Markup, status: StatusCode) -> Response {
     respond(status, page("Users", Some(viewer), "/dashboard/users", body))
+}
+
+/// A page of the console, 200.
+pub fn respond_page(viewer: &Viewer, title: &str, current: &str, body: Markup) -> Response {
+    respond(StatusCode::OK, page(title, Some(viewer), current, body))
 }

@@ -604,6 +604,18 @@ impl Store {
         Ok((profiles, more))
     }
 
+    /// Up to `limit` customers created on one UTC day, newest first.
+    pub async fn customers_newest(&self, day: Date, limit: i32) -> Result<Vec<Profile>, StoreError> {
+        let (items, _) = self.newest_first_page(keys::customer_feed_pk(day), limit, None).await?;
+        items
+            .into_iter()
+            .map(|item| {
+                let key = codec::opt_string(&item, keys::PK).unwrap_or_default();
+                codec::profile_from_item(&item, &key)
+            })
+            .collect()
+    }
+
     /// Every item a query finds, page after page (for lists known to be small, or bounded
     /// by their key: a day's counters, a customer's clicks in a window).
     async fn all_pages(
