@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 mod customers;
+mod feeds;
 mod pages;
 mod users;
 
@@ -111,6 +112,9 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard/users/{id}", post(users::change))
         .route("/dashboard/customers", get(customers::list))
         .route("/dashboard/customers/{id}", get(customers::profile))
+        .route("/dashboard/clicks", get(feeds::clicks))
+        .route("/dashboard/leads", get(feeds::leads))
+        .route("/dashboard/events", get(feeds::events))
         .route("/dashboard/audit", get(pages::audit))
         .route("/dashboard/console.css", get(pages::stylesheet))
         .fallback(pages::not_found)

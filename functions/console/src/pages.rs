@@ -62,6 +62,9 @@ type Shown = fn(Role) -> bool;
 const NAV: &[(&str, &str, Shown)] = &[
     ("/dashboard", "Overview", |_| true),
     ("/dashboard/customers", "Customers", |_| true),
+    ("/dashboard/clicks", "Clicks", |_| true),
+    ("/dashboard/leads", "Leads", |_| true),
+    ("/dashboard/events", "Events", |_| true),
     ("/dashboard/users", "Users", Role::manages_users),
     ("/dashboard/audit", "Audit log", |_| true),
 ];
