@@ -366,3 +366,92 @@ async fn the_seeds_customer_is_listed_found_by_any_identifier_and_its_timeline_s
 fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("", s)]).unwrap()[1..].to_owned()
 }
+
+/// Seed §6.3 in the console: the influencer and its campaign are created on their pages,
+/// and the pages show the traffic credited to them, as the JSON API counts it.
+#[tokio::test]
+async fn seed_6_3_influencers_and_campaigns_are_created_on_their_pages_and_credited() {
+    let app = spawn().await;
+    let owner = user(&app, Role::Owner).await;
+    let (_, cookie, _) = login(&app, &owner, PASSWORD).await;
+    let cookie = cookie.unwrap();
+    let (_, _, list) = call(&app, page("/dashboard/influencers", Some(&cookie))).await;
+    let token = csrf(&list);
+    let influencer = unique("test-influencer");
+    let fields = [
+        ("name", "Test Influencer"),
+        ("influencerId", influencer.as_str()),
+        ("channel", "YouTube"),
+        ("csrf", token.as_str()),
+    ];
+    let (status, _, body) = call(
+        &app,
+        form("/dashboard/influencers", Some(&cookie), &fields, "same-origin"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let campaign = unique("test-campaign");
+    let fields = [
+        ("name", campaign.as_str()),
+        ("brand", "rushbet"),
+        ("influencerId", influencer.as_str()),
+        ("csrf", token.as_str()),
+    ];
+    let (status, _, body) = call(
+        &app,
+        form("/dashboard/campaigns", Some(&cookie), &fields, "same-origin"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let fields = [("name", ""), ("csrf", token.as_str())];
+    let (status, _, body) = call(
+        &app,
+        form("/dashboard/campaigns", Some(&cookie), &fields, "same-origin"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("Name: must not be empty"), "{body}");
+
+    let click = unique("ATTR_TEST");
+    app.post_json(
+        "/api/ingest/click",
+        serde_json::json!({"clickId": click, "campaign": campaign, "influencerId": influencer, "source": "youtube"}),
+    )
+    .await;
+    app.drain().await;
+    let (_, api) = app.admin(&format!("/api/influencers/{influencer}")).await;
+    assert_eq!(api["stats"]["clicks"], 1, "{api}");
+    for path in ["/dashboard/influencers", "/dashboard/campaigns"] {
+        let (status, _, page_html) = call(&app, page(path, Some(&cookie))).await;
+        assert_eq!(status, StatusCode::OK);
+        let row = page_html
+            .split("<tr>")
+            .find(|r| r.contains(&influencer))
+            .unwrap_or_else(|| panic!("{path}: no row: {page_html}"));
+        assert!(
+            row.contains("<td class=\"num\">1</td>"),
+            "{path}: one click credited: {row}"
+        );
+    }
+    let today = time::OffsetDateTime::now_utc().date();
+    let (lines, _) = app.state.store.audit_day(today, 50, None).await.unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.action == "influencer.create" && l.target == influencer)
+    );
+
+    let analyst = user(&app, Role::Analyst).await;
+    let (_, cookie, _) = login(&app, &analyst, PASSWORD).await;
+    let cookie = cookie.unwrap();
+    let (_, _, list) = call(&app, page("/dashboard/influencers", Some(&cookie))).await;
+    assert!(!list.contains("Add an influencer"), "no form for an analyst");
+    let token = csrf(&list);
+    let fields = [("name", "Sneaky"), ("csrf", token.as_str())];
+    let (status, _, _) = call(
+        &app,
+        form("/dashboard/influencers", Some(&cookie), &fields, "same-origin"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

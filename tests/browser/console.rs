@@ -88,6 +88,32 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
     assert!(clicks.as_str().unwrap().contains(&click), "{clicks}");
     accessible(&browser, "console-clicks").await;
 
+    // Seed §6.3's influencer, added on its page, then its campaign.
+    browser.click("a[href='/dashboard/influencers']").await;
+    arrive(&browser, "Influencers").await;
+    browser.type_into("#inf-name", "Test Influencer").await;
+    browser.type_into("#inf-id", "test-influencer-id").await;
+    browser.click("form.stacked button[type=submit]").await;
+    browser
+        .wait_for(
+            "return document.body.textContent.includes('test-influencer-id')",
+            Duration::from_secs(10),
+        )
+        .await;
+    accessible(&browser, "console-influencers").await;
+    browser.click("a[href='/dashboard/campaigns']").await;
+    arrive(&browser, "Campaigns").await;
+    browser.type_into("#cmp-name", "test-campaign").await;
+    browser.type_into("#cmp-brand", "rushbet").await;
+    browser.click("form.stacked button[type=submit]").await;
+    browser
+        .wait_for(
+            "return document.querySelector('tbody').textContent.includes('test-campaign')",
+            Duration::from_secs(10),
+        )
+        .await;
+    accessible(&browser, "console-campaigns").await;
+
     // The owner adds an analyst on the Users page.
     browser.click("a[href='/dashboard/users']").await;
     arrive(&browser, "Users").await;
@@ -127,7 +153,16 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
         .await;
     assert_eq!(
         links,
-        serde_json::json!(["Overview", "Customers", "Clicks", "Leads", "Events", "Audit log"])
+        serde_json::json!([
+            "Overview",
+            "Customers",
+            "Clicks",
+            "Leads",
+            "Events",
+            "Influencers",
+            "Campaigns",
+            "Audit log"
+        ])
     );
     browser.quit().await;
 }

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use crm_app::partners::PartnerError;
 use crm_core::link::{Destination, GENERATED_LEN, Link, LinkCode};
 use crm_core::partners::{Campaign, Influencer, parse_id, parse_text};
 use crm_core::stats::Dimension;
@@ -41,17 +42,22 @@ fn influencer_from(body: &Map<String, Value>, id: String, now: OffsetDateTime) -
 
 pub async fn create_influencer(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
     let body = body::object(&bytes)?;
-    let now = OffsetDateTime::now_utc();
-    let id =
-        parsed(&body, "influencerId", parse_id)?.unwrap_or_else(|| format!("inf_{}", uuid::Uuid::now_v7().simple()));
-    let mut influencer = influencer_from(&body, id, now)?;
-    if let Some(existing) = state.store.influencer(&influencer.influencer_id).await? {
-        influencer.created_at = existing.created_at;
-    }
-    if !state.store.put_influencer(&influencer, PutMode::Create).await? {
-        return Err(conflict("an influencer with this influencerId exists"));
-    }
+    let id = parsed(&body, "influencerId", parse_id)?.unwrap_or_default();
+    let influencer = influencer_from(&body, id, OffsetDateTime::now_utc())?;
+    let influencer = crm_app::partners::create_influencer(&state.store, influencer)
+        .await
+        .map_err(partner_error)?;
     Ok((StatusCode::CREATED, Json(json!(influencer))).into_response())
+}
+
+fn partner_error(e: PartnerError) -> ApiError {
+    match e {
+        PartnerError::Taken(message) => conflict(message),
+        PartnerError::NoSuchInfluencer => {
+            crate::field_error("influencerId", Invalid::new("not_found", "no influencer has this id"))
+        }
+        PartnerError::Store(e) => e.into(),
+    }
 }
 
 pub async fn list_influencers(State(state): State<AppState>) -> JsonResult {
@@ -97,14 +103,9 @@ pub async fn delete_influencer(
 /// The body's `influencerId`, which must name an influencer that exists.
 async fn influencer_named(state: &AppState, body: &Map<String, Value>) -> Result<Option<String>, ApiError> {
     let id = parsed(body, "influencerId", parse_id)?;
-    if let Some(i) = &id
-        && state.store.influencer(i).await?.is_none()
-    {
-        return Err(crate::field_error(
-            "influencerId",
-            Invalid::new("not_found", "no influencer has this id"),
-        ));
-    }
+    crm_app::partners::check_influencer(&state.store, id.as_deref())
+        .await
+        .map_err(partner_error)?;
     Ok(id)
 }
 
@@ -130,27 +131,11 @@ async fn campaign_from(
 
 pub async fn create_campaign(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
     let body = body::object(&bytes)?;
-    let now = OffsetDateTime::now_utc();
     let requested = parsed(&body, "campaignId", parse_id)?;
-    let mut campaign = campaign_from(&state, &body, String::new(), now).await?;
-    // A campaign a click created under this name is adopted, with its id and stats.
-    let named = state.store.campaign_named(&campaign.name).await?;
-    let adopted = named.filter(|c| c.auto_created && requested.as_ref().is_none_or(|r| *r == c.campaign_id));
-    campaign.campaign_id = match (&adopted, requested) {
-        (Some(c), _) => c.campaign_id.clone(),
-        (None, Some(id)) => id,
-        (None, None) => format!("cmp_{}", uuid::Uuid::now_v7().simple()),
-    };
-    if let Some(c) = &adopted {
-        campaign.created_at = c.created_at;
-    }
-    if !state
-        .store
-        .put_campaign(&campaign, adopted.as_ref(), PutMode::Create)
-        .await?
-    {
-        return Err(conflict("a campaign with this campaignId or name exists"));
-    }
+    let campaign = campaign_from(&state, &body, String::new(), OffsetDateTime::now_utc()).await?;
+    let campaign = crm_app::partners::create_campaign(&state.store, campaign, requested)
+        .await
+        .map_err(partner_error)?;
     Ok((StatusCode::CREATED, Json(json!(campaign))).into_response())
 }
 

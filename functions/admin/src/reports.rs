@@ -246,24 +246,8 @@ fn escape(cell: &str) -> String {
 
 /// The figures of one group value for a period (an influencer's, a campaign's, a brand's).
 pub async fn stats_of(state: &AppState, by: Dimension, value: &str, period: Period) -> Result<Value, ApiError> {
-    let brand = (by == Dimension::Brand).then(|| value.to_owned());
-    let r = Request {
-        by: GroupBy::Dimension(by),
-        period,
-        brand,
-        model: Model::LastTouch,
-    };
-    let rows = totals(&state.store, &r).await?;
-    let t = rows.get(value).cloned().unwrap_or_default();
-    let mut out = Map::new();
-    out.insert("from".into(), json!(r.period.from.to_string()));
-    out.insert("to".into(), json!(r.period.to.to_string()));
-    out.insert("timezone".into(), json!(r.period.zone));
-    out.extend(figures(
-        &t,
-        &rates(&state.store, &state.config.reporting.currency).await?,
-    ));
-    Ok(Value::Object(out))
+    let stats = crm_app::partners::stats(&state.store, &state.config.reporting.currency, by, value, period).await?;
+    Ok(Value::Object(stats))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 mod customers;
 mod feeds;
 mod pages;
+mod partners;
 mod users;
 
 pub const FUNCTION: HttpFunction = HttpFunction {
@@ -115,6 +116,14 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard/clicks", get(feeds::clicks))
         .route("/dashboard/leads", get(feeds::leads))
         .route("/dashboard/events", get(feeds::events))
+        .route(
+            "/dashboard/influencers",
+            get(partners::influencers).post(partners::add_influencer),
+        )
+        .route(
+            "/dashboard/campaigns",
+            get(partners::campaigns).post(partners::add_campaign),
+        )
         .route("/dashboard/audit", get(pages::audit))
         .route("/dashboard/console.css", get(pages::stylesheet))
         .fallback(pages::not_found)

@@ -65,6 +65,8 @@ const NAV: &[(&str, &str, Shown)] = &[
     ("/dashboard/clicks", "Clicks", |_| true),
     ("/dashboard/leads", "Leads", |_| true),
     ("/dashboard/events", "Events", |_| true),
+    ("/dashboard/influencers", "Influencers", |_| true),
+    ("/dashboard/campaigns", "Campaigns", |_| true),
     ("/dashboard/users", "Users", Role::manages_users),
     ("/dashboard/audit", "Audit log", |_| true),
 ];
@@ -282,11 +284,12 @@ pub async fn audit(
     ))
 }
 
-pub fn users_page(viewer: &Viewer, body: Markup, status: StatusCode) -> Response {
-    respond(status, page("Users", Some(viewer), "/dashboard/users", body))
-}
-
 /// A page of the console, 200.
 pub fn respond_page(viewer: &Viewer, title: &str, current: &str, body: Markup) -> Response {
-    respond(StatusCode::OK, page(title, Some(viewer), current, body))
+    respond_status(viewer, StatusCode::OK, title, current, body)
+}
+
+/// A page of the console with this status (a form shown again with its error).
+pub fn respond_status(viewer: &Viewer, status: StatusCode, title: &str, current: &str, body: Markup) -> Response {
+    respond(status, page(title, Some(viewer), current, body))
 }

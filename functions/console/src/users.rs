@@ -10,7 +10,7 @@ use crm_core::values::{Email, format_ts};
 use maud::{Markup, html};
 use time::OffsetDateTime;
 
-use crate::pages::users_page;
+use crate::pages::respond_status;
 use crate::{Console, Refusal, Submitted, Viewer};
 
 fn role_options(selected: Role) -> Markup {
@@ -81,7 +81,7 @@ async fn render(
         }
         p { "Owners manage users, sources and settings; managers change everything else; analysts read, with personal data masked." }
     };
-    Ok(users_page(viewer, body, status))
+    Ok(respond_status(viewer, status, "Users", "/dashboard/users", body))
 }
 
 pub async fn list(State(console): State<Console>, viewer: Viewer) -> Result<Response, Refusal> {

@@ -8,6 +8,7 @@ pub mod compliance;
 pub mod config;
 pub mod ingest;
 pub mod metrics;
+pub mod partners;
 pub mod reports;
 pub mod secrets;
 pub mod sources;

@@ -1,0 +1,111 @@
+//! Influencers and campaigns: creating them (adopting what a click auto-created), and
+//! their figures for a period. The admin API and the console both come here.
+
+use crm_core::attribution::Model;
+use crm_core::partners::{Campaign, Influencer};
+use crm_core::stats::{Dimension, GroupBy, Period, Totals};
+use crm_core::values::Currency;
+use crm_store::{PutMode, Store, StoreError};
+use serde_json::{Map, Value, json};
+
+use crate::reports::{Request, figures, rates, totals};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PartnerError {
+    /// The id or the name is taken (409).
+    #[error("{0}")]
+    Taken(&'static str),
+    /// The influencer named does not exist (a 400 on `influencerId`).
+    #[error("no influencer has this id")]
+    NoSuchInfluencer,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates an influencer; one a click auto-created under this id is adopted (its stats
+/// kept). `influencer.influencer_id` empty: a new id.
+pub async fn create_influencer(store: &Store, mut influencer: Influencer) -> Result<Influencer, PartnerError> {
+    if influencer.influencer_id.is_empty() {
+        influencer.influencer_id = format!("inf_{}", uuid::Uuid::now_v7().simple());
+    }
+    if let Some(existing) = store.influencer(&influencer.influencer_id).await? {
+        influencer.created_at = existing.created_at;
+    }
+    if !store.put_influencer(&influencer, PutMode::Create).await? {
+        return Err(PartnerError::Taken("an influencer with this influencerId exists"));
+    }
+    Ok(influencer)
+}
+
+/// Checks the campaign's influencer exists.
+pub async fn check_influencer(store: &Store, influencer_id: Option<&str>) -> Result<(), PartnerError> {
+    match influencer_id {
+        Some(id) if store.influencer(id).await?.is_none() => Err(PartnerError::NoSuchInfluencer),
+        _ => Ok(()),
+    }
+}
+
+/// Creates a campaign (its influencer must exist); one a click auto-created under this name
+/// is adopted, with its id and stats. `requested`: the id asked for, else a new one.
+pub async fn create_campaign(
+    store: &Store,
+    mut campaign: Campaign,
+    requested: Option<String>,
+) -> Result<Campaign, PartnerError> {
+    check_influencer(store, campaign.influencer_id.as_deref()).await?;
+    let named = store.campaign_named(&campaign.name).await?;
+    let adopted = named.filter(|c| c.auto_created && requested.as_ref().is_none_or(|r| *r == c.campaign_id));
+    campaign.campaign_id = match (&adopted, requested) {
+        (Some(c), _) => c.campaign_id.clone(),
+        (None, Some(id)) => id,
+        (None, None) => format!("cmp_{}", uuid::Uuid::now_v7().simple()),
+    };
+    if let Some(c) = &adopted {
+        campaign.created_at = c.created_at;
+    }
+    if !store.put_campaign(&campaign, adopted.as_ref(), PutMode::Create).await? {
+        return Err(PartnerError::Taken("a campaign with this campaignId or name exists"));
+    }
+    Ok(campaign)
+}
+
+/// The figures of one influencer, campaign or brand (`by`'s `value`) for a period, as the
+/// admin API answers them.
+pub async fn stats(
+    store: &Store,
+    currency: &Currency,
+    by: Dimension,
+    value: &str,
+    period: Period,
+) -> Result<Map<String, Value>, StoreError> {
+    let brand = (by == Dimension::Brand).then(|| value.to_owned());
+    let rows = stats_by(store, by, period.clone(), brand).await?;
+    let t = rows
+        .into_iter()
+        .find(|(v, _)| v == value)
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    let mut out = Map::new();
+    out.insert("from".into(), json!(period.from.to_string()));
+    out.insert("to".into(), json!(period.to.to_string()));
+    out.insert("timezone".into(), json!(period.zone));
+    out.extend(figures(&t, &rates(store, currency).await?));
+    Ok(out)
+}
+
+/// Every value of a dimension (of one brand, or all) with its last-touch totals over a
+/// period.
+pub async fn stats_by(
+    store: &Store,
+    by: Dimension,
+    period: Period,
+    brand: Option<String>,
+) -> Result<Vec<(String, Totals)>, StoreError> {
+    let r = Request {
+        by: GroupBy::Dimension(by),
+        period,
+        brand,
+        model: Model::LastTouch,
+    };
+    Ok(totals(store, &r).await?.into_iter().collect())
+}
