@@ -455,3 +455,54 @@ async fn seed_6_3_influencers_and_campaigns_are_created_on_their_pages_and_credi
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+/// Seed §1.4 in the console: the welcome message scheduled after the lead, then sent with
+/// the customer's name, on the journey automation page.
+#[tokio::test]
+async fn seed_1_4_journey_automation_shows_the_welcome_scheduled_then_sent_with_the_name() {
+    let app = spawn().await;
+    let owner = user(&app, Role::Owner).await;
+    let (_, cookie, _) = login(&app, &owner, PASSWORD).await;
+    let cookie = cookie.unwrap();
+    let click = unique("TEST_CLICK");
+    app.post_json(
+        "/api/ingest/click",
+        serde_json::json!({"clickId": click, "campaign": "test-campaign"}),
+    )
+    .await;
+    let (_, lead) = app
+        .post_json(
+            "/api/ingest/lead",
+            serde_json::json!({"clickId": click, "email": format!("{}@example.com", unique("juan")), "firstName": "Juan"}),
+        )
+        .await;
+    let customer = lead["customerId"].as_str().unwrap().to_owned();
+    app.drain().await;
+
+    let (status, _, scheduled) = call(
+        &app,
+        page("/dashboard/journey-automation?brand=unbranded", Some(&cookie)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        scheduled.contains("Journey of unbranded") && scheduled.contains("the default definition"),
+        "{scheduled}"
+    );
+    let row = |html: &str| {
+        html.split("<tr>")
+            .find(|r| r.contains(&format!("/dashboard/customers/{customer}")))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no message of the customer: {html}"))
+    };
+    assert!(row(&scheduled).contains("PENDING"), "{}", row(&scheduled));
+
+    app.run_due(time::OffsetDateTime::now_utc() + time::Duration::minutes(1))
+        .await;
+    let (_, _, sent) = call(&app, page("/dashboard/journey-automation?status=sent", Some(&cookie))).await;
+    let sent = row(&sent);
+    assert!(
+        sent.contains("SENT") && sent.contains("Juan"),
+        "the subject names the customer: {sent}"
+    );
+}

@@ -113,6 +113,11 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
         )
         .await;
     accessible(&browser, "console-campaigns").await;
+    browser
+        .goto(&format!("{api}/dashboard/journey-automation?brand=rushbet"))
+        .await;
+    arrive(&browser, "Journey automation").await;
+    accessible(&browser, "console-journey-automation").await;
 
     // The owner adds an analyst on the Users page.
     browser.click("a[href='/dashboard/users']").await;
@@ -159,6 +164,7 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
             "Clicks",
             "Leads",
             "Events",
+            "Journey automation",
             "Influencers",
             "Campaigns",
             "Audit log"

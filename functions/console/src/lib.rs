@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 
 mod customers;
 mod feeds;
+mod journeys;
 mod pages;
 mod partners;
 mod users;
@@ -124,6 +125,7 @@ pub fn router(state: AppState) -> Router {
             "/dashboard/campaigns",
             get(partners::campaigns).post(partners::add_campaign),
         )
+        .route("/dashboard/journey-automation", get(journeys::page))
         .route("/dashboard/audit", get(pages::audit))
         .route("/dashboard/console.css", get(pages::stylesheet))
         .fallback(pages::not_found)

@@ -65,6 +65,7 @@ const NAV: &[(&str, &str, Shown)] = &[
     ("/dashboard/clicks", "Clicks", |_| true),
     ("/dashboard/leads", "Leads", |_| true),
     ("/dashboard/events", "Events", |_| true),
+    ("/dashboard/journey-automation", "Journey automation", |_| true),
     ("/dashboard/influencers", "Influencers", |_| true),
     ("/dashboard/campaigns", "Campaigns", |_| true),
     ("/dashboard/users", "Users", Role::manages_users),
