@@ -506,3 +506,83 @@ async fn seed_1_4_journey_automation_shows_the_welcome_scheduled_then_sent_with_
         "the subject names the customer: {sent}"
     );
 }
+
+/// Seed §6.5 in the console: a custom Rushbet welcome (the acquisition message a click or a
+/// lead starts: stage -1 here, the seed's "welcome") written on the templates page,
+/// previewed with the seed's customer, saved, then used: the SENT message on the customer's
+/// timeline carries it with the name filled in.
+#[tokio::test]
+async fn seed_6_5_a_template_written_in_the_console_is_previewed_saved_and_sent() {
+    let app = spawn().await;
+    let owner = user(&app, Role::Owner).await;
+    let (_, cookie, _) = login(&app, &owner, PASSWORD).await;
+    let cookie = cookie.unwrap();
+    let (_, _, list) = call(&app, page("/dashboard/message-templates", Some(&cookie))).await;
+    assert!(list.contains("built-in"), "the built-in templates are listed");
+    let token = csrf(&list);
+    let template = |action: &'static str, body: &'static str| {
+        vec![
+            ("name", "Rushbet welcome"),
+            ("brand", "rushbet"),
+            ("journeyType", "acquisition"),
+            ("stage", "-1"),
+            ("channel", "email"),
+            ("subject", "¡Bienvenido a Rushbet, {firstName}!"),
+            ("body", body),
+            ("do", action),
+        ]
+    };
+    let with_token = |mut f: Vec<(&'static str, &'static str)>, t: &str| {
+        let mut owned: Vec<(String, String)> = f.drain(..).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        owned.push(("csrf".into(), t.to_owned()));
+        owned
+    };
+    let post = |fields: Vec<(String, String)>| {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        form("/dashboard/message-templates", Some(&cookie), &pairs, "same-origin")
+    };
+
+    let (status, _, broken) = call(&app, post(with_token(template("preview", "Hola {% if %}"), &token))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        broken.contains("id=\"body-error\""),
+        "the error is beside the body: {broken}"
+    );
+
+    let body = "<p>Hola {firstName}, tu bono te espera.</p>";
+    let (status, _, preview) = call(&app, post(with_token(template("preview", body), &token))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        preview.contains("¡Bienvenido a Rushbet, Juan!") && preview.contains("Hola Juan, tu bono te espera."),
+        "{preview}"
+    );
+    assert!(
+        app.state.store.templates("").await.unwrap().is_empty(),
+        "a preview saves nothing"
+    );
+
+    let (status, _, _) = call(&app, post(with_token(template("save", body), &token))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(app.state.store.templates("").await.unwrap().len(), 1);
+
+    let click = unique("TEST_CLICK");
+    app.post_json(
+        "/api/ingest/click",
+        serde_json::json!({"clickId": click, "brand": "rushbet"}),
+    )
+    .await;
+    let (_, lead) = app
+        .post_json(
+            "/api/ingest/lead",
+            serde_json::json!({"clickId": click, "brand": "rushbet", "email": format!("{}@example.com", unique("juan")), "firstName": "Juan"}),
+        )
+        .await;
+    let customer = lead["customerId"].as_str().unwrap().to_owned();
+    app.run_due(time::OffsetDateTime::now_utc() + time::Duration::minutes(1))
+        .await;
+    let (_, _, profile) = call(&app, page(&format!("/dashboard/customers/{customer}"), Some(&cookie))).await;
+    assert!(
+        profile.contains("SENT") && profile.contains("¡Bienvenido a Rushbet, Juan!"),
+        "{profile}"
+    );
+}

@@ -118,6 +118,18 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
         .await;
     arrive(&browser, "Journey automation").await;
     accessible(&browser, "console-journey-automation").await;
+    browser.click("a[href='/dashboard/message-templates']").await;
+    arrive(&browser, "Message templates").await;
+    browser.type_into("#name", "Rushbet welcome").await;
+    browser.type_into("#brand", "rushbet").await;
+    browser.type_into("#subject", "¡Bienvenido, {firstName}!").await;
+    browser.type_into("#body", "<p>Hola {firstName}</p>").await;
+    browser.click("button[value=preview]").await;
+    let preview = browser
+        .wait_for("const p = document.querySelector('#preview-title'); return !!p && document.querySelector('main').textContent", Duration::from_secs(10))
+        .await;
+    assert!(preview.as_str().unwrap().contains("¡Bienvenido, Juan!"), "{preview}");
+    accessible(&browser, "console-message-templates").await;
 
     // The owner adds an analyst on the Users page.
     browser.click("a[href='/dashboard/users']").await;
@@ -165,6 +177,7 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
             "Leads",
             "Events",
             "Journey automation",
+            "Message templates",
             "Influencers",
             "Campaigns",
             "Audit log"

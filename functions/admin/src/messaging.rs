@@ -6,11 +6,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use crm_core::definition::{Channel, JourneyDefinition, is_known_stage};
-use crm_core::journey::JourneyType;
+use crm_core::definition::{Channel, JourneyDefinition};
 use crm_core::message::{Message, Reason, Status};
 use crm_core::send::{BrandSettings, SettingsOverride};
-use crm_core::template::{MessageTemplate, TemplateBrand, parse_language, resolve};
+use crm_core::template::{MessageTemplate, TemplateBrand, parse_language, resolve, template_from};
 use crm_core::values::{Brand, CustomerId, Invalid};
 use crm_http::{ApiError, ApiPath, ApiQuery, AppState, JsonResult};
 use crm_render::{Context, TemplateError, Variables, compile, render, sms_length};
@@ -144,48 +143,15 @@ fn template_error(e: TemplateError) -> ApiError {
 
 /// A template from a request body, checked field by field and compiled.
 fn parse_template(body: &Map<String, Value>, id: String, now: OffsetDateTime) -> Result<MessageTemplate, ApiError> {
-    let journey_type = match required(body, "journeyType")?.to_ascii_lowercase().as_str() {
-        "acquisition" => JourneyType::Acquisition,
-        "retention" => JourneyType::Retention,
-        _ => {
-            return Err(field_error(
-                "journeyType",
-                Invalid::new("invalid_value", "journeyType must be acquisition or retention"),
-            ));
-        }
-    };
-    let stage = match body.get("stage") {
-        Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(s)) => s.trim().parse().ok(),
+    for name in ["name", "brand", "journeyType", "channel", "language", "subject", "body"] {
+        text(body, name)?; // a string or nothing
+    }
+    let field = |name: &'static str| match body.get(name) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) if name == "stage" => Some(n.to_string()),
         _ => None,
-    }
-    .and_then(|n| i32::try_from(n).ok())
-    .ok_or_else(|| field_error("stage", Invalid::new("missing", "stage is required (-1, 0, 1 or 2)")))?;
-    if !is_known_stage(journey_type, stage) {
-        return Err(field_error(
-            "stage",
-            Invalid::new(
-                "unknown_stage",
-                "stage must be acquisition -1 or 0, or retention 1 or 2",
-            ),
-        ));
-    }
-    let template = MessageTemplate {
-        template_id: id,
-        name: crm_core::values::clean_text(&required(body, "name")?),
-        brand: TemplateBrand::parse(&text(body, "brand")?.unwrap_or_else(|| "*".into()))
-            .map_err(|e| field_error("brand", e))?,
-        journey_type,
-        stage,
-        channel: Channel::parse(&required(body, "channel")?).map_err(|e| field_error("channel", e))?,
-        language: parse_language(&text(body, "language")?.unwrap_or_else(|| "en".into()))
-            .map_err(|e| field_error("language", e))?,
-        subject: text(body, "subject")?,
-        body: required(body, "body")?,
-        built_in: false,
-        created_at: now,
-        updated_at: now,
     };
+    let template = template_from(field, id, now).map_err(|(f, e)| field_error(f, e))?;
     compile(&template).map_err(template_error)?;
     Ok(template)
 }

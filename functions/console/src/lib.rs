@@ -24,6 +24,7 @@ mod feeds;
 mod journeys;
 mod pages;
 mod partners;
+mod templates;
 mod users;
 
 pub const FUNCTION: HttpFunction = HttpFunction {
@@ -126,6 +127,10 @@ pub fn router(state: AppState) -> Router {
             get(partners::campaigns).post(partners::add_campaign),
         )
         .route("/dashboard/journey-automation", get(journeys::page))
+        .route(
+            "/dashboard/message-templates",
+            get(templates::list).post(templates::submit),
+        )
         .route("/dashboard/audit", get(pages::audit))
         .route("/dashboard/console.css", get(pages::stylesheet))
         .fallback(pages::not_found)

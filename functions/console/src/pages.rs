@@ -66,6 +66,7 @@ const NAV: &[(&str, &str, Shown)] = &[
     ("/dashboard/leads", "Leads", |_| true),
     ("/dashboard/events", "Events", |_| true),
     ("/dashboard/journey-automation", "Journey automation", |_| true),
+    ("/dashboard/message-templates", "Message templates", |_| true),
     ("/dashboard/influencers", "Influencers", |_| true),
     ("/dashboard/campaigns", "Campaigns", |_| true),
     ("/dashboard/users", "Users", Role::manages_users),

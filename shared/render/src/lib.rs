@@ -494,6 +494,32 @@ impl Variables {
         Self(NilDefault::new(object))
     }
 
+    /// The seed's customer (Juan Pérez …) in `ctx`: a preview without a real customer.
+    pub fn example(ctx: Context<'_>) -> Self {
+        let values = [
+            Value::scalar("Juan"),
+            Value::scalar("Pérez"),
+            Value::scalar("Juan Pérez"),
+            Value::scalar("testuser@example.com"),
+            Value::scalar("+51999888777"),
+            Value::scalar("00000000-0000-7000-8000-000000000000"),
+            Value::scalar("TEST_CLICK_001"),
+            Value::scalar("rush_test_001"),
+            Value::scalar(ctx.brand.to_string()),
+            Value::scalar(ctx.brand_name.to_owned()),
+            Value::scalar(journey_type_str(ctx.journey_type)),
+            Value::scalar(i64::from(ctx.stage)),
+            Value::scalar("100 USD"),
+            Value::scalar(ctx.unsubscribe_url.unwrap_or("https://crm.example.com/u/…").to_owned()),
+        ];
+        let mut object = Object::new();
+        for ((camel, snake), value) in VARIABLES.iter().zip(values) {
+            object.insert((*camel).into(), value.clone());
+            object.insert((*snake).into(), value);
+        }
+        Self(NilDefault::new(object))
+    }
+
     /// Every variable set, for trial renders.
     fn sample() -> Self {
         let mut object = Object::new();
