@@ -127,6 +127,58 @@ pub fn resolve<'a>(
         })
 }
 
+/// A template as a person writes it (an API body, a console form): `field` gives each
+/// field's text as sent. Checked field by field; the first wrong one is named. Whether the
+/// body and subject compile is the renderer's to say.
+pub fn template_from(
+    field: impl Fn(&'static str) -> Option<String>,
+    template_id: String,
+    now: time::OffsetDateTime,
+) -> Result<MessageTemplate, (&'static str, Invalid)> {
+    let required = |name: &'static str| {
+        field(name)
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| (name, Invalid::new("missing", format!("{name} is required"))))
+    };
+    let journey_type = match required("journeyType")?.trim().to_ascii_lowercase().as_str() {
+        "acquisition" => JourneyType::Acquisition,
+        "retention" => JourneyType::Retention,
+        _ => {
+            let message = "journeyType must be acquisition or retention";
+            return Err(("journeyType", Invalid::new("invalid_value", message)));
+        }
+    };
+    let stage = field("stage")
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .ok_or_else(|| ("stage", Invalid::new("missing", "stage is required (-1, 0, 1 or 2)")))?;
+    if !crate::definition::is_known_stage(journey_type, stage) {
+        let message = "stage must be acquisition -1 or 0, or retention 1 or 2";
+        return Err(("stage", Invalid::new("unknown_stage", message)));
+    }
+    let brand = field("brand")
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| "*".into());
+    Ok(MessageTemplate {
+        template_id,
+        name: crate::values::clean_text(&required("name")?),
+        brand: TemplateBrand::parse(&brand).map_err(|e| ("brand", e))?,
+        journey_type,
+        stage,
+        channel: crate::definition::Channel::parse(&required("channel")?).map_err(|e| ("channel", e))?,
+        language: parse_language(
+            &field("language")
+                .filter(|l| !l.trim().is_empty())
+                .unwrap_or_else(|| "en".into()),
+        )
+        .map_err(|e| ("language", e))?,
+        subject: field("subject").filter(|s| !s.trim().is_empty()),
+        body: required("body")?,
+        built_in: false,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,56 +243,4 @@ mod tests {
         assert!(parse_language("english!").is_err());
         assert!(parse_language("e").is_err());
     }
-}
-
-/// A template as a person writes it (an API body, a console form): `field` gives each
-/// field's text as sent. Checked field by field; the first wrong one is named. Whether the
-/// body and subject compile is the renderer's to say.
-pub fn template_from(
-    field: impl Fn(&'static str) -> Option<String>,
-    template_id: String,
-    now: time::OffsetDateTime,
-) -> Result<MessageTemplate, (&'static str, Invalid)> {
-    let required = |name: &'static str| {
-        field(name)
-            .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| (name, Invalid::new("missing", format!("{name} is required"))))
-    };
-    let journey_type = match required("journeyType")?.trim().to_ascii_lowercase().as_str() {
-        "acquisition" => JourneyType::Acquisition,
-        "retention" => JourneyType::Retention,
-        _ => {
-            let message = "journeyType must be acquisition or retention";
-            return Err(("journeyType", Invalid::new("invalid_value", message)));
-        }
-    };
-    let stage = field("stage")
-        .and_then(|s| s.trim().parse::<i32>().ok())
-        .ok_or_else(|| ("stage", Invalid::new("missing", "stage is required (-1, 0, 1 or 2)")))?;
-    if !crate::definition::is_known_stage(journey_type, stage) {
-        let message = "stage must be acquisition -1 or 0, or retention 1 or 2";
-        return Err(("stage", Invalid::new("unknown_stage", message)));
-    }
-    let brand = field("brand")
-        .filter(|b| !b.trim().is_empty())
-        .unwrap_or_else(|| "*".into());
-    Ok(MessageTemplate {
-        template_id,
-        name: crate::values::clean_text(&required("name")?),
-        brand: TemplateBrand::parse(&brand).map_err(|e| ("brand", e))?,
-        journey_type,
-        stage,
-        channel: crate::definition::Channel::parse(&required("channel")?).map_err(|e| ("channel", e))?,
-        language: parse_language(
-            &field("language")
-                .filter(|l| !l.trim().is_empty())
-                .unwrap_or_else(|| "en".into()),
-        )
-        .map_err(|e| ("language", e))?,
-        subject: field("subject").filter(|s| !s.trim().is_empty()),
-        body: required("body")?,
-        built_in: false,
-        created_at: now,
-        updated_at: now,
-    })
 }
