@@ -586,3 +586,71 @@ async fn seed_6_5_a_template_written_in_the_console_is_previewed_saved_and_sent(
         "{profile}"
     );
 }
+
+/// The reports page shows what the JSON API answers, to the cent, and its CSV is the API's.
+#[tokio::test]
+async fn a_report_in_the_console_equals_the_api_to_the_cent() {
+    let app = spawn().await;
+    let owner = user(&app, Role::Owner).await;
+    let (_, cookie, _) = login(&app, &owner, PASSWORD).await;
+    let cookie = cookie.unwrap();
+    for (amount, brand) in [("100.10", "rushbet"), ("50.05", "rushbet"), ("20.00", "roobet")] {
+        let click = unique("R");
+        app.post_json(
+            "/api/ingest/click",
+            serde_json::json!({"clickId": click, "brand": brand}),
+        )
+        .await;
+        app.post_json(
+            "/api/postback",
+            serde_json::json!({"eventType": "deposit", "clickId": click, "depositAmount": amount, "currency": "USD",
+                               "operatorId": brand, "userId": unique("u")}),
+        )
+        .await;
+    }
+    app.drain().await;
+    let query = "groupBy=brand";
+    let (_, api) = app.admin(&format!("/api/reports?{query}")).await;
+    assert_eq!(api["totals"]["revenueConverted"], "170.15", "{api}");
+    let (status, _, html) = call(&app, page(&format!("/dashboard/reports?{query}"), Some(&cookie))).await;
+    assert_eq!(status, StatusCode::OK);
+    let total = html.split("<tfoot>").nth(1).expect("a totals row");
+    assert!(total.contains("<td class=\"num\">170.15</td>"), "{total}");
+    for item in api["items"].as_array().unwrap() {
+        let brand = item["brand"].as_str().unwrap();
+        let row = html
+            .split("<tr>")
+            .find(|r| r.contains(&format!(">{brand}<")))
+            .expect("a row per brand");
+        assert!(
+            row.contains(&format!(">{}<", item["revenueConverted"].as_str().unwrap())),
+            "{row}"
+        );
+    }
+
+    let (status, headers, csv) = call(
+        &app,
+        page(&format!("/dashboard/reports?{query}&format=csv"), Some(&cookie)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains("report.csv")
+    );
+    let (_, _, api_csv) = call(
+        &app,
+        Request::get(format!("/api/reports?{query}&format=csv"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", crm_tests::ADMIN_KEY))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(csv, api_csv, "the CSV of what is shown is the API's");
+
+    let (status, _, bad) = call(&app, page("/dashboard/reports?groupBy=nonsense", Some(&cookie))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(bad.contains("Group by:"), "{bad}");
+}

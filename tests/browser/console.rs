@@ -130,6 +130,9 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
         .await;
     assert!(preview.as_str().unwrap().contains("¡Bienvenido, Juan!"), "{preview}");
     accessible(&browser, "console-message-templates").await;
+    browser.click("a[href='/dashboard/reports']").await;
+    arrive(&browser, "Reports").await;
+    accessible(&browser, "console-reports").await;
 
     // The owner adds an analyst on the Users page.
     browser.click("a[href='/dashboard/users']").await;
@@ -180,6 +183,7 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
             "Message templates",
             "Influencers",
             "Campaigns",
+            "Reports",
             "Audit log"
         ])
     );

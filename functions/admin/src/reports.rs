@@ -8,7 +8,7 @@
 //! before it, reading those records for the period; clicks and customers do not depend on
 //! the model.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -17,15 +17,14 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use crm_core::attribution::Model;
 use crm_core::quiet::ZoneName;
-use crm_core::stats::{Dimension, FxRates, GroupBy, Metric, Period, Totals};
+use crm_core::stats::{Dimension, FxRates, GroupBy, Period};
 use crm_core::values::{Brand, Currency, Invalid, Money};
 use crm_http::{ApiError, ApiQuery, AppState, JsonResult};
-use rust_decimal::Decimal;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-pub use crm_app::reports::{Request, figures, rates, totals};
+pub use crm_app::reports::{Request, csv_line, rates, table, to_csv};
 
 use crate::body;
 use crate::field_error;
@@ -86,17 +85,6 @@ fn request(state: &AppState, q: &ReportQuery) -> Result<Request, ApiError> {
     }
 }
 
-/// The field a group's value is shown under.
-fn group_field(by: GroupBy) -> String {
-    match by {
-        GroupBy::Day => "day".into(),
-        GroupBy::Dimension(Dimension::Influencer) => "influencerId".into(),
-        GroupBy::Dimension(Dimension::Campaign) => "campaignId".into(),
-        GroupBy::Dimension(Dimension::Template) => "templateId".into(),
-        GroupBy::Dimension(d) => d.as_str(),
-    }
-}
-
 pub async fn report(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -117,28 +105,9 @@ pub async fn report(
         }
     };
     let r = request(&state, &q)?;
-    let rows = totals(&state.store, &r).await?;
-    let fx = rates(&state.store, &state.config.reporting.currency).await?;
-    let names = names(&state, r.by).await?;
-    let field = group_field(r.by);
-    let mut all = Totals::default();
-    let items: Vec<Map<String, Value>> = rows
-        .iter()
-        .map(|(key, t)| {
-            all.add(&t.0, Decimal::ONE);
-            let mut row = Map::new();
-            row.insert(field.clone(), if key.is_empty() { Value::Null } else { json!(key) });
-            if let Some(name) = names.get(key) {
-                row.insert("name".into(), json!(name));
-            }
-            row.extend(figures(t, &fx));
-            row
-        })
-        .collect();
-    let totals = figures(&all, &fx);
+    let t = table(&state.store, &r, &state.config.reporting.currency).await?;
     if csv {
-        let body = to_csv(&field, &items, &totals);
-        let mut response = body.into_response();
+        let mut response = to_csv(&t).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/csv; charset=utf-8"),
@@ -146,104 +115,19 @@ pub async fn report(
         return Ok(response);
     }
     Ok(Json(json!({
-        "groupBy": field,
+        "groupBy": t.field,
         "model": r.model.as_str(),
         "from": r.period.from.to_string(),
         "to": r.period.to.to_string(),
         "timezone": r.period.zone,
         "brand": r.brand,
-        "items": items,
-        "totals": totals,
+        "items": t.items,
+        "totals": t.totals,
     }))
     .into_response())
 }
 
 /// Display names of influencers and campaigns, for their reports.
-async fn names(state: &AppState, by: GroupBy) -> Result<BTreeMap<String, String>, ApiError> {
-    Ok(match by {
-        GroupBy::Dimension(Dimension::Influencer) => state
-            .store
-            .influencers()
-            .await?
-            .into_iter()
-            .map(|i| (i.influencer_id, i.name))
-            .collect(),
-        GroupBy::Dimension(Dimension::Campaign) => state
-            .store
-            .campaigns()
-            .await?
-            .into_iter()
-            .map(|c| (c.campaign_id, c.name))
-            .collect(),
-        _ => BTreeMap::new(),
-    })
-}
-
-/// RFC 4180: a header row, CRLF line ends, fields quoted when they hold a comma, quote or
-/// line break. A text cell that a spreadsheet would run as a formula gets a leading `'`.
-fn to_csv(field: &str, items: &[Map<String, Value>], totals: &Map<String, Value>) -> String {
-    let currencies: BTreeSet<String> = items
-        .iter()
-        .chain([totals])
-        .filter_map(|r| r.get("revenue").and_then(Value::as_object))
-        .flat_map(|m| m.keys().cloned())
-        .collect();
-    let mut columns: Vec<String> = vec![field.to_owned(), "name".into()];
-    columns.extend(Metric::COUNTS.iter().map(Metric::name));
-    columns.extend(currencies.iter().map(|c| format!("revenue.{c}")));
-    columns.extend(
-        [
-            "currency",
-            "revenueConverted",
-            "leadRate",
-            "ftdRate",
-            "attributionRate",
-            "epc",
-        ]
-        .map(String::from),
-    );
-    let cell = |row: &Map<String, Value>, column: &str| -> String {
-        let value = match column.strip_prefix("revenue.") {
-            Some(c) => row.get("revenue").and_then(|r| r.get(c)).cloned(),
-            None => row.get(column).cloned(),
-        };
-        match value {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s,
-            Some(v) => v.to_string(),
-        }
-    };
-    let mut out = csv_line(columns.iter().cloned());
-    for row in items {
-        out.push_str(&csv_line(columns.iter().map(|c| cell(row, c))));
-    }
-    let mut total = totals.clone();
-    total.insert(field.to_owned(), json!("TOTAL"));
-    out.push_str(&csv_line(columns.iter().map(|c| cell(&total, c))));
-    out
-}
-
-/// One RFC 4180 record, CRLF-terminated.
-pub fn csv_line(cells: impl Iterator<Item = String>) -> String {
-    let mut line = cells.map(|c| escape(&c)).collect::<Vec<_>>().join(",");
-    line.push_str("\r\n");
-    line
-}
-
-fn escape(cell: &str) -> String {
-    let numeric = cell.parse::<Decimal>().is_ok();
-    let cell = if !numeric && cell.starts_with(['=', '+', '-', '@']) {
-        format!("'{cell}")
-    } else {
-        cell.to_owned()
-    };
-    if cell.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", cell.replace('"', "\"\""))
-    } else {
-        cell
-    }
-}
-
 /// The figures of one group value for a period (an influencer's, a campaign's, a brand's).
 pub async fn stats_of(state: &AppState, by: Dimension, value: &str, period: Period) -> Result<Value, ApiError> {
     let stats = crm_app::partners::stats(&state.store, &state.config.reporting.currency, by, value, period).await?;

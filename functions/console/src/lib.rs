@@ -24,6 +24,7 @@ mod feeds;
 mod journeys;
 mod pages;
 mod partners;
+mod reports;
 mod templates;
 mod users;
 
@@ -131,6 +132,7 @@ pub fn router(state: AppState) -> Router {
             "/dashboard/message-templates",
             get(templates::list).post(templates::submit),
         )
+        .route("/dashboard/reports", get(reports::page))
         .route("/dashboard/audit", get(pages::audit))
         .route("/dashboard/console.css", get(pages::stylesheet))
         .fallback(pages::not_found)

@@ -69,6 +69,7 @@ const NAV: &[(&str, &str, Shown)] = &[
     ("/dashboard/message-templates", "Message templates", |_| true),
     ("/dashboard/influencers", "Influencers", |_| true),
     ("/dashboard/campaigns", "Campaigns", |_| true),
+    ("/dashboard/reports", "Reports", |_| true),
     ("/dashboard/users", "Users", Role::manages_users),
     ("/dashboard/audit", "Audit log", |_| true),
 ];

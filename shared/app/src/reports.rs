@@ -1,11 +1,11 @@
 //! Reports from the stats counters (and, for the multi-touch models, from the leads and
 //! events themselves): the admin API's reports and the daily report email share them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crm_core::attribution::Model;
 use crm_core::records::{Activity, RecordKind};
-use crm_core::stats::{Credited, FxRates, GroupBy, Metric, Period, Totals, group, group_credited, ratio};
+use crm_core::stats::{Credited, Dimension, FxRates, GroupBy, Metric, Period, Totals, group, group_credited, ratio};
 use crm_core::values::Currency;
 use crm_store::{Store, StoreError};
 use rust_decimal::Decimal;
@@ -146,4 +146,134 @@ pub async fn rates(store: &Store, default_base: &Currency) -> Result<FxRates, St
     let mut fx = store.fx_rates().await?;
     fx.base.get_or_insert_with(|| default_base.clone());
     Ok(fx)
+}
+
+/// A report as shown: the field its groups are named by, a row per group (its value, a
+/// name where it has one, its figures) and the totals.
+pub struct Table {
+    pub field: String,
+    pub items: Vec<Map<String, Value>>,
+    pub totals: Map<String, Value>,
+}
+
+/// The report `r` asks for, with revenue converted into the rates' base (else `currency`).
+pub async fn table(store: &Store, r: &Request, currency: &Currency) -> Result<Table, StoreError> {
+    let rows = totals(store, r).await?;
+    let fx = rates(store, currency).await?;
+    let names = names(store, r.by).await?;
+    let field = group_field(r.by);
+    let mut all = Totals::default();
+    let items = rows
+        .iter()
+        .map(|(key, t)| {
+            all.add(&t.0, Decimal::ONE);
+            let mut row = Map::new();
+            row.insert(field.clone(), if key.is_empty() { Value::Null } else { json!(key) });
+            if let Some(name) = names.get(key) {
+                row.insert("name".into(), json!(name));
+            }
+            row.extend(figures(t, &fx));
+            row
+        })
+        .collect();
+    Ok(Table {
+        totals: figures(&all, &fx),
+        field,
+        items,
+    })
+}
+
+/// The field a group's value is shown under.
+fn group_field(by: GroupBy) -> String {
+    match by {
+        GroupBy::Day => "day".into(),
+        GroupBy::Dimension(Dimension::Influencer) => "influencerId".into(),
+        GroupBy::Dimension(Dimension::Campaign) => "campaignId".into(),
+        GroupBy::Dimension(Dimension::Template) => "templateId".into(),
+        GroupBy::Dimension(d) => d.as_str(),
+    }
+}
+
+async fn names(store: &Store, by: GroupBy) -> Result<BTreeMap<String, String>, StoreError> {
+    Ok(match by {
+        GroupBy::Dimension(Dimension::Influencer) => store
+            .influencers()
+            .await?
+            .into_iter()
+            .map(|i| (i.influencer_id, i.name))
+            .collect(),
+        GroupBy::Dimension(Dimension::Campaign) => store
+            .campaigns()
+            .await?
+            .into_iter()
+            .map(|c| (c.campaign_id, c.name))
+            .collect(),
+        _ => BTreeMap::new(),
+    })
+}
+
+/// RFC 4180: a header row, CRLF line ends, fields quoted when they hold a comma, quote or
+/// line break. A text cell that a spreadsheet would run as a formula gets a leading `'`.
+pub fn to_csv(t: &Table) -> String {
+    let (field, items, totals) = (t.field.as_str(), &t.items, &t.totals);
+    let currencies: BTreeSet<String> = items
+        .iter()
+        .chain([totals])
+        .filter_map(|r| r.get("revenue").and_then(Value::as_object))
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    let mut columns: Vec<String> = vec![field.to_owned(), "name".into()];
+    columns.extend(Metric::COUNTS.iter().map(Metric::name));
+    columns.extend(currencies.iter().map(|c| format!("revenue.{c}")));
+    columns.extend(
+        [
+            "currency",
+            "revenueConverted",
+            "leadRate",
+            "ftdRate",
+            "attributionRate",
+            "epc",
+        ]
+        .map(String::from),
+    );
+    let cell = |row: &Map<String, Value>, column: &str| -> String {
+        let value = match column.strip_prefix("revenue.") {
+            Some(c) => row.get("revenue").and_then(|r| r.get(c)).cloned(),
+            None => row.get(column).cloned(),
+        };
+        match value {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s,
+            Some(v) => v.to_string(),
+        }
+    };
+    let mut out = csv_line(columns.iter().cloned());
+    for row in items {
+        out.push_str(&csv_line(columns.iter().map(|c| cell(row, c))));
+    }
+    let mut total = totals.clone();
+    total.insert(field.to_owned(), json!("TOTAL"));
+    out.push_str(&csv_line(columns.iter().map(|c| cell(&total, c))));
+    out
+}
+
+/// One RFC 4180 record, CRLF-terminated.
+pub fn csv_line(cells: impl Iterator<Item = String>) -> String {
+    let mut line = cells.map(|c| escape(&c)).collect::<Vec<_>>().join(",");
+    line.push_str("\r\n");
+    line
+}
+
+fn escape(cell: &str) -> String {
+    let numeric = cell.parse::<Decimal>().is_ok();
+    let cell = if !numeric && cell.starts_with(['=', '+', '-', '@']) {
+        format!("'{cell}")
+    } else {
+        cell.to_owned()
+    };
+    if cell.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell
+    }
 }
