@@ -654,3 +654,42 @@ async fn a_report_in_the_console_equals_the_api_to_the_cent() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(bad.contains("Group by:"), "{bad}");
 }
+
+/// The console's list and profile pages cost a bounded number of DynamoDB requests (the
+/// session's read included), whatever the table holds, and none scans it.
+#[tokio::test]
+async fn list_and_profile_pages_cost_a_bounded_number_of_requests() {
+    let app = spawn().await;
+    let owner = user(&app, Role::Owner).await;
+    let (_, cookie, _) = login(&app, &owner, PASSWORD).await;
+    let cookie = cookie.unwrap();
+    let mut customer = String::new();
+    for _ in 0..3 {
+        let click = unique("C");
+        let (_, body) = app
+            .post_json("/api/ingest/click", serde_json::json!({"clickId": click}))
+            .await;
+        customer = body["customerId"].as_str().unwrap().to_owned();
+    }
+    let profile = format!("/dashboard/customers/{customer}");
+    for path in [
+        "/dashboard/customers",
+        "/dashboard/customers?q=someone%40example.com",
+        profile.as_str(),
+        "/dashboard/clicks",
+        "/dashboard/leads",
+        "/dashboard/events",
+        "/dashboard/journey-automation?brand=rushbet",
+        "/dashboard/users",
+        "/dashboard/audit",
+        "/dashboard/message-templates",
+    ] {
+        app.take_calls();
+        let (status, _, _) = call(&app, page(path, Some(&cookie))).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let calls = app.take_calls();
+        let total: u64 = calls.values().sum();
+        assert!(total <= 8, "{path}: {calls:?}");
+        assert!(!calls.contains_key("Scan"), "{path}: {calls:?}");
+    }
+}
