@@ -17,7 +17,7 @@ fn a_day_of_clicks(n: usize, now: OffsetDateTime) -> Vec<Map<String, Value>> {
     (0..n)
         .map(|i| {
             let at = now - Duration::minutes(5 + 10 * i as i64);
-            let track_time = format!("{} {:02}:{:02}:{:02}", at.date(), at.hour(), at.minute(), at.second());
+            let track_time = crm_tests::redtrack::track_time(at);
             serde_json::from_value(json!({
                 "id": format!("{prefix}{i:04}"), "track_time": track_time, "ip": "203.0.113.7",
                 "user_agent": "Mozilla/5.0", "campaign": "Spring", "source": "Instagram",

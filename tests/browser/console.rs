@@ -11,6 +11,21 @@ use crm_tests::{spawn_with, unique};
 
 const PASSWORD: &str = "correct horse battery staple";
 
+/// A new owner's email (the password is `PASSWORD`).
+async fn an_owner(app: &crm_tests::TestApp) -> String {
+    let owner = format!("{}@example.com", unique("owner"));
+    crm_app::access::create_user(
+        &app.state.store,
+        Email::parse(&owner).unwrap(),
+        Role::Owner,
+        &Password::parse(PASSWORD).unwrap(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    owner
+}
+
 async fn accessible(browser: &Browser, name: &str) {
     browser.screenshot(name).await;
     let violations = browser.accessibility_violations().await;
@@ -37,16 +52,7 @@ async fn arrive(browser: &Browser, title: &str) {
 async fn people_log_in_see_what_their_role_allows_and_log_out() {
     let app = spawn_with(&[]).await;
     let api = app.serve().await;
-    let owner = format!("{}@example.com", unique("owner"));
-    crm_app::access::create_user(
-        &app.state.store,
-        Email::parse(&owner).unwrap(),
-        Role::Owner,
-        &Password::parse(PASSWORD).unwrap(),
-        time::OffsetDateTime::now_utc(),
-    )
-    .await
-    .unwrap();
+    let owner = an_owner(&app).await;
     let browser = Browser::start().await;
 
     browser.goto(&format!("{api}/dashboard")).await;
@@ -194,16 +200,7 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
 async fn a_form_posted_from_another_site_changes_nothing() {
     let app = spawn_with(&[]).await;
     let api = app.serve().await;
-    let owner = format!("{}@example.com", unique("owner"));
-    crm_app::access::create_user(
-        &app.state.store,
-        Email::parse(&owner).unwrap(),
-        Role::Owner,
-        &Password::parse(PASSWORD).unwrap(),
-        time::OffsetDateTime::now_utc(),
-    )
-    .await
-    .unwrap();
+    let owner = an_owner(&app).await;
     let browser = Browser::start().await;
     browser.goto(&format!("{api}/dashboard/login")).await;
     log_in(&browser, &owner).await;

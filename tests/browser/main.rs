@@ -298,13 +298,7 @@ async fn a_visit_seen_by_the_link_the_tag_and_the_click_log_is_one_click_of_the_
         .await;
     assert_eq!(status, StatusCode::CREATED, "{tracker}");
     let now = OffsetDateTime::now_utc();
-    let track_time = format!(
-        "{} {:02}:{:02}:{:02}",
-        now.date(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    );
+    let track_time = crm_tests::redtrack::track_time(now);
     let row = json!({"id": rtkcid, "track_time": track_time, "ip": "203.0.113.7", "user_agent": USER_AGENT,
                      "sub9": influencer, "sub10": visit, "source": "instagram"});
     let fake = FakeRedtrack::start(vec![serde_json::from_value(row).unwrap()]).await;

@@ -82,3 +82,8 @@ async fn tracks(State(fake): State<FakeRedtrack>, Query(q): Query<BTreeMap<Strin
     let items: Vec<_> = rows.iter().skip((page - 1) * per).take(per).cloned().collect();
     Json(json!({"items": items, "total": rows.len()})).into_response()
 }
+
+/// A time as Redtrack's click log writes `track_time`: `YYYY-MM-DD HH:MM:SS`.
+pub fn track_time(at: time::OffsetDateTime) -> String {
+    format!("{} {:02}:{:02}:{:02}", at.date(), at.hour(), at.minute(), at.second())
+}

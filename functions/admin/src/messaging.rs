@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crm_core::definition::{Channel, JourneyDefinition};
 use crm_core::message::{Message, Reason, Status};
-use crm_core::send::{BrandSettings, SettingsOverride};
+use crm_core::send::SettingsOverride;
 use crm_core::template::{MessageTemplate, TemplateBrand, parse_language, resolve, template_from};
 use crm_core::values::{Brand, CustomerId, Invalid};
 use crm_http::{ApiError, ApiPath, ApiQuery, AppState, JsonResult};
@@ -261,12 +261,7 @@ pub async fn preview(State(state): State<AppState>, bytes: Bytes) -> JsonResult 
             .first()
             .map_or_else(Brand::unbranded, |j| j.brand.clone()),
     };
-    let brand_name = state
-        .store
-        .brand_settings(&brand)
-        .await?
-        .and_then(|s| s.display_name)
-        .unwrap_or_else(|| BrandSettings::default_display_name(&brand));
+    let brand_name = state.store.brand_display_name(&brand).await?;
     let ctx = Context {
         brand: &brand,
         journey_type: template.journey_type,

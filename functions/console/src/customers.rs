@@ -15,7 +15,7 @@ use maud::{Markup, html};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::pages::respond_page;
+use crate::pages::{respond_page, text};
 use crate::{Console, Refusal, Viewer};
 
 /// Customers on the list page.
@@ -32,14 +32,6 @@ fn shown(viewer: &Viewer, mut value: Value) -> Value {
         crm_core::personal::mask_personal(&mut value);
     }
     value
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 /// The customers an identifier (as typed) may name: every kind it parses as.

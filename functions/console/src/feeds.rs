@@ -14,7 +14,7 @@ use maud::html;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::pages::{respond_page, url_encode};
+use crate::pages::{respond_page, text, url_encode};
 use crate::{Console, Refusal, Viewer};
 
 /// Records read per page.
@@ -83,14 +83,6 @@ const EVENTS: Feed = Feed {
     ],
     filters: &[("brand", "brand", "Brand"), ("type", "eventType", "Event type")],
 };
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
 
 async fn feed(console: &Console, viewer: &Viewer, f: &Feed, q: &BTreeMap<String, String>) -> Result<Response, Refusal> {
     let today = OffsetDateTime::now_utc().date();

@@ -12,19 +12,11 @@ use maud::html;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::pages::respond_page;
+use crate::pages::{respond_page, text};
 use crate::{Console, Refusal, Viewer};
 
 /// Messages on one page.
 const PAGE: i32 = 100;
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
 
 pub async fn page(
     State(console): State<Console>,

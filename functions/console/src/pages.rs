@@ -11,6 +11,7 @@ use crm_core::attribution::Model;
 use crm_core::stats::{Dimension, GroupBy, Period};
 use crm_core::values::{format_ts, mask};
 use maud::{DOCTYPE, Markup, html};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::{Console, Refusal, Viewer};
@@ -44,6 +45,20 @@ pub async fn headers(mut response: Response) -> Response {
         h.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+/// A JSON value as a cell shows it: text as it is, nothing as nothing.
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// A field of a JSON object as a cell shows it.
+pub fn field(map: &serde_json::Map<String, Value>, name: &str) -> String {
+    text(map.get(name).unwrap_or(&Value::Null))
 }
 
 pub fn url_encode(s: &str) -> String {
@@ -188,7 +203,7 @@ fn figures_table(caption: &str, rows: &BTreeMap<String, serde_json::Map<String, 
                     tr {
                         th scope="row" { (brand) }
                         @for (name, _) in FIGURES {
-                            td.num { (figures.get(*name).map(|v| v.to_string().trim_matches('"').to_owned()).unwrap_or_default()) }
+                            td.num { (field(figures, name)) }
                         }
                     }
                 }

@@ -15,7 +15,7 @@ use maud::{Markup, html};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::pages::respond_status;
+use crate::pages::{field, respond_status};
 use crate::{Console, Refusal, Submitted, Viewer};
 
 /// The figures the lists show, by metric name, in this order.
@@ -27,14 +27,6 @@ const FIGURES: &[(&str, &str)] = &[
     ("revenueConverted", "Revenue"),
     ("epc", "EPC"),
 ];
-
-fn text(v: Option<&Value>) -> String {
-    match v {
-        Some(Value::String(s)) => s.clone(),
-        None | Some(Value::Null) => String::new(),
-        Some(other) => other.to_string(),
-    }
-}
 
 /// Each value of `by` with its figures over the last 30 days (reporting zone).
 async fn figures_by(console: &Console, by: Dimension) -> Result<BTreeMap<String, Map<String, Value>>, Refusal> {
@@ -52,7 +44,7 @@ async fn figures_by(console: &Console, by: Dimension) -> Result<BTreeMap<String,
 /// A row's figures; nothing counted yet is zero (and no EPC).
 fn figure_cells(figures: Option<&Map<String, Value>>) -> Markup {
     let shown = |name: &str| match figures {
-        Some(f) => text(f.get(name)),
+        Some(f) => field(f, name),
         None if name == "epc" => String::new(),
         None if name == "revenueConverted" => "0.00".into(),
         None => "0".into(),

@@ -16,7 +16,7 @@ use maud::html;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::pages::{respond_status, url_encode};
+use crate::pages::{field, respond_status, url_encode};
 use crate::{Console, Refusal, Viewer};
 
 /// What a report may be grouped by, as offered.
@@ -47,14 +47,6 @@ const COLUMNS: &[(&str, &str)] = &[
     ("ftdRate", "FTD rate"),
     ("epc", "EPC"),
 ];
-
-fn text(v: Option<&Value>) -> String {
-    match v {
-        Some(Value::String(s)) => s.clone(),
-        None | Some(Value::Null) => String::new(),
-        Some(other) => other.to_string(),
-    }
-}
 
 /// The report the query asks for, or the message saying which field is wrong.
 fn request(console: &Console, q: &BTreeMap<String, String>) -> Result<crm_app::reports::Request, String> {
@@ -181,16 +173,16 @@ pub async fn page(
                         @if t.items.is_empty() { tr { td colspan=(COLUMNS.len() + 2) { "Nothing in this period." } } }
                         @for row in &t.items {
                             tr {
-                                th scope="row" { @let v = text(row.get(&t.field)); @if v.is_empty() { "(none)" } @else { (v) } }
-                                @if named { td { (text(row.get("name"))) } }
-                                @for (c, _) in COLUMNS { td.num { (text(row.get(*c))) } }
+                                th scope="row" { @let v = field(row, &t.field); @if v.is_empty() { "(none)" } @else { (v) } }
+                                @if named { td { (field(row, "name")) } }
+                                @for (c, _) in COLUMNS { td.num { (field(row, c)) } }
                             }
                         }
                     }
                     tfoot { tr {
                         th scope="row" { "Total" }
                         @if named { td {} }
-                        @for (c, _) in COLUMNS { td.num { (text(t.totals.get(*c))) } }
+                        @for (c, _) in COLUMNS { td.num { (field(&t.totals, c)) } }
                     } }
                 }
                 p { a href={ "/dashboard/reports?format=csv&from=" (r.period.from.to_string()) "&to=" (r.period.to.to_string()) (kept) } { "Download this report as CSV" } }

@@ -10,7 +10,6 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use crm_core::access::Role;
-use crm_core::send::BrandSettings;
 use crm_core::template::{MessageTemplate, TemplateBrand, template_from};
 use crm_core::values::{Brand, CustomerId};
 use crm_render::{Context, Rendered, VARIABLES, Variables, compile, render, sms_length};
@@ -181,11 +180,7 @@ async fn preview(console: &Console, form: &Form, template: &MessageTemplate) -> 
         TemplateBrand::Brand(b) => b.clone(),
         TemplateBrand::Any => Brand::unbranded(),
     };
-    let brand_name = store
-        .brand_settings(&brand)
-        .await?
-        .and_then(|s| s.display_name)
-        .unwrap_or_else(|| BrandSettings::default_display_name(&brand));
+    let brand_name = store.brand_display_name(&brand).await?;
     let ctx = Context {
         brand: &brand,
         journey_type: template.journey_type,

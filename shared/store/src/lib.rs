@@ -650,6 +650,19 @@ impl Store {
         Ok(applied(result)?.is_some())
     }
 
+    /// Puts an item unless one has its key; `false` when one had.
+    pub(crate) async fn put_new(&self, item: Item) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        Ok(applied(result)?.is_some())
+    }
+
     /// Puts an item unconditionally.
     async fn put(&self, item: Item) -> Result<(), StoreError> {
         self.client

@@ -436,6 +436,15 @@ impl Store {
         self.put(item).await
     }
 
+    /// The name a brand's messages show: its settings' display name, else its id titled.
+    pub async fn brand_display_name(&self, brand: &Brand) -> Result<String, StoreError> {
+        Ok(self
+            .brand_settings(brand)
+            .await?
+            .and_then(|s| s.display_name)
+            .unwrap_or_else(|| crm_core::send::BrandSettings::default_display_name(brand)))
+    }
+
     pub async fn brand_settings(&self, brand: &Brand) -> Result<Option<SettingsOverride>, StoreError> {
         self.get_as(
             keys::brand_config_pk(brand),

@@ -308,15 +308,7 @@ impl Store {
         let mut item = codec::key(keys::daily_report_pk(day), keys::DAILY_REPORT_SK);
         item.insert(keys::ENTITY.into(), s(entity::DAILY_REPORT));
         item.insert("claimedAt".into(), codec::ts(at));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await;
-        Ok(crate::applied(result)?.is_some())
+        self.put_new(item).await
     }
 
     /// Records that the day's report went out (to how many recipients).

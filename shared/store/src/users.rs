@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 use crate::codec::{self, Expr, n, s};
 use crate::keys::{self, entity};
-use crate::{Item, Store, StoreError, applied, classify};
+use crate::{Item, Store, StoreError, classify};
 
 fn user_item(u: &User, password_hash: &str) -> Result<Item, StoreError> {
     let mut item = codec::document_item(u, keys::user_pk(&u.user_id), keys::USER_SK, entity::USER)?;
@@ -125,15 +125,9 @@ impl Store {
         );
         let end = session.created_at + SESSION_LIFETIME;
         item.insert(keys::TTL.into(), n(end.unix_timestamp()));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await;
-        applied(result)?.ok_or_else(|| StoreError::Rejected("a session token was used twice".into()))?;
+        if !self.put_new(item).await? {
+            return Err(StoreError::Rejected("a session token was used twice".into()));
+        }
         Ok(())
     }
 
@@ -163,14 +157,8 @@ impl Store {
 
     /// Ends one session.
     pub async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(codec::key(keys::session_pk(token_hash), keys::SESSION_SK)))
-            .send()
+        self.delete_key(codec::key(keys::session_pk(token_hash), keys::SESSION_SK))
             .await
-            .map_err(classify)?;
-        Ok(())
     }
 
     /// Ends every session of a user; how many there were.
@@ -186,13 +174,7 @@ impl Store {
         let items = self.all_pages(q).await?;
         for item in &items {
             if let Some(AttributeValue::S(pk)) = item.get(keys::PK) {
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(codec::key(pk.clone(), keys::SESSION_SK)))
-                    .send()
-                    .await
-                    .map_err(classify)?;
+                self.delete_key(codec::key(pk.clone(), keys::SESSION_SK)).await?;
             }
         }
         Ok(items.len())
@@ -209,15 +191,7 @@ impl Store {
             &keys::audit_sk(entry.at, &entry.id),
             entity::AUDIT,
         )?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await;
-        applied(result)?;
+        self.put_new(item).await?;
         Ok(())
     }
 
@@ -328,13 +302,7 @@ impl Store {
     /// Deletes every key of a user (the user is being removed).
     pub async fn delete_user_keys(&self, user_id: &str) -> Result<(), StoreError> {
         for (pk, _) in self.user_keys(user_id).await? {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(codec::key(pk, keys::USER_KEY_SK)))
-                .send()
-                .await
-                .map_err(classify)?;
+            self.delete_key(codec::key(pk, keys::USER_KEY_SK)).await?;
         }
         Ok(())
     }
