@@ -136,6 +136,29 @@ async fn a_person_logs_in_sees_the_console_and_logs_out() {
     assert!(headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
     let (status, _, _) = call(&app, page("/dashboard", Some(&cookie))).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "the session ended with the logout");
+
+    // Two browsers; "log out everywhere" in one ends both.
+    let (_, first, _) = login(&app, &email, PASSWORD).await;
+    let (_, second, _) = login(&app, &email, PASSWORD).await;
+    let (first, second) = (first.unwrap(), second.unwrap());
+    let (_, _, body) = call(&app, page("/dashboard", Some(&first))).await;
+    assert!(body.contains("/dashboard/logout-everywhere"));
+    let token = csrf(&body);
+    let (status, _, _) = call(
+        &app,
+        form(
+            "/dashboard/logout-everywhere",
+            Some(&first),
+            &[("csrf", &token)],
+            "same-origin",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    for cookie in [&first, &second] {
+        let (status, _, _) = call(&app, page("/dashboard", Some(cookie))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "every session ended");
+    }
 }
 
 #[tokio::test]

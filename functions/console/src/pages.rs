@@ -121,6 +121,10 @@ fn page(title: &str, viewer: Option<&Viewer>, current: &str, body: Markup) -> Ma
                                 input type="hidden" name="csrf" value=(v.session.csrf);
                                 button type="submit" { "Log out" }
                             }
+                            form method="post" action="/dashboard/logout-everywhere" {
+                                input type="hidden" name="csrf" value=(v.session.csrf);
+                                button.secondary type="submit" { "Log out everywhere" }
+                            }
                         }
                     }
                 }
