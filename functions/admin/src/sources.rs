@@ -2,20 +2,22 @@
 //! signs, are in the 201 answer and never again), list them with their keys' last four
 //! characters and usage, add a key (rotation), revoke a key or the whole source.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crm_app::sources::{self, SourceError};
-use crm_core::source::{Cidr, Domain, KeyInfo, Origin, ParamName, Rules, SourceKind, TagSettings, routes_of};
-use crm_core::values::{Brand, Invalid, format_ts};
+use crm_core::source::{KeyInfo, Rules, SourceKind};
+use crm_core::values::{Invalid, format_ts};
 use crm_http::{ApiError, ApiPath, AppState, JsonResult};
 use crm_store::SourceEntry;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use crate::body::{self, parsed, required};
+use crate::body::{self, required};
 use crate::field_error;
 
 /// Longest source name.
@@ -74,27 +76,30 @@ fn list<T>(
         .map(Some)
 }
 
+/// The rules a body names: each field's JSON type checked here, its value by the core.
 fn rules_from(body: &Map<String, Value>) -> Result<Rules, ApiError> {
-    let kind = SourceKind::parse(&required(body, "kind")?).map_err(|e| field_error("kind", e))?;
-    let named_routes = list(body, "routes", |r| Ok(r.to_owned()))?;
-    let conversions = flag(body, "conversions")?;
-    let rules = Rules {
-        kind,
-        brand: parsed(body, "brand", Brand::parse)?,
-        routes: routes_of(kind, conversions, named_routes.as_deref()).map_err(|e| field_error("routes", e))?,
-        conversions,
-        allowed_ips: list(body, "allowedIps", Cidr::parse)?.unwrap_or_default(),
-        allowed_origins: list(body, "allowedOrigins", Origin::parse)?.unwrap_or_default(),
-        require_signature: flag(body, "requireSignature")?,
-        test: flag(body, "test")?,
-        tag: TagSettings {
-            decorate_domains: list(body, "decorateDomains", Domain::parse)?.unwrap_or_default(),
-            decorate_param: parsed(body, "decorateParam", ParamName::parse)?.unwrap_or_default(),
-            wait_for_consent: flag(body, "waitForConsent")?,
-        },
-    };
-    rules.validate().map_err(|(field, e)| field_error(field, e))?;
-    Ok(rules)
+    let mut lists = BTreeMap::new();
+    for field in ["routes", "allowedIps", "allowedOrigins", "decorateDomains"] {
+        if let Some(items) = list(body, field, |s| Ok(s.to_owned()))? {
+            lists.insert(field, items);
+        }
+    }
+    let mut flags = BTreeMap::new();
+    for field in ["conversions", "requireSignature", "test", "waitForConsent"] {
+        flags.insert(field, flag(body, field)?);
+    }
+    let mut texts = BTreeMap::new();
+    for field in ["kind", "brand", "decorateParam"] {
+        if let Some(v) = body::text(body, field)? {
+            texts.insert(field, v);
+        }
+    }
+    crm_core::source::rules_from(
+        |f| texts.get(f).cloned(),
+        |f| lists.get(f).cloned(),
+        |f| flags.get(f).copied().unwrap_or(false),
+    )
+    .map_err(|(field, e)| field_error(field, e))
 }
 
 fn key_json(k: &KeyInfo) -> Value {

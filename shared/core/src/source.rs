@@ -486,6 +486,61 @@ impl Rules {
     }
 }
 
+/// Most networks, origins or domains one source may list.
+pub const MAX_LIST: usize = 50;
+
+/// A source's rules as a person names them (an API body, a console form): `text`, `list`
+/// and `flag` give each field as sent. Each is checked, the first wrong one named, and the
+/// whole validated.
+pub fn rules_from(
+    text: impl Fn(&'static str) -> Option<String>,
+    list: impl Fn(&'static str) -> Option<Vec<String>>,
+    flag: impl Fn(&'static str) -> bool,
+) -> Result<Rules, (&'static str, Invalid)> {
+    fn each<T>(
+        field: &'static str,
+        items: Option<Vec<String>>,
+        parse: impl Fn(&str) -> Result<T, Invalid>,
+    ) -> Result<Vec<T>, (&'static str, Invalid)> {
+        let items = items.unwrap_or_default();
+        if items.len() > MAX_LIST {
+            let message = format!("{field} may list at most {MAX_LIST} entries");
+            return Err((field, Invalid::new("too_long", message)));
+        }
+        items.iter().map(|i| parse(i).map_err(|e| (field, e))).collect()
+    }
+    let kind = match text("kind").filter(|k| !k.trim().is_empty()) {
+        Some(k) => SourceKind::parse(&k).map_err(|e| ("kind", e))?,
+        None => return Err(("kind", Invalid::new("missing", "kind is required"))),
+    };
+    let conversions = flag("conversions");
+    let named_routes = list("routes");
+    let rules = Rules {
+        kind,
+        brand: text("brand")
+            .filter(|b| !b.trim().is_empty())
+            .map(|b| Brand::parse(&b))
+            .transpose()
+            .map_err(|e| ("brand", e))?,
+        routes: routes_of(kind, conversions, named_routes.as_deref()).map_err(|e| ("routes", e))?,
+        conversions,
+        allowed_ips: each("allowedIps", list("allowedIps"), Cidr::parse)?,
+        allowed_origins: each("allowedOrigins", list("allowedOrigins"), Origin::parse)?,
+        require_signature: flag("requireSignature"),
+        test: flag("test"),
+        tag: TagSettings {
+            decorate_domains: each("decorateDomains", list("decorateDomains"), Domain::parse)?,
+            decorate_param: match text("decorateParam").filter(|p| !p.trim().is_empty()) {
+                Some(p) => ParamName::parse(&p).map_err(|e| ("decorateParam", e))?,
+                None => ParamName::default(),
+            },
+            wait_for_consent: flag("waitForConsent"),
+        },
+    };
+    rules.validate()?;
+    Ok(rules)
+}
+
 /// The routes of a kind, or the subset a request named.
 pub fn routes_of(kind: SourceKind, conversions: bool, named: Option<&[String]>) -> Result<BTreeSet<Route>, Invalid> {
     match named {
