@@ -716,3 +716,89 @@ async fn list_and_profile_pages_cost_a_bounded_number_of_requests() {
         assert!(!calls.contains_key("Scan"), "{path}: {calls:?}");
     }
 }
+
+/// Settings → Sources: a landing page's source created in the console, its key shown once
+/// and working at once; rotated and revoked there too.
+#[tokio::test]
+async fn sources_are_created_rotated_and_revoked_in_the_console() {
+    let app = crm_tests::spawn_with(&[("INGEST_AUTH", "required")]).await;
+    let manager = user(&app, Role::Manager).await;
+    let (_, cookie, _) = login(&app, &manager, PASSWORD).await;
+    let cookie = cookie.unwrap();
+    let (_, _, list) = call(&app, page("/dashboard/sources", Some(&cookie))).await;
+    let token = csrf(&list);
+    let fields = [
+        ("name", "Rushbet LP"),
+        ("kind", "landing"),
+        ("brand", "rushbet"),
+        ("allowedOrigins", "https://lp.rushbet.example\n"),
+        ("decorateDomains", "rushbet.com"),
+        ("decorateParam", "btag"),
+        ("csrf", token.as_str()),
+    ];
+    let (status, _, created) = call(&app, form("/dashboard/sources", Some(&cookie), &fields, "same-origin")).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created
+        .split("<pre class=\"preview\">")
+        .nth(1)
+        .and_then(|k| k.split('<').next())
+        .expect("the key, shown once")
+        .to_owned();
+    assert!(key.starts_with("crm_"), "{key}");
+    let (_, _, again) = call(&app, page("/dashboard/sources", Some(&cookie))).await;
+    assert!(!again.contains(&key), "never shown again");
+    assert!(again.contains(&format!("…{}", &key[key.len() - 4..])));
+
+    let lead = |key: String| {
+        Request::post(format!("/api/ingest/lead?token={key}"))
+            .header(header::ORIGIN, "https://lp.rushbet.example")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                serde_json::json!({"email": format!("{}@example.com", unique("v"))}).to_string(),
+            ))
+            .unwrap()
+    };
+    let (status, _, _) = call(&app, lead(key.clone())).await;
+    assert_eq!(status, StatusCode::OK, "the key works at once");
+
+    let sources = app.state.store.sources().await.unwrap();
+    let id = sources[0].source.source_id.clone();
+    assert_eq!(sources[0].source.rules.tag.decorate_param.as_str(), "btag");
+    let path = format!("/dashboard/sources/{id}");
+    let (status, _, _) = call(
+        &app,
+        form(
+            &path,
+            Some(&cookie),
+            &[
+                ("do", "revoke-key"),
+                ("last4", &key[key.len() - 4..]),
+                ("csrf", token.as_str()),
+            ],
+            "same-origin",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = call(&app, lead(key.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a revoked key");
+
+    let fields = [
+        ("name", "Broken"),
+        ("kind", "landing"),
+        ("brand", "rushbet"),
+        ("csrf", token.as_str()),
+    ];
+    let (status, _, body) = call(&app, form("/dashboard/sources", Some(&cookie), &fields, "same-origin")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("allowedOrigins:"), "{body}");
+
+    let today = time::OffsetDateTime::now_utc().date();
+    let (lines, _) = app.state.store.audit_day(today, 50, None).await.unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.action == "source.create" && l.target == id && l.actor.name == manager)
+    );
+    assert!(lines.iter().any(|l| l.action == "source.revoke-key" && l.target == id));
+}

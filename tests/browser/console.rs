@@ -139,6 +139,9 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
     browser.click("a[href='/dashboard/reports']").await;
     arrive(&browser, "Reports").await;
     accessible(&browser, "console-reports").await;
+    browser.click("a[href='/dashboard/sources']").await;
+    arrive(&browser, "Sources").await;
+    accessible(&browser, "console-sources").await;
 
     // The owner adds an analyst on the Users page.
     browser.click("a[href='/dashboard/users']").await;
@@ -190,6 +193,7 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
             "Influencers",
             "Campaigns",
             "Reports",
+            "Sources",
             "Audit log"
         ])
     );

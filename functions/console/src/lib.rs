@@ -25,6 +25,7 @@ mod journeys;
 mod pages;
 mod partners;
 mod reports;
+mod sources;
 mod templates;
 mod users;
 
@@ -133,6 +134,8 @@ pub fn router(state: AppState) -> Router {
             get(templates::list).post(templates::submit),
         )
         .route("/dashboard/reports", get(reports::page))
+        .route("/dashboard/sources", get(sources::list).post(sources::create))
+        .route("/dashboard/sources/{id}", post(sources::change))
         .route("/dashboard/audit", get(pages::audit))
         .route("/dashboard/console.css", get(pages::stylesheet))
         .fallback(pages::not_found)

@@ -85,6 +85,7 @@ const NAV: &[(&str, &str, Shown)] = &[
     ("/dashboard/influencers", "Influencers", |_| true),
     ("/dashboard/campaigns", "Campaigns", |_| true),
     ("/dashboard/reports", "Reports", |_| true),
+    ("/dashboard/sources", "Sources", |_| true),
     ("/dashboard/users", "Users", Role::manages_users),
     ("/dashboard/audit", "Audit log", |_| true),
 ];
