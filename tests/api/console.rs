@@ -802,3 +802,31 @@ async fn sources_are_created_rotated_and_revoked_in_the_console() {
     );
     assert!(lines.iter().any(|l| l.action == "source.revoke-key" && l.target == id));
 }
+
+#[tokio::test]
+async fn a_session_ends_when_its_user_is_disabled_or_given_another_role() {
+    let app = spawn().await;
+    let manager = user(&app, Role::Manager).await;
+    let (_, cookie, _) = login(&app, &manager, PASSWORD).await;
+    let cookie = cookie.unwrap();
+    let (status, _, _) = call(&app, page("/dashboard", Some(&cookie))).await;
+    assert_eq!(status, StatusCode::OK);
+    // Changed in the store directly, as a change whose session clean-up missed would leave it.
+    let mut u = app
+        .state
+        .store
+        .users()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.email.as_str() == manager)
+        .unwrap();
+    u.role = Role::Analyst;
+    app.state.store.update_user(&u, None).await.unwrap();
+    let (status, _, _) = call(&app, page("/dashboard", Some(&cookie))).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the session carried the old role: it ended"
+    );
+}

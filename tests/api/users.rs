@@ -217,3 +217,58 @@ async fn keys_and_users_end_and_the_last_owner_stays() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 }
+
+#[tokio::test]
+async fn an_analyst_finds_no_address_in_a_sub_id_report_or_a_suppression_cursor() {
+    let app = spawn().await;
+    let email = format!("{}@example.com", unique("victim"));
+    app.post_json(
+        "/api/ingest/click",
+        json!({"clickId": unique("rt"), "brand": "rushbet", "sub1": email}),
+    )
+    .await;
+    app.drain().await;
+    for i in 0..2 {
+        let (status, _) = app
+            .admin_send(
+                Method::POST,
+                "/api/suppressions",
+                json!({"channel": "email", "address": format!("s{i}-{email}")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (_, _, analyst) = user_with_key(&app, "analyst").await;
+    for path in ["/api/reports?groupBy=sub1", "/api/reports?groupBy=sub1&format=csv"] {
+        let req = Request::get(path)
+            .header(header::AUTHORIZATION, format!("Bearer {analyst}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, body) = app.send(req).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(!body.to_string().contains(&email), "{path}: {body}");
+    }
+    let (_, page) = with_key(
+        &app,
+        &analyst,
+        Method::GET,
+        "/api/suppressions?channel=email&limit=1",
+        None,
+    )
+    .await;
+    let cursor = page["nextCursor"].as_str().expect("a next page");
+    let decoded =
+        String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, cursor).unwrap())
+            .unwrap();
+    assert!(!decoded.contains(&email), "{decoded}");
+    let (status, next) = with_key(
+        &app,
+        &analyst,
+        Method::GET,
+        &format!("/api/suppressions?channel=email&limit=1&cursor={cursor}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the cursor still pages: {next}");
+    assert_eq!(next["items"].as_array().unwrap().len(), 1);
+}

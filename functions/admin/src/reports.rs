@@ -87,6 +87,7 @@ fn request(state: &AppState, q: &ReportQuery) -> Result<Request, ApiError> {
 
 pub async fn report(
     State(state): State<AppState>,
+    axum::Extension(actor): axum::Extension<crm_core::access::Actor>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
@@ -106,6 +107,7 @@ pub async fn report(
     };
     let r = request(&state, &q)?;
     let t = table(&state.store, &r, &state.config.reporting.currency).await?;
+    let t = if actor.role.sees_personal_data() { t } else { t.masked() };
     if csv {
         let mut response = to_csv(&t).into_response();
         response.headers_mut().insert(

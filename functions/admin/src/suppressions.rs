@@ -74,8 +74,12 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
         .store
         .suppression_page(channel, limit(q.limit)?, after.as_ref())
         .await?;
+    // The cursor is where the page ended (time, hash, scope), never an address.
     let next = match (more, items.last()) {
-        (true, Some(last)) => Some(encode_cursor(last)),
+        (true, Some(last)) => Some(encode_cursor(&Suppression {
+            address: None,
+            ..last.clone()
+        })),
         _ => None,
     };
     Ok(Json(json!({"items": items, "nextCursor": next})))

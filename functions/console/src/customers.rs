@@ -22,7 +22,7 @@ use crate::{Console, Refusal, Viewer};
 const LIST: i32 = 50;
 /// Days the list walks back (one query each): the page's requests stay bounded whatever the
 /// table holds.
-const LIST_DAYS: i64 = 7;
+const LIST_DAYS: i64 = 6;
 /// Timeline entries on a profile page.
 const TIMELINE: i32 = 100;
 

@@ -319,9 +319,14 @@ impl FromRequest<Console> for Submitted {
 
 /// Where a login sends the person: a console path they asked for, never elsewhere.
 fn safe_next(next: Option<&String>) -> String {
-    next.filter(|n| n.starts_with("/dashboard") && !n.starts_with("//") && !n.contains('\\'))
-        .cloned()
-        .unwrap_or_else(|| "/dashboard".into())
+    next.filter(|n| {
+        n.starts_with("/dashboard")
+            && !n.starts_with("//")
+            && !n.contains('\\')
+            && n.chars().all(|c| c.is_ascii_graphic())
+    })
+    .cloned()
+    .unwrap_or_else(|| "/dashboard".into())
 }
 
 async fn login(State(console): State<Console>, req: Request) -> Response {
@@ -414,6 +419,7 @@ mod tests {
             (Some("https://evil.example/dashboard"), "/dashboard"),
             (Some("//evil.example"), "/dashboard"),
             (Some("/dashboard\\@evil"), "/dashboard"),
+            (Some("/dashboard\r\nSet-Cookie: x=1"), "/dashboard"),
             (None, "/dashboard"),
         ] {
             assert_eq!(safe_next(asked.map(str::to_owned).as_ref()), to, "{asked:?}");

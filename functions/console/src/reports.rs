@@ -11,9 +11,8 @@ use axum::response::{IntoResponse, Response};
 use crm_core::attribution::Model;
 use crm_core::quiet::ZoneName;
 use crm_core::stats::{GroupBy, Period};
-use crm_core::values::{Brand, redact_personal};
+use crm_core::values::Brand;
 use maud::html;
-use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::pages::{field, respond_status, url_encode};
@@ -85,16 +84,12 @@ pub async fn page(
         Ok(r) => Some(crm_app::reports::table(&console.app.store, r, &console.app.config.reporting.currency).await?),
         Err(_) => None,
     };
-    let table = table.map(|mut t| {
-        // A sub-id may hold what a tracker was given about a person: redacted for analysts.
-        if !viewer.role().sees_personal_data() && t.field.starts_with("sub") {
-            for row in &mut t.items {
-                if let Some(Value::String(v)) = row.get_mut(&t.field) {
-                    *v = redact_personal(v);
-                }
-            }
+    let table = table.map(|t| {
+        if viewer.role().sees_personal_data() {
+            t
+        } else {
+            t.masked()
         }
-        t
     });
     if q.get("format").map(String::as_str) == Some("csv")
         && let Some(t) = &table

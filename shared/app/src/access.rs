@@ -127,7 +127,11 @@ pub async fn session(store: &Store, token: &str, now: OffsetDateTime) -> Result<
     let Some(mut session) = store.session(&hash).await? else {
         return Ok(None);
     };
-    if !session.live(now) {
+    // Still good, and still its user's: removed, disabled or given another role since the
+    // login, the session ends (whatever a lagging index let `delete_sessions_of` miss).
+    let user = store.user(&session.user_id).await?;
+    let current = user.is_some_and(|u| !u.disabled && u.role == session.role);
+    if !session.live(now) || !current {
         store.delete_session(&hash).await?;
         return Ok(None);
     }

@@ -156,6 +156,21 @@ pub struct Table {
     pub totals: Map<String, Value>,
 }
 
+impl Table {
+    /// The table as a reader without access to personal data sees it: a sub-id may hold
+    /// what a tracker was given about a person, so sub-id groups are redacted.
+    pub fn masked(mut self) -> Self {
+        if self.field.starts_with("sub") {
+            for row in &mut self.items {
+                if let Some(Value::String(v)) = row.get_mut(&self.field) {
+                    *v = crm_core::values::redact_personal(v);
+                }
+            }
+        }
+        self
+    }
+}
+
 /// The report `r` asks for, with revenue converted into the rates' base (else `currency`).
 pub async fn table(store: &Store, r: &Request, currency: &Currency) -> Result<Table, StoreError> {
     let rows = totals(store, r).await?;

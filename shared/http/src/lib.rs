@@ -334,7 +334,8 @@ pub async fn require_admin(State(state): State<AppState>, mut req: Request, next
             field: Some("includePii"),
         });
     }
-    let path = req.uri().path().to_owned();
+    // An address may be in the path (a suppression's): the audit line keeps ids, not people.
+    let path = crm_core::values::redact_personal(req.uri().path());
     let audited = !reading || (sees_personal && (path.starts_with("/api/customers") || pii_asked));
     let action = format!(
         "{} {}",
