@@ -113,6 +113,11 @@ pub async fn list(
             }
         }
     }
+    if search.is_some() && !profiles.is_empty() && viewer.role().sees_personal_data() {
+        // Who was found, never what was typed.
+        let found: Vec<&str> = profiles.iter().map(|p| p.id.as_str()).collect();
+        viewer.audit(&console, "customer.search", &found.join(",")).await;
+    }
     let body = html! {
         form.filters method="get" action="/dashboard/customers" role="search" {
             label for="q" { "Email, phone, click id or device id" }

@@ -232,6 +232,11 @@ pub async fn submit(State(console): State<Console>, s: Submitted) -> Result<Resp
     };
     if s.field("do") == "preview" {
         let outcome = preview(&console, &form, &template).await?;
+        if matches!(outcome, Outcome::Preview(..)) && !value(&form, "customer").trim().is_empty() {
+            s.viewer
+                .audit(&console, "customer.preview", value(&form, "customer").trim())
+                .await;
+        }
         return render_page(&console, &s.viewer, &form, outcome, StatusCode::OK).await;
     }
     console.app.store.put_template(&template).await?;

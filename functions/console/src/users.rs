@@ -79,7 +79,7 @@ async fn render(
             input #new-password type="password" name="password" required minlength="12" autocomplete="new-password";
             button type="submit" { "Add user" }
         }
-        p { "Owners manage users, sources and settings; managers change everything else; analysts read, with personal data masked." }
+        p { "Owners manage users; managers change everything else (sources and settings included); analysts read, with personal data masked." }
     };
     Ok(respond_status(viewer, status, "Users", "/dashboard/users", body))
 }
