@@ -252,7 +252,7 @@ async fn an_analyst_manages_no_one_and_sees_people_masked() {
 async fn too_many_login_attempts_wait_and_the_page_says_how_long() {
     let app = spawn().await;
     let email = user(&app, Role::Manager).await;
-    for _ in 0..crm_core::access::LOGINS_PER_ACCOUNT {
+    for _ in 0..crm_core::access::LOGINS_PER_ACCOUNT_AND_ADDRESS {
         let (status, _, _) = login(&app, &email, "not the password at all").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
@@ -268,8 +268,20 @@ async fn too_many_login_attempts_wait_and_the_page_says_how_long() {
     .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
     assert!(headers.get(header::RETRY_AFTER).is_some());
+    // The guesser's address is stopped; the person, from elsewhere, is not locked out.
+    let mut elsewhere = form(
+        "/dashboard/login",
+        None,
+        &[("email", &email), ("password", PASSWORD)],
+        "same-origin",
+    );
+    elsewhere.extensions_mut().insert(axum::extract::ConnectInfo(
+        "198.51.100.20:443".parse::<std::net::SocketAddr>().unwrap(),
+    ));
+    let (status, _, _) = call(&app, elsewhere).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "logged in from another address");
     assert!(
-        body.contains("Too many login attempts for this account. Try again in"),
+        body.contains("Too many login attempts for this account from this address. Try again in"),
         "{body}"
     );
 }

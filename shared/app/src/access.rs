@@ -6,8 +6,8 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use crm_core::access::Actor;
 use crm_core::access::{
-    LOGIN_WINDOW, LOGINS_PER_ACCOUNT, LOGINS_PER_ADDRESS, Password, Role, Session, User, login_window,
-    session_needs_touch,
+    LOGIN_WINDOW, LOGINS_PER_ACCOUNT, LOGINS_PER_ACCOUNT_AND_ADDRESS, LOGINS_PER_ADDRESS, Password, Role, Session,
+    User, login_window, session_needs_touch,
 };
 use crm_core::source::{KeyInfo, key_hash, key_last4};
 use crm_core::values::{Email, format_ts};
@@ -59,33 +59,26 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password(&Password::parse(&new_token()).expect("a long token")))
 }
 
-/// Counts an attempt against the account and the address; refuses once either is spent.
+/// Counts an attempt for the account from this address, the account, and the address;
+/// refuses once any is spent.
 async fn take_attempt(store: &Store, email: &str, ip: Option<&str>, now: OffsetDateTime) -> Result<(), AccessError> {
     let (start, end) = login_window(now);
     let period = format_ts(start);
     let expires = end + LOGIN_WINDOW;
-    let account = format!("account#{}", key_hash(email));
-    if store
-        .take_login_attempt(&account, &period, LOGINS_PER_ACCOUNT, expires)
-        .await?
-        .is_none()
-    {
-        return Err(AccessError::TooManyAttempts {
-            scope: "for this account",
-            until: end,
-        });
-    }
-    if let Some(ip) = ip {
-        let address = format!("ip#{ip}");
-        if store
-            .take_login_attempt(&address, &period, LOGINS_PER_ADDRESS, expires)
-            .await?
-            .is_none()
-        {
-            return Err(AccessError::TooManyAttempts {
-                scope: "from this address",
-                until: end,
-            });
+    let account = key_hash(email);
+    let ip = ip.unwrap_or("unknown");
+    let counters = [
+        (
+            format!("acctip#{account}#{ip}"),
+            LOGINS_PER_ACCOUNT_AND_ADDRESS,
+            "for this account from this address",
+        ),
+        (format!("account#{account}"), LOGINS_PER_ACCOUNT, "for this account"),
+        (format!("ip#{ip}"), LOGINS_PER_ADDRESS, "from this address"),
+    ];
+    for (who, limit, scope) in counters {
+        if store.take_login_attempt(&who, &period, limit, expires).await?.is_none() {
+            return Err(AccessError::TooManyAttempts { scope, until: end });
         }
     }
     Ok(())

@@ -192,8 +192,11 @@ impl fmt::Debug for Password {
     }
 }
 
-/// Login attempts allowed per account, and per client address, in one `LOGIN_WINDOW`.
-pub const LOGINS_PER_ACCOUNT: u32 = 10;
+/// Login attempts allowed in one `LOGIN_WINDOW`: for one account from one client address
+/// (what a guesser gets), for one account from anywhere (a distributed guesser; high
+/// enough that nobody locks a person out from one address), and from one address.
+pub const LOGINS_PER_ACCOUNT_AND_ADDRESS: u32 = 10;
+pub const LOGINS_PER_ACCOUNT: u32 = 100;
 pub const LOGINS_PER_ADDRESS: u32 = 50;
 pub const LOGIN_WINDOW: Duration = Duration::minutes(15);
 
