@@ -132,7 +132,9 @@ pub fn mask_personal(v: &mut Value) {
                 .and_then(Value::as_str)
                 .is_some_and(|t| PERSONAL_IDENTIFIERS.contains(&t));
             for (name, value) in o.iter_mut() {
-                match shown_by_name(name) {
+                // Who on the staff did something (a contact change's `by`) is a person too.
+                let staff = name == "by";
+                match shown_by_name(name).or(staff.then_some(Shown::Masked)) {
                     Some(how) => show(value, how),
                     None if personal_identifier && name == "value" => show(value, Shown::Masked),
                     None => mask_personal(value),
@@ -247,7 +249,8 @@ mod tests {
                 {"type": "CLICK_ID", "value": "rt_1"}
             ],
             "items": [{"clickId": "rt_1", "ip": "203.0.113.9", "landingPage": "https://lp/?email=ana@example.com",
-                       "attribution": {"subs": {"sub1": "ana@example.com"}}}]
+                       "attribution": {"subs": {"sub1": "ana@example.com"}}},
+                      {"type": "contact", "by": "ana@example.com"}]
         });
         mask_personal(&mut answer);
         let text = answer.to_string();
