@@ -10,9 +10,9 @@ use http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
-async fn user(app: &TestApp, role: Role) -> String {
+pub(crate) async fn user(app: &TestApp, role: Role) -> String {
     let email = format!("{}@example.com", unique(role.as_str()));
     crm_app::access::create_user(
         &app.state.store,
@@ -27,7 +27,7 @@ async fn user(app: &TestApp, role: Role) -> String {
 }
 
 /// Status, headers and body text of one request.
-async fn call(app: &TestApp, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+pub(crate) async fn call(app: &TestApp, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
     let response = app.app.clone().oneshot(req).await.unwrap();
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
@@ -38,7 +38,7 @@ async fn call(app: &TestApp, req: Request<Body>) -> (StatusCode, HeaderMap, Stri
     )
 }
 
-fn form(path: &str, cookie: Option<&str>, fields: &[(&str, &str)], site: &str) -> Request<Body> {
+pub(crate) fn form(path: &str, cookie: Option<&str>, fields: &[(&str, &str)], site: &str) -> Request<Body> {
     let mut req = Request::builder()
         .method(Method::POST)
         .uri(path)
@@ -51,7 +51,7 @@ fn form(path: &str, cookie: Option<&str>, fields: &[(&str, &str)], site: &str) -
         .unwrap()
 }
 
-fn page(path: &str, cookie: Option<&str>) -> Request<Body> {
+pub(crate) fn page(path: &str, cookie: Option<&str>) -> Request<Body> {
     let mut req = Request::get(path);
     if let Some(c) = cookie {
         req = req.header(header::COOKIE, c);
@@ -60,7 +60,7 @@ fn page(path: &str, cookie: Option<&str>) -> Request<Body> {
 }
 
 /// Logs in: the cookie to send back (`name=value`).
-async fn login(app: &TestApp, email: &str, password: &str) -> (StatusCode, Option<String>, String) {
+pub(crate) async fn login(app: &TestApp, email: &str, password: &str) -> (StatusCode, Option<String>, String) {
     let (status, headers, body) = call(
         app,
         form(
@@ -78,7 +78,7 @@ async fn login(app: &TestApp, email: &str, password: &str) -> (StatusCode, Optio
 }
 
 /// The CSRF token a page's forms carry.
-fn csrf(html: &str) -> String {
+pub(crate) fn csrf(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a form with the token") + 19;
     html[at..].split('"').next().unwrap().to_owned()
 }

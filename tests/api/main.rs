@@ -7,6 +7,7 @@ mod attribution;
 mod click;
 mod compliance;
 mod console;
+mod console_pages;
 mod daily_report;
 mod emulator;
 mod errors;

@@ -74,24 +74,6 @@ pub const FUNCTION: HttpFunction = HttpFunction {
     router,
 };
 
-/// The dead-letter queues erasure clears: `PARKED_QUEUE_URLS`, comma-separated (the SES
-/// events' and SMS replies' in AWS; none under `make dev` unless set).
-pub fn parked_queue_urls() -> Vec<String> {
-    std::env::var("PARKED_QUEUE_URLS")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-/// Those queues, for `AppState::extensions` at cold start.
-pub async fn parked_queues(_: crm_store::Store) -> Result<ParkedQueues, crm_app::config::ConfigError> {
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Ok(ParkedQueues::new(&shared, parked_queue_urls()))
-}
-
 pub fn router(state: AppState) -> Router {
     if state.config.admin_api_key.is_none() {
         tracing::error!("ADMIN_API_KEY is not set: every admin request will be refused");

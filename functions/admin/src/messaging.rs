@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use crm_core::definition::{Channel, JourneyDefinition};
 use crm_core::message::{Message, Reason, Status};
 use crm_core::send::SettingsOverride;
-use crm_core::template::{MessageTemplate, TemplateBrand, parse_language, resolve, template_from};
+use crm_core::template::{MessageTemplate, TemplateBrand, resolve, template_from};
 use crm_core::values::{Brand, CustomerId, Invalid};
 use crm_http::{ApiError, ApiPath, ApiQuery, AppState, JsonResult};
 use crm_render::{Context, TemplateError, Variables, compile, render, sms_length};
@@ -45,52 +45,21 @@ pub async fn get_journey(State(state): State<AppState>, ApiPath(brand): ApiPath<
     ))
 }
 
-/// Each step is read on its own, so a bad one is named by its id (or index).
-fn parse_definition(body: &Map<String, Value>) -> Result<JourneyDefinition, ApiError> {
-    let bad = |step: String, message: String| ApiError::Step {
-        step,
-        code: "invalid_step",
-        message,
-    };
-    let steps = body
-        .get("steps")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("steps".into(), "steps must be a list".into()))?;
-    let mut parsed = Vec::with_capacity(steps.len());
-    for (i, raw) in steps.iter().enumerate() {
-        let name = raw["id"].as_str().map_or_else(|| format!("steps[{i}]"), str::to_owned);
-        parsed.push(serde_json::from_value(raw.clone()).map_err(|e| bad(name, e.to_string()))?);
+fn step_error(e: crm_core::definition::DefinitionError) -> ApiError {
+    ApiError::Step {
+        step: e.step,
+        code: e.code,
+        message: e.message,
     }
-    let mut advances = Vec::new();
-    for (i, raw) in body
-        .get("advances")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        advances.push(serde_json::from_value(raw.clone()).map_err(|e| bad(format!("advances[{i}]"), e.to_string()))?);
-    }
-    if let Some(other) = body.keys().find(|k| *k != "steps" && *k != "advances") {
-        return Err(bad(other.clone(), "unknown field (steps and advances only)".into()));
-    }
-    Ok(JourneyDefinition {
-        steps: parsed,
-        advances,
-    })
 }
 
 pub async fn put_journey(State(state): State<AppState>, ApiPath(brand): ApiPath<String>, bytes: Bytes) -> JsonResult {
     let brand = brand_path(&brand)?;
-    let definition = parse_definition(&body::object(&bytes)?)?;
+    let definition = JourneyDefinition::from_json(&body::object(&bytes)?).map_err(step_error)?;
     let templates = candidates(&state, &brand).await?;
     definition
         .validate(|step| resolve(&templates, step, &brand, "en").is_some())
-        .map_err(|e| ApiError::Step {
-            step: e.step,
-            code: e.code,
-            message: e.message,
-        })?;
+        .map_err(step_error)?;
     state.store.put_journey_definition(&brand, &definition).await?;
     Ok(Json(
         json!({"brand": brand, "source": "brand", "definition": definition}),
@@ -111,18 +80,7 @@ pub async fn get_settings(State(state): State<AppState>, ApiPath(brand): ApiPath
 
 pub async fn put_settings(State(state): State<AppState>, ApiPath(brand): ApiPath<String>, bytes: Bytes) -> JsonResult {
     let brand = brand_path(&brand)?;
-    let settings: SettingsOverride = serde_json::from_slice(&bytes).map_err(|e| {
-        let field = ["fromEmail", "fromName", "smsProvider", "laafficSenderId", "language"]
-            .into_iter()
-            .find(|f| e.to_string().contains(f))
-            .unwrap_or("settings");
-        field_error(field, Invalid::new("invalid_value", e.to_string()))
-    })?;
-    settings.validate().map_err(|(field, e)| field_error(field, e))?;
-    let mut settings = settings;
-    if let Some(l) = &settings.language {
-        settings.language = Some(parse_language(l).map_err(|e| field_error("language", e))?);
-    }
+    let settings = SettingsOverride::from_json(&bytes).map_err(|(field, e)| field_error(field, e))?;
     state.store.put_brand_settings(&brand, &settings).await?;
     Ok(Json(json!({"brand": brand, "settings": settings})))
 }

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-pub use crm_app::reports::{Request, csv_line, rates, table, to_csv};
+pub use crm_app::reports::{Request, rates, table, to_csv};
 
 use crate::body;
 use crate::field_error;

@@ -8,10 +8,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use crm_core::compliance::{Scope, Suppression, SuppressionReason};
+use crm_app::compliance::{ManualSuppression, lift_suppression, listed_address, suppress_manually};
+use crm_core::compliance::{Scope, Suppression};
 use crm_core::definition::Channel;
 use crm_core::unsubscribe::Keys;
-use crm_core::values::{Email, Invalid, PhoneE164};
+use crm_core::values::Invalid;
 use crm_http::{ApiError, ApiPath, ApiQuery, AppState, JsonResult};
 use serde::Deserialize;
 use serde_json::json;
@@ -30,15 +31,6 @@ fn keys(state: &AppState) -> Result<&Keys, ApiError> {
 
 fn channel(raw: &str) -> Result<Channel, ApiError> {
     Channel::parse(raw).map_err(|e| field_error("channel", e))
-}
-
-/// The address in its normalised form, as the list stores it.
-fn normalise(state: &AppState, channel: Channel, raw: &str) -> Result<String, ApiError> {
-    let parsed = match channel {
-        Channel::Email => Email::parse(raw).map(|e| e.to_string()),
-        Channel::Sms => PhoneE164::parse(raw, state.config.defaults.phone_region).map(|p| p.to_string()),
-    };
-    parsed.map_err(|e| field_error("address", e))
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,8 +56,8 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
         }
     };
     if let Some(raw) = &q.address {
-        let address = normalise(&state, channel, raw)?;
-        let hash = keys(&state)?.address_hash(channel, &address);
+        let region = state.config.defaults.phone_region;
+        let (_, hash) = listed_address(keys(&state)?, channel, raw, region)?;
         let items = state.store.suppressions(channel, &hash).await?;
         return Ok(Json(json!({"items": items})));
     }
@@ -87,37 +79,17 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
 
 pub async fn add(State(state): State<AppState>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
     let body = body::object(&body)?;
-    let channel = channel(&required(&body, "channel")?)?;
-    let address = normalise(&state, channel, &required(&body, "address")?)?;
-    let scope = match text(&body, "scope")?.as_deref() {
-        None => Scope::All,
-        Some(raw) => Scope::parse(raw).map_err(|e| field_error("scope", e))?,
+    let (channel, address) = (required(&body, "channel")?, required(&body, "address")?);
+    let (scope, reason) = (text(&body, "scope")?, text(&body, "reason")?);
+    let asked = ManualSuppression {
+        channel: &channel,
+        address: &address,
+        scope: scope.as_deref(),
+        reason: reason.as_deref(),
     };
-    let reason = match text(&body, "reason")?.as_deref() {
-        None => SuppressionReason::Manual,
-        Some(raw) => SuppressionReason::parse(raw).map_err(|e| field_error("reason", e))?,
-    };
-    let entry = Suppression {
-        channel,
-        address_hash: keys(&state)?.address_hash(channel, &address),
-        address: Some(address),
-        scope,
-        reason,
-        at: OffsetDateTime::now_utc(),
-        source: "admin".into(),
-    };
-    if !state.store.suppress(&entry).await? {
-        return Err(ApiError::bad_request(
-            "erased",
-            "this address belongs to an erased person and stays suppressed as erased",
-        ));
-    }
-    tracing::info!(
-        channel = channel.as_str(),
-        scope = entry.scope.as_str(),
-        reason = reason.as_str(),
-        "suppression added"
-    );
+    let region = state.config.defaults.phone_region;
+    let now = OffsetDateTime::now_utc();
+    let entry = suppress_manually(&state.store, keys(&state)?, region, &asked, "admin", now).await?;
     Ok((StatusCode::CREATED, Json(json!(entry))))
 }
 
@@ -133,30 +105,14 @@ pub async fn remove(
     ApiQuery(q): ApiQuery<RemoveQuery>,
 ) -> JsonResult {
     let channel = channel(&channel_raw)?;
-    let address = normalise(&state, channel, &address)?;
+    let region = state.config.defaults.phone_region;
+    let (_, hash) = listed_address(keys(&state)?, channel, &address, region)?;
     let scope = match q.scope.as_deref() {
         None => Scope::All,
         Some(raw) => Scope::parse(raw).map_err(|e| field_error("scope", e))?,
     };
-    let hash = keys(&state)?.address_hash(channel, &address);
-    // An erased person's entry is the only trace that keeps them from being marketed to.
-    let entries = state.store.suppressions(channel, &hash).await?;
-    match entries.iter().find(|e| e.scope == scope) {
-        None => Err(ApiError::NotFound),
-        Some(e) if e.reason == SuppressionReason::Erased => Err(ApiError::bad_request(
-            "erased",
-            "an erased person's suppression cannot be removed",
-        )),
-        Some(e) => {
-            state.store.unsuppress(channel, &hash, &scope, Some(e.reason)).await?;
-            tracing::info!(
-                channel = channel.as_str(),
-                scope = scope.as_str(),
-                "suppression removed"
-            );
-            Ok(Json(
-                json!({"deleted": true, "channel": channel.as_str(), "scope": scope}),
-            ))
-        }
-    }
+    lift_suppression(&state.store, channel, &hash, &scope).await?;
+    Ok(Json(
+        json!({"deleted": true, "channel": channel.as_str(), "scope": scope}),
+    ))
 }

@@ -7,7 +7,11 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use crm_core::access::{Actor, Role};
+use crm_core::compliance::{Scope, Suppression};
+use crm_core::definition::Channel;
 use crm_core::identity::Identifier;
+use crm_core::journey::Milestone;
 use crm_core::profile::Profile;
 use crm_core::records::Activity;
 use crm_core::values::{ClickId, CustomerId, DeviceId, Email, PhoneE164, format_ts};
@@ -15,8 +19,8 @@ use maud::{Markup, html};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::pages::{respond_page, text};
-use crate::{Console, Refusal, Viewer};
+use crate::pages::{respond_page, respond_status, text};
+use crate::{Console, Refusal, Submitted, Viewer};
 
 /// Customers on the list page.
 const LIST: i32 = 50;
@@ -89,6 +93,8 @@ pub async fn list(
 ) -> Result<Response, Refusal> {
     let store = &console.app.store;
     let search = q.get("q").map(|s| s.trim()).filter(|s| !s.is_empty());
+    let brand = q.get("brand").map(|s| s.trim()).filter(|s| !s.is_empty());
+    let milestone = q.get("milestone").map(|s| s.trim()).filter(|s| !s.is_empty());
     let mut profiles: Vec<Profile> = Vec::new();
     match search {
         Some(term) => {
@@ -113,6 +119,15 @@ pub async fn list(
             }
         }
     }
+    // Brand and stage narrow what was read (the page's reads stay bounded).
+    profiles.retain(|p| {
+        brand.is_none_or(|b| p.journeys().iter().any(|j| j.brand.as_str() == b))
+            && milestone.is_none_or(|m| {
+                p.journeys()
+                    .iter()
+                    .any(|j| brand.is_none_or(|b| j.brand.as_str() == b) && j.milestone.as_str() == m)
+            })
+    });
     if search.is_some() && !profiles.is_empty() && viewer.role().sees_personal_data() {
         // Who was found, never what was typed.
         let found: Vec<&str> = profiles.iter().map(|p| p.id.as_str()).collect();
@@ -122,9 +137,16 @@ pub async fn list(
         form.filters method="get" action="/dashboard/customers" role="search" {
             label for="q" { "Email, phone, click id or device id" }
             input #q type="search" name="q" value=[search];
+            label for="brand" { "Brand" }
+            input #brand type="text" name="brand" value=[brand] size="10";
+            label for="milestone" { "Stage" }
+            select #milestone name="milestone" {
+                option value="" { "any" }
+                @for m in Milestone::ALL { option value=(m.as_str()) selected[milestone == Some(m.as_str())] { (m.as_str()) } }
+            }
             button type="submit" { "Search" }
         }
-        @if search.is_none() { p { "The last " (LIST_DAYS) " days' new customers (at most " (LIST) "); search to find anyone." } }
+        @if search.is_none() { p { "The last " (LIST_DAYS) " days' new customers (at most " (LIST) "), narrowed by brand and stage; search to find anyone." } }
         (rows(&viewer, &profiles))
     };
     Ok(respond_page(&viewer, "Customers", "/dashboard/customers", body))
@@ -143,27 +165,50 @@ fn activity_summary(a: &Activity) -> (&'static str, Value, Vec<&'static str>) {
     (kind, json, fields.to_vec())
 }
 
+/// A timeline entry as shown: when, what kind, its fields (masked for analysts), which to show.
+type Entry = (String, &'static str, Value, Vec<&'static str>);
+
+/// The kinds of timeline entry a profile can show alone.
+const KINDS: &[&str] = &["click", "lead", "event", "message", "merge", "contact"];
+
+fn not_found() -> Response {
+    crate::pages::message(StatusCode::NOT_FOUND, "Not found", "There is no such customer.")
+}
+
+/// Suppression entries of the addresses messages to this customer go to (the primary email
+/// and phone: one query each).
+async fn suppressions_of(console: &Console, p: &Profile) -> Result<Vec<(Channel, Suppression)>, Refusal> {
+    let Some(keys) = console.app.config.unsubscribe.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for channel in [Channel::Email, Channel::Sms] {
+        if let Some(address) = p.primary(channel) {
+            let hash = keys.address_hash(channel, &address.value());
+            for entry in console.app.store.suppressions(channel, &hash).await? {
+                found.push((channel, entry));
+            }
+        }
+    }
+    Ok(found)
+}
+
 pub async fn profile(
     State(console): State<Console>,
     viewer: Viewer,
     Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Response, Refusal> {
     let store = &console.app.store;
     let Ok(id) = CustomerId::parse(&id) else {
-        return Ok(crate::pages::message(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is no such customer.",
-        ));
+        return Ok(not_found());
     };
     let Some(p) = store.current_profile(&id).await? else {
-        return Ok(crate::pages::message(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is no such customer.",
-        ));
+        return Ok(not_found());
     };
+    let kind = q.get("kind").map(String::as_str).filter(|k| KINDS.contains(k));
     let timeline = store.timeline(&p.id, None, TIMELINE).await?;
+    let suppressions = suppressions_of(&console, &p).await?;
     if viewer.role().sees_personal_data() {
         viewer.audit(&console, "customer.read", p.id.as_str()).await;
     }
@@ -180,14 +225,32 @@ pub async fn profile(
             (i.kind().as_str().to_owned(), v["value"].clone(), primary)
         })
         .collect();
+    // The timeline, newest first, grouped by day (UTC).
+    let mut days: Vec<(String, Vec<Entry>)> = Vec::new();
+    for (position, a) in &timeline {
+        let (what, json, fields) = activity_summary(a);
+        if kind.is_some_and(|k| k != what) {
+            continue;
+        }
+        let at = position.0.split('#').next().unwrap_or_default().to_owned();
+        let day = at.get(..10).unwrap_or_default().to_owned();
+        let entry = (at, what, shown(&viewer, json), fields);
+        match days.last_mut() {
+            Some((d, entries)) if *d == day => entries.push(entry),
+            _ => days.push((day, vec![entry])),
+        }
+    }
     let name = shown(&viewer, serde_json::json!({"firstName": name_of(&p)}));
     let title = format!("Customer {}", p.id);
+    let here = format!("/dashboard/customers/{}", p.id);
     let body = html! {
         @if p.id != id { p { "Merged from " (id) "." } }
+        @if p.erased { p.notice { "This person's data was erased: what remains is anonymous." } }
         dl.facts {
             dt { "Name" } dd { (text(&name["firstName"])) }
             dt { "Created (UTC)" } dd { (format_ts(p.created_at)) }
             dt { "Revenue" } dd { @if p.revenue.is_empty() { "none" } @for (c, m) in &p.revenue { (m.to_string()) " " (c.to_string()) " " } }
+            @if let Some(zone) = &p.timezone { dt { "Time zone" } dd { (zone.as_str()) } }
             @if p.test { dt { "Test traffic" } dd { "yes" } }
         }
         h2 { "Identifiers" }
@@ -204,33 +267,159 @@ pub async fn profile(
                         td { (j.brand.as_str()) }
                         td { (text(&serde_json::to_value(j.journey_type).unwrap_or_default())) }
                         td.num { (j.stage) }
-                        td { (text(&serde_json::to_value(j.milestone).unwrap_or_default())) }
+                        td { (j.milestone.as_str()) }
                         td { (format_ts(j.since)) }
                     }
                 }
             }
         }
-        h2 { "Timeline" }
+        h2 { "Consent, suppressions and exclusions" }
         table {
-            caption { "Newest first (the last " (TIMELINE) ")" }
-            thead { tr { th scope="col" { "When (UTC)" } th scope="col" { "What" } th scope="col" { "Details" } } }
+            caption { "Marketing consent per brand and channel (the latest statement)" }
+            thead { tr { th scope="col" { "Brand" } th scope="col" { "Channel" } th scope="col" { "Consent" } th scope="col" { "Since (UTC)" } th scope="col" { "Said by" } } }
             tbody {
-                @for (position, a) in &timeline {
-                    @let (kind, json, fields) = activity_summary(a);
-                    @let json = shown(&viewer, json);
+                @if p.consents.is_empty() { tr { td colspan="5" { "No statement recorded: the brand's default applies." } } }
+                @for ((brand, channel), c) in &p.consents {
                     tr {
-                        td { (position.0.split('#').next().unwrap_or_default()) }
-                        td { (kind) }
-                        td {
-                            @for f in fields {
-                                @if !json[f].is_null() { span.field { b { (f) ": " } (text(&json[f])) } " " }
+                        td { (brand.as_str()) }
+                        td { (channel.as_str()) }
+                        td { @if c.granted { "granted" } @else { "withdrawn" } }
+                        td { (format_ts(c.at)) }
+                        td { (c.source) }
+                    }
+                }
+            }
+        }
+        table {
+            caption { "Suppressions of the addresses messages go to" }
+            thead { tr { th scope="col" { "Channel" } th scope="col" { "Brands" } th scope="col" { "Reason" } th scope="col" { "Since (UTC)" } th scope="col" { "Source" } } }
+            tbody {
+                @if suppressions.is_empty() { tr { td colspan="5" { "Not suppressed." } } }
+                @for (channel, e) in &suppressions {
+                    tr {
+                        td { (channel.as_str()) }
+                        td { @if e.scope == Scope::All { "all" } @else { (e.scope.as_str()) } }
+                        td { (e.reason.as_str()) }
+                        td { (format_ts(e.at)) }
+                        td { (e.source) }
+                    }
+                }
+            }
+        }
+        table {
+            caption { "Responsible-gambling exclusions, by the brand that reported them" }
+            thead { tr { th scope="col" { "Brand" } th scope="col" { "Kind" } th scope="col" { "Since (UTC)" } th scope="col" { "Reactivated (UTC)" } } }
+            tbody {
+                @if p.exclusions.is_empty() { tr { td colspan="4" { "None." } } }
+                @for (brand, x) in &p.exclusions {
+                    tr {
+                        td { (brand.as_str()) }
+                        td { (x.kind.as_str()) }
+                        td { (format_ts(x.at)) }
+                        td { @if let Some(r) = x.reactivated_at { (format_ts(r)) } }
+                    }
+                }
+            }
+        }
+        h2 #timeline { "Timeline" }
+        nav.tabs aria-label="Timeline entries" {
+            a href={ (here) "#timeline" } aria-current=[kind.is_none().then_some("page")] { "All" }
+            @for k in KINDS {
+                " " a href={ (here) "?kind=" (k) "#timeline" } aria-current=[(kind == Some(*k)).then_some("page")] { (k) "s" }
+            }
+        }
+        table {
+            caption { "Newest first (of the last " (TIMELINE) "), by day (UTC)" }
+            thead { tr { th scope="col" { "When (UTC)" } th scope="col" { "What" } th scope="col" { "Details" } } }
+            @if days.is_empty() { tbody { tr { td colspan="3" { "Nothing here." } } } }
+            @for (day, entries) in &days {
+                tbody {
+                    tr.day { th colspan="3" scope="rowgroup" { (day) } }
+                    @for (at, what, json, fields) in entries {
+                        tr {
+                            td { (at.get(11..19).unwrap_or(at)) }
+                            td { (what) }
+                            td {
+                                @for f in fields {
+                                    @if !json[*f].is_null() { span.field { b { (f) ": " } (text(&json[*f])) } " " }
+                                }
                             }
                         }
                     }
                 }
             }
         }
+        @if viewer.role().may_change() && !p.erased {
+            h2 { "Erase this person" }
+            form.danger method="post" action={ (here) "/erase" } {
+                input type="hidden" name="csrf" value=(viewer.session.csrf);
+                p {
+                    "Erasure removes their names, emails, phones, click, device and user ids from every record, "
+                    "cancels their pending messages and suppresses their addresses for good (as keyed hashes). "
+                    "Journeys, revenue totals and statistics stay, anonymous. It cannot be undone."
+                }
+                label for="confirm" { "Type the customer id " code { (p.id) } " to confirm" }
+                input #confirm type="text" name="confirm" autocomplete="off" required;
+                button.danger type="submit" { "Erase this person" }
+            }
+        }
         p { a href="/dashboard/customers" { "Back to customers" } }
     };
     Ok(respond_page(&viewer, &title, "/dashboard/customers", body))
+}
+
+/// Erases a person after the id was typed back (owners and managers); the erasure record
+/// and the audit log say who did it.
+pub async fn erase(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    submitted: Submitted,
+) -> Result<Response, Refusal> {
+    let viewer = &submitted.viewer;
+    viewer.require(Role::may_change)?;
+    let Ok(id) = CustomerId::parse(&id) else {
+        return Ok(not_found());
+    };
+    if submitted.field("confirm") != id.as_str() {
+        return Ok(respond_status(
+            viewer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Not erased",
+            "/dashboard/customers",
+            html! {
+                p.error role="alert" { "The id typed did not match " code { (id) } ": nothing was erased." }
+                p { a href={ "/dashboard/customers/" (id) } { "Back to the customer" } }
+            },
+        ));
+    }
+    let Some(keys) = console.app.config.unsubscribe.as_ref() else {
+        tracing::error!("UNSUBSCRIBE_SECRET is not set: erasure cannot suppress addresses");
+        return Err(Refusal::Unavailable);
+    };
+    let parked = console.parked.clone();
+    let purge = |needles: Vec<String>| async move { parked.purge(&needles).await.map_err(|e| e.to_string()) };
+    let now = OffsetDateTime::now_utc();
+    let actor = Actor::from(&viewer.session);
+    let record = match crm_app::compliance::erase(&console.app.store, keys, &id, &actor.name, now, purge).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return Ok(not_found()),
+        Err(e) => {
+            tracing::error!(error = %e, "console: erasure failed");
+            return Err(Refusal::Unavailable);
+        }
+    };
+    viewer
+        .audit(&console, "customer.erase", record.customer_id.as_str())
+        .await;
+    let body = html! {
+        p role="status" { "Erased by " (record.erased_by) " at " (format_ts(record.erased_at)) " (UTC)." }
+        table {
+            caption { "What was erased" }
+            thead { tr { th scope="col" { "Kind" } th scope="col" { "Count" } } }
+            tbody { @for (what, n) in &record.erased { tr { td { (what) } td.num { (n) } } } }
+        }
+        p { "Customers of this person: " @for c in &record.customers { a href={ "/dashboard/customers/" (c) } { (c) } " " } }
+        p { a href="/dashboard/customers" { "Back to customers" } }
+    };
+    Ok(respond_page(viewer, "Customer erased", "/dashboard/customers", body))
 }

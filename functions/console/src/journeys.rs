@@ -5,23 +5,85 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
-use crm_core::definition::JourneyDefinition;
+use crm_core::access::Role;
+use crm_core::definition::{DefinitionError, JourneyDefinition};
+use crm_core::template::resolve;
 use crm_core::values::{Brand, format_ts};
 use maud::html;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::pages::{respond_page, text};
-use crate::{Console, Refusal, Viewer};
+use crate::pages::{respond_status, text};
+use crate::{Console, Refusal, Submitted, Viewer};
 
 /// Messages on one page.
 const PAGE: i32 = 100;
+
+/// A definition typed in the editor: what was sent back, and why it was refused.
+struct Draft {
+    json: String,
+    error: Option<DefinitionError>,
+}
 
 pub async fn page(
     State(console): State<Console>,
     viewer: Viewer,
     Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Response, Refusal> {
+    render(&console, &viewer, &q, None).await
+}
+
+/// Saves a brand's journey (owners and managers): parsed and checked as the admin API
+/// does (every step's template must resolve); a refused step is named beside it.
+pub async fn save(State(console): State<Console>, submitted: Submitted) -> Result<Response, Refusal> {
+    let viewer = &submitted.viewer;
+    viewer.require(Role::may_change)?;
+    let q: BTreeMap<String, String> = [("brand".to_owned(), submitted.field("brand").to_owned())].into();
+    let Ok(brand) = Brand::parse(submitted.field("brand")) else {
+        return render(&console, viewer, &q, None).await;
+    };
+    let raw = submitted.field("definition").to_owned();
+    let parsed = match serde_json::from_str::<serde_json::Map<String, Value>>(&raw) {
+        Ok(body) => JourneyDefinition::from_json(&body),
+        Err(e) => Err(DefinitionError {
+            step: "definition".into(),
+            code: "invalid_json",
+            message: e.to_string(),
+        }),
+    };
+    let checked = match parsed {
+        Ok(definition) => {
+            let mut templates = console.app.store.templates_for_brand(&brand).await?;
+            templates.extend(crm_render::built_ins());
+            definition
+                .validate(|step| resolve(&templates, step, &brand, "en").is_some())
+                .map(|()| definition)
+        }
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(definition) => {
+            console.app.store.put_journey_definition(&brand, &definition).await?;
+            viewer.audit(&console, "journey.put", brand.as_str()).await;
+            render(&console, viewer, &q, None).await
+        }
+        Err(error) => {
+            let draft = Draft {
+                json: raw,
+                error: Some(error),
+            };
+            render(&console, viewer, &q, Some(draft)).await
+        }
+    }
+}
+
+async fn render(
+    console: &Console,
+    viewer: &Viewer,
+    q: &BTreeMap<String, String>,
+    draft: Option<Draft>,
 ) -> Result<Response, Refusal> {
     let store = &console.app.store;
     let today = OffsetDateTime::now_utc().date();
@@ -40,6 +102,15 @@ pub async fn page(
             None => (JourneyDefinition::default_definition(), "the default"),
         }),
         None => None,
+    };
+    let refused = draft.as_ref().and_then(|d| d.error.as_ref());
+    let editing = match (&draft, &definition) {
+        (Some(d), _) => d.json.clone(),
+        (None, Some((d, _))) => {
+            serde_json::to_string_pretty(&serde_json::json!({"steps": d.steps, "advances": d.advances}))
+                .unwrap_or_default()
+        }
+        (None, None) => String::new(),
     };
     let (messages, more) = store.messages_page(day, None, PAGE).await?;
     let mut rows: Vec<Value> = messages
@@ -68,10 +139,13 @@ pub async fn page(
         }
         @if let (Some(b), Some((d, source))) = (&brand, &definition) {
             h2 { "Journey of " (b.as_str()) }
-            p { "Using " (source) " definition (change it with PUT /api/brands/" (b.as_str()) "/journey)." }
+            p { "Using " (source) " definition." }
+            @if let Some(e) = refused {
+                p.error #journey-error role="alert" { "Not saved: " code { (e.step) } ": " (e.message) }
+            }
             table {
                 caption { "Steps: what a customer gets at each stage" }
-                thead { tr { th scope="col" { "Step" } th scope="col" { "Journey" } th scope="col" { "Stage" } th scope="col" { "Channel" } th scope="col" { "After" } th scope="col" { "Template" } } }
+                thead { tr { th scope="col" { "Step" } th scope="col" { "Journey" } th scope="col" { "Stage" } th scope="col" { "Channel" } th scope="col" { "After" } th scope="col" { "Template" } @if refused.is_some() { th scope="col" { "Problem" } } } }
                 tbody {
                     @for s in &d.steps {
                         tr {
@@ -81,8 +155,21 @@ pub async fn page(
                             td { (s.channel.as_str()) }
                             td { (s.delay.to_string()) }
                             td { (s.template_id.as_deref().unwrap_or("built-in")) }
+                            @if let Some(e) = refused { td.error { @if e.step == s.id { (e.message) } } }
                         }
                     }
+                }
+            }
+            details open[refused.is_some()] {
+                summary { "Edit the journey (JSON)" }
+                form.stacked.wide method="post" action="/dashboard/journey-automation" {
+                    input type="hidden" name="csrf" value=(viewer.session.csrf);
+                    input type="hidden" name="brand" value=(b.as_str());
+                    label for="definition" { "Definition of " (b.as_str()) }
+                    textarea #definition name="definition" rows="20" spellcheck="false"
+                        aria-describedby=[refused.map(|_| "journey-error")] readonly[!viewer.role().may_change()] { (editing) }
+                    p.hint { "Each step: id, journeyType (acquisition or retention), stage, channel (email or sms), delay (e.g. \"2h\"), templateId (optional: the built-in one otherwise). Saving checks every step's template." }
+                    @if viewer.role().may_change() { button type="submit" { "Save journey" } }
                 }
             }
         }
@@ -115,8 +202,14 @@ pub async fn page(
         @if more { p { "More messages this day than shown: narrow by brand or status, or use GET /api/messages." } }
         p { "Page read at " (format_ts(OffsetDateTime::now_utc())) "." }
     };
-    Ok(respond_page(
-        &viewer,
+    let status = if refused.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok(respond_status(
+        viewer,
+        status,
         "Journey automation",
         "/dashboard/journey-automation",
         body,

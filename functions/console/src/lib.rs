@@ -6,6 +6,7 @@
 //! person sees and may change; every change is in the audit log.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -16,16 +17,20 @@ use axum::{Router, middleware};
 use crm_app::access::{self, AccessError};
 use crm_core::access::{Actor, AuditEntry, Role, Session};
 use crm_http::{AppState, HttpFunction};
+use crm_providers::parked::ParkedQueues;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 mod customers;
+mod exports;
 mod feeds;
 mod journeys;
 mod pages;
 mod partners;
 mod reports;
+mod settings;
 mod sources;
+mod suppressions;
 mod templates;
 mod users;
 
@@ -40,6 +45,8 @@ pub const FUNCTION: HttpFunction = HttpFunction {
 #[derive(Clone)]
 pub struct Console {
     app: AppState,
+    /// The dead-letter queues an erasure clears of the person's copies.
+    parked: Arc<ParkedQueues>,
 }
 
 /// The session cookie: `__Host-` (which browsers only accept with `Secure`, `Path=/` and no
@@ -107,7 +114,10 @@ impl Cookie {
 }
 
 pub fn router(state: AppState) -> Router {
-    let console = Console { app: state };
+    let console = Console {
+        parked: state.extension(),
+        app: state,
+    };
     let routes = Router::new()
         .route("/dashboard", get(pages::overview))
         .route("/dashboard/login", get(pages::login_page).post(login))
@@ -117,6 +127,7 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard/users/{id}", post(users::change))
         .route("/dashboard/customers", get(customers::list))
         .route("/dashboard/customers/{id}", get(customers::profile))
+        .route("/dashboard/customers/{id}/erase", post(customers::erase))
         .route("/dashboard/clicks", get(feeds::clicks))
         .route("/dashboard/leads", get(feeds::leads))
         .route("/dashboard/events", get(feeds::events))
@@ -128,7 +139,13 @@ pub fn router(state: AppState) -> Router {
             "/dashboard/campaigns",
             get(partners::campaigns).post(partners::add_campaign),
         )
-        .route("/dashboard/journey-automation", get(journeys::page))
+        .route(
+            "/dashboard/journey-automation",
+            get(journeys::page).post(journeys::save),
+        )
+        .route("/dashboard/settings", get(settings::page).post(settings::save))
+        .route("/dashboard/exports", get(exports::page))
+        .route("/dashboard/exports/download", get(exports::download))
         .route(
             "/dashboard/message-templates",
             get(templates::list).post(templates::submit),
@@ -136,6 +153,11 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard/reports", get(reports::page))
         .route("/dashboard/sources", get(sources::list).post(sources::create))
         .route("/dashboard/sources/{id}", post(sources::change))
+        .route(
+            "/dashboard/suppressions",
+            get(suppressions::page).post(suppressions::add),
+        )
+        .route("/dashboard/suppressions/remove", post(suppressions::remove))
         .route("/dashboard/audit", get(pages::audit))
         .route("/dashboard/console.css", get(pages::stylesheet))
         .fallback(pages::not_found)

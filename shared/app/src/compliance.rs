@@ -10,7 +10,7 @@ use crm_core::definition::Channel;
 use crm_core::identity::Identifier;
 use crm_core::profile::Profile;
 use crm_core::unsubscribe::{Keys, Token};
-use crm_core::values::{Brand, CustomerId, PhoneE164};
+use crm_core::values::{Brand, CustomerId, Email, Invalid, PhoneE164, PhoneRegion};
 use crm_store::{ErasureRecord, Store, StoreError};
 use time::OffsetDateTime;
 
@@ -286,4 +286,113 @@ async fn finish_record(
     };
     store.put_erasure(&record).await?;
     Ok(record)
+}
+
+/// Why an operator's change to the suppression list was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SuppressionError {
+    /// A field that does not parse (`channel`, `address`, `scope`, `reason`).
+    #[error("{field}: {invalid}")]
+    Invalid { field: &'static str, invalid: Invalid },
+    /// The address belongs to an erased person: it stays suppressed as erased.
+    #[error("the address belongs to an erased person and stays suppressed as erased")]
+    Erased,
+    #[error("no such entry")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(field: &'static str) -> impl FnOnce(Invalid) -> SuppressionError {
+    move |invalid| SuppressionError::Invalid { field, invalid }
+}
+
+/// An address as the suppression list keys it, on its channel (lowercased email, E.164
+/// phone), and that key.
+pub fn listed_address(
+    keys: &Keys,
+    channel: Channel,
+    raw: &str,
+    region: PhoneRegion,
+) -> Result<(String, String), SuppressionError> {
+    let address = match channel {
+        Channel::Email => Email::parse(raw).map(|e| e.to_string()),
+        Channel::Sms => PhoneE164::parse(raw, region).map(|p| p.to_string()),
+    }
+    .map_err(invalid("address"))?;
+    let hash = keys.address_hash(channel, &address);
+    Ok((address, hash))
+}
+
+/// What an operator asks to add: the fields as typed (scope and reason optional: every
+/// brand, `manual`).
+pub struct ManualSuppression<'a> {
+    pub channel: &'a str,
+    pub address: &'a str,
+    pub scope: Option<&'a str>,
+    pub reason: Option<&'a str>,
+}
+
+/// Adds an operator's entry (admin API and console alike); `source` says where from.
+pub async fn suppress_manually(
+    store: &Store,
+    keys: &Keys,
+    region: PhoneRegion,
+    asked: &ManualSuppression<'_>,
+    source: &str,
+    now: OffsetDateTime,
+) -> Result<Suppression, SuppressionError> {
+    let channel = Channel::parse(asked.channel).map_err(invalid("channel"))?;
+    let (address, address_hash) = listed_address(keys, channel, asked.address, region)?;
+    let scope = match asked.scope.filter(|s| !s.trim().is_empty()) {
+        None => Scope::All,
+        Some(raw) => Scope::parse(raw).map_err(invalid("scope"))?,
+    };
+    let reason = match asked.reason.filter(|s| !s.trim().is_empty()) {
+        None => SuppressionReason::Manual,
+        Some(raw) => SuppressionReason::parse(raw).map_err(invalid("reason"))?,
+    };
+    let entry = Suppression {
+        channel,
+        address_hash,
+        address: Some(address),
+        scope,
+        reason,
+        at: now,
+        source: source.to_owned(),
+    };
+    if !store.suppress(&entry).await? {
+        return Err(SuppressionError::Erased);
+    }
+    tracing::info!(
+        channel = channel.as_str(),
+        scope = entry.scope.as_str(),
+        reason = reason.as_str(),
+        "suppression added"
+    );
+    Ok(entry)
+}
+
+/// Removes the entry of one address (by its key) for `scope`. An erased person's entry is
+/// the only trace that keeps them from being marketed to: it stays.
+pub async fn lift_suppression(
+    store: &Store,
+    channel: Channel,
+    address_hash: &str,
+    scope: &Scope,
+) -> Result<(), SuppressionError> {
+    let entries = store.suppressions(channel, address_hash).await?;
+    match entries.iter().find(|e| e.scope == *scope) {
+        None => Err(SuppressionError::NotFound),
+        Some(e) if e.reason == SuppressionReason::Erased => Err(SuppressionError::Erased),
+        Some(e) => {
+            store.unsuppress(channel, address_hash, scope, Some(e.reason)).await?;
+            tracing::info!(
+                channel = channel.as_str(),
+                scope = scope.as_str(),
+                "suppression removed"
+            );
+            Ok(())
+        }
+    }
 }

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod compliance;
 pub mod config;
+pub mod exports;
 pub mod ingest;
 pub mod metrics;
 pub mod partners;

@@ -264,6 +264,46 @@ pub struct DefinitionError {
 pub const MAX_STEPS: usize = 50;
 
 impl JourneyDefinition {
+    /// A definition as the admin API and the console take it (`{"steps": [...],
+    /// "advances": [...]}`), each step read on its own so a bad one is named by its id (or
+    /// index). Checked further by `validate`.
+    pub fn from_json(body: &serde_json::Map<String, serde_json::Value>) -> Result<Self, DefinitionError> {
+        let bad = |step: String, message: String| DefinitionError {
+            step,
+            code: "invalid_step",
+            message,
+        };
+        let steps = body
+            .get("steps")
+            .and_then(serde_json::Value::as_array)
+            .ok_or_else(|| bad("steps".into(), "steps must be a list".into()))?;
+        let mut parsed = Vec::with_capacity(steps.len());
+        for (i, raw) in steps.iter().enumerate() {
+            let name = raw["id"].as_str().map_or_else(|| format!("steps[{i}]"), str::to_owned);
+            parsed.push(serde_json::from_value(raw.clone()).map_err(|e| bad(name, e.to_string()))?);
+        }
+        let mut advances = Vec::new();
+        for (i, raw) in body
+            .get("advances")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            advances
+                .push(serde_json::from_value(raw.clone()).map_err(|e| bad(format!("advances[{i}]"), e.to_string()))?);
+        }
+        if let Some(other) = body.keys().find(|k| *k != "steps" && *k != "advances") {
+            return Err(bad(other.clone(), "unknown field (steps and advances only)".into()));
+        }
+        Ok(Self {
+            steps: parsed,
+            advances,
+        })
+    }
+}
+
+impl JourneyDefinition {
     /// The definition of brands without one: welcome, registration nudges, deposit thank-you,
     /// and reactivation after 30 days without a deposit.
     pub fn default_definition() -> Self {

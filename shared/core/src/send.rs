@@ -222,6 +222,43 @@ pub struct SettingsOverride {
 }
 
 impl SettingsOverride {
+    /// Settings as the admin API and the console take them (JSON), checked; `Err` names
+    /// the field. The language is kept in its canonical form.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, (&'static str, Invalid)> {
+        let mut settings: Self = serde_json::from_slice(bytes).map_err(|e| {
+            let message = e.to_string();
+            // serde names the field in backticks: an unknown one, or the one that failed.
+            let named = message.split('`').nth(1).unwrap_or_default();
+            let field = [
+                "displayName",
+                "fromEmail",
+                "fromName",
+                "smsProvider",
+                "laafficSenderId",
+                "language",
+                "requireConsent",
+                "frequencyCaps",
+                "quietHours",
+                "timezone",
+                "responsibleGambling",
+                "smsOptOutText",
+                "smsCountries",
+                "dailyBudget",
+                "newAddressesPerHour",
+                "emailOptIn",
+            ]
+            .into_iter()
+            .find(|f| !message.starts_with("unknown field") && (*f == named || message.contains(f)))
+            .unwrap_or("settings");
+            (field, Invalid::new("invalid_value", message))
+        })?;
+        settings.validate()?;
+        if let Some(l) = &settings.language {
+            settings.language = Some(crate::template::parse_language(l).map_err(|e| ("language", e))?);
+        }
+        Ok(settings)
+    }
+
     /// Checks the free-form fields; `Err` names the field.
     pub fn validate(&self) -> Result<(), (&'static str, Invalid)> {
         for (field, name) in [("displayName", &self.display_name), ("fromName", &self.from_name)] {

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use crm_core::input::FieldError;
 use serde_json::json;
 
-use crm_app::compliance::EraseError;
+use crm_app::compliance::{EraseError, SuppressionError};
 use crm_app::ingest::IngestError;
 use crm_store::StoreError;
 
@@ -121,6 +121,20 @@ impl From<EraseError> for ApiError {
         match e {
             EraseError::Store(s) => s.into(),
             EraseError::Parked(m) => Self::Unavailable(m),
+        }
+    }
+}
+
+impl From<SuppressionError> for ApiError {
+    fn from(e: SuppressionError) -> Self {
+        match e {
+            SuppressionError::Invalid { field, invalid } => Self::invalid(field, invalid),
+            SuppressionError::Erased => Self::bad_request(
+                "erased",
+                "this address belongs to an erased person and stays suppressed as erased",
+            ),
+            SuppressionError::NotFound => Self::NotFound,
+            SuppressionError::Store(e) => e.into(),
         }
     }
 }

@@ -24,6 +24,25 @@ pub struct ParkedQueues {
 }
 
 impl ParkedQueues {
+    /// The queues erasure clears: `PARKED_QUEUE_URLS`, comma-separated (the SES events' and
+    /// SMS replies' dead-letter queues in AWS; none under `make dev` unless set).
+    pub fn urls_from_env() -> Vec<String> {
+        std::env::var("PARKED_QUEUE_URLS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    /// Those queues, for a function's `AppState::extensions` at cold start (the admin API's
+    /// and the console's: both erase).
+    pub async fn from_env<S>(_: S) -> Result<Self, std::convert::Infallible> {
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Ok(Self::new(&shared, Self::urls_from_env()))
+    }
+
     pub fn new(shared: &aws_config::SdkConfig, urls: Vec<String>) -> Self {
         Self {
             client: aws_sdk_sqs::Client::new(shared),

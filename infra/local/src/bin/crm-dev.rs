@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
         &mut state,
         &shared,
         deps.clone(),
-        crm_admin::parked_queue_urls(),
+        crm_providers::parked::ParkedQueues::urls_from_env(),
         import.clone(),
     );
 

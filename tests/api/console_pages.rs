@@ -1,0 +1,349 @@
+//! The console's compliance and settings pages: a profile's consent, suppressions and
+//! exclusions, erasure behind a typed confirmation, the suppression list, brand settings,
+//! journey editing and exports (in-process, as `console.rs`).
+
+use axum::body::Body;
+use crm_core::access::Role;
+use crm_tests::{ADMIN_KEY, TestApp, spawn, unique};
+use http::{Method, Request, StatusCode, header};
+use serde_json::json;
+
+use crate::console::{PASSWORD, call, csrf, form, login, page, user};
+
+/// A logged-in person of `role`: their cookie and a CSRF token of theirs.
+async fn session(app: &TestApp, role: Role) -> (String, String, String) {
+    let email = user(app, role).await;
+    let (_, cookie, _) = login(app, &email, PASSWORD).await;
+    let cookie = cookie.unwrap();
+    let (_, _, body) = call(app, page("/dashboard", Some(&cookie))).await;
+    (email, cookie, csrf(&body))
+}
+
+async fn post(app: &TestApp, path: &str, cookie: &str, token: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+    let mut all = fields.to_vec();
+    all.push(("csrf", token));
+    let (status, _, body) = call(app, form(path, Some(cookie), &all, "same-origin")).await;
+    (status, body)
+}
+
+async fn audited(app: &TestApp, action: &str) -> Vec<crm_core::access::AuditEntry> {
+    let today = time::OffsetDateTime::now_utc().date();
+    let (lines, _) = app.state.store.audit_day(today, 200, None).await.unwrap();
+    lines.into_iter().filter(|l| l.action == action).collect()
+}
+
+#[tokio::test]
+async fn a_profile_shows_consent_suppressions_and_exclusions_and_erasure_needs_the_id_typed() {
+    let app = spawn().await;
+    let email = format!("{}@example.com", unique("maria"));
+    let (_, lead) = app
+        .post_json(
+            "/api/ingest/lead",
+            json!({"email": email, "firstName": "María", "brand": "rushbet", "consent": true}),
+        )
+        .await;
+    let customer = lead["customerId"].as_str().unwrap().to_owned();
+    app.post_json(
+        "/api/postback",
+        json!({"event": "self_exclusion", "email": email, "operatorId": "rushbet"}),
+    )
+    .await;
+    let (status, _) = app
+        .admin_send(
+            Method::POST,
+            "/api/suppressions",
+            json!({"channel": "email", "address": email, "scope": "betano"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (_, owner, token) = session(&app, Role::Owner).await;
+    let profile_path = format!("/dashboard/customers/{customer}");
+    let (status, _, profile) = call(&app, page(&profile_path, Some(&owner))).await;
+    assert_eq!(status, StatusCode::OK);
+    let consent = profile.split("Marketing consent").nth(1).unwrap();
+    assert!(consent.contains("rushbet") && consent.contains("granted"), "{profile}");
+    let suppressions = profile.split("Suppressions of the addresses").nth(1).unwrap();
+    assert!(
+        suppressions.contains("betano") && suppressions.contains("manual"),
+        "{profile}"
+    );
+    let exclusions = profile.split("Responsible-gambling exclusions").nth(1).unwrap();
+    assert!(exclusions.contains("self_exclusion"), "{profile}");
+    assert!(profile.contains(&email), "an owner sees the person");
+
+    // The timeline shows one kind of entry at a time.
+    let (_, _, leads_only) = call(&app, page(&format!("{profile_path}?kind=lead"), Some(&owner))).await;
+    let timeline = leads_only.split("id=\"timeline\"").nth(1).unwrap();
+    assert!(
+        timeline.contains(">lead<") && !timeline.contains(">event<"),
+        "{timeline}"
+    );
+
+    // An analyst may not erase; a mistyped id erases nothing.
+    let (_, analyst, analyst_token) = session(&app, Role::Analyst).await;
+    let (_, _, masked) = call(&app, page(&profile_path, Some(&analyst))).await;
+    assert!(
+        !masked.contains(&email) && !masked.contains("Erase this person"),
+        "{masked}"
+    );
+    let erase = format!("{profile_path}/erase");
+    let (status, _) = post(&app, &erase, &analyst, &analyst_token, &[("confirm", &customer)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = post(&app, &erase, &owner, &token, &[("confirm", "cus_wrong")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("nothing was erased"));
+    assert!(app.customer(&customer).await.to_string().contains(&email), "not erased");
+
+    let (status, body) = post(&app, &erase, &owner, &token, &[("confirm", &customer)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("emails"), "what was erased is listed: {body}");
+    let (status, _) = app.admin(&format!("/api/customers/{customer}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "erased");
+    let (status, _) = app
+        .post_json("/api/ingest/lead", json!({"email": email, "brand": "rushbet"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, found) = app
+        .admin(&format!("/api/suppressions?channel=email&address={email}"))
+        .await;
+    assert!(
+        found.to_string().contains("erased"),
+        "the address stays suppressed: {found}"
+    );
+    let lines = audited(&app, "customer.erase").await;
+    assert_eq!(lines.len(), 1, "one erasure, by the owner");
+    assert_eq!(lines[0].target, customer);
+}
+
+#[tokio::test]
+async fn the_suppression_list_is_added_to_and_lifted_in_the_console_and_analysts_see_it_masked() {
+    let app = spawn().await;
+    let (_, manager, token) = session(&app, Role::Manager).await;
+    let email = format!("{}@example.com", unique("supp"));
+
+    let (status, body) = post(
+        &app,
+        "/dashboard/suppressions",
+        &manager,
+        &token,
+        &[("channel", "email"), ("address", "not an email"), ("scope", "")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("address:"), "the field is named: {body}");
+
+    let (status, body) = post(
+        &app,
+        "/dashboard/suppressions",
+        &manager,
+        &token,
+        &[
+            ("channel", "email"),
+            ("address", &email.to_uppercase()),
+            ("scope", "rushbet"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(&email), "listed, normalised: {body}");
+    let (_, api) = app.admin(&format!("/api/suppressions?address={email}")).await;
+    assert_eq!(api["items"][0]["scope"], "rushbet", "{api}");
+    assert_eq!(api["items"][0]["source"], "console");
+
+    let (_, analyst, analyst_token) = session(&app, Role::Analyst).await;
+    let (status, _, masked) = call(&app, page("/dashboard/suppressions", Some(&analyst))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !masked.contains(&email) && masked.contains("***@example.com"),
+        "{masked}"
+    );
+    assert!(!masked.contains("Lift"), "no forms for an analyst");
+    let (status, _) = post(
+        &app,
+        "/dashboard/suppressions",
+        &analyst,
+        &analyst_token,
+        &[("channel", "email"), ("address", "x@example.com")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let hash = api["items"][0]["addressHash"].as_str().unwrap().to_owned();
+    let (status, body) = post(
+        &app,
+        "/dashboard/suppressions/remove",
+        &manager,
+        &token,
+        &[("channel", "email"), ("hash", &hash), ("scope", "rushbet")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, api) = app.admin(&format!("/api/suppressions?address={email}")).await;
+    assert_eq!(api["items"], json!([]), "lifted: {api}");
+    assert_eq!(audited(&app, "suppression.add").await.len(), 1);
+    assert_eq!(audited(&app, "suppression.remove").await.len(), 1);
+}
+
+#[tokio::test]
+async fn brand_settings_and_the_journey_are_edited_with_the_refused_field_or_step_named() {
+    let app = spawn().await;
+    let (_, manager, token) = session(&app, Role::Manager).await;
+
+    let (status, body) = post(
+        &app,
+        "/dashboard/settings",
+        &manager,
+        &token,
+        &[("brand", "rushbet"), ("settings", r#"{"fromName": "Rush\u0007bet"}"#)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("<code>fromName</code>"), "{body}");
+    let (status, body) = post(
+        &app,
+        "/dashboard/settings",
+        &manager,
+        &token,
+        &[
+            ("brand", "rushbet"),
+            ("settings", r#"{"fromName": "Rushbet", "language": "es"}"#),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, api) = app.admin("/api/brands/rushbet/settings").await;
+    assert_eq!(api["settings"]["fromName"], "Rushbet", "{api}");
+
+    let (_, current) = app.admin("/api/brands/rushbet/journey").await;
+    let mut definition = current["definition"].clone();
+    let first = definition["steps"][0]["id"].as_str().unwrap().to_owned();
+    definition["steps"][0]["templateId"] = json!("tpl_missing");
+    let (status, body) = post(
+        &app,
+        "/dashboard/journey-automation",
+        &manager,
+        &token,
+        &[("brand", "rushbet"), ("definition", &definition.to_string())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let row = body
+        .split("<tr>")
+        .find(|r| r.contains(&format!("<td>{first}</td>")))
+        .expect("the step's row");
+    assert!(
+        row.contains("class=\"error\"") && row.contains("template"),
+        "beside the step: {row}"
+    );
+    let (_, still) = app.admin("/api/brands/rushbet/journey").await;
+    assert_eq!(still["source"], "default", "nothing saved");
+
+    let mut definition = current["definition"].clone();
+    definition["steps"][0]["delay"] = json!("3h");
+    let (status, body) = post(
+        &app,
+        "/dashboard/journey-automation",
+        &manager,
+        &token,
+        &[("brand", "rushbet"), ("definition", &definition.to_string())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, saved) = app.admin("/api/brands/rushbet/journey").await;
+    assert_eq!(saved["source"], "brand");
+    assert_eq!(saved["definition"]["steps"][0]["delay"], "3h", "{saved}");
+    assert_eq!(audited(&app, "journey.put").await.len(), 1);
+    assert_eq!(audited(&app, "settings.put").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_console_export_is_the_apis_and_personal_data_only_for_who_may_see_it() {
+    let app = spawn().await;
+    let mut emails = Vec::new();
+    for _ in 0..3 {
+        let email = format!("{}@example.com", unique("exp"));
+        app.post_json(
+            "/api/ingest/lead",
+            json!({"email": email, "firstName": "Ana", "brand": "exportbet"}),
+        )
+        .await;
+        emails.push(email);
+    }
+    let api = |path: &str| {
+        Request::get(path)
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (_, _, masked_api) = call(&app, api("/api/exports/leads")).await;
+    let (_, _, full_api) = call(&app, api("/api/exports/leads?includePii=true")).await;
+
+    let (_, owner, _) = session(&app, Role::Owner).await;
+    let (status, headers, csv) = call(&app, page("/dashboard/exports/download?kind=leads", Some(&owner))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    assert_eq!(csv, masked_api, "masked unless asked");
+    assert!(audited(&app, "export.pii").await.is_empty());
+    let (_, _, csv) = call(
+        &app,
+        page("/dashboard/exports/download?kind=leads&pii=on", Some(&owner)),
+    )
+    .await;
+    assert_eq!(csv, full_api);
+    assert!(emails.iter().all(|e| csv.contains(e.as_str())));
+    assert_eq!(
+        audited(&app, "export.pii").await.len(),
+        1,
+        "a personal export is audited"
+    );
+
+    let (_, analyst, _) = session(&app, Role::Analyst).await;
+    let (_, _, form) = call(&app, page("/dashboard/exports", Some(&analyst))).await;
+    assert!(!form.contains("name=\"pii\""), "{form}");
+    let (_, _, csv) = call(
+        &app,
+        page("/dashboard/exports/download?kind=leads&pii=on", Some(&analyst)),
+    )
+    .await;
+    assert_eq!(csv, masked_api, "an analyst's export is masked whatever is asked");
+
+    let (status, _, refused) = call(
+        &app,
+        page("/dashboard/exports/download?kind=leads&from=2026-13-01", Some(&owner)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.contains("from:"), "{refused}");
+}
+
+/// Every new page is bounded too (the session's reads included), and none scans.
+#[tokio::test]
+async fn the_compliance_and_settings_pages_cost_a_bounded_number_of_requests() {
+    let app = spawn().await;
+    let (_, owner, _) = session(&app, Role::Owner).await;
+    let email = format!("{}@example.com", unique("bound"));
+    let (_, lead) = app
+        .post_json(
+            "/api/ingest/lead",
+            json!({"email": email, "phone": crm_tests::phone(), "brand": "rushbet"}),
+        )
+        .await;
+    let profile = format!("/dashboard/customers/{}", lead["customerId"].as_str().unwrap());
+    let lookup = format!("/dashboard/suppressions?channel=email&address={email}");
+    for path in [
+        profile.as_str(),
+        "/dashboard/suppressions",
+        lookup.as_str(),
+        "/dashboard/settings?brand=rushbet",
+        "/dashboard/exports",
+    ] {
+        app.take_calls();
+        let (status, _, _) = call(&app, page(path, Some(&owner))).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let calls = app.take_calls();
+        let total: u64 = calls.values().sum();
+        assert!(total <= 8, "{path}: {calls:?}");
+        assert!(!calls.contains_key("Scan"), "{path}: {calls:?}");
+    }
+}
