@@ -317,7 +317,7 @@ async fn a_console_export_is_the_apis_and_personal_data_only_for_who_may_see_it(
     assert!(refused.contains("from:"), "{refused}");
 }
 
-/// Every new page is bounded too (the session's reads included), and none scans.
+/// These pages are bounded too (the session's reads included), and none scans.
 #[tokio::test]
 async fn the_compliance_and_settings_pages_cost_a_bounded_number_of_requests() {
     let app = spawn().await;
@@ -337,6 +337,12 @@ async fn the_compliance_and_settings_pages_cost_a_bounded_number_of_requests() {
         lookup.as_str(),
         "/dashboard/settings?brand=rushbet",
         "/dashboard/exports",
+        // Figures of a period are one query per month of counters, whatever its length.
+        "/dashboard",
+        "/dashboard/influencers",
+        "/dashboard/campaigns",
+        "/dashboard/reports?from=2026-10-01&to=2026-11-30&groupBy=campaign",
+        "/dashboard/reports?groupBy=influencer",
     ] {
         app.take_calls();
         let (status, _, _) = call(&app, page(path, Some(&owner))).await;
@@ -346,4 +352,153 @@ async fn the_compliance_and_settings_pages_cost_a_bounded_number_of_requests() {
         assert!(total <= 8, "{path}: {calls:?}");
         assert!(!calls.contains_key("Scan"), "{path}: {calls:?}");
     }
+}
+
+/// An influencer's page: figures for a period that lead to the records behind them, a
+/// tracked link created there that credits it, an edit, archiving (off the list, still
+/// credited) and bringing back.
+#[tokio::test]
+async fn an_influencers_page_drills_down_makes_links_edits_and_archives() {
+    let app = spawn().await;
+    let (_, manager, token) = session(&app, Role::Manager).await;
+    let influencer = unique("inf");
+    let (status, _) = app
+        .admin_send(
+            Method::POST,
+            "/api/influencers",
+            json!({"influencerId": influencer, "name": "Ana Streams"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, campaign) = app
+        .admin_send(
+            Method::POST,
+            "/api/campaigns",
+            json!({"name": unique("cmp"), "brand": "rushbet", "influencerId": influencer}),
+        )
+        .await;
+    let campaign_id = campaign["campaignId"].as_str().unwrap().to_owned();
+    let click = unique("C");
+    app.post_json(
+        "/api/ingest/click",
+        json!({"clickId": click, "influencerId": influencer, "brand": "rushbet"}),
+    )
+    .await;
+    app.post_json(
+        "/api/postback",
+        json!({"event": "ftd", "clickId": click, "amount": "50", "currency": "USD", "operatorId": "rushbet"}),
+    )
+    .await;
+    app.drain().await;
+
+    let here = format!("/dashboard/influencers/{influencer}");
+    let (status, _, html) = call(&app, page(&here, Some(&manager))).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let today = time::OffsetDateTime::now_utc().date();
+    let ftds = format!("/dashboard/events?type=ftd&amp;influencer={influencer}&amp;day={today}");
+    assert!(
+        html.contains(&format!("<a href=\"{ftds}\">1</a>")),
+        "the FTD leads to its record: {html}"
+    );
+    let (_, _, events) = call(&app, page(&ftds.replace("&amp;", "&"), Some(&manager))).await;
+    assert!(events.contains(&click), "the drill-down shows the FTD: {events}");
+    let (_, _, none) = call(
+        &app,
+        page(
+            &format!("/dashboard/events?type=ftd&influencer=someone-else&day={today}"),
+            Some(&manager),
+        ),
+    )
+    .await;
+    assert!(!none.contains(&click), "and only its records");
+
+    // A link made on the page credits the influencer and its campaign.
+    let (status, body) = post(
+        &app,
+        &here,
+        &manager,
+        &token,
+        &[
+            ("do", "link"),
+            ("destination", "https://operator.example/r?btag={clickid}"),
+            ("campaignId", &campaign_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, links) = app.admin(&format!("/api/links?influencerId={influencer}")).await;
+    let link = &links["items"][0];
+    assert_eq!(link["campaignId"], campaign_id.as_str(), "{links}");
+    assert_eq!(link["brand"], "rushbet", "the campaign's brand");
+    let url = link["url"].as_str().unwrap();
+    assert!(body.contains(&format!("value=\"{url}\"")), "the URL to copy: {body}");
+    let (status, bad) = post(
+        &app,
+        &here,
+        &manager,
+        &token,
+        &[("do", "link"), ("destination", "ftp://x")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.contains("destination:"), "{bad}");
+
+    let (status, _) = post(
+        &app,
+        &here,
+        &manager,
+        &token,
+        &[
+            ("do", "save"),
+            ("name", "Ana Streams"),
+            ("channel", "Twitch"),
+            ("payout", "CPA 40 USD"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, api) = app.admin(&format!("/api/influencers/{influencer}")).await;
+    assert_eq!(
+        (api["channel"].as_str(), api["payout"].as_str()),
+        (Some("Twitch"), Some("CPA 40 USD"))
+    );
+
+    let (status, _) = post(&app, &here, &manager, &token, &[("do", "archive")]).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, list) = call(&app, page("/dashboard/influencers", Some(&manager))).await;
+    assert!(
+        !list.contains(&influencer) && list.contains("Show archived (1)"),
+        "{list}"
+    );
+    let (_, _, all) = call(&app, page("/dashboard/influencers?archived=1", Some(&manager))).await;
+    assert!(all.contains(&influencer));
+    let second = unique("C");
+    app.post_json(
+        "/api/ingest/click",
+        json!({"clickId": second, "influencerId": influencer, "brand": "rushbet"}),
+    )
+    .await;
+    app.drain().await;
+    let (_, api) = app.admin(&format!("/api/influencers/{influencer}")).await;
+    assert_eq!(
+        api["stats"]["clicks"], 2,
+        "an archived influencer is still credited: {api}"
+    );
+    assert!(api["archivedAt"].is_string());
+    post(&app, &here, &manager, &token, &[("do", "restore")]).await;
+    let (_, _, list) = call(&app, page("/dashboard/influencers", Some(&manager))).await;
+    assert!(list.contains(&influencer));
+    assert_eq!(audited(&app, "influencer.archive").await.len(), 1);
+
+    let (_, analyst, analyst_token) = session(&app, Role::Analyst).await;
+    let (_, _, read) = call(&app, page(&here, Some(&analyst))).await;
+    assert!(!read.contains("Create link"), "no forms for an analyst");
+    let (status, _) = post(&app, &here, &analyst, &analyst_token, &[("do", "archive")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    app.take_calls();
+    let (status, _, _) = call(&app, page(&here, Some(&manager))).await;
+    assert_eq!(status, StatusCode::OK);
+    let calls = app.take_calls();
+    assert!(calls.values().sum::<u64>() <= 8, "{calls:?}");
 }

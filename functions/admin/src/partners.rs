@@ -7,15 +7,14 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use crm_app::partners::PartnerError;
 use crm_core::link::{Destination, GENERATED_LEN, Link, LinkCode};
 use crm_core::partners::{Campaign, Influencer, parse_id, parse_text};
 use crm_core::stats::Dimension;
 use crm_core::values::{Brand, Invalid};
-use crm_http::{ApiError, ApiPath, ApiQuery, AppState, JsonResult};
-use crm_store::PutMode;
+use crm_http::{ApiError, ApiPath, ApiQuery, AppState, JsonResult, public_base};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
@@ -37,6 +36,7 @@ fn influencer_from(body: &Map<String, Value>, id: String, now: OffsetDateTime) -
         auto_created: false,
         created_at: now,
         updated_at: now,
+        archived_at: None,
     })
 }
 
@@ -56,6 +56,8 @@ fn partner_error(e: PartnerError) -> ApiError {
         PartnerError::NoSuchInfluencer => {
             crate::field_error("influencerId", Invalid::new("not_found", "no influencer has this id"))
         }
+        PartnerError::NotFound => ApiError::NotFound,
+        PartnerError::NoFreeCode => ApiError::Unavailable(e.to_string()),
         PartnerError::Store(e) => e.into(),
     }
 }
@@ -77,13 +79,12 @@ pub async fn get_influencer(
 }
 
 pub async fn put_influencer(State(state): State<AppState>, ApiPath(id): ApiPath<String>, bytes: Bytes) -> JsonResult {
-    let existing = state.store.influencer(&id).await?.ok_or(ApiError::NotFound)?;
+    state.store.influencer(&id).await?.ok_or(ApiError::NotFound)?;
     let body = body::object(&bytes)?;
-    let mut influencer = influencer_from(&body, id, OffsetDateTime::now_utc())?;
-    influencer.created_at = existing.created_at;
-    if !state.store.put_influencer(&influencer, PutMode::Replace).await? {
-        return Err(ApiError::NotFound);
-    }
+    let influencer = influencer_from(&body, id, OffsetDateTime::now_utc())?;
+    let influencer = crm_app::partners::edit_influencer(&state.store, influencer)
+        .await
+        .map_err(partner_error)?;
     Ok(Json(json!(influencer)))
 }
 
@@ -126,6 +127,7 @@ async fn campaign_from(
         auto_created: false,
         created_at: now,
         updated_at: now,
+        archived_at: None,
     })
 }
 
@@ -156,17 +158,12 @@ pub async fn get_campaign(
 }
 
 pub async fn put_campaign(State(state): State<AppState>, ApiPath(id): ApiPath<String>, bytes: Bytes) -> JsonResult {
-    let existing = state.store.campaign(&id).await?.ok_or(ApiError::NotFound)?;
+    state.store.campaign(&id).await?.ok_or(ApiError::NotFound)?;
     let body = body::object(&bytes)?;
-    let mut campaign = campaign_from(&state, &body, id, OffsetDateTime::now_utc()).await?;
-    campaign.created_at = existing.created_at;
-    if !state
-        .store
-        .put_campaign(&campaign, Some(&existing), PutMode::Replace)
-        .await?
-    {
-        return Err(conflict("another campaign has this name"));
-    }
+    let campaign = campaign_from(&state, &body, id, OffsetDateTime::now_utc()).await?;
+    let campaign = crm_app::partners::edit_campaign(&state.store, campaign)
+        .await
+        .map_err(partner_error)?;
     Ok(Json(json!(campaign)))
 }
 
@@ -225,23 +222,6 @@ async fn link_from(
     })
 }
 
-/// Where the API is reached from the internet: `PUBLIC_BASE_URL`, else the request's host.
-fn public_base(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(base) = &state.config.public_base_url {
-        return base.clone();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let local = host.starts_with("localhost") || host.starts_with("127.0.0.1");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or(if local { "http" } else { "https" });
-    format!("{scheme}://{host}")
-}
-
 fn link_json(link: &Link, base: &str) -> Value {
     let mut out = json!(link);
     out["url"] = json!(format!("{base}/l/{}", link.code));
@@ -258,28 +238,16 @@ pub async fn create_link(
     let body = body::object(&bytes)?;
     let now = OffsetDateTime::now_utc();
     let chosen = parsed(&body, "code", LinkCode::parse)?;
-    let generate = || {
-        let random = uuid::Uuid::new_v4();
-        let bytes: [u8; GENERATED_LEN] = random.as_bytes()[..GENERATED_LEN]
-            .try_into()
-            .expect("a uuid has 16 bytes");
-        LinkCode::generate(bytes)
-    };
-    let mut link = link_from(&state, &body, chosen.clone().unwrap_or_else(generate), now).await?;
-    for _ in 0..5 {
-        if state.store.put_link(&link, true).await? {
-            return Ok((
-                StatusCode::CREATED,
-                Json(link_json(&link, &public_base(&state, &headers))),
-            )
-                .into_response());
-        }
-        if chosen.is_some() {
-            return Err(conflict("a link with this code exists"));
-        }
-        link.code = generate();
-    }
-    Err(ApiError::Unavailable("no free link code was found; try again".into()))
+    let placeholder = LinkCode::generate([0; GENERATED_LEN]);
+    let link = link_from(&state, &body, chosen.clone().unwrap_or(placeholder), now).await?;
+    let link = crm_app::partners::create_link(&state.store, link, chosen.is_some())
+        .await
+        .map_err(partner_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(link_json(&link, &public_base(&state, &headers))),
+    )
+        .into_response())
 }
 
 #[derive(serde::Deserialize)]

@@ -47,8 +47,8 @@ const CLICKS: Feed = Feed {
     filters: &[
         ("brand", "brand", "Brand"),
         ("source", "source", "Source"),
-        ("campaign", "campaign", "Campaign"),
-        ("influencer", "influencerId", "Influencer"),
+        ("campaign", "campaign|attribution.campaignId", "Campaign"),
+        ("influencer", "influencerId|attribution.influencerId", "Influencer"),
     ],
 };
 
@@ -65,7 +65,11 @@ const LEADS: Feed = Feed {
         ("campaign", "Campaign"),
         ("clickId", "Click id"),
     ],
-    filters: &[("brand", "brand", "Brand"), ("campaign", "campaign", "Campaign")],
+    filters: &[
+        ("brand", "brand", "Brand"),
+        ("campaign", "campaign|attribution.campaignId", "Campaign"),
+        ("influencer", "attribution.influencerId", "Influencer"),
+    ],
 };
 
 const EVENTS: Feed = Feed {
@@ -81,8 +85,23 @@ const EVENTS: Feed = Feed {
         ("transactionId", "Transaction"),
         ("clickId", "Click id"),
     ],
-    filters: &[("brand", "brand", "Brand"), ("type", "eventType", "Event type")],
+    filters: &[
+        ("brand", "brand", "Brand"),
+        ("type", "eventType", "Event type"),
+        ("campaign", "attribution.campaignId", "Campaign"),
+        ("influencer", "attribution.influencerId", "Influencer"),
+    ],
 };
+
+/// A filter's attribute of a record: `a.b` reaches into an object, `x|y` matches either.
+fn matches(record: &Value, attribute: &str, wanted: &str) -> bool {
+    attribute.split('|').any(|path| {
+        let pointer = format!("/{}", path.replace('.', "/"));
+        record
+            .pointer(&pointer)
+            .is_some_and(|v| text(v).eq_ignore_ascii_case(wanted))
+    })
+}
 
 async fn feed(console: &Console, viewer: &Viewer, f: &Feed, q: &BTreeMap<String, String>) -> Result<Response, Refusal> {
     let today = OffsetDateTime::now_utc().date();
@@ -109,11 +128,7 @@ async fn feed(console: &Console, viewer: &Viewer, f: &Feed, q: &BTreeMap<String,
         .map(|r| serde_json::to_value(r).unwrap_or_default())
         .collect();
     let last = rows.last().map(|r| (text(&r["at"]), text(&r[f.id])));
-    rows.retain(|r| {
-        wanted
-            .iter()
-            .all(|(attribute, v)| text(&r[*attribute]).eq_ignore_ascii_case(v))
-    });
+    rows.retain(|r| wanted.iter().all(|(attribute, v)| matches(r, attribute, v)));
     if !viewer.role().sees_personal_data() {
         rows.iter_mut().for_each(crm_core::personal::mask_personal);
     }

@@ -26,6 +26,7 @@ mod exports;
 mod feeds;
 mod journeys;
 mod pages;
+mod partner;
 mod partners;
 mod reports;
 mod settings;
@@ -138,6 +139,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/dashboard/campaigns",
             get(partners::campaigns).post(partners::add_campaign),
+        )
+        .route(
+            "/dashboard/influencers/{id}",
+            get(partner::influencer).post(partner::change_influencer),
+        )
+        .route(
+            "/dashboard/campaigns/{id}",
+            get(partner::campaign).post(partner::change_campaign),
         )
         .route(
             "/dashboard/journey-automation",

@@ -319,3 +319,15 @@ pub fn respond_page(viewer: &Viewer, title: &str, current: &str, body: Markup) -
 pub fn respond_status(viewer: &Viewer, status: StatusCode, title: &str, current: &str, body: Markup) -> Response {
     respond(status, page(title, Some(viewer), current, body))
 }
+
+/// The periods offered beside every period form: (label, from, to).
+pub fn presets(today: time::Date) -> [(&'static str, time::Date, time::Date); 5] {
+    let yesterday = today - time::Duration::days(1);
+    [
+        ("Today", today, today),
+        ("Yesterday", yesterday, yesterday),
+        ("Last 7 days", today - time::Duration::days(6), today),
+        ("Last 30 days", today - time::Duration::days(29), today),
+        ("This month", today.replace_day(1).unwrap_or(today), today),
+    ]
+}

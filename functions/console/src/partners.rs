@@ -1,10 +1,12 @@
 //! `/dashboard/influencers` and `/dashboard/campaigns`: who and what the traffic is credited
 //! to, with the last 30 days' figures (clicks, leads, FTDs, deposits, revenue, EPC), and
-//! forms to add them (managers and owners).
+//! forms to add them (managers and owners). Each has a page of its own: its figures for any
+//! period, each number leading to the records behind it; its tracked links (create, copy,
+//! archive); edit; archive (off the lists, still credited) and bring back.
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use crm_app::partners::{self, PartnerError};
@@ -15,7 +17,7 @@ use maud::{Markup, html};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::pages::{field, respond_status};
+use crate::pages::{field, respond_status, url_encode};
 use crate::{Console, Refusal, Submitted, Viewer};
 
 /// The figures the lists show, by metric name, in this order.
@@ -60,13 +62,28 @@ fn error_note(error: Option<&str>) -> Markup {
     html! { @if let Some(e) = error { p.error role="alert" { (e) } } }
 }
 
+/// The link that shows or hides archived entries, with how many there are.
+fn archived_toggle(path: &str, archived: usize, showing: bool) -> Markup {
+    html! {
+        @if showing { p { a href=(path) { "Hide archived" } } }
+        @else if archived > 0 { p { a href={ (path) "?archived=1" } { "Show archived (" (archived) ")" } } }
+    }
+}
+
+fn showing_archived(q: &BTreeMap<String, String>) -> bool {
+    q.get("archived").is_some_and(|v| v == "1")
+}
+
 async fn influencers_page(
     console: &Console,
     viewer: &Viewer,
     error: Option<&str>,
     status: StatusCode,
+    show_archived: bool,
 ) -> Result<Response, Refusal> {
-    let influencers = console.app.store.influencers().await?;
+    let mut influencers = console.app.store.influencers().await?;
+    let archived = influencers.iter().filter(|i| i.archived_at.is_some()).count();
+    influencers.retain(|i| show_archived || i.archived_at.is_none());
     let figures = figures_by(console, Dimension::Influencer).await?;
     let body = html! {
         (error_note(error))
@@ -77,7 +94,11 @@ async fn influencers_page(
                 @if influencers.is_empty() { tr { td colspan=(FIGURES.len() + 4) { "No influencers yet." } } }
                 @for i in &influencers {
                     tr {
-                        th scope="row" { (i.influencer_id) @if i.auto_created { " " span.tag { "from a click" } } }
+                        th scope="row" {
+                            a href={ "/dashboard/influencers/" (url_encode(&i.influencer_id)) } { (i.influencer_id) }
+                            @if i.auto_created { " " span.tag { "from a click" } }
+                            @if i.archived_at.is_some() { " " span.tag { "archived" } }
+                        }
                         td { (i.name) }
                         td { (i.handle.as_deref().unwrap_or_default()) }
                         td { (i.channel.as_deref().unwrap_or_default()) }
@@ -86,6 +107,7 @@ async fn influencers_page(
                 }
             }
         }
+        (archived_toggle("/dashboard/influencers", archived, show_archived))
         @if viewer.role().may_change() {
             h2 { "Add an influencer" }
             form.stacked method="post" action="/dashboard/influencers" {
@@ -111,8 +133,12 @@ async fn influencers_page(
     ))
 }
 
-pub async fn influencers(State(console): State<Console>, viewer: Viewer) -> Result<Response, Refusal> {
-    influencers_page(&console, &viewer, None, StatusCode::OK).await
+pub async fn influencers(
+    State(console): State<Console>,
+    viewer: Viewer,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Response, Refusal> {
+    influencers_page(&console, &viewer, None, StatusCode::OK, showing_archived(&q)).await
 }
 
 fn optional(s: &Submitted, name: &str) -> Result<Option<String>, String> {
@@ -139,11 +165,14 @@ pub async fn add_influencer(State(console): State<Console>, s: Submitted) -> Res
             auto_created: false,
             created_at: now,
             updated_at: now,
+            archived_at: None,
         })
     })();
     let influencer = match parsed {
         Ok(i) => i,
-        Err(message) => return influencers_page(&console, &s.viewer, Some(&message), StatusCode::BAD_REQUEST).await,
+        Err(message) => {
+            return influencers_page(&console, &s.viewer, Some(&message), StatusCode::BAD_REQUEST, false).await;
+        }
     };
     match partners::create_influencer(&console.app.store, influencer).await {
         Ok(i) => {
@@ -151,7 +180,7 @@ pub async fn add_influencer(State(console): State<Console>, s: Submitted) -> Res
             Ok(Redirect::to("/dashboard/influencers").into_response())
         }
         Err(PartnerError::Store(e)) => Err(e.into()),
-        Err(e) => influencers_page(&console, &s.viewer, Some(&e.to_string()), StatusCode::CONFLICT).await,
+        Err(e) => influencers_page(&console, &s.viewer, Some(&e.to_string()), StatusCode::CONFLICT, false).await,
     }
 }
 
@@ -160,8 +189,11 @@ async fn campaigns_page(
     viewer: &Viewer,
     error: Option<&str>,
     status: StatusCode,
+    show_archived: bool,
 ) -> Result<Response, Refusal> {
-    let campaigns = console.app.store.campaigns().await?;
+    let mut campaigns = console.app.store.campaigns().await?;
+    let archived = campaigns.iter().filter(|c| c.archived_at.is_some()).count();
+    campaigns.retain(|c| show_archived || c.archived_at.is_none());
     let influencers = console.app.store.influencers().await?;
     let figures = figures_by(console, Dimension::Campaign).await?;
     let body = html! {
@@ -173,7 +205,11 @@ async fn campaigns_page(
                 @if campaigns.is_empty() { tr { td colspan=(FIGURES.len() + 4) { "No campaigns yet." } } }
                 @for c in &campaigns {
                     tr {
-                        th scope="row" { (c.campaign_id) @if c.auto_created { " " span.tag { "from a click" } } }
+                        th scope="row" {
+                            a href={ "/dashboard/campaigns/" (url_encode(&c.campaign_id)) } { (c.campaign_id) }
+                            @if c.auto_created { " " span.tag { "from a click" } }
+                            @if c.archived_at.is_some() { " " span.tag { "archived" } }
+                        }
                         td { (c.name) }
                         td { (c.brand.as_deref().unwrap_or_default()) }
                         td { (c.influencer_id.as_deref().unwrap_or_default()) }
@@ -182,6 +218,7 @@ async fn campaigns_page(
                 }
             }
         }
+        (archived_toggle("/dashboard/campaigns", archived, show_archived))
         @if viewer.role().may_change() {
             h2 { "Add a campaign" }
             form.stacked method="post" action="/dashboard/campaigns" {
@@ -210,8 +247,12 @@ async fn campaigns_page(
     ))
 }
 
-pub async fn campaigns(State(console): State<Console>, viewer: Viewer) -> Result<Response, Refusal> {
-    campaigns_page(&console, &viewer, None, StatusCode::OK).await
+pub async fn campaigns(
+    State(console): State<Console>,
+    viewer: Viewer,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Response, Refusal> {
+    campaigns_page(&console, &viewer, None, StatusCode::OK, showing_archived(&q)).await
 }
 
 pub async fn add_campaign(State(console): State<Console>, s: Submitted) -> Result<Response, Refusal> {
@@ -239,11 +280,14 @@ pub async fn add_campaign(State(console): State<Console>, s: Submitted) -> Resul
             auto_created: false,
             created_at: now,
             updated_at: now,
+            archived_at: None,
         })
     })();
     let campaign = match parsed {
         Ok(c) => c,
-        Err(message) => return campaigns_page(&console, &s.viewer, Some(&message), StatusCode::BAD_REQUEST).await,
+        Err(message) => {
+            return campaigns_page(&console, &s.viewer, Some(&message), StatusCode::BAD_REQUEST, false).await;
+        }
     };
     match partners::create_campaign(&console.app.store, campaign, None).await {
         Ok(c) => {
@@ -251,6 +295,6 @@ pub async fn add_campaign(State(console): State<Console>, s: Submitted) -> Resul
             Ok(Redirect::to("/dashboard/campaigns").into_response())
         }
         Err(PartnerError::Store(e)) => Err(e.into()),
-        Err(e) => campaigns_page(&console, &s.viewer, Some(&e.to_string()), StatusCode::CONFLICT).await,
+        Err(e) => campaigns_page(&console, &s.viewer, Some(&e.to_string()), StatusCode::CONFLICT, false).await,
     }
 }

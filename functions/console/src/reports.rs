@@ -112,17 +112,7 @@ pub async fn page(
         .iter()
         .filter_map(|k| q.get(*k).map(|v| format!("&{k}={}", url_encode(v))))
         .collect();
-    let presets = [
-        ("Today", today, today),
-        (
-            "Yesterday",
-            today - time::Duration::days(1),
-            today - time::Duration::days(1),
-        ),
-        ("Last 7 days", today - time::Duration::days(6), today),
-        ("Last 30 days", today - time::Duration::days(29), today),
-        ("This month", today.replace_day(1).unwrap_or(today), today),
-    ];
+    let presets = crate::pages::presets(today);
     let status = if request.is_ok() {
         StatusCode::OK
     } else {

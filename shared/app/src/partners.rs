@@ -2,11 +2,13 @@
 //! their figures for a period. The admin API and the console both come here.
 
 use crm_core::attribution::Model;
+use crm_core::link::{GENERATED_LEN, Link, LinkCode};
 use crm_core::partners::{Campaign, Influencer};
 use crm_core::stats::{Dimension, GroupBy, Period, Totals};
 use crm_core::values::Currency;
 use crm_store::{PutMode, Store, StoreError};
 use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
 
 use crate::reports::{Request, figures, rates, totals};
 
@@ -18,6 +20,12 @@ pub enum PartnerError {
     /// The influencer named does not exist (a 400 on `influencerId`).
     #[error("no influencer has this id")]
     NoSuchInfluencer,
+    /// The entry changed does not exist (404).
+    #[error("not found")]
+    NotFound,
+    /// No free link code was found (503: try again).
+    #[error("no free link code was found; try again")]
+    NoFreeCode,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -67,6 +75,94 @@ pub async fn create_campaign(
         return Err(PartnerError::Taken("a campaign with this campaignId or name exists"));
     }
     Ok(campaign)
+}
+
+/// Replaces an influencer's fields; when it was created and whether it is archived stay.
+pub async fn edit_influencer(store: &Store, mut influencer: Influencer) -> Result<Influencer, PartnerError> {
+    let existing = store
+        .influencer(&influencer.influencer_id)
+        .await?
+        .ok_or(PartnerError::NotFound)?;
+    influencer.created_at = existing.created_at;
+    influencer.archived_at = existing.archived_at;
+    if !store.put_influencer(&influencer, PutMode::Replace).await? {
+        return Err(PartnerError::NotFound);
+    }
+    Ok(influencer)
+}
+
+/// Replaces a campaign's fields (its influencer must exist, its name stay unique); when it
+/// was created and whether it is archived stay.
+pub async fn edit_campaign(store: &Store, mut campaign: Campaign) -> Result<Campaign, PartnerError> {
+    let existing = store
+        .campaign(&campaign.campaign_id)
+        .await?
+        .ok_or(PartnerError::NotFound)?;
+    check_influencer(store, campaign.influencer_id.as_deref()).await?;
+    campaign.created_at = existing.created_at;
+    campaign.archived_at = existing.archived_at;
+    if !store.put_campaign(&campaign, Some(&existing), PutMode::Replace).await? {
+        return Err(PartnerError::Taken("another campaign has this name"));
+    }
+    Ok(campaign)
+}
+
+/// Archives (or brings back) an influencer: off the lists, still credited.
+pub async fn archive_influencer(
+    store: &Store,
+    id: &str,
+    archived: bool,
+    now: OffsetDateTime,
+) -> Result<Influencer, PartnerError> {
+    let mut influencer = store.influencer(id).await?.ok_or(PartnerError::NotFound)?;
+    influencer.archived_at = archived.then_some(influencer.archived_at.unwrap_or(now));
+    influencer.updated_at = now;
+    if !store.put_influencer(&influencer, PutMode::Replace).await? {
+        return Err(PartnerError::NotFound);
+    }
+    Ok(influencer)
+}
+
+/// Archives (or brings back) a campaign: off the lists, still credited.
+pub async fn archive_campaign(
+    store: &Store,
+    id: &str,
+    archived: bool,
+    now: OffsetDateTime,
+) -> Result<Campaign, PartnerError> {
+    let existing = store.campaign(id).await?.ok_or(PartnerError::NotFound)?;
+    let mut campaign = existing.clone();
+    campaign.archived_at = archived.then_some(existing.archived_at.unwrap_or(now));
+    campaign.updated_at = now;
+    if !store.put_campaign(&campaign, Some(&existing), PutMode::Replace).await? {
+        return Err(PartnerError::NotFound);
+    }
+    Ok(campaign)
+}
+
+/// Stores a new tracked link. With a `chosen` code, that code or `Taken`; else a random
+/// one, drawn again (up to five times) while taken.
+pub async fn create_link(store: &Store, mut link: Link, chosen: bool) -> Result<Link, PartnerError> {
+    let generate = || {
+        let random = uuid::Uuid::new_v4();
+        let bytes: [u8; GENERATED_LEN] = random.as_bytes()[..GENERATED_LEN]
+            .try_into()
+            .expect("a uuid has 16 bytes");
+        LinkCode::generate(bytes)
+    };
+    if !chosen {
+        link.code = generate();
+    }
+    for _ in 0..5 {
+        if store.put_link(&link, true).await? {
+            return Ok(link);
+        }
+        if chosen {
+            return Err(PartnerError::Taken("a link with this code exists"));
+        }
+        link.code = generate();
+    }
+    Err(PartnerError::NoFreeCode)
 }
 
 /// The figures of one influencer, campaign or brand (`by`'s `value`) for a period, as the

@@ -58,6 +58,9 @@ pub struct Influencer {
     pub created_at: OffsetDateTime,
     #[serde(with = "crate::values::ts")]
     pub updated_at: OffsetDateTime,
+    /// Archived: off the console's lists; still credited (a click naming it counts).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::values::ts::option")]
+    pub archived_at: Option<OffsetDateTime>,
 }
 
 impl Influencer {
@@ -72,6 +75,7 @@ impl Influencer {
             auto_created: true,
             created_at: at,
             updated_at: at,
+            archived_at: None,
         }
     }
 }
@@ -95,6 +99,9 @@ pub struct Campaign {
     pub created_at: OffsetDateTime,
     #[serde(with = "crate::values::ts")]
     pub updated_at: OffsetDateTime,
+    /// Archived: off the console's lists; still credited (a click naming it counts).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::values::ts::option")]
+    pub archived_at: Option<OffsetDateTime>,
 }
 
 impl Campaign {
@@ -110,6 +117,7 @@ impl Campaign {
             auto_created: true,
             created_at: at,
             updated_at: at,
+            archived_at: None,
         }
     }
 }

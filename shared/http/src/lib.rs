@@ -69,6 +69,24 @@ impl AppState {
     }
 }
 
+/// Where the API is reached from the internet (tracked links, unsubscribe pages):
+/// `PUBLIC_BASE_URL`, else the request's own host.
+pub fn public_base(state: &AppState, headers: &http::HeaderMap) -> String {
+    if let Some(base) = &state.config.public_base_url {
+        return base.clone();
+    }
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let local = host.starts_with("localhost") || host.starts_with("127.0.0.1");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or(if local { "http" } else { "https" });
+    format!("{scheme}://{host}")
+}
+
 /// An HTTP function as deployed: its resource in `template.yaml`, its binary, the API
 /// Gateway routes it serves, its router. The dev server, the bench and the tests read these.
 pub struct HttpFunction {

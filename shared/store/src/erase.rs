@@ -187,7 +187,7 @@ impl Store {
         for d in moves.iter().filter(|d| d.row.value != ERASED_VALUE) {
             self.delete_if_empty(
                 keys::stats_pk(d.row.dimension, d.hour.day),
-                &keys::stats_sk(&d.row.brand, &d.row.value),
+                &keys::stats_sk(d.hour.day, &d.row.brand, &d.row.value),
             )
             .await?;
         }

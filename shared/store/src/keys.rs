@@ -22,7 +22,7 @@
 //! | influencer  | `INFLUENCER#<id>`        | `INFLUENCER` |                               | `INFLUENCERS` / `<id>`       |
 //! | campaign    | `CAMPAIGN#<id>`          | `CAMPAIGN` |                                 | `CAMPAIGNS` / `<id>`         |
 //! | campaign name | `CAMPAIGN_NAME#<name>` | `CAMPAIGN_NAME` |                            |                              |
-//! | counters    | `STATS#<dimension>#<day>` | `<brand>#<value>` |                         |                              |
+//! | counters    | `STATS#<dimension>#<month>` | `<day>#<brand>#<value>` |                   |                              |
 //! | seen rows   | `CUSTOMER#<id>`          | `SEEN`    |                                  |                              |
 //! | FX rates    | `CONFIG#FX`              | `RATES`   |                                  |                              |
 //! | daily report| `REPORT#<day>`           | `DAILY`   |                                  |                              |
@@ -500,16 +500,19 @@ pub fn campaign_name_pk(name: &str) -> String {
 }
 pub const CAMPAIGN_NAME_SK: &str = "CAMPAIGN_NAME";
 
-/// Counters of one dimension for one UTC day: `STATS#<dimension>#<day>` / `<brand>#<value>`.
+/// Counters of one dimension for one UTC day, in the partition of its month:
+/// `STATS#<dimension>#<YYYY-MM>` / `<day>#<brand>#<value>`. A period's counters are one
+/// query per month it touches (a range of sort keys), whatever its length.
 pub fn stats_pk(dimension: Dimension, day: Date) -> String {
-    format!("STATS#{}#{day}", dimension.as_str())
+    format!("STATS#{}#{}", dimension.as_str(), &day.to_string()[..7])
 }
-pub fn stats_sk(brand: &str, value: &str) -> String {
-    format!("{brand}#{value}")
+pub fn stats_sk(day: Date, brand: &str, value: &str) -> String {
+    format!("{day}#{brand}#{value}")
 }
-/// The sort-key prefix of one brand's rows.
-pub fn stats_brand_prefix(brand: &str) -> String {
-    format!("{brand}#")
+/// The sort keys of the days `from..=to` (of one month): between these two.
+pub fn stats_day_range(from: Date, to: Date) -> (String, String) {
+    // `$` sorts right after `#`: every key of `to` is below `<to>$`.
+    (format!("{from}#"), format!("{to}$"))
 }
 
 /// A counter attribute: `<metric>@<HH>` (the UTC hour).
@@ -631,12 +634,18 @@ mod tests {
 
     #[test]
     fn stats_keys_have_their_documented_shape() {
-        assert_eq!(
-            stats_pk(Dimension::Sub(3), date!(2026 - 11 - 22)),
-            "STATS#sub3#2026-11-22"
-        );
-        assert_eq!(stats_sk("rushbet", "inf_1"), "rushbet#inf_1");
-        assert!(stats_sk("rushbet", "").starts_with(&stats_brand_prefix("rushbet")));
+        let day = date!(2026 - 11 - 22);
+        assert_eq!(stats_pk(Dimension::Sub(3), day), "STATS#sub3#2026-11");
+        assert_eq!(stats_sk(day, "rushbet", "inf_1"), "2026-11-22#rushbet#inf_1");
+        let (from, to) = stats_day_range(date!(2026 - 11 - 21), day);
+        for (sk, inside) in [
+            (stats_sk(date!(2026 - 11 - 21), "a", ""), true),
+            (stats_sk(day, "~~~", "~~~"), true),
+            (stats_sk(date!(2026 - 11 - 20), "~", "~"), false),
+            (stats_sk(date!(2026 - 11 - 23), "a", "a"), false),
+        ] {
+            assert_eq!(from <= sk && sk <= to, inside, "{sk}");
+        }
         let usd = crm_core::values::Currency::parse("USD").unwrap();
         assert_eq!(counter_attr(&Metric::Revenue(usd.clone()), 7), "revenue.USD@07");
         assert_eq!(parse_counter_attr("revenue.USD@07"), Some((Metric::Revenue(usd), 7)));

@@ -19,10 +19,10 @@ use crate::codec::{self, Expr, n, s};
 use crate::keys::{self, entity};
 use crate::{CommitError, Item, Store, StoreError, classify};
 
-/// Days of counters read at once by a report: enough to overlap DynamoDB's round trips,
+/// Months of counters read at once by a report: enough to overlap DynamoDB's round trips,
 /// few enough that an emulator answering one request at a time stays inside each
 /// request's timeout.
-const PARALLEL_DAYS: usize = 4;
+const PARALLEL_MONTHS: usize = 4;
 /// A transaction that loses to another one touching the same counter is sent again this
 /// many times before the record is left for the stream's retry.
 const CONFLICT_RETRIES: u32 = 8;
@@ -200,7 +200,7 @@ impl Store {
             &self.table,
             codec::key(
                 keys::stats_pk(d.row.dimension, d.hour.day),
-                &keys::stats_sk(&d.row.brand, &d.row.value),
+                &keys::stats_sk(d.hour.day, &d.row.brand, &d.row.value),
             ),
             format!("SET {} ADD {}", set.join(", "), adds.join(", ")),
             None,
@@ -208,44 +208,76 @@ impl Store {
         )
     }
 
-    /// The counters of one dimension on each of `days` (one query per day, a few at once),
-    /// of one brand or all.
+    /// The counters of one dimension on `days` (consecutive), of one brand or all: one
+    /// query per month they touch (a few at once), whatever the period's length.
     pub async fn counters(
         &self,
         dimension: Dimension,
         days: &[Date],
         brand: Option<&str>,
     ) -> Result<Vec<DayCounters>, StoreError> {
-        let pages: Vec<Vec<DayCounters>> = futures::stream::iter(days.iter().copied())
-            .map(|day| self.counters_of_day(dimension, day, brand))
-            .buffer_unordered(PARALLEL_DAYS)
+        let (Some(first), Some(last)) = (days.iter().min(), days.iter().max()) else {
+            return Ok(Vec::new());
+        };
+        // Each month's first and last day within the period.
+        let mut months: Vec<(Date, Date)> = Vec::new();
+        let mut day = *first;
+        while day <= *last {
+            let month_end = day
+                .replace_day(day.month().length(day.year()))
+                .expect("a month's last day exists");
+            let to = month_end.min(*last);
+            months.push((day, to));
+            match to.next_day() {
+                Some(next) => day = next,
+                None => break,
+            }
+        }
+        let pages: Vec<Vec<DayCounters>> = futures::stream::iter(months)
+            .map(|(from, to)| self.counters_between(dimension, from, to, brand))
+            .buffer_unordered(PARALLEL_MONTHS)
             .try_collect()
             .await?;
         Ok(pages.into_iter().flatten().collect())
     }
 
-    async fn counters_of_day(
+    /// The counters of the days `from..=to` of one month.
+    async fn counters_between(
         &self,
         dimension: Dimension,
-        day: Date,
+        from: Date,
+        to: Date,
         brand: Option<&str>,
     ) -> Result<Vec<DayCounters>, StoreError> {
-        let pk = keys::stats_pk(dimension, day);
+        let pk = keys::stats_pk(dimension, from);
+        let (low, high) = keys::stats_day_range(from, to);
         let q = self
             .client
             .query()
             .table_name(&self.table)
-            .expression_attribute_values(":pk", s(&pk));
+            .key_condition_expression("PK = :pk AND SK BETWEEN :low AND :high")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":low", s(low))
+            .expression_attribute_values(":high", s(high));
+        // A brand's rows are among every brand's of those days: filtered on the way out.
         let q = match brand {
             Some(b) => q
-                .key_condition_expression("PK = :pk AND begins_with(SK, :brand)")
-                .expression_attribute_values(":brand", s(keys::stats_brand_prefix(b))),
-            None => q.key_condition_expression("PK = :pk"),
+                .filter_expression("#brand = :brand")
+                .expression_attribute_names("#brand", "brand")
+                .expression_attribute_values(":brand", s(b)),
+            None => q,
         };
         self.all_pages(q)
             .await?
             .iter()
-            .map(|item| day_counters(item, dimension, day, &pk))
+            .map(|item| {
+                let sk = codec::string(item, keys::SK, &pk)?;
+                let day = sk
+                    .get(..10)
+                    .and_then(|d| Date::parse(d, &time::format_description::well_known::Iso8601::DATE).ok())
+                    .ok_or_else(|| codec::corrupt(&pk, format!("counter key {sk} has no day")))?;
+                day_counters(item, dimension, day, &pk)
+            })
             .collect()
     }
 

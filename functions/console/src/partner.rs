@@ -1,0 +1,559 @@
+//! `/dashboard/influencers/{id}` and `/dashboard/campaigns/{id}`: one influencer's or
+//! campaign's page. Its figures for a period (presets, the reporting time zone), each number
+//! leading to the records behind it (the feeds, filtered to it); its tracked links, with
+//! their URL to copy, created and archived here; its details, edited here; archiving it
+//! takes it off the lists and keeps it credited. Managers and owners change; everyone reads.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use crm_app::partners::{self, PartnerError};
+use crm_core::access::Role;
+use crm_core::link::{Destination, GENERATED_LEN, Link, LinkCode};
+use crm_core::partners::{Campaign, Influencer, parse_id, parse_text};
+use crm_core::stats::{Dimension, Period};
+use crm_core::values::{Brand, format_ts};
+use maud::{Markup, html};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::pages::{field, message, presets, respond_status, url_encode};
+use crate::{Console, Refusal, Submitted, Viewer};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Of {
+    Influencer,
+    Campaign,
+}
+
+impl Of {
+    fn path(self) -> &'static str {
+        match self {
+            Of::Influencer => "/dashboard/influencers",
+            Of::Campaign => "/dashboard/campaigns",
+        }
+    }
+    fn dimension(self) -> Dimension {
+        match self {
+            Of::Influencer => Dimension::Influencer,
+            Of::Campaign => Dimension::Campaign,
+        }
+    }
+    /// The feeds' filter naming it.
+    fn filter(self) -> &'static str {
+        match self {
+            Of::Influencer => "influencer",
+            Of::Campaign => "campaign",
+        }
+    }
+    fn noun(self) -> &'static str {
+        match self {
+            Of::Influencer => "influencer",
+            Of::Campaign => "campaign",
+        }
+    }
+}
+
+/// The entry a page is about.
+enum Entry {
+    Influencer(Influencer),
+    Campaign(Campaign),
+}
+
+impl Entry {
+    fn name(&self) -> &str {
+        match self {
+            Entry::Influencer(i) => &i.name,
+            Entry::Campaign(c) => &c.name,
+        }
+    }
+    fn archived_at(&self) -> Option<OffsetDateTime> {
+        match self {
+            Entry::Influencer(i) => i.archived_at,
+            Entry::Campaign(c) => c.archived_at,
+        }
+    }
+}
+
+async fn load(console: &Console, of: Of, id: &str) -> Result<Option<Entry>, Refusal> {
+    let store = &console.app.store;
+    Ok(match of {
+        Of::Influencer => store.influencer(id).await?.map(Entry::Influencer),
+        Of::Campaign => store.campaign(id).await?.map(Entry::Campaign),
+    })
+}
+
+/// What the page says above everything: a change done, or why it was refused.
+pub enum Notice {
+    None,
+    Done(String),
+    Error(String),
+}
+
+/// The figures shown, with the feed (and its filters) each number leads to.
+const FIGURES: &[(&str, &str, &str)] = &[
+    ("clicks", "Clicks", "/dashboard/clicks?"),
+    ("leads", "Leads", "/dashboard/leads?"),
+    ("registrations", "Registrations", "/dashboard/events?type=registration&"),
+    ("ftds", "FTDs", "/dashboard/events?type=ftd&"),
+    ("deposits", "Deposits", "/dashboard/events?type=deposit&"),
+    ("revenueConverted", "Revenue", "/dashboard/events?"),
+    ("epc", "EPC", ""),
+    ("leadRate", "Lead rate", ""),
+    ("ftdRate", "FTD rate", ""),
+];
+
+fn figures_table(of: Of, id: &str, period: &Period, figures: &Map<String, Value>) -> Markup {
+    // The feeds are by UTC day: the drill-down opens the period's last day (or today).
+    let today = OffsetDateTime::now_utc().date();
+    let day = period.to.min(today);
+    html! {
+        table {
+            caption { "From " (period.from.to_string()) " to " (period.to.to_string()) " (" (period.zone.as_str()) "), last touch" }
+            thead { tr { @for (_, label, _) in FIGURES { th scope="col" { (label) } } } }
+            tbody { tr {
+                @for (name, _, feed) in FIGURES {
+                    td.num {
+                        @let v = field(figures, name);
+                        @if feed.is_empty() || v.is_empty() { (v) }
+                        @else { a href={ (feed) (of.filter()) "=" (url_encode(id)) "&day=" (day.to_string()) } { (v) } }
+                    }
+                }
+            } }
+        }
+        p.hint { "Each number leads to its records of " (day.to_string()) " (UTC); \"The day before\" walks back through the period." }
+    }
+}
+
+fn link_rows(links: &[Link], base: &str, viewer: &Viewer, here: &str) -> Markup {
+    let may_change = viewer.role().may_change();
+    html! {
+        table {
+            caption { "Tracked links (visits redirect to the destination, credited here)" }
+            thead { tr {
+                th scope="col" { "Link" } th scope="col" { "Destination" } th scope="col" { "Influencer" }
+                th scope="col" { "Campaign" } th scope="col" { "Created (UTC)" } @if may_change { th scope="col" { "Actions" } }
+            } }
+            tbody {
+                @if links.is_empty() { tr { td colspan="6" { "No links yet." } } }
+                @for l in links {
+                    @let url = format!("{base}/l/{}", l.code);
+                    @let label = format!("link-{}", l.code);
+                    tr {
+                        td {
+                            label.visually-hidden for=(label) { "Link " (l.code) " to copy" }
+                            input id=(label) type="text" readonly value=(url) size="36";
+                        }
+                        td { (l.destination.as_str()) }
+                        td { (l.influencer_id) }
+                        td { (l.campaign_id.as_deref().unwrap_or_default()) }
+                        td { (format_ts(l.created_at)) }
+                        @if may_change {
+                            td {
+                                form.inline method="post" action=(here) {
+                                    input type="hidden" name="csrf" value=(viewer.session.csrf);
+                                    input type="hidden" name="do" value="unlink";
+                                    input type="hidden" name="code" value=(l.code);
+                                    button.secondary type="submit" { "Archive" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn render(
+    console: &Console,
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    of: Of,
+    id: &str,
+    q: &BTreeMap<String, String>,
+    notice: Notice,
+    status: StatusCode,
+) -> Result<Response, Refusal> {
+    let app = &console.app;
+    let Some(entry) = load(console, of, id).await? else {
+        return Ok(message(StatusCode::NOT_FOUND, "Not found", "There is no such entry."));
+    };
+    let get = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let zone = app.config.reporting.zone.clone();
+    let now = OffsetDateTime::now_utc();
+    let (period, notice) = match Period::parse(get("from"), get("to"), zone.clone(), now) {
+        Ok(p) => (p, notice),
+        Err((field, e)) => (
+            Period::parse(None, None, zone, now).map_err(|_| Refusal::Unavailable)?,
+            Notice::Error(format!("{field}: {}", e.message)),
+        ),
+    };
+    let currency = &app.config.reporting.currency;
+    let figures = partners::stats(&app.store, currency, of.dimension(), id, period.clone()).await?;
+    let links: Vec<Link> = app
+        .store
+        .links()
+        .await?
+        .into_iter()
+        .filter(|l| l.archived_at.is_none())
+        .filter(|l| match &entry {
+            Entry::Influencer(i) => l.influencer_id == i.influencer_id,
+            Entry::Campaign(c) => l.campaign_id.as_deref() == Some(c.campaign_id.as_str()),
+        })
+        .collect();
+    let base = crm_http::public_base(app, headers);
+    let here = format!("{}/{}", of.path(), url_encode(id));
+    let may_change = viewer.role().may_change();
+    let csrf = &viewer.session.csrf;
+    // What the forms choose from: the campaigns a link may name, or the influencers a
+    // campaign may be credited to.
+    let (campaigns, influencers) = if may_change {
+        match of {
+            Of::Influencer => (app.store.campaigns().await?, Vec::new()),
+            Of::Campaign => (Vec::new(), app.store.influencers().await?),
+        }
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let today = now.date();
+    let body = html! {
+        @match &notice {
+            Notice::Done(m) => { p.notice role="status" { (m) } }
+            Notice::Error(m) => { p.error role="alert" { (m) } }
+            Notice::None => {}
+        }
+        @if let Some(at) = entry.archived_at() { p { span.tag { "archived" } " since " (format_ts(at)) " (UTC): off the lists, still credited." } }
+        dl.facts {
+            dt { "Id" } dd { (id) }
+            @match &entry {
+                Entry::Influencer(i) => {
+                    dt { "Handle" } dd { (i.handle.as_deref().unwrap_or_default()) }
+                    dt { "Channel" } dd { (i.channel.as_deref().unwrap_or_default()) }
+                    dt { "Deal" } dd { (i.payout.as_deref().unwrap_or_default()) }
+                }
+                Entry::Campaign(c) => {
+                    dt { "Brand" } dd { (c.brand.as_deref().unwrap_or_default()) }
+                    dt { "Influencer" } dd {
+                        @if let Some(i) = &c.influencer_id { a href={ "/dashboard/influencers/" (url_encode(i)) } { (i) } }
+                    }
+                    dt { "Source" } dd { (c.source.as_deref().unwrap_or_default()) }
+                }
+            }
+        }
+        h2 { "Figures" }
+        form.filters method="get" action=(here) {
+            label for="from" { "From" }
+            input #from type="date" name="from" value=(period.from.to_string());
+            label for="to" { "To" }
+            input #to type="date" name="to" value=(period.to.to_string());
+            button type="submit" { "Show" }
+        }
+        p.presets { "Period: " @for (label, from, to) in presets(today) {
+            a href={ (here) "?from=" (from.to_string()) "&to=" (to.to_string()) } { (label) } " "
+        } }
+        (figures_table(of, id, &period, &figures))
+        h2 { "Tracked links" }
+        (link_rows(&links, &base, viewer, &here))
+        @if may_change {
+            form.stacked method="post" action=(here) {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="do" value="link";
+                label for="destination" { "New link's destination (the operator's URL; {clickid}, {sub1} … are filled in)" }
+                input #destination type="url" name="destination" required maxlength="2048" placeholder="https://operator.example/register?btag={clickid}";
+                @match &entry {
+                    Entry::Influencer(_) => {
+                        label for="link-campaign" { "Campaign" }
+                        select #link-campaign name="campaignId" {
+                            option value="" { "None" }
+                            @for c in campaigns.iter().filter(|c| c.archived_at.is_none()) { option value=(c.campaign_id) { (c.name) } }
+                        }
+                    }
+                    Entry::Campaign(c) => {
+                        label for="link-influencer" { "Influencer" }
+                        select #link-influencer name="influencerId" required {
+                            @for i in influencers.iter().filter(|i| i.archived_at.is_none()) {
+                                option value=(i.influencer_id) selected[c.influencer_id.as_deref() == Some(i.influencer_id.as_str())] { (i.name) }
+                            }
+                        }
+                    }
+                }
+                label for="link-brand" { "Brand (optional: the campaign's)" }
+                input #link-brand name="brand" maxlength="64";
+                button type="submit" { "Create link" }
+            }
+            h2 { "Edit" }
+            form.stacked method="post" action=(here) {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="do" value="save";
+                label for="name" { "Name" }
+                input #name name="name" required maxlength="200" value=(entry.name());
+                @match &entry {
+                    Entry::Influencer(i) => {
+                        label for="handle" { "Handle" }
+                        input #handle name="handle" maxlength="200" value=[i.handle.as_deref()];
+                        label for="channel" { "Channel" }
+                        input #channel name="channel" maxlength="200" value=[i.channel.as_deref()];
+                        label for="payout" { "Deal" }
+                        input #payout name="payout" maxlength="200" value=[i.payout.as_deref()] placeholder="CPA 50 USD";
+                    }
+                    Entry::Campaign(c) => {
+                        label for="brand" { "Brand" }
+                        input #brand name="brand" maxlength="64" value=[c.brand.as_deref()];
+                        label for="influencerId" { "Influencer" }
+                        select #influencerId name="influencerId" {
+                            option value="" { "None" }
+                            @for i in &influencers {
+                                option value=(i.influencer_id) selected[c.influencer_id.as_deref() == Some(i.influencer_id.as_str())] { (i.name) }
+                            }
+                        }
+                        label for="source" { "Source" }
+                        input #source name="source" maxlength="200" value=[c.source.as_deref()];
+                    }
+                }
+                button type="submit" { "Save" }
+            }
+            form.inline method="post" action=(here) {
+                input type="hidden" name="csrf" value=(csrf);
+                @if entry.archived_at().is_some() {
+                    input type="hidden" name="do" value="restore";
+                    button type="submit" { "Bring back to the lists" }
+                } @else {
+                    input type="hidden" name="do" value="archive";
+                    button.secondary type="submit" { "Archive this " (of.noun()) }
+                }
+            }
+        }
+        p { a href=(of.path()) { "Back to the list" } }
+    };
+    let title = format!("{} ({})", entry.name(), of.noun());
+    Ok(respond_status(viewer, status, &title, of.path(), body))
+}
+
+pub async fn influencer(
+    State(console): State<Console>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Response, Refusal> {
+    render(
+        &console,
+        &viewer,
+        &headers,
+        Of::Influencer,
+        &id,
+        &q,
+        Notice::None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+pub async fn campaign(
+    State(console): State<Console>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Response, Refusal> {
+    render(
+        &console,
+        &viewer,
+        &headers,
+        Of::Campaign,
+        &id,
+        &q,
+        Notice::None,
+        StatusCode::OK,
+    )
+    .await
+}
+
+fn optional(s: &Submitted, name: &str) -> Result<Option<String>, String> {
+    match s.field(name) {
+        "" => Ok(None),
+        v => parse_text(v).map(Some).map_err(|e| format!("{name}: {}", e.message)),
+    }
+}
+
+fn optional_id(s: &Submitted, name: &str) -> Result<Option<String>, String> {
+    match s.field(name) {
+        "" => Ok(None),
+        v => parse_id(v).map(Some).map_err(|e| format!("{name}: {}", e.message)),
+    }
+}
+
+fn optional_brand(s: &Submitted) -> Result<Option<Brand>, String> {
+    match s.field("brand") {
+        "" => Ok(None),
+        v => Brand::parse(v).map(Some).map_err(|e| format!("brand: {}", e.message)),
+    }
+}
+
+/// What a form asked, done: the notice to show, or why not (a refused field, a taken name).
+async fn act(console: &Console, of: Of, id: &str, s: &Submitted) -> Result<Result<String, String>, Refusal> {
+    let store = &console.app.store;
+    let now = OffsetDateTime::now_utc();
+    let Some(entry) = load(console, of, id).await? else {
+        return Ok(Err("There is no such entry.".into()));
+    };
+    let outcome: Result<String, PartnerError> = match (s.field("do"), &entry) {
+        ("archive" | "restore", _) => {
+            let archived = s.field("do") == "archive";
+            let done = match of {
+                Of::Influencer => partners::archive_influencer(store, id, archived, now).await.map(|_| ()),
+                Of::Campaign => partners::archive_campaign(store, id, archived, now).await.map(|_| ()),
+            };
+            done.map(|()| {
+                if archived {
+                    "Archived: off the lists, still credited."
+                } else {
+                    "Back on the lists."
+                }
+                .into()
+            })
+        }
+        ("save", Entry::Influencer(i)) => {
+            let edited = (|| {
+                Ok::<_, String>(Influencer {
+                    name: parse_text(s.field("name")).map_err(|e| format!("name: {}", e.message))?,
+                    handle: optional(s, "handle")?,
+                    channel: optional(s, "channel")?,
+                    payout: optional(s, "payout")?,
+                    auto_created: false,
+                    updated_at: now,
+                    ..i.clone()
+                })
+            })();
+            match edited {
+                Ok(edited) => partners::edit_influencer(store, edited).await.map(|_| "Saved.".into()),
+                Err(message) => return Ok(Err(message)),
+            }
+        }
+        ("save", Entry::Campaign(c)) => {
+            let edited = (|| {
+                Ok::<_, String>(Campaign {
+                    name: parse_text(s.field("name")).map_err(|e| format!("name: {}", e.message))?,
+                    brand: optional_brand(s)?.map(|b| b.to_string()),
+                    influencer_id: optional_id(s, "influencerId")?,
+                    source: optional(s, "source")?,
+                    auto_created: false,
+                    updated_at: now,
+                    ..c.clone()
+                })
+            })();
+            match edited {
+                Ok(edited) => partners::edit_campaign(store, edited).await.map(|_| "Saved.".into()),
+                Err(message) => return Ok(Err(message)),
+            }
+        }
+        ("link", _) => {
+            let fields = (|| {
+                let destination =
+                    Destination::parse(s.field("destination")).map_err(|e| format!("destination: {}", e.message))?;
+                let (influencer_id, campaign_id) = match &entry {
+                    Entry::Influencer(i) => (Some(i.influencer_id.clone()), optional_id(s, "campaignId")?),
+                    Entry::Campaign(c) => (optional_id(s, "influencerId")?, Some(c.campaign_id.clone())),
+                };
+                let influencer_id = influencer_id.ok_or("influencerId: a link credits an influencer")?;
+                Ok::<_, String>((destination, influencer_id, campaign_id, optional_brand(s)?))
+            })();
+            let (destination, influencer_id, campaign_id, brand) = match fields {
+                Ok(f) => f,
+                Err(message) => return Ok(Err(message)),
+            };
+            if let Err(e) = partners::check_influencer(store, Some(&influencer_id)).await {
+                return Ok(Err(e.to_string()));
+            }
+            let campaign = match &campaign_id {
+                Some(c) => match store.campaign(c).await? {
+                    Some(c) => Some(c),
+                    None => return Ok(Err("campaignId: no campaign has this id".into())),
+                },
+                None => None,
+            };
+            let brand = brand.or_else(|| campaign.and_then(|c| c.brand).and_then(|b| Brand::parse(&b).ok()));
+            let link = Link {
+                code: LinkCode::generate([0; GENERATED_LEN]),
+                influencer_id,
+                campaign_id,
+                brand,
+                destination,
+                created_at: now,
+                updated_at: now,
+                archived_at: None,
+            };
+            partners::create_link(store, link, false)
+                .await
+                .map(|l| format!("Link {} created: copy it from the table.", l.code))
+        }
+        ("unlink", _) => {
+            let Ok(code) = LinkCode::parse(s.field("code")) else {
+                return Ok(Err("There is no such link.".into()));
+            };
+            match store.link(&code).await? {
+                Some(mut link) if link.archived_at.is_none() => {
+                    link.archived_at = Some(now);
+                    link.updated_at = now;
+                    store.put_link(&link, false).await?;
+                    Ok(format!("Link {code} archived: it still redirects, off the list."))
+                }
+                _ => return Ok(Err("There is no such link.".into())),
+            }
+        }
+        _ => return Ok(Err("Nothing to do.".into())),
+    };
+    match outcome {
+        Ok(done) => Ok(Ok(done)),
+        Err(PartnerError::Store(e)) => Err(e.into()),
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
+async fn change(console: Console, headers: HeaderMap, of: Of, id: String, s: Submitted) -> Result<Response, Refusal> {
+    s.viewer.require(Role::may_change)?;
+    let q = BTreeMap::new();
+    match act(&console, of, &id, &s).await? {
+        Ok(done) => {
+            let action = format!("{}.{}", of.noun(), s.field("do"));
+            s.viewer.audit(&console, &action, &id).await;
+            render(
+                &console,
+                &s.viewer,
+                &headers,
+                of,
+                &id,
+                &q,
+                Notice::Done(done),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(why) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            render(&console, &s.viewer, &headers, of, &id, &q, Notice::Error(why), status).await
+        }
+    }
+}
+
+pub async fn change_influencer(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    s: Submitted,
+) -> Result<Response, Refusal> {
+    change(console, headers, Of::Influencer, id, s).await
+}
+
+pub async fn change_campaign(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    s: Submitted,
+) -> Result<Response, Refusal> {
+    change(console, headers, Of::Campaign, id, s).await
+}
