@@ -502,3 +502,55 @@ async fn an_influencers_page_drills_down_makes_links_edits_and_archives() {
     let calls = app.take_calls();
     assert!(calls.values().sum::<u64>() <= 8, "{calls:?}");
 }
+
+/// Today's feed asks for what arrived after its newest row; the answer is the new rows
+/// (filtered and masked as the page is) and the question again from the newest one.
+#[tokio::test]
+async fn a_feed_of_today_fetches_only_what_arrived_since() {
+    let app = spawn().await;
+    let (_, analyst, _) = session(&app, Role::Analyst).await;
+    let first = unique("C");
+    app.post_json(
+        "/api/ingest/click",
+        json!({"clickId": first, "brand": "rushbet", "ip": "203.0.113.7"}),
+    )
+    .await;
+    let (_, _, html) = call(&app, page("/dashboard/clicks?brand=rushbet", Some(&analyst))).await;
+    let at = html.find("hx-get=\"").expect("today's feed polls") + 8;
+    let poll = html[at..].split('"').next().unwrap().replace("&amp;", "&");
+    assert!(
+        poll.starts_with("/dashboard/clicks/live?") && poll.ends_with("&brand=rushbet"),
+        "{poll}"
+    );
+    let (_, _, nothing) = call(&app, page(&poll, Some(&analyst))).await;
+    assert!(
+        !nothing.contains("tbody class=\"arrived\""),
+        "nothing new yet: {nothing}"
+    );
+
+    let second = unique("C");
+    let other = unique("C");
+    app.post_json(
+        "/api/ingest/click",
+        json!({"clickId": second, "brand": "rushbet", "ip": "203.0.113.8"}),
+    )
+    .await;
+    app.post_json("/api/ingest/click", json!({"clickId": other, "brand": "betano"}))
+        .await;
+    let (status, _, fragment) = call(&app, page(&poll, Some(&analyst))).await;
+    assert_eq!(status, StatusCode::OK);
+    let rows = fragment.split("<tbody class=\"arrived\">").nth(1).expect("new rows");
+    assert!(rows.contains(&second) && !rows.contains(&first), "{fragment}");
+    assert!(!rows.contains(&other), "the page's filter holds");
+    assert!(!fragment.contains("203.0.113.8"), "an analyst sees addresses masked");
+    let at = fragment.find("hx-get=\"").unwrap() + 8;
+    let next = fragment[at..].split('"').next().unwrap().replace("&amp;", "&");
+    let (_, _, after) = call(&app, page(&next, Some(&analyst))).await;
+    assert!(
+        !after.contains(&second),
+        "asked again from the newest row read: {after}"
+    );
+
+    let (_, _, yesterday) = call(&app, page("/dashboard/clicks?day=2020-01-01", Some(&analyst))).await;
+    assert!(!yesterday.contains("hx-get"), "only today's feed polls");
+}

@@ -90,7 +90,9 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
     accessible(&browser, "console-customer").await;
     browser.click("a[href='/dashboard/clicks']").await;
     arrive(&browser, "Clicks").await;
-    let clicks = browser.eval("return document.querySelector('tbody').textContent").await;
+    let clicks = browser
+        .eval("return document.querySelector('main table').textContent")
+        .await;
     assert!(clicks.as_str().unwrap().contains(&click), "{clicks}");
     accessible(&browser, "console-clicks").await;
 
@@ -193,6 +195,9 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
             "Influencers",
             "Campaigns",
             "Reports",
+            "Exports",
+            "Suppressions",
+            "Brand settings",
             "Sources",
             "Audit log"
         ])
@@ -228,5 +233,91 @@ async fn a_form_posted_from_another_site_changes_nothing() {
     assert_ne!(refused, "Users", "the form was not taken as the owner's");
     let users = app.state.store.users().await.unwrap();
     assert_eq!(users.len(), 1, "nothing changed: {users:?}");
+    browser.quit().await;
+}
+
+/// Today's clicks page shows a click that arrives while it is open, without a reload (the
+/// page's one script, htmx, under the console's strict policy); a lead's welcome, processed,
+/// is SENT on the customer's timeline; and the compliance, settings and partner pages have
+/// no accessibility violation either.
+#[tokio::test]
+async fn new_rows_arrive_without_a_reload_and_the_other_pages_are_accessible() {
+    let app = spawn_with(&[]).await;
+    let api = app.serve().await;
+    let owner = an_owner(&app).await;
+    let browser = Browser::start().await;
+    browser.goto(&format!("{api}/dashboard/clicks")).await;
+    log_in(&browser, &owner).await;
+    arrive(&browser, "Clicks").await;
+    browser
+        .wait_for("return typeof window.htmx === 'object'", Duration::from_secs(10))
+        .await;
+    let click = unique("LIVE_CLICK");
+    app.post_json(
+        "/api/ingest/click",
+        serde_json::json!({"clickId": click, "brand": "rushbet"}),
+    )
+    .await;
+    let arrived = browser
+        .wait_for(
+            &format!(
+                "const t = document.querySelector('tbody.arrived'); return !!t && t.textContent.includes('{click}')"
+            ),
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(arrived, serde_json::json!(true));
+    assert_eq!(
+        browser
+            .eval("return performance.getEntriesByType('navigation').length")
+            .await,
+        serde_json::json!(1),
+        "no reload"
+    );
+    accessible(&browser, "console-clicks-live").await;
+
+    // A lead's welcome, processed, is on the timeline as SENT.
+    let email = format!("{}@example.com", unique("maria"));
+    let (_, lead) = app
+        .post_json(
+            "/api/ingest/lead",
+            serde_json::json!({"clickId": click, "email": email, "firstName": "María", "brand": "rushbet"}),
+        )
+        .await;
+    app.run_due(time::OffsetDateTime::now_utc() + time::Duration::minutes(1))
+        .await;
+    let customer = lead["customerId"].as_str().unwrap();
+    browser.goto(&format!("{api}/dashboard/customers/{customer}")).await;
+    arrive(&browser, "Customer ").await;
+    let timeline = browser.eval("return document.body.textContent").await;
+    assert!(timeline.as_str().unwrap().contains("SENT"), "{timeline}");
+    accessible(&browser, "console-customer-sent").await;
+
+    let (_, influencer) = app
+        .admin_send(
+            http::Method::POST,
+            "/api/influencers",
+            serde_json::json!({"name": "Ana Streams"}),
+        )
+        .await;
+    let influencer = influencer["influencerId"].as_str().unwrap().to_owned();
+    for (path, title, name) in [
+        ("/dashboard/suppressions", "Suppressions", "console-suppressions"),
+        (
+            "/dashboard/settings?brand=rushbet",
+            "Brand settings",
+            "console-settings",
+        ),
+        ("/dashboard/exports", "Exports", "console-exports"),
+        (
+            &format!("/dashboard/influencers/{influencer}") as &str,
+            "Ana Streams",
+            "console-influencer",
+        ),
+    ] {
+        browser.goto(&format!("{api}{path}")).await;
+        arrive(&browser, title).await;
+        accessible(&browser, name).await;
+    }
     browser.quit().await;
 }

@@ -7,7 +7,6 @@
 //! Also the landing-page tag: `GET /c.js` (the script, gzipped when the browser accepts it,
 //! cached) and `GET /c.json?token=<landing key>` (its source's settings for the tag).
 
-use std::io::Write;
 use std::sync::LazyLock;
 
 use axum::extract::{Request, State};
@@ -33,11 +32,7 @@ pub const FUNCTION: HttpFunction = HttpFunction {
 
 /// The tag as written (readable, commented) and gzipped once per instance.
 pub const TAG: &str = include_str!("c.js");
-static TAG_GZIP: LazyLock<Vec<u8>> = LazyLock::new(|| {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    gz.write_all(TAG.as_bytes()).expect("gzip into memory");
-    gz.finish().expect("gzip into memory")
-});
+static TAG_GZIP: LazyLock<Vec<u8>> = LazyLock::new(|| crm_http::gzip(TAG.as_bytes()));
 
 /// A new tag reaches every browser within this.
 const TAG_MAX_AGE: &str = "public, max-age=3600";
@@ -73,27 +68,13 @@ async fn click(State(state): State<AppState>, headers: HeaderMap, mut req: Inges
 }
 
 async fn tag(headers: HeaderMap) -> Response {
-    let gzip = headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-    let mut response = if gzip {
-        let mut r = TAG_GZIP.clone().into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        r
-    } else {
-        TAG.into_response()
+    let asset = crm_http::Asset {
+        body: TAG.as_bytes(),
+        gzipped: &TAG_GZIP,
+        content_type: "text/javascript; charset=utf-8",
+        cache_control: TAG_MAX_AGE,
     };
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/javascript; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(TAG_MAX_AGE));
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    response
+    asset.serve(&headers)
 }
 
 /// The tag's settings for the page's key, checked as a click of that key would be (a known,

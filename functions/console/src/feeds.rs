@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
-use axum::response::Response;
-use crm_core::records::RecordKind;
-use crm_core::values::parse_ts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use crm_core::records::{Activity, RecordKind};
+use crm_core::values::{format_ts, parse_ts};
 use crm_store::FeedPosition;
-use maud::html;
+use maud::{Markup, html};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -20,13 +21,12 @@ use crate::{Console, Refusal, Viewer};
 /// Records read per page.
 const PAGE: i32 = 100;
 
-/// A feed: its kind, title, path, the id attribute, its columns (attribute, heading) and
+/// A feed: its kind, title, path, its columns (attribute, heading) and
 /// the filters it offers (query name, attribute).
 struct Feed {
     kind: RecordKind,
     title: &'static str,
     path: &'static str,
-    id: &'static str,
     columns: &'static [(&'static str, &'static str)],
     filters: &'static [(&'static str, &'static str, &'static str)],
 }
@@ -35,7 +35,6 @@ const CLICKS: Feed = Feed {
     kind: RecordKind::Click,
     title: "Clicks",
     path: "/dashboard/clicks",
-    id: "clickId",
     columns: &[
         ("clickId", "Click id"),
         ("brand", "Brand"),
@@ -56,7 +55,6 @@ const LEADS: Feed = Feed {
     kind: RecordKind::Lead,
     title: "Leads",
     path: "/dashboard/leads",
-    id: "leadId",
     columns: &[
         ("brand", "Brand"),
         ("email", "Email"),
@@ -76,7 +74,6 @@ const EVENTS: Feed = Feed {
     kind: RecordKind::Event,
     title: "Events",
     path: "/dashboard/events",
-    id: "eventId",
     columns: &[
         ("brand", "Brand"),
         ("eventType", "Type"),
@@ -103,6 +100,61 @@ fn matches(record: &Value, attribute: &str, wanted: &str) -> bool {
     })
 }
 
+/// How often a feed of today asks for what arrived since (with JavaScript; without it the
+/// page is read as it was loaded, and reloaded by hand).
+const POLL: &str = "every 5s";
+
+/// The filters asked for: (record attribute, wanted value).
+fn wanted<'a>(f: &Feed, q: &'a BTreeMap<String, String>) -> Vec<(&'static str, &'a str)> {
+    f.filters
+        .iter()
+        .filter_map(|(name, attribute, _)| {
+            let v = q.get(*name)?.trim();
+            (!v.is_empty()).then_some((*attribute, v))
+        })
+        .collect()
+}
+
+/// The query string of the filters asked for (`&name=value…`).
+fn filter_query(f: &Feed, q: &BTreeMap<String, String>) -> String {
+    f.filters
+        .iter()
+        .filter_map(|(name, _, _)| q.get(*name).map(|v| format!("&{name}={}", url_encode(v))))
+        .collect()
+}
+
+/// Records as rows: filtered, masked for analysts.
+fn shown_rows(viewer: &Viewer, records: &[Activity], wanted: &[(&str, &str)]) -> Vec<Value> {
+    let mut rows: Vec<Value> = records
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap_or_default())
+        .filter(|r| wanted.iter().all(|(attribute, v)| matches(r, attribute, v)))
+        .collect();
+    if !viewer.role().sees_personal_data() {
+        rows.iter_mut().for_each(crm_core::personal::mask_personal);
+    }
+    rows
+}
+
+fn row(f: &Feed, r: &Value) -> Markup {
+    html! {
+        tr {
+            td { (text(&r["at"])) }
+            @for (attribute, _) in f.columns { td { (text(&r[*attribute])) } }
+            td { a href={ "/dashboard/customers/" (text(&r["customerId"])) } { "profile" } }
+        }
+    }
+}
+
+/// The part of a feed of today that asks, every few seconds, for the records after the
+/// newest one seen (`at`, `id`), and takes their place with what came and itself again.
+fn poller(f: &Feed, at: &str, id: &str, filters: &str) -> Markup {
+    html! {
+        tbody #live hx-get={ (f.path) "/live?at=" (url_encode(at)) "&id=" (url_encode(id)) (filters) }
+            hx-trigger=(POLL) hx-swap="outerHTML" {}
+    }
+}
+
 async fn feed(console: &Console, viewer: &Viewer, f: &Feed, q: &BTreeMap<String, String>) -> Result<Response, Refusal> {
     let today = OffsetDateTime::now_utc().date();
     let day = q
@@ -114,29 +166,17 @@ async fn feed(console: &Console, viewer: &Viewer, f: &Feed, q: &BTreeMap<String,
         _ => None,
     };
     let page = console.app.store.feed_page(f.kind, day, after.as_ref(), PAGE).await?;
-    let wanted: Vec<(&str, &str)> = f
-        .filters
-        .iter()
-        .filter_map(|(name, attribute, _)| {
-            let v = q.get(*name)?.trim();
-            (!v.is_empty()).then_some((*attribute, v))
-        })
-        .collect();
-    let mut rows: Vec<Value> = page
-        .records
-        .iter()
-        .map(|r| serde_json::to_value(r).unwrap_or_default())
-        .collect();
-    let last = rows.last().map(|r| (text(&r["at"]), text(&r[f.id])));
-    rows.retain(|r| wanted.iter().all(|(attribute, v)| matches(r, attribute, v)));
-    if !viewer.role().sees_personal_data() {
-        rows.iter_mut().for_each(crm_core::personal::mask_personal);
-    }
-    let filter_query: String = f
-        .filters
-        .iter()
-        .filter_map(|(name, _, _)| q.get(*name).map(|v| format!("&{name}={}", url_encode(v))))
-        .collect();
+    let position = |r: &Activity| (format_ts(r.at()), r.id().to_owned());
+    let last = page.records.last().map(position);
+    // Today's first page keeps itself up to date from its newest record on.
+    let live = (day == today && after.is_none()).then(|| {
+        page.records
+            .first()
+            .map(position)
+            .unwrap_or_else(|| (format_ts(OffsetDateTime::now_utc()), "0".into()))
+    });
+    let rows = shown_rows(viewer, &page.records, &wanted(f, q));
+    let filter_query = filter_query(f, q);
     let body = html! {
         form.filters method="get" action=(f.path) {
             label for="day" { "Day (UTC)" }
@@ -154,15 +194,10 @@ async fn feed(console: &Console, viewer: &Viewer, f: &Feed, q: &BTreeMap<String,
                 @for (_, heading) in f.columns { th scope="col" { (heading) } }
                 th scope="col" { "Customer" }
             } }
+            @if let Some((at, id)) = &live { (poller(f, at, id, &filter_query)) }
             tbody {
                 @if rows.is_empty() { tr { td colspan=(f.columns.len() + 2) { "Nothing here." } } }
-                @for r in &rows {
-                    tr {
-                        td { (text(&r["at"])) }
-                        @for (attribute, _) in f.columns { td { (text(&r[*attribute])) } }
-                        td { a href={ "/dashboard/customers/" (text(&r["customerId"])) } { "profile" } }
-                    }
-                }
+                @for r in &rows { (row(f, r)) }
             }
         }
         @if page.more {
@@ -175,6 +210,32 @@ async fn feed(console: &Console, viewer: &Viewer, f: &Feed, q: &BTreeMap<String,
         }
     };
     Ok(respond_page(viewer, f.title, f.path, body))
+}
+
+/// `…/live?at=&id=`: the rows of records that arrived after (`at`, `id`), newest first, and
+/// the poller again from the newest one read (a fragment for the page's script).
+async fn live(console: &Console, viewer: &Viewer, f: &Feed, q: &BTreeMap<String, String>) -> Result<Response, Refusal> {
+    let Some(at) = q.get("at").and_then(|a| parse_ts(a).ok()) else {
+        return Ok(StatusCode::BAD_REQUEST.into_response());
+    };
+    let id = q.get("id").map_or("0", |i| i.as_str());
+    let since = FeedPosition { at, id: id.to_owned() };
+    let (records, _) = console
+        .app
+        .store
+        .records_after(f.kind, at.date(), Some(&since), PAGE)
+        .await?;
+    let (at, id) = records.last().map_or_else(
+        || (format_ts(since.at), since.id.clone()),
+        |r| (format_ts(r.at()), r.id().to_owned()),
+    );
+    let mut rows = shown_rows(viewer, &records, &wanted(f, q));
+    rows.reverse();
+    let fragment = html! {
+        (poller(f, &at, &id, &filter_query(f, q)))
+        @if !rows.is_empty() { tbody.arrived { @for r in &rows { (row(f, r)) } } }
+    };
+    Ok(fragment.into_response())
 }
 
 pub async fn clicks(
@@ -199,4 +260,28 @@ pub async fn events(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Response, Refusal> {
     feed(&c, &v, &EVENTS, &q).await
+}
+
+pub async fn clicks_live(
+    State(c): State<Console>,
+    v: Viewer,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Response, Refusal> {
+    live(&c, &v, &CLICKS, &q).await
+}
+
+pub async fn leads_live(
+    State(c): State<Console>,
+    v: Viewer,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Response, Refusal> {
+    live(&c, &v, &LEADS, &q).await
+}
+
+pub async fn events_live(
+    State(c): State<Console>,
+    v: Viewer,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Response, Refusal> {
+    live(&c, &v, &EVENTS, &q).await
 }

@@ -132,6 +132,9 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard/clicks", get(feeds::clicks))
         .route("/dashboard/leads", get(feeds::leads))
         .route("/dashboard/events", get(feeds::events))
+        .route("/dashboard/clicks/live", get(feeds::clicks_live))
+        .route("/dashboard/leads/live", get(feeds::leads_live))
+        .route("/dashboard/events/live", get(feeds::events_live))
         .route(
             "/dashboard/influencers",
             get(partners::influencers).post(partners::add_influencer),
@@ -169,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard/suppressions/remove", post(suppressions::remove))
         .route("/dashboard/audit", get(pages::audit))
         .route("/dashboard/console.css", get(pages::stylesheet))
+        .route(pages::SCRIPT_PATH, get(pages::script))
         .fallback(pages::not_found)
         .method_not_allowed_fallback(pages::not_found)
         .with_state(console)

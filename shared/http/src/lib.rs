@@ -69,6 +69,48 @@ impl AppState {
     }
 }
 
+/// `bytes` gzipped (at the best level: assets are compressed once per instance).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(bytes).expect("gzip into memory");
+    gz.finish().expect("gzip into memory")
+}
+
+/// A file served from the binary (the landing-page tag, the console's script): gzipped to
+/// a browser that accepts it, cached as `cache_control` says.
+pub struct Asset<'a> {
+    pub body: &'static [u8],
+    pub gzipped: &'a [u8],
+    pub content_type: &'static str,
+    pub cache_control: &'static str,
+}
+
+impl Asset<'_> {
+    pub fn serve(&self, headers: &http::HeaderMap) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        use http::{HeaderValue, header};
+        let gzip = headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+        let mut response = if gzip {
+            let mut r = self.gzipped.to_vec().into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            r
+        } else {
+            self.body.into_response()
+        };
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(self.cache_control));
+        h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        response
+    }
+}
+
 /// Where the API is reached from the internet (tracked links, unsubscribe pages):
 /// `PUBLIC_BASE_URL`, else the request's own host.
 pub fn public_base(state: &AppState, headers: &http::HeaderMap) -> String {
