@@ -343,6 +343,7 @@ async fn the_compliance_and_settings_pages_cost_a_bounded_number_of_requests() {
         "/dashboard/campaigns",
         "/dashboard/reports?from=2026-10-01&to=2026-11-30&groupBy=campaign",
         "/dashboard/reports?groupBy=influencer",
+        "/dashboard/reports?groupBy=campaign&compare=previous",
     ] {
         app.take_calls();
         let (status, _, _) = call(&app, page(path, Some(&owner))).await;
@@ -553,4 +554,51 @@ async fn a_feed_of_today_fetches_only_what_arrived_since() {
 
     let (_, _, yesterday) = call(&app, page("/dashboard/clicks?day=2020-01-01", Some(&analyst))).await;
     assert!(!yesterday.contains("hx-get"), "only today's feed polls");
+}
+
+/// A report compared with the period before: each group's figures of the day before beside
+/// today's, the change, and the CSV with the same columns beside.
+#[tokio::test]
+async fn a_report_compares_each_group_with_the_period_before() {
+    let app = spawn().await;
+    let (_, owner, _) = session(&app, Role::Owner).await;
+    let campaign = unique("cmp");
+    let now = time::OffsetDateTime::now_utc();
+    let yesterday = crm_core::values::format_ts(now - time::Duration::days(1));
+    for occurred in [None, None, None, Some(yesterday.as_str())] {
+        let mut click = json!({"clickId": unique("C"), "campaign": campaign, "brand": "rushbet"});
+        if let Some(at) = occurred {
+            click["occurredAt"] = json!(at);
+        }
+        app.post_json("/api/ingest/click", click).await;
+    }
+    app.drain().await;
+    let today = now.date();
+    let path = format!("/dashboard/reports?groupBy=campaign&from={today}&to={today}&tz=UTC&compare=previous");
+    let (status, _, html) = call(&app, page(&path, Some(&owner))).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let row = html
+        .split("<tr>")
+        .find(|r| r.contains(&campaign))
+        .expect("the campaign's row");
+    assert!(
+        row.contains(">3<br><span class=\"hint\">was 1 <span class=\"up\">+200%</span>"),
+        "{row}"
+    );
+
+    let (_, _, csv) = call(&app, page(&format!("{path}&format=csv"), Some(&owner))).await;
+    let lines: Vec<&str> = csv.split("\r\n").collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let clicks = header.iter().position(|c| *c == "clicks").unwrap();
+    let before = header
+        .iter()
+        .position(|c| *c == "previous.clicks")
+        .expect("the period before's columns");
+    let line: Vec<&str> = lines
+        .iter()
+        .find(|l| l.contains(&campaign))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!((line[clicks], line[before]), ("3", "1"), "{csv}");
 }

@@ -12,7 +12,8 @@ use crm_core::attribution::Model;
 use crm_core::quiet::ZoneName;
 use crm_core::stats::{GroupBy, Period};
 use crm_core::values::Brand;
-use maud::html;
+use maud::{Markup, html};
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::pages::{field, respond_status, url_encode};
@@ -47,6 +48,28 @@ const COLUMNS: &[(&str, &str)] = &[
     ("epc", "EPC"),
 ];
 
+/// Under a figure compared with the period before: what it was, and the change.
+fn was(row: &Map<String, Value>, column: &str) -> Markup {
+    let Some(Value::Object(previous)) = row.get("previous") else {
+        return html! {};
+    };
+    let before = field(previous, column);
+    let number = |v: &str| v.parse::<f64>().ok();
+    let change = match (number(&field(row, column)), number(&before)) {
+        (Some(now), Some(then)) if then != 0.0 => Some((now - then) / then * 100.0),
+        _ => None,
+    };
+    html! {
+        br;
+        span.hint {
+            "was " @if before.is_empty() { "0" } @else { (before) }
+            @if let Some(c) = change {
+                " " span class=(if c >= 0.0 { "up" } else { "down" }) { (format!("{c:+.0}%")) }
+            }
+        }
+    }
+}
+
 /// The report the query asks for, or the message saying which field is wrong.
 fn request(console: &Console, q: &BTreeMap<String, String>) -> Result<crm_app::reports::Request, String> {
     let get = |name: &str| q.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
@@ -80,8 +103,11 @@ pub async fn page(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Response, Refusal> {
     let request = request(&console, &q);
+    let compared = q.get("compare").is_some_and(|c| c == "previous");
+    let (store, currency) = (&console.app.store, &console.app.config.reporting.currency);
     let table = match &request {
-        Ok(r) => Some(crm_app::reports::table(&console.app.store, r, &console.app.config.reporting.currency).await?),
+        Ok(r) if compared => Some(crm_app::reports::table_compared(store, r, currency).await?),
+        Ok(r) => Some(crm_app::reports::table(store, r, currency).await?),
         Err(_) => None,
     };
     let table = table.map(|t| {
@@ -108,7 +134,7 @@ pub async fn page(
     }
     let today = OffsetDateTime::now_utc().date();
     let group = q.get("groupBy").map_or("day", String::as_str);
-    let kept: String = ["groupBy", "model", "brand", "tz"]
+    let kept: String = ["groupBy", "model", "brand", "tz", "compare"]
         .iter()
         .filter_map(|k| q.get(*k).map(|v| format!("&{k}={}", url_encode(v))))
         .collect();
@@ -138,6 +164,7 @@ pub async fn page(
             }
             label for="brand" { "Brand" }
             input #brand type="search" name="brand" value=[q.get("brand")];
+            label { input type="checkbox" name="compare" value="previous" checked[compared]; " Compare with the period before" }
             button type="submit" { "Show" }
         }
         p.presets { "Period: " @for (label, from, to) in &presets {
@@ -147,7 +174,13 @@ pub async fn page(
             (Err(message), _) => { p.error role="alert" { (message) } }
             (Ok(r), Some(t)) => {
                 table {
-                    caption { "From " (r.period.from.to_string()) " to " (r.period.to.to_string()) " (" (r.period.zone.as_str()) "), " (r.model.as_str()) }
+                    caption {
+                        "From " (r.period.from.to_string()) " to " (r.period.to.to_string()) " (" (r.period.zone.as_str()) "), " (r.model.as_str())
+                        @if compared {
+                            @let before = r.period.previous();
+                            "; under each figure, the period before (" (before.from.to_string()) " to " (before.to.to_string()) ") and the change"
+                        }
+                    }
                     thead { tr {
                         th scope="col" { (t.field) }
                         @if t.items.iter().any(|i| i.contains_key("name")) { th scope="col" { "Name" } }
@@ -160,14 +193,14 @@ pub async fn page(
                             tr {
                                 th scope="row" { @let v = field(row, &t.field); @if v.is_empty() { "(none)" } @else { (v) } }
                                 @if named { td { (field(row, "name")) } }
-                                @for (c, _) in COLUMNS { td.num { (field(row, c)) } }
+                                @for (c, _) in COLUMNS { td.num { (field(row, c)) (was(row, c)) } }
                             }
                         }
                     }
                     tfoot { tr {
                         th scope="row" { "Total" }
                         @if named { td {} }
-                        @for (c, _) in COLUMNS { td.num { (field(&t.totals, c)) } }
+                        @for (c, _) in COLUMNS { td.num { (field(&t.totals, c)) (was(&t.totals, c)) } }
                     } }
                 }
                 p { a href={ "/dashboard/reports?format=csv&from=" (r.period.from.to_string()) "&to=" (r.period.to.to_string()) (kept) } { "Download this report as CSV" } }

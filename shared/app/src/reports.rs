@@ -10,7 +10,8 @@ use crm_core::values::Currency;
 use crm_store::{Store, StoreError};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
-use time::OffsetDateTime;
+use time::format_description::well_known::Iso8601;
+use time::{Date, OffsetDateTime};
 
 /// How late a postback may arrive after the day it happened and still be in a
 /// multi-touch report of that day (the last-touch counters take any lateness).
@@ -173,9 +174,29 @@ impl Table {
 
 /// The report `r` asks for, with revenue converted into the rates' base (else `currency`).
 pub async fn table(store: &Store, r: &Request, currency: &Currency) -> Result<Table, StoreError> {
-    let rows = totals(store, r).await?;
     let fx = rates(store, currency).await?;
     let names = names(store, r.by).await?;
+    Ok(table_of(totals(store, r).await?, r, &fx, &names))
+}
+
+/// The report, and beside each row the same group's figures of the period just before
+/// (`compare`): FX rates and names read once for both.
+pub async fn table_compared(store: &Store, r: &Request, currency: &Currency) -> Result<Table, StoreError> {
+    let fx = rates(store, currency).await?;
+    let names = names(store, r.by).await?;
+    let before = Request {
+        by: r.by,
+        period: r.period.previous(),
+        brand: r.brand.clone(),
+        model: r.model,
+    };
+    let mut current = table_of(totals(store, r).await?, r, &fx, &names);
+    let previous = table_of(totals(store, &before).await?, &before, &fx, &names);
+    compare(&mut current, &previous, &r.period);
+    Ok(current)
+}
+
+fn table_of(rows: BTreeMap<String, Totals>, r: &Request, fx: &FxRates, names: &BTreeMap<String, String>) -> Table {
     let field = group_field(r.by);
     let mut all = Totals::default();
     let items = rows
@@ -187,15 +208,53 @@ pub async fn table(store: &Store, r: &Request, currency: &Currency) -> Result<Ta
             if let Some(name) = names.get(key) {
                 row.insert("name".into(), json!(name));
             }
-            row.extend(figures(t, &fx));
+            row.extend(figures(t, fx));
             row
         })
         .collect();
-    Ok(Table {
-        totals: figures(&all, &fx),
+    Table {
+        totals: figures(&all, fx),
         field,
         items,
-    })
+    }
+}
+
+/// The group a row is of, as compared: its value, or for a day the day `shift` days later.
+fn group_key(field: &str, row: &Map<String, Value>, shift: i64) -> Option<String> {
+    let v = row.get(field)?;
+    if field != "day" {
+        return Some(v.to_string());
+    }
+    let day = Date::parse(v.as_str()?, &Iso8601::DATE).ok()?;
+    Some((day + time::Duration::days(shift)).to_string())
+}
+
+/// A row's figures without its group (what `previous` holds).
+fn figures_only(field: &str, row: &Map<String, Value>) -> Value {
+    let mut f = row.clone();
+    f.remove(field);
+    f.remove("name");
+    Value::Object(f)
+}
+
+/// Puts beside each row of `current` (and beside its totals), under `previous`, the figures
+/// `previous` (the same report of the period before) has for the same group; a day is
+/// compared with the day as far before it as the period is long.
+pub fn compare(current: &mut Table, previous: &Table, period: &Period) {
+    let field = current.field.clone();
+    let shift = (period.to - period.from).whole_days() + 1;
+    let before: BTreeMap<String, Value> = previous
+        .items
+        .iter()
+        .filter_map(|row| Some((group_key(&field, row, shift)?, figures_only(&field, row))))
+        .collect();
+    for row in &mut current.items {
+        let earlier = group_key(&field, row, 0).and_then(|k| before.get(&k).cloned());
+        row.insert("previous".into(), earlier.unwrap_or_else(|| json!({})));
+    }
+    current
+        .totals
+        .insert("previous".into(), figures_only(&field, &previous.totals));
 }
 
 /// The field a group's value is shown under.
@@ -251,10 +310,18 @@ pub fn to_csv(t: &Table) -> String {
         ]
         .map(String::from),
     );
+    // Compared with the period before: its counts and revenue beside them.
+    if totals.contains_key("previous") {
+        columns.extend(Metric::COUNTS.iter().map(|m| format!("previous.{}", m.name())));
+        columns.push("previous.revenueConverted".into());
+    }
     let cell = |row: &Map<String, Value>, column: &str| -> String {
-        let value = match column.strip_prefix("revenue.") {
-            Some(c) => row.get("revenue").and_then(|r| r.get(c)).cloned(),
-            None => row.get(column).cloned(),
+        let value = if let Some(c) = column.strip_prefix("revenue.") {
+            row.get("revenue").and_then(|r| r.get(c)).cloned()
+        } else if let Some(c) = column.strip_prefix("previous.") {
+            row.get("previous").and_then(|r| r.get(c)).cloned()
+        } else {
+            row.get(column).cloned()
         };
         match value {
             None | Some(Value::Null) => String::new(),

@@ -409,6 +409,16 @@ pub struct Period {
 pub const MAX_PERIOD_DAYS: i64 = 400;
 
 impl Period {
+    /// The period just before this one, as long (to compare with).
+    pub fn previous(&self) -> Self {
+        let days = (self.to - self.from).whole_days() + 1;
+        Self {
+            from: self.from - time::Duration::days(days),
+            to: self.from - time::Duration::days(1),
+            zone: self.zone.clone(),
+        }
+    }
+
     /// `from`/`to` as `YYYY-MM-DD`; both default to the 30 days ending today (local).
     pub fn parse(
         from: Option<&str>,
