@@ -602,3 +602,53 @@ async fn a_report_compares_each_group_with_the_period_before() {
         .collect();
     assert_eq!((line[clicks], line[before]), ("3", "1"), "{csv}");
 }
+
+/// Customers are found by a name or its start, either way round, without accents; the
+/// index is written from the stream and goes with the person's erasure.
+#[tokio::test]
+async fn customers_are_found_by_name_and_the_name_goes_with_erasure() {
+    let app = spawn().await;
+    let (_, owner, token) = session(&app, Role::Owner).await;
+    let last = format!("Núñez{}", unique("x").replace('_', ""));
+    let (_, lead) = app
+        .post_json(
+            "/api/ingest/lead",
+            json!({"email": format!("{}@example.com", unique("ana")), "firstName": "Ana María", "lastName": last, "brand": "rushbet"}),
+        )
+        .await;
+    let customer = lead["customerId"].as_str().unwrap().to_owned();
+    app.drain().await;
+    let folded = crm_core::profile::name_key(&last);
+    for typed in [
+        format!("ana maria {last}"),
+        format!("{last} Ana"),
+        last[..last.len() - 3].to_owned(),
+        folded.to_uppercase(),
+    ] {
+        let (status, _, html) = call(
+            &app,
+            page(
+                &format!("/dashboard/customers?q={}", typed.replace(' ', "+")),
+                Some(&owner),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(&customer), "{typed:?} finds the customer: {html}");
+    }
+    app.take_calls();
+    call(&app, page(&format!("/dashboard/customers?q={folded}"), Some(&owner))).await;
+    let calls = app.take_calls();
+    assert!(calls.values().sum::<u64>() <= 8, "a search is bounded: {calls:?}");
+    let (_, _, nobody) = call(&app, page("/dashboard/customers?q=zz-nobody-here", Some(&owner))).await;
+    assert!(!nobody.contains(&customer));
+
+    let erase = format!("/dashboard/customers/{customer}/erase");
+    let (status, _) = post(&app, &erase, &owner, &token, &[("confirm", &customer)]).await;
+    assert_eq!(status, StatusCode::OK);
+    app.drain().await;
+    let (_, _, after) = call(&app, page(&format!("/dashboard/customers?q={folded}"), Some(&owner))).await;
+    assert!(!after.contains(&customer), "an erased person is not found by name");
+    let named = app.state.store.customers_named(&folded, 10).await.unwrap();
+    assert!(named.is_empty(), "the name's entries are gone: {named:?}");
+}

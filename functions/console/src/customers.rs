@@ -1,4 +1,4 @@
-//! `/dashboard/customers`: the newest customers, a search by any identifier, and a
+//! `/dashboard/customers`: the newest customers, a search by any identifier or a name, and a
 //! customer's profile with one timeline of clicks, leads, events, messages and merges.
 //! Analysts see every person masked; anyone else's read of a profile is in the audit log.
 
@@ -12,7 +12,7 @@ use crm_core::compliance::{Scope, Suppression};
 use crm_core::definition::Channel;
 use crm_core::identity::Identifier;
 use crm_core::journey::Milestone;
-use crm_core::profile::Profile;
+use crm_core::profile::{Profile, name_key};
 use crm_core::records::Activity;
 use crm_core::values::{ClickId, CustomerId, DeviceId, Email, PhoneE164, format_ts};
 use maud::{Markup, html};
@@ -86,6 +86,41 @@ fn rows(viewer: &Viewer, profiles: &[Profile]) -> Markup {
     }
 }
 
+/// Customers named by `term`: an identifier of any kind it parses as (one batch read), or
+/// a name starting with it (one query of the name index), then their profiles (one batch,
+/// and one more for survivors of merges).
+async fn find(console: &Console, term: &str) -> Result<Vec<Profile>, Refusal> {
+    let store = &console.app.store;
+    let mut ids: Vec<CustomerId> = store.owners(&candidates(term, console)).await?.into_values().collect();
+    for id in store.customers_named(&name_key(term), LIST).await? {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let mut found = store.profiles(&ids).await?;
+    let survivors: Vec<CustomerId> = found
+        .values()
+        .filter_map(|p| p.merged_into.clone())
+        .filter(|s| !found.contains_key(s))
+        .collect();
+    found.extend(store.profiles(&survivors).await?);
+    let mut profiles: Vec<Profile> = Vec::new();
+    for id in &ids {
+        let mut p = found.get(id);
+        // A merge chain longer than one hop is followed no further here: its survivor
+        // is listed when it is found itself.
+        if let Some(into) = p.and_then(|p| p.merged_into.as_ref()) {
+            p = found.get(into);
+        }
+        if let Some(p) = p.filter(|p| !p.erased && p.merged_into.is_none())
+            && !profiles.iter().any(|q| q.id == p.id)
+        {
+            profiles.push(p.clone());
+        }
+    }
+    Ok(profiles)
+}
+
 pub async fn list(
     State(console): State<Console>,
     viewer: Viewer,
@@ -97,16 +132,7 @@ pub async fn list(
     let milestone = q.get("milestone").map(|s| s.trim()).filter(|s| !s.is_empty());
     let mut profiles: Vec<Profile> = Vec::new();
     match search {
-        Some(term) => {
-            for identifier in candidates(term, &console) {
-                if let Some(owner) = store.owner(&identifier).await?
-                    && !profiles.iter().any(|p| p.id == owner)
-                    && let Some(p) = store.current_profile(&owner).await?
-                {
-                    profiles.push(p);
-                }
-            }
-        }
+        Some(term) => profiles = find(&console, term).await?,
         None => {
             let today = OffsetDateTime::now_utc().date();
             for back in 0..LIST_DAYS {
@@ -135,7 +161,7 @@ pub async fn list(
     }
     let body = html! {
         form.filters method="get" action="/dashboard/customers" role="search" {
-            label for="q" { "Email, phone, click id or device id" }
+            label for="q" { "Name, email, phone, click id or device id" }
             input #q type="search" name="q" value=[search];
             label for="brand" { "Brand" }
             input #brand type="text" name="brand" value=[brand] size="10";

@@ -2,11 +2,13 @@
 //! `crm_messaging::journey` schedule, cancel or wake the customer's messages; new deposit
 //! events move the customer's dormancy timer (`crm_messaging::advance`). Records are
 //! processed in order; on a failure the batch reports that record, so Lambda retries from
-//! it (and only the records after it), keeping each customer's changes in order.
+//! it (and only the records after it), keeping each customer's changes in order. A name a
+//! profile gains goes into the customer search (`Store::index_names`).
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use crm_app::metrics::Metrics;
+use crm_core::profile::{Profile, name_keys};
 use crm_messaging::Deps;
 use crm_messaging::advance::record_deposit;
 use crm_messaging::journey::{Planned, matters, process_change};
@@ -41,6 +43,7 @@ pub async fn process(deps: &Deps, record: &EventRecord, now: OffsetDateTime) -> 
         return Ok(Planned::default());
     };
     let before = profile_from_image(record.change.old_image.clone())?;
+    index_new_names(deps, before.as_ref(), &after).await?;
     if !matters(before.as_ref(), &after) {
         return Ok(Planned::default());
     }
@@ -54,6 +57,21 @@ pub async fn process(deps: &Deps, record: &EventRecord, now: OffsetDateTime) -> 
             .emit();
     }
     Ok(planned)
+}
+
+/// A name a profile did not have before goes into the customer search (one transaction,
+/// only while the profile is not erased). Merged-away profiles are their survivor's.
+async fn index_new_names(deps: &Deps, before: Option<&Profile>, after: &Profile) -> Result<(), StoreError> {
+    if after.erased || after.merged_into.is_some() {
+        return Ok(());
+    }
+    let keys_of = |p: &Profile| name_keys(p.first_name.as_deref(), p.last_name.as_deref());
+    let old = before.map(keys_of).unwrap_or_default();
+    let new: Vec<String> = keys_of(after).into_iter().filter(|k| !old.contains(k)).collect();
+    if !new.is_empty() {
+        deps.store.index_names(&after.id, &new).await?;
+    }
+    Ok(())
 }
 
 /// When the change was committed (the stream's timestamp).

@@ -173,7 +173,8 @@ pub enum Scrub {
 /// Erasure's decision for an item of `entity` with the top-level attributes `present` (and,
 /// for a message, its `status`).
 pub fn scrub(entity: &str, present: &[&str], status: Option<Status>) -> Scrub {
-    if entity == "ADVANCE_TIMER" {
+    // A dormancy timer, and a name's entry in the customer search: nothing to keep.
+    if entity == "ADVANCE_TIMER" || entity == "NAME" {
         return Scrub::Delete;
     }
     let mut attributes: Vec<Vec<String>> = fields(entity)
@@ -307,6 +308,7 @@ mod tests {
         );
         assert_eq!(scrub("COUNTERS", &["value", "clicks@10"], None), Scrub::Keep);
         assert_eq!(scrub("ADVANCE_TIMER", &[], None), Scrub::Delete);
+        assert_eq!(scrub("NAME", &["customerId"], None), Scrub::Delete);
         assert_eq!(
             scrub("MESSAGE", &["to"], Some(Status::Pending)),
             Scrub::Remove {

@@ -360,3 +360,76 @@ mod tests {
         assert_eq!(m.merged_from, BTreeSet::from([cid(2), cid(3)]));
     }
 }
+
+/// Longest name key the search index keeps (longer names are cut).
+pub const MAX_NAME_KEY: usize = 64;
+
+/// A name as the customer search keys it: lower case, the common Latin accents folded
+/// (`María` → `maria`), anything but letters and digits a single space.
+pub fn name_key(raw: &str) -> String {
+    let mut key = String::new();
+    for c in raw.chars().flat_map(char::to_lowercase) {
+        let folded: &str = match c {
+            'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' => "a",
+            'é' | 'è' | 'ê' | 'ë' => "e",
+            'í' | 'ì' | 'î' | 'ï' => "i",
+            'ó' | 'ò' | 'ô' | 'ö' | 'õ' | 'ø' => "o",
+            'ú' | 'ù' | 'û' | 'ü' => "u",
+            'ñ' => "n",
+            'ç' => "c",
+            'ý' | 'ÿ' => "y",
+            'ß' => "ss",
+            'æ' => "ae",
+            'œ' => "oe",
+            c if c.is_alphanumeric() => {
+                key.push(c);
+                continue;
+            }
+            _ => " ",
+        };
+        if folded == " " {
+            if !key.is_empty() && !key.ends_with(' ') {
+                key.push(' ');
+            }
+        } else {
+            key.push_str(folded);
+        }
+    }
+    let mut key = key.trim_end().to_owned();
+    while key.len() > MAX_NAME_KEY {
+        key.pop();
+    }
+    key.trim_end().to_owned()
+}
+
+/// The keys a customer is found by: the full name both ways round ("first last", "last
+/// first"), or the one name given.
+pub fn name_keys(first: Option<&str>, last: Option<&str>) -> Vec<String> {
+    let (first, last) = (first.map(name_key), last.map(name_key));
+    let mut keys: Vec<String> = match (first.filter(|f| !f.is_empty()), last.filter(|l| !l.is_empty())) {
+        (Some(f), Some(l)) => vec![name_key(&format!("{f} {l}")), name_key(&format!("{l} {f}"))],
+        (Some(one), None) | (None, Some(one)) => vec![one],
+        (None, None) => Vec::new(),
+    };
+    keys.dedup();
+    keys
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn names_are_found_without_case_accents_or_punctuation() {
+        assert_eq!(name_key("  María-José  NÚÑEZ "), "maria jose nunez");
+        assert_eq!(name_key("O'Brien"), "o brien");
+        assert_eq!(name_key("Ørsted Æbelø"), "orsted aebelo");
+        assert_eq!(name_key(&"x".repeat(100)).len(), MAX_NAME_KEY);
+        assert_eq!(
+            name_keys(Some("Juan"), Some("Pérez")),
+            vec!["juan perez".to_owned(), "perez juan".to_owned()]
+        );
+        assert_eq!(name_keys(None, Some("Pérez")), vec!["perez".to_owned()]);
+        assert_eq!(name_keys(Some("  "), None), Vec::<String>::new());
+    }
+}

@@ -22,6 +22,7 @@
 //! | influencer  | `INFLUENCER#<id>`        | `INFLUENCER` |                               | `INFLUENCERS` / `<id>`       |
 //! | campaign    | `CAMPAIGN#<id>`          | `CAMPAIGN` |                                 | `CAMPAIGNS` / `<id>`         |
 //! | campaign name | `CAMPAIGN_NAME#<name>` | `CAMPAIGN_NAME` |                            |                              |
+//! | name (search) | `CUSTOMER#<id>`      | `NAME#<name key>` |                         | `NAMES#<first 2 chars>` / `<name key>#<id>` |
 //! | counters    | `STATS#<dimension>#<month>` | `<day>#<brand>#<value>` |                   |                              |
 //! | seen rows   | `CUSTOMER#<id>`          | `SEEN`    |                                  |                              |
 //! | FX rates    | `CONFIG#FX`              | `RATES`   |                                  |                              |
@@ -126,6 +127,20 @@ pub mod entity {
     pub const SESSION: &str = "SESSION";
     pub const AUDIT: &str = "AUDIT";
     pub const USER_KEY: &str = "USER_KEY";
+    pub const NAME: &str = "NAME";
+}
+
+/// A customer's name in the search: `CUSTOMER#<id>` / `NAME#<name key>` (in the customer's
+/// partition, so erasure finds and deletes it), listed in GSI2 under the key's first two
+/// characters: `NAMES#<ab>` / `<name key>#<id>` (a prefix typed finds it).
+pub fn name_sk(key: &str) -> String {
+    format!("NAME#{key}")
+}
+pub fn names_pk(key: &str) -> String {
+    format!("NAMES#{}", key.chars().take(2).collect::<String>())
+}
+pub fn names_sk(key: &str, customer: &CustomerId) -> String {
+    format!("{key}#{customer}")
 }
 
 /// A user's API key, by the SHA-256 of the key.

@@ -13,6 +13,7 @@ pub mod keys;
 mod limits;
 mod messages;
 mod metrics;
+mod names;
 mod partners;
 mod sources;
 mod stats;
