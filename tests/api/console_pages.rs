@@ -610,10 +610,11 @@ async fn customers_are_found_by_name_and_the_name_goes_with_erasure() {
     let app = spawn().await;
     let (_, owner, token) = session(&app, Role::Owner).await;
     let last = format!("Núñez{}", unique("x").replace('_', ""));
+    let email = format!("{}@example.com", unique("ana"));
     let (_, lead) = app
         .post_json(
             "/api/ingest/lead",
-            json!({"email": format!("{}@example.com", unique("ana")), "firstName": "Ana María", "lastName": last, "brand": "rushbet"}),
+            json!({"email": email, "firstName": "Ana María", "lastName": last, "brand": "rushbet"}),
         )
         .await;
     let customer = lead["customerId"].as_str().unwrap().to_owned();
@@ -642,6 +643,23 @@ async fn customers_are_found_by_name_and_the_name_goes_with_erasure() {
     assert!(calls.values().sum::<u64>() <= 8, "a search is bounded: {calls:?}");
     let (_, _, nobody) = call(&app, page("/dashboard/customers?q=zz-nobody-here", Some(&owner))).await;
     assert!(!nobody.contains(&customer));
+
+    // An operator's user id, with the operator's brand.
+    let user_id = unique("u");
+    app.post_json(
+        "/api/postback",
+        json!({"event": "registration", "email": email, "userId": user_id, "operatorId": "rushbet"}),
+    )
+    .await;
+    let (_, _, by_user) = call(
+        &app,
+        page(&format!("/dashboard/customers?q={user_id}&brand=rushbet"), Some(&owner)),
+    )
+    .await;
+    assert!(
+        by_user.contains(&customer),
+        "found by the operator's user id: {by_user}"
+    );
 
     let erase = format!("/dashboard/customers/{customer}/erase");
     let (status, _) = post(&app, &erase, &owner, &token, &[("confirm", &customer)]).await;

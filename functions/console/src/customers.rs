@@ -14,7 +14,7 @@ use crm_core::identity::Identifier;
 use crm_core::journey::Milestone;
 use crm_core::profile::{Profile, name_key};
 use crm_core::records::Activity;
-use crm_core::values::{ClickId, CustomerId, DeviceId, Email, PhoneE164, format_ts};
+use crm_core::values::{Brand, ClickId, CustomerId, DeviceId, Email, PhoneE164, UserId, format_ts};
 use maud::{Markup, html};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -38,9 +38,13 @@ fn shown(viewer: &Viewer, mut value: Value) -> Value {
     value
 }
 
-/// The customers an identifier (as typed) may name: every kind it parses as.
-fn candidates(q: &str, console: &Console) -> Vec<Identifier> {
+/// The customers an identifier (as typed) may name: every kind it parses as; with a brand,
+/// also that operator's user id.
+fn candidates(q: &str, console: &Console, brand: Option<&str>) -> Vec<Identifier> {
     let mut found = Vec::new();
+    if let (Some(operator), Ok(user)) = (brand.and_then(|b| Brand::parse(b).ok()), UserId::parse(q)) {
+        found.push(Identifier::UserId { operator, user });
+    }
     if let Ok(e) = Email::parse(q) {
         found.push(Identifier::Email(e));
     }
@@ -89,9 +93,13 @@ fn rows(viewer: &Viewer, profiles: &[Profile]) -> Markup {
 /// Customers named by `term`: an identifier of any kind it parses as (one batch read), or
 /// a name starting with it (one query of the name index), then their profiles (one batch,
 /// and one more for survivors of merges).
-async fn find(console: &Console, term: &str) -> Result<Vec<Profile>, Refusal> {
+async fn find(console: &Console, term: &str, brand: Option<&str>) -> Result<Vec<Profile>, Refusal> {
     let store = &console.app.store;
-    let mut ids: Vec<CustomerId> = store.owners(&candidates(term, console)).await?.into_values().collect();
+    let mut ids: Vec<CustomerId> = store
+        .owners(&candidates(term, console, brand))
+        .await?
+        .into_values()
+        .collect();
     for id in store.customers_named(&name_key(term), LIST).await? {
         if !ids.contains(&id) {
             ids.push(id);
@@ -132,7 +140,7 @@ pub async fn list(
     let milestone = q.get("milestone").map(|s| s.trim()).filter(|s| !s.is_empty());
     let mut profiles: Vec<Profile> = Vec::new();
     match search {
-        Some(term) => profiles = find(&console, term).await?,
+        Some(term) => profiles = find(&console, term, brand).await?,
         None => {
             let today = OffsetDateTime::now_utc().date();
             for back in 0..LIST_DAYS {
@@ -161,7 +169,7 @@ pub async fn list(
     }
     let body = html! {
         form.filters method="get" action="/dashboard/customers" role="search" {
-            label for="q" { "Name, email, phone, click id or device id" }
+            label for="q" { "Name, email, phone, click id, device id (or user id, with its brand)" }
             input #q type="search" name="q" value=[search];
             label for="brand" { "Brand" }
             input #brand type="text" name="brand" value=[brand] size="10";
