@@ -670,3 +670,67 @@ async fn customers_are_found_by_name_and_the_name_goes_with_erasure() {
     let named = app.state.store.customers_named(&folded, 10).await.unwrap();
     assert!(named.is_empty(), "the name's entries are gone: {named:?}");
 }
+
+/// Journey automation counts a brand's customers at each stage, moved from the stream as
+/// their journeys move; a move seen twice is counted once.
+#[tokio::test]
+async fn journey_automation_counts_customers_at_each_stage() {
+    let app = spawn().await;
+    let (_, owner, _) = session(&app, Role::Owner).await;
+    let brand = unique("stagebet").to_lowercase();
+    let mut emails = Vec::new();
+    for _ in 0..2 {
+        let email = format!("{}@example.com", unique("st"));
+        app.post_json("/api/ingest/lead", json!({"email": email, "brand": brand}))
+            .await;
+        emails.push(email);
+    }
+    app.drain().await;
+    let b = crm_core::values::Brand::parse(&brand).unwrap();
+    let counts = |c: &std::collections::BTreeMap<crm_core::journey::Milestone, i64>| {
+        crm_core::journey::Milestone::ALL.map(|m| c[&m])
+    };
+    assert_eq!(counts(&app.state.store.stage_counts(&b).await.unwrap()), [2, 0, 0, 0]);
+    app.post_json(
+        "/api/postback",
+        json!({"event": "registration", "email": emails[0], "operatorId": brand}),
+    )
+    .await;
+    app.drain().await;
+    let now = app.state.store.stage_counts(&b).await.unwrap();
+    assert_eq!(counts(&now), [1, 1, 0, 0], "one moved on");
+
+    let (status, _, html) = call(
+        &app,
+        page(&format!("/dashboard/journey-automation?brand={brand}"), Some(&owner)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let table = html.split("Customers at each stage").nth(1).expect("the counts");
+    assert!(
+        table.contains("milestone=touched\">1</a>") && table.contains("milestone=registered\">1</a>"),
+        "{table}"
+    );
+
+    // The same move again (a stream record delivered twice) counts nothing.
+    let (_, lead) = app
+        .post_json("/api/ingest/lead", json!({"email": emails[1], "brand": brand}))
+        .await;
+    let id = crm_core::values::CustomerId::parse(lead["customerId"].as_str().unwrap()).unwrap();
+    use crm_core::journey::Milestone::{Registered, Touched};
+    let moved = app
+        .state
+        .store
+        .move_stage(&id, &b, Some(Touched), Some(Registered))
+        .await
+        .unwrap();
+    assert!(moved);
+    let again = app
+        .state
+        .store
+        .move_stage(&id, &b, Some(Touched), Some(Registered))
+        .await
+        .unwrap();
+    assert!(!again, "counted already");
+    assert_eq!(counts(&app.state.store.stage_counts(&b).await.unwrap()), [0, 2, 0, 0]);
+}

@@ -103,6 +103,10 @@ async fn render(
         }),
         None => None,
     };
+    let stages = match &brand {
+        Some(b) => Some(store.stage_counts(b).await?),
+        None => None,
+    };
     let refused = draft.as_ref().and_then(|d| d.error.as_ref());
     let editing = match (&draft, &definition) {
         (Some(d), _) => d.json.clone(),
@@ -140,6 +144,15 @@ async fn render(
         @if let (Some(b), Some((d, source))) = (&brand, &definition) {
             h2 { "Journey of " (b.as_str()) }
             p { "Using " (source) " definition." }
+            @if let Some(counts) = &stages {
+                table {
+                    caption { "Customers at each stage with " (b.as_str()) " now" }
+                    thead { tr { @for (m, _) in counts { th scope="col" { (m.as_str()) } } } }
+                    tbody { tr { @for (m, n) in counts {
+                        td.num { a href={ "/dashboard/customers?brand=" (b.as_str()) "&milestone=" (m.as_str()) } { (n) } }
+                    } } }
+                }
+            }
             @if let Some(e) = refused {
                 p.error #journey-error role="alert" { "Not saved: " code { (e.step) } ": " (e.message) }
             }

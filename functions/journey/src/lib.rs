@@ -3,12 +3,13 @@
 //! events move the customer's dormancy timer (`crm_messaging::advance`). Records are
 //! processed in order; on a failure the batch reports that record, so Lambda retries from
 //! it (and only the records after it), keeping each customer's changes in order. A name a
-//! profile gains goes into the customer search (`Store::index_names`).
+//! profile gains goes into the customer search (`Store::index_names`); a brand's stage
+//! that moves moves its count of customers at each stage (`Store::move_stage`).
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use crm_app::metrics::Metrics;
-use crm_core::profile::{Profile, name_keys};
+use crm_core::profile::{Profile, name_keys, stage_moves};
 use crm_messaging::Deps;
 use crm_messaging::advance::record_deposit;
 use crm_messaging::journey::{Planned, matters, process_change};
@@ -44,6 +45,9 @@ pub async fn process(deps: &Deps, record: &EventRecord, now: OffsetDateTime) -> 
     };
     let before = profile_from_image(record.change.old_image.clone())?;
     index_new_names(deps, before.as_ref(), &after).await?;
+    for (brand, from, to) in stage_moves(before.as_ref(), &after) {
+        deps.store.move_stage(&after.id, &brand, from, to).await?;
+    }
     if !matters(before.as_ref(), &after) {
         return Ok(Planned::default());
     }

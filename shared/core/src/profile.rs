@@ -361,6 +361,32 @@ mod tests {
     }
 }
 
+/// A customer's stage with each brand, as counted in "customers at each stage": none for a
+/// profile merged into another (its survivor counts).
+pub fn stages(p: &Profile) -> BTreeMap<Brand, journey::Milestone> {
+    if p.merged_into.is_some() {
+        return BTreeMap::new();
+    }
+    p.journeys().into_iter().map(|j| (j.brand, j.milestone)).collect()
+}
+
+/// The brands whose stage moved between two versions of a profile: (brand, from, to).
+pub fn stage_moves(
+    before: Option<&Profile>,
+    after: &Profile,
+) -> Vec<(Brand, Option<journey::Milestone>, Option<journey::Milestone>)> {
+    let old = before.map(stages).unwrap_or_default();
+    let new = stages(after);
+    let brands: BTreeSet<&Brand> = old.keys().chain(new.keys()).collect();
+    brands
+        .into_iter()
+        .filter_map(|b| {
+            let (from, to) = (old.get(b).copied(), new.get(b).copied());
+            (from != to).then(|| (b.clone(), from, to))
+        })
+        .collect()
+}
+
 /// Longest name key the search index keeps (longer names are cut).
 pub const MAX_NAME_KEY: usize = 64;
 

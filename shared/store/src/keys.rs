@@ -23,6 +23,8 @@
 //! | campaign    | `CAMPAIGN#<id>`          | `CAMPAIGN` |                                 | `CAMPAIGNS` / `<id>`         |
 //! | campaign name | `CAMPAIGN_NAME#<name>` | `CAMPAIGN_NAME` |                            |                              |
 //! | name (search) | `CUSTOMER#<id>`      | `NAME#<name key>` |                         | `NAMES#<first 2 chars>` / `<name key>#<id>` |
+//! | stage counted | `CUSTOMER#<id>`      | `STAGE#<brand>` |                           |                              |
+//! | stage counts | `STAGES#<brand>`       | `COUNT`   |                                  |                              |
 //! | counters    | `STATS#<dimension>#<month>` | `<day>#<brand>#<value>` |                   |                              |
 //! | seen rows   | `CUSTOMER#<id>`          | `SEEN`    |                                  |                              |
 //! | FX rates    | `CONFIG#FX`              | `RATES`   |                                  |                              |
@@ -128,7 +130,19 @@ pub mod entity {
     pub const AUDIT: &str = "AUDIT";
     pub const USER_KEY: &str = "USER_KEY";
     pub const NAME: &str = "NAME";
+    pub const STAGE: &str = "STAGE";
+    pub const STAGE_COUNTS: &str = "STAGE_COUNTS";
 }
+
+/// The stage a customer is counted at with a brand: `CUSTOMER#<id>` / `STAGE#<brand>`.
+pub fn stage_sk(brand: &Brand) -> String {
+    format!("STAGE#{brand}")
+}
+/// How many customers are at each stage with a brand: `STAGES#<brand>` / `COUNT`.
+pub fn stages_pk(brand: &Brand) -> String {
+    format!("STAGES#{brand}")
+}
+pub const STAGES_SK: &str = "COUNT";
 
 /// A customer's name in the search: `CUSTOMER#<id>` / `NAME#<name key>` (in the customer's
 /// partition, so erasure finds and deletes it), listed in GSI2 under the key's first two

@@ -16,6 +16,7 @@ mod metrics;
 mod names;
 mod partners;
 mod sources;
+mod stages;
 mod stats;
 mod users;
 mod void;

@@ -39,7 +39,8 @@ impl Store {
                 .map_err(|e| StoreError::Rejected(e.to_string()))?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
-        self.transact_if(items).await
+        // A conflict with the profile's own next write is retried; a failed check is no.
+        self.counting_transaction(items).await
     }
 
     /// Customers with a name starting with `prefix` (a name key, two characters at least),
