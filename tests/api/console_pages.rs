@@ -734,3 +734,90 @@ async fn journey_automation_counts_customers_at_each_stage() {
     assert!(!again, "counted already");
     assert_eq!(counts(&app.state.store.stage_counts(&b).await.unwrap()), [0, 2, 0, 0]);
 }
+
+/// A saved template opens in the form, is edited in place (same id) and deleted; "Send a
+/// test" renders it for the seed's customer and sends it through the real adapter to the
+/// address typed, from the template's brand's sender; a suppressed address is refused.
+#[tokio::test]
+async fn a_template_is_edited_test_sent_and_deleted_in_the_console() {
+    let app = spawn().await;
+    let (_, manager, token) = session(&app, Role::Manager).await;
+    let (status, created) = app
+        .admin_send(
+            Method::POST,
+            "/api/templates",
+            json!({"name": "Nudge", "brand": "rushbet", "journeyType": "acquisition", "stage": 0, "channel": "email",
+                   "language": "es", "subject": "Hola {firstName}", "body": "<p>Hola {firstName}</p>"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = created["templateId"].as_str().unwrap().to_owned();
+    let (_, _, form_html) = call(
+        &app,
+        page(&format!("/dashboard/message-templates?edit={id}"), Some(&manager)),
+    )
+    .await;
+    assert!(
+        form_html.contains("Edit the template") && form_html.contains("value=\"Hola {firstName}\""),
+        "{form_html}"
+    );
+
+    let fields = |subject: &'static str, action: &'static str, to: &str| -> Vec<(String, String)> {
+        [
+            ("templateId", id.as_str()),
+            ("name", "Nudge"),
+            ("brand", "rushbet"),
+            ("journeyType", "acquisition"),
+            ("stage", "0"),
+            ("channel", "email"),
+            ("language", "es"),
+            ("subject", subject),
+            ("body", "<p>Hola {firstName}, tu bono</p>"),
+            ("do", action),
+            ("to", to),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    };
+    let send = |f: Vec<(String, String)>| {
+        let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut all = pairs.clone();
+        all.push(("csrf", token.as_str()));
+        form("/dashboard/message-templates", Some(&manager), &all, "same-origin")
+    };
+    let (status, _, _) = call(&app, send(fields("¡Hola {firstName}!", "save", ""))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, saved) = app.admin(&format!("/api/templates/{id}")).await;
+    assert_eq!(saved["subject"], "¡Hola {firstName}!", "edited in place: {saved}");
+
+    let to = format!("{}@example.com", unique("me"));
+    let (status, _, sent) = call(&app, send(fields("¡Hola {firstName}!", "test", &to))).await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    assert!(sent.contains("Sent through ses"), "{sent}");
+    let received = crm_tests::mailbox::emails_to(&to);
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].subject, "¡Hola Juan!", "rendered for the seed's customer");
+    assert!(received[0].text.contains("Hola Juan, tu bono"));
+    assert_eq!(audited(&app, "template.test_send").await.len(), 1);
+
+    app.admin_send(
+        Method::POST,
+        "/api/suppressions",
+        json!({"channel": "email", "address": to, "scope": "rushbet"}),
+    )
+    .await;
+    let (status, _, refused) = call(&app, send(fields("x", "test", &to))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.contains("id=\"to-error\"") && refused.contains("suppression list"),
+        "{refused}"
+    );
+    assert_eq!(crm_tests::mailbox::emails_to(&to).len(), 1, "nothing more sent");
+
+    let (status, _, _) = call(&app, send(fields("x", "delete", ""))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = app.admin(&format!("/api/templates/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(audited(&app, "template.delete").await.len(), 1);
+}

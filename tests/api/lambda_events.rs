@@ -425,6 +425,8 @@ fn the_template_grants_no_wildcard_it_does_not_explain() {
     assert_eq!(
         wildcards,
         vec![
+            // A template's test send from the console.
+            ("ConsoleFunction".to_owned(), vec!["sns:Publish".to_owned()]),
             (
                 "SenderFunction".to_owned(),
                 vec!["sns:CheckIfPhoneNumberIsOptedOut".to_owned(), "sns:Publish".to_owned()]

@@ -430,7 +430,7 @@ pub async fn erase(
         tracing::error!("UNSUBSCRIBE_SECRET is not set: erasure cannot suppress addresses");
         return Err(Refusal::Unavailable);
     };
-    let parked = console.parked.clone();
+    let parked = console.deps.parked.clone();
     let purge = |needles: Vec<String>| async move { parked.purge(&needles).await.map_err(|e| e.to_string()) };
     let now = OffsetDateTime::now_utc();
     let actor = Actor::from(&viewer.session);

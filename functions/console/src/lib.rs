@@ -42,12 +42,31 @@ pub const FUNCTION: HttpFunction = HttpFunction {
     router,
 };
 
-/// The console's state: the app's.
+/// What the console reaches besides the table: the dead-letter queues an erasure clears of
+/// the person's copies, and the messaging adapters a test send goes through.
+#[derive(Clone)]
+pub struct Dependencies {
+    pub parked: Arc<ParkedQueues>,
+    pub messaging: Arc<crm_messaging::Deps>,
+}
+
+impl Dependencies {
+    /// Cold start in AWS (`PARKED_QUEUE_URLS`, the messaging configuration).
+    pub async fn from_env(store: crm_store::Store) -> Result<Self, crm_app::config::ConfigError> {
+        let messaging = crm_messaging::Deps::from_env(store).await?;
+        let Ok(parked) = ParkedQueues::from_env(()).await;
+        Ok(Self {
+            parked: Arc::new(parked),
+            messaging: Arc::new(messaging),
+        })
+    }
+}
+
+/// The console's state: the app's, and its dependencies.
 #[derive(Clone)]
 pub struct Console {
     app: AppState,
-    /// The dead-letter queues an erasure clears of the person's copies.
-    parked: Arc<ParkedQueues>,
+    deps: Arc<Dependencies>,
 }
 
 /// The session cookie: `__Host-` (which browsers only accept with `Secure`, `Path=/` and no
@@ -116,7 +135,7 @@ impl Cookie {
 
 pub fn router(state: AppState) -> Router {
     let console = Console {
-        parked: state.extension(),
+        deps: state.extension(),
         app: state,
     };
     let routes = Router::new()

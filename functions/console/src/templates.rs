@@ -1,8 +1,9 @@
 //! `/dashboard/message-templates`: every template (the brand's own, those for every brand,
 //! the built-in ones), and a form to write one: Liquid with the seed's `{firstName}`, the
 //! variables listed, a preview with the seed's customer (or a real one, by id) and the SMS
-//! segment count, then save (managers and owners). A template that does not compile is
-//! shown again with the error beside its field.
+//! segment count, a test send to an address of one's own, then save (managers and owners).
+//! A saved template opens in the same form to edit or delete. A template that does not
+//! compile is shown again with the error beside its field.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +11,10 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use crm_core::access::Role;
+use crm_core::definition::Channel;
 use crm_core::template::{MessageTemplate, TemplateBrand, template_from};
-use crm_core::values::{Brand, CustomerId};
+use crm_core::values::{Brand, CustomerId, Email, PhoneE164};
+use crm_messaging::test_send::{self, TestSendError, TestSent};
 use crm_render::{Context, Rendered, VARIABLES, Variables, compile, render, sms_length};
 use maud::{Markup, html};
 use time::OffsetDateTime;
@@ -33,10 +36,12 @@ const FIELDS: [&str; 8] = [
     "body",
 ];
 
-/// What the page shows under the form: nothing, a preview, or an error (with its field).
+/// What the page shows under the form: nothing, a preview (and what became of its test
+/// send), or an error (with its field).
 enum Outcome {
     Nothing,
     Preview(Rendered, Option<String>),
+    Sent(Rendered, String),
     Error(&'static str, String),
 }
 
@@ -78,7 +83,10 @@ async fn render_page(
             tbody {
                 @for t in &templates {
                     tr {
-                        td { (t.name) @if t.built_in { " " span.tag { "built-in" } } }
+                        td {
+                            @if t.built_in { (t.name) " " span.tag { "built-in" } }
+                            @else { a href={ "/dashboard/message-templates?edit=" (t.template_id) } { (t.name) } }
+                        }
                         td { (t.brand.as_str()) }
                         td { (serde_json::to_value(t.journey_type).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()) }
                         td.num { (t.stage) }
@@ -90,9 +98,11 @@ async fn render_page(
             }
         }
         @if viewer.role().may_change() {
-            h2 { "Write a template" }
+            @let editing = !value(form, "templateId").is_empty();
+            h2 #editor { @if editing { "Edit the template" } @else { "Write a template" } }
             form.stacked method="post" action="/dashboard/message-templates" {
                 input type="hidden" name="csrf" value=(viewer.session.csrf);
+                @if editing { input type="hidden" name="templateId" value=(value(form, "templateId")); }
                 label for="name" { "Name" }
                 input #name name="name" value=(value(form, "name")) required maxlength="200";
                 (error_for(&outcome, "name"))
@@ -130,9 +140,16 @@ async fn render_page(
                 div.buttons {
                     button type="submit" name="do" value="preview" { "Preview" }
                     button type="submit" name="do" value="save" { "Save template" }
+                    @if editing { button.secondary type="submit" name="do" value="delete" { "Delete template" } }
                 }
+                label for="to" { "Send a test to (your email or phone; suppression and ENABLE_REAL_SENDING apply)" }
+                input #to name="to" value=(value(form, "to")) autocomplete="off";
+                (error_for(&outcome, "to"))
+                div.buttons { button.secondary type="submit" name="do" value="test" { "Send a test" } }
             }
-            @if let Outcome::Preview(r, sms) = &outcome {
+            @if let Outcome::Sent(_, what) = &outcome { p.notice #sent role="status" { (what) } }
+            @if let Outcome::Preview(r, _) | Outcome::Sent(r, _) = &outcome {
+                @let sms = if let Outcome::Preview(_, sms) = &outcome { sms.as_deref() } else { None };
                 section aria-labelledby="preview-title" {
                     h2 #preview-title { "Preview" }
                     @if let Some(subject) = &r.subject { p { b { "Subject: " } (subject) } }
@@ -151,8 +168,48 @@ async fn render_page(
     ))
 }
 
+/// A saved template's fields, as the form shows them.
+fn form_of(t: &MessageTemplate) -> Form {
+    let mut form = Form::new();
+    form.insert("templateId".into(), t.template_id.clone());
+    form.insert("name".into(), t.name.clone());
+    form.insert(
+        "brand".into(),
+        match &t.brand {
+            TemplateBrand::Brand(b) => b.to_string(),
+            TemplateBrand::Any => String::new(),
+        },
+    );
+    let journey = serde_json::to_value(t.journey_type)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned));
+    form.insert("journeyType".into(), journey.unwrap_or_default());
+    form.insert("stage".into(), t.stage.to_string());
+    form.insert("channel".into(), t.channel.as_str().to_owned());
+    form.insert("language".into(), t.language.clone());
+    form.insert("subject".into(), t.subject.clone().unwrap_or_default());
+    form.insert("body".into(), t.body.clone());
+    form
+}
+
 pub async fn list(State(console): State<Console>, viewer: Viewer, Query(q): Query<Form>) -> Result<Response, Refusal> {
-    render_page(&console, &viewer, &q, Outcome::Nothing, StatusCode::OK).await
+    let form = match q.get("edit") {
+        Some(id) => match console.app.store.template(id).await? {
+            Some(t) => form_of(&t),
+            None => {
+                return render_page(
+                    &console,
+                    &viewer,
+                    &Form::new(),
+                    Outcome::Error("name", "There is no such template.".into()),
+                    StatusCode::NOT_FOUND,
+                )
+                .await;
+            }
+        },
+        None => q,
+    };
+    render_page(&console, &viewer, &form, Outcome::Nothing, StatusCode::OK).await
 }
 
 /// The form as a template, compiled: or the field that is wrong.
@@ -214,9 +271,13 @@ pub async fn submit(State(console): State<Console>, s: Submitted) -> Result<Resp
     s.viewer.require(Role::may_change)?;
     let form: Form = FIELDS
         .iter()
-        .chain(&["customer"])
+        .chain(&["customer", "templateId", "to"])
         .filter_map(|f| s.form.get(*f).map(|v| ((*f).to_owned(), v.clone())))
         .collect();
+    let editing = value(&form, "templateId").to_owned();
+    if s.field("do") == "delete" {
+        return delete(&console, &s, &editing).await;
+    }
     let template = match checked(&form) {
         Ok(t) => t,
         Err((field, message)) => {
@@ -239,7 +300,95 @@ pub async fn submit(State(console): State<Console>, s: Submitted) -> Result<Resp
         }
         return render_page(&console, &s.viewer, &form, outcome, StatusCode::OK).await;
     }
+    if s.field("do") == "test" {
+        let (outcome, status) = test_send(&console, &form, &template).await?;
+        if matches!(outcome, Outcome::Sent(..)) {
+            let target = if editing.is_empty() { "draft" } else { editing.as_str() };
+            s.viewer.audit(&console, "template.test_send", target).await;
+        }
+        return render_page(&console, &s.viewer, &form, outcome, status).await;
+    }
+    let mut template = template;
+    let action = if editing.is_empty() {
+        "template.create"
+    } else {
+        match console.app.store.template(&editing).await? {
+            Some(existing) => {
+                template.template_id = existing.template_id;
+                template.created_at = existing.created_at;
+            }
+            None => {
+                let gone = Outcome::Error("name", "This template was deleted meanwhile.".into());
+                return render_page(&console, &s.viewer, &form, gone, StatusCode::NOT_FOUND).await;
+            }
+        }
+        "template.update"
+    };
     console.app.store.put_template(&template).await?;
-    s.viewer.audit(&console, "template.create", &template.template_id).await;
+    s.viewer.audit(&console, action, &template.template_id).await;
     Ok(Redirect::to("/dashboard/message-templates").into_response())
+}
+
+async fn delete(console: &Console, s: &Submitted, id: &str) -> Result<Response, Refusal> {
+    if !id.is_empty() && console.app.store.delete_template(id).await? {
+        s.viewer.audit(console, "template.delete", id).await;
+    }
+    Ok(Redirect::to("/dashboard/message-templates").into_response())
+}
+
+/// The template rendered as the preview is, sent to the address typed (of the template's
+/// channel) through `crm_messaging::test_send`, with the template's brand's rules and sender.
+async fn test_send(
+    console: &Console,
+    form: &Form,
+    template: &MessageTemplate,
+) -> Result<(Outcome, StatusCode), Refusal> {
+    let rendered = match preview(console, form, template).await? {
+        Outcome::Preview(r, _) => r,
+        other => return Ok((other, StatusCode::BAD_REQUEST)),
+    };
+    let deps = &console.deps.messaging;
+    let brand = match &template.brand {
+        TemplateBrand::Brand(b) => Some(b.clone()),
+        TemplateBrand::Any => None,
+    };
+    let to = value(form, "to").trim();
+    let refused = |message: String| Ok((Outcome::Error("to", message), StatusCode::BAD_REQUEST));
+    let outcome = match template.channel {
+        Channel::Email => match Email::parse(to) {
+            Ok(address) => {
+                let subject = rendered.subject.clone().unwrap_or_default();
+                let html = rendered.body.clone();
+                test_send::email(deps, brand.as_ref(), &address, &subject, &html).await
+            }
+            Err(e) => return refused(format!("Not an email address: {}", e.message)),
+        },
+        Channel::Sms => match PhoneE164::parse(to, console.app.config.defaults.phone_region) {
+            Ok(phone) => test_send::sms(deps, brand.as_ref(), &phone, &rendered.text).await,
+            Err(e) => return refused(format!("Not a phone number: {}", e.message)),
+        },
+    };
+    match outcome {
+        Ok(TestSent::DryRun { .. }) => Ok((
+            Outcome::Sent(
+                rendered,
+                "Not sent: ENABLE_REAL_SENDING is off, so this was a dry run (nothing left).".into(),
+            ),
+            StatusCode::OK,
+        )),
+        Ok(TestSent::Sent { provider, message_id }) => Ok((
+            Outcome::Sent(rendered, format!("Sent through {provider} (message id {message_id}).")),
+            StatusCode::OK,
+        )),
+        Err(TestSendError::Store(e)) => Err(e.into()),
+        Err(e @ (TestSendError::Suppressed | TestSendError::NeverTexted(_))) => refused(format!("Refused: {e}.")),
+        Err(e @ TestSendError::Provider(_)) => Ok((
+            Outcome::Error("to", format!("The provider refused it: {e}")),
+            StatusCode::BAD_GATEWAY,
+        )),
+        Err(TestSendError::Config(m)) => {
+            tracing::error!(error = %m, "test send: the deployment lacks a setting");
+            Err(Refusal::Unavailable)
+        }
+    }
 }

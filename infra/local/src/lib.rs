@@ -76,7 +76,7 @@ pub fn route_matches(template: &str, path: &str) -> bool {
 
 /// What the functions' `main`s put in `AppState::extensions` at cold start: the messaging
 /// dependencies (cron, test sends, unsubscribe), the dead-letter queues erasure clears
-/// (admin) and the click-log import (its manual trigger).
+/// (admin), both for the console, and the click-log import (its manual trigger).
 pub fn wire(
     state: &mut AppState,
     shared: &aws_config::SdkConfig,
@@ -84,11 +84,14 @@ pub fn wire(
     parked: Vec<String>,
     import: Arc<crm_import_clicks::Deps>,
 ) {
+    let parked = Arc::new(crm_providers::parked::ParkedQueues::new(shared, parked));
+    state.extensions.insert(Arc::new(crm_console::Dependencies {
+        parked: parked.clone(),
+        messaging: deps.clone(),
+    }));
     state.extensions.insert(deps);
     state.extensions.insert(import);
-    state
-        .extensions
-        .insert(Arc::new(crm_providers::parked::ParkedQueues::new(shared, parked)));
+    state.extensions.insert(parked);
 }
 
 /// All endpoints on one server. Like API Gateway, a path is matched against each

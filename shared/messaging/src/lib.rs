@@ -10,6 +10,7 @@ pub mod feedback;
 pub mod journey;
 pub mod scheduler;
 pub mod sender;
+pub mod test_send;
 
 use crm_app::config::ConfigError;
 use crm_core::send::Provider;
