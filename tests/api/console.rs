@@ -834,7 +834,7 @@ async fn a_session_ends_when_its_user_is_disabled_or_given_another_role() {
         .find(|u| u.email.as_str() == manager)
         .unwrap();
     u.role = Role::Analyst;
-    app.state.store.update_user(&u, None).await.unwrap();
+    app.state.store.update_user(&u, None, None).await.unwrap();
     let (status, _, _) = call(&app, page("/dashboard", Some(&cookie))).await;
     assert_eq!(
         status,

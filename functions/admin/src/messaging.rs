@@ -19,7 +19,8 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use crate::body::{self, required, text};
-use crate::{current, customer_id, decode_cursor, encode_cursor, field_error, limit, parse_day};
+use crate::customers::{current, customer_id};
+use crate::{decode_cursor, encode_cursor, field_error, limit, parse_day};
 
 fn brand_path(raw: &str) -> Result<Brand, ApiError> {
     Brand::parse(raw).map_err(|_| ApiError::NotFound)

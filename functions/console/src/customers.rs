@@ -25,8 +25,8 @@ use crate::{Console, Refusal, Submitted, Viewer};
 /// Customers on the list page.
 const LIST: i32 = 50;
 /// Days the list walks back (one query each): the page's requests stay bounded whatever the
-/// table holds.
-const LIST_DAYS: i64 = 6;
+/// table holds (with the session's reads and the audit line, at most 8).
+const LIST_DAYS: i64 = 4;
 /// Timeline entries on a profile page.
 const TIMELINE: i32 = 100;
 
@@ -162,10 +162,15 @@ pub async fn list(
                     .any(|j| brand.is_none_or(|b| j.brand.as_str() == b) && j.milestone.as_str() == m)
             })
     });
-    if search.is_some() && !profiles.is_empty() && viewer.role().sees_personal_data() {
-        // Who was found, never what was typed.
-        let found: Vec<&str> = profiles.iter().map(|p| p.id.as_str()).collect();
+    // Who was found (never what was typed), whoever looked: an analyst's search also says
+    // whether someone is a customer. The list itself shows names to who may see them.
+    let found: Vec<&str> = profiles.iter().map(|p| p.id.as_str()).collect();
+    if search.is_some() && !found.is_empty() {
         viewer.audit(&console, "customer.search", &found.join(",")).await;
+    } else if search.is_none() && !found.is_empty() && viewer.role().sees_personal_data() {
+        viewer
+            .audit(&console, "customer.list", &format!("{} customers", found.len()))
+            .await;
     }
     let body = html! {
         form.filters method="get" action="/dashboard/customers" role="search" {
@@ -210,21 +215,20 @@ fn not_found() -> Response {
 }
 
 /// Suppression entries of the addresses messages to this customer go to (the primary email
-/// and phone: one query each).
+/// and phone), for every brand and for the brands of its journeys: one batch read.
 async fn suppressions_of(console: &Console, p: &Profile) -> Result<Vec<(Channel, Suppression)>, Refusal> {
     let Some(keys) = console.app.config.unsubscribe.as_ref() else {
         return Ok(Vec::new());
     };
-    let mut found = Vec::new();
-    for channel in [Channel::Email, Channel::Sms] {
-        if let Some(address) = p.primary(channel) {
-            let hash = keys.address_hash(channel, &address.value());
-            for entry in console.app.store.suppressions(channel, &hash).await? {
-                found.push((channel, entry));
-            }
-        }
-    }
-    Ok(found)
+    let addresses: Vec<(Channel, String)> = [Channel::Email, Channel::Sms]
+        .into_iter()
+        .filter_map(|channel| Some((channel, keys.address_hash(channel, &p.primary(channel)?.value()))))
+        .collect();
+    let scopes: Vec<Scope> = std::iter::once(Scope::All)
+        .chain(p.journeys().into_iter().map(|j| Scope::Brand(j.brand)))
+        .collect();
+    let found = console.app.store.suppressions_in(&addresses, &scopes).await?;
+    Ok(found.into_iter().map(|e| (e.channel, e)).collect())
 }
 
 pub async fn profile(
@@ -325,7 +329,7 @@ pub async fn profile(
             }
         }
         table {
-            caption { "Suppressions of the addresses messages go to" }
+            caption { "Suppressions of the addresses messages go to (for every brand, and for this customer's brands)" }
             thead { tr { th scope="col" { "Channel" } th scope="col" { "Brands" } th scope="col" { "Reason" } th scope="col" { "Since (UTC)" } th scope="col" { "Source" } } }
             tbody {
                 @if suppressions.is_empty() { tr { td colspan="5" { "Not suppressed." } } }

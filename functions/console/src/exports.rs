@@ -23,6 +23,8 @@ const PAGE: i32 = 2_000;
 /// Most rows one download holds (a Lambda answer is at most 6 MB): a longer period is
 /// downloaded in shorter ones.
 pub const MAX_ROWS: usize = 10_000;
+/// Most days one download covers (a day is at least one query).
+pub const MAX_DAYS: i64 = 31;
 
 fn form(viewer: &Viewer, q: &BTreeMap<String, String>, error: Option<&str>) -> maud::Markup {
     let get = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
@@ -44,7 +46,7 @@ fn form(viewer: &Viewer, q: &BTreeMap<String, String>, error: Option<&str>) -> m
             }
             button type="submit" { "Download CSV" }
         }
-        p.hint { "Without dates: the last 7 days. At most " (MAX_ROWS) " rows per file: narrow the period for more, or page through GET /api/exports/{kind}." }
+        p.hint { "Without dates: the last 30 days. At most " (MAX_DAYS) " days and " (MAX_ROWS) " rows per file: for more, download shorter periods, or page through GET /api/exports/{kind}." }
     }
 }
 
@@ -75,6 +77,11 @@ pub async fn download(
         Ok(p) => p,
         Err((field, e)) => return refuse(format!("{field}: {}", e.message)),
     };
+    if (period.to - period.from).whole_days() >= MAX_DAYS {
+        return refuse(format!(
+            "to: at most {MAX_DAYS} days per download; download shorter periods"
+        ));
+    }
     let include_pii = get("pii") == Some("on") && viewer.role().sees_personal_data();
     let (mut rows, mut cursor) = (Vec::new(), None);
     let truncated = loop {
@@ -88,7 +95,8 @@ pub async fn download(
     };
     rows.truncate(MAX_ROWS);
     if include_pii {
-        viewer.audit(&console, "export.pii", kind.name()).await;
+        let what = format!("{} {}..{} ({} rows)", kind.name(), period.from, period.to, rows.len());
+        viewer.audit(&console, "export.pii", &what).await;
     }
     let mut response = exports::to_csv(kind.columns(), &rows).into_response();
     let h = response.headers_mut();

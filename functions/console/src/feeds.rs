@@ -25,6 +25,9 @@ const PAGE: i32 = 100;
 /// the filters it offers (query name, attribute).
 struct Feed {
     kind: RecordKind,
+    /// Its rows show personal data (addresses, names): a page of them is an audited read.
+    personal: bool,
+    audited: &'static str,
     title: &'static str,
     path: &'static str,
     columns: &'static [(&'static str, &'static str)],
@@ -33,6 +36,8 @@ struct Feed {
 
 const CLICKS: Feed = Feed {
     kind: RecordKind::Click,
+    personal: true,
+    audited: "feed.clicks",
     title: "Clicks",
     path: "/dashboard/clicks",
     columns: &[
@@ -53,6 +58,8 @@ const CLICKS: Feed = Feed {
 
 const LEADS: Feed = Feed {
     kind: RecordKind::Lead,
+    personal: true,
+    audited: "feed.leads",
     title: "Leads",
     path: "/dashboard/leads",
     columns: &[
@@ -72,6 +79,8 @@ const LEADS: Feed = Feed {
 
 const EVENTS: Feed = Feed {
     kind: RecordKind::Event,
+    personal: false,
+    audited: "feed.events",
     title: "Events",
     path: "/dashboard/events",
     columns: &[
@@ -177,6 +186,9 @@ async fn feed(console: &Console, viewer: &Viewer, f: &Feed, q: &BTreeMap<String,
     });
     let rows = shown_rows(viewer, &page.records, &wanted(f, q));
     let filter_query = filter_query(f, q);
+    if f.personal && !rows.is_empty() && viewer.role().sees_personal_data() {
+        viewer.audit(console, f.audited, &day.to_string()).await;
+    }
     let body = html! {
         form.filters method="get" action=(f.path) {
             label for="day" { "Day (UTC)" }
@@ -219,12 +231,20 @@ async fn live(console: &Console, viewer: &Viewer, f: &Feed, q: &BTreeMap<String,
         return Ok(StatusCode::BAD_REQUEST.into_response());
     };
     let id = q.get("id").map_or("0", |i| i.as_str());
+    if id.len() > crm_core::values::MAX_ID_LEN {
+        return Ok(StatusCode::BAD_REQUEST.into_response());
+    }
     let since = FeedPosition { at, id: id.to_owned() };
-    let (records, _) = console
-        .app
-        .store
-        .records_after(f.kind, at.date(), Some(&since), PAGE)
-        .await?;
+    let store = &console.app.store;
+    let (mut records, _) = store.records_after(f.kind, at.date(), Some(&since), PAGE).await?;
+    // Past midnight (UTC) the rest of that day, then the new day's first.
+    let today = OffsetDateTime::now_utc().date();
+    if at.date() < today && (records.len() as i32) < PAGE {
+        let (more, _) = store
+            .records_after(f.kind, today, None, PAGE - records.len() as i32)
+            .await?;
+        records.extend(more);
+    }
     let (at, id) = records.last().map_or_else(
         || (format_ts(since.at), since.id.clone()),
         |r| (format_ts(r.at()), r.id().to_owned()),

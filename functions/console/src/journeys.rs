@@ -125,6 +125,9 @@ async fn render(
         .collect();
     if !viewer.role().sees_personal_data() {
         rows.iter_mut().for_each(crm_core::personal::mask_personal);
+    } else if !rows.is_empty() {
+        // The messages' recipients are personal data.
+        viewer.audit(console, "message.list", &day.to_string()).await;
     }
     let body = html! {
         form.filters method="get" action="/dashboard/journey-automation" {

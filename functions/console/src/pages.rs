@@ -293,7 +293,7 @@ pub async fn audit(
     let (entries, next) = console
         .app
         .store
-        .audit_day(day, 200, q.get("before").map(String::as_str))
+        .audit_day(day, 200, q.get("before").map(String::as_str).filter(|b| b.len() <= 200))
         .await?;
     let masked = !viewer.role().sees_personal_data();
     let show = |v: &str| if masked { mask(v) } else { v.to_owned() };

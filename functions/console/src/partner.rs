@@ -79,6 +79,9 @@ impl Entry {
 
 async fn load(console: &Console, of: Of, id: &str) -> Result<Option<Entry>, Refusal> {
     let store = &console.app.store;
+    if parse_id(id).is_err() {
+        return Ok(None);
+    }
     Ok(match of {
         Of::Influencer => store.influencer(id).await?.map(Entry::Influencer),
         Of::Campaign => store.campaign(id).await?.map(Entry::Campaign),

@@ -150,10 +150,13 @@ pub async fn page(
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Response, Refusal> {
     let lookup = q.get("address").map(|a| a.trim()).filter(|a| !a.is_empty());
-    if lookup.is_some() && viewer.role().sees_personal_data() {
-        viewer
-            .audit(&console, "suppression.lookup", channel_of(&q).as_str())
-            .await;
+    // A lookup says whether (and why) someone is suppressed, whoever asks; the list shows
+    // addresses to who may see them.
+    let channel = channel_of(&q).as_str();
+    if lookup.is_some() {
+        viewer.audit(&console, "suppression.lookup", channel).await;
+    } else if viewer.role().sees_personal_data() {
+        viewer.audit(&console, "suppression.list", channel).await;
     }
     render(&console, &viewer, channel_of(&q), lookup, Notice::None, StatusCode::OK).await
 }
@@ -179,7 +182,12 @@ pub async fn add(State(console): State<Console>, submitted: Submitted) -> Result
                 .audit(
                     &console,
                     "suppression.add",
-                    &format!("{}/{}", channel.as_str(), entry.scope.as_str()),
+                    &format!(
+                        "{}/{}/{}",
+                        channel.as_str(),
+                        &entry.address_hash[..12],
+                        entry.scope.as_str()
+                    ),
                 )
                 .await;
             let done = Notice::Done(format!("Suppressed for {}.", entry.scope.as_str()));
@@ -221,7 +229,7 @@ pub async fn remove(State(console): State<Console>, submitted: Submitted) -> Res
                 .audit(
                     &console,
                     "suppression.remove",
-                    &format!("{}/{}", channel.as_str(), scope.as_str()),
+                    &format!("{}/{}/{}", channel.as_str(), &hash[..12], scope.as_str()),
                 )
                 .await;
             let done = Notice::Done("Lifted: messages may go to this address again.".into());

@@ -189,14 +189,19 @@ pub struct UserChange {
     pub password: Option<Password>,
 }
 
-/// Whether some owner other than `user_id` stays active.
-async fn another_owner(store: &Store, user_id: &str) -> Result<bool, StoreError> {
+/// An owner other than `user_id` who stays active, as read: a change that takes an owner
+/// away is made on the condition that this one is unchanged when it is written, so two
+/// owners demoting each other at once cannot both succeed.
+async fn another_owner(store: &Store, user_id: &str) -> Result<Option<User>, StoreError> {
     Ok(store
         .users()
         .await?
-        .iter()
-        .any(|u| u.user_id != user_id && u.role == Role::Owner && !u.disabled))
+        .into_iter()
+        .find(|u| u.user_id != user_id && u.role == Role::Owner && !u.disabled))
 }
+
+/// How many times a change of people is decided again when someone changed meanwhile.
+const USER_CHANGE_ATTEMPTS: usize = 3;
 
 /// Changes a user; a new role, a disabled account or a new password ends its sessions.
 pub async fn update_user(
@@ -205,41 +210,55 @@ pub async fn update_user(
     change: UserChange,
     now: OffsetDateTime,
 ) -> Result<User, AccessError> {
-    let mut user = store.user(user_id).await?.ok_or(AccessError::NoSuchUser)?;
-    let before = user.clone();
-    if let Some(role) = change.role {
-        user.role = role;
-    }
-    if let Some(disabled) = change.disabled {
-        user.disabled = disabled;
-    }
-    let demoted = before.role == Role::Owner && !before.disabled && (user.role != Role::Owner || user.disabled);
-    if demoted && !another_owner(store, user_id).await? {
-        return Err(AccessError::LastOwner);
-    }
-    user.updated_at = now;
     let hash = change.password.as_ref().map(hash_password);
-    if !store.update_user(&user, hash.as_deref()).await? {
-        return Err(AccessError::NoSuchUser);
+    for _ in 0..USER_CHANGE_ATTEMPTS {
+        let mut user = store.user(user_id).await?.ok_or(AccessError::NoSuchUser)?;
+        let before = user.clone();
+        if let Some(role) = change.role {
+            user.role = role;
+        }
+        if let Some(disabled) = change.disabled {
+            user.disabled = disabled;
+        }
+        let demoted = before.role == Role::Owner && !before.disabled && (user.role != Role::Owner || user.disabled);
+        let guard = match demoted {
+            true => Some(another_owner(store, user_id).await?.ok_or(AccessError::LastOwner)?),
+            false => None,
+        };
+        user.updated_at = now;
+        if !store.update_user(&user, hash.as_deref(), guard.as_ref()).await? {
+            // The user is gone, or the owner relied on changed: decide again.
+            continue;
+        }
+        if user.role != before.role || user.disabled || hash.is_some() {
+            store.delete_sessions_of(user_id).await?;
+        }
+        return Ok(user);
     }
-    if user.role != before.role || user.disabled || hash.is_some() {
-        store.delete_sessions_of(user_id).await?;
-    }
-    Ok(user)
+    Err(AccessError::Store(StoreError::Unavailable(
+        "users kept changing; try again".into(),
+    )))
 }
 
 /// Removes a user, its keys and its sessions.
 pub async fn delete_user(store: &Store, user_id: &str) -> Result<User, AccessError> {
-    let user = store.user(user_id).await?.ok_or(AccessError::NoSuchUser)?;
-    if user.role == Role::Owner && !user.disabled && !another_owner(store, user_id).await? {
-        return Err(AccessError::LastOwner);
+    for _ in 0..USER_CHANGE_ATTEMPTS {
+        let user = store.user(user_id).await?.ok_or(AccessError::NoSuchUser)?;
+        let guard = match user.role == Role::Owner && !user.disabled {
+            true => Some(another_owner(store, user_id).await?.ok_or(AccessError::LastOwner)?),
+            false => None,
+        };
+        if store.delete_user(&user, guard.as_ref()).await? {
+            // Its sessions and keys name a user that is gone: each request re-reads the
+            // user, so they stop working now; removed here for good.
+            store.delete_sessions_of(user_id).await?;
+            store.delete_user_keys(user_id).await?;
+            return Ok(user);
+        }
     }
-    store.delete_sessions_of(user_id).await?;
-    store.delete_user_keys(user_id).await?;
-    if !store.delete_user(&user).await? {
-        return Err(AccessError::NoSuchUser);
-    }
-    Ok(user)
+    Err(AccessError::Store(StoreError::Unavailable(
+        "users kept changing; try again".into(),
+    )))
 }
 
 /// Prefix of a user's API key: recognisable in a leaked-secret scan, distinct from an

@@ -246,8 +246,13 @@ where
     for p in &people {
         store.erase_records(&p.id, now, &mut counts).await?;
     }
-    for p in &people {
+    // The survivor last: a run interrupted before it is tombstoned is run again in full.
+    for p in people.iter().rev() {
         store.tombstone_profile(&p.id, now).await?;
+    }
+    // A name the journey function indexed from a stream record read while this ran.
+    for p in &people {
+        store.delete_names(&p.id).await?;
     }
     let record = ErasureRecord {
         customer_id: survivor.id.clone(),

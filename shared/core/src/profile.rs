@@ -362,9 +362,9 @@ mod tests {
 }
 
 /// A customer's stage with each brand, as counted in "customers at each stage": none for a
-/// profile merged into another (its survivor counts).
+/// profile merged into another (its survivor counts) or made by test traffic.
 pub fn stages(p: &Profile) -> BTreeMap<Brand, journey::Milestone> {
-    if p.merged_into.is_some() {
+    if p.merged_into.is_some() || p.test {
         return BTreeMap::new();
     }
     p.journeys().into_iter().map(|j| (j.brand, j.milestone)).collect()

@@ -34,9 +34,56 @@ impl Store {
             .collect()
     }
 
-    /// Adds (or refreshes) an entry. An `erased` entry is never replaced: nothing may turn
-    /// an erased person back into a plaintext address. `false` when one was in the way.
+    /// The entries of these addresses (channel, hash) for these scopes: one batch read.
+    pub async fn suppressions_in(
+        &self,
+        addresses: &[(Channel, String)],
+        scopes: &[Scope],
+    ) -> Result<Vec<Suppression>, StoreError> {
+        let keys: Vec<Item> = addresses
+            .iter()
+            .flat_map(|(channel, hash)| {
+                scopes
+                    .iter()
+                    .map(|scope| codec::key(keys::suppression_pk(*channel, hash), &keys::suppression_sk(scope)))
+            })
+            .take(100)
+            .collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.batch_get_items(keys)
+            .await?
+            .iter()
+            .map(|item| {
+                let pk = codec::opt_string(item, keys::PK).unwrap_or_default();
+                codec::document_from_item(item, &pk)
+            })
+            .collect()
+    }
+
+    /// Adds (or refreshes) an entry. An `erased` entry is never replaced, and an entry of an
+    /// address with one is stored without its plaintext: nothing may turn an erased person
+    /// back into an address. `false` when an erased entry was in the way.
     pub async fn suppress(&self, entry: &Suppression) -> Result<bool, StoreError> {
+        // An erased person's address is kept as its hash alone, whatever scope this entry
+        // is for (the erased entry is for every brand: another scope is another item).
+        let stripped;
+        let entry = if entry.address.is_some()
+            && self
+                .suppressions(entry.channel, &entry.address_hash)
+                .await?
+                .iter()
+                .any(|e| e.reason == SuppressionReason::Erased)
+        {
+            stripped = Suppression {
+                address: None,
+                ..entry.clone()
+            };
+            &stripped
+        } else {
+            entry
+        };
         let mut item = codec::document_item(
             entry,
             keys::suppression_pk(entry.channel, &entry.address_hash),

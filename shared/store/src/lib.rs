@@ -254,8 +254,22 @@ impl Store {
 
     /// Strongly consistent batch read of `(PK, SK)` keys; returns items by PK.
     async fn batch_get(&self, keys: BTreeSet<(String, &'static str)>) -> Result<HashMap<String, Item>, StoreError> {
-        let mut found = HashMap::new();
-        let mut pending: Vec<Item> = keys.into_iter().map(|(pk, sk)| codec::key(pk, sk)).collect();
+        let keys = keys.into_iter().map(|(pk, sk)| codec::key(pk, sk)).collect();
+        Ok(self
+            .batch_get_items(keys)
+            .await?
+            .into_iter()
+            .filter_map(|item| match item.get(keys::PK) {
+                Some(AttributeValue::S(pk)) => Some((pk.clone(), item)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Strongly consistent batch read of keys (at most 100): the items that exist.
+    pub(crate) async fn batch_get_items(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        let mut pending = keys;
         for attempt in 0..6u32 {
             if pending.is_empty() {
                 break;
@@ -275,16 +289,12 @@ impl Store {
                 .send()
                 .await
                 .map_err(classify)?;
-            for item in out
-                .responses
-                .as_mut()
-                .and_then(|r| r.remove(&self.table))
-                .unwrap_or_default()
-            {
-                if let Some(AttributeValue::S(pk)) = item.get(keys::PK) {
-                    found.insert(pk.clone(), item);
-                }
-            }
+            found.extend(
+                out.responses
+                    .as_mut()
+                    .and_then(|r| r.remove(&self.table))
+                    .unwrap_or_default(),
+            );
             pending = out
                 .unprocessed_keys
                 .and_then(|mut u| u.remove(&self.table))

@@ -43,6 +43,27 @@ impl Store {
         self.counting_transaction(items).await
     }
 
+    /// Removes every name entry of `customer` (erasure, once its profile is a tombstone:
+    /// an entry written meanwhile from a late stream record goes too).
+    pub async fn delete_names(&self, customer: &CustomerId) -> Result<(), StoreError> {
+        let pk = keys::customer_pk(customer);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :name)")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":name", s(keys::name_sk("")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        for item in out.items.unwrap_or_default() {
+            self.delete_key(codec::item_key(&item)).await?;
+        }
+        Ok(())
+    }
+
     /// Customers with a name starting with `prefix` (a name key, two characters at least),
     /// in name order, at most `limit` (one query).
     pub async fn customers_named(&self, prefix: &str, limit: i32) -> Result<Vec<CustomerId>, StoreError> {

@@ -52,25 +52,60 @@ impl Store {
     }
 
     /// Replaces a user's document (role, disabled) and, when given, its password hash;
-    /// `false` when there is no such user.
-    pub async fn update_user(&self, u: &User, password_hash: Option<&str>) -> Result<bool, StoreError> {
+    /// `false` when there is no such user, or `guard` (another user, as read) changed
+    /// meanwhile.
+    pub async fn update_user(
+        &self,
+        u: &User,
+        password_hash: Option<&str>,
+        guard: Option<&User>,
+    ) -> Result<bool, StoreError> {
         let mut e = Expr::default();
         let mut update = format!("SET {} = {}", e.name("document"), e.value(codec::doc(u)?));
         if let Some(hash) = password_hash {
             update.push_str(&format!(", {} = {}", e.name("passwordHash"), e.value(s(hash))));
         }
         let key = codec::key(keys::user_pk(&u.user_id), keys::USER_SK);
-        Ok(self
-            .conditional_update(key, update, "attribute_exists(PK)".to_owned(), e)
-            .await?
-            .is_some())
+        let mut items = vec![codec::update(
+            &self.table,
+            key,
+            update,
+            Some("attribute_exists(PK)"),
+            e,
+        )?];
+        items.extend(guard.map(|g| self.unchanged(g)).transpose()?);
+        self.transact_if(items).await
     }
 
-    /// Deletes a user and its address claim; `false` when there was none.
-    pub async fn delete_user(&self, u: &User) -> Result<bool, StoreError> {
+    /// A transaction's check that `u` is as it was read (its `updatedAt` unchanged): an
+    /// owner other changes rely on cannot be demoted by a concurrent change.
+    fn unchanged(&self, u: &User) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, StoreError> {
+        let mut e = Expr::default();
+        let condition = format!(
+            "{}.{} = {}",
+            e.name("document"),
+            e.name("updatedAt"),
+            e.value(codec::ts(u.updated_at))
+        );
+        let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(codec::key(keys::user_pk(&u.user_id), keys::USER_SK)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        Ok(aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .condition_check(check)
+            .build())
+    }
+
+    /// Deletes a user and its address claim; `false` when there was none, or `guard`
+    /// changed meanwhile.
+    pub async fn delete_user(&self, u: &User, guard: Option<&User>) -> Result<bool, StoreError> {
         let mut e = Expr::default();
         let cond = format!("userId = {}", e.value(s(&u.user_id)));
-        let items = vec![
+        let mut items = vec![
             codec::delete(
                 &self.table,
                 codec::key(keys::user_pk(&u.user_id), keys::USER_SK),
@@ -84,6 +119,7 @@ impl Store {
                 e,
             )?,
         ];
+        items.extend(guard.map(|g| self.unchanged(g)).transpose()?);
         self.transact_if(items).await
     }
 

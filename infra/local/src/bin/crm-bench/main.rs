@@ -4,6 +4,7 @@
 //! and the emulator's memory and transaction cost as its table grows. Writes a Markdown
 //! report to the path given as the first argument.
 
+mod console;
 mod flood;
 mod messaging;
 
@@ -519,6 +520,12 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|e| crm_local::emulator_stats(&e));
     setup(&big_app, n, &click).await?;
     let large = endpoint(&format!("lead, table of ~3 × {big} items"), &big_app, &big_store, &lead).await?;
+    // The console on that table: {big} customers and more.
+    let someone = call(&big_app, "GET", "/api/customers?clickId=B_1000000", None).await?["customerId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let console_rows = console::pages(&big_app, &big_store, &someone, n).await?;
     done(big_store).await?;
 
     // Messaging: the scheduler over 1,000 and 10,000 due messages, then the sender.
@@ -606,6 +613,12 @@ async fn main() -> anyhow::Result<()> {
         tracked(&replayed),
     )?;
     table(&mut md, &[small, large])?;
+    writeln!(md, "\n## The console on that table\n")?;
+    writeln!(
+        md,
+        "Each page logged in as an owner (the session's own reads included: the session and its user), warm, {n} requests each, on the table above ({big} customers from clicks, and the leads of the rows before). Goal: ≤ 8 DynamoDB requests per page, none a Scan, whatever the table holds; compare each page's CPU with the floor's per call.\n"
+    )?;
+    table(&mut md, &console_rows)?;
     writeln!(md, "\n## Messaging\n")?;
     writeln!(
         md,

@@ -1,0 +1,341 @@
+//! Customers: lookups by identifier, profiles, timelines, choosing a primary address,
+//! erasure; and the recent clicks, leads and events. Every read is a GetItem or a Query on
+//! a key; nothing scans the table.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::{Extension, Json};
+use crm_core::access::Actor;
+use crm_core::identity::Identifier;
+use crm_core::profile::Profile;
+use crm_core::records::{Activity, RecordKind};
+use crm_core::values::{Brand, ClickId, CustomerId, DeviceId, Email, Invalid, PhoneE164, UserId, format_ts};
+use crm_http::{ApiError, ApiPath, ApiQuery, AppState, JsonResult};
+use crm_providers::parked::ParkedQueues;
+use crm_store::{FeedPosition, TimelinePosition};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::body;
+use crate::{FEED_LOOKBACK_DAYS, bad_cursor, decode_cursor, encode_cursor, field_error, limit, parse_day};
+
+/// An identifier as the profile shows it; an address also says where it came from, when,
+/// whether it was confirmed, and whether it is its channel's primary.
+fn identifier_json(p: &Profile, i: &Identifier) -> Value {
+    let mut v = json!({"type": i.kind().as_str(), "value": i.value()});
+    if let Some(channel) = crm_core::contact::channel_of(i) {
+        let point = p.contacts.points.get(i);
+        v["source"] = json!(point.and_then(|c| c.source));
+        v["addedAt"] = json!(point.map(|c| format_ts(c.at)));
+        v["confirmedAt"] = json!(point.and_then(|c| c.confirmed_at).map(format_ts));
+        v["primary"] = json!(p.primary(channel) == Some(i));
+    }
+    v
+}
+
+fn profile_json(p: &Profile, requested: &CustomerId) -> Value {
+    let mut consents: BTreeMap<&str, BTreeMap<&str, &crm_core::compliance::Consent>> = BTreeMap::new();
+    for ((brand, channel), c) in &p.consents {
+        consents.entry(brand.as_str()).or_default().insert(channel.as_str(), c);
+    }
+    let mut body = json!({
+        "customerId": p.id,
+        "firstName": p.first_name,
+        "lastName": p.last_name,
+        "identifiers": p.identifiers.iter().map(|i| identifier_json(p, i)).collect::<Vec<_>>(),
+        "journeys": p.journeys(),
+        "revenue": p.revenue.iter().map(|(c, a)| (c.to_string(), a.to_string())).collect::<BTreeMap<_, _>>(),
+        "mergedFrom": p.merged_from,
+        "consents": consents,
+        "exclusions": p.exclusions,
+        "timezone": p.timezone,
+        "test": p.test,
+        "createdAt": format_ts(p.created_at),
+        "updatedAt": format_ts(p.updated_at),
+    });
+    if *requested != p.id {
+        body["resolvedFrom"] = json!(requested);
+    }
+    body
+}
+
+pub(crate) async fn current(state: &AppState, id: &CustomerId) -> Result<Profile, ApiError> {
+    state.store.current_profile(id).await?.ok_or(ApiError::NotFound)
+}
+
+pub(crate) fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
+    CustomerId::parse(raw).map_err(|_| ApiError::NotFound)
+}
+
+pub(crate) async fn customer(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> JsonResult {
+    let id = customer_id(&id)?;
+    Ok(Json(profile_json(&current(&state, &id).await?, &id)))
+}
+
+/// `PUT /api/customers/{id}/contacts/primary` `{"channel": "email"|"sms", "address"}`: makes
+/// one of the customer's addresses the primary on its channel (where messages go), recorded
+/// on the timeline.
+pub(crate) async fn choose_primary(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<String>,
+    bytes: axum::body::Bytes,
+) -> JsonResult {
+    let body = body::object(&bytes)?;
+    let channel = crm_core::definition::Channel::parse(&body::required(&body, "channel")?)
+        .map_err(|e| field_error("channel", e))?;
+    let raw = body::required(&body, "address")?;
+    let identifier = match channel {
+        crm_core::definition::Channel::Email => {
+            Identifier::Email(Email::parse(&raw).map_err(|e| field_error("address", e))?)
+        }
+        crm_core::definition::Channel::Sms => Identifier::Phone(
+            PhoneE164::parse(&raw, state.config.defaults.phone_region).map_err(|e| field_error("address", e))?,
+        ),
+    };
+    let profile = current(&state, &customer_id(&id)?).await?;
+    let not_listed = || field_error("address", Invalid::new("not_listed", "not an address of this customer"));
+    if !profile.identifiers.contains(&identifier) {
+        return Err(not_listed());
+    }
+    let record = crm_core::records::ContactRecord {
+        change_id: uuid::Uuid::now_v7().to_string(),
+        customer_id: profile.id.clone(),
+        channel,
+        address: identifier.value(),
+        previous: profile.primary(channel).map(Identifier::value),
+        by: actor.name.clone(),
+        at: OffsetDateTime::now_utc(),
+    };
+    if !state.store.choose_contact(&record, &identifier).await? {
+        return Err(not_listed());
+    }
+    Ok(Json(profile_json(&current(&state, &profile.id).await?, &profile.id)))
+}
+
+/// `DELETE /api/customers/{id}`: erases the person (see `crm_app::compliance::erase`) and
+/// answers what was erased, recording who asked (the authenticated actor).
+pub(crate) async fn erase(
+    State(state): State<AppState>,
+    Extension(parked): Extension<Arc<ParkedQueues>>,
+    Extension(actor): Extension<Actor>,
+    ApiPath(id): ApiPath<String>,
+) -> JsonResult {
+    let id = customer_id(&id)?;
+    let keys = state
+        .config
+        .unsubscribe
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal("UNSUBSCRIBE_SECRET is not set".into()))?;
+    let now = OffsetDateTime::now_utc();
+    let purge = |needles: Vec<String>| async move { parked.purge(&needles).await.map_err(|e| e.to_string()) };
+    let record = crm_app::compliance::erase(&state.store, keys, &id, &actor.name, now, purge)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(json!({
+        "status": "erased",
+        "customerId": record.customer_id,
+        "customers": record.customers,
+        "erasedAt": format_ts(record.erased_at),
+        "erasedBy": record.erased_by,
+        "erased": record.erased,
+        "kept": ["journeys", "revenue totals", "brand statistics", "event types, amounts and times", "suppression entries as keyed hashes"],
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LookupQuery {
+    email: Option<String>,
+    phone: Option<String>,
+    click_id: Option<String>,
+    device_id: Option<String>,
+    user_id: Option<String>,
+    operator_id: Option<String>,
+}
+
+fn lookup_identifier(q: &LookupQuery, state: &AppState) -> Result<Identifier, ApiError> {
+    if let Some(v) = &q.email {
+        return Ok(Identifier::Email(Email::parse(v).map_err(|e| field_error("email", e))?));
+    }
+    if let Some(v) = &q.phone {
+        let region = state.config.defaults.phone_region;
+        return Ok(Identifier::Phone(
+            PhoneE164::parse(v, region).map_err(|e| field_error("phone", e))?,
+        ));
+    }
+    if let Some(v) = &q.click_id {
+        return Ok(Identifier::ClickId(
+            ClickId::parse(v).map_err(|e| field_error("clickId", e))?,
+        ));
+    }
+    if let Some(v) = &q.device_id {
+        return Ok(Identifier::DeviceId(
+            DeviceId::parse(v).map_err(|e| field_error("deviceId", e))?,
+        ));
+    }
+    if let Some(v) = &q.user_id {
+        let operator = q
+            .operator_id
+            .as_deref()
+            .ok_or_else(|| field_error("operatorId", Invalid::new("missing", "userId lookups need operatorId")))?;
+        return Ok(Identifier::UserId {
+            operator: Brand::parse(operator).map_err(|e| field_error("operatorId", e))?,
+            user: UserId::parse(v).map_err(|e| field_error("userId", e))?,
+        });
+    }
+    Err(field_error(
+        "email",
+        Invalid::new("missing", "one of email, phone, clickId, deviceId, userId is required"),
+    ))
+}
+
+pub(crate) async fn lookup(State(state): State<AppState>, ApiQuery(q): ApiQuery<LookupQuery>) -> JsonResult {
+    let identifier = lookup_identifier(&q, &state)?;
+    let owner = state.store.owner(&identifier).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(profile_json(&current(&state, &owner).await?, &owner)))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PageQuery {
+    limit: Option<i32>,
+    cursor: Option<String>,
+    /// Recent lists only: start from this day (`YYYY-MM-DD`, UTC) instead of today.
+    day: Option<String>,
+}
+
+/// What a cursor carries: where the previous page ended.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Cursor {
+    Timeline {
+        before: String,
+    },
+    Feed {
+        #[serde(with = "crm_core::values::ts")]
+        at: OffsetDateTime,
+        id: String,
+    },
+}
+
+/// `items` and a `nextCursor` that is `null` exactly when there is nothing more.
+fn page<T: Serialize>(items: &[T], next: Option<Cursor>) -> Value {
+    json!({"items": items, "nextCursor": next.map(|c| encode_cursor(&c))})
+}
+
+/// Clicks, leads, events and merges of a customer and of every customer merged into it,
+/// newest first. Each id is read one past the limit, so the last page says so.
+pub(crate) async fn timeline(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> JsonResult {
+    let id = customer_id(&id)?;
+    let limit = limit(q.limit)?;
+    let before = match q.cursor.as_deref().map(decode_cursor::<Cursor>).transpose()? {
+        Some(Cursor::Timeline { before }) => Some(TimelinePosition(before)),
+        Some(Cursor::Feed { .. }) => return Err(bad_cursor()),
+        None => None,
+    };
+    let profile = current(&state, &id).await?;
+    let mut entries = Vec::new();
+    for customer in std::iter::once(&profile.id).chain(&profile.merged_from) {
+        entries.extend(state.store.timeline(customer, before.as_ref(), limit + 1).await?);
+    }
+    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    let more = entries.len() > limit as usize;
+    entries.truncate(limit as usize);
+    let next = more.then(|| Cursor::Timeline {
+        before: entries.last().map(|e| e.0.0.clone()).unwrap_or_default(),
+    });
+    let mut items: Vec<Value> = entries.iter().map(|e| json!(e.1)).collect();
+    name_sources(&state, &mut items).await?;
+    let mut body = page(&items, next);
+    body["customerId"] = json!(profile.id);
+    Ok(Json(body))
+}
+
+/// Recent records of one kind, newest first, a day partition at a time, walking back at
+/// most `FEED_LOOKBACK_DAYS` days. One record past the limit is read, so `nextCursor` is
+/// `null` exactly at the end.
+pub(crate) async fn feed(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+    kind: RecordKind,
+) -> JsonResult {
+    let limit = limit(q.limit)?;
+    let (mut day, mut after) = match (q.cursor.as_deref().map(decode_cursor::<Cursor>).transpose()?, &q.day) {
+        (Some(Cursor::Feed { at, id }), _) => (at.date(), Some(FeedPosition { at, id })),
+        (Some(Cursor::Timeline { .. }), _) => return Err(bad_cursor()),
+        (None, Some(d)) => (parse_day(d)?, None),
+        (None, None) => (OffsetDateTime::now_utc().date(), None),
+    };
+    let want = limit as usize + 1;
+    let mut records: Vec<Activity> = Vec::new();
+    for _ in 0..FEED_LOOKBACK_DAYS {
+        let page = state
+            .store
+            .feed_page(kind, day, after.as_ref(), (want - records.len()) as i32)
+            .await?;
+        records.extend(page.records);
+        if records.len() >= want {
+            break;
+        }
+        after = match (page.more, records.last()) {
+            (true, Some(last)) => Some(FeedPosition {
+                at: last.at(),
+                id: last.id().to_owned(),
+            }),
+            _ => match day.previous_day() {
+                Some(previous) => {
+                    day = previous;
+                    None
+                }
+                None => break,
+            },
+        };
+    }
+    let more = records.len() > limit as usize;
+    records.truncate(limit as usize);
+    let next = records.last().filter(|_| more).map(|last| Cursor::Feed {
+        at: last.at(),
+        id: last.id().to_owned(),
+    });
+    // Every item of a list has the list's kind, so the `type` tag is left out.
+    let mut items: Vec<Value> = records.iter().map(untagged).collect();
+    name_sources(&state, &mut items).await?;
+    Ok(Json(page(&items, next)))
+}
+
+/// Adds `sourceName` beside each record's `sourceId` (one read of the source list, only
+/// when a record has a source).
+async fn name_sources(state: &AppState, items: &mut [Value]) -> Result<(), ApiError> {
+    if !items.iter().any(|i| i["sourceId"].is_string()) {
+        return Ok(());
+    }
+    let names: BTreeMap<String, String> = state
+        .store
+        .sources()
+        .await?
+        .into_iter()
+        .map(|e| (e.source.source_id, e.source.name))
+        .collect();
+    for item in items {
+        let name = item["sourceId"].as_str().and_then(|id| names.get(id)).cloned();
+        if let (Some(name), Some(o)) = (name, item.as_object_mut()) {
+            o.insert("sourceName".into(), json!(name));
+        }
+    }
+    Ok(())
+}
+
+fn untagged(record: &Activity) -> Value {
+    let mut v = serde_json::to_value(record).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("type");
+    }
+    v
+}
