@@ -109,6 +109,18 @@ async fn every_metric_the_dashboard_and_alarms_read_is_one_the_functions_write()
     .await;
     app.run_due(time::OffsetDateTime::now_utc() + time::Duration::minutes(1))
         .await;
+    // An audit line that cannot be written (a table that is not there) is counted.
+    let nowhere = crm_store::Store::connect(format!("missing-{}", unique("t"))).await;
+    let line = crm_core::access::AuditEntry {
+        id: unique("a"),
+        at: time::OffsetDateTime::now_utc(),
+        actor: crm_core::access::Actor::break_glass(),
+        action: "test".into(),
+        target: "nothing".into(),
+        ip: None,
+        status: 200,
+    };
+    crm_http::record_audit(&nowhere, &line).await;
     let written: std::collections::BTreeSet<String> = crm_app::metrics::captured()
         .iter()
         .flat_map(|doc| {

@@ -178,6 +178,15 @@ async fn people_log_in_see_what_their_role_allows_and_log_out() {
         text.as_str().unwrap().contains("Your role does not allow this"),
         "{text}"
     );
+    // The seed's customer, as an analyst sees it: no email, no name.
+    browser.goto(&format!("{api}/dashboard/customers?q={click}")).await;
+    arrive(&browser, "Customers").await;
+    browser.click("tbody a").await;
+    arrive(&browser, "Customer ").await;
+    let seen = browser.eval("return document.body.textContent").await;
+    let seen = seen.as_str().unwrap();
+    assert!(!seen.contains(&email) && !seen.contains("Juan"), "{seen}");
+    accessible(&browser, "console-customer-analyst").await;
     browser.goto(&format!("{api}/dashboard")).await;
     let links = browser
         .eval("return [...document.querySelectorAll('nav a')].map(a => a.textContent)")
@@ -292,6 +301,30 @@ async fn new_rows_arrive_without_a_reload_and_the_other_pages_are_accessible() {
     let timeline = browser.eval("return document.body.textContent").await;
     assert!(timeline.as_str().unwrap().contains("SENT"), "{timeline}");
     accessible(&browser, "console-customer-sent").await;
+
+    // Seed §1.3: the deposit on the Events page, the lead on the Leads page.
+    app.post_json(
+        "/api/postback",
+        serde_json::json!({"eventType": "deposit", "clickId": click, "depositAmount": 100, "currency": "USD", "operatorId": "rushbet"}),
+    )
+    .await;
+    browser.goto(&format!("{api}/dashboard/events?type=deposit")).await;
+    arrive(&browser, "Events").await;
+    let events = browser
+        .eval("return document.querySelector('main table').textContent")
+        .await;
+    assert!(
+        events.as_str().unwrap().contains("deposit") && events.as_str().unwrap().contains(&click),
+        "{events}"
+    );
+    accessible(&browser, "console-events").await;
+    browser.goto(&format!("{api}/dashboard/leads")).await;
+    arrive(&browser, "Leads").await;
+    let leads = browser
+        .eval("return document.querySelector('main table').textContent")
+        .await;
+    assert!(leads.as_str().unwrap().contains(&email), "{leads}");
+    accessible(&browser, "console-leads").await;
 
     let (_, influencer) = app
         .admin_send(

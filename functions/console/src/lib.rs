@@ -267,7 +267,7 @@ impl Viewer {
     }
 
     /// Appends to the audit log what this person did (`action` on `target`). A lost line
-    /// is logged as an error, never silently dropped.
+    /// is logged and counted (`crm_http::record_audit`), never silently dropped.
     pub async fn audit(&self, console: &Console, action: &str, target: &str) {
         let entry = AuditEntry {
             id: uuid::Uuid::now_v7().simple().to_string(),
@@ -278,9 +278,7 @@ impl Viewer {
             ip: self.ip.clone(),
             status: 200,
         };
-        if let Err(e) = console.app.store.append_audit(&entry).await {
-            tracing::error!(error = %e, action, target, "audit line lost");
-        }
+        crm_http::record_audit(&console.app.store, &entry).await;
     }
 }
 

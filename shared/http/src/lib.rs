@@ -423,12 +423,19 @@ pub async fn require_admin(State(state): State<AppState>, mut req: Request, next
             ip,
             status: status.as_u16(),
         };
-        if let Err(e) = state.store.append_audit(&entry).await {
-            tracing::error!(error = %e, action = %entry.action, target = %entry.target, "audit line lost");
-            Metrics::new().count("AuditLinesLost", 1).emit();
-        }
+        record_audit(&state.store, &entry).await;
     }
     Ok(response)
+}
+
+/// Appends a line to the audit log (the admin API's requests, the console's pages). A line
+/// that cannot be written is logged and counted (`AuditLinesLost`, alarmed), never dropped
+/// silently; the answer already given stands.
+pub async fn record_audit(store: &crm_store::Store, entry: &AuditEntry) {
+    if let Err(e) = store.append_audit(entry).await {
+        tracing::error!(error = %e, action = %entry.action, target = %entry.target, "audit line lost");
+        Metrics::new().count("AuditLinesLost", 1).emit();
+    }
 }
 
 /// A JSON answer with its personal data masked (`crm_core::personal::mask_personal`).

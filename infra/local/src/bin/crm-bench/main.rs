@@ -400,6 +400,28 @@ async fn main() -> anyhow::Result<()> {
     let out = std::env::args().nth(1).unwrap_or_else(|| "docs/performance.md".into());
     let n = n();
 
+    // The console's pages on a table of BENCH_TABLE_INGESTS customers alone
+    // (BENCH_ONLY=console): the section printed, nothing written.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("console") {
+        let big = env_number("BENCH_TABLE_INGESTS", 10_000);
+        let (app, store) = fresh().await?;
+        setup(&app, big, &|i| click(i + 1_000_000)).await?;
+        setup(&app, n, &lead).await?;
+        let someone = call(&app, "GET", "/api/customers?clickId=B_1000000", None).await?["customerId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let rows = console::pages(&app, &store, &someone, n).await?;
+        done(store).await?;
+        let mut md = String::new();
+        writeln!(md, "Console pages, {big} customers, {n} requests each:\n")?;
+        table(&mut md, &rows)?;
+        writeln!(md, "\nThe SDK's floor in the same run:\n")?;
+        table(&mut md, &sdk_floor().await?)?;
+        print!("{md}");
+        return Ok(());
+    }
+
     // A flood on one key while an operator posts (BENCH_ONLY=flood runs only this).
     let (flood_app, flood_store) = fresh_app(
         Store::connect(format!("bench-{}", uuid::Uuid::new_v4())).await,
