@@ -27,6 +27,7 @@ mod feeds;
 mod journeys;
 mod pages;
 mod partner;
+use partner::Of;
 mod partners;
 mod reports;
 mod settings;
@@ -164,11 +165,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/dashboard/influencers/{id}",
-            get(partner::influencer).post(partner::change_influencer),
+            get(|c, v, h, p, q| partner::show(Of::Influencer, c, v, h, p, q))
+                .post(|c, h, p, s| partner::change(Of::Influencer, c, h, p, s)),
         )
         .route(
             "/dashboard/campaigns/{id}",
-            get(partner::campaign).post(partner::change_campaign),
+            get(|c, v, h, p, q| partner::show(Of::Campaign, c, v, h, p, q))
+                .post(|c, h, p, s| partner::change(Of::Campaign, c, h, p, s)),
         )
         .route(
             "/dashboard/journey-automation",

@@ -336,44 +336,17 @@ async fn render(
     Ok(respond_status(viewer, status, &title, of.path(), body))
 }
 
-pub async fn influencer(
+/// An influencer's or a campaign's page (`of` says which: the router names it).
+pub async fn show(
+    of: Of,
     State(console): State<Console>,
     viewer: Viewer,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Response, Refusal> {
-    render(
-        &console,
-        &viewer,
-        &headers,
-        Of::Influencer,
-        &id,
-        &q,
-        Notice::None,
-        StatusCode::OK,
-    )
-    .await
-}
-
-pub async fn campaign(
-    State(console): State<Console>,
-    viewer: Viewer,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(q): Query<BTreeMap<String, String>>,
-) -> Result<Response, Refusal> {
-    render(
-        &console,
-        &viewer,
-        &headers,
-        Of::Campaign,
-        &id,
-        &q,
-        Notice::None,
-        StatusCode::OK,
-    )
-    .await
+    let ok = StatusCode::OK;
+    render(&console, &viewer, &headers, of, &id, &q, Notice::None, ok).await
 }
 
 fn optional(s: &Submitted, name: &str) -> Result<Option<String>, String> {
@@ -517,46 +490,26 @@ async fn act(console: &Console, of: Of, id: &str, s: &Submitted) -> Result<Resul
     }
 }
 
-async fn change(console: Console, headers: HeaderMap, of: Of, id: String, s: Submitted) -> Result<Response, Refusal> {
+/// A form of an influencer's or a campaign's page.
+pub async fn change(
+    of: Of,
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    s: Submitted,
+) -> Result<Response, Refusal> {
     s.viewer.require(Role::may_change)?;
     let q = BTreeMap::new();
     match act(&console, of, &id, &s).await? {
         Ok(done) => {
             let action = format!("{}.{}", of.noun(), s.field("do"));
             s.viewer.audit(&console, &action, &id).await;
-            render(
-                &console,
-                &s.viewer,
-                &headers,
-                of,
-                &id,
-                &q,
-                Notice::Done(done),
-                StatusCode::OK,
-            )
-            .await
+            let ok = StatusCode::OK;
+            render(&console, &s.viewer, &headers, of, &id, &q, Notice::Done(done), ok).await
         }
         Err(why) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             render(&console, &s.viewer, &headers, of, &id, &q, Notice::Error(why), status).await
         }
     }
-}
-
-pub async fn change_influencer(
-    State(console): State<Console>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    s: Submitted,
-) -> Result<Response, Refusal> {
-    change(console, headers, Of::Influencer, id, s).await
-}
-
-pub async fn change_campaign(
-    State(console): State<Console>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    s: Submitted,
-) -> Result<Response, Refusal> {
-    change(console, headers, Of::Campaign, id, s).await
 }

@@ -176,36 +176,39 @@ pub async fn add(State(console): State<Console>, submitted: Submitted) -> Result
     let channel = Channel::parse(asked.channel).unwrap_or(Channel::Email);
     let region = console.app.config.defaults.phone_region;
     let now = OffsetDateTime::now_utc();
-    match compliance::suppress_manually(&console.app.store, keys, region, &asked, "console", now).await {
-        Ok(entry) => {
-            viewer
-                .audit(
-                    &console,
-                    "suppression.add",
-                    &format!(
-                        "{}/{}/{}",
-                        channel.as_str(),
-                        &entry.address_hash[..12],
-                        entry.scope.as_str()
-                    ),
-                )
-                .await;
-            let done = Notice::Done(format!("Suppressed for {}.", entry.scope.as_str()));
-            render(&console, viewer, channel, None, done, StatusCode::OK).await
-        }
-        Err(e) => {
-            let notice = Notice::Error(error_text(e)?);
-            render(
-                &console,
-                viewer,
-                channel,
-                None,
-                notice,
-                StatusCode::UNPROCESSABLE_ENTITY,
+    let outcome = compliance::suppress_manually(&console.app.store, keys, region, &asked, "console", now)
+        .await
+        .map(|entry| {
+            let target = format!(
+                "{}/{}/{}",
+                channel.as_str(),
+                &entry.address_hash[..12],
+                entry.scope.as_str()
+            );
+            (
+                "suppression.add",
+                target,
+                format!("Suppressed for {}.", entry.scope.as_str()),
             )
-            .await
+        });
+    settle(&console, viewer, channel, outcome).await
+}
+
+/// A change's outcome: audited and the list shown with what was done, or why not.
+async fn settle(
+    console: &Console,
+    viewer: &Viewer,
+    channel: Channel,
+    outcome: Result<(&str, String, String), SuppressionError>,
+) -> Result<Response, Refusal> {
+    let (notice, status) = match outcome {
+        Ok((action, target, done)) => {
+            viewer.audit(console, action, &target).await;
+            (Notice::Done(done), StatusCode::OK)
         }
-    }
+        Err(e) => (Notice::Error(error_text(e)?), StatusCode::UNPROCESSABLE_ENTITY),
+    };
+    render(console, viewer, channel, None, notice, status).await
 }
 
 pub async fn remove(State(console): State<Console>, submitted: Submitted) -> Result<Response, Refusal> {
@@ -223,29 +226,13 @@ pub async fn remove(State(console): State<Console>, submitted: Submitted) -> Res
         }
         _ => Err(SuppressionError::NotFound),
     };
-    match outcome {
-        Ok(scope) => {
-            viewer
-                .audit(
-                    &console,
-                    "suppression.remove",
-                    &format!("{}/{}/{}", channel.as_str(), &hash[..12], scope.as_str()),
-                )
-                .await;
-            let done = Notice::Done("Lifted: messages may go to this address again.".into());
-            render(&console, viewer, channel, None, done, StatusCode::OK).await
-        }
-        Err(e) => {
-            let notice = Notice::Error(error_text(e)?);
-            render(
-                &console,
-                viewer,
-                channel,
-                None,
-                notice,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    }
+    let outcome = outcome.map(|scope| {
+        let target = format!("{}/{}/{}", channel.as_str(), &hash[..12], scope.as_str());
+        (
+            "suppression.remove",
+            target,
+            "Lifted: messages may go to this address again.".to_owned(),
+        )
+    });
+    settle(&console, viewer, channel, outcome).await
 }
