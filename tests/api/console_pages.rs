@@ -855,3 +855,52 @@ async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
         .count();
     assert_eq!(owners, 1);
 }
+
+/// An owner gives a user an API key on the user's page (shown once, acting with the user's
+/// role) and revokes it there; both are audited.
+#[tokio::test]
+async fn a_users_api_key_is_made_and_revoked_on_their_page() {
+    let app = spawn().await;
+    let (_, owner, token) = session(&app, Role::Owner).await;
+    let analyst = user(&app, Role::Analyst).await;
+    let users = app.state.store.users().await.unwrap();
+    let id = users
+        .iter()
+        .find(|u| u.email.as_str() == analyst)
+        .unwrap()
+        .user_id
+        .clone();
+    let here = format!("/dashboard/users/{id}");
+    let (status, _, html) = call(&app, page(&here, Some(&owner))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No keys."), "{html}");
+
+    let (status, html) = post(&app, &here, &owner, &token, &[("do", "new-key")]).await;
+    assert_eq!(status, StatusCode::OK);
+    let at = html.find("crmu_").expect("the key, shown once");
+    let key: String = html[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let with_key = |path: &str| {
+        Request::get(path)
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, _, _) = call(&app, with_key("/api/reports")).await;
+    assert_eq!(status, StatusCode::OK, "the key reads as the analyst");
+    let (status, _, _) = call(&app, with_key("/api/users")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "with the analyst's role");
+    let (_, _, again) = call(&app, page(&here, Some(&owner))).await;
+    assert!(!again.contains(&key), "shown once");
+
+    let last4 = &key[key.len() - 4..];
+    let (status, html) = post(&app, &here, &owner, &token, &[("do", "revoke-key"), ("last4", last4)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("revoked"), "{html}");
+    let (status, _, _) = call(&app, with_key("/api/reports")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked");
+    assert_eq!(audited(&app, "user.key.create").await.len(), 1);
+    assert_eq!(audited(&app, "user.key.revoke").await.len(), 1);
+}

@@ -145,7 +145,7 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard/logout", post(logout))
         .route("/dashboard/logout-everywhere", post(logout_everywhere))
         .route("/dashboard/users", get(users::list).post(users::create))
-        .route("/dashboard/users/{id}", post(users::change))
+        .route("/dashboard/users/{id}", get(users::user).post(users::change))
         .route("/dashboard/customers", get(customers::list))
         .route("/dashboard/customers/{id}", get(customers::profile))
         .route("/dashboard/customers/{id}/erase", post(customers::erase))

@@ -1,5 +1,6 @@
 //! `/dashboard/users` (owners only): who may log in, with which role; add, change role,
-//! disable, end sessions, remove. Every change is in the audit log.
+//! disable, end sessions, remove; and each user's page with their API keys (a new one shown
+//! once, revoke). Every change is in the audit log.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -39,7 +40,7 @@ async fn render(
             tbody {
                 @for u in &users {
                     tr {
-                        th scope="row" { (u.email.as_str()) }
+                        th scope="row" { a href={ "/dashboard/users/" (u.user_id) } { (u.email.as_str()) } }
                         td {
                             form.inline method="post" action={ "/dashboard/users/" (u.user_id) } {
                                 input type="hidden" name="csrf" value=(csrf);
@@ -82,6 +83,88 @@ async fn render(
         p { "Owners manage users; managers change everything else (sources and settings included); analysts read, with personal data masked." }
     };
     Ok(respond_status(viewer, status, "Users", "/dashboard/users", body))
+}
+
+/// One user's page: their API keys (machines act with the user's role), a new key shown
+/// once, each live key revocable.
+async fn render_user(
+    console: &Console,
+    viewer: &Viewer,
+    id: &str,
+    issued: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, Refusal> {
+    let store = &console.app.store;
+    let user = match crm_core::partners::parse_id(id) {
+        Ok(_) => store.user(id).await?,
+        Err(_) => None,
+    };
+    let Some(user) = user else {
+        return Ok(crate::pages::message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such user.",
+        ));
+    };
+    let keys = store.user_keys(&user.user_id).await?;
+    let here = format!("/dashboard/users/{}", user.user_id);
+    let csrf = &viewer.session.csrf;
+    let body = html! {
+        @if let Some(key) = issued {
+            div.notice role="status" {
+                p { "The new key (shown this once: copy it now; it acts as " (user.role.as_str()) "):" }
+                pre.preview { (key) }
+            }
+        }
+        dl.facts {
+            dt { "Role" } dd { (user.role.as_str()) }
+            dt { "Status" } dd { @if user.disabled { "disabled" } @else { "active" } }
+        }
+        table {
+            caption { "API keys (Authorization: Bearer …)" }
+            thead { tr { th scope="col" { "Key" } th scope="col" { "Created (UTC)" } th scope="col" { "Requests" } th scope="col" { "Last used (UTC)" } th scope="col" { "Status" } th scope="col" { "Actions" } } }
+            tbody {
+                @if keys.is_empty() { tr { td colspan="6" { "No keys." } } }
+                @for (_, k) in &keys {
+                    tr {
+                        td { "…" (k.last4) }
+                        td { (format_ts(k.created_at)) }
+                        td.num { (k.requests) }
+                        td { @if let Some(at) = k.last_used_at { (format_ts(at)) } }
+                        td { @match k.revoked_at { Some(at) => { "revoked " (format_ts(at)) } None => { "live" } } }
+                        td {
+                            @if k.revoked_at.is_none() {
+                                form.inline method="post" action=(here) {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="do" value="revoke-key";
+                                    input type="hidden" name="last4" value=(k.last4);
+                                    button.secondary type="submit" aria-label={ "Revoke key …" (k.last4) } { "Revoke" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        form.inline method="post" action=(here) {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="do" value="new-key";
+            button type="submit" { "New API key" }
+        }
+        p { a href="/dashboard/users" { "Back to users" } }
+    };
+    Ok(respond_status(
+        viewer,
+        status,
+        user.email.as_str(),
+        "/dashboard/users",
+        body,
+    ))
+}
+
+pub async fn user(State(console): State<Console>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, Refusal> {
+    viewer.require(Role::manages_users)?;
+    render_user(&console, &viewer, &id, None, StatusCode::OK).await
 }
 
 pub async fn list(State(console): State<Console>, viewer: Viewer) -> Result<Response, Refusal> {
@@ -128,6 +211,30 @@ pub async fn change(State(console): State<Console>, Path(id): Path<String>, s: S
     let store = &console.app.store;
     let now = OffsetDateTime::now_utc();
     let action = s.field("do").to_owned();
+    match action.as_str() {
+        "new-key" => {
+            return match access::new_user_key(store, &id, now).await {
+                Ok((key, info)) => {
+                    s.viewer
+                        .audit(&console, "user.key.create", &format!("{id} …{}", info.last4))
+                        .await;
+                    render_user(&console, &s.viewer, &id, Some(&key), StatusCode::OK).await
+                }
+                Err(AccessError::Store(e)) => Err(e.into()),
+                Err(_) => render_user(&console, &s.viewer, &id, None, StatusCode::NOT_FOUND).await,
+            };
+        }
+        "revoke-key" => {
+            let last4 = s.field("last4");
+            if last4.len() == 4 && store.revoke_user_key(&id, last4, now).await? > 0 {
+                s.viewer
+                    .audit(&console, "user.key.revoke", &format!("{id} …{last4}"))
+                    .await;
+            }
+            return render_user(&console, &s.viewer, &id, None, StatusCode::OK).await;
+        }
+        _ => {}
+    }
     let outcome = match action.as_str() {
         "role" => match Role::parse(s.field("role")) {
             Ok(role) => access::update_user(
