@@ -214,6 +214,11 @@ async fn brand_settings_and_the_journey_are_edited_with_the_refused_field_or_ste
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, api) = app.admin("/api/brands/rushbet/settings").await;
     assert_eq!(api["settings"]["fromName"], "Rushbet", "{api}");
+    let effective = body.split("In effect").nth(1).expect("what applies now");
+    assert!(
+        effective.contains("crossBrandCaps") && effective.contains("Rushbet"),
+        "the deployment's defaults under the brand's own: {effective}"
+    );
 
     let (_, current) = app.admin("/api/brands/rushbet/journey").await;
     let mut definition = current["definition"].clone();

@@ -30,6 +30,18 @@ pub fn brand_picker(action: &str, brand: Option<&Brand>) -> Markup {
     }
 }
 
+/// What applies to the brand's next message: its own settings over the deployment's.
+fn in_effect(console: &Console, own: &SettingsOverride) -> Markup {
+    let effective = own.clone().over(&console.deps.messaging.config.defaults);
+    let json = serde_json::to_string_pretty(&effective).unwrap_or_default();
+    html! {
+        details {
+            summary { "In effect (its own settings over the deployment's defaults)" }
+            pre.preview { (json) }
+        }
+    }
+}
+
 fn editor(viewer: &Viewer, brand: &Brand, json: &str, error: Option<(&str, &str)>) -> Markup {
     let may_change = viewer.role().may_change();
     html! {
@@ -66,7 +78,7 @@ pub async fn page(
         Some(b) => {
             let settings = console.app.store.brand_settings(b).await?.unwrap_or_default();
             let json = serde_json::to_string_pretty(&settings).unwrap_or_default();
-            html! { (brand_picker(PATH, brand.as_ref())) (editor(&viewer, b, &json, None)) }
+            html! { (brand_picker(PATH, brand.as_ref())) (editor(&viewer, b, &json, None)) (in_effect(&console, &settings)) }
         }
     };
     Ok(respond_status(&viewer, StatusCode::OK, "Brand settings", PATH, body))
@@ -100,6 +112,7 @@ pub async fn save(State(console): State<Console>, submitted: Submitted) -> Resul
                     p.notice role="status" { "Saved: the next message of " (brand.as_str()) " uses these settings." }
                     (brand_picker(PATH, Some(&brand)))
                     (editor(viewer, &brand, &json, None))
+                    (in_effect(&console, &settings))
                 },
             )
         }
