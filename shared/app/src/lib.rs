@@ -4,8 +4,10 @@
 //! without axum, ingest functions without SES or SNS.
 
 pub mod access;
+pub mod attribution;
 pub mod compliance;
 pub mod config;
+pub mod daily_report;
 pub mod exports;
 pub mod ingest;
 pub mod metrics;
