@@ -459,7 +459,7 @@ async fn seed_6_3_influencers_and_campaigns_are_created_on_their_pages_and_credi
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body.contains("Name: must not be empty"), "{body}");
+    assert!(body.contains("name is required"), "{body}");
 
     let click = unique("ATTR_TEST");
     app.post_json(

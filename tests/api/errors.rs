@@ -4,7 +4,7 @@
 use axum::body::Body;
 use crm_store::Store;
 use crm_tests::{ADMIN_KEY, TestApp, sdk_config, spawn};
-use http::{Request, StatusCode, header};
+use http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 
 fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, field: Option<&str>) {
@@ -196,6 +196,103 @@ async fn admin_query_errors_name_the_parameter() {
         let (status, body) = app.admin(q).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, field);
     }
+}
+
+#[tokio::test]
+async fn admin_bodies_are_read_once_and_each_bad_field_named() {
+    let app = spawn().await;
+    let cases: &[(Method, &str, Value, &str, &str)] = &[
+        // The JSON type is wrong: named by its path, deep down too.
+        (Method::POST, "/api/users", json!({"email": 5}), "email", "invalid_type"),
+        (
+            Method::PUT,
+            "/api/fx-rates",
+            json!({"rates": {"EUR": true}}),
+            "rates.EUR",
+            "invalid_type",
+        ),
+        (
+            Method::POST,
+            "/api/sources",
+            json!({"name": "s", "kind": "operator", "routes": ["postback", 7]}),
+            "routes[1]",
+            "invalid_type",
+        ),
+        (
+            Method::POST,
+            "/api/influencers",
+            json!({"name": ["x"]}),
+            "name",
+            "invalid_type",
+        ),
+        // The value is wrong, or missing.
+        (
+            Method::POST,
+            "/api/users",
+            json!({"role": "owner", "password": "a long enough password"}),
+            "email",
+            "missing",
+        ),
+        (
+            Method::POST,
+            "/api/users",
+            json!({"email": "a@b.co", "role": "admin", "password": "a long enough password"}),
+            "role",
+            "invalid_value",
+        ),
+        (
+            Method::POST,
+            "/api/links",
+            json!({"influencerId": "inf_1", "destination": "javascript:alert(1)"}),
+            "destination",
+            "invalid_format",
+        ),
+        (
+            Method::POST,
+            "/api/links",
+            json!({"destination": "https://example.com"}),
+            "influencerId",
+            "missing",
+        ),
+        (
+            Method::POST,
+            "/api/campaigns",
+            json!({"name": "c", "brand": "Not A Brand"}),
+            "brand",
+            "invalid_format",
+        ),
+        (
+            Method::POST,
+            "/api/suppressions",
+            json!({"channel": "email"}),
+            "address",
+            "missing",
+        ),
+        (
+            Method::PUT,
+            "/api/fx-rates",
+            json!({"base": "usd!"}),
+            "base",
+            "invalid_currency",
+        ),
+    ];
+    for (method, path, body, field, code) in cases {
+        let (status, response) = app.admin_send(method.clone(), path, body.clone()).await;
+        assert_error(status, &response, StatusCode::BAD_REQUEST, Some(field));
+        assert_eq!(response["error"]["code"], *code, "{path}: {response}");
+    }
+    for raw in ["[1,2]", "\"text\"", "{not json"] {
+        let req = Request::post("/api/users")
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(raw))
+            .unwrap();
+        let (status, _, response) = app.send(req).await;
+        assert_error(status, &response, StatusCode::BAD_REQUEST, None);
+        assert_eq!(response["error"]["code"], "invalid_json", "{raw}: {response}");
+    }
+    let (_, users) = app.admin("/api/users").await;
+    assert_eq!(users["items"], json!([]), "nothing was written: {users}");
 }
 
 /// An app whose table does not exist: every DynamoDB call fails.

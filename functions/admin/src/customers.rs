@@ -9,57 +9,114 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use crm_core::access::Actor;
 use crm_core::identity::Identifier;
+use crm_core::input::required;
 use crm_core::profile::Profile;
 use crm_core::records::{Activity, RecordKind};
-use crm_core::values::{Brand, ClickId, CustomerId, DeviceId, Email, Invalid, PhoneE164, UserId, format_ts};
-use crm_http::{ApiError, ApiPath, ApiQuery, AppState, JsonResult};
+use crm_core::source::SourceKind;
+use crm_core::values::{Brand, ClickId, CustomerId, DeviceId, Email, Invalid, PhoneE164, UserId, format_ts, ts};
+use crm_http::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, JsonResult};
 use crm_providers::parked::ParkedQueues;
 use crm_store::{FeedPosition, TimelinePosition};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::body;
 use crate::{FEED_LOOKBACK_DAYS, bad_cursor, decode_cursor, encode_cursor, field_error, limit, parse_day};
 
 /// An identifier as the profile shows it; an address also says where it came from, when,
 /// whether it was confirmed, and whether it is its channel's primary.
-fn identifier_json(p: &Profile, i: &Identifier) -> Value {
-    let mut v = json!({"type": i.kind().as_str(), "value": i.value()});
-    if let Some(channel) = crm_core::contact::channel_of(i) {
-        let point = p.contacts.points.get(i);
-        v["source"] = json!(point.and_then(|c| c.source));
-        v["addedAt"] = json!(point.map(|c| format_ts(c.at)));
-        v["confirmedAt"] = json!(point.and_then(|c| c.confirmed_at).map(format_ts));
-        v["primary"] = json!(p.primary(channel) == Some(i));
-    }
-    v
+#[derive(Serialize)]
+struct IdentifierView {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    value: String,
+    #[serde(flatten)]
+    address: Option<AddressView>,
 }
 
-fn profile_json(p: &Profile, requested: &CustomerId) -> Value {
-    let mut consents: BTreeMap<&str, BTreeMap<&str, &crm_core::compliance::Consent>> = BTreeMap::new();
-    for ((brand, channel), c) in &p.consents {
-        consents.entry(brand.as_str()).or_default().insert(channel.as_str(), c);
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AddressView {
+    source: Option<SourceKind>,
+    #[serde(with = "ts::option")]
+    added_at: Option<OffsetDateTime>,
+    #[serde(with = "ts::option")]
+    confirmed_at: Option<OffsetDateTime>,
+    primary: bool,
+}
+
+impl IdentifierView {
+    fn of(p: &Profile, i: &Identifier) -> Self {
+        let address = crm_core::contact::channel_of(i).map(|channel| {
+            let point = p.contacts.points.get(i);
+            AddressView {
+                source: point.and_then(|c| c.source),
+                added_at: point.map(|c| c.at),
+                confirmed_at: point.and_then(|c| c.confirmed_at),
+                primary: p.primary(channel) == Some(i),
+            }
+        });
+        Self {
+            kind: i.kind().as_str(),
+            value: i.value(),
+            address,
+        }
     }
-    let mut body = json!({
-        "customerId": p.id,
-        "firstName": p.first_name,
-        "lastName": p.last_name,
-        "identifiers": p.identifiers.iter().map(|i| identifier_json(p, i)).collect::<Vec<_>>(),
-        "journeys": p.journeys(),
-        "revenue": p.revenue.iter().map(|(c, a)| (c.to_string(), a.to_string())).collect::<BTreeMap<_, _>>(),
-        "mergedFrom": p.merged_from,
-        "consents": consents,
-        "exclusions": p.exclusions,
-        "timezone": p.timezone,
-        "test": p.test,
-        "createdAt": format_ts(p.created_at),
-        "updatedAt": format_ts(p.updated_at),
-    });
-    if *requested != p.id {
-        body["resolvedFrom"] = json!(requested);
+}
+
+/// A customer's profile as the API shows it: consents by brand and channel, revenue per
+/// currency; `resolvedFrom` when the id asked for was merged into this one.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProfileView<'a> {
+    customer_id: &'a CustomerId,
+    first_name: &'a Option<String>,
+    last_name: &'a Option<String>,
+    identifiers: Vec<IdentifierView>,
+    journeys: Vec<crm_core::journey::Journey>,
+    revenue: BTreeMap<String, String>,
+    merged_from: &'a std::collections::BTreeSet<CustomerId>,
+    consents: BTreeMap<&'a str, BTreeMap<&'a str, &'a crm_core::compliance::Consent>>,
+    exclusions: &'a BTreeMap<Brand, crm_core::compliance::Exclusion>,
+    timezone: &'a Option<crm_core::quiet::ZoneName>,
+    test: bool,
+    #[serde(with = "ts")]
+    created_at: OffsetDateTime,
+    #[serde(with = "ts")]
+    updated_at: OffsetDateTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resolved_from: Option<&'a CustomerId>,
+}
+
+impl<'a> ProfileView<'a> {
+    fn of(p: &'a Profile, requested: &'a CustomerId) -> Self {
+        let mut consents: BTreeMap<&str, BTreeMap<&str, &crm_core::compliance::Consent>> = BTreeMap::new();
+        for ((brand, channel), c) in &p.consents {
+            consents.entry(brand.as_str()).or_default().insert(channel.as_str(), c);
+        }
+        Self {
+            customer_id: &p.id,
+            first_name: &p.first_name,
+            last_name: &p.last_name,
+            identifiers: p.identifiers.iter().map(|i| IdentifierView::of(p, i)).collect(),
+            journeys: p.journeys(),
+            revenue: p.revenue.iter().map(|(c, a)| (c.to_string(), a.to_string())).collect(),
+            merged_from: &p.merged_from,
+            consents,
+            exclusions: &p.exclusions,
+            timezone: &p.timezone,
+            test: p.test,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            resolved_from: (*requested != p.id).then_some(requested),
+        }
     }
-    body
+}
+
+/// The profile of `id` as it is now, as the API shows it.
+async fn profile_view(state: &AppState, id: &CustomerId) -> Result<Json<Value>, ApiError> {
+    let profile = current(state, id).await?;
+    Ok(Json(json!(ProfileView::of(&profile, id))))
 }
 
 pub(crate) async fn current(state: &AppState, id: &CustomerId) -> Result<Profile, ApiError> {
@@ -72,7 +129,14 @@ pub(crate) fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
 
 pub(crate) async fn customer(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> JsonResult {
     let id = customer_id(&id)?;
-    Ok(Json(profile_json(&current(&state, &id).await?, &id)))
+    profile_view(&state, &id).await
+}
+
+/// `PUT /api/customers/{id}/contacts/primary` as sent.
+#[derive(serde::Deserialize)]
+pub struct PrimaryBody {
+    channel: Option<String>,
+    address: Option<String>,
 }
 
 /// `PUT /api/customers/{id}/contacts/primary` `{"channel": "email"|"sms", "address"}`: makes
@@ -82,12 +146,10 @@ pub(crate) async fn choose_primary(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
-    bytes: axum::body::Bytes,
+    ApiJson(body): ApiJson<PrimaryBody>,
 ) -> JsonResult {
-    let body = body::object(&bytes)?;
-    let channel = crm_core::definition::Channel::parse(&body::required(&body, "channel")?)
-        .map_err(|e| field_error("channel", e))?;
-    let raw = body::required(&body, "address")?;
+    let channel = required("channel", body.channel.as_deref(), crm_core::definition::Channel::parse)?;
+    let raw = required("address", body.address.as_deref(), crm_core::input::text)?;
     let identifier = match channel {
         crm_core::definition::Channel::Email => {
             Identifier::Email(Email::parse(&raw).map_err(|e| field_error("address", e))?)
@@ -113,7 +175,7 @@ pub(crate) async fn choose_primary(
     if !state.store.choose_contact(&record, &identifier).await? {
         return Err(not_listed());
     }
-    Ok(Json(profile_json(&current(&state, &profile.id).await?, &profile.id)))
+    profile_view(&state, &profile.id).await
 }
 
 /// `DELETE /api/customers/{id}`: erases the person (see `crm_app::compliance::erase`) and
@@ -196,7 +258,7 @@ fn lookup_identifier(q: &LookupQuery, state: &AppState) -> Result<Identifier, Ap
 pub(crate) async fn lookup(State(state): State<AppState>, ApiQuery(q): ApiQuery<LookupQuery>) -> JsonResult {
     let identifier = lookup_identifier(&q, &state)?;
     let owner = state.store.owner(&identifier).await?.ok_or(ApiError::NotFound)?;
-    Ok(Json(profile_json(&current(&state, &owner).await?, &owner)))
+    profile_view(&state, &owner).await
 }
 
 #[derive(Deserialize)]

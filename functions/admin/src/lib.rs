@@ -154,7 +154,6 @@ pub fn router(state: AppState) -> Router {
     crm_http::finish(routes)
 }
 
-mod body;
 mod customers;
 mod exports;
 mod messaging;
@@ -175,6 +174,23 @@ fn field_error(field: &'static str, e: Invalid) -> ApiError {
         code: e.code,
         message: e.message,
     })
+}
+
+/// A value sent as text or as a JSON number (`"stage": 2`, `"EUR": 1.08`), read as text.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+pub enum TextOrNumber {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl TextOrNumber {
+    pub fn text(&self) -> String {
+        match self {
+            Self::Text(t) => t.clone(),
+            Self::Number(n) => n.to_string(),
+        }
+    }
 }
 
 fn limit(raw: Option<i32>) -> Result<i32, ApiError> {

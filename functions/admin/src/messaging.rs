@@ -2,25 +2,24 @@
 //! templates (saved and built-in) with a preview, and the messages themselves.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crm_core::definition::{Channel, JourneyDefinition};
+use crm_core::input::required;
 use crm_core::message::{Message, Reason, Status};
 use crm_core::send::SettingsOverride;
 use crm_core::template::{MessageTemplate, TemplateBrand, resolve, template_from};
 use crm_core::values::{Brand, CustomerId, Invalid};
-use crm_http::{ApiError, ApiPath, ApiQuery, AppState, JsonResult};
-use crm_render::{Context, TemplateError, Variables, compile, render, sms_length};
+use crm_http::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Items, JsonResult, Page};
+use crm_render::{TemplateError, compile, sms_length};
 use crm_store::MessagePosition;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use crate::body::{self, required, text};
 use crate::customers::{current, customer_id};
-use crate::{decode_cursor, encode_cursor, field_error, limit, parse_day};
+use crate::{TextOrNumber, decode_cursor, encode_cursor, field_error, limit, parse_day};
 
 fn brand_path(raw: &str) -> Result<Brand, ApiError> {
     Brand::parse(raw).map_err(|_| ApiError::NotFound)
@@ -35,15 +34,28 @@ async fn candidates(state: &AppState, brand: &Brand) -> Result<Vec<MessageTempla
 
 // Journey definitions.
 
-pub async fn get_journey(State(state): State<AppState>, ApiPath(brand): ApiPath<String>) -> JsonResult {
+/// A brand's journey definition, and whether it is the brand's own or the default.
+#[derive(Serialize)]
+pub struct JourneyView {
+    brand: Brand,
+    source: &'static str,
+    definition: JourneyDefinition,
+}
+
+pub async fn get_journey(
+    State(state): State<AppState>,
+    ApiPath(brand): ApiPath<String>,
+) -> Result<Json<JourneyView>, ApiError> {
     let brand = brand_path(&brand)?;
     let (definition, source) = match state.store.journey_definition(&brand).await? {
         Some(d) => (d, "brand"),
         None => (JourneyDefinition::default_definition(), "default"),
     };
-    Ok(Json(
-        json!({"brand": brand, "source": source, "definition": definition}),
-    ))
+    Ok(Json(JourneyView {
+        brand,
+        source,
+        definition,
+    }))
 }
 
 fn step_error(e: crm_core::definition::DefinitionError) -> ApiError {
@@ -54,17 +66,23 @@ fn step_error(e: crm_core::definition::DefinitionError) -> ApiError {
     }
 }
 
-pub async fn put_journey(State(state): State<AppState>, ApiPath(brand): ApiPath<String>, bytes: Bytes) -> JsonResult {
+pub async fn put_journey(
+    State(state): State<AppState>,
+    ApiPath(brand): ApiPath<String>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> Result<Json<JourneyView>, ApiError> {
     let brand = brand_path(&brand)?;
-    let definition = JourneyDefinition::from_json(&body::object(&bytes)?).map_err(step_error)?;
+    let definition = JourneyDefinition::from_json(&body).map_err(step_error)?;
     let templates = candidates(&state, &brand).await?;
     definition
         .validate(|step| resolve(&templates, step, &brand, "en").is_some())
         .map_err(step_error)?;
     state.store.put_journey_definition(&brand, &definition).await?;
-    Ok(Json(
-        json!({"brand": brand, "source": "brand", "definition": definition}),
-    ))
+    Ok(Json(JourneyView {
+        brand,
+        source: "brand",
+        definition,
+    }))
 }
 
 // Sending settings.
@@ -79,8 +97,13 @@ pub async fn get_settings(State(state): State<AppState>, ApiPath(brand): ApiPath
     })))
 }
 
-pub async fn put_settings(State(state): State<AppState>, ApiPath(brand): ApiPath<String>, bytes: Bytes) -> JsonResult {
+pub async fn put_settings(
+    State(state): State<AppState>,
+    ApiPath(brand): ApiPath<String>,
+    bytes: axum::body::Bytes,
+) -> JsonResult {
     let brand = brand_path(&brand)?;
+    // Read whole by the core, which names an unknown or wrong field.
     let settings = SettingsOverride::from_json(&bytes).map_err(|(field, e)| field_error(field, e))?;
     state.store.put_brand_settings(&brand, &settings).await?;
     Ok(Json(json!({"brand": brand, "settings": settings})))
@@ -100,31 +123,53 @@ fn template_error(e: TemplateError) -> ApiError {
     })
 }
 
-/// A template from a request body, checked field by field and compiled.
-fn parse_template(body: &Map<String, Value>, id: String, now: OffsetDateTime) -> Result<MessageTemplate, ApiError> {
-    for name in ["name", "brand", "journeyType", "channel", "language", "subject", "body"] {
-        text(body, name)?; // a string or nothing
+/// A template as sent (`POST /api/templates`, `PUT /api/templates/{id}`, an inline
+/// preview).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateBody {
+    name: Option<String>,
+    brand: Option<String>,
+    journey_type: Option<String>,
+    stage: Option<TextOrNumber>,
+    channel: Option<String>,
+    language: Option<String>,
+    subject: Option<String>,
+    body: Option<String>,
+}
+
+impl TemplateBody {
+    /// The template, checked field by field and compiled.
+    fn template(&self, id: String, now: OffsetDateTime) -> Result<MessageTemplate, ApiError> {
+        let field = |name: &'static str| match name {
+            "name" => self.name.clone(),
+            "brand" => self.brand.clone(),
+            "journeyType" => self.journey_type.clone(),
+            "stage" => self.stage.as_ref().map(TextOrNumber::text),
+            "channel" => self.channel.clone(),
+            "language" => self.language.clone(),
+            "subject" => self.subject.clone(),
+            "body" => self.body.clone(),
+            _ => None,
+        };
+        let template = template_from(field, id, now).map_err(|(f, e)| field_error(f, e))?;
+        compile(&template).map_err(template_error)?;
+        Ok(template)
     }
-    let field = |name: &'static str| match body.get(name) {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) if name == "stage" => Some(n.to_string()),
-        _ => None,
-    };
-    let template = template_from(field, id, now).map_err(|(f, e)| field_error(f, e))?;
-    compile(&template).map_err(template_error)?;
-    Ok(template)
 }
 
 fn built_in(id: &str) -> Option<MessageTemplate> {
     crm_render::built_ins().into_iter().find(|t| t.template_id == id)
 }
 
-pub async fn create_template(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
-    let now = OffsetDateTime::now_utc();
+pub async fn create_template(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<TemplateBody>,
+) -> Result<Response, ApiError> {
     let id = format!("tpl_{}", uuid::Uuid::now_v7().simple());
-    let template = parse_template(&body::object(&bytes)?, id, now)?;
+    let template = body.template(id, OffsetDateTime::now_utc())?;
     state.store.put_template(&template).await?;
-    Ok((StatusCode::CREATED, Json(json!(template))).into_response())
+    Ok((StatusCode::CREATED, Json(template)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -133,7 +178,10 @@ pub struct TemplateQuery {
     channel: Option<String>,
 }
 
-pub async fn list_templates(State(state): State<AppState>, ApiQuery(q): ApiQuery<TemplateQuery>) -> JsonResult {
+pub async fn list_templates(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<TemplateQuery>,
+) -> Result<Json<Items<MessageTemplate>>, ApiError> {
     let channel = q
         .channel
         .as_deref()
@@ -157,7 +205,7 @@ pub async fn list_templates(State(state): State<AppState>, ApiQuery(q): ApiQuery
             Some(TemplateBrand::Brand(b)) => t.brand.serves(b),
         })
         .collect();
-    Ok(Json(json!({"items": items})))
+    Ok(Json(Items { items }))
 }
 
 async fn saved_or_built_in(state: &AppState, id: &str) -> Result<MessageTemplate, ApiError> {
@@ -167,8 +215,11 @@ async fn saved_or_built_in(state: &AppState, id: &str) -> Result<MessageTemplate
     }
 }
 
-pub async fn get_template(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> JsonResult {
-    Ok(Json(json!(saved_or_built_in(&state, &id).await?)))
+pub async fn get_template(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<MessageTemplate>, ApiError> {
+    Ok(Json(saved_or_built_in(&state, &id).await?))
 }
 
 fn refuse_built_in(id: &str) -> Result<(), ApiError> {
@@ -181,13 +232,17 @@ fn refuse_built_in(id: &str) -> Result<(), ApiError> {
     }
 }
 
-pub async fn put_template(State(state): State<AppState>, ApiPath(id): ApiPath<String>, bytes: Bytes) -> JsonResult {
+pub async fn put_template(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<TemplateBody>,
+) -> Result<Json<MessageTemplate>, ApiError> {
     refuse_built_in(&id)?;
     let existing = state.store.template(&id).await?.ok_or(ApiError::NotFound)?;
-    let mut template = parse_template(&body::object(&bytes)?, id, OffsetDateTime::now_utc())?;
+    let mut template = body.template(id, OffsetDateTime::now_utc())?;
     template.created_at = existing.created_at;
     state.store.put_template(&template).await?;
-    Ok(Json(json!(template)))
+    Ok(Json(template))
 }
 
 pub async fn delete_template(
@@ -202,18 +257,45 @@ pub async fn delete_template(
     }
 }
 
+/// `POST /api/templates/preview` as sent: a saved template (`templateId`) or an inline
+/// one, for a customer.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewBody {
+    template_id: Option<String>,
+    customer_id: Option<String>,
+    #[serde(flatten)]
+    template: TemplateBody,
+}
+
+/// A rendered preview; an SMS also says its length in characters and segments.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewView {
+    template_id: String,
+    channel: Channel,
+    subject: Option<String>,
+    body: String,
+    text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sms: Option<crm_render::SmsLength>,
+}
+
 /// Renders a saved (`templateId`) or inline template for a customer, as the sender would.
-pub async fn preview(State(state): State<AppState>, bytes: Bytes) -> JsonResult {
-    let body = body::object(&bytes)?;
-    let template = match text(&body, "templateId")? {
-        Some(id) => saved_or_built_in(&state, &id).await?,
-        None => parse_template(&body, "preview".into(), OffsetDateTime::now_utc())?,
+pub async fn preview(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<PreviewBody>,
+) -> Result<Json<PreviewView>, ApiError> {
+    let template = match &body.template_id {
+        Some(id) => saved_or_built_in(&state, id).await?,
+        None => body.template.template("preview".into(), OffsetDateTime::now_utc())?,
     };
-    let customer = customer_id(&required(&body, "customerId")?)
-        .map_err(|_| field_error("customerId", Invalid::new("invalid_format", "not a customer id")))?;
+    let customer = required("customerId", body.customer_id.as_deref(), |raw| {
+        CustomerId::parse(raw).map_err(|_| Invalid::new("invalid_format", "not a customer id"))
+    })?;
     let profile = current(&state, &customer).await?;
-    let brand = match (text(&body, "brand")?, &template.brand) {
-        (Some(b), _) => Brand::parse(&b).map_err(|e| field_error("brand", e))?,
+    let brand = match (body.template.brand.as_deref(), &template.brand) {
+        (Some(b), _) => Brand::parse(b).map_err(|e| field_error("brand", e))?,
         (None, TemplateBrand::Brand(b)) => b.clone(),
         (None, TemplateBrand::Any) => profile
             .journeys()
@@ -221,27 +303,15 @@ pub async fn preview(State(state): State<AppState>, bytes: Bytes) -> JsonResult 
             .map_or_else(Brand::unbranded, |j| j.brand.clone()),
     };
     let brand_name = state.store.brand_display_name(&brand).await?;
-    let ctx = Context {
-        brand: &brand,
-        journey_type: template.journey_type,
-        stage: template.stage,
-        brand_name: &brand_name,
-        unsubscribe_url: None,
-    };
-    let rendered = compile(&template)
-        .and_then(|c| render(&c, &Variables::new(&profile, ctx)))
-        .map_err(template_error)?;
-    let mut answer = json!({
-        "templateId": template.template_id,
-        "channel": template.channel,
-        "subject": rendered.subject,
-        "body": rendered.body,
-        "text": rendered.text,
-    });
-    if template.channel == Channel::Sms {
-        answer["sms"] = json!(sms_length(&rendered.text));
-    }
-    Ok(Json(answer))
+    let rendered = crm_render::preview(&template, &brand, &brand_name, Some(&profile)).map_err(template_error)?;
+    Ok(Json(PreviewView {
+        sms: (template.channel == Channel::Sms).then(|| sms_length(&rendered.text)),
+        template_id: template.template_id,
+        channel: template.channel,
+        subject: rendered.subject,
+        body: rendered.body,
+        text: rendered.text,
+    }))
 }
 
 // Messages.
@@ -281,7 +351,10 @@ struct MessagesCursor {
 /// Messages created on one day (UTC, default today), newest first, optionally of one status
 /// and one reason. With a filter, a page may hold fewer than `limit` items and still have a `nextCursor`:
 /// the search stopped after reading `MAX_PAGES_PER_REQUEST` pages of the day.
-pub async fn messages(State(state): State<AppState>, ApiQuery(q): ApiQuery<MessagesQuery>) -> JsonResult {
+pub async fn messages(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<MessagesQuery>,
+) -> Result<Json<Page<Message>>, ApiError> {
     let limit = limit(q.limit)?;
     let status = q
         .status
@@ -358,5 +431,8 @@ pub async fn messages(State(state): State<AppState>, ApiQuery(q): ApiQuery<Messa
         };
         encode_cursor(&c)
     });
-    Ok(Json(json!({"items": found, "nextCursor": next})))
+    Ok(Json(Page {
+        items: found,
+        next_cursor: next,
+    }))
 }

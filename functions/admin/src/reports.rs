@@ -11,23 +11,22 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use crm_core::attribution::Model;
+use crm_core::input::optional;
 use crm_core::quiet::ZoneName;
 use crm_core::stats::{Dimension, FxRates, GroupBy, Period};
 use crm_core::values::{Brand, Currency, Invalid, Money};
-use crm_http::{ApiError, ApiQuery, AppState, JsonResult};
+use crm_http::{ApiError, ApiJson, ApiQuery, AppState, JsonResult};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 pub use crm_app::reports::{Request, rates, table, to_csv};
 
-use crate::body;
-use crate::field_error;
+use crate::{TextOrNumber, field_error};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -163,33 +162,27 @@ pub async fn get_fx_rates(State(state): State<AppState>) -> JsonResult {
     )))
 }
 
+/// `PUT /api/fx-rates` as sent.
+#[derive(Deserialize)]
+pub struct FxBody {
+    base: Option<String>,
+    rates: Option<BTreeMap<String, TextOrNumber>>,
+}
+
 /// `PUT /api/fx-rates {base, rates: {EUR: "1.08", …}}`: units of `base` per unit of each.
-pub async fn put_fx_rates(State(state): State<AppState>, bytes: Bytes) -> JsonResult {
-    let body = body::object(&bytes)?;
-    let base = body::parsed(&body, "base", Currency::parse)?.unwrap_or_else(|| state.config.reporting.currency.clone());
-    let raw = match body.get("rates") {
-        Some(Value::Object(m)) => m,
-        _ => {
-            return Err(field_error(
-                "rates",
-                Invalid::new("missing", "rates is required: an object of currency → rate"),
-            ));
-        }
-    };
+pub async fn put_fx_rates(State(state): State<AppState>, ApiJson(body): ApiJson<FxBody>) -> JsonResult {
+    let base = optional("base", body.base.as_deref(), Currency::parse)?
+        .unwrap_or_else(|| state.config.reporting.currency.clone());
+    let raw = body.rates.ok_or_else(|| {
+        field_error(
+            "rates",
+            Invalid::new("missing", "rates is required: an object of currency → rate"),
+        )
+    })?;
     let mut rates = BTreeMap::new();
     for (code, value) in raw {
-        let currency = Currency::parse(code).map_err(|e| field_error("rates", e))?;
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            _ => {
-                return Err(field_error(
-                    "rates",
-                    Invalid::new("invalid_type", format!("the rate of {code} must be a number")),
-                ));
-            }
-        };
-        let rate = Money::parse(&text).map_err(|e| field_error("rates", e))?;
+        let currency = Currency::parse(&code).map_err(|e| field_error("rates", e))?;
+        let rate = Money::parse(&value.text()).map_err(|e| field_error("rates", e))?;
         if rate.is_zero() {
             return Err(field_error(
                 "rates",

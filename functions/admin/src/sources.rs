@@ -2,28 +2,24 @@
 //! signs, are in the 201 answer and never again), list them with their keys' last four
 //! characters and usage, add a key (rotation), revoke a key or the whole source.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crm_app::sources::{self, SourceError};
-use crm_core::source::{KeyInfo, Rules, SourceKind};
-use crm_core::values::{Invalid, format_ts};
-use crm_http::{ApiError, ApiPath, AppState, JsonResult};
+use crm_core::input::{FieldError, optional, required};
+use crm_core::source::{Cidr, Origin, Route, Rules, SourceKind};
+use crm_core::values::{Brand, Invalid, ts};
+use crm_http::{ApiError, ApiJson, ApiPath, AppState, Items, JsonResult};
 use crm_store::SourceEntry;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use time::OffsetDateTime;
-
-use crate::body::{self, required};
-use crate::field_error;
 
 /// Longest source name.
 const MAX_NAME: usize = 100;
-/// Most networks or origins one source may list.
-const MAX_LIST: usize = 50;
 
 fn api(e: SourceError) -> ApiError {
     match e {
@@ -34,152 +30,204 @@ fn api(e: SourceError) -> ApiError {
     }
 }
 
-fn flag(body: &Map<String, Value>, field: &'static str) -> Result<bool, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(field_error(
-            field,
-            Invalid::new("invalid_type", format!("{field} must be true or false")),
-        )),
+/// A source as sent (`POST /api/sources`): its name and rules.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceBody {
+    name: Option<String>,
+    kind: Option<String>,
+    brand: Option<String>,
+    decorate_param: Option<String>,
+    routes: Option<Vec<String>>,
+    allowed_ips: Option<Vec<String>>,
+    allowed_origins: Option<Vec<String>>,
+    decorate_domains: Option<Vec<String>>,
+    conversions: Option<bool>,
+    require_signature: Option<bool>,
+    test: Option<bool>,
+    wait_for_consent: Option<bool>,
+}
+
+/// A new source, checked: its name, and rules the core validated as a whole.
+pub struct NewSource {
+    name: String,
+    rules: Rules,
+}
+
+fn source_name(raw: &str) -> Result<String, Invalid> {
+    let name = crm_core::values::clean_text(raw);
+    if name.chars().count() > MAX_NAME {
+        return Err(Invalid::new(
+            "too_long",
+            format!("name is longer than {MAX_NAME} characters"),
+        ));
+    }
+    Ok(name)
+}
+
+impl TryFrom<SourceBody> for NewSource {
+    type Error = FieldError;
+    fn try_from(b: SourceBody) -> Result<Self, FieldError> {
+        let name = required("name", b.name.as_deref(), source_name)?;
+        let text = |f: &'static str| match f {
+            "kind" => b.kind.clone(),
+            "brand" => b.brand.clone(),
+            "decorateParam" => b.decorate_param.clone(),
+            _ => None,
+        };
+        let list = |f: &'static str| match f {
+            "routes" => b.routes.clone(),
+            "allowedIps" => b.allowed_ips.clone(),
+            "allowedOrigins" => b.allowed_origins.clone(),
+            "decorateDomains" => b.decorate_domains.clone(),
+            _ => None,
+        };
+        let flag = |f: &'static str| match f {
+            "conversions" => b.conversions,
+            "requireSignature" => b.require_signature,
+            "test" => b.test,
+            "waitForConsent" => b.wait_for_consent,
+            _ => None,
+        };
+        let rules = crm_core::source::rules_from(text, list, |f| flag(f).unwrap_or(false))
+            .map_err(|(field, e)| FieldError::new(field, e))?;
+        Ok(Self { name, rules })
     }
 }
 
-/// An optional array of strings, each read by `parse`.
-fn list<T>(
-    body: &Map<String, Value>,
-    field: &'static str,
-    parse: impl Fn(&str) -> Result<T, Invalid>,
-) -> Result<Option<Vec<T>>, ApiError> {
-    let items = match body.get(field) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(items)) if items.len() <= MAX_LIST => items,
-        Some(Value::Array(_)) => {
-            let message = format!("{field} may list at most {MAX_LIST} entries");
-            return Err(field_error(field, Invalid::new("too_long", message)));
-        }
-        Some(_) => {
-            let message = format!("{field} must be an array of strings");
-            return Err(field_error(field, Invalid::new("invalid_type", message)));
-        }
-    };
-    items
-        .iter()
-        .map(|item| match item {
-            Value::String(s) => parse(s).map_err(|e| field_error(field, e)),
-            _ => Err(field_error(
-                field,
-                Invalid::new("invalid_type", format!("{field} must be an array of strings")),
-            )),
-        })
-        .collect::<Result<Vec<T>, ApiError>>()
-        .map(Some)
+/// One key of a source as the API shows it: never the key or its hash.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyView {
+    last4: String,
+    #[serde(with = "ts")]
+    created_at: OffsetDateTime,
+    #[serde(with = "ts::option")]
+    revoked_at: Option<OffsetDateTime>,
+    #[serde(with = "ts::option")]
+    last_used_at: Option<OffsetDateTime>,
+    requests: u64,
 }
 
-/// The rules a body names: each field's JSON type checked here, its value by the core.
-fn rules_from(body: &Map<String, Value>) -> Result<Rules, ApiError> {
-    let mut lists = BTreeMap::new();
-    for field in ["routes", "allowedIps", "allowedOrigins", "decorateDomains"] {
-        if let Some(items) = list(body, field, |s| Ok(s.to_owned()))? {
-            lists.insert(field, items);
-        }
-    }
-    let mut flags = BTreeMap::new();
-    for field in ["conversions", "requireSignature", "test", "waitForConsent"] {
-        flags.insert(field, flag(body, field)?);
-    }
-    let mut texts = BTreeMap::new();
-    for field in ["kind", "brand", "decorateParam"] {
-        if let Some(v) = body::text(body, field)? {
-            texts.insert(field, v);
-        }
-    }
-    crm_core::source::rules_from(
-        |f| texts.get(f).cloned(),
-        |f| lists.get(f).cloned(),
-        |f| flags.get(f).copied().unwrap_or(false),
-    )
-    .map_err(|(field, e)| field_error(field, e))
-}
-
-fn key_json(k: &KeyInfo) -> Value {
-    json!({
-        "last4": k.last4,
-        "createdAt": format_ts(k.created_at),
-        "revokedAt": k.revoked_at.map(format_ts),
-        "lastUsedAt": k.last_used_at.map(format_ts),
-        "requests": k.requests,
-    })
+/// A landing source's tag settings, shown for landing sources only.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagView {
+    decorate_domains: Vec<crm_core::source::Domain>,
+    decorate_param: crm_core::source::ParamName,
+    wait_for_consent: bool,
 }
 
 /// A source as the API shows it: rules, keys by their last four characters, usage. Never
-/// a key, a hash or a signing secret.
-fn source_json(entry: &SourceEntry) -> Value {
-    let s = &entry.source;
-    let mut v = json!({
-        "id": s.source_id,
-        "name": s.name,
-        "kind": s.rules.kind,
-        "brand": s.rules.brand,
-        "routes": s.rules.routes,
-        "allowedIps": s.rules.allowed_ips,
-        "allowedOrigins": s.rules.allowed_origins,
-        "requireSignature": s.rules.require_signature,
-        "test": s.rules.test,
-        "conversions": s.rules.conversions,
-        "createdAt": format_ts(s.created_at),
-        "revokedAt": s.revoked_at.map(format_ts),
-        "keys": entry.keys.iter().map(|k| key_json(&k.info)).collect::<Vec<_>>(),
-        "requests": entry.keys.iter().map(|k| k.info.requests).sum::<u64>(),
-        "lastUsedAt": entry.keys.iter().filter_map(|k| k.info.last_used_at).max().map(format_ts),
-    });
-    if s.rules.kind == SourceKind::Landing {
-        v["decorateDomains"] = json!(s.rules.tag.decorate_domains);
-        v["decorateParam"] = json!(s.rules.tag.decorate_param);
-        v["waitForConsent"] = json!(s.rules.tag.wait_for_consent);
-    }
-    v
+/// a key, a hash or a signing secret (`key` and `signingSecret` only in the answer that
+/// made them).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceView {
+    id: String,
+    name: String,
+    kind: SourceKind,
+    brand: Option<Brand>,
+    routes: BTreeSet<Route>,
+    allowed_ips: Vec<Cidr>,
+    allowed_origins: Vec<Origin>,
+    require_signature: bool,
+    test: bool,
+    conversions: bool,
+    #[serde(with = "ts")]
+    created_at: OffsetDateTime,
+    #[serde(with = "ts::option")]
+    revoked_at: Option<OffsetDateTime>,
+    keys: Vec<KeyView>,
+    requests: u64,
+    #[serde(with = "ts::option")]
+    last_used_at: Option<OffsetDateTime>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    tag: Option<TagView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signing_secret: Option<String>,
 }
 
-pub async fn create(State(state): State<AppState>, bytes: Bytes) -> Result<Response, ApiError> {
-    let body = body::object(&bytes)?;
-    let name = crm_core::values::clean_text(&required(&body, "name")?);
-    if name.chars().count() > MAX_NAME {
-        let message = format!("name is longer than {MAX_NAME} characters");
-        return Err(field_error("name", Invalid::new("too_long", message)));
+impl From<SourceEntry> for SourceView {
+    fn from(entry: SourceEntry) -> Self {
+        let keys: Vec<KeyView> = entry
+            .keys
+            .into_iter()
+            .map(|k| KeyView {
+                last4: k.info.last4,
+                created_at: k.info.created_at,
+                revoked_at: k.info.revoked_at,
+                last_used_at: k.info.last_used_at,
+                requests: k.info.requests,
+            })
+            .collect();
+        let s = entry.source;
+        let r = s.rules;
+        Self {
+            id: s.source_id,
+            name: s.name,
+            kind: r.kind,
+            brand: r.brand,
+            routes: r.routes,
+            allowed_ips: r.allowed_ips,
+            allowed_origins: r.allowed_origins,
+            require_signature: r.require_signature,
+            test: r.test,
+            conversions: r.conversions,
+            created_at: s.created_at,
+            revoked_at: s.revoked_at,
+            requests: keys.iter().map(|k| k.requests).sum(),
+            last_used_at: keys.iter().filter_map(|k| k.last_used_at).max(),
+            keys,
+            tag: (r.kind == SourceKind::Landing).then_some(TagView {
+                decorate_domains: r.tag.decorate_domains,
+                decorate_param: r.tag.decorate_param,
+                wait_for_consent: r.tag.wait_for_consent,
+            }),
+            key: None,
+            signing_secret: None,
+        }
     }
-    let rules = rules_from(&body)?;
+}
+
+pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<SourceBody>) -> Result<Response, ApiError> {
+    let NewSource { name, rules } = body.try_into()?;
     let now = OffsetDateTime::now_utc();
     let issued = sources::create(&state.store, state.config.source_secret.as_ref(), name, rules, now)
         .await
         .map_err(api)?;
     tracing::info!(source_id = %issued.entry.source.source_id, kind = issued.entry.source.rules.kind.as_str(), "source created");
     // The answer is what was written (the list index may not show it yet).
-    let mut out = source_json(&issued.entry);
-    out["key"] = json!(issued.key);
-    if let Some(secret) = issued.signing_secret {
-        out["signingSecret"] = json!(secret);
-    }
-    Ok((StatusCode::CREATED, Json(out)).into_response())
+    let view = SourceView {
+        key: Some(issued.key),
+        signing_secret: issued.signing_secret,
+        ..issued.entry.into()
+    };
+    Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
-pub async fn list_sources(State(state): State<AppState>) -> JsonResult {
-    let items: Vec<Value> = state.store.sources().await?.iter().map(source_json).collect();
-    Ok(Json(json!({ "items": items })))
+pub async fn list_sources(State(state): State<AppState>) -> Result<Json<Items<SourceView>>, ApiError> {
+    let items = state.store.sources().await?.into_iter().map(SourceView::from).collect();
+    Ok(Json(Items { items }))
 }
 
-pub async fn get_source(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> JsonResult {
+pub async fn get_source(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<SourceView>, ApiError> {
     let entry = state.store.source(&id).await?.ok_or(ApiError::NotFound)?;
-    Ok(Json(source_json(&entry)))
+    Ok(Json(entry.into()))
 }
 
 /// `DELETE /api/sources/{id}`: revokes the source and every key of it.
-pub async fn revoke(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> JsonResult {
+pub async fn revoke(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<SourceView>, ApiError> {
     let entry = sources::revoke(&state.store, &state.sources, &id, OffsetDateTime::now_utc())
         .await
         .map_err(api)?;
     tracing::info!(source_id = %id, "source revoked");
-    Ok(Json(source_json(&entry)))
+    Ok(Json(entry.into()))
 }
 
 /// `POST /api/sources/{id}/keys`: a new key beside the others (shown once).
@@ -188,9 +236,11 @@ pub async fn add_key(State(state): State<AppState>, ApiPath(id): ApiPath<String>
         .await
         .map_err(api)?;
     tracing::info!(source_id = %id, "source key added");
-    let mut out = source_json(&issued.entry);
-    out["key"] = json!(issued.key);
-    Ok((StatusCode::CREATED, Json(out)).into_response())
+    let view = SourceView {
+        key: Some(issued.key),
+        ..issued.entry.into()
+    };
+    Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -203,16 +253,20 @@ pub struct RemoveQuery {
 /// Most days one removal or voiding walks.
 const MAX_REMOVE_DAYS: i64 = 92;
 
+fn parse_day(field: &str, raw: &str) -> Result<time::Date, Invalid> {
+    time::Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| Invalid::new("invalid_format", format!("{field} must be YYYY-MM-DD")))
+}
+
 fn day(raw: Option<&str>, field: &'static str, default: time::Date) -> Result<time::Date, ApiError> {
-    match raw {
-        None => Ok(default),
-        Some(raw) => time::Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]")).map_err(|_| {
-            field_error(
-                field,
-                Invalid::new("invalid_format", format!("{field} must be YYYY-MM-DD")),
-            )
-        }),
-    }
+    Ok(optional(field, raw, |raw| parse_day(field, raw))?.unwrap_or(default))
+}
+
+/// `POST /api/sources/{id}/void` as sent: UTC days.
+#[derive(Deserialize)]
+pub struct DaysBody {
+    from: Option<String>,
+    to: Option<String>,
 }
 
 /// `DELETE /api/sources/{id}/records?test=true&from=&to=`: removes the source's test
@@ -225,7 +279,7 @@ pub async fn remove_test_records(
 ) -> JsonResult {
     if q.test.as_deref() != Some("true") {
         let message = "only test records can be removed: pass test=true";
-        return Err(field_error("test", Invalid::new("invalid_value", message)));
+        return Err(ApiError::invalid("test", Invalid::new("invalid_value", message)));
     }
     let today = OffsetDateTime::now_utc().date();
     let to = day(q.to.as_deref(), "to", today)?;
@@ -246,21 +300,20 @@ pub async fn remove_test_records(
 fn days(from: time::Date, to: time::Date) -> Result<(time::Date, time::Date), ApiError> {
     if from > to || (to - from).whole_days() >= MAX_REMOVE_DAYS {
         let message = format!("from must be on or before to, at most {MAX_REMOVE_DAYS} days apart");
-        return Err(field_error("from", Invalid::new("out_of_range", message)));
+        return Err(ApiError::invalid("from", Invalid::new("out_of_range", message)));
     }
     Ok((from, to))
 }
 
 /// `POST /api/sources/{id}/void` `{"from", "to"}` (UTC days): voids the source's live
 /// records of those days (see `crm_app::sources::void`). Voiding twice changes nothing.
-pub async fn void(State(state): State<AppState>, ApiPath(id): ApiPath<String>, bytes: Bytes) -> JsonResult {
-    let body = body::object(&bytes)?;
-    let from = day(
-        Some(&required(&body, "from")?),
-        "from",
-        OffsetDateTime::now_utc().date(),
-    )?;
-    let to = day(Some(&required(&body, "to")?), "to", from)?;
+pub async fn void(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<DaysBody>,
+) -> JsonResult {
+    let from = required("from", body.from.as_deref(), |raw| parse_day("from", raw))?;
+    let to = required("to", body.to.as_deref(), |raw| parse_day("to", raw))?;
     let (from, to) = days(from, to)?;
     state.store.source(&id).await?.ok_or(ApiError::NotFound)?;
     let voided = sources::void(&state.store, &id, from, to, OffsetDateTime::now_utc()).await?;
@@ -276,10 +329,13 @@ pub async fn void(State(state): State<AppState>, ApiPath(id): ApiPath<String>, b
 }
 
 /// `DELETE /api/sources/{id}/keys/{last4}`: revokes one key; the others keep working.
-pub async fn revoke_key(State(state): State<AppState>, ApiPath((id, last4)): ApiPath<(String, String)>) -> JsonResult {
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    ApiPath((id, last4)): ApiPath<(String, String)>,
+) -> Result<Json<SourceView>, ApiError> {
     let entry = sources::revoke_key(&state.store, &state.sources, &id, &last4, OffsetDateTime::now_utc())
         .await
         .map_err(api)?;
     tracing::info!(source_id = %id, "source key revoked");
-    Ok(Json(source_json(&entry)))
+    Ok(Json(entry.into()))
 }

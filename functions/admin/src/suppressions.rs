@@ -11,14 +11,14 @@ use axum::response::IntoResponse;
 use crm_app::compliance::{ManualSuppression, lift_suppression, listed_address, suppress_manually};
 use crm_core::compliance::{Scope, Suppression};
 use crm_core::definition::Channel;
+use crm_core::input::required;
 use crm_core::unsubscribe::Keys;
 use crm_core::values::Invalid;
-use crm_http::{ApiError, ApiPath, ApiQuery, AppState, JsonResult};
+use crm_http::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, JsonResult, Page};
 use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::body::{self, required, text};
 use crate::{decode_cursor, encode_cursor, field_error, limit};
 
 fn keys(state: &AppState) -> Result<&Keys, ApiError> {
@@ -42,7 +42,10 @@ pub struct ListQuery {
     limit: Option<i32>,
 }
 
-pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery>) -> JsonResult {
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<Suppression>>, ApiError> {
     let channel = match (&q.channel, &q.address) {
         (Some(c), _) => channel(c)?,
         // An address alone says its channel.
@@ -59,7 +62,10 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
         let region = state.config.defaults.phone_region;
         let (_, hash) = listed_address(keys(&state)?, channel, raw, region)?;
         let items = state.store.suppressions(channel, &hash).await?;
-        return Ok(Json(json!({"items": items})));
+        return Ok(Json(Page {
+            items,
+            next_cursor: None,
+        }));
     }
     let after: Option<Suppression> = q.cursor.as_deref().map(decode_cursor).transpose()?;
     let (items, more) = state
@@ -74,23 +80,35 @@ pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<ListQuery
         })),
         _ => None,
     };
-    Ok(Json(json!({"items": items, "nextCursor": next})))
+    Ok(Json(Page {
+        items,
+        next_cursor: next,
+    }))
 }
 
-pub async fn add(State(state): State<AppState>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
-    let body = body::object(&body)?;
-    let (channel, address) = (required(&body, "channel")?, required(&body, "address")?);
-    let (scope, reason) = (text(&body, "scope")?, text(&body, "reason")?);
+/// `POST /api/suppressions` as sent; the use case checks each value.
+#[derive(Deserialize)]
+pub struct SuppressionBody {
+    channel: Option<String>,
+    address: Option<String>,
+    scope: Option<String>,
+    reason: Option<String>,
+}
+
+pub async fn add(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SuppressionBody>,
+) -> Result<impl IntoResponse, ApiError> {
     let asked = ManualSuppression {
-        channel: &channel,
-        address: &address,
-        scope: scope.as_deref(),
-        reason: reason.as_deref(),
+        channel: required("channel", body.channel.as_deref(), Ok)?,
+        address: required("address", body.address.as_deref(), Ok)?,
+        scope: body.scope.as_deref(),
+        reason: body.reason.as_deref(),
     };
     let region = state.config.defaults.phone_region;
     let now = OffsetDateTime::now_utc();
     let entry = suppress_manually(&state.store, keys(&state)?, region, &asked, "admin", now).await?;
-    Ok((StatusCode::CREATED, Json(json!(entry))))
+    Ok((StatusCode::CREATED, Json(entry)))
 }
 
 #[derive(Debug, Deserialize)]

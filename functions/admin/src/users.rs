@@ -1,20 +1,18 @@
 //! `/api/users` (owners only): the people who log in to the console, and their API keys
 //! (machines act with their user's role). A password is never shown; a key only once.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use crm_app::access::{self, AccessError, UserChange};
 use crm_core::access::{Actor, Password, Role, User};
-use crm_core::values::{Email, Invalid, format_ts};
-use crm_http::{ApiError, ApiPath, AppState, JsonResult};
-use serde_json::{Value, json};
+use crm_core::input::{FieldError, optional, required};
+use crm_core::values::{Email, ts};
+use crm_http::{ApiError, ApiJson, ApiPath, AppState, Items, JsonResult};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use time::OffsetDateTime;
-
-use crate::body::{self, parsed, required};
-use crate::field_error;
 
 fn owner_only(actor: &Actor) -> Result<(), ApiError> {
     if actor.role.manages_users() {
@@ -37,90 +35,148 @@ fn access_error(e: AccessError) -> ApiError {
     }
 }
 
-async fn user_json(state: &AppState, u: &User) -> Result<Value, ApiError> {
-    let keys = state.store.user_keys(&u.user_id).await?;
-    Ok(json!({
-        "id": u.user_id,
-        "email": u.email,
-        "role": u.role,
-        "disabled": u.disabled,
-        "createdAt": format_ts(u.created_at),
-        "updatedAt": format_ts(u.updated_at),
-        "keys": keys.iter().map(|(_, k)| json!({
-            "last4": k.last4,
-            "createdAt": format_ts(k.created_at),
-            "revokedAt": k.revoked_at.map(format_ts),
-        })).collect::<Vec<_>>(),
-    }))
+/// A user as the API shows it: never a password, keys by their last four characters.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    id: String,
+    email: Email,
+    role: Role,
+    disabled: bool,
+    #[serde(with = "ts")]
+    created_at: OffsetDateTime,
+    #[serde(with = "ts")]
+    updated_at: OffsetDateTime,
+    keys: Vec<KeyView>,
 }
 
-fn password(body: &serde_json::Map<String, Value>) -> Result<Option<Password>, ApiError> {
-    parsed(body, "password", Password::parse)
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyView {
+    last4: String,
+    #[serde(with = "ts")]
+    created_at: OffsetDateTime,
+    #[serde(with = "ts::option")]
+    revoked_at: Option<OffsetDateTime>,
+}
+
+async fn view(state: &AppState, u: User) -> Result<UserView, ApiError> {
+    let keys = state.store.user_keys(&u.user_id).await?;
+    Ok(UserView {
+        id: u.user_id,
+        email: u.email,
+        role: u.role,
+        disabled: u.disabled,
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+        keys: keys
+            .into_iter()
+            .map(|(_, k)| KeyView {
+                last4: k.last4,
+                created_at: k.created_at,
+                revoked_at: k.revoked_at,
+            })
+            .collect(),
+    })
+}
+
+/// `POST /api/users` as sent.
+#[derive(Deserialize)]
+pub struct NewUserBody {
+    email: Option<String>,
+    role: Option<String>,
+    password: Option<String>,
+}
+
+pub struct NewUser {
+    email: Email,
+    role: Role,
+    password: Password,
+}
+
+impl TryFrom<NewUserBody> for NewUser {
+    type Error = FieldError;
+    fn try_from(b: NewUserBody) -> Result<Self, FieldError> {
+        Ok(Self {
+            email: required("email", b.email.as_deref(), Email::parse)?,
+            role: required("role", b.role.as_deref(), Role::parse)?,
+            password: required("password", b.password.as_deref(), Password::parse)?,
+        })
+    }
+}
+
+/// `PUT /api/users/{id}` as sent: what changes.
+#[derive(Deserialize)]
+pub struct UserChangeBody {
+    role: Option<String>,
+    disabled: Option<bool>,
+    password: Option<String>,
+}
+
+impl TryFrom<UserChangeBody> for UserChange {
+    type Error = FieldError;
+    fn try_from(b: UserChangeBody) -> Result<Self, FieldError> {
+        Ok(Self {
+            role: optional("role", b.role.as_deref(), Role::parse)?,
+            disabled: b.disabled,
+            password: optional("password", b.password.as_deref(), Password::parse)?,
+        })
+    }
 }
 
 pub async fn create(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    bytes: Bytes,
+    ApiJson(body): ApiJson<NewUserBody>,
 ) -> Result<Response, ApiError> {
     owner_only(&actor)?;
-    let body = body::object(&bytes)?;
-    let email = Email::parse(&required(&body, "email")?).map_err(|e| field_error("email", e))?;
-    let role = Role::parse(&required(&body, "role")?).map_err(|e| field_error("role", e))?;
-    let password =
-        password(&body)?.ok_or_else(|| field_error("password", Invalid::new("missing", "password is required")))?;
-    let user = access::create_user(&state.store, email, role, &password, OffsetDateTime::now_utc())
-        .await
-        .map_err(access_error)?;
-    Ok((StatusCode::CREATED, Json(user_json(&state, &user).await?)).into_response())
+    let new = NewUser::try_from(body)?;
+    let user = access::create_user(
+        &state.store,
+        new.email,
+        new.role,
+        &new.password,
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .map_err(access_error)?;
+    Ok((StatusCode::CREATED, Json(view(&state, user).await?)).into_response())
 }
 
-pub async fn list(State(state): State<AppState>, Extension(actor): Extension<Actor>) -> JsonResult {
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Items<UserView>>, ApiError> {
     owner_only(&actor)?;
     let mut items = Vec::new();
     for u in state.store.users().await? {
-        items.push(user_json(&state, &u).await?);
+        items.push(view(&state, u).await?);
     }
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Items { items }))
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
-) -> JsonResult {
+) -> Result<Json<UserView>, ApiError> {
     owner_only(&actor)?;
     let user = state.store.user(&id).await?.ok_or(ApiError::NotFound)?;
-    Ok(Json(user_json(&state, &user).await?))
+    Ok(Json(view(&state, user).await?))
 }
 
 pub async fn update(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
-    bytes: Bytes,
-) -> JsonResult {
+    ApiJson(body): ApiJson<UserChangeBody>,
+) -> Result<Json<UserView>, ApiError> {
     owner_only(&actor)?;
-    let body = body::object(&bytes)?;
-    let disabled = match body.get("disabled") {
-        None | Some(Value::Null) => None,
-        Some(Value::Bool(b)) => Some(*b),
-        Some(_) => {
-            return Err(field_error(
-                "disabled",
-                Invalid::new("invalid_type", "disabled must be true or false"),
-            ));
-        }
-    };
-    let change = UserChange {
-        role: parsed(&body, "role", Role::parse)?,
-        disabled,
-        password: password(&body)?,
-    };
+    let change = UserChange::try_from(body)?;
     let user = access::update_user(&state.store, &id, change, OffsetDateTime::now_utc())
         .await
         .map_err(access_error)?;
-    Ok(Json(user_json(&state, &user).await?))
+    Ok(Json(view(&state, user).await?))
 }
 
 pub async fn delete(
@@ -154,8 +210,22 @@ pub async fn add_key(
     let (key, info) = access::new_user_key(&state.store, &id, OffsetDateTime::now_utc())
         .await
         .map_err(access_error)?;
-    let body = json!({"key": key, "last4": info.last4, "createdAt": format_ts(info.created_at)});
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let key = NewKey {
+        key,
+        last4: info.last4,
+        created_at: info.created_at,
+    };
+    Ok((StatusCode::CREATED, Json(key)).into_response())
+}
+
+/// A new key, the only time it is shown.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewKey {
+    key: String,
+    last4: String,
+    #[serde(with = "ts")]
+    created_at: OffsetDateTime,
 }
 
 pub async fn revoke_key(

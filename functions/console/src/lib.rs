@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{Router, middleware};
 use crm_app::access::{self, AccessError};
 use crm_core::access::{Actor, AuditEntry, Role, Session};
+use crm_core::input::FieldError;
 use crm_http::{AppState, HttpFunction};
 use crm_providers::parked::ParkedQueues;
 use subtle::ConstantTimeEq;
@@ -340,6 +341,23 @@ pub struct Submitted {
 impl Submitted {
     pub fn field(&self, name: &str) -> &str {
         self.form.get(name).map_or("", |v| v.trim())
+    }
+
+    /// The form as one of the admin API's request types (every field text, trimmed).
+    pub fn sent<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        let text: BTreeMap<&str, &str> = self.form.iter().map(|(k, v)| (k.as_str(), v.trim())).collect();
+        serde_json::to_value(text)
+            .and_then(serde_json::from_value)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The form checked by the admin API's `TryFrom` for that request type; a refusal reads
+    /// `name is required`, or `field: why`.
+    pub fn read<T: serde::de::DeserializeOwned, F: TryFrom<T, Error = FieldError>>(&self) -> Result<F, String> {
+        F::try_from(self.sent::<T>()?).map_err(|e| match e.code {
+            "missing" => e.message,
+            _ => e.to_string(),
+        })
     }
 }
 

@@ -9,12 +9,14 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use crm_app::partners::{self, PartnerError};
+use crm_app::partners::{
+    self, CampaignBody, CampaignFields, InfluencerBody, InfluencerFields, LinkBody, LinkFields, PartnerError,
+};
 use crm_core::access::Role;
-use crm_core::link::{Destination, GENERATED_LEN, Link, LinkCode};
-use crm_core::partners::{Campaign, Influencer, parse_id, parse_text};
+use crm_core::link::{GENERATED_LEN, Link, LinkCode};
+use crm_core::partners::{Campaign, Influencer, parse_id};
 use crm_core::stats::{Dimension, Period};
-use crm_core::values::{Brand, format_ts};
+use crm_core::values::format_ts;
 use maud::{Markup, html};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -349,27 +351,6 @@ pub async fn show(
     render(&console, &viewer, &headers, of, &id, &q, Notice::None, ok).await
 }
 
-fn optional(s: &Submitted, name: &str) -> Result<Option<String>, String> {
-    match s.field(name) {
-        "" => Ok(None),
-        v => parse_text(v).map(Some).map_err(|e| format!("{name}: {}", e.message)),
-    }
-}
-
-fn optional_id(s: &Submitted, name: &str) -> Result<Option<String>, String> {
-    match s.field(name) {
-        "" => Ok(None),
-        v => parse_id(v).map(Some).map_err(|e| format!("{name}: {}", e.message)),
-    }
-}
-
-fn optional_brand(s: &Submitted) -> Result<Option<Brand>, String> {
-    match s.field("brand") {
-        "" => Ok(None),
-        v => Brand::parse(v).map(Some).map_err(|e| format!("brand: {}", e.message)),
-    }
-}
-
 /// What a form asked, done: the notice to show, or why not (a refused field, a taken name).
 async fn act(console: &Console, of: Of, id: &str, s: &Submitted) -> Result<Result<String, String>, Refusal> {
     let store = &console.app.store;
@@ -393,79 +374,42 @@ async fn act(console: &Console, of: Of, id: &str, s: &Submitted) -> Result<Resul
                 .into()
             })
         }
-        ("save", Entry::Influencer(i)) => {
-            let edited = (|| {
-                Ok::<_, String>(Influencer {
-                    name: parse_text(s.field("name")).map_err(|e| format!("name: {}", e.message))?,
-                    handle: optional(s, "handle")?,
-                    channel: optional(s, "channel")?,
-                    payout: optional(s, "payout")?,
-                    auto_created: false,
-                    updated_at: now,
-                    ..i.clone()
-                })
-            })();
-            match edited {
-                Ok(edited) => partners::edit_influencer(store, edited).await.map(|_| "Saved.".into()),
-                Err(message) => return Ok(Err(message)),
+        ("save", Entry::Influencer(i)) => match s.read::<InfluencerBody, InfluencerFields>() {
+            Ok(f) => {
+                let edited = f.influencer(i.influencer_id.clone(), now);
+                partners::edit_influencer(store, edited).await.map(|_| "Saved.".into())
             }
-        }
-        ("save", Entry::Campaign(c)) => {
-            let edited = (|| {
-                Ok::<_, String>(Campaign {
-                    name: parse_text(s.field("name")).map_err(|e| format!("name: {}", e.message))?,
-                    brand: optional_brand(s)?.map(|b| b.to_string()),
-                    influencer_id: optional_id(s, "influencerId")?,
-                    source: optional(s, "source")?,
-                    auto_created: false,
-                    updated_at: now,
-                    ..c.clone()
-                })
-            })();
-            match edited {
-                Ok(edited) => partners::edit_campaign(store, edited).await.map(|_| "Saved.".into()),
-                Err(message) => return Ok(Err(message)),
+            Err(message) => return Ok(Err(message)),
+        },
+        ("save", Entry::Campaign(c)) => match s.read::<CampaignBody, CampaignFields>() {
+            Ok(f) => {
+                let edited = f.campaign(c.campaign_id.clone(), now);
+                partners::edit_campaign(store, edited).await.map(|_| "Saved.".into())
             }
-        }
+            Err(message) => return Ok(Err(message)),
+        },
         ("link", _) => {
-            let fields = (|| {
-                let destination =
-                    Destination::parse(s.field("destination")).map_err(|e| format!("destination: {}", e.message))?;
-                let (influencer_id, campaign_id) = match &entry {
-                    Entry::Influencer(i) => (Some(i.influencer_id.clone()), optional_id(s, "campaignId")?),
-                    Entry::Campaign(c) => (optional_id(s, "influencerId")?, Some(c.campaign_id.clone())),
-                };
-                let influencer_id = influencer_id.ok_or("influencerId: a link credits an influencer")?;
-                Ok::<_, String>((destination, influencer_id, campaign_id, optional_brand(s)?))
-            })();
-            let (destination, influencer_id, campaign_id, brand) = match fields {
+            // The entry's page credits the entry itself.
+            let mut form: LinkBody = match s.sent() {
                 Ok(f) => f,
                 Err(message) => return Ok(Err(message)),
             };
-            if let Err(e) = partners::check_influencer(store, Some(&influencer_id)).await {
-                return Ok(Err(e.to_string()));
+            match &entry {
+                Entry::Influencer(i) => form.influencer_id = Some(i.influencer_id.clone()),
+                Entry::Campaign(c) => form.campaign_id = Some(c.campaign_id.clone()),
             }
-            let campaign = match &campaign_id {
-                Some(c) => match store.campaign(c).await? {
-                    Some(c) => Some(c),
-                    None => return Ok(Err("campaignId: no campaign has this id".into())),
-                },
-                None => None,
+            form.code = None;
+            let fields = match LinkFields::try_from(form) {
+                Ok(f) => f,
+                Err(e) => return Ok(Err(e.to_string())),
             };
-            let brand = brand.or_else(|| campaign.and_then(|c| c.brand).and_then(|b| Brand::parse(&b).ok()));
-            let link = Link {
-                code: LinkCode::generate([0; GENERATED_LEN]),
-                influencer_id,
-                campaign_id,
-                brand,
-                destination,
-                created_at: now,
-                updated_at: now,
-                archived_at: None,
-            };
-            partners::create_link(store, link, false)
-                .await
-                .map(|l| format!("Link {} created: copy it from the table.", l.code))
+            let placeholder = LinkCode::generate([0; GENERATED_LEN]);
+            match fields.link(store, placeholder, now).await {
+                Ok(link) => partners::create_link(store, link, false)
+                    .await
+                    .map(|l| format!("Link {} created: copy it from the table.", l.code)),
+                Err(e) => Err(e),
+            }
         }
         ("unlink", _) => {
             let Ok(code) = LinkCode::parse(s.field("code")) else {

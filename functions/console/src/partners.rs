@@ -9,10 +9,8 @@ use std::collections::BTreeMap;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use crm_app::partners::{self, PartnerError};
-use crm_core::partners::{Campaign, Influencer, parse_id, parse_text};
+use crm_app::partners::{self, CampaignBody, CampaignFields, InfluencerBody, InfluencerFields, PartnerError};
 use crm_core::stats::{Dimension, Period, Totals};
-use crm_core::values::Brand;
 use maud::{Markup, html};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -141,33 +139,13 @@ pub async fn influencers(
     influencers_page(&console, &viewer, None, StatusCode::OK, showing_archived(&q)).await
 }
 
-fn optional(s: &Submitted, name: &str) -> Result<Option<String>, String> {
-    match s.field(name) {
-        "" => Ok(None),
-        v => parse_text(v).map(Some).map_err(|e| format!("{name}: {}", e.message)),
-    }
-}
-
 pub async fn add_influencer(State(console): State<Console>, s: Submitted) -> Result<Response, Refusal> {
     s.viewer.require(crm_core::access::Role::may_change)?;
     let now = OffsetDateTime::now_utc();
-    let parsed = (|| {
-        let id = match s.field("influencerId") {
-            "" => String::new(),
-            v => parse_id(v).map_err(|e| format!("Id: {}", e.message))?,
-        };
-        Ok::<_, String>(Influencer {
-            influencer_id: id,
-            name: parse_text(s.field("name")).map_err(|e| format!("Name: {}", e.message))?,
-            handle: optional(&s, "handle")?,
-            channel: optional(&s, "channel")?,
-            payout: None,
-            auto_created: false,
-            created_at: now,
-            updated_at: now,
-            archived_at: None,
-        })
-    })();
+    let parsed = s.read::<InfluencerBody, InfluencerFields>().map(|f| {
+        let id = f.id.clone().unwrap_or_default();
+        f.influencer(id, now)
+    });
     let influencer = match parsed {
         Ok(i) => i,
         Err(message) => {
@@ -258,31 +236,9 @@ pub async fn campaigns(
 pub async fn add_campaign(State(console): State<Console>, s: Submitted) -> Result<Response, Refusal> {
     s.viewer.require(crm_core::access::Role::may_change)?;
     let now = OffsetDateTime::now_utc();
-    let parsed = (|| {
-        let brand = match s.field("brand") {
-            "" => None,
-            v => Some(
-                Brand::parse(v)
-                    .map_err(|e| format!("Brand: {}", e.message))?
-                    .to_string(),
-            ),
-        };
-        let influencer_id = match s.field("influencerId") {
-            "" => None,
-            v => Some(parse_id(v).map_err(|e| format!("Influencer: {}", e.message))?),
-        };
-        Ok::<_, String>(Campaign {
-            campaign_id: String::new(),
-            name: parse_text(s.field("name")).map_err(|e| format!("Name: {}", e.message))?,
-            brand,
-            influencer_id,
-            source: optional(&s, "source")?,
-            auto_created: false,
-            created_at: now,
-            updated_at: now,
-            archived_at: None,
-        })
-    })();
+    let parsed = s
+        .read::<CampaignBody, CampaignFields>()
+        .map(|f| f.campaign(String::new(), now));
     let campaign = match parsed {
         Ok(c) => c,
         Err(message) => {

@@ -15,7 +15,7 @@ use crm_core::definition::Channel;
 use crm_core::template::{MessageTemplate, TemplateBrand, template_from};
 use crm_core::values::{Brand, CustomerId, PhoneE164};
 use crm_messaging::test_send::{self, TestSendError, TestSent};
-use crm_render::{Context, Rendered, VARIABLES, Variables, compile, render, sms_length};
+use crm_render::{Rendered, VARIABLES, compile, sms_length};
 use maud::{Markup, html};
 use time::OffsetDateTime;
 
@@ -238,33 +238,23 @@ async fn preview(console: &Console, form: &Form, template: &MessageTemplate) -> 
         TemplateBrand::Any => Brand::unbranded(),
     };
     let brand_name = store.brand_display_name(&brand).await?;
-    let ctx = Context {
-        brand: &brand,
-        journey_type: template.journey_type,
-        stage: template.stage,
-        brand_name: &brand_name,
-        unsubscribe_url: None,
-    };
-    let vars = match &customer {
-        Some(p) => Variables::new(p, ctx),
-        None => Variables::example(ctx),
-    };
-    let compiled = compile(template).map_err(|_| Refusal::Unavailable)?;
-    Ok(match render(&compiled, &vars) {
-        Ok(r) => {
-            let sms = (template.channel == crm_core::definition::Channel::Sms).then(|| {
-                let l = sms_length(&r.text);
-                format!(
-                    "{} characters, {} SMS segment{}",
-                    l.characters,
-                    l.segments,
-                    if l.segments == 1 { "" } else { "s" }
-                )
-            });
-            Outcome::Preview(r, sms)
-        }
-        Err(e) => Outcome::Error(e.field, e.message),
-    })
+    Ok(
+        match crm_render::preview(template, &brand, &brand_name, customer.as_ref()) {
+            Ok(r) => {
+                let sms = (template.channel == crm_core::definition::Channel::Sms).then(|| {
+                    let l = sms_length(&r.text);
+                    format!(
+                        "{} characters, {} SMS segment{}",
+                        l.characters,
+                        l.segments,
+                        if l.segments == 1 { "" } else { "s" }
+                    )
+                });
+                Outcome::Preview(r, sms)
+            }
+            Err(e) => Outcome::Error(e.field, e.message),
+        },
+    )
 }
 
 pub async fn submit(State(console): State<Console>, s: Submitted) -> Result<Response, Refusal> {

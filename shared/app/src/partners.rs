@@ -2,11 +2,13 @@
 //! their figures for a period. The admin API and the console both come here.
 
 use crm_core::attribution::Model;
-use crm_core::link::{GENERATED_LEN, Link, LinkCode};
-use crm_core::partners::{Campaign, Influencer};
+use crm_core::input::{FieldError, optional, required};
+use crm_core::link::{Destination, GENERATED_LEN, Link, LinkCode};
+use crm_core::partners::{Campaign, Influencer, parse_id, parse_text};
 use crm_core::stats::{Dimension, GroupBy, Period, Totals};
-use crm_core::values::Currency;
+use crm_core::values::{Brand, Currency};
 use crm_store::{PutMode, Store, StoreError};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
@@ -20,6 +22,9 @@ pub enum PartnerError {
     /// The influencer named does not exist (a 400 on `influencerId`).
     #[error("no influencer has this id")]
     NoSuchInfluencer,
+    /// The campaign named does not exist (a 400 on `campaignId`).
+    #[error("no campaign has this id")]
+    NoSuchCampaign,
     /// The entry changed does not exist (404).
     #[error("not found")]
     NotFound,
@@ -28,6 +33,169 @@ pub enum PartnerError {
     NoFreeCode,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+// What a person gives: the admin API's bodies and the console's forms, read alike.
+
+/// An influencer as sent (`POST /api/influencers`, `PUT /api/influencers/{id}`, the
+/// console's forms).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InfluencerBody {
+    pub influencer_id: Option<String>,
+    pub name: Option<String>,
+    pub handle: Option<String>,
+    pub channel: Option<String>,
+    pub payout: Option<String>,
+}
+
+/// An influencer's fields, checked; `id` only when asked for on creation.
+pub struct InfluencerFields {
+    pub id: Option<String>,
+    pub name: String,
+    pub handle: Option<String>,
+    pub channel: Option<String>,
+    pub payout: Option<String>,
+}
+
+impl TryFrom<InfluencerBody> for InfluencerFields {
+    type Error = FieldError;
+    fn try_from(b: InfluencerBody) -> Result<Self, FieldError> {
+        Ok(Self {
+            id: optional("influencerId", b.influencer_id.as_deref(), parse_id)?,
+            name: required("name", b.name.as_deref(), parse_text)?,
+            handle: optional("handle", b.handle.as_deref(), parse_text)?,
+            channel: optional("channel", b.channel.as_deref(), parse_text)?,
+            payout: optional("payout", b.payout.as_deref(), parse_text)?,
+        })
+    }
+}
+
+impl InfluencerFields {
+    pub fn influencer(self, id: String, now: OffsetDateTime) -> Influencer {
+        Influencer {
+            influencer_id: id,
+            name: self.name,
+            handle: self.handle,
+            channel: self.channel,
+            payout: self.payout,
+            auto_created: false,
+            created_at: now,
+            updated_at: now,
+            archived_at: None,
+        }
+    }
+}
+
+/// A campaign as sent (`POST /api/campaigns`, `PUT /api/campaigns/{id}`, the console's
+/// forms).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignBody {
+    pub campaign_id: Option<String>,
+    pub name: Option<String>,
+    pub brand: Option<String>,
+    pub influencer_id: Option<String>,
+    pub source: Option<String>,
+}
+
+/// A campaign's fields, checked; `id` only when asked for on creation.
+pub struct CampaignFields {
+    pub id: Option<String>,
+    pub name: String,
+    pub brand: Option<Brand>,
+    pub influencer_id: Option<String>,
+    pub source: Option<String>,
+}
+
+impl TryFrom<CampaignBody> for CampaignFields {
+    type Error = FieldError;
+    fn try_from(b: CampaignBody) -> Result<Self, FieldError> {
+        Ok(Self {
+            id: optional("campaignId", b.campaign_id.as_deref(), parse_id)?,
+            name: required("name", b.name.as_deref(), parse_text)?,
+            brand: optional("brand", b.brand.as_deref(), Brand::parse)?,
+            influencer_id: optional("influencerId", b.influencer_id.as_deref(), parse_id)?,
+            source: optional("source", b.source.as_deref(), parse_text)?,
+        })
+    }
+}
+
+impl CampaignFields {
+    /// The campaign (`create_campaign` and `edit_campaign` check its influencer exists).
+    pub fn campaign(self, id: String, now: OffsetDateTime) -> Campaign {
+        Campaign {
+            campaign_id: id,
+            name: self.name,
+            brand: self.brand.map(|b| b.to_string()),
+            influencer_id: self.influencer_id,
+            source: self.source,
+            auto_created: false,
+            created_at: now,
+            updated_at: now,
+            archived_at: None,
+        }
+    }
+}
+
+/// A tracked link as sent (`POST /api/links`, `PUT /api/links/{code}`, the console's
+/// forms).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkBody {
+    pub code: Option<String>,
+    pub influencer_id: Option<String>,
+    pub campaign_id: Option<String>,
+    pub brand: Option<String>,
+    pub destination: Option<String>,
+}
+
+/// A link's fields, checked: who it credits, its brand, where it sends visitors; `code`
+/// only when one is chosen on creation.
+pub struct LinkFields {
+    pub code: Option<LinkCode>,
+    pub influencer_id: String,
+    pub campaign_id: Option<String>,
+    pub brand: Option<Brand>,
+    pub destination: Destination,
+}
+
+impl TryFrom<LinkBody> for LinkFields {
+    type Error = FieldError;
+    fn try_from(b: LinkBody) -> Result<Self, FieldError> {
+        Ok(Self {
+            code: optional("code", b.code.as_deref(), LinkCode::parse)?,
+            influencer_id: required("influencerId", b.influencer_id.as_deref(), parse_id)?,
+            campaign_id: optional("campaignId", b.campaign_id.as_deref(), parse_id)?,
+            brand: optional("brand", b.brand.as_deref(), Brand::parse)?,
+            destination: required("destination", b.destination.as_deref(), Destination::parse)?,
+        })
+    }
+}
+
+impl LinkFields {
+    /// The link, once the influencer and campaign it credits are known to exist; its brand
+    /// is the campaign's when not given.
+    pub async fn link(self, store: &Store, code: LinkCode, now: OffsetDateTime) -> Result<Link, PartnerError> {
+        check_influencer(store, Some(&self.influencer_id)).await?;
+        let campaign = match &self.campaign_id {
+            Some(id) => Some(store.campaign(id).await?.ok_or(PartnerError::NoSuchCampaign)?),
+            None => None,
+        };
+        let brand = self
+            .brand
+            .or_else(|| campaign.and_then(|c| c.brand).and_then(|b| Brand::parse(&b).ok()));
+        Ok(Link {
+            code,
+            influencer_id: self.influencer_id,
+            campaign_id: self.campaign_id,
+            brand,
+            destination: self.destination,
+            created_at: now,
+            updated_at: now,
+            archived_at: None,
+        })
+    }
 }
 
 /// Creates an influencer; one a click auto-created under this id is adopted (its stats

@@ -226,7 +226,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(field: &'static str, invalid: Invalid) -> Self {
+    pub fn new(field: &'static str, invalid: Invalid) -> Self {
         Self {
             field,
             code: invalid.code,
@@ -240,6 +240,36 @@ impl FieldError {
             message: message.into(),
         }
     }
+}
+
+/// A text field of a request body (`None`: absent or `null`) that must be there and not
+/// blank, checked by `parse`.
+pub fn required<'a, T>(
+    field: &'static str,
+    sent: Option<&'a str>,
+    parse: impl FnOnce(&'a str) -> Result<T, Invalid>,
+) -> Result<T, FieldError> {
+    match sent {
+        Some(raw) if !raw.trim().is_empty() => parse(raw).map_err(|e| FieldError::new(field, e)),
+        _ => Err(FieldError::missing(field, format!("{field} is required"))),
+    }
+}
+
+/// An optional text field of a request body, checked by `parse` when sent (blank, as a
+/// form's empty input is, is not sent).
+pub fn optional<'a, T>(
+    field: &'static str,
+    sent: Option<&'a str>,
+    parse: impl FnOnce(&'a str) -> Result<T, Invalid>,
+) -> Result<Option<T>, FieldError> {
+    sent.filter(|raw| !raw.trim().is_empty())
+        .map(|raw| parse(raw).map_err(|e| FieldError::new(field, e)))
+        .transpose()
+}
+
+/// Text as sent, for `required` and `optional` fields read without a parser.
+pub fn text(raw: &str) -> Result<String, Invalid> {
+    Ok(raw.to_owned())
 }
 
 /// An optional field we dropped, reported back to the caller.
@@ -738,6 +768,20 @@ impl PostbackCommand {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_field_is_required_or_optional_and_named_when_refused() {
+        let brand = |raw| Brand::parse(raw);
+        assert_eq!(required("brand", None, brand).unwrap_err().code, "missing");
+        assert_eq!(required("brand", Some("  "), brand).unwrap_err().code, "missing");
+        let bad = required("brand", Some("no spaces"), brand).unwrap_err();
+        assert_eq!((bad.field, bad.code), ("brand", "invalid_format"));
+        assert_eq!(required("brand", Some("rushbet"), brand).unwrap().as_str(), "rushbet");
+        // A form's empty input is not sent; a bad value is refused by name.
+        assert_eq!(optional("brand", Some(""), brand), Ok(None));
+        assert_eq!(optional("brand", None, brand), Ok(None));
+        assert_eq!(optional("brand", Some("a b"), brand).unwrap_err().field, "brand");
+    }
 
     fn defaults() -> Defaults {
         Defaults {

@@ -18,6 +18,9 @@ pub enum ApiError {
     Field(FieldError),
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    /// 400 `invalid_type`: a JSON body's field (its path, `rates.EUR`) has the wrong JSON type.
+    #[error("{field}: {message}")]
+    WrongType { field: String, message: String },
     /// 401: no credentials, or ones we do not accept; the message says which, never echoes them.
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -91,7 +94,9 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Field(_) | Self::BadRequest { .. } | Self::Step { .. } => StatusCode::BAD_REQUEST,
+            Self::Field(_) | Self::BadRequest { .. } | Self::WrongType { .. } | Self::Step { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound | Self::NoRoute => StatusCode::NOT_FOUND,
@@ -163,6 +168,9 @@ impl IntoResponse for ApiError {
         let body = match &self {
             Self::Field(f) => json!({"error": {"code": f.code, "message": f.message, "field": f.field}}),
             Self::BadRequest { code, message } => json!({"error": {"code": code, "message": message}}),
+            Self::WrongType { field, message } => {
+                json!({"error": {"code": "invalid_type", "message": format!("{field}: {message}"), "field": field}})
+            }
             Self::Step { step, code, message } => {
                 json!({"error": {"code": code, "message": format!("step {step}: {message}"), "field": "steps", "step": step}})
             }

@@ -54,6 +54,30 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for RequestFields {
     }
 }
 
+/// A JSON object body read once into the request type `T`: serde checks each field's JSON
+/// type (a wrong one is a 400 `invalid_type` naming it, `rates.EUR` or `routes[1]` deep
+/// down), then handlers turn `T` into the domain's values with `TryFrom`, each refusal a 400
+/// naming its field. Unknown fields are ignored; `null` is absent.
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let bytes = body_bytes(&parts, body).await?;
+        let Ok(object @ serde_json::Value::Object(_)) = serde_json::from_slice(&bytes) else {
+            return Err(ApiError::bad_request("invalid_json", "the body must be a JSON object"));
+        };
+        serde_path_to_error::deserialize(object)
+            .map(Self)
+            .map_err(|e| ApiError::WrongType {
+                field: e.path().to_string(),
+                message: e.inner().to_string(),
+            })
+    }
+}
+
 /// Reads the body (64 KiB at most, checked before reading) as raw bytes.
 pub(crate) async fn body_bytes(
     parts: &axum::http::request::Parts,

@@ -27,7 +27,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use caller::{IngestRequest, admitted_source, client_ip};
 pub use error::{ApiError, RETRY_AFTER_SECS};
-pub use input::{MAX_BODY_BYTES, RequestFields};
+pub use input::{ApiJson, MAX_BODY_BYTES, RequestFields};
 
 /// What every HTTP function's router needs. `extensions` carries what only some functions
 /// use (the messaging dependencies of the cron and test-send functions), so this crate, and
@@ -136,6 +136,20 @@ pub struct HttpFunction {
     pub binary: &'static str,
     pub routes: &'static [&'static str],
     pub router: fn(AppState) -> Router,
+}
+
+/// A list answer: `{"items": [...]}`.
+#[derive(serde::Serialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+/// A page of a list: `{"items": [...], "nextCursor": "..." | null}`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
 }
 
 /// `Query<T>` whose rejection is our JSON 400 instead of axum's plain text.

@@ -536,6 +536,28 @@ impl Variables {
     }
 }
 
+/// A template rendered as a preview (the admin API's and the console's): for a customer, or
+/// for the example values when none is given; no unsubscribe link.
+pub fn preview(
+    template: &MessageTemplate,
+    brand: &Brand,
+    brand_name: &str,
+    customer: Option<&Profile>,
+) -> Result<Rendered, TemplateError> {
+    let ctx = Context {
+        brand,
+        journey_type: template.journey_type,
+        stage: template.stage,
+        brand_name,
+        unsubscribe_url: None,
+    };
+    let vars = match customer {
+        Some(p) => Variables::new(p, ctx),
+        None => Variables::example(ctx),
+    };
+    render(&compile(template)?, &vars)
+}
+
 /// Renders a compiled template. Fails only on a runtime error in the template (a filter
 /// given a value it cannot take) or an oversized result.
 pub fn render(c: &Compiled, vars: &Variables) -> Result<Rendered, TemplateError> {
