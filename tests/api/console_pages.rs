@@ -909,3 +909,31 @@ async fn a_users_api_key_is_made_and_revoked_on_their_page() {
     assert_eq!(audited(&app, "user.key.create").await.len(), 1);
     assert_eq!(audited(&app, "user.key.revoke").await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_profile_timeline_shows_the_records_of_customers_merged_into_it() {
+    let app = spawn().await;
+    let (a, b) = (unique("MERGE_A"), unique("MERGE_B"));
+    let email = format!("{}@example.com", unique("merged"));
+    let (_, first) = app.post_json("/api/ingest/click", json!({"clickId": a})).await;
+    app.post_json("/api/ingest/click", json!({"clickId": b})).await;
+    // A lead with B's click and the email, then one tying A's click to the same email:
+    // B's customer is merged into A's, its records staying under its own id.
+    app.post_json("/api/ingest/lead", json!({"clickId": b, "email": email}))
+        .await;
+    let (_, link) = app
+        .post_json("/api/ingest/lead", json!({"clickId": a, "email": email}))
+        .await;
+    let survivor = first["customerId"].as_str().unwrap().to_owned();
+    assert_eq!(link["customerId"], survivor.as_str(), "{link}");
+    assert_eq!(link["mergedCustomerIds"].as_array().map(Vec::len), Some(1), "{link}");
+
+    let (_, owner, _) = session(&app, Role::Owner).await;
+    let (status, _, profile) = call(&app, page(&format!("/dashboard/customers/{survivor}"), Some(&owner))).await;
+    assert_eq!(status, StatusCode::OK);
+    let timeline = profile.split("id=\"timeline\"").nth(1).unwrap();
+    assert!(
+        timeline.contains(&a) && timeline.contains(&b),
+        "both clicks: {timeline}"
+    );
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::{Extension, Json};
+use crm_app::customers::ContactError;
 use crm_core::access::Actor;
 use crm_core::identity::Identifier;
 use crm_core::input::required;
@@ -120,7 +121,9 @@ async fn profile_view(state: &AppState, id: &CustomerId) -> Result<Json<Value>, 
 }
 
 pub(crate) async fn current(state: &AppState, id: &CustomerId) -> Result<Profile, ApiError> {
-    state.store.current_profile(id).await?.ok_or(ApiError::NotFound)
+    crm_app::customers::current(&state.store, id)
+        .await?
+        .ok_or(ApiError::NotFound)
 }
 
 pub(crate) fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
@@ -158,24 +161,20 @@ pub(crate) async fn choose_primary(
             PhoneE164::parse(&raw, state.config.defaults.phone_region).map_err(|e| field_error("address", e))?,
         ),
     };
-    let profile = current(&state, &customer_id(&id)?).await?;
-    let not_listed = || field_error("address", Invalid::new("not_listed", "not an address of this customer"));
-    if !profile.identifiers.contains(&identifier) {
-        return Err(not_listed());
-    }
-    let record = crm_core::records::ContactRecord {
-        change_id: uuid::Uuid::now_v7().to_string(),
-        customer_id: profile.id.clone(),
-        channel,
-        address: identifier.value(),
-        previous: profile.primary(channel).map(Identifier::value),
-        by: actor.name.clone(),
-        at: OffsetDateTime::now_utc(),
+    let id = customer_id(&id)?;
+    let now = OffsetDateTime::now_utc();
+    let profile = match crm_app::customers::choose_primary(&state.store, &id, identifier, &actor.name, now).await {
+        Ok(p) => p,
+        Err(ContactError::NoSuchCustomer) => return Err(ApiError::NotFound),
+        Err(ContactError::NotListed) => {
+            return Err(field_error(
+                "address",
+                Invalid::new("not_listed", "not an address of this customer"),
+            ));
+        }
+        Err(ContactError::Store(e)) => return Err(e.into()),
     };
-    if !state.store.choose_contact(&record, &identifier).await? {
-        return Err(not_listed());
-    }
-    profile_view(&state, &profile.id).await
+    Ok(Json(json!(ProfileView::of(&profile, &profile.id))))
 }
 
 /// `DELETE /api/customers/{id}`: erases the person (see `crm_app::compliance::erase`) and
@@ -257,7 +256,9 @@ fn lookup_identifier(q: &LookupQuery, state: &AppState) -> Result<Identifier, Ap
 
 pub(crate) async fn lookup(State(state): State<AppState>, ApiQuery(q): ApiQuery<LookupQuery>) -> JsonResult {
     let identifier = lookup_identifier(&q, &state)?;
-    let owner = state.store.owner(&identifier).await?.ok_or(ApiError::NotFound)?;
+    let owner = crm_app::customers::owner(&state.store, &identifier)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     profile_view(&state, &owner).await
 }
 
@@ -303,13 +304,8 @@ pub(crate) async fn timeline(
         None => None,
     };
     let profile = current(&state, &id).await?;
-    let mut entries = Vec::new();
-    for customer in std::iter::once(&profile.id).chain(&profile.merged_from) {
-        entries.extend(state.store.timeline(customer, before.as_ref(), limit + 1).await?);
-    }
-    entries.sort_by(|a, b| b.0.cmp(&a.0));
-    let more = entries.len() > limit as usize;
-    entries.truncate(limit as usize);
+    let (entries, more) =
+        crm_app::customers::timeline(&state.store, &profile, before.as_ref(), limit, usize::MAX).await?;
     let next = more.then(|| Cursor::Timeline {
         before: entries.last().map(|e| e.0.0.clone()).unwrap_or_default(),
     });
@@ -329,39 +325,21 @@ pub(crate) async fn feed(
     kind: RecordKind,
 ) -> JsonResult {
     let limit = limit(q.limit)?;
-    let (mut day, mut after) = match (q.cursor.as_deref().map(decode_cursor::<Cursor>).transpose()?, &q.day) {
+    let (day, after) = match (q.cursor.as_deref().map(decode_cursor::<Cursor>).transpose()?, &q.day) {
         (Some(Cursor::Feed { at, id }), _) => (at.date(), Some(FeedPosition { at, id })),
         (Some(Cursor::Timeline { .. }), _) => return Err(bad_cursor()),
         (None, Some(d)) => (parse_day(d)?, None),
         (None, None) => (OffsetDateTime::now_utc().date(), None),
     };
-    let want = limit as usize + 1;
-    let mut records: Vec<Activity> = Vec::new();
-    for _ in 0..FEED_LOOKBACK_DAYS {
-        let page = state
-            .store
-            .feed_page(kind, day, after.as_ref(), (want - records.len()) as i32)
-            .await?;
-        records.extend(page.records);
-        if records.len() >= want {
-            break;
-        }
-        after = match (page.more, records.last()) {
-            (true, Some(last)) => Some(FeedPosition {
-                at: last.at(),
-                id: last.id().to_owned(),
-            }),
-            _ => match day.previous_day() {
-                Some(previous) => {
-                    day = previous;
-                    None
-                }
-                None => break,
-            },
-        };
-    }
-    let more = records.len() > limit as usize;
-    records.truncate(limit as usize);
+    let (records, more) = crm_app::customers::feed(
+        &state.store,
+        kind,
+        day,
+        after,
+        limit as usize,
+        FEED_LOOKBACK_DAYS as usize,
+    )
+    .await?;
     let next = records.last().filter(|_| more).map(|last| Cursor::Feed {
         at: last.at(),
         id: last.id().to_owned(),
@@ -378,9 +356,7 @@ async fn name_sources(state: &AppState, items: &mut [Value]) -> Result<(), ApiEr
     if !items.iter().any(|i| i["sourceId"].is_string()) {
         return Ok(());
     }
-    let names: BTreeMap<String, String> = state
-        .store
-        .sources()
+    let names: BTreeMap<String, String> = crm_app::sources::list(&state.store)
         .await?
         .into_iter()
         .map(|e| (e.source.source_id, e.source.name))

@@ -9,9 +9,10 @@ use crm_core::definition::{Channel, JourneyDefinition};
 use crm_core::input::required;
 use crm_core::message::{Message, Reason, Status};
 use crm_core::send::SettingsOverride;
-use crm_core::template::{MessageTemplate, TemplateBrand, resolve, template_from};
+use crm_core::template::{MessageTemplate, TemplateBrand, template_from};
 use crm_core::values::{Brand, CustomerId, Invalid};
 use crm_http::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, Items, JsonResult, Page};
+use crm_messaging::content::{self, ContentError, MessageFilter};
 use crm_render::{TemplateError, compile, sms_length};
 use crm_store::MessagePosition;
 use serde::{Deserialize, Serialize};
@@ -25,11 +26,13 @@ fn brand_path(raw: &str) -> Result<Brand, ApiError> {
     Brand::parse(raw).map_err(|_| ApiError::NotFound)
 }
 
-/// Saved templates a brand's messages may use, and the built-in ones.
-async fn candidates(state: &AppState, brand: &Brand) -> Result<Vec<MessageTemplate>, ApiError> {
-    let mut all = state.store.templates_for_brand(brand).await?;
-    all.extend(crm_render::built_ins());
-    Ok(all)
+fn content_error(e: ContentError) -> ApiError {
+    match e {
+        ContentError::NotFound => ApiError::NotFound,
+        ContentError::BuiltIn => ApiError::bad_request("built_in_template", e.to_string()),
+        ContentError::Definition(e) => step_error(e),
+        ContentError::Store(e) => e.into(),
+    }
 }
 
 // Journey definitions.
@@ -47,10 +50,8 @@ pub async fn get_journey(
     ApiPath(brand): ApiPath<String>,
 ) -> Result<Json<JourneyView>, ApiError> {
     let brand = brand_path(&brand)?;
-    let (definition, source) = match state.store.journey_definition(&brand).await? {
-        Some(d) => (d, "brand"),
-        None => (JourneyDefinition::default_definition(), "default"),
-    };
+    let (definition, own) = content::journey(&state.store, &brand).await?;
+    let source = if own { "brand" } else { "default" };
     Ok(Json(JourneyView {
         brand,
         source,
@@ -73,11 +74,9 @@ pub async fn put_journey(
 ) -> Result<Json<JourneyView>, ApiError> {
     let brand = brand_path(&brand)?;
     let definition = JourneyDefinition::from_json(&body).map_err(step_error)?;
-    let templates = candidates(&state, &brand).await?;
-    definition
-        .validate(|step| resolve(&templates, step, &brand, "en").is_some())
-        .map_err(step_error)?;
-    state.store.put_journey_definition(&brand, &definition).await?;
+    content::save_journey(&state.store, &brand, &definition)
+        .await
+        .map_err(content_error)?;
     Ok(Json(JourneyView {
         brand,
         source: "brand",
@@ -89,7 +88,7 @@ pub async fn put_journey(
 
 pub async fn get_settings(State(state): State<AppState>, ApiPath(brand): ApiPath<String>) -> JsonResult {
     let brand = brand_path(&brand)?;
-    let settings = state.store.brand_settings(&brand).await?.unwrap_or_default();
+    let settings = content::settings(&state.store, &brand).await?;
     Ok(Json(json!({
         "brand": brand,
         "settings": settings,
@@ -105,7 +104,7 @@ pub async fn put_settings(
     let brand = brand_path(&brand)?;
     // Read whole by the core, which names an unknown or wrong field.
     let settings = SettingsOverride::from_json(&bytes).map_err(|(field, e)| field_error(field, e))?;
-    state.store.put_brand_settings(&brand, &settings).await?;
+    content::save_settings(&state.store, &brand, &settings).await?;
     Ok(Json(json!({"brand": brand, "settings": settings})))
 }
 
@@ -158,17 +157,15 @@ impl TemplateBody {
     }
 }
 
-fn built_in(id: &str) -> Option<MessageTemplate> {
-    crm_render::built_ins().into_iter().find(|t| t.template_id == id)
-}
-
 pub async fn create_template(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<TemplateBody>,
 ) -> Result<Response, ApiError> {
     let id = format!("tpl_{}", uuid::Uuid::now_v7().simple());
     let template = body.template(id, OffsetDateTime::now_utc())?;
-    state.store.put_template(&template).await?;
+    let template = content::save_template(&state.store, template, None)
+        .await
+        .map_err(content_error)?;
     Ok((StatusCode::CREATED, Json(template)).into_response())
 }
 
@@ -194,9 +191,8 @@ pub async fn list_templates(
         .map(TemplateBrand::parse)
         .transpose()
         .map_err(|e| field_error("brand", e))?;
-    let mut all = state.store.templates("").await?;
-    all.extend(crm_render::built_ins());
-    let items: Vec<MessageTemplate> = all
+    let items: Vec<MessageTemplate> = content::all_templates(&state.store)
+        .await?
         .into_iter()
         .filter(|t| channel.is_none_or(|c| t.channel == c))
         .filter(|t| match &brand {
@@ -208,28 +204,11 @@ pub async fn list_templates(
     Ok(Json(Items { items }))
 }
 
-async fn saved_or_built_in(state: &AppState, id: &str) -> Result<MessageTemplate, ApiError> {
-    match state.store.template(id).await? {
-        Some(t) => Ok(t),
-        None => built_in(id).ok_or(ApiError::NotFound),
-    }
-}
-
 pub async fn get_template(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<MessageTemplate>, ApiError> {
-    Ok(Json(saved_or_built_in(&state, &id).await?))
-}
-
-fn refuse_built_in(id: &str) -> Result<(), ApiError> {
-    match built_in(id) {
-        Some(_) => Err(ApiError::bad_request(
-            "built_in_template",
-            "built-in templates cannot be changed; save your own for the same journey, stage and channel to outrank it",
-        )),
-        None => Ok(()),
-    }
+    Ok(Json(content::template(&state.store, &id).await.map_err(content_error)?))
 }
 
 pub async fn put_template(
@@ -237,11 +216,10 @@ pub async fn put_template(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<TemplateBody>,
 ) -> Result<Json<MessageTemplate>, ApiError> {
-    refuse_built_in(&id)?;
-    let existing = state.store.template(&id).await?.ok_or(ApiError::NotFound)?;
-    let mut template = body.template(id, OffsetDateTime::now_utc())?;
-    template.created_at = existing.created_at;
-    state.store.put_template(&template).await?;
+    let template = body.template(id.clone(), OffsetDateTime::now_utc())?;
+    let template = content::save_template(&state.store, template, Some(&id))
+        .await
+        .map_err(content_error)?;
     Ok(Json(template))
 }
 
@@ -249,12 +227,10 @@ pub async fn delete_template(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    refuse_built_in(&id)?;
-    if state.store.delete_template(&id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
-    }
+    content::delete_template(&state.store, &id)
+        .await
+        .map_err(content_error)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/templates/preview` as sent: a saved template (`templateId`) or an inline
@@ -287,7 +263,7 @@ pub async fn preview(
     ApiJson(body): ApiJson<PreviewBody>,
 ) -> Result<Json<PreviewView>, ApiError> {
     let template = match &body.template_id {
-        Some(id) => saved_or_built_in(&state, id).await?,
+        Some(id) => content::template(&state.store, id).await.map_err(content_error)?,
         None => body.template.template("preview".into(), OffsetDateTime::now_utc())?,
     };
     let customer = required("customerId", body.customer_id.as_deref(), |raw| {
@@ -302,8 +278,9 @@ pub async fn preview(
             .first()
             .map_or_else(Brand::unbranded, |j| j.brand.clone()),
     };
-    let brand_name = state.store.brand_display_name(&brand).await?;
-    let rendered = crm_render::preview(&template, &brand, &brand_name, Some(&profile)).map_err(template_error)?;
+    let rendered = content::preview(&state.store, &template, &brand, Some(&profile))
+        .await?
+        .map_err(template_error)?;
     Ok(Json(PreviewView {
         sms: (template.channel == Channel::Sms).then(|| sms_length(&rendered.text)),
         template_id: template.template_id,
@@ -320,11 +297,7 @@ pub async fn preview(
 pub async fn customer_messages(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> JsonResult {
     let id = customer_id(&id)?;
     let profile = current(&state, &id).await?;
-    let mut items = Vec::new();
-    for customer in std::iter::once(&profile.id).chain(&profile.merged_from) {
-        items.extend(state.store.customer_messages(customer).await?);
-    }
-    items.sort_by(|a, b| (b.created_at, &b.message_id).cmp(&(a.created_at, &a.message_id)));
+    let items = content::customer_messages(&state.store, &profile).await?;
     Ok(Json(json!({"customerId": profile.id, "items": items})))
 }
 
@@ -373,7 +346,7 @@ pub async fn messages(
                 Invalid::new("invalid_value", "not a reason a message can have"),
             )
         })?;
-    let mut after: Option<MessagePosition> = match &q.cursor {
+    let after: Option<MessagePosition> = match &q.cursor {
         Some(raw) => {
             let c: MessagesCursor = decode_cursor(raw)?;
             Some(MessagePosition {
@@ -389,40 +362,13 @@ pub async fn messages(
         (None, Some(d)) => parse_day(d)?,
         (None, None) => OffsetDateTime::now_utc().date(),
     };
-    let want = limit as usize + 1;
-    let mut found: Vec<Message> = Vec::new();
-    // A status filter may need many pages of a busy day: at most this many per request,
-    // then the cursor says where the search stopped.
-    let mut stopped_at: Option<MessagePosition> = None;
-    for page_number in 0.. {
-        let (page, more) = state.store.messages_page(day, after.as_ref(), 100).await?;
-        after = page.last().map(|m| MessagePosition {
-            customer: m.customer_id.clone(),
-            message_id: m.message_id.clone(),
-            created_at: m.created_at,
-        });
-        found.extend(
-            page.into_iter()
-                .filter(|m| status.is_none_or(|s| m.status == s) && reason.is_none_or(|r| m.reason == Some(r))),
-        );
-        if found.len() >= want || !more {
-            break;
-        }
-        if page_number + 1 == MAX_PAGES_PER_REQUEST {
-            stopped_at = after.clone();
-            break;
-        }
-    }
-    let more = found.len() > limit as usize;
-    found.truncate(limit as usize);
-    let position = match (more, stopped_at) {
-        (true, _) => found.last().map(|m| MessagePosition {
-            customer: m.customer_id.clone(),
-            message_id: m.message_id.clone(),
-            created_at: m.created_at,
-        }),
-        (false, stopped) => stopped,
+    let filter = MessageFilter {
+        brand: None,
+        status,
+        reason,
     };
+    let (found, position) =
+        content::messages_of_day(&state.store, day, after, &filter, limit as usize, MAX_PAGES_PER_REQUEST).await?;
     let next = position.map(|p| {
         let c = MessagesCursor {
             customer: p.customer,

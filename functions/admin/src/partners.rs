@@ -9,7 +9,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use crm_app::partners::{
-    CampaignBody, CampaignFields, InfluencerBody, InfluencerFields, LinkBody, LinkFields, PartnerError,
+    self, CampaignBody, CampaignFields, InfluencerBody, InfluencerFields, LinkBody, LinkFields, LinkFilter,
+    PartnerError,
 };
 use crm_core::link::{GENERATED_LEN, Link, LinkCode};
 use crm_core::partners::{Campaign, Influencer};
@@ -32,7 +33,7 @@ pub async fn create_influencer(
     let fields = InfluencerFields::try_from(body)?;
     let id = fields.id.clone().unwrap_or_default();
     let influencer = fields.influencer(id, OffsetDateTime::now_utc());
-    let influencer = crm_app::partners::create_influencer(&state.store, influencer)
+    let influencer = partners::create_influencer(&state.store, influencer)
         .await
         .map_err(partner_error)?;
     Ok((StatusCode::CREATED, Json(influencer)).into_response())
@@ -55,7 +56,7 @@ fn partner_error(e: PartnerError) -> ApiError {
 
 pub async fn list_influencers(State(state): State<AppState>) -> Result<Json<Items<Influencer>>, ApiError> {
     Ok(Json(Items {
-        items: state.store.influencers().await?,
+        items: partners::influencers(&state.store).await?,
     }))
 }
 
@@ -72,7 +73,7 @@ pub async fn get_influencer(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PeriodQuery>,
 ) -> Result<Json<WithStats<Influencer>>, ApiError> {
-    let entry = state.store.influencer(&id).await?.ok_or(ApiError::NotFound)?;
+    let entry = partners::influencer(&state.store, &id).await.map_err(partner_error)?;
     let period = period(&state, q.from.as_deref(), q.to.as_deref(), q.tz.as_deref())?;
     let stats = stats_of(&state, Dimension::Influencer, &id, period).await?;
     Ok(Json(WithStats { entry, stats }))
@@ -83,9 +84,8 @@ pub async fn put_influencer(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<InfluencerBody>,
 ) -> Result<Json<Influencer>, ApiError> {
-    state.store.influencer(&id).await?.ok_or(ApiError::NotFound)?;
     let influencer = InfluencerFields::try_from(body)?.influencer(id, OffsetDateTime::now_utc());
-    let influencer = crm_app::partners::edit_influencer(&state.store, influencer)
+    let influencer = partners::edit_influencer(&state.store, influencer)
         .await
         .map_err(partner_error)?;
     Ok(Json(influencer))
@@ -97,11 +97,10 @@ pub async fn delete_influencer(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.store.delete_influencer(&id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
-    }
+    partners::delete_influencer(&state.store, &id)
+        .await
+        .map_err(partner_error)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn create_campaign(
@@ -111,7 +110,7 @@ pub async fn create_campaign(
     let fields = CampaignFields::try_from(body)?;
     let requested = fields.id.clone();
     let campaign = fields.campaign(String::new(), OffsetDateTime::now_utc());
-    let campaign = crm_app::partners::create_campaign(&state.store, campaign, requested)
+    let campaign = partners::create_campaign(&state.store, campaign, requested)
         .await
         .map_err(partner_error)?;
     Ok((StatusCode::CREATED, Json(campaign)).into_response())
@@ -119,7 +118,7 @@ pub async fn create_campaign(
 
 pub async fn list_campaigns(State(state): State<AppState>) -> Result<Json<Items<Campaign>>, ApiError> {
     Ok(Json(Items {
-        items: state.store.campaigns().await?,
+        items: partners::campaigns(&state.store).await?,
     }))
 }
 
@@ -128,7 +127,7 @@ pub async fn get_campaign(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PeriodQuery>,
 ) -> Result<Json<WithStats<Campaign>>, ApiError> {
-    let entry = state.store.campaign(&id).await?.ok_or(ApiError::NotFound)?;
+    let entry = partners::campaign(&state.store, &id).await.map_err(partner_error)?;
     let period = period(&state, q.from.as_deref(), q.to.as_deref(), q.tz.as_deref())?;
     let stats = stats_of(&state, Dimension::Campaign, &id, period).await?;
     Ok(Json(WithStats { entry, stats }))
@@ -139,10 +138,9 @@ pub async fn put_campaign(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CampaignBody>,
 ) -> Result<Json<Campaign>, ApiError> {
-    state.store.campaign(&id).await?.ok_or(ApiError::NotFound)?;
     let fields = CampaignFields::try_from(body)?;
     let campaign = fields.campaign(id, OffsetDateTime::now_utc());
-    let campaign = crm_app::partners::edit_campaign(&state.store, campaign)
+    let campaign = partners::edit_campaign(&state.store, campaign)
         .await
         .map_err(partner_error)?;
     Ok(Json(campaign))
@@ -152,12 +150,10 @@ pub async fn delete_campaign(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let existing = state.store.campaign(&id).await?.ok_or(ApiError::NotFound)?;
-    if state.store.delete_campaign(&existing).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound)
-    }
+    partners::delete_campaign(&state.store, &id)
+        .await
+        .map_err(partner_error)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A link as the API shows it: with the URL to hand out.
@@ -191,7 +187,7 @@ pub async fn create_link(
         )
         .await
         .map_err(partner_error)?;
-    let link = crm_app::partners::create_link(&state.store, link, chosen.is_some())
+    let link = partners::create_link(&state.store, link, chosen.is_some())
         .await
         .map_err(partner_error)?;
     Ok((
@@ -217,14 +213,14 @@ pub async fn list_links(
     ApiQuery(q): ApiQuery<LinksQuery>,
 ) -> Result<Json<Items<LinkView>>, ApiError> {
     let base = public_base(&state, &headers);
-    let items = state
-        .store
-        .links()
+    let filter = LinkFilter {
+        influencer_id: q.influencer_id,
+        campaign_id: q.campaign_id,
+        archived: q.archived == Some(true),
+    };
+    let items = partners::links(&state.store, &filter)
         .await?
         .into_iter()
-        .filter(|l| q.archived == Some(true) || l.archived_at.is_none())
-        .filter(|l| q.influencer_id.as_ref().is_none_or(|i| *i == l.influencer_id))
-        .filter(|l| q.campaign_id.as_ref().is_none_or(|c| l.campaign_id.as_ref() == Some(c)))
         .map(|l| link_view(l, &base))
         .collect();
     Ok(Json(Items { items }))
@@ -239,7 +235,9 @@ pub async fn get_link(
     headers: HeaderMap,
     ApiPath(code): ApiPath<String>,
 ) -> Result<Json<LinkView>, ApiError> {
-    let link = state.store.link(&code_of(&code)?).await?.ok_or(ApiError::NotFound)?;
+    let link = partners::link(&state.store, &code_of(&code)?)
+        .await
+        .map_err(partner_error)?;
     Ok(Json(link_view(link, &public_base(&state, &headers))))
 }
 
@@ -251,17 +249,11 @@ pub async fn put_link(
     ApiPath(code): ApiPath<String>,
     ApiJson(body): ApiJson<LinkBody>,
 ) -> Result<Json<LinkView>, ApiError> {
-    let existing = state.store.link(&code_of(&code)?).await?.ok_or(ApiError::NotFound)?;
+    let code = code_of(&code)?;
     let fields = LinkFields::try_from(body)?;
-    let mut link = fields
-        .link(&state.store, existing.code.clone(), OffsetDateTime::now_utc())
+    let link = partners::edit_link(&state.store, &code, fields, OffsetDateTime::now_utc())
         .await
         .map_err(partner_error)?;
-    link.created_at = existing.created_at;
-    link.archived_at = existing.archived_at;
-    if !state.store.put_link(&link, false).await? {
-        return Err(ApiError::NotFound);
-    }
     Ok(Json(link_view(link, &public_base(&state, &headers))))
 }
 
@@ -271,14 +263,8 @@ pub async fn delete_link(
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let mut link = state.store.link(&code_of(&code)?).await?.ok_or(ApiError::NotFound)?;
-    if link.archived_at.is_none() {
-        let now = OffsetDateTime::now_utc();
-        link.archived_at = Some(now);
-        link.updated_at = now;
-        if !state.store.put_link(&link, false).await? {
-            return Err(ApiError::NotFound);
-        }
-    }
+    partners::archive_link(&state.store, &code_of(&code)?, OffsetDateTime::now_utc())
+        .await
+        .map_err(partner_error)?;
     Ok(StatusCode::NO_CONTENT)
 }

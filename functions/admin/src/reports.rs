@@ -195,6 +195,6 @@ pub async fn put_fx_rates(State(state): State<AppState>, ApiJson(body): ApiJson<
         base: Some(base),
         rates,
     };
-    state.store.put_fx_rates(&fx).await?;
+    crm_app::reports::set_rates(&state.store, &fx).await?;
     Ok(Json(json!(fx)))
 }

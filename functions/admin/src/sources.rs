@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crm_app::sources::{self, SourceError};
 use crm_core::input::{FieldError, optional, required};
-use crm_core::source::{Cidr, Origin, Route, Rules, SourceKind};
+use crm_core::source::{Cidr, KeyInfo, Origin, Route, Rules, SourceKind};
 use crm_core::values::{Brand, Invalid, ts};
 use crm_http::{ApiError, ApiJson, ApiPath, AppState, Items, JsonResult};
 use crm_store::SourceEntry;
@@ -95,20 +95,6 @@ impl TryFrom<SourceBody> for NewSource {
     }
 }
 
-/// One key of a source as the API shows it: never the key or its hash.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KeyView {
-    last4: String,
-    #[serde(with = "ts")]
-    created_at: OffsetDateTime,
-    #[serde(with = "ts::option")]
-    revoked_at: Option<OffsetDateTime>,
-    #[serde(with = "ts::option")]
-    last_used_at: Option<OffsetDateTime>,
-    requests: u64,
-}
-
 /// A landing source's tag settings, shown for landing sources only.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -138,7 +124,8 @@ pub struct SourceView {
     created_at: OffsetDateTime,
     #[serde(with = "ts::option")]
     revoked_at: Option<OffsetDateTime>,
-    keys: Vec<KeyView>,
+    /// Its keys by their last four characters: never a key or its hash.
+    keys: Vec<KeyInfo>,
     requests: u64,
     #[serde(with = "ts::option")]
     last_used_at: Option<OffsetDateTime>,
@@ -152,17 +139,7 @@ pub struct SourceView {
 
 impl From<SourceEntry> for SourceView {
     fn from(entry: SourceEntry) -> Self {
-        let keys: Vec<KeyView> = entry
-            .keys
-            .into_iter()
-            .map(|k| KeyView {
-                last4: k.info.last4,
-                created_at: k.info.created_at,
-                revoked_at: k.info.revoked_at,
-                last_used_at: k.info.last_used_at,
-                requests: k.info.requests,
-            })
-            .collect();
+        let keys: Vec<KeyInfo> = entry.keys.into_iter().map(|k| k.info).collect();
         let s = entry.source;
         let r = s.rules;
         Self {
@@ -209,7 +186,11 @@ pub async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<Source
 }
 
 pub async fn list_sources(State(state): State<AppState>) -> Result<Json<Items<SourceView>>, ApiError> {
-    let items = state.store.sources().await?.into_iter().map(SourceView::from).collect();
+    let items = sources::list(&state.store)
+        .await?
+        .into_iter()
+        .map(SourceView::from)
+        .collect();
     Ok(Json(Items { items }))
 }
 
@@ -217,7 +198,7 @@ pub async fn get_source(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SourceView>, ApiError> {
-    let entry = state.store.source(&id).await?.ok_or(ApiError::NotFound)?;
+    let entry = sources::get(&state.store, &id).await.map_err(api)?;
     Ok(Json(entry.into()))
 }
 
@@ -284,8 +265,9 @@ pub async fn remove_test_records(
     let today = OffsetDateTime::now_utc().date();
     let to = day(q.to.as_deref(), "to", today)?;
     let (from, to) = days(day(q.from.as_deref(), "from", to - time::Duration::days(29))?, to)?;
-    state.store.source(&id).await?.ok_or(ApiError::NotFound)?;
-    let removed = sources::remove_test_records(&state.store, &id, from, to).await?;
+    let removed = sources::remove_test_records(&state.store, &id, from, to)
+        .await
+        .map_err(api)?;
     tracing::info!(source_id = %id, customers = removed.customers, "test records removed");
     Ok(Json(json!({
         "sourceId": id,
@@ -315,8 +297,9 @@ pub async fn void(
     let from = required("from", body.from.as_deref(), |raw| parse_day("from", raw))?;
     let to = required("to", body.to.as_deref(), |raw| parse_day("to", raw))?;
     let (from, to) = days(from, to)?;
-    state.store.source(&id).await?.ok_or(ApiError::NotFound)?;
-    let voided = sources::void(&state.store, &id, from, to, OffsetDateTime::now_utc()).await?;
+    let voided = sources::void(&state.store, &id, from, to, OffsetDateTime::now_utc())
+        .await
+        .map_err(api)?;
     tracing::info!(source_id = %id, uncounted = voided.uncounted, "source's records voided");
     Ok(Json(json!({
         "sourceId": id,

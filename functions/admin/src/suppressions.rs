@@ -8,7 +8,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use crm_app::compliance::{ManualSuppression, lift_suppression, listed_address, suppress_manually};
+use crm_app::compliance::{
+    ManualSuppression, SuppressionQuery, lift_suppression, listed_address, suppress_manually, suppressions,
+};
 use crm_core::compliance::{Scope, Suppression};
 use crm_core::definition::Channel;
 use crm_core::input::required;
@@ -58,20 +60,18 @@ pub async fn list(
             ));
         }
     };
-    if let Some(raw) = &q.address {
-        let region = state.config.defaults.phone_region;
-        let (_, hash) = listed_address(keys(&state)?, channel, raw, region)?;
-        let items = state.store.suppressions(channel, &hash).await?;
-        return Ok(Json(Page {
-            items,
-            next_cursor: None,
-        }));
-    }
     let after: Option<Suppression> = q.cursor.as_deref().map(decode_cursor).transpose()?;
-    let (items, more) = state
-        .store
-        .suppression_page(channel, limit(q.limit)?, after.as_ref())
-        .await?;
+    let query = match &q.address {
+        Some(raw) => SuppressionQuery::Address {
+            raw,
+            region: state.config.defaults.phone_region,
+        },
+        None => SuppressionQuery::Page {
+            limit: limit(q.limit)?,
+            after: after.as_ref(),
+        },
+    };
+    let (items, more) = suppressions(&state.store, keys(&state)?, channel, query).await?;
     // The cursor is where the page ended (time, hash, scope), never an address.
     let next = match (more, items.last()) {
         (true, Some(last)) => Some(encode_cursor(&Suppression {

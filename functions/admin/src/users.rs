@@ -5,9 +5,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use crm_app::access::{self, AccessError, UserChange};
-use crm_core::access::{Actor, Password, Role, User};
+use crm_app::access::{self, AccessError, UserChange, UserWithKeys};
+use crm_core::access::{Actor, Password, Role};
 use crm_core::input::{FieldError, optional, required};
+use crm_core::source::KeyInfo;
 use crm_core::values::{Email, ts};
 use crm_http::{ApiError, ApiJson, ApiPath, AppState, Items, JsonResult};
 use serde::{Deserialize, Serialize};
@@ -47,37 +48,20 @@ pub struct UserView {
     created_at: OffsetDateTime,
     #[serde(with = "ts")]
     updated_at: OffsetDateTime,
-    keys: Vec<KeyView>,
+    /// Their API keys by their last four characters: never a key or its hash.
+    keys: Vec<KeyInfo>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KeyView {
-    last4: String,
-    #[serde(with = "ts")]
-    created_at: OffsetDateTime,
-    #[serde(with = "ts::option")]
-    revoked_at: Option<OffsetDateTime>,
-}
-
-async fn view(state: &AppState, u: User) -> Result<UserView, ApiError> {
-    let keys = state.store.user_keys(&u.user_id).await?;
-    Ok(UserView {
+fn view((u, keys): UserWithKeys) -> UserView {
+    UserView {
         id: u.user_id,
         email: u.email,
         role: u.role,
         disabled: u.disabled,
         created_at: u.created_at,
         updated_at: u.updated_at,
-        keys: keys
-            .into_iter()
-            .map(|(_, k)| KeyView {
-                last4: k.last4,
-                created_at: k.created_at,
-                revoked_at: k.revoked_at,
-            })
-            .collect(),
-    })
+        keys,
+    }
 }
 
 /// `POST /api/users` as sent.
@@ -140,7 +124,8 @@ pub async fn create(
     )
     .await
     .map_err(access_error)?;
-    Ok((StatusCode::CREATED, Json(view(&state, user).await?)).into_response())
+    // A new user has no keys yet.
+    Ok((StatusCode::CREATED, Json(view((user, Vec::new())))).into_response())
 }
 
 pub async fn list(
@@ -148,10 +133,11 @@ pub async fn list(
     Extension(actor): Extension<Actor>,
 ) -> Result<Json<Items<UserView>>, ApiError> {
     owner_only(&actor)?;
-    let mut items = Vec::new();
-    for u in state.store.users().await? {
-        items.push(view(&state, u).await?);
-    }
+    let items = access::users_with_keys(&state.store)
+        .await?
+        .into_iter()
+        .map(view)
+        .collect();
     Ok(Json(Items { items }))
 }
 
@@ -161,8 +147,8 @@ pub async fn get(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<UserView>, ApiError> {
     owner_only(&actor)?;
-    let user = state.store.user(&id).await?.ok_or(ApiError::NotFound)?;
-    Ok(Json(view(&state, user).await?))
+    let user = access::user_with_keys(&state.store, &id).await.map_err(access_error)?;
+    Ok(Json(view(user)))
 }
 
 pub async fn update(
@@ -176,7 +162,10 @@ pub async fn update(
     let user = access::update_user(&state.store, &id, change, OffsetDateTime::now_utc())
         .await
         .map_err(access_error)?;
-    Ok(Json(view(&state, user).await?))
+    let user = access::user_with_keys(&state.store, &user.user_id)
+        .await
+        .map_err(access_error)?;
+    Ok(Json(view(user)))
 }
 
 pub async fn delete(
@@ -196,7 +185,7 @@ pub async fn end_sessions(
     ApiPath(id): ApiPath<String>,
 ) -> JsonResult {
     owner_only(&actor)?;
-    state.store.user(&id).await?.ok_or(ApiError::NotFound)?;
+    access::user(&state.store, &id).await.map_err(access_error)?;
     let ended = access::logout_everywhere(&state.store, &id).await?;
     Ok(Json(json!({"id": id, "sessionsEnded": ended})))
 }
@@ -234,12 +223,8 @@ pub async fn revoke_key(
     ApiPath((id, last4)): ApiPath<(String, String)>,
 ) -> JsonResult {
     owner_only(&actor)?;
-    match state
-        .store
-        .revoke_user_key(&id, &last4, OffsetDateTime::now_utc())
-        .await?
-    {
-        0 => Err(ApiError::NotFound),
-        n => Ok(Json(json!({"id": id, "last4": last4, "revoked": n}))),
-    }
+    let n = access::revoke_user_key(&state.store, &id, &last4, OffsetDateTime::now_utc())
+        .await
+        .map_err(access_error)?;
+    Ok(Json(json!({"id": id, "last4": last4, "revoked": n})))
 }

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use crm_app::customers;
 use crm_core::access::{Actor, Role};
 use crm_core::compliance::{Scope, Suppression};
 use crm_core::definition::Channel;
 use crm_core::identity::Identifier;
 use crm_core::journey::Milestone;
-use crm_core::profile::{Profile, name_key};
+use crm_core::profile::Profile;
 use crm_core::records::Activity;
 use crm_core::values::{Brand, ClickId, CustomerId, DeviceId, Email, PhoneE164, UserId, format_ts};
 use maud::{Markup, html};
@@ -29,6 +30,9 @@ const LIST: i32 = 50;
 const LIST_DAYS: i64 = 4;
 /// Timeline entries on a profile page.
 const TIMELINE: i32 = 100;
+/// Customers merged into this one whose records the profile's timeline shows (a query
+/// each, within the page's request budget; the admin API's timeline shows them all).
+const MERGED_SHOWN: usize = 3;
 
 /// What a reader may see of a value: itself, or masked for an analyst.
 fn shown(viewer: &Viewer, mut value: Value) -> Value {
@@ -90,45 +94,6 @@ fn rows(viewer: &Viewer, profiles: &[Profile]) -> Markup {
     }
 }
 
-/// Customers named by `term`: an identifier of any kind it parses as (one batch read), or
-/// a name starting with it (one query of the name index), then their profiles (one batch,
-/// and one more for survivors of merges).
-async fn find(console: &Console, term: &str, brand: Option<&str>) -> Result<Vec<Profile>, Refusal> {
-    let store = &console.app.store;
-    let mut ids: Vec<CustomerId> = store
-        .owners(&candidates(term, console, brand))
-        .await?
-        .into_values()
-        .collect();
-    for id in store.customers_named(&name_key(term), LIST).await? {
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    let mut found = store.profiles(&ids).await?;
-    let survivors: Vec<CustomerId> = found
-        .values()
-        .filter_map(|p| p.merged_into.clone())
-        .filter(|s| !found.contains_key(s))
-        .collect();
-    found.extend(store.profiles(&survivors).await?);
-    let mut profiles: Vec<Profile> = Vec::new();
-    for id in &ids {
-        let mut p = found.get(id);
-        // A merge chain longer than one hop is followed no further here: its survivor
-        // is listed when it is found itself.
-        if let Some(into) = p.and_then(|p| p.merged_into.as_ref()) {
-            p = found.get(into);
-        }
-        if let Some(p) = p.filter(|p| !p.erased && p.merged_into.is_none())
-            && !profiles.iter().any(|q| q.id == p.id)
-        {
-            profiles.push(p.clone());
-        }
-    }
-    Ok(profiles)
-}
-
 pub async fn list(
     State(console): State<Console>,
     viewer: Viewer,
@@ -138,21 +103,10 @@ pub async fn list(
     let search = q.get("q").map(|s| s.trim()).filter(|s| !s.is_empty());
     let brand = q.get("brand").map(|s| s.trim()).filter(|s| !s.is_empty());
     let milestone = q.get("milestone").map(|s| s.trim()).filter(|s| !s.is_empty());
-    let mut profiles: Vec<Profile> = Vec::new();
-    match search {
-        Some(term) => profiles = find(&console, term, brand).await?,
-        None => {
-            let today = OffsetDateTime::now_utc().date();
-            for back in 0..LIST_DAYS {
-                let day = today - time::Duration::days(back);
-                let left = LIST - profiles.len() as i32;
-                if left <= 0 {
-                    break;
-                }
-                profiles.extend(store.customers_newest(day, left).await?);
-            }
-        }
-    }
+    let mut profiles: Vec<Profile> = match search {
+        Some(term) => customers::search(store, &candidates(term, &console, brand), term, LIST).await?,
+        None => customers::newest(store, OffsetDateTime::now_utc().date(), LIST_DAYS, LIST).await?,
+    };
     // Brand and stage narrow what was read (the page's reads stay bounded).
     profiles.retain(|p| {
         brand.is_none_or(|b| p.journeys().iter().any(|j| j.brand.as_str() == b))
@@ -220,14 +174,7 @@ async fn suppressions_of(console: &Console, p: &Profile) -> Result<Vec<(Channel,
     let Some(keys) = console.app.config.unsubscribe.as_ref() else {
         return Ok(Vec::new());
     };
-    let addresses: Vec<(Channel, String)> = [Channel::Email, Channel::Sms]
-        .into_iter()
-        .filter_map(|channel| Some((channel, keys.address_hash(channel, &p.primary(channel)?.value()))))
-        .collect();
-    let scopes: Vec<Scope> = std::iter::once(Scope::All)
-        .chain(p.journeys().into_iter().map(|j| Scope::Brand(j.brand)))
-        .collect();
-    let found = console.app.store.suppressions_in(&addresses, &scopes).await?;
+    let found = crm_app::compliance::suppressions_of(&console.app.store, keys, p).await?;
     Ok(found.into_iter().map(|e| (e.channel, e)).collect())
 }
 
@@ -241,11 +188,11 @@ pub async fn profile(
     let Ok(id) = CustomerId::parse(&id) else {
         return Ok(not_found());
     };
-    let Some(p) = store.current_profile(&id).await? else {
+    let Some(p) = customers::current(store, &id).await? else {
         return Ok(not_found());
     };
     let kind = q.get("kind").map(String::as_str).filter(|k| KINDS.contains(k));
-    let timeline = store.timeline(&p.id, None, TIMELINE).await?;
+    let (timeline, _) = customers::timeline(store, &p, None, TIMELINE, MERGED_SHOWN).await?;
     let suppressions = suppressions_of(&console, &p).await?;
     if viewer.role().sees_personal_data() {
         viewer.audit(&console, "customer.read", p.id.as_str()).await;

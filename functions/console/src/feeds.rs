@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use crm_app::customers;
 use crm_core::records::{Activity, RecordKind};
 use crm_core::values::{format_ts, parse_ts};
 use crm_store::FeedPosition;
@@ -174,17 +175,19 @@ async fn feed(console: &Console, viewer: &Viewer, f: &Feed, q: &BTreeMap<String,
         (Some(at), Some(id)) => Some(FeedPosition { at, id: id.clone() }),
         _ => None,
     };
-    let page = console.app.store.feed_page(f.kind, day, after.as_ref(), PAGE).await?;
+    let first_page = after.is_none();
+    // That day only: a page reads one day partition.
+    let (records, more) = customers::feed(&console.app.store, f.kind, day, after, PAGE as usize, 1).await?;
     let position = |r: &Activity| (format_ts(r.at()), r.id().to_owned());
-    let last = page.records.last().map(position);
+    let last = records.last().map(position);
     // Today's first page keeps itself up to date from its newest record on.
-    let live = (day == today && after.is_none()).then(|| {
-        page.records
+    let live = (day == today && first_page).then(|| {
+        records
             .first()
             .map(position)
             .unwrap_or_else(|| (format_ts(OffsetDateTime::now_utc()), "0".into()))
     });
-    let rows = shown_rows(viewer, &page.records, &wanted(f, q));
+    let rows = shown_rows(viewer, &records, &wanted(f, q));
     let filter_query = filter_query(f, q);
     if f.personal && !rows.is_empty() && viewer.role().sees_personal_data() {
         viewer.audit(console, f.audited, &day.to_string()).await;
@@ -212,7 +215,7 @@ async fn feed(console: &Console, viewer: &Viewer, f: &Feed, q: &BTreeMap<String,
                 @for r in &rows { (row(f, r)) }
             }
         }
-        @if page.more {
+        @if more {
             @if let Some((at, id)) = &last {
                 p { a href={ (f.path) "?day=" (day.to_string()) "&at=" (url_encode(at)) "&id=" (url_encode(id)) (filter_query) } { "Older" } }
             }
@@ -235,16 +238,8 @@ async fn live(console: &Console, viewer: &Viewer, f: &Feed, q: &BTreeMap<String,
         return Ok(StatusCode::BAD_REQUEST.into_response());
     }
     let since = FeedPosition { at, id: id.to_owned() };
-    let store = &console.app.store;
-    let (mut records, _) = store.records_after(f.kind, at.date(), Some(&since), PAGE).await?;
-    // Past midnight (UTC) the rest of that day, then the new day's first.
     let today = OffsetDateTime::now_utc().date();
-    if at.date() < today && (records.len() as i32) < PAGE {
-        let (more, _) = store
-            .records_after(f.kind, today, None, PAGE - records.len() as i32)
-            .await?;
-        records.extend(more);
-    }
+    let records = customers::arrived_since(&console.app.store, f.kind, &since, today, PAGE).await?;
     let (at, id) = records.last().map_or_else(
         || (format_ts(since.at), since.id.clone()),
         |r| (format_ts(r.at()), r.id().to_owned()),

@@ -9,8 +9,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use crm_core::access::Role;
 use crm_core::definition::{DefinitionError, JourneyDefinition};
-use crm_core::template::resolve;
+use crm_core::message::Status;
 use crm_core::values::{Brand, format_ts};
+use crm_messaging::content::{self, ContentError, MessageFilter};
 use maud::html;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -19,7 +20,7 @@ use crate::pages::{respond_status, text};
 use crate::{Console, Refusal, Submitted, Viewer};
 
 /// Messages on one page.
-const PAGE: i32 = 100;
+const PAGE: usize = 100;
 
 /// A definition typed in the editor: what was sent back, and why it was refused.
 struct Draft {
@@ -53,28 +54,25 @@ pub async fn save(State(console): State<Console>, submitted: Submitted) -> Resul
             message: e.to_string(),
         }),
     };
-    let checked = match parsed {
-        Ok(definition) => {
-            let mut templates = console.app.store.templates_for_brand(&brand).await?;
-            templates.extend(crm_render::built_ins());
-            definition
-                .validate(|step| resolve(&templates, step, &brand, "en").is_some())
-                .map(|()| definition)
-        }
-        Err(e) => Err(e),
+    let saved = match parsed {
+        Ok(definition) => content::save_journey(&console.app.store, &brand, &definition).await,
+        Err(e) => Err(ContentError::Definition(e)),
     };
-    match checked {
-        Ok(definition) => {
-            console.app.store.put_journey_definition(&brand, &definition).await?;
+    match saved {
+        Ok(()) => {
             viewer.audit(&console, "journey.put", brand.as_str()).await;
             render(&console, viewer, &q, None).await
         }
-        Err(error) => {
+        Err(ContentError::Definition(error)) => {
             let draft = Draft {
                 json: raw,
                 error: Some(error),
             };
             render(&console, viewer, &q, Some(draft)).await
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "console: saving a journey failed");
+            Err(Refusal::Unavailable)
         }
     }
 }
@@ -97,14 +95,14 @@ async fn render(
         .map(|s| s.trim().to_ascii_uppercase())
         .filter(|s| !s.is_empty());
     let definition = match &brand {
-        Some(b) => Some(match store.journey_definition(b).await? {
-            Some(d) => (d, "the brand's own"),
-            None => (JourneyDefinition::default_definition(), "the default"),
-        }),
+        Some(b) => {
+            let (d, own) = content::journey(store, b).await?;
+            Some((d, if own { "the brand's own" } else { "the default" }))
+        }
         None => None,
     };
     let stages = match &brand {
-        Some(b) => Some(store.stage_counts(b).await?),
+        Some(b) => Some(content::stages(store, b).await?),
         None => None,
     };
     let refused = draft.as_ref().and_then(|d| d.error.as_ref());
@@ -116,12 +114,17 @@ async fn render(
         }
         (None, None) => String::new(),
     };
-    let (messages, more) = store.messages_page(day, None, PAGE).await?;
+    let filter = MessageFilter {
+        brand: brand.clone(),
+        status: status.as_deref().and_then(|s| Status::parse(s).ok()),
+        reason: None,
+    };
+    // One read of the day's messages: the page's request budget.
+    let (messages, next) = content::messages_of_day(store, day, None, &filter, PAGE, 1).await?;
+    let more = next.is_some();
     let mut rows: Vec<Value> = messages
         .iter()
-        .filter(|m| brand.as_ref().is_none_or(|b| &m.brand == b))
         .map(|m| serde_json::to_value(m).unwrap_or_default())
-        .filter(|m| status.as_ref().is_none_or(|s| text(&m["status"]) == *s))
         .collect();
     if !viewer.role().sees_personal_data() {
         rows.iter_mut().for_each(crm_core::personal::mask_personal);

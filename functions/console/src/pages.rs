@@ -290,11 +290,8 @@ pub async fn audit(
         .and_then(|d| time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]")).ok())
         .unwrap_or(today);
     let action = q.get("action").map(|a| a.trim()).filter(|a| !a.is_empty());
-    let (entries, next) = console
-        .app
-        .store
-        .audit_day(day, 200, q.get("before").map(String::as_str).filter(|b| b.len() <= 200))
-        .await?;
+    let before = q.get("before").map(String::as_str).filter(|b| b.len() <= 200);
+    let (entries, next) = crm_app::access::audit_day(&console.app.store, day, 200, before).await?;
     let masked = !viewer.role().sees_personal_data();
     let show = |v: &str| if masked { mask(v) } else { v.to_owned() };
     let body = html! {

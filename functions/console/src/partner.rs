@@ -84,10 +84,15 @@ async fn load(console: &Console, of: Of, id: &str) -> Result<Option<Entry>, Refu
     if parse_id(id).is_err() {
         return Ok(None);
     }
-    Ok(match of {
-        Of::Influencer => store.influencer(id).await?.map(Entry::Influencer),
-        Of::Campaign => store.campaign(id).await?.map(Entry::Campaign),
-    })
+    let found = match of {
+        Of::Influencer => partners::influencer(store, id).await.map(Entry::Influencer),
+        Of::Campaign => partners::campaign(store, id).await.map(Entry::Campaign),
+    };
+    match found {
+        Ok(entry) => Ok(Some(entry)),
+        Err(PartnerError::Store(e)) => Err(e.into()),
+        Err(_) => Ok(None),
+    }
 }
 
 /// What the page says above everything: a change done, or why it was refused.
@@ -199,17 +204,17 @@ async fn render(
     };
     let currency = &app.config.reporting.currency;
     let figures = partners::stats(&app.store, currency, of.dimension(), id, period.clone()).await?;
-    let links: Vec<Link> = app
-        .store
-        .links()
-        .await?
-        .into_iter()
-        .filter(|l| l.archived_at.is_none())
-        .filter(|l| match &entry {
-            Entry::Influencer(i) => l.influencer_id == i.influencer_id,
-            Entry::Campaign(c) => l.campaign_id.as_deref() == Some(c.campaign_id.as_str()),
-        })
-        .collect();
+    let filter = match &entry {
+        Entry::Influencer(i) => partners::LinkFilter {
+            influencer_id: Some(i.influencer_id.clone()),
+            ..Default::default()
+        },
+        Entry::Campaign(c) => partners::LinkFilter {
+            campaign_id: Some(c.campaign_id.clone()),
+            ..Default::default()
+        },
+    };
+    let links: Vec<Link> = partners::links(&app.store, &filter).await?;
     let base = crm_http::public_base(app, headers);
     let here = format!("{}/{}", of.path(), url_encode(id));
     let may_change = viewer.role().may_change();
@@ -218,8 +223,8 @@ async fn render(
     // campaign may be credited to.
     let (campaigns, influencers) = if may_change {
         match of {
-            Of::Influencer => (app.store.campaigns().await?, Vec::new()),
-            Of::Campaign => (Vec::new(), app.store.influencers().await?),
+            Of::Influencer => (partners::campaigns(&app.store).await?, Vec::new()),
+            Of::Campaign => (Vec::new(), partners::influencers(&app.store).await?),
         }
     } else {
         (Vec::new(), Vec::new())
@@ -415,15 +420,9 @@ async fn act(console: &Console, of: Of, id: &str, s: &Submitted) -> Result<Resul
             let Ok(code) = LinkCode::parse(s.field("code")) else {
                 return Ok(Err("There is no such link.".into()));
             };
-            match store.link(&code).await? {
-                Some(mut link) if link.archived_at.is_none() => {
-                    link.archived_at = Some(now);
-                    link.updated_at = now;
-                    store.put_link(&link, false).await?;
-                    Ok(format!("Link {code} archived: it still redirects, off the list."))
-                }
-                _ => return Ok(Err("There is no such link.".into())),
-            }
+            partners::archive_link(store, &code, now)
+                .await
+                .map(|_| format!("Link {code} archived: it still redirects, off the list."))
         }
         _ => return Ok(Err("Nothing to do.".into())),
     };

@@ -79,7 +79,7 @@ async fn influencers_page(
     status: StatusCode,
     show_archived: bool,
 ) -> Result<Response, Refusal> {
-    let mut influencers = console.app.store.influencers().await?;
+    let mut influencers = partners::influencers(&console.app.store).await?;
     let archived = influencers.iter().filter(|i| i.archived_at.is_some()).count();
     influencers.retain(|i| show_archived || i.archived_at.is_none());
     let figures = figures_by(console, Dimension::Influencer).await?;
@@ -169,10 +169,10 @@ async fn campaigns_page(
     status: StatusCode,
     show_archived: bool,
 ) -> Result<Response, Refusal> {
-    let mut campaigns = console.app.store.campaigns().await?;
+    let mut campaigns = partners::campaigns(&console.app.store).await?;
     let archived = campaigns.iter().filter(|c| c.archived_at.is_some()).count();
     campaigns.retain(|c| show_archived || c.archived_at.is_none());
-    let influencers = console.app.store.influencers().await?;
+    let influencers = partners::influencers(&console.app.store).await?;
     let figures = figures_by(console, Dimension::Campaign).await?;
     let body = html! {
         (error_note(error))

@@ -12,6 +12,7 @@ use axum::response::Response;
 use crm_core::access::Role;
 use crm_core::send::SettingsOverride;
 use crm_core::values::Brand;
+use crm_messaging::content;
 use maud::{Markup, html};
 
 use crate::pages::respond_status;
@@ -76,7 +77,7 @@ pub async fn page(
             p { "Each brand sends with the deployment's defaults until it sets its own here." }
         },
         Some(b) => {
-            let settings = console.app.store.brand_settings(b).await?.unwrap_or_default();
+            let settings = content::settings(&console.app.store, b).await?;
             let json = serde_json::to_string_pretty(&settings).unwrap_or_default();
             html! { (brand_picker(PATH, brand.as_ref())) (editor(&viewer, b, &json, None)) (in_effect(&console, &settings)) }
         }
@@ -103,7 +104,7 @@ pub async fn save(State(console): State<Console>, submitted: Submitted) -> Resul
     let raw = submitted.field("settings");
     let (status, body) = match SettingsOverride::from_json(raw.as_bytes()) {
         Ok(settings) => {
-            console.app.store.put_brand_settings(&brand, &settings).await?;
+            content::save_settings(&console.app.store, &brand, &settings).await?;
             viewer.audit(&console, "settings.put", brand.as_str()).await;
             let json = serde_json::to_string_pretty(&settings).unwrap_or_default();
             (

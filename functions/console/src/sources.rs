@@ -31,7 +31,7 @@ enum Notice {
 }
 
 async fn render(console: &Console, viewer: &Viewer, notice: Notice, status: StatusCode) -> Result<Response, Refusal> {
-    let entries = console.app.store.sources().await?;
+    let entries = sources::list(&console.app.store).await?;
     let may_change = viewer.role().may_change();
     let csrf = &viewer.session.csrf;
     let action = |id: &str, what: &str, label: &str, extra: Markup| {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use crm_app::compliance::{self, ManualSuppression, SuppressionError};
+use crm_app::compliance::{self, ManualSuppression, SuppressionError, SuppressionQuery};
 use crm_core::access::Role;
 use crm_core::compliance::{Scope, Suppression, SuppressionReason};
 use crm_core::definition::Channel;
@@ -52,15 +52,19 @@ async fn render(
     };
     let region = app.config.defaults.phone_region;
     let mut notice = notice;
-    let entries: Vec<Suppression> = match lookup {
-        Some(raw) => match compliance::listed_address(keys, channel, raw, region) {
-            Ok((_, hash)) => app.store.suppressions(channel, &hash).await?,
-            Err(e) => {
-                notice = Notice::Error(error_text(e)?);
-                Vec::new()
-            }
+    let query = match lookup {
+        Some(raw) => SuppressionQuery::Address { raw, region },
+        None => SuppressionQuery::Page {
+            limit: PAGE,
+            after: None,
         },
-        None => app.store.suppression_page(channel, PAGE, None).await?.0,
+    };
+    let entries: Vec<Suppression> = match compliance::suppressions(&app.store, keys, channel, query).await {
+        Ok((entries, _)) => entries,
+        Err(e) => {
+            notice = Notice::Error(error_text(e)?);
+            Vec::new()
+        }
     };
     let masked = !viewer.role().sees_personal_data();
     let may_change = viewer.role().may_change();

@@ -14,6 +14,7 @@ use crm_core::access::Role;
 use crm_core::definition::Channel;
 use crm_core::template::{MessageTemplate, TemplateBrand, template_from};
 use crm_core::values::{Brand, CustomerId, PhoneE164};
+use crm_messaging::content::{self, ContentError};
 use crm_messaging::test_send::{self, TestSendError, TestSent};
 use crm_render::{Rendered, VARIABLES, compile, sms_length};
 use maud::{Markup, html};
@@ -74,8 +75,7 @@ async fn render_page(
     outcome: Outcome,
     status: StatusCode,
 ) -> Result<Response, Refusal> {
-    let mut templates = console.app.store.templates("").await?;
-    templates.extend(crm_render::built_ins());
+    let templates = content::all_templates(&console.app.store).await?;
     let body = html! {
         table {
             caption { "Templates: a brand's own before those for every brand (*), built-in last" }
@@ -194,9 +194,10 @@ fn form_of(t: &MessageTemplate) -> Form {
 
 pub async fn list(State(console): State<Console>, viewer: Viewer, Query(q): Query<Form>) -> Result<Response, Refusal> {
     let form = match q.get("edit").filter(|id| id.len() <= crm_core::values::MAX_ID_LEN) {
-        Some(id) => match console.app.store.template(id).await? {
-            Some(t) => form_of(&t),
-            None => {
+        Some(id) => match content::template(&console.app.store, id).await {
+            Ok(t) if !t.built_in => form_of(&t),
+            Err(ContentError::Store(e)) => return Err(e.into()),
+            _ => {
                 return render_page(
                     &console,
                     &viewer,
@@ -226,7 +227,7 @@ async fn preview(console: &Console, form: &Form, template: &MessageTemplate) -> 
     let customer = match value(form, "customer").trim() {
         "" => None,
         raw => match CustomerId::parse(raw) {
-            Ok(id) => match store.current_profile(&id).await? {
+            Ok(id) => match crm_app::customers::current(store, &id).await? {
                 Some(p) => Some(p),
                 None => return Ok(Outcome::Error("customer", "There is no such customer.".into())),
             },
@@ -237,9 +238,8 @@ async fn preview(console: &Console, form: &Form, template: &MessageTemplate) -> 
         TemplateBrand::Brand(b) => b.clone(),
         TemplateBrand::Any => Brand::unbranded(),
     };
-    let brand_name = store.brand_display_name(&brand).await?;
     Ok(
-        match crm_render::preview(template, &brand, &brand_name, customer.as_ref()) {
+        match content::preview(store, template, &brand, customer.as_ref()).await? {
             Ok(r) => {
                 let sms = (template.channel == crm_core::definition::Channel::Sms).then(|| {
                     let l = sms_length(&r.text);
@@ -307,30 +307,33 @@ pub async fn submit(State(console): State<Console>, s: Submitted) -> Result<Resp
         }
         return render_page(&console, &s.viewer, &form, outcome, status).await;
     }
-    let mut template = template;
-    let action = if editing.is_empty() {
-        "template.create"
-    } else {
-        match console.app.store.template(&editing).await? {
-            Some(existing) => {
-                template.template_id = existing.template_id;
-                template.created_at = existing.created_at;
-            }
-            None => {
-                let gone = Outcome::Error("name", "This template was deleted meanwhile.".into());
-                return render_page(&console, &s.viewer, &form, gone, StatusCode::NOT_FOUND).await;
-            }
+    let replacing = (!editing.is_empty()).then_some(editing.as_str());
+    let template = match content::save_template(&console.app.store, template, replacing).await {
+        Ok(t) => t,
+        Err(ContentError::Store(e)) => return Err(e.into()),
+        Err(e) => {
+            let (why, status) = match e {
+                ContentError::NotFound => ("This template was deleted meanwhile.".into(), StatusCode::NOT_FOUND),
+                e => (e.to_string(), StatusCode::BAD_REQUEST),
+            };
+            return render_page(&console, &s.viewer, &form, Outcome::Error("name", why), status).await;
         }
-        "template.update"
     };
-    console.app.store.put_template(&template).await?;
+    let action = if replacing.is_some() {
+        "template.update"
+    } else {
+        "template.create"
+    };
     s.viewer.audit(&console, action, &template.template_id).await;
     Ok(Redirect::to("/dashboard/message-templates").into_response())
 }
 
 async fn delete(console: &Console, s: &Submitted, id: &str) -> Result<Response, Refusal> {
-    if !id.is_empty() && console.app.store.delete_template(id).await? {
-        s.viewer.audit(console, "template.delete", id).await;
+    match content::delete_template(&console.app.store, id).await {
+        Ok(()) => s.viewer.audit(console, "template.delete", id).await,
+        Err(ContentError::Store(e)) => return Err(e.into()),
+        // Already gone, or built in: nothing to delete.
+        Err(_) => {}
     }
     Ok(Redirect::to("/dashboard/message-templates").into_response())
 }

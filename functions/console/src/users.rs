@@ -28,7 +28,7 @@ async fn render(
     notice: Option<&str>,
     status: StatusCode,
 ) -> Result<Response, Refusal> {
-    let users = console.app.store.users().await?;
+    let users = access::users(&console.app.store).await?;
     let csrf = &viewer.session.csrf;
     let body = html! {
         @if let Some(n) = notice {
@@ -95,18 +95,21 @@ async fn render_user(
     status: StatusCode,
 ) -> Result<Response, Refusal> {
     let store = &console.app.store;
-    let user = match crm_core::partners::parse_id(id) {
-        Ok(_) => store.user(id).await?,
-        Err(_) => None,
+    let found = match crm_core::partners::parse_id(id) {
+        Ok(_) => access::user_with_keys(store, id).await,
+        Err(_) => Err(AccessError::NoSuchUser),
     };
-    let Some(user) = user else {
-        return Ok(crate::pages::message(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is no such user.",
-        ));
+    let (user, keys) = match found {
+        Ok(found) => found,
+        Err(AccessError::Store(e)) => return Err(e.into()),
+        Err(_) => {
+            return Ok(crate::pages::message(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is no such user.",
+            ));
+        }
     };
-    let keys = store.user_keys(&user.user_id).await?;
     let here = format!("/dashboard/users/{}", user.user_id);
     let csrf = &viewer.session.csrf;
     let body = html! {
@@ -125,7 +128,7 @@ async fn render_user(
             thead { tr { th scope="col" { "Key" } th scope="col" { "Created (UTC)" } th scope="col" { "Requests" } th scope="col" { "Last used (UTC)" } th scope="col" { "Status" } th scope="col" { "Actions" } } }
             tbody {
                 @if keys.is_empty() { tr { td colspan="6" { "No keys." } } }
-                @for (_, k) in &keys {
+                @for k in &keys {
                     tr {
                         td { "…" (k.last4) }
                         td { (format_ts(k.created_at)) }
@@ -226,10 +229,14 @@ pub async fn change(State(console): State<Console>, Path(id): Path<String>, s: S
         }
         "revoke-key" => {
             let last4 = s.field("last4");
-            if last4.len() == 4 && store.revoke_user_key(&id, last4, now).await? > 0 {
-                s.viewer
-                    .audit(&console, "user.key.revoke", &format!("{id} …{last4}"))
-                    .await;
+            match access::revoke_user_key(store, &id, last4, now).await {
+                Ok(_) => {
+                    s.viewer
+                        .audit(&console, "user.key.revoke", &format!("{id} …{last4}"))
+                        .await
+                }
+                Err(AccessError::Store(e)) => return Err(e.into()),
+                Err(_) => {}
             }
             return render_user(&console, &s.viewer, &id, None, StatusCode::OK).await;
         }

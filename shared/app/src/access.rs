@@ -4,7 +4,7 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use crm_core::access::Actor;
+use crm_core::access::{Actor, AuditEntry};
 use crm_core::access::{
     LOGIN_WINDOW, LOGINS_PER_ACCOUNT, LOGINS_PER_ACCOUNT_AND_ADDRESS, LOGINS_PER_ADDRESS, Password, Role, Session,
     User, login_window, session_needs_touch,
@@ -279,6 +279,72 @@ pub async fn new_user_key(store: &Store, user_id: &str, now: OffsetDateTime) -> 
     };
     store.create_user_key(user_id, &key_hash(&key), &info).await?;
     Ok((key, info))
+}
+
+/// A user with their API keys (by last four characters: never a key or its hash).
+pub type UserWithKeys = (User, Vec<KeyInfo>);
+
+async fn with_keys(store: &Store, user: User) -> Result<UserWithKeys, StoreError> {
+    let keys = store
+        .user_keys(&user.user_id)
+        .await?
+        .into_iter()
+        .map(|(_, k)| k)
+        .collect();
+    Ok((user, keys))
+}
+
+/// A user and their API keys.
+pub async fn user_with_keys(store: &Store, user_id: &str) -> Result<UserWithKeys, AccessError> {
+    let user = user(store, user_id).await?;
+    Ok(with_keys(store, user).await?)
+}
+
+/// A user.
+pub async fn user(store: &Store, user_id: &str) -> Result<User, AccessError> {
+    store.user(user_id).await?.ok_or(AccessError::NoSuchUser)
+}
+
+/// Every user who can log in.
+pub async fn users(store: &Store) -> Result<Vec<User>, StoreError> {
+    store.users().await
+}
+
+/// Every user who can log in, with their API keys (one query per user: there are few).
+pub async fn users_with_keys(store: &Store) -> Result<Vec<UserWithKeys>, StoreError> {
+    let mut all = Vec::new();
+    for u in store.users().await? {
+        all.push(with_keys(store, u).await?);
+    }
+    Ok(all)
+}
+
+/// Revokes a user's live keys ending in `last4` (they act no more at once): how many;
+/// `NoSuchUser` when none of theirs does.
+pub async fn revoke_user_key(
+    store: &Store,
+    user_id: &str,
+    last4: &str,
+    now: OffsetDateTime,
+) -> Result<usize, AccessError> {
+    match last4.len() {
+        4 => match store.revoke_user_key(user_id, last4, now).await? {
+            0 => Err(AccessError::NoSuchUser),
+            n => Ok(n),
+        },
+        _ => Err(AccessError::NoSuchUser),
+    }
+}
+
+/// A day's audit lines (UTC), newest first, before a position: up to `limit`, and where the
+/// next page starts.
+pub async fn audit_day(
+    store: &Store,
+    day: time::Date,
+    limit: i32,
+    before: Option<&str>,
+) -> Result<(Vec<AuditEntry>, Option<String>), StoreError> {
+    store.audit_day(day, limit, before).await
 }
 
 /// Who a user's API key speaks for: an enabled user, with its role now.

@@ -314,6 +314,44 @@ fn invalid(field: &'static str) -> impl FnOnce(Invalid) -> SuppressionError {
 
 /// An address as the suppression list keys it, on its channel (lowercased email, E.164
 /// phone), and that key.
+/// Which entries of a channel's suppression list to show: those of one address, or a page
+/// newest first (after the last entry of the page before).
+pub enum SuppressionQuery<'a> {
+    Address { raw: &'a str, region: PhoneRegion },
+    Page { limit: i32, after: Option<&'a Suppression> },
+}
+
+/// A channel's suppression list: one address's entries (found by its keyed hash, never by
+/// its plaintext), or a page and whether more follow.
+pub async fn suppressions(
+    store: &Store,
+    keys: &Keys,
+    channel: Channel,
+    query: SuppressionQuery<'_>,
+) -> Result<(Vec<Suppression>, bool), SuppressionError> {
+    Ok(match query {
+        SuppressionQuery::Address { raw, region } => {
+            let (_, hash) = listed_address(keys, channel, raw, region)?;
+            (store.suppressions(channel, &hash).await?, false)
+        }
+        SuppressionQuery::Page { limit, after } => store.suppression_page(channel, limit, after).await?,
+    })
+}
+
+/// Entries of the suppression list for the addresses messages to this customer go to (the
+/// primary email and phone), for every brand and for the brands of its journeys: one
+/// batch read.
+pub async fn suppressions_of(store: &Store, keys: &Keys, p: &Profile) -> Result<Vec<Suppression>, StoreError> {
+    let addresses: Vec<(Channel, String)> = [Channel::Email, Channel::Sms]
+        .into_iter()
+        .filter_map(|channel| Some((channel, keys.address_hash(channel, &p.primary(channel)?.value()))))
+        .collect();
+    let scopes: Vec<Scope> = std::iter::once(Scope::All)
+        .chain(p.journeys().into_iter().map(|j| Scope::Brand(j.brand)))
+        .collect();
+    store.suppressions_in(&addresses, &scopes).await
+}
+
 pub fn listed_address(
     keys: &Keys,
     channel: Channel,

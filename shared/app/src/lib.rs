@@ -7,6 +7,7 @@ pub mod access;
 pub mod attribution;
 pub mod compliance;
 pub mod config;
+pub mod customers;
 pub mod daily_report;
 pub mod exports;
 pub mod ingest;

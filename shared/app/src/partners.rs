@@ -333,6 +333,105 @@ pub async fn create_link(store: &Store, mut link: Link, chosen: bool) -> Result<
     Err(PartnerError::NoFreeCode)
 }
 
+// Reading them.
+
+/// Every influencer, archived ones too (`archived_at` says which).
+pub async fn influencers(store: &Store) -> Result<Vec<Influencer>, StoreError> {
+    store.influencers().await
+}
+
+/// Every campaign, archived ones too.
+pub async fn campaigns(store: &Store) -> Result<Vec<Campaign>, StoreError> {
+    store.campaigns().await
+}
+
+pub async fn influencer(store: &Store, id: &str) -> Result<Influencer, PartnerError> {
+    store.influencer(id).await?.ok_or(PartnerError::NotFound)
+}
+
+pub async fn campaign(store: &Store, id: &str) -> Result<Campaign, PartnerError> {
+    store.campaign(id).await?.ok_or(PartnerError::NotFound)
+}
+
+pub async fn link(store: &Store, code: &LinkCode) -> Result<Link, PartnerError> {
+    store.link(code).await?.ok_or(PartnerError::NotFound)
+}
+
+/// Which links a list shows: those crediting an influencer or a campaign, archived or not.
+#[derive(Debug, Default, Clone)]
+pub struct LinkFilter {
+    pub influencer_id: Option<String>,
+    pub campaign_id: Option<String>,
+    pub archived: bool,
+}
+
+/// Links by code (one query: there are hundreds, not millions).
+pub async fn links(store: &Store, filter: &LinkFilter) -> Result<Vec<Link>, StoreError> {
+    Ok(store
+        .links()
+        .await?
+        .into_iter()
+        .filter(|l| filter.archived || l.archived_at.is_none())
+        .filter(|l| filter.influencer_id.as_ref().is_none_or(|i| *i == l.influencer_id))
+        .filter(|l| {
+            filter
+                .campaign_id
+                .as_ref()
+                .is_none_or(|c| l.campaign_id.as_ref() == Some(c))
+        })
+        .collect())
+}
+
+/// Deletes an influencer. Its stats stay (counters are by id): a click naming it again
+/// brings it back, auto-created.
+pub async fn delete_influencer(store: &Store, id: &str) -> Result<(), PartnerError> {
+    match store.delete_influencer(id).await? {
+        true => Ok(()),
+        false => Err(PartnerError::NotFound),
+    }
+}
+
+/// Deletes a campaign (and its name's claim); its stats stay.
+pub async fn delete_campaign(store: &Store, id: &str) -> Result<(), PartnerError> {
+    let existing = campaign(store, id).await?;
+    match store.delete_campaign(&existing).await? {
+        true => Ok(()),
+        false => Err(PartnerError::NotFound),
+    }
+}
+
+/// Replaces what a link credits and where it goes; its visits so far keep what they were
+/// recorded with, and its code, creation and archiving stay.
+pub async fn edit_link(
+    store: &Store,
+    code: &LinkCode,
+    fields: LinkFields,
+    now: OffsetDateTime,
+) -> Result<Link, PartnerError> {
+    let existing = store.link(code).await?.ok_or(PartnerError::NotFound)?;
+    let mut link = fields.link(store, existing.code.clone(), now).await?;
+    link.created_at = existing.created_at;
+    link.archived_at = existing.archived_at;
+    if !store.put_link(&link, false).await? {
+        return Err(PartnerError::NotFound);
+    }
+    Ok(link)
+}
+
+/// Archives a link: it keeps redirecting (it is printed in bios and videos), off the lists.
+/// Archiving it again changes nothing.
+pub async fn archive_link(store: &Store, code: &LinkCode, now: OffsetDateTime) -> Result<Link, PartnerError> {
+    let mut link = store.link(code).await?.ok_or(PartnerError::NotFound)?;
+    if link.archived_at.is_none() {
+        link.archived_at = Some(now);
+        link.updated_at = now;
+        if !store.put_link(&link, false).await? {
+            return Err(PartnerError::NotFound);
+        }
+    }
+    Ok(link)
+}
+
 /// The figures of one influencer, campaign or brand (`by`'s `value`) for a period, as the
 /// admin API answers them.
 pub async fn stats(

@@ -142,6 +142,11 @@ pub fn figures(t: &Totals, fx: &FxRates) -> Map<String, Value> {
     out
 }
 
+/// Replaces the exchange rates revenue is converted with.
+pub async fn set_rates(store: &Store, rates: &FxRates) -> Result<(), StoreError> {
+    store.put_fx_rates(rates).await
+}
+
 /// The exchange rates, with `default_base` as base when none was set.
 pub async fn rates(store: &Store, default_base: &Currency) -> Result<FxRates, StoreError> {
     let mut fx = store.fx_rates().await?;

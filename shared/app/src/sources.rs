@@ -26,6 +26,16 @@ pub enum SourceError {
     NoSigningSecret,
 }
 
+/// Every source with its keys (by last four characters) and their use.
+pub async fn list(store: &Store) -> Result<Vec<SourceEntry>, StoreError> {
+    store.sources().await
+}
+
+/// One source with its keys.
+pub async fn get(store: &Store, id: &str) -> Result<SourceEntry, SourceError> {
+    store.source(id).await?.ok_or(SourceError::NotFound)
+}
+
 /// What creating a source or a key shows once, and never again.
 #[derive(Clone)]
 pub struct Issued {
@@ -294,7 +304,8 @@ pub async fn remove_test_records(
     id: &str,
     from: time::Date,
     to: time::Date,
-) -> Result<Removed, StoreError> {
+) -> Result<Removed, SourceError> {
+    get(store, id).await?;
     let mut removed = Removed::default();
     let customers: std::collections::BTreeSet<_> = source_records(store, id, from, to)
         .await?
@@ -342,7 +353,8 @@ pub async fn void(
     from: time::Date,
     to: time::Date,
     now: OffsetDateTime,
-) -> Result<Voided, StoreError> {
+) -> Result<Voided, SourceError> {
+    get(store, id).await?;
     let mut out = Voided::default();
     for record in source_records(store, id, from, to).await? {
         if !record.is_test() && !record.is_voided() {

@@ -6,6 +6,7 @@
 pub mod advance;
 pub mod catalog;
 pub mod config;
+pub mod content;
 pub mod feedback;
 pub mod journey;
 pub mod scheduler;
