@@ -59,21 +59,27 @@ pub(crate) fn page(path: &str, cookie: Option<&str>) -> Request<Body> {
     req.body(Body::empty()).unwrap()
 }
 
+/// A login form as the login page hands it out: its own token in the form and its cookie.
+pub(crate) async fn login_form(app: &TestApp, fields: &[(&str, &str)], site: &str) -> Request<Body> {
+    let (_, headers, body) = call(app, page("/dashboard/login", None)).await;
+    let set = headers[header::SET_COOKIE].to_str().unwrap();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let at = body.find("name=\"login_csrf\" value=\"").expect("the form's token") + 25;
+    let token = body[at..].split('"').next().unwrap().to_owned();
+    let mut all = fields.to_vec();
+    all.push(("login_csrf", &token));
+    form("/dashboard/login", Some(&cookie), &all, site)
+}
+
 /// Logs in: the cookie to send back (`name=value`).
 pub(crate) async fn login(app: &TestApp, email: &str, password: &str) -> (StatusCode, Option<String>, String) {
-    let (status, headers, body) = call(
-        app,
-        form(
-            "/dashboard/login",
-            None,
-            &[("email", email), ("password", password)],
-            "same-origin",
-        ),
-    )
-    .await;
+    let request = login_form(app, &[("email", email), ("password", password)], "same-origin").await;
+    let (status, headers, body) = call(app, request).await;
     let cookie = headers
-        .get(header::SET_COOKIE)
-        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned());
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|c| c.contains("crm_session="));
     (status, cookie, body)
 }
 
@@ -109,15 +115,42 @@ async fn a_person_logs_in_sees_the_console_and_logs_out() {
     let (status, cookie, body) = login(&app, &email, "wrong password, long enough").await;
     assert_eq!((status, cookie), (StatusCode::UNAUTHORIZED, None));
     assert!(body.contains("Wrong email or password."), "{body}");
+    // The login form carries a token of its own, before any session: a login forced from
+    // another page (no token, or another form's) is refused, with a form to try again.
+    let fields = [("email", email.as_str()), ("password", PASSWORD)];
+    let (status, headers, body) = call(&app, form("/dashboard/login", None, &fields, "same-origin")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(!headers[header::SET_COOKIE].to_str().unwrap().contains("crm_session"));
+    assert!(body.contains("expired or came from elsewhere"), "{body}");
+    let forged = [
+        ("email", email.as_str()),
+        ("password", PASSWORD),
+        ("login_csrf", "0123"),
+    ];
+    let (status, _, _) = call(&app, login_form(&app, &[], "same-origin").await).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a form with its token reaches the password check"
+    );
+    let (_, headers, _) = call(&app, page("/dashboard/login", None)).await;
+    let cookie = headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cookie.starts_with("__Host-crm_login=") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let cookie = cookie.split(';').next().unwrap();
+    let (status, _, _) = call(&app, form("/dashboard/login", Some(cookie), &forged, "same-origin")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a token not the cookie's is refused");
 
     let (status, headers, _) = call(
         &app,
-        form(
-            "/dashboard/login",
-            None,
+        login_form(
+            &app,
             &[("email", &email), ("password", PASSWORD), ("next", "/dashboard/audit")],
             "same-origin",
-        ),
+        )
+        .await,
     )
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -272,23 +305,13 @@ async fn too_many_login_attempts_wait_and_the_page_says_how_long() {
     }
     let (status, headers, body) = call(
         &app,
-        form(
-            "/dashboard/login",
-            None,
-            &[("email", &email), ("password", PASSWORD)],
-            "same-origin",
-        ),
+        login_form(&app, &[("email", &email), ("password", PASSWORD)], "same-origin").await,
     )
     .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
     assert!(headers.get(header::RETRY_AFTER).is_some());
     // The guesser's address is stopped; the person, from elsewhere, is not locked out.
-    let mut elsewhere = form(
-        "/dashboard/login",
-        None,
-        &[("email", &email), ("password", PASSWORD)],
-        "same-origin",
-    );
+    let mut elsewhere = login_form(&app, &[("email", &email), ("password", PASSWORD)], "same-origin").await;
     elsewhere.extensions_mut().insert(axum::extract::ConnectInfo(
         "198.51.100.20:443".parse::<std::net::SocketAddr>().unwrap(),
     ));

@@ -108,6 +108,11 @@ impl Cookie {
         }
     }
 
+    /// The login form's cookie: the form's own CSRF token, before there is a session.
+    fn login_name(self) -> &'static str {
+        if self.secure { "__Host-crm_login" } else { "crm_login" }
+    }
+
     fn set(self, token: &str) -> String {
         let max_age = crm_core::access::SESSION_LIFETIME.whole_seconds();
         let secure = if self.secure { "; Secure" } else { "" };
@@ -117,22 +122,62 @@ impl Cookie {
         )
     }
 
+    fn set_login(self, token: &str) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={LOGIN_FORM_SECONDS}{secure}",
+            self.login_name()
+        )
+    }
+
     fn clear(self) -> String {
         let secure = if self.secure { "; Secure" } else { "" };
         format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}", self.name())
     }
 
-    fn token(self, headers: &HeaderMap) -> Option<String> {
+    fn read(name: &str, headers: &HeaderMap) -> Option<String> {
         headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|c| c.trim().split_once('='))
-            .find(|(name, _)| *name == self.name())
+            .find(|(n, _)| *n == name)
             .map(|(_, value)| value.to_owned())
-            .filter(|v| !v.is_empty())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
     }
+
+    fn token(self, headers: &HeaderMap) -> Option<String> {
+        Self::read(self.name(), headers)
+    }
+
+    fn login_token(self, headers: &HeaderMap) -> Option<String> {
+        Self::read(self.login_name(), headers)
+    }
+}
+
+/// How long a login form may be left open before it is sent.
+const LOGIN_FORM_SECONDS: i64 = 3600;
+
+/// The login page with its form's token: the one its cookie already holds (another tab's
+/// form keeps working), else a new one, set.
+fn login_page_with(headers: &HeaderMap, status: StatusCode, email: &str, next: &str, error: Option<&str>) -> Response {
+    let cookie = Cookie::for_request(headers);
+    let token = cookie.login_token(headers).unwrap_or_else(access::new_token);
+    let mut response = pages::login(status, email, next, error, &token);
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie.set_login(&token)).expect("a token is ASCII"),
+    );
+    response
+}
+
+async fn login_page(
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<BTreeMap<String, String>>,
+) -> Response {
+    let next = safe_next(q.get("next"));
+    login_page_with(&headers, StatusCode::OK, "", &next, None)
 }
 
 pub fn router(state: AppState) -> Router {
@@ -142,7 +187,7 @@ pub fn router(state: AppState) -> Router {
     };
     let routes = Router::new()
         .route("/dashboard", get(pages::overview))
-        .route("/dashboard/login", get(pages::login_page).post(login))
+        .route("/dashboard/login", get(login_page).post(login))
         .route("/dashboard/logout", post(logout))
         .route("/dashboard/logout-everywhere", post(logout_everywhere))
         .route("/dashboard/users", get(users::list).post(users::create))
@@ -412,6 +457,14 @@ async fn login(State(console): State<Console>, req: Request) -> Response {
     let email = form.get("email").map_or("", |v| v.trim());
     let password = form.get("password").map_or("", String::as_str);
     let next = safe_next(form.get("next"));
+    // The form's own token (double submit): a login forced from elsewhere is refused even
+    // where a browser sends no Sec-Fetch-Site.
+    let expected = Cookie::for_request(&parts.headers).login_token(&parts.headers);
+    let sent = form.get("login_csrf").map_or(&[][..], |v| v.as_bytes());
+    if !expected.is_some_and(|t| bool::from(sent.ct_eq(t.as_bytes()))) {
+        let why = "This login form expired or came from elsewhere: please log in again.";
+        return login_page_with(&parts.headers, StatusCode::FORBIDDEN, email, &next, Some(why));
+    }
     let ip = client_ip(&parts);
     let now = OffsetDateTime::now_utc();
     match access::login(&console.app.store, email, password, ip.as_deref(), now).await {
@@ -431,9 +484,13 @@ async fn login(State(console): State<Console>, req: Request) -> Response {
             );
             response
         }
-        Err(AccessError::WrongCredentials) => {
-            pages::login(StatusCode::UNAUTHORIZED, email, &next, Some("Wrong email or password."))
-        }
+        Err(AccessError::WrongCredentials) => login_page_with(
+            &parts.headers,
+            StatusCode::UNAUTHORIZED,
+            email,
+            &next,
+            Some("Wrong email or password."),
+        ),
         Err(AccessError::TooManyAttempts { scope, until }) => {
             let wait = (until - now).whole_minutes().max(1);
             let message = format!(
@@ -441,7 +498,8 @@ async fn login(State(console): State<Console>, req: Request) -> Response {
                 if wait == 1 { "" } else { "s" },
                 crm_core::values::format_ts(until)[11..16].to_owned()
             );
-            let mut response = pages::login(StatusCode::TOO_MANY_REQUESTS, email, &next, Some(&message));
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let mut response = login_page_with(&parts.headers, status, email, &next, Some(&message));
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from((until - now).whole_seconds().max(1)),

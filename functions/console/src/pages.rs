@@ -188,13 +188,15 @@ pub async fn not_found() -> Response {
     )
 }
 
-pub fn login(status: StatusCode, email: &str, next: &str, error: Option<&str>) -> Response {
+/// The login page; `token` is the form's own CSRF token (its cookie is set by the caller).
+pub fn login(status: StatusCode, email: &str, next: &str, error: Option<&str>, token: &str) -> Response {
     let body = html! {
         @if let Some(e) = error {
             p.error role="alert" { (e) }
         }
         form.login method="post" action="/dashboard/login" {
             input type="hidden" name="next" value=(next);
+            input type="hidden" name="login_csrf" value=(token);
             label for="email" { "Email" }
             input #email type="email" name="email" value=(email) autocomplete="username" required;
             label for="password" { "Password" }
@@ -203,11 +205,6 @@ pub fn login(status: StatusCode, email: &str, next: &str, error: Option<&str>) -
         }
     };
     respond(status, page("Log in", None, "", body))
-}
-
-pub async fn login_page(Query(q): Query<BTreeMap<String, String>>) -> Response {
-    let next = crate::safe_next(q.get("next"));
-    login(StatusCode::OK, "", &next, None)
 }
 
 /// The figures the overview shows, by metric name, in this order.

@@ -34,8 +34,8 @@ pub enum AccessError {
     Store(#[from] StoreError),
 }
 
-/// A fresh session token: what the cookie holds.
-fn new_token() -> String {
+/// A fresh random token (256 bits): a session's, a form's.
+pub fn new_token() -> String {
     let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     format!("{}{}", a.simple(), b.simple())
 }

@@ -25,9 +25,30 @@ async fn log_in(app: &Router, store: &Store) -> anyhow::Result<String> {
         time::OffsetDateTime::now_utc(),
     )
     .await?;
-    let form = serde_urlencoded::to_string([("email", email.as_str()), ("password", PASSWORD)])?;
+    // The login page hands out the form's own token, in the form and in a cookie.
+    let req = http::Request::get("/dashboard/login")
+        .header("host", "localhost")
+        .body(Body::empty())?;
+    let res = app.clone().oneshot(req).await?;
+    let login_cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .context("the login page set no cookie")?
+        .to_owned();
+    let token = login_cookie
+        .split_once('=')
+        .map(|(_, t)| t.to_owned())
+        .unwrap_or_default();
+    let form = serde_urlencoded::to_string([
+        ("email", email.as_str()),
+        ("password", PASSWORD),
+        ("login_csrf", token.as_str()),
+    ])?;
     let req = http::Request::post("/dashboard/login")
         .header("host", "localhost")
+        .header("cookie", login_cookie)
         .header("sec-fetch-site", "same-origin")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::from(form))?;
