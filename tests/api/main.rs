@@ -24,5 +24,6 @@ mod probe;
 mod seed;
 mod sources;
 mod store;
+mod stream;
 mod tag;
 mod users;

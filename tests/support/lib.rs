@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crm_app::config::Config;
 pub use crm_http::AppState;
-use crm_local::messaging::StreamReader;
+use crm_local::stream::StreamReader;
 use crm_messaging::scheduler::TickReport;
 use crm_messaging::{Deps, MessagingConfig};
 use crm_store::Store;

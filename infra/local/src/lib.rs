@@ -60,6 +60,7 @@ pub fn function(logical_id: &str) -> &'static HttpFunction {
 }
 
 pub mod messaging;
+pub mod stream;
 
 /// Whether an API Gateway route template (`/api/customers/{id}`) matches a request path.
 pub fn route_matches(template: &str, path: &str) -> bool {

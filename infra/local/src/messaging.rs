@@ -1,5 +1,5 @@
-//! The event functions, run locally the way AWS drives them: the table's stream read shard
-//! by shard into the journey function, the send queue long-polled into the sender (records
+//! The event functions, run locally the way AWS drives them: the table's stream read
+//! (`crate::stream`) into the journey and attribution functions, the send queue long-polled into the sender (records
 //! it reports as failed stay on the queue, to be received again and, after five receives,
 //! moved to the DLQ by the queue's redrive policy), the journey-advance and scheduler
 //! functions ticked every five minutes, and the click-log import every ten. Also the messaging resources `template.yaml` declares: the queue, its DLQ and
@@ -9,8 +9,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use crm_messaging::Deps;
+
+use crate::stream::StreamReader;
 use serde_json::{Value, json};
 
 /// Seconds a received message stays invisible (`template.yaml`: six times the sender's
@@ -58,155 +59,6 @@ pub async fn ensure_sender_identity(ses: &aws_sdk_sesv2::Client, email: &str) ->
         Err(e) if e.as_service_error().is_some_and(|s| s.is_already_exists_exception()) => Ok(()),
         Err(e) => Err(anyhow!(aws_sdk_sesv2::error::DisplayErrorContext(e)).context("CreateEmailIdentity")),
     }
-}
-
-/// Where a reader of the table's stream is: one iterator per shard.
-pub struct StreamReader {
-    client: aws_sdk_dynamodbstreams::Client,
-    stream_arn: String,
-    /// `(shard id, iterator)`; `None` once a shard is closed.
-    iterators: Vec<(String, Option<String>)>,
-}
-
-impl StreamReader {
-    /// Opens the table's stream from its oldest record (as a new event source mapping with
-    /// `TRIM_HORIZON`): every committed change is seen, once or more (the journey function is
-    /// idempotent).
-    pub async fn open(
-        shared: &aws_config::SdkConfig,
-        dynamodb: &aws_sdk_dynamodb::Client,
-        table: &str,
-    ) -> anyhow::Result<Self> {
-        let client = aws_sdk_dynamodbstreams::Client::new(shared);
-        let described = dynamodb
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .context("DescribeTable")?;
-        let stream_arn = described
-            .table
-            .and_then(|t| t.latest_stream_arn)
-            .ok_or_else(|| anyhow!("table {table} has no stream"))?;
-        let stream = client
-            .describe_stream()
-            .stream_arn(&stream_arn)
-            .send()
-            .await
-            .context("DescribeStream")?;
-        let mut iterators = Vec::new();
-        for shard in stream
-            .stream_description
-            .map(|d| d.shards.unwrap_or_default())
-            .unwrap_or_default()
-        {
-            let shard_id = shard.shard_id.unwrap_or_default();
-            let it = client
-                .get_shard_iterator()
-                .stream_arn(&stream_arn)
-                .shard_id(&shard_id)
-                .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                .send()
-                .await
-                .context("GetShardIterator")?;
-            iterators.push((shard_id, it.shard_iterator));
-        }
-        Ok(Self {
-            client,
-            stream_arn,
-            iterators,
-        })
-    }
-
-    /// Reads what each shard has, hands it to `consumer` (a stream function's `handle`) as a
-    /// Lambda event, and returns how many records it handled. A record the function reports
-    /// as failed is read again next time (as Lambda retries from it). Each consumer has its
-    /// own reader, as each function has its own event source mapping.
-    pub async fn pump<F>(&mut self, consumer: F) -> anyhow::Result<usize>
-    where
-        F: AsyncFn(aws_lambda_events::dynamodb::Event) -> aws_lambda_events::streams::DynamoDbEventResponse,
-    {
-        let mut handled = 0;
-        for (shard, slot) in &mut self.iterators {
-            let Some(iterator) = slot.clone() else { continue };
-            let out = self
-                .client
-                .get_records()
-                .shard_iterator(&iterator)
-                .limit(100)
-                .send()
-                .await
-                .context("GetRecords")?;
-            let records = out.records.unwrap_or_default();
-            if records.is_empty() {
-                *slot = out.next_shard_iterator;
-                continue;
-            }
-            let event: aws_lambda_events::dynamodb::Event = serde_json::from_value(
-                json!({"Records": records.iter().map(|r| stream_record_json(r, &self.stream_arn)).collect::<Vec<_>>()}),
-            )
-            .context("building the stream event")?;
-            let response = consumer(event).await;
-            match response
-                .batch_item_failures
-                .first()
-                .and_then(|f| f.item_identifier.clone())
-            {
-                Some(sequence) => {
-                    handled += records
-                        .iter()
-                        .take_while(|r| {
-                            r.dynamodb.as_ref().and_then(|d| d.sequence_number.as_deref()) != Some(&sequence)
-                        })
-                        .count();
-                    let it = self
-                        .client
-                        .get_shard_iterator()
-                        .stream_arn(&self.stream_arn)
-                        .shard_id(shard.as_str())
-                        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                        .sequence_number(sequence)
-                        .send()
-                        .await
-                        .context("GetShardIterator")?;
-                    *slot = it.shard_iterator;
-                }
-                None => {
-                    handled += records.len();
-                    *slot = out.next_shard_iterator;
-                }
-            }
-        }
-        Ok(handled)
-    }
-}
-
-/// A stream record as Lambda delivers it (DynamoDB JSON images).
-fn stream_record_json(r: &aws_sdk_dynamodbstreams::types::Record, stream_arn: &str) -> Value {
-    let d = r
-        .dynamodb
-        .clone()
-        .unwrap_or_else(|| aws_sdk_dynamodbstreams::types::StreamRecord::builder().build());
-    let image = |i: Option<std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
-        serde_json::to_value(serde_dynamo::Item::from(i.unwrap_or_default())).unwrap_or(Value::Null)
-    };
-    json!({
-        "eventID": r.event_id,
-        "eventName": r.event_name.as_ref().map(|e| e.as_str()),
-        "eventSource": "aws:dynamodb",
-        "eventVersion": "1.1",
-        "awsRegion": r.aws_region,
-        "eventSourceARN": stream_arn,
-        "dynamodb": {
-            "ApproximateCreationDateTime": d.approximate_creation_date_time.map(|t| t.as_secs_f64()),
-            "Keys": image(d.keys),
-            "NewImage": image(d.new_image),
-            "OldImage": image(d.old_image),
-            "SequenceNumber": d.sequence_number,
-            "SizeBytes": d.size_bytes,
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        }
-    })
 }
 
 /// One receive from the send queue (long-polled for `wait` seconds) handed to the sender

@@ -799,7 +799,7 @@ async fn attribution_per_record(app: &Router, store: &Store) -> anyhow::Result<A
         reporting: config.reporting,
     };
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let mut reader = crm_local::messaging::StreamReader::open(&shared, store.client(), store.table()).await?;
+    let mut reader = crm_local::stream::StreamReader::open(&shared, store.client(), store.table()).await?;
     store.calls().reset();
     let (cpu_start, started) = (cpu_time(), Instant::now());
     let mut records = 0;
