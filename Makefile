@@ -9,7 +9,16 @@ SHELL := /bin/bash
 VENV := .venv
 PYTHON ?= python3
 
-# `make dev` defaults, used only where the environment does not set a value.
+# A `.env` file (KEY=value lines, as in .env.example; no quotes) sets what the environment
+# does not, and the defaults below fill the rest: environment, then .env, then defaults. A
+# line with an empty value is skipped (the default applies).
+ifneq ($(wildcard .env),)
+DOTENV_VARS := $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=..*/\1/p' .env)
+$(foreach v,$(DOTENV_VARS),$(if $(filter environment command%,$(origin $(v))),,$(eval $(v) := $(shell sed -n 's/^$(v)=//p' .env | tail -n 1))))
+export $(DOTENV_VARS)
+endif
+
+# `make dev` defaults, used only where the environment (or .env) does not set a value.
 export TABLE_NAME ?= crm-local
 export ADMIN_API_KEY ?= local-admin-key-change-me
 # Ingest without keys, so the seed's requests work verbatim (a warning says so at start-up);

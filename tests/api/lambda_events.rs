@@ -23,11 +23,12 @@ async fn invoke(router: Router, event: &str) -> (u16, Value, Value) {
         .as_str()
         .map(|b| serde_json::from_str(b).unwrap_or(Value::Null))
         .unwrap_or(Value::Null);
-    (
-        response["statusCode"].as_u64().unwrap() as u16,
-        response["headers"].clone(),
-        body,
-    )
+    // API Gateway v2 carries cookies beside the headers.
+    let mut headers = response["headers"].clone();
+    if let Some(cookie) = response["cookies"].get(0) {
+        headers["set-cookie"] = cookie.clone();
+    }
+    (response["statusCode"].as_u64().unwrap() as u16, headers, body)
 }
 
 #[tokio::test]
@@ -371,6 +372,316 @@ async fn the_cron_trigger_requires_its_secret_when_one_is_set() {
     let (status, _, body) = app.send(req).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["enqueued"], 0);
+}
+
+/// The HTTP functions' other sample events, each through its Lambda entry path: the cron
+/// triggers with their secret, both test sends, an unsubscribe link that is not ours, an SMS
+/// reply saying STOP, a tracked link's visit and the console's login page.
+#[tokio::test]
+async fn the_cron_test_send_unsubscribe_sms_inbound_link_and_console_samples_are_served() {
+    let app = crm_tests::spawn_with(&[("CRON_SECRET", "test-cron-secret-0123456789")]).await;
+    let router = |id: &str| (crm_local::function(id).router)(app.state.clone());
+
+    let (status, _, body) = invoke(
+        router("CronFunction"),
+        include_str!("../../events/cron/process-messages.json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["enqueued"], 0, "{body}");
+    let (status, _, body) = invoke(
+        router("ImportClicksCronFunction"),
+        include_str!("../../events/import-clicks-cron/run-now.json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["sources"],
+        serde_json::json!([]),
+        "no Redtrack source here: {body}"
+    );
+
+    let (status, _, body) = invoke(
+        router("TestSendFunction"),
+        include_str!("../../events/test-send/send-email.json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["messageId"].is_string(), "{body}");
+    let (status, _, body) = invoke(
+        router("TestSendFunction"),
+        include_str!("../../events/test-send/send-sms.json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["messageId"].is_string(), "{body}");
+
+    // A token we never signed, clicked in a mail app: a page that says the link is not ours.
+    let (status, headers, _) = invoke(
+        router("UnsubscribeFunction"),
+        include_str!("../../events/unsubscribe/invalid-token.json"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(
+        headers["content-type"].as_str().unwrap().starts_with("text/html"),
+        "{headers}"
+    );
+
+    let (status, _, body) = invoke(
+        router("SmsInboundFunction"),
+        include_str!("../../events/sms-inbound/stop.json"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, listed) = app.admin("/api/suppressions?channel=sms&address=%2B525598765432").await;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "{listed}");
+
+    // The link the sample visits, made first; the visit redirects to its destination.
+    let (status, _) = app
+        .admin_send(
+            http::Method::POST,
+            "/api/influencers",
+            serde_json::json!({"influencerId": "inf-sample", "name": "Sample"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, link) = app
+        .admin_send(
+            http::Method::POST,
+            "/api/links",
+            serde_json::json!({"code": "SAMPLE1", "influencerId": "inf-sample", "destination": "https://rushbet.example/register"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{link}");
+    let (status, headers, _) = invoke(router("LinkFunction"), include_str!("../../events/link/visit.json")).await;
+    assert_eq!(status, 302, "{headers}");
+    assert!(
+        headers["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://rushbet.example/register"),
+        "{headers}"
+    );
+
+    let (status, headers, _) = invoke(
+        router("ConsoleFunction"),
+        include_str!("../../events/console/login-page.json"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        headers["set-cookie"].as_str().unwrap().starts_with("__Host-crm_login="),
+        "{headers}"
+    );
+}
+
+/// Every function of `template.yaml` has sample events in `events/<name>/` (its logical id
+/// without `Function`, in kebab case), each a JSON document.
+#[test]
+fn every_function_has_sample_events() {
+    let t: serde_norway::Value = serde_norway::from_str(crm_local::TEMPLATE).unwrap();
+    let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut missing = Vec::new();
+    for (id, resource) in t["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let id = id.as_str().unwrap().trim_end_matches("Function");
+        let mut name = String::new();
+        for (i, c) in id.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                name.push('-');
+            }
+            name.push(c.to_ascii_lowercase());
+        }
+        let dir = events.join(&name);
+        let samples: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if samples.is_empty() {
+            missing.push(name);
+        }
+        for sample in samples {
+            let text = std::fs::read_to_string(&sample).unwrap();
+            serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{}: {e}", sample.display()));
+        }
+    }
+    assert!(missing.is_empty(), "functions without a sample event: {missing:?}");
+}
+
+/// The configuration variables named in the first column of the README's table.
+fn readme_variables() -> std::collections::BTreeSet<String> {
+    let readme = include_str!("../../README.md");
+    readme
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split('|').nth(1))
+        .flat_map(|cell| {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect()
+}
+
+/// `.env.example` lists exactly the variables the README's table documents, and every
+/// variable `template.yaml` sets is documented there.
+#[test]
+fn env_example_readme_and_template_name_the_same_variables() {
+    let documented = readme_variables();
+    assert!(documented.len() > 40, "{documented:?}");
+    let example: std::collections::BTreeSet<String> = include_str!("../../.env.example")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim().to_owned()))
+        .collect();
+    let undocumented: Vec<_> = example.difference(&documented).collect();
+    let unlisted: Vec<_> = documented.difference(&example).collect();
+    assert!(
+        undocumented.is_empty(),
+        ".env.example names what the README does not: {undocumented:?}"
+    );
+    assert!(unlisted.is_empty(), ".env.example misses: {unlisted:?}");
+    let t: serde_norway::Value = serde_norway::from_str(crm_local::TEMPLATE).unwrap();
+    let mut set_by_template = std::collections::BTreeSet::new();
+    fn variables(v: &serde_norway::Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_norway::Value::Mapping(m) => {
+                for (k, child) in m {
+                    match (k.as_str(), child) {
+                        (Some("Variables"), serde_norway::Value::Mapping(vars)) => {
+                            out.extend(vars.keys().filter_map(|k| k.as_str().map(str::to_owned)));
+                        }
+                        _ => variables(child, out),
+                    }
+                }
+            }
+            serde_norway::Value::Sequence(items) => items.iter().for_each(|i| variables(i, out)),
+            serde_norway::Value::Tagged(t) => variables(&t.value, out),
+            _ => {}
+        }
+    }
+    variables(&t, &mut set_by_template);
+    assert!(set_by_template.len() > 20, "{set_by_template:?}");
+    let missing: Vec<_> = set_by_template.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "template.yaml sets what the README does not document: {missing:?}"
+    );
+}
+
+/// The template's resources with each `Fn::ForEach` fragment expanded (its identifier
+/// replaced by each item of its collection), as the LanguageExtensions transform does.
+fn expanded_resources(t: &serde_norway::Value) -> Vec<(String, serde_norway::Value)> {
+    let mut all = Vec::new();
+    for (key, value) in t["Resources"].as_mapping().unwrap() {
+        let key = key.as_str().unwrap();
+        let Some(_) = key.strip_prefix("Fn::ForEach::") else {
+            all.push((key.to_owned(), value.clone()));
+            continue;
+        };
+        let loop_ = value.as_sequence().unwrap();
+        let identifier = format!("${{{}}}", loop_[0].as_str().unwrap());
+        let fragment = serde_norway::to_string(&loop_[2]).unwrap();
+        for item in loop_[1].as_sequence().unwrap() {
+            let text = fragment.replace(&identifier, item.as_str().unwrap());
+            let expanded: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+            for (name, resource) in expanded.as_mapping().unwrap() {
+                all.push((name.as_str().unwrap().to_owned(), resource.clone()));
+            }
+        }
+    }
+    all
+}
+
+/// The resource a value names: `!Ref X`, `{Ref: X}`, `{Ref: {Fn::Sub: X}}`, `!GetAtt X.Attr`.
+fn named(v: &serde_norway::Value) -> Option<String> {
+    match v {
+        serde_norway::Value::Tagged(t) if t.tag == "Ref" => t.value.as_str().map(str::to_owned),
+        serde_norway::Value::Tagged(t) if t.tag == "GetAtt" => t
+            .value
+            .as_str()
+            .map(|s| s.split('.').next().unwrap_or_default().to_owned()),
+        serde_norway::Value::Mapping(m) => match m.get("Ref")? {
+            serde_norway::Value::String(s) => Some(s.clone()),
+            sub => sub.get("Fn::Sub").and_then(|s| s.as_str()).map(str::to_owned),
+        },
+        _ => None,
+    }
+}
+
+/// A panic, a timeout and a missing configuration variable are invocation errors, which a
+/// function cannot report itself: every function of the template has an `Errors` and a
+/// `Throttles` alarm on AWS's own metrics, every queue an alarm on its own `AWS/SQS`
+/// metrics, the two stream functions one on their iterator age, and each alarm notifies
+/// the alarm topic.
+#[test]
+fn every_function_and_queue_has_an_alarm_on_aws_own_metrics() {
+    let t: serde_norway::Value = serde_norway::from_str(crm_local::TEMPLATE).unwrap();
+    let resources = expanded_resources(&t);
+    let of_type = |ty: &str| -> Vec<String> {
+        resources
+            .iter()
+            .filter(|(_, r)| r["Type"].as_str() == Some(ty))
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    // (namespace, metric, resource its dimension names)
+    let mut alarms: Vec<(String, String, Option<String>)> = Vec::new();
+    for (id, r) in resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+    {
+        let p = &r["Properties"];
+        let actions = p["AlarmActions"]
+            .as_sequence()
+            .map(|a| a.iter().filter_map(named).collect::<Vec<_>>());
+        assert_eq!(
+            actions,
+            Some(vec!["AlarmTopic".to_owned()]),
+            "{id} notifies the alarm topic"
+        );
+        let dimension = p["Dimensions"]
+            .as_sequence()
+            .and_then(|d| d.first())
+            .and_then(|d| named(&d["Value"]));
+        if let (Some(ns), Some(metric)) = (p["Namespace"].as_str(), p["MetricName"].as_str()) {
+            alarms.push((ns.to_owned(), metric.to_owned(), dimension));
+        }
+    }
+    let has = |ns: &str, metric: Option<&str>, resource: &str| {
+        alarms
+            .iter()
+            .any(|(n, m, d)| n == ns && metric.is_none_or(|x| x == m) && d.as_deref() == Some(resource))
+    };
+    let functions = of_type("AWS::Serverless::Function");
+    assert!(functions.len() >= 21, "{functions:?}");
+    for f in &functions {
+        assert!(has("AWS/Lambda", Some("Errors"), f), "{f} has no Errors alarm");
+        assert!(has("AWS/Lambda", Some("Throttles"), f), "{f} has no Throttles alarm");
+    }
+    for f in ["JourneyFunction", "AttributionFunction"] {
+        assert!(
+            has("AWS/Lambda", Some("IteratorAge"), f),
+            "{f} has no IteratorAge alarm"
+        );
+    }
+    let queues = of_type("AWS::SQS::Queue");
+    assert!(queues.len() >= 6, "{queues:?}");
+    for q in &queues {
+        assert!(has("AWS/SQS", None, q), "{q} has no alarm on its own metrics");
+    }
+    assert!(has("AWS/SQS", Some("ApproximateAgeOfOldestMessage"), "SendQueue"));
+    assert!(has("AWS/ApiGateway", Some("5xx"), "HttpApi") && has("AWS/ApiGateway", Some("Latency"), "HttpApi"));
 }
 
 /// Every `(Effect, Action, Resource)` statement under `v`, with the resource it belongs to.

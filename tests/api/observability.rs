@@ -82,7 +82,15 @@ fn template_metric_names() -> std::collections::BTreeSet<String> {
         names.insert(name.to_owned());
     }
     // The AWS namespaces' own metrics are not ours.
-    for aws in ["ApproximateNumberOfMessagesVisible", "Duration", "IteratorAge"] {
+    for aws in [
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateAgeOfOldestMessage",
+        "Duration",
+        "IteratorAge",
+        "Errors",
+        "Throttles",
+        "5xx",
+    ] {
         names.remove(aws);
     }
     names
@@ -133,9 +141,13 @@ async fn every_metric_the_dashboard_and_alarms_read_is_one_the_functions_write()
         .collect();
     let read = template_metric_names();
     assert!(read.len() >= 10, "the template reads our metrics: {read:?}");
-    // Failures this flow does not provoke: the sender writes them by the same code path,
-    // and the compliance tests see ses-events write the bounces and complaints.
+    // Failures and held messages this flow does not provoke: the sender writes them by the
+    // same code path (a limit reached: the messaging tests hold messages by velocity), and
+    // the compliance tests see ses-events write the bounces and complaints. (This list
+    // used to pass without `NewAddressesHeld` only when another test held a message in the
+    // same process meanwhile.)
     let on_failure_only = [
+        "NewAddressesHeld",
         "MessagesFailed",
         "MessagesDeferred",
         "MessagesSkipped",
