@@ -63,6 +63,7 @@ pub const ROUTES: &[&str] = &[
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "AdminFunction",
     binary: "admin",
+    needs: &[crm_app::config::Needs::UnsubscribeSecret],
     routes: ROUTES,
     router,
 };

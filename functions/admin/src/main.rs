@@ -2,5 +2,5 @@
 // handing work between threads.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), crm_http::lambda::Error> {
-    crm_http::lambda::serve_with(crm_admin::router, crm_providers::parked::ParkedQueues::from_env).await
+    crm_http::lambda::serve_with(crm_admin::FUNCTION, crm_providers::parked::ParkedQueues::from_env).await
 }

@@ -40,6 +40,7 @@ mod users;
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "ConsoleFunction",
     binary: "console",
+    needs: &[crm_app::config::Needs::UnsubscribeSecret],
     routes: &["/dashboard", "/dashboard/{proxy+}"],
     router,
 };

@@ -2,5 +2,5 @@
 // handing work between threads.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), crm_http::lambda::Error> {
-    crm_http::lambda::serve_with(crm_console::router, crm_console::Dependencies::from_env).await
+    crm_http::lambda::serve_with(crm_console::FUNCTION, crm_console::Dependencies::from_env).await
 }

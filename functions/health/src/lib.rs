@@ -16,6 +16,7 @@ pub const PATH: &str = "/api/health";
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "HealthFunction",
     binary: "health",
+    needs: &[],
     routes: &[PATH],
     router,
 };

@@ -107,6 +107,7 @@ pub const PATH: &str = "/api/cron/import-clicks";
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "ImportClicksCronFunction",
     binary: "import-clicks-cron",
+    needs: &[],
     routes: &[PATH],
     router,
 };

@@ -14,6 +14,7 @@ pub const PATH: &str = "/api/ingest/lead";
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "LeadFunction",
     binary: "lead",
+    needs: &[],
     routes: &[PATH],
     router,
 };

@@ -28,6 +28,7 @@ pub const PATH: &str = "/l/{code}";
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "LinkFunction",
     binary: "link",
+    needs: &[],
     routes: &[PATH],
     router,
 };

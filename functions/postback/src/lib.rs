@@ -14,6 +14,7 @@ pub const PATH: &str = "/api/postback";
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "PostbackFunction",
     binary: "postback",
+    needs: &[],
     routes: &[PATH],
     router,
 };

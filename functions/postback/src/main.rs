@@ -2,5 +2,5 @@
 // handing work between threads.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), crm_http::lambda::Error> {
-    crm_http::lambda::serve(crm_postback::router).await
+    crm_http::lambda::serve(crm_postback::FUNCTION).await
 }

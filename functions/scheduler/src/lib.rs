@@ -20,6 +20,7 @@ pub const PATH: &str = "/api/cron/process-messages";
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "CronFunction",
     binary: "cron",
+    needs: &[],
     routes: &[PATH],
     router,
 };

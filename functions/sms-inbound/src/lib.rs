@@ -20,6 +20,7 @@ pub const PATH: &str = "/api/webhooks/sms-inbound";
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "SmsInboundFunction",
     binary: "sms-inbound",
+    needs: &[crm_app::config::Needs::UnsubscribeSecret],
     routes: &[PATH],
     router,
 };

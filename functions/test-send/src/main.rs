@@ -1,4 +1,4 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), crm_http::lambda::Error> {
-    crm_http::lambda::serve_with(crm_test_send::router, crm_messaging::Deps::from_env).await
+    crm_http::lambda::serve_with(crm_test_send::FUNCTION, crm_messaging::Deps::from_env).await
 }

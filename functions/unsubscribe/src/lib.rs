@@ -32,6 +32,7 @@ pub const CONFIRM_PATH: &str = "/confirm/{token}";
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "UnsubscribeFunction",
     binary: "unsubscribe",
+    needs: &[crm_app::config::Needs::UnsubscribeSecret],
     routes: &[PATH, CONFIRM_PATH],
     router,
 };

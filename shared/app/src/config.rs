@@ -17,6 +17,23 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// A setting a function cannot serve without, checked at its cold start: missing, the
+/// function fails to start, naming the variable (Lambda counts an invocation error, which
+/// `<Fn>ErrorsAlarm` reports), instead of answering 500 to every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// `UNSUBSCRIBE_SECRET`: unsubscribe links, the suppression list's keyed hashes.
+    UnsubscribeSecret,
+}
+
+impl Needs {
+    pub fn var(self) -> &'static str {
+        match self {
+            Self::UnsubscribeSecret => "UNSUBSCRIBE_SECRET",
+        }
+    }
+}
+
 /// A secret value: never printed, compared in constant time.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -138,6 +155,24 @@ pub fn unsubscribe_keys(value: Option<String>, signing: Option<String>) -> Resul
 
 /// Shortest admin key (or cron secret) we accept: guessable secrets are a misconfiguration.
 pub const MIN_SECRET_LEN: usize = 16;
+
+impl Config {
+    /// Every setting in `needs` is there, else the first missing one, named.
+    pub fn check(&self, needs: &[Needs]) -> Result<(), ConfigError> {
+        for need in needs {
+            let present = match need {
+                Needs::UnsubscribeSecret => self.unsubscribe.is_some(),
+            };
+            if !present {
+                return Err(ConfigError {
+                    var: need.var(),
+                    message: "is required by this function and is not set".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
 
 impl Config {
     /// Cold start: the environment, and the deployment's secrets (`crate::secrets`).
@@ -311,6 +346,20 @@ mod tests {
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn a_function_that_needs_a_setting_fails_at_cold_start_naming_it() {
+        let without = config(&[("TABLE_NAME", "crm")]).unwrap();
+        let e = without.check(&[Needs::UnsubscribeSecret]).unwrap_err();
+        assert_eq!(e.var, "UNSUBSCRIBE_SECRET");
+        assert!(without.check(&[]).is_ok(), "a function that needs nothing starts");
+        let with = config(&[
+            ("TABLE_NAME", "crm"),
+            ("UNSUBSCRIBE_SECRET", "an unsubscribe secret of 32 characters or more"),
+        ])
+        .unwrap();
+        assert!(with.check(&[Needs::UnsubscribeSecret]).is_ok());
     }
 
     #[test]

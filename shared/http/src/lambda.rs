@@ -3,22 +3,23 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use crm_store::Store;
 
 pub use lambda_http::Error;
 
-/// Cold start (telemetry, configuration, clients), then serve `build(state)` forever.
-pub async fn serve(build: fn(crate::AppState) -> Router) -> Result<(), Error> {
+/// Cold start (telemetry, configuration and what the function needs of it, clients), then
+/// serve the function's router forever.
+pub async fn serve(function: crate::HttpFunction) -> Result<(), Error> {
     crm_app::telemetry::init();
     let state = crate::AppState::from_env().await?;
-    lambda_http::run(build(state)).await
+    state.config.check(function.needs)?;
+    lambda_http::run((function.router)(state)).await
 }
 
 /// `serve`, for a function whose router also needs a dependency `make` builds from the
 /// function's store (the messaging dependencies of the cron and test-send functions); it
 /// is put in `AppState::extensions` as an `Arc`.
-pub async fn serve_with<T, F, E>(build: fn(crate::AppState) -> Router, make: fn(Store) -> F) -> Result<(), Error>
+pub async fn serve_with<T, F, E>(function: crate::HttpFunction, make: fn(Store) -> F) -> Result<(), Error>
 where
     T: Send + Sync + 'static,
     F: Future<Output = Result<T, E>>,
@@ -26,7 +27,8 @@ where
 {
     crm_app::telemetry::init();
     let mut state = crate::AppState::from_env().await?;
+    state.config.check(function.needs)?;
     let dependency = make(state.store.clone()).await.map_err(Into::into)?;
     state.extensions.insert(Arc::new(dependency));
-    lambda_http::run(build(state)).await
+    lambda_http::run((function.router)(state)).await
 }

@@ -134,6 +134,8 @@ pub fn public_base(state: &AppState, headers: &http::HeaderMap) -> String {
 pub struct HttpFunction {
     pub logical_id: &'static str,
     pub binary: &'static str,
+    /// Settings it cannot serve without: checked at cold start.
+    pub needs: &'static [crm_app::config::Needs],
     pub routes: &'static [&'static str],
     pub router: fn(AppState) -> Router,
 }

@@ -2,5 +2,5 @@
 // handing work between threads.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), crm_http::lambda::Error> {
-    crm_http::lambda::serve_with(crm_import_clicks::router, crm_import_clicks::Deps::for_store).await
+    crm_http::lambda::serve_with(crm_import_clicks::FUNCTION, crm_import_clicks::Deps::for_store).await
 }
