@@ -2,14 +2,13 @@
 //! follows the stream as Lambda's event source mapping does, against any endpoint: here a
 //! plain moto server, without the corrections of `infra/emulator.py`.
 
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
 use crm_local::stream::StreamReader;
-use crm_tests::{sdk_config, unique};
+use crm_tests::{free_port, sdk_config, unique, wait_for_port};
 
 /// moto's own server, as pinned in `.venv`; stopped when dropped.
 struct PlainMoto {
@@ -25,11 +24,7 @@ impl Drop for PlainMoto {
 }
 
 fn plain_moto() -> PlainMoto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let server = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
     let child = Command::new(server)
         .args(["-p", &port.to_string()])
@@ -37,11 +32,7 @@ fn plain_moto() -> PlainMoto {
         .stderr(Stdio::null())
         .spawn()
         .expect("start moto_server (make test installs it into .venv)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_port(port, "moto_server", Duration::from_secs(30));
     PlainMoto {
         child,
         endpoint: format!("http://127.0.0.1:{port}"),

@@ -3,7 +3,6 @@
 //! installs both (`infra/install-browser.sh`); `CHROMIUM` and `CHROMEDRIVER` name other
 //! binaries.
 
-use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,11 +48,7 @@ impl Browser {
     pub async fn start() -> Self {
         let driver_bin = binary("CHROMEDRIVER", "/usr/bin/chromedriver");
         let chromium = binary("CHROMIUM", "/usr/bin/chromium");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         // Its own process group: dropping the browser ends the driver and every Chromium
         // process it started, even when a test fails before `quit`.
         let driver = Command::new(driver_bin)
@@ -63,11 +58,7 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::wait_for_port(port, "chromedriver", Duration::from_secs(20));
         let profile = tempdir::Dir(std::env::temp_dir().join(format!("crm-e2e-{}", uuid::Uuid::new_v4().simple())));
         let args = vec![
             "--headless".to_owned(),

@@ -51,11 +51,7 @@ pub fn endpoint() -> &'static str {
             python.exists(),
             "no local emulator: run `make test` (it installs moto into .venv) or set AWS_ENDPOINT_URL"
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         Command::new(python)
             .arg(workspace().join("infra/emulator.py"))
             .args([
@@ -68,13 +64,27 @@ pub fn endpoint() -> &'static str {
             .stderr(Stdio::null())
             .spawn()
             .expect("start the emulator");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "emulator did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(port, "the emulator", Duration::from_secs(30));
         format!("http://127.0.0.1:{port}")
     })
+}
+
+/// A port on 127.0.0.1 nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until a server started by the test (`what`) accepts connections on `port`.
+pub fn wait_for_port(port: u16, what: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
