@@ -9,12 +9,13 @@ SHELL := /bin/bash
 VENV := .venv
 PYTHON ?= python3
 
-# A `.env` file (KEY=value lines, as in .env.example; no quotes) sets what the environment
-# does not, and the defaults below fill the rest: environment, then .env, then defaults. A
-# line with an empty value is skipped (the default applies).
+# A `.env` file (KEY=value lines, as in .env.example; no quotes, and no `#` or `$` in a
+# value: give such a value in the environment) sets what the environment does not, and the
+# defaults below fill the rest: environment, then .env, then defaults. A line with an empty
+# value is skipped (the default applies); of two lines for one name, the last counts.
 ifneq ($(wildcard .env),)
-DOTENV_VARS := $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=..*/\1/p' .env)
-$(foreach v,$(DOTENV_VARS),$(if $(filter environment command%,$(origin $(v))),,$(eval $(v) := $(shell sed -n 's/^$(v)=//p' .env | tail -n 1))))
+DOTENV_VARS := $(sort $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=..*/\1/p' .env))
+$(foreach v,$(DOTENV_VARS),$(if $(filter environment command%,$(origin $(v))),,$(eval $(v) := $(shell sed -n 's/^$(v)=\(..*\)/\1/p' .env | tail -n 1))))
 export $(DOTENV_VARS)
 endif
 

@@ -131,6 +131,14 @@ impl Cookie {
         )
     }
 
+    fn clear_login(self) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
+            self.login_name()
+        )
+    }
+
     fn clear(self) -> String {
         let secure = if self.secure { "; Secure" } else { "" };
         format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}", self.name())
@@ -389,9 +397,15 @@ impl Submitted {
         self.form.get(name).map_or("", |v| v.trim())
     }
 
-    /// The form as one of the admin API's request types (every field text, trimmed).
+    /// The form as one of the admin API's request types (every field text, trimmed; an
+    /// input left empty is not sent).
     pub fn sent<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
-        let text: BTreeMap<&str, &str> = self.form.iter().map(|(k, v)| (k.as_str(), v.trim())).collect();
+        let text: BTreeMap<&str, &str> = self
+            .form
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.trim()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
         serde_json::to_value(text)
             .and_then(serde_json::from_value)
             .map_err(|e| e.to_string())
@@ -479,9 +493,15 @@ async fn login(State(console): State<Console>, req: Request) -> Response {
             };
             viewer.audit(&console, "login", &viewer.session.user_id).await;
             let mut response = Redirect::to(&next).into_response();
-            response.headers_mut().insert(
+            let headers = response.headers_mut();
+            headers.insert(
                 header::SET_COOKIE,
                 HeaderValue::from_str(&cookie.set(&viewer.token)).expect("a token is ASCII"),
+            );
+            // The login form's token has served: the next login page makes a new one.
+            headers.append(
+                header::SET_COOKIE,
+                HeaderValue::from_str(&cookie.clear_login()).expect("ASCII"),
             );
             response
         }

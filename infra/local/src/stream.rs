@@ -220,8 +220,16 @@ impl StreamReader {
     {
         // At most two reads: the iterator held, then (idle too long) a renewed one.
         for attempt in 0..2 {
-            let Some(shard) = self.shards.get(id) else { return Ok(0) };
-            let (Some(iterator), false) = (shard.iterator.clone(), shard.ended) else {
+            let Some(shard) = self.shards.get_mut(id) else {
+                return Ok(0);
+            };
+            if shard.ended {
+                return Ok(0);
+            }
+            let Some(iterator) = shard.iterator.clone() else {
+                // No iterator: the shard is closed and read to its end.
+                shard.ended = true;
+                self.described_at = None;
                 return Ok(0);
             };
             let after = shard.last.as_ref().map(|(seq, _)| seq.clone());
@@ -303,6 +311,12 @@ impl StreamReader {
             let shard = self.shards.get_mut(id).expect("known");
             if let Some(last) = records.last().and_then(position) {
                 shard.last = Some(last);
+            }
+            if next.is_none() {
+                // A closed shard's last records: its children come next.
+                shard.ended = true;
+                tracing::info!(shard = %id, "stream reader: shard closed and read to its end; following its children");
+                self.described_at = None;
             }
             shard.iterator = next;
             return Ok(records.len());

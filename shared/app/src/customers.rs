@@ -92,10 +92,13 @@ pub async fn feed(
 ) -> Result<(Vec<Activity>, bool), StoreError> {
     let want = limit + 1;
     let mut records: Vec<Activity> = Vec::new();
+    // The last page read said its day holds more (a page cut short by DynamoDB's 1 MB).
+    let mut unread = false;
     for _ in 0..days {
         let page = store
             .feed_page(kind, day, after.as_ref(), (want - records.len()) as i32)
             .await?;
+        unread = page.more;
         records.extend(page.records);
         if records.len() >= want {
             break;
@@ -114,7 +117,7 @@ pub async fn feed(
             },
         };
     }
-    let more = records.len() > limit;
+    let more = records.len() > limit || unread;
     records.truncate(limit);
     Ok((records, more))
 }

@@ -255,15 +255,13 @@ pub fn required<'a, T>(
     }
 }
 
-/// An optional text field of a request body, checked by `parse` when sent (blank, as a
-/// form's empty input is, is not sent).
+/// An optional text field of a request body, checked by `parse` when sent.
 pub fn optional<'a, T>(
     field: &'static str,
     sent: Option<&'a str>,
     parse: impl FnOnce(&'a str) -> Result<T, Invalid>,
 ) -> Result<Option<T>, FieldError> {
-    sent.filter(|raw| !raw.trim().is_empty())
-        .map(|raw| parse(raw).map_err(|e| FieldError::new(field, e)))
+    sent.map(|raw| parse(raw).map_err(|e| FieldError::new(field, e)))
         .transpose()
 }
 
@@ -777,9 +775,9 @@ mod tests {
         let bad = required("brand", Some("no spaces"), brand).unwrap_err();
         assert_eq!((bad.field, bad.code), ("brand", "invalid_format"));
         assert_eq!(required("brand", Some("rushbet"), brand).unwrap().as_str(), "rushbet");
-        // A form's empty input is not sent; a bad value is refused by name.
-        assert_eq!(optional("brand", Some(""), brand), Ok(None));
+        // Absent is absent; sent, even blank, it is checked and refused by name.
         assert_eq!(optional("brand", None, brand), Ok(None));
+        assert_eq!(optional("brand", Some(""), brand).unwrap_err().field, "brand");
         assert_eq!(optional("brand", Some("a b"), brand).unwrap_err().field, "brand");
     }
 

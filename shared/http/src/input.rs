@@ -65,7 +65,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
 
     async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
-        let bytes = body_bytes(&parts, body).await?;
+        let bytes = body_within(&parts, body, MAX_JSON_BODY_BYTES).await?;
         let Ok(object @ serde_json::Value::Object(_)) = serde_json::from_slice(&bytes) else {
             return Err(ApiError::bad_request("invalid_json", "the body must be a JSON object"));
         };
@@ -78,21 +78,33 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     }
 }
 
+/// Largest admin API body (a template's 64 KiB body, escaped, with its other fields).
+pub const MAX_JSON_BODY_BYTES: usize = 256 * 1024;
+
 /// Reads the body (64 KiB at most, checked before reading) as raw bytes.
 pub(crate) async fn body_bytes(
     parts: &axum::http::request::Parts,
     body: axum::body::Body,
 ) -> Result<axum::body::Bytes, ApiError> {
+    body_within(parts, body, MAX_BODY_BYTES).await
+}
+
+/// Reads the body, `limit` bytes at most (checked before reading when declared).
+async fn body_within(
+    parts: &axum::http::request::Parts,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
     }
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
+    axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES })
+        .map_err(|_| ApiError::PayloadTooLarge { limit })
 }
 
 /// The query string's fields, then the body's (JSON or form; body values win); `token` is
