@@ -162,9 +162,8 @@ pub async fn update(
     let user = access::update_user(&state.store, &id, change, OffsetDateTime::now_utc())
         .await
         .map_err(access_error)?;
-    let user = access::user_with_keys(&state.store, &user.user_id)
-        .await
-        .map_err(access_error)?;
+    // The user as just written, with their keys: no second read of the user.
+    let user = access::with_keys(&state.store, user).await?;
     Ok(Json(view(user)))
 }
 

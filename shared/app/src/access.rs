@@ -284,7 +284,8 @@ pub async fn new_user_key(store: &Store, user_id: &str, now: OffsetDateTime) -> 
 /// A user with their API keys (by last four characters: never a key or its hash).
 pub type UserWithKeys = (User, Vec<KeyInfo>);
 
-async fn with_keys(store: &Store, user: User) -> Result<UserWithKeys, StoreError> {
+/// A user as read, with their API keys (one query).
+pub async fn with_keys(store: &Store, user: User) -> Result<UserWithKeys, StoreError> {
     let keys = store
         .user_keys(&user.user_id)
         .await?
