@@ -669,6 +669,70 @@ async fn bounces_and_complaints_suppress_the_address_for_every_brand() {
     );
 }
 
+/// SES's delivery, reject and rendering-failure events move a sent message forward only:
+/// a late or repeated delivery never hides a complaint, and a reject fails the message with
+/// SES's reason.
+#[tokio::test]
+async fn deliveries_rejects_and_rendering_failures_mark_the_message() {
+    crm_app::metrics::capture();
+    let app = spawn().await;
+    let delivery = include_str!("../../events/ses-events/delivery.json");
+    let to = format!("{}@example.com", unique("delivered"));
+    let (customer, welcome) = welcomed(&app, &to, "rushbet").await;
+    for _ in 0..2 {
+        ses_notification(&app, delivery, &welcome, &to, "").await;
+    }
+    let messages = app.messages(&customer).await;
+    let marked = step(&messages, "rushbet", "welcome");
+    assert_eq!(
+        (marked["status"].as_str(), marked["deliveredAt"].as_str()),
+        (Some("DELIVERED"), Some("2026-11-22T10:00:02.133Z")),
+        "{marked}"
+    );
+    assert!(metric_written("EmailDeliveries", "EmailDeliveries", "1"));
+    let complaint = include_str!("../../events/ses-events/complaint.json");
+    ses_notification(&app, complaint, &welcome, &to, "fb-d").await;
+    ses_notification(&app, delivery, &welcome, &to, "").await;
+    let messages = app.messages(&customer).await;
+    assert_eq!(step(&messages, "rushbet", "welcome")["status"], "COMPLAINED");
+
+    for (sample, reason, error) in [
+        (
+            include_str!("../../events/ses-events/reject.json"),
+            "provider_error",
+            "SES rejected it: Bad content",
+        ),
+        (
+            include_str!("../../events/ses-events/rendering-failure.json"),
+            "render_failed",
+            "SES rendering failure: Attribute 'firstName' is not present in the rendering data.",
+        ),
+    ] {
+        let to = format!("{}@example.com", unique("failed"));
+        let (customer, welcome) = welcomed(&app, &to, "rushbet").await;
+        ses_notification(&app, sample, &welcome, &to, "").await;
+        ses_notification(&app, delivery, &welcome, &to, "").await;
+        let messages = app.messages(&customer).await;
+        let failed = step(&messages, "rushbet", "welcome");
+        assert_eq!(
+            (
+                failed["status"].as_str(),
+                failed["reason"].as_str(),
+                failed["error"].as_str()
+            ),
+            (Some("FAILED"), Some(reason), Some(error)),
+            "{failed}"
+        );
+    }
+    // Another message's id in the tags: nothing of this customer moves.
+    let to = format!("{}@example.com", unique("other"));
+    let (customer, mut welcome) = welcomed(&app, &to, "rushbet").await;
+    welcome["providerMessageId"] = json!("someone-elses-ses-id");
+    ses_notification(&app, delivery, &welcome, &to, "").await;
+    let messages = app.messages(&customer).await;
+    assert_eq!(step(&messages, "rushbet", "welcome")["status"], "SENT");
+}
+
 /// Every item of the app's table, as text (keys and GSI keys are attributes too).
 async fn table_dump(app: &TestApp) -> Vec<String> {
     table_items(app).await.iter().map(|i| format!("{i:?}")).collect()

@@ -141,7 +141,7 @@ async fn render(
             label for="status" { "Status" }
             select #status name="status" {
                 option value="" { "Any" }
-                @for s in ["PENDING", "QUEUED", "SENDING", "SENT", "DELIVERED", "FAILED", "SKIPPED", "CANCELLED"] {
+                @for s in Status::ALL.map(Status::as_str) {
                     option value=(s) selected[status.as_deref() == Some(s)] { (s) }
                 }
             }

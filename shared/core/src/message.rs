@@ -5,6 +5,8 @@
 //!    ▲  │                                  │                                │
 //!    │  └─ journey: CANCELLED              ├─ lease expired: queued again   ├─ defer / retry ─▶ PENDING
 //!    └──────── sender: defer ──────────────┘                                └─ lease expired: FAILED (send_interrupted)
+//!
+//! SENT ──SES reports──▶ DELIVERED ──▶ BOUNCED | COMPLAINED     SENT ──▶ FAILED (rejected, rendering failure)
 //! ```
 //!
 //! A message is sent only by the sender that moved it `QUEUED → SENDING`, a conditional
@@ -25,6 +27,8 @@ pub enum Status {
     Queued,
     Sending,
     Sent,
+    /// Sent, then the receiving mail server accepted it (SES Delivery event).
+    Delivered,
     Failed,
     Skipped,
     Cancelled,
@@ -35,11 +39,12 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 9] = [
+    pub const ALL: [Status; 10] = [
         Self::Pending,
         Self::Queued,
         Self::Sending,
         Self::Sent,
+        Self::Delivered,
         Self::Failed,
         Self::Skipped,
         Self::Cancelled,
@@ -52,6 +57,7 @@ impl Status {
             Self::Queued => "QUEUED",
             Self::Sending => "SENDING",
             Self::Sent => "SENT",
+            Self::Delivered => "DELIVERED",
             Self::Failed => "FAILED",
             Self::Skipped => "SKIPPED",
             Self::Cancelled => "CANCELLED",
@@ -66,7 +72,7 @@ impl Status {
             .ok_or_else(|| {
                 Invalid::new(
                     "invalid_value",
-                    "status must be PENDING, QUEUED, SENDING, SENT, FAILED, SKIPPED, CANCELLED, BOUNCED or COMPLAINED",
+                    "status must be PENDING, QUEUED, SENDING, SENT, DELIVERED, FAILED, SKIPPED, CANCELLED, BOUNCED or COMPLAINED",
                 )
             })
     }
@@ -78,12 +84,38 @@ impl Status {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Self::Sent | Self::Failed | Self::Skipped | Self::Cancelled | Self::Bounced | Self::Complained
+            Self::Sent
+                | Self::Delivered
+                | Self::Failed
+                | Self::Skipped
+                | Self::Cancelled
+                | Self::Bounced
+                | Self::Complained
         )
     }
     /// Handed to a provider, or about to be: counts as delivered for deduplication.
     pub fn is_delivered(self) -> bool {
-        matches!(self, Self::Sending | Self::Sent | Self::Bounced | Self::Complained)
+        matches!(
+            self,
+            Self::Sending | Self::Sent | Self::Delivered | Self::Bounced | Self::Complained
+        )
+    }
+    /// Sent, and not known to have failed since: what may have influenced a conversion.
+    pub fn is_sent(self) -> bool {
+        matches!(self, Self::Sent | Self::Delivered)
+    }
+    /// The statuses a provider's later report (SES's delivery, bounce, complaint, reject or
+    /// rendering failure) may move a message from to `self`. Reports arrive out of order and
+    /// more than once: a delivery never overwrites a bounce, and a report repeated is a no-op
+    /// write of the same status.
+    pub fn reported_from(self) -> &'static [Status] {
+        match self {
+            Self::Delivered => &[Self::Sent, Self::Delivered],
+            Self::Bounced => &[Self::Sent, Self::Delivered, Self::Bounced],
+            Self::Complained => &[Self::Sent, Self::Delivered, Self::Bounced, Self::Complained],
+            Self::Failed => &[Self::Sent, Self::Failed],
+            _ => &[],
+        }
     }
 }
 
@@ -209,6 +241,9 @@ pub struct Message {
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::values::ts::option")]
     pub sent_at: Option<OffsetDateTime>,
+    /// When the provider reported it delivered (SES Delivery event).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::values::ts::option")]
+    pub delivered_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub dry_run: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,6 +261,16 @@ pub struct Message {
     /// The rendered content, once sent (HTML for email, text for SMS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+}
+
+/// What a provider reported about a message it had accepted, as the message records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub status: Status,
+    pub reason: Option<Reason>,
+    pub error: Option<String>,
+    /// When it happened, as the provider says.
+    pub at: OffsetDateTime,
 }
 
 /// A message id is a function of what the message is: the same customer, brand, stage entry
@@ -276,6 +321,7 @@ impl Message {
             updated_at: now,
             attempts: 0,
             sent_at: None,
+            delivered_at: None,
             dry_run: false,
             provider: None,
             provider_message_id: None,
@@ -312,4 +358,38 @@ impl Message {
 pub struct SendJob {
     pub customer_id: CustomerId,
     pub message_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Status;
+
+    /// SES's reports arrive late, repeated and out of order: whatever order they come in,
+    /// the message ends at the most telling one, and a report never revives a message that
+    /// was never sent.
+    #[test]
+    fn provider_reports_converge_in_any_order() {
+        let apply = |mut s: Status, reports: &[Status]| {
+            for r in reports {
+                if r.reported_from().contains(&s) {
+                    s = *r;
+                }
+            }
+            s
+        };
+        use Status::*;
+        assert_eq!(apply(Sent, &[Delivered, Complained]), Complained);
+        assert_eq!(apply(Sent, &[Complained, Delivered]), Complained);
+        assert_eq!(apply(Sent, &[Bounced, Delivered, Bounced]), Bounced);
+        assert_eq!(apply(Sent, &[Delivered, Delivered]), Delivered);
+        assert_eq!(apply(Sent, &[Failed, Delivered]), Failed);
+        for never_sent in [Pending, Queued, Sending, Skipped, Cancelled] {
+            assert_eq!(apply(never_sent, &[Delivered, Bounced, Complained, Failed]), never_sent);
+        }
+        assert!(
+            Status::ALL
+                .iter()
+                .all(|s| s.reported_from().iter().all(|f| f.is_terminal()))
+        );
+    }
 }

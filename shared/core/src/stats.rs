@@ -14,7 +14,7 @@ use time::{Date, Duration, OffsetDateTime, Time};
 
 use crate::attribution::{Attribution, Model, credit};
 use crate::journey::{EventKind, JourneyType};
-use crate::message::{Message, Status};
+use crate::message::Message;
 use crate::quiet::ZoneName;
 use crate::values::{Currency, Invalid, Money};
 
@@ -247,7 +247,7 @@ pub struct Influence {
 pub fn influence(messages: &[Message], brand: &str, at: OffsetDateTime, window: Duration) -> Option<Influence> {
     messages
         .iter()
-        .filter(|m| m.brand.as_str() == brand && matches!(m.status, Status::Sent) && !m.dry_run)
+        .filter(|m| m.brand.as_str() == brand && m.status.is_sent() && !m.dry_run)
         .filter_map(|m| m.sent_at.filter(|t| *t <= at && *t >= at - window).map(|t| (t, m)))
         .max_by(|a, b| (a.0, &a.1.message_id).cmp(&(b.0, &b.1.message_id)))
         .map(|(_, m)| Influence {

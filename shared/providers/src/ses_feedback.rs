@@ -1,6 +1,8 @@
-//! SES bounce and complaint notifications, as SES publishes them to SNS: from a
+//! SES's notifications about a message it accepted, as SES publishes them to SNS: from a
 //! configuration set's event destination (`eventType`) or an identity's feedback topic
-//! (`notificationType`); both have the same `bounce`/`complaint` and `mail` objects.
+//! (`notificationType`); both have the same `bounce`/`complaint`/`delivery` and `mail`
+//! objects. A configuration set also reports `Reject` (SES refused to send it, e.g. a
+//! virus) and `Rendering Failure` (an SES template failed to render).
 
 use std::collections::BTreeMap;
 
@@ -17,7 +19,14 @@ pub enum Feedback {
     Complaint {
         recipients: Vec<String>,
     },
-    /// Deliveries, sends, opens…: nothing to do.
+    /// The receiving mail server accepted the message.
+    Delivery,
+    /// SES did not send it after all (`Reject`, `Rendering Failure`): why, as SES says.
+    Failure {
+        rendering: bool,
+        reason: String,
+    },
+    /// Sends, opens, clicks…: nothing to do.
     Other(String),
 }
 
@@ -47,7 +56,28 @@ struct Raw {
     notification_type: Option<String>,
     bounce: Option<RawBounce>,
     complaint: Option<RawComplaint>,
+    delivery: Option<RawDelivery>,
+    reject: Option<RawReject>,
+    failure: Option<RawFailure>,
     mail: RawMail,
+}
+
+#[derive(Deserialize)]
+struct RawDelivery {
+    timestamp: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawReject {
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawFailure {
+    #[serde(default)]
+    error_message: String,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +121,27 @@ pub fn parse(body: &str) -> Result<Notification, String> {
     let kind = raw.event_type.or(raw.notification_type).unwrap_or_default();
     let addresses = |r: Vec<Recipient>| r.into_iter().map(|r| r.email_address).collect();
     let (feedback, feedback_id, timestamp) = match (kind.as_str(), raw.bounce, raw.complaint) {
+        ("Delivery", _, _) => (
+            Feedback::Delivery,
+            String::new(),
+            raw.delivery.and_then(|d| d.timestamp),
+        ),
+        ("Reject", _, _) => (
+            Feedback::Failure {
+                rendering: false,
+                reason: raw.reject.map(|r| r.reason).unwrap_or_default(),
+            },
+            String::new(),
+            None,
+        ),
+        ("Rendering Failure", _, _) => (
+            Feedback::Failure {
+                rendering: true,
+                reason: raw.failure.map(|f| f.error_message).unwrap_or_default(),
+            },
+            String::new(),
+            None,
+        ),
         ("Bounce", Some(b), _) => (
             Feedback::Bounce {
                 permanent: b.bounce_type == "Permanent",
@@ -141,9 +192,40 @@ mod tests {
         );
         let complaint = r#"{"notificationType":"Complaint","complaint":{"complainedRecipients":[{"emailAddress":"b@example.com"}],"feedbackId":"f2"},"mail":{"messageId":"ses-2"}}"#;
         assert!(matches!(parse(complaint).unwrap().feedback, Feedback::Complaint { .. }));
-        let delivery = r#"{"eventType":"Delivery","mail":{"messageId":"ses-3"}}"#;
-        assert_eq!(parse(delivery).unwrap().feedback, Feedback::Other("Delivery".into()));
+        let send = r#"{"eventType":"Send","mail":{"messageId":"ses-3"},"send":{}}"#;
+        assert_eq!(parse(send).unwrap().feedback, Feedback::Other("Send".into()));
         assert!(parse(r#"{"eventType":"Bounce","mail":{"messageId":"x"}}"#).is_err());
         assert!(parse("nope").is_err());
+    }
+
+    /// The samples of SES's documentation ("Examples of event data that Amazon SES
+    /// publishes to Amazon SNS"), cut to the fields read.
+    #[test]
+    fn deliveries_rejects_and_rendering_failures_parse() {
+        let delivery = r#"{"eventType":"Delivery","mail":{"timestamp":"2016-10-19T23:20:52.240Z","messageId":"EXAMPLE7c191be45",
+            "tags":{"crm_message":["msg_1"]}},"delivery":{"timestamp":"2016-10-19T23:21:04.133Z","processingTimeMillis":11893,
+            "recipients":["recipient@example.com"],"smtpResponse":"250 2.6.0 Message received","reportingMTA":"mta.example.com"}}"#;
+        let n = parse(delivery).unwrap();
+        assert_eq!(n.feedback, Feedback::Delivery);
+        assert_eq!(n.timestamp.as_deref(), Some("2016-10-19T23:21:04.133Z"));
+        let identity = r#"{"notificationType":"Delivery","mail":{"messageId":"m"},"delivery":{"timestamp":"2016-01-27T14:59:38.237Z"}}"#;
+        assert_eq!(parse(identity).unwrap().feedback, Feedback::Delivery);
+        let reject = r#"{"eventType":"Reject","mail":{"messageId":"m"},"reject":{"reason":"Bad content"}}"#;
+        assert_eq!(
+            parse(reject).unwrap().feedback,
+            Feedback::Failure {
+                rendering: false,
+                reason: "Bad content".into()
+            }
+        );
+        let rendering = r#"{"eventType":"Rendering Failure","mail":{"messageId":"m"},
+            "failure":{"errorMessage":"Attribute 'attributeName' is not present in the rendering data.","templateName":"MyTemplate"}}"#;
+        assert_eq!(
+            parse(rendering).unwrap().feedback,
+            Feedback::Failure {
+                rendering: true,
+                reason: "Attribute 'attributeName' is not present in the rendering data.".into()
+            }
+        );
     }
 }

@@ -9,7 +9,7 @@ use crm_core::definition::Channel;
 use crm_core::values::{CustomerId, parse_ts};
 use time::{Duration, OffsetDateTime};
 
-use crate::codec::{self, Expr, n, s, ts};
+use crate::codec::{self, Expr, n, s};
 use crate::keys::{self, entity};
 use crate::{Item, Store, StoreError, applied, classify};
 
@@ -252,37 +252,5 @@ impl Store {
             _ => 0,
         };
         Ok(count)
-    }
-
-    /// Marks a sent message bounced or complained about, matched by the provider's message
-    /// id; `false` when the message does not exist, has another provider id, or is not `SENT`.
-    pub async fn mark_delivery_failure(
-        &self,
-        customer: &CustomerId,
-        message_id: &str,
-        provider_message_id: &str,
-        status: crm_core::message::Status,
-        detail: &str,
-        at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let mut e = Expr::default();
-        let st = e.name("status");
-        let update = format!(
-            "SET {st} = {}, {} = {}, {} = {}",
-            e.value(s(status.as_str())),
-            e.name("error"),
-            e.value(s(detail)),
-            e.name("updatedAt"),
-            e.value(ts(at)),
-        );
-        let condition = format!(
-            "{} = {} AND {st} IN ({}, {})",
-            e.name("providerMessageId"),
-            e.value(s(provider_message_id)),
-            e.value(s(crm_core::message::Status::Sent.as_str())),
-            e.value(s(status.as_str())),
-        );
-        let key = codec::key(keys::customer_pk(customer), &keys::message_sk(message_id));
-        Ok(self.conditional_update(key, update, condition, e).await?.is_some())
     }
 }

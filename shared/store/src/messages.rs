@@ -3,7 +3,7 @@
 //! schedulers, two senders or a late journey change can never both win.
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use crm_core::definition::JourneyDefinition;
-use crm_core::message::{Message, Reason, Status};
+use crm_core::message::{Message, Reason, Report, Status};
 use crm_core::records::RecordKind;
 use crm_core::send::SettingsOverride;
 use crm_core::template::MessageTemplate;
@@ -139,6 +139,43 @@ impl Store {
             .await?
             .map(codec::message_from_item)
             .transpose()
+    }
+
+    /// Records what the provider reported about a message it accepted, matched by the
+    /// provider's message id, if the message may move to that status
+    /// ([`Status::reported_from`]); `false` when it does not exist, has another provider id,
+    /// or already holds a later report.
+    pub async fn record_report(
+        &self,
+        customer: &CustomerId,
+        message_id: &str,
+        provider_message_id: &str,
+        report: &Report,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let from = report.status.reported_from();
+        if from.is_empty() {
+            return Ok(false);
+        }
+        let mut e = Expr::default();
+        let from: Vec<String> = from.iter().map(|st| e.value(s(st.as_str()))).collect();
+        let cond = format!(
+            "{} = {} AND {} IN ({})",
+            e.name("providerMessageId"),
+            e.value(s(provider_message_id)),
+            e.name("status"),
+            from.join(", ")
+        );
+        let mut set = vec![("status", s(report.status.as_str())), ("updatedAt", ts(now))];
+        if report.status == Status::Delivered {
+            set.push(("deliveredAt", ts(report.at)));
+        }
+        set.extend(report.reason.map(|r| ("reason", s(r.as_str()))));
+        set.extend(report.error.as_deref().map(|d| ("error", s(d))));
+        Ok(self
+            .update_message(customer, message_id, set, &[], &cond, e)
+            .await?
+            .is_some())
     }
 
     /// Cancels a message not yet handed to a provider.
