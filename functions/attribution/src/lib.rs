@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
-use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use crm_app::batch;
 use crm_app::metrics::{Metrics, Unit};
 use crm_store::{StoreError, record_from_image};
 use rust_decimal::Decimal;
@@ -20,21 +21,11 @@ pub use crm_app::attribution::{
 
 /// Records in order; on a failure the batch reports that record, so Lambda retries from it.
 pub async fn handle(deps: &Deps, event: Event) -> DynamoDbEventResponse {
-    let mut response = DynamoDbEventResponse::default();
     let mut partners = Partners::default();
+    let (response, outcomes) =
+        batch::stream(&event, async |record, _| process(deps, &mut partners, record).await).await;
     let mut tally = Tally::default();
-    for record in event.records {
-        match process(deps, &mut partners, &record).await {
-            Ok(outcome) => tally.add(outcome),
-            Err(e) => {
-                tracing::error!(error = %e, event_id = %record.event_id, "attribution failed; retried from this record");
-                let mut failure = DynamoDbBatchItemFailure::default();
-                failure.item_identifier = record.change.sequence_number.clone();
-                response.batch_item_failures.push(failure);
-                break;
-            }
-        }
-    }
+    outcomes.into_iter().for_each(|o| tally.add(o));
     tally.emit();
     response
 }

@@ -7,7 +7,8 @@
 //! that moves moves its count of customers at each stage (`Store::move_stage`).
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
-use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use crm_app::batch;
 use crm_app::metrics::Metrics;
 use crm_core::profile::{Profile, name_keys, stage_moves};
 use crm_messaging::Deps;
@@ -17,18 +18,9 @@ use crm_store::{StoreError, event_from_image, profile_from_image};
 use time::OffsetDateTime;
 
 pub async fn handle(deps: &Deps, event: Event) -> DynamoDbEventResponse {
-    let mut response = DynamoDbEventResponse::default();
-    for record in event.records {
-        let now = record_time(&record);
-        if let Err(e) = process(deps, &record, now).await {
-            tracing::error!(error = %e, event_id = %record.event_id, "journey change failed; retried from this record");
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = record.change.sequence_number.clone();
-            response.batch_item_failures.push(failure);
-            break;
-        }
-    }
-    response
+    batch::stream(&event, async |record, now| process(deps, record, now).await)
+        .await
+        .0
 }
 
 /// One stream record: a profile whose journeys, addresses or merges moved is planned for;
@@ -76,14 +68,4 @@ async fn index_new_names(deps: &Deps, before: Option<&Profile>, after: &Profile)
         deps.store.index_names(&after.id, &new).await?;
     }
     Ok(())
-}
-
-/// When the change was committed (the stream's timestamp).
-pub fn record_time(record: &EventRecord) -> OffsetDateTime {
-    let nanos = record
-        .change
-        .approximate_creation_date_time
-        .timestamp_nanos_opt()
-        .unwrap_or_default();
-    OffsetDateTime::from_unix_timestamp_nanos(nanos.into()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

@@ -3,33 +3,34 @@
 //! redelivers it, then moves it to the DLQ after five receives) only when DynamoDB could not
 //! be reached; every provider outcome is recorded on the message instead.
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use crm_app::batch::{self, Queued};
 use crm_app::metrics::Metrics;
 use crm_core::message::{Message, SendJob, Status};
 use crm_messaging::Deps;
+use crm_messaging::MessagingError;
 use crm_messaging::sender::{Delivered, deliver};
 use time::OffsetDateTime;
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        if !process(deps, &record, OffsetDateTime::now_utc()).await {
-            response.add_failure(record.message_id.clone().unwrap_or_default());
-        }
-    }
+    let (response, settled) = batch::sqs(&event, async |job: Queued<'_, SendJob>| {
+        process(deps, &job, OffsetDateTime::now_utc()).await
+    })
+    .await;
+    settled.iter().flatten().for_each(outcome_metric);
     response
 }
 
-/// One queue record; `false` asks SQS to deliver it again.
-pub async fn process(deps: &Deps, record: &SqsMessage, now: OffsetDateTime) -> bool {
-    let job: SendJob = match record.body.as_deref().map(serde_json::from_str) {
-        Some(Ok(job)) => job,
-        _ => {
-            tracing::error!(sqs_message_id = ?record.message_id, "unreadable send job; left for the DLQ");
-            return false;
-        }
-    };
+/// One send job, at `now` (the sender's own clock: caps and quiet hours hold when it
+/// sends, however late SQS delivers); the message it settled, if this receive sent it. An
+/// error asks SQS to deliver the job again.
+pub async fn process(
+    deps: &Deps,
+    job: &Queued<'_, SendJob>,
+    now: OffsetDateTime,
+) -> Result<Option<Message>, MessagingError> {
     // One receive of the job: its receipt handle (new on every delivery), hashed short.
+    let record = job.record;
     let claim = claim_token(
         record
             .receipt_handle
@@ -37,19 +38,12 @@ pub async fn process(deps: &Deps, record: &SqsMessage, now: OffsetDateTime) -> b
             .or(record.message_id.as_deref())
             .unwrap_or_default(),
     );
-    match deliver(deps, &job, &claim, now).await {
-        Ok(Delivered::NotMine) => {
-            tracing::info!(message_id = %job.message_id, "message already claimed or final; nothing to do");
-            true
+    match deliver(deps, &job.body, &claim, now).await? {
+        Delivered::NotMine => {
+            tracing::info!(message_id = %job.body.message_id, "message already claimed or final; nothing to do");
+            Ok(None)
         }
-        Ok(Delivered::Settled(message)) => {
-            outcome_metric(&message);
-            true
-        }
-        Err(e) => {
-            tracing::error!(error = %e, message_id = %job.message_id, "send job failed; SQS will deliver it again");
-            false
-        }
+        Delivered::Settled(message) => Ok(Some(*message)),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod attribution;
+pub mod batch;
 pub mod compliance;
 pub mod config;
 pub mod customers;
