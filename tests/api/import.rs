@@ -48,6 +48,7 @@ async fn setup(rows: Vec<Map<String, Value>>) -> (TestApp, FakeRedtrack, Deps) {
         per_page: 50,
         cron_secret: None,
         lease: time::Duration::minutes(15),
+        operator_silence: None,
     };
     (app, fake, deps)
 }

@@ -637,6 +637,8 @@ fn every_function_and_queue_has_an_alarm_on_aws_own_metrics() {
     };
     // (namespace, metric, resource its dimension names)
     let mut alarms: Vec<(String, String, Option<String>)> = Vec::new();
+    // (metric, route) of API Gateway's per-route metrics some alarm reads
+    let mut routes_alarmed: Vec<(String, String)> = Vec::new();
     for (id, r) in resources
         .iter()
         .filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
@@ -656,6 +658,20 @@ fn every_function_and_queue_has_an_alarm_on_aws_own_metrics() {
             .and_then(|d| named(&d["Value"]));
         if let (Some(ns), Some(metric)) = (p["Namespace"].as_str(), p["MetricName"].as_str()) {
             alarms.push((ns.to_owned(), metric.to_owned(), dimension));
+        }
+        // Metric math: each metric it reads, by the route it names (API Gateway's per-route
+        // metrics).
+        for m in p["Metrics"].as_sequence().into_iter().flatten() {
+            let metric = &m["MetricStat"]["Metric"];
+            let route = metric["Dimensions"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .find(|d| d["Name"].as_str() == Some("Route"))
+                .and_then(|d| d["Value"].as_str());
+            if let (Some(name), Some(route)) = (metric["MetricName"].as_str(), route) {
+                routes_alarmed.push((name.to_owned(), route.to_owned()));
+            }
         }
     }
     let has = |ns: &str, metric: Option<&str>, resource: &str| {
@@ -682,6 +698,28 @@ fn every_function_and_queue_has_an_alarm_on_aws_own_metrics() {
     }
     assert!(has("AWS/SQS", Some("ApproximateAgeOfOldestMessage"), "SendQueue"));
     assert!(has("AWS/ApiGateway", Some("5xx"), "HttpApi") && has("AWS/ApiGateway", Some("Latency"), "HttpApi"));
+    // The ingest group: every route that carries a click, a lead or a postback has per-route
+    // metrics and is in both ingest alarms.
+    let settings = &t["Resources"]["HttpApi"]["Properties"]["RouteSettings"];
+    for f in ["ClickFunction", "LeadFunction", "PostbackFunction", "LinkFunction"] {
+        for (method, path) in template_routes(f).unwrap() {
+            if matches!(method.as_str(), "OPTIONS" | "HEAD") || path.starts_with("/c.") {
+                continue;
+            }
+            let route = format!("{method} {path}");
+            assert_eq!(
+                settings[route.as_str()]["DetailedMetricsEnabled"].as_bool(),
+                Some(true),
+                "{route}: per-route metrics"
+            );
+            for metric in ["5xx", "Latency"] {
+                assert!(
+                    routes_alarmed.contains(&(metric.to_owned(), route.clone())),
+                    "{route}: no {metric} alarm"
+                );
+            }
+        }
+    }
 }
 
 /// Every `(Effect, Action, Resource)` statement under `v`, with the resource it belongs to.

@@ -1051,3 +1051,45 @@ async fn a_tracker_told_to_send_conversions_posts_redtracks_postback_once_per_ev
     let customer = app.customer(first["customerId"].as_str().unwrap()).await;
     assert_eq!(customer["revenue"]["USD"], "50", "{customer}");
 }
+
+/// An operator's source that sent postbacks and then went quiet for `OPERATOR_SILENCE_HOURS`
+/// (24 by default) is reported by the ten-minute tick and counted for its alarm; one never
+/// used, a busy one and a revoked one are not.
+#[tokio::test]
+async fn an_operator_source_quiet_for_a_day_is_reported_silent() {
+    crm_app::metrics::capture();
+    let app = app().await;
+    let deps = crm_import_clicks::Deps::new(app.state.store.clone(), &app.state.config, |_| None).unwrap();
+    let (id, key, _) = source(&app, json!({"name": "Rushbet", "kind": "operator", "brand": "rushbet"})).await;
+    source(
+        &app,
+        json!({"name": "Never wired", "kind": "operator", "brand": "rushbet"}),
+    )
+    .await;
+    source(&app, json!({"name": "Tracker", "kind": "tracker"})).await;
+    let now = time::OffsetDateTime::now_utc();
+    let silent = |at| crm_import_clicks::silent_sources(&deps, at);
+    assert!(
+        silent(now + time::Duration::hours(30)).await.unwrap().is_empty(),
+        "none used yet"
+    );
+
+    let path = "/api/postback";
+    let (status, body) = ingest(&app, Method::POST, path, Some(&key), body_for(path), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(silent(now + time::Duration::hours(23)).await.unwrap().is_empty());
+    assert_eq!(silent(now + time::Duration::hours(25)).await.unwrap(), vec![id.clone()]);
+    let counted = crm_app::metrics::captured()
+        .iter()
+        .any(|doc| doc["SilentOperatorSources"].as_f64() == Some(1.0));
+    assert!(counted, "the alarm's metric");
+
+    let (status, _) = app
+        .admin_send(Method::DELETE, &format!("/api/sources/{id}"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        silent(now + time::Duration::hours(25)).await.unwrap().is_empty(),
+        "revoked"
+    );
+}

@@ -7,6 +7,11 @@
 //! holds the source's import lease (never two at once), waits out a 429 or 5xx as Redtrack
 //! asks (a few times, then stops), and moves the cursor only when its whole window is in:
 //! the next run repeats what a failed one left, without duplicates.
+//!
+//! The same tick watches the sources that send conversions: an operator's (or Zapier's)
+//! source that was used before and has sent nothing for `OPERATOR_SILENCE_HOURS` (default
+//! 24; `0` turns it off) is logged by id and counted in `SilentOperatorSources`, which
+//! alarms. A paused Zap or a changed postback URL fails silently on the other side.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +28,7 @@ use crm_core::input::{ClickCommand, Defaults};
 use crm_core::plan::Ingest;
 use crm_core::records::Provenance;
 use crm_core::redtrack::{PER_PAGE, Window, click_fields};
-use crm_core::source::SourceKind;
+use crm_core::source::{KeyInfo, SourceKind, is_silent};
 use crm_http::{ApiError, AppState, HttpFunction, JsonResult};
 use crm_providers::redtrack::{DEFAULT_BASE_URL, LogError, Redtrack};
 use crm_store::{Store, StoreError};
@@ -53,6 +58,8 @@ pub struct Deps {
     pub cron_secret: Option<Secret>,
     /// How long a run holds its source.
     pub lease: time::Duration,
+    /// How long a conversion source may stay quiet before it counts as silent; `None`: off.
+    pub operator_silence: Option<time::Duration>,
 }
 
 impl Deps {
@@ -96,7 +103,23 @@ impl Deps {
             per_page: PER_PAGE,
             cron_secret,
             lease: LEASE,
+            operator_silence: operator_silence(lookup("OPERATOR_SILENCE_HOURS").as_deref())?,
         })
+    }
+}
+
+/// `OPERATOR_SILENCE_HOURS`: whole hours, default 24; `0` turns the watch off.
+fn operator_silence(raw: Option<&str>) -> Result<Option<time::Duration>, ConfigError> {
+    match raw.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(Some(time::Duration::hours(24))),
+        Some(v) => match v.parse::<u16>() {
+            Ok(0) => Ok(None),
+            Ok(hours) => Ok(Some(time::Duration::hours(hours.into()))),
+            Err(_) => Err(ConfigError {
+                var: "OPERATOR_SILENCE_HOURS",
+                message: "must be a whole number of hours (0 turns the watch off)".into(),
+            }),
+        },
     }
 }
 
@@ -169,9 +192,52 @@ pub enum ImportError {
     Store(#[from] StoreError),
 }
 
-/// One run over every source with a key (the scheduled event's payload is not read).
-pub async fn handle(deps: &Deps, _event: serde_json::Value) -> Result<Vec<SourceReport>, ImportError> {
-    run(deps, OffsetDateTime::now_utc()).await
+/// What a scheduled tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tick {
+    /// Ids of the conversion sources silent for `OPERATOR_SILENCE_HOURS`.
+    pub silent_sources: Vec<String>,
+    pub sources: Vec<SourceReport>,
+}
+
+/// The scheduled tick (its event's payload is not read).
+pub async fn handle(deps: &Deps, _event: serde_json::Value) -> Result<Tick, ImportError> {
+    tick(deps, OffsetDateTime::now_utc()).await
+}
+
+/// The silence watch, then one import run over every source with a key.
+pub async fn tick(deps: &Deps, now: OffsetDateTime) -> Result<Tick, ImportError> {
+    Ok(Tick {
+        silent_sources: silent_sources(deps, now).await?,
+        sources: run(deps, now).await?,
+    })
+}
+
+/// The conversion sources that have gone quiet ([`is_silent`]): each logged, and their
+/// number emitted as `SilentOperatorSources` (0 too, so the alarm sees the watch running).
+pub async fn silent_sources(deps: &Deps, now: OffsetDateTime) -> Result<Vec<String>, ImportError> {
+    let Some(silence) = deps.operator_silence else {
+        return Ok(Vec::new());
+    };
+    let mut silent = Vec::new();
+    for entry in deps.store.sources().await? {
+        let keys: Vec<KeyInfo> = entry.keys.into_iter().map(|k| k.info).collect();
+        if is_silent(&entry.source, &keys, now, silence) {
+            let last_used = keys
+                .iter()
+                .filter_map(|k| k.last_used_at)
+                .max()
+                .map(crm_core::values::format_ts);
+            tracing::warn!(source_id = %entry.source.source_id, name = %entry.source.name, last_used = ?last_used,
+                hours = silence.whole_hours(), "conversion source silent");
+            silent.push(entry.source.source_id);
+        }
+    }
+    crm_app::metrics::Metrics::new()
+        .count("SilentOperatorSources", silent.len())
+        .emit();
+    Ok(silent)
 }
 
 pub async fn run(deps: &Deps, now: OffsetDateTime) -> Result<Vec<SourceReport>, ImportError> {

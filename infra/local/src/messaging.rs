@@ -184,18 +184,18 @@ pub async fn run_loops(
             }
         }
     };
-    // The click-log import, every ten minutes as EventBridge runs it (sources listed in
-    // REDTRACK_API_KEYS only).
+    // The click-log import and the silence watch, every ten minutes as EventBridge runs
+    // them (imports for the sources listed in REDTRACK_API_KEYS only).
     let imports = async move {
         let mut every = tokio::time::interval(Duration::from_secs(600));
         loop {
             every.tick().await;
-            if import.keys.is_empty() {
-                continue;
-            }
-            match crm_import_clicks::run(&import, time::OffsetDateTime::now_utc()).await {
-                Ok(reports) => {
-                    for r in reports {
+            match crm_import_clicks::tick(&import, time::OffsetDateTime::now_utc()).await {
+                Ok(tick) => {
+                    if !tick.silent_sources.is_empty() {
+                        println!("conversion sources silent: {}", tick.silent_sources.join(", "));
+                    }
+                    for r in tick.sources {
                         println!(
                             "import-clicks {}: {} new, {} duplicates, {} pages{}",
                             r.source_id,

@@ -704,9 +704,71 @@ pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
     )
 }
 
+/// Whether a source that sends conversions (an operator's, or Zapier relaying them) has gone
+/// quiet: it was used before, and none of its keys since `silence`. A paused Zap, a changed
+/// postback URL or an operator's outage all look like this, and none of them tells us.
+/// Revoked and test sources never count.
+pub fn is_silent(source: &Source, keys: &[KeyInfo], now: OffsetDateTime, silence: time::Duration) -> bool {
+    let sends_conversions = matches!(source.rules.kind, SourceKind::Operator | SourceKind::Zapier)
+        && source.rules.routes.contains(&Route::Postback);
+    let last_used = keys.iter().filter_map(|k| k.last_used_at).max();
+    source.revoked_at.is_none()
+        && !source.rules.test
+        && sends_conversions
+        && last_used.is_some_and(|at| now - at >= silence)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operator_source_used_before_and_quiet_since_is_silent() {
+        let now = OffsetDateTime::now_utc();
+        let hours = time::Duration::hours;
+        let source = |kind| Source {
+            source_id: "src_1".into(),
+            name: "Rushbet postbacks".into(),
+            rules: rules(kind),
+            signing_salt: None,
+            created_at: now - hours(100),
+            revoked_at: None,
+        };
+        let key = |used: Option<i64>| KeyInfo {
+            last4: "abcd".into(),
+            created_at: now - hours(100),
+            revoked_at: None,
+            requests: used.map_or(0, |_| 1),
+            last_used_at: used.map(|h| now - hours(h)),
+        };
+        let operator = source(SourceKind::Operator);
+        let silent = |s: &Source, keys: &[KeyInfo]| is_silent(s, keys, now, hours(24));
+        assert!(silent(&operator, &[key(Some(30))]));
+        assert!(
+            !silent(&operator, &[key(Some(30)), key(Some(2))]),
+            "the newest key counts"
+        );
+        assert!(!silent(&operator, &[key(None)]), "never used: not wired up yet");
+        assert!(!silent(&operator, &[key(Some(23))]));
+        assert!(silent(&source(SourceKind::Zapier), &[key(Some(30))]));
+        for quiet_by_nature in [SourceKind::Tracker, SourceKind::Landing, SourceKind::Sms] {
+            assert!(
+                !silent(&source(quiet_by_nature), &[key(Some(30))]),
+                "{quiet_by_nature:?}"
+            );
+        }
+        let revoked = Source {
+            revoked_at: Some(now - hours(1)),
+            ..operator.clone()
+        };
+        assert!(!silent(&revoked, &[key(Some(30))]));
+        let mut test = operator.clone();
+        test.rules.test = true;
+        assert!(!silent(&test, &[key(Some(30))]));
+        let mut leads_only = source(SourceKind::Zapier);
+        leads_only.rules.routes = [Route::Lead].into_iter().collect();
+        assert!(!silent(&leads_only, &[key(Some(30))]));
+    }
 
     fn rules(kind: SourceKind) -> Rules {
         Rules {
