@@ -28,14 +28,15 @@ export INGEST_AUTH ?= off
 export PORT ?= 3005
 export RUST_LOG ?= info
 
-.PHONY: help dev test lint unit e2e fuzz bench build deploy clean
+.PHONY: help dev test lint unit e2e fuzz bench sam-build invoke deploy clean
 
 help:
 	@echo "make dev     run every endpoint on http://localhost:$(PORT) against a local AWS emulator"
 	@echo "make test    fmt, clippy, cfn-lint, all tests, the browser tests and the API fuzzer (what CI runs)"
 	@echo "make bench   latency, CPU and DynamoDB round trips per endpoint, cold starts -> docs/performance.md"
-	@echo "make build   Lambda binaries for arm64 with cargo-lambda (needs: pip install cargo-lambda)"
-	@echo "make deploy  sam build && sam deploy (needs the SAM CLI and AWS credentials)"
+	@echo "make sam-build   sam build: one zip per function (SAM CLI and cargo-lambda go into .venv-deploy)"
+	@echo "make invoke FN=<function> EVENT=<file>   one release binary, one sample event, local Runtime API"
+	@echo "make deploy  make sam-build, then sam deploy --guided (needs AWS credentials)"
 
 $(VENV)/.installed: infra/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,8 +52,10 @@ lint: $(VENV)/.installed
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
 
-# Tests always use an emulator of their own, never an endpoint from the environment.
+# Tests always use an emulator of their own, never an endpoint from the environment. The
+# function binaries first: a test starts each one on its sample events, as Lambda would.
 unit: $(VENV)/.installed
+	cargo build --workspace --bins --locked
 	env -u AWS_ENDPOINT_URL cargo test --workspace --locked
 
 # In headless Chromium (installed from Debian's packages): the landing-page tag on a page
@@ -78,13 +81,39 @@ bench: $(VENV)/.installed
 	cargo build --quiet --release --locked --bins
 	env -u AWS_ENDPOINT_URL RUST_LOG=warn infra/with-emulator.sh target/release/crm-bench docs/performance.md
 
-build:
-	rustup target add aarch64-unknown-linux-gnu
-	cargo lambda build --release --arm64 --locked
+# The SAM CLI, cargo-lambda and Zig, pinned (infra/deploy-requirements.txt), in a venv of
+# their own: their dependencies do not meet moto's.
+DEPLOY_VENV := .venv-deploy
+$(DEPLOY_VENV)/.installed: infra/deploy-requirements.txt
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/deploy-requirements.txt
+	touch $@
 
-deploy:
-	sam build && sam deploy --guided
+# arm64 (Graviton: cheaper per ms) when the toolchain has its standard library
+# (`rustup target add aarch64-unknown-linux-gnu`), otherwise x86_64; ARCH= chooses.
+ARCH ?= $(if $(wildcard $(shell rustc --print sysroot)/lib/rustlib/aarch64-unknown-linux-gnu),arm64,x86_64)
+SAM := PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(DEPLOY_VENV)/bin/sam
+
+# Every function with SAM's rust-cargolambda build method (release profile, Lambda's glibc),
+# then each package's zipped size (at most 10 MB each, or this fails).
+sam-build: $(DEPLOY_VENV)/.installed
+	@if [ "$(ARCH)" = x86_64 ]; then echo "Building for x86_64: this toolchain has no aarch64 standard library. Deploy with --parameter-overrides Architecture=x86_64 (make deploy does)."; fi
+	$(SAM) build --parameter-overrides Architecture=$(ARCH)
+	$(DEPLOY_VENV)/bin/python infra/artifact-sizes.py .aws-sam/build
+
+# One function's release binary, invoked once with EVENT through a local stand-in for the
+# Lambda Runtime API, against the local emulator (or AWS_ENDPOINT_URL): `sam local invoke
+# -e` without Docker. BIN= runs another binary, e.g. BIN=.aws-sam/build/ClickFunction/bootstrap.
+invoke: $(VENV)/.installed
+	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ]; then echo "usage: make invoke FN=<function> EVENT=events/<function>/<sample>.json (functions: ls events/)"; exit 2; fi
+	$(if $(BIN),,cargo build --quiet --release --locked --bin $(FN))
+	cargo build --quiet --locked -p crm-local --bin crm-invoke
+	infra/with-emulator.sh target/debug/crm-invoke $(or $(BIN),target/release/$(FN)) $(EVENT) $(FN)
+
+# Asks for each stack parameter (secrets hidden, and never saved to samconfig.toml).
+deploy: sam-build
+	$(SAM) deploy --guided --parameter-overrides Architecture=$(ARCH)
 
 clean:
 	cargo clean
-	rm -rf $(VENV) .dev
+	rm -rf $(VENV) $(DEPLOY_VENV) .dev .aws-sam

@@ -4,6 +4,7 @@
 mod admin;
 mod admin_messaging;
 mod attribution;
+mod binaries;
 mod click;
 mod compliance;
 mod console;

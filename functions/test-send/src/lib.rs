@@ -27,7 +27,7 @@ pub const SMS_PATH: &str = "/api/test/send-sms";
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "TestSendFunction",
     binary: "test-send",
-    needs: &[],
+    needs: &[crm_app::config::Needs::UnsubscribeSecret],
     routes: &[EMAIL_PATH, SMS_PATH],
     router,
 };

@@ -59,7 +59,9 @@ pub fn function(logical_id: &str) -> &'static HttpFunction {
         .unwrap_or_else(|| panic!("no function {logical_id}"))
 }
 
+pub mod account;
 pub mod messaging;
+pub mod runtime;
 pub mod stream;
 
 /// Whether an API Gateway route template (`/api/customers/{id}`) matches a request path.

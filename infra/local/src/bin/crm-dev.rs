@@ -2,12 +2,10 @@
 //! → journey, queue → sender, five-minute scheduler ticks), against the AWS endpoint the
 //! environment names (the Makefile starts a local emulator when none is given).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
 use crm_app::config::IngestAuth;
-use crm_app::secrets::{Env, SECRET_NAMES};
 use crm_http::AppState;
 use crm_messaging::{Deps, MessagingConfig};
 
@@ -15,40 +13,15 @@ use crm_messaging::{Deps, MessagingConfig};
 async fn main() -> anyhow::Result<()> {
     crm_app::telemetry::init();
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    // Secrets live where they live in AWS: in Secrets Manager (the emulator's), written from
-    // this environment and development defaults, and read back from there.
-    let secrets = aws_sdk_secretsmanager::Client::new(&shared);
-    let secrets_id = format!(
-        "{}-secrets",
-        std::env::var("TABLE_NAME").unwrap_or_else(|_| "crm-local".into())
-    );
-    let mut values: BTreeMap<&str, String> = SECRET_NAMES
-        .iter()
-        .filter_map(|name| Some((*name, std::env::var(name).ok().filter(|v| !v.is_empty())?)))
-        .collect();
-    // Stable across restarts, so links in mails already delivered locally keep working.
-    values
-        .entry("UNSUBSCRIBE_SECRET")
-        .or_insert_with(|| "local-dev-unsubscribe-secret-not-for-production".into());
-    values
-        .entry("SOURCE_SECRET")
-        .or_insert_with(|| "local-dev-source-secret-not-for-production".into());
-    Env::store(&secrets, &secrets_id, &values).await?;
-    Env::install(Env::fetch(&secrets, &secrets_id).await?);
+    let account = crm_local::account::prepare(&shared).await?;
     let mut state = AppState::from_env().await?;
-    crm_local::ensure_table(state.store.client(), state.store.table())
-        .await
-        .context("creating the local table")?;
     let owner_login = first_owner(&state.store).await?;
     let mut config = MessagingConfig::from_env().await?;
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3005);
     let base = format!("http://localhost:{port}");
     config.public_base_url.get_or_insert_with(|| base.clone());
-    let queue_name = format!("{}-send", state.store.table());
-    let queue_url = crm_local::messaging::ensure_queue(&aws_sdk_sqs::Client::new(&shared), &queue_name).await?;
+    let (queue_name, queue_url) = (account.queue_name, account.queue_url);
     config.queue_url.get_or_insert(queue_url.clone());
-    let ses = aws_sdk_sesv2::Client::new(&shared);
-    crm_local::messaging::ensure_sender_identity(&ses, config.defaults.from_email.as_str()).await?;
     let real_sending = config.real_sending;
     let deps = Arc::new(Deps::new(&shared, state.store.clone(), config));
     let import = Arc::new(crm_import_clicks::Deps::new(
