@@ -257,12 +257,14 @@ impl TestApp {
         if readers.is_none() {
             let shared = sdk_config(endpoint()).await;
             let (client, table) = (self.state.store.client(), self.state.store.table());
-            let open = async || {
+            // Each filtered as its event source mapping filters in AWS.
+            let open = async |function: &str| {
                 StreamReader::open(&shared, client, table)
                     .await
+                    .and_then(|r| r.filtered_as(function))
                     .expect("open the table's stream")
             };
-            *readers = Some((open().await, open().await));
+            *readers = Some((open("JourneyFunction").await, open("AttributionFunction").await));
         }
         readers.as_mut().expect("opened")
     }

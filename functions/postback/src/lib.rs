@@ -20,6 +20,8 @@ pub const FUNCTION: HttpFunction = HttpFunction {
 };
 
 pub fn router(state: AppState) -> Router {
+    // Its requests carry phone numbers: their metadata loads now, at cold start.
+    crm_core::values::PhoneE164::warm_up();
     crm_http::ingest_router(state, PATH, Route::Postback, get(postback).post(postback))
 }
 

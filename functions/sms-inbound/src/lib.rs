@@ -31,6 +31,8 @@ const TEXT: &[&str] = &["text", "Text", "Body", "body", "message", "content", "m
 const BRAND: &[&str] = &["brand", "operatorId"];
 
 pub fn router(state: AppState) -> Router {
+    // Its requests carry phone numbers: their metadata loads now, at cold start.
+    crm_core::values::PhoneE164::warm_up();
     if state.config.unsubscribe.is_none() {
         tracing::error!("UNSUBSCRIBE_SECRET is not set: every inbound SMS will be refused");
     }

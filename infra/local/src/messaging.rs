@@ -145,8 +145,12 @@ pub async fn run_loops(
     queue_url: String,
 ) -> anyhow::Result<()> {
     let (client, table) = (deps.store.client(), deps.store.table());
-    let journey_reader = StreamReader::open(&shared, client, table).await?;
-    let attribution_reader = StreamReader::open(&shared, client, table).await?;
+    let journey_reader = StreamReader::open(&shared, client, table)
+        .await?
+        .filtered_as("JourneyFunction")?;
+    let attribution_reader = StreamReader::open(&shared, client, table)
+        .await?
+        .filtered_as("AttributionFunction")?;
     let sqs = aws_sdk_sqs::Client::new(&shared);
     let journey_deps = deps.clone();
     let journey = stream_loop("journey", journey_reader, async |event| {

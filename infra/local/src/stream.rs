@@ -69,6 +69,9 @@ pub struct StreamReader {
     /// How long a shard may return nothing before its iterator is renewed, and how often the
     /// stream is described again.
     pub refresh_after: Duration,
+    /// The mapping's event filters (Lambda's `FilterCriteria`): a record none matches is
+    /// passed over without invoking the function. Empty: every record.
+    pub filters: Vec<Value>,
 }
 
 impl StreamReader {
@@ -96,9 +99,17 @@ impl StreamReader {
             shards: BTreeMap::new(),
             described_at: None,
             refresh_after: Duration::from_secs(10),
+            filters: Vec::new(),
         };
         reader.follow().await?;
         Ok(reader)
+    }
+
+    /// Filters the records as the event source mapping of `function` (its logical id in
+    /// `template.yaml`) does in AWS.
+    pub fn filtered_as(mut self, function: &str) -> anyhow::Result<Self> {
+        self.filters = template_filters(function)?;
+        Ok(self)
     }
 
     /// Describes the stream and starts reading the shards it should.
@@ -294,11 +305,20 @@ impl StreamReader {
     where
         F: AsyncFn(Event) -> DynamoDbEventResponse,
     {
-        let event: Event = serde_json::from_value(
-            json!({"Records": records.iter().map(|r| record_json(r, &self.stream_arn)).collect::<Vec<_>>()}),
-        )
-        .context("building the stream event")?;
-        let response = consumer(event).await;
+        let mut passed = Vec::new();
+        for r in &records {
+            let json = record_json(r, &self.stream_arn);
+            if self.filters.is_empty() || self.filters.iter().any(|f| matches_pattern(f, &json)) {
+                passed.push(json);
+            }
+        }
+        let response = if passed.is_empty() {
+            DynamoDbEventResponse::default()
+        } else {
+            let event: Event =
+                serde_json::from_value(json!({ "Records": passed })).context("building the stream event")?;
+            consumer(event).await
+        };
         let position = |r: &Record| {
             let seq = r.dynamodb.as_ref().and_then(|d| d.sequence_number.clone())?;
             Some((seq, r.event_id.clone().unwrap_or_default()))
@@ -345,6 +365,42 @@ impl StreamReader {
     }
 }
 
+/// The `FilterCriteria` patterns of `function`'s DynamoDB stream event in `template.yaml`.
+pub fn template_filters(function: &str) -> anyhow::Result<Vec<Value>> {
+    let t: serde_norway::Value = serde_norway::from_str(crate::TEMPLATE)?;
+    let events = t["Resources"][function]["Properties"]["Events"]
+        .as_mapping()
+        .ok_or_else(|| anyhow!("{function} has no Events in template.yaml"))?;
+    let stream = events
+        .values()
+        .find(|e| e["Type"].as_str() == Some("DynamoDB"))
+        .ok_or_else(|| anyhow!("{function} reads no DynamoDB stream"))?;
+    stream["Properties"]["FilterCriteria"]["Filters"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let pattern = f["Pattern"]
+                .as_str()
+                .ok_or_else(|| anyhow!("{function}: a filter without its Pattern"))?;
+            serde_json::from_str(pattern).with_context(|| format!("{function}: filter pattern {pattern}"))
+        })
+        .collect()
+}
+
+/// Whether `record` matches an event filter pattern: every key of the pattern is in the
+/// record and matches, and a list lists the values allowed (Lambda's event filtering, for
+/// the exact-value patterns the template uses).
+pub fn matches_pattern(pattern: &Value, record: &Value) -> bool {
+    match pattern {
+        Value::Object(fields) => fields
+            .iter()
+            .all(|(k, sub)| record.get(k).is_some_and(|r| matches_pattern(sub, r))),
+        Value::Array(allowed) => allowed.contains(record),
+        _ => false,
+    }
+}
+
 /// A stream record as Lambda delivers it (DynamoDB JSON images).
 fn record_json(r: &Record, stream_arn: &str) -> Value {
     let d = r
@@ -376,6 +432,33 @@ fn record_json(r: &Record, stream_arn: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_template_filters_pass_what_lambda_would_pass() {
+        let attribution = template_filters("AttributionFunction").unwrap();
+        let journey = template_filters("JourneyFunction").unwrap();
+        let record = |name: &str, image: Value| json!({"eventName": name, "dynamodb": {"NewImage": image}});
+        let click = record("INSERT", json!({"entityType": {"S": "CLICK"}, "PK": {"S": "CLICK#1"}}));
+        let counter = record("MODIFY", json!({"entityType": {"S": "STATS"}}));
+        let deposit = record(
+            "INSERT",
+            json!({"entityType": {"S": "EVENT"}, "eventType": {"S": "deposit"}}),
+        );
+        let registration = record(
+            "INSERT",
+            json!({"entityType": {"S": "EVENT"}, "eventType": {"S": "registration"}}),
+        );
+        let customer = record("MODIFY", json!({"entityType": {"S": "CUSTOMER"}}));
+        let passes = |filters: &[Value], r: &Value| filters.iter().any(|f| matches_pattern(f, r));
+        assert!(passes(&attribution, &click) && passes(&attribution, &registration));
+        assert!(!passes(&attribution, &counter) && !passes(&attribution, &customer));
+        assert!(!passes(
+            &attribution,
+            &record("MODIFY", json!({"entityType": {"S": "CLICK"}}))
+        ));
+        assert!(passes(&journey, &customer) && passes(&journey, &deposit));
+        assert!(!passes(&journey, &registration) && !passes(&journey, &click));
+    }
 
     fn shard(id: &str, parent: Option<&str>) -> Described {
         Described {

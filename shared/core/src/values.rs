@@ -318,6 +318,12 @@ impl PhoneE164 {
         Self::check(raw, default_region).map(|(number, _)| number)
     }
 
+    /// Loads the phone-number metadata (once per process: some 100 ms of CPU) by parsing a
+    /// number. Functions that parse phones call it while they start, so no request pays it.
+    pub fn warm_up() {
+        let _ = Self::check("+14155550123", PhoneRegion(phonenumber::country::Id::US));
+    }
+
     /// Parses `raw` (`default_region` for numbers written without a country code) and says
     /// how well it checked out; only impossible numbers are refused.
     pub fn check(raw: &str, default_region: PhoneRegion) -> Result<(Self, PhoneCheck), Invalid> {
@@ -334,19 +340,19 @@ impl PhoneE164 {
         let region = (!international).then_some(default_region.0);
         let invalid_format = || Invalid::new("invalid_format", "not a phone number");
         let primary = phonenumber::parse(region, &normalized).map_err(|_| invalid_format())?;
+        let primary_valid = phonenumber::is_valid(&primary);
         // It also strips a number's own trunk prefix (+7 800…, +375 801…): parsed as from
-        // a region without one, every digit is kept.
-        let number = match phonenumber::parse(Some(NO_PREFIX_REGION), &normalized) {
-            Ok(verbatim)
-                if international
-                    && !phonenumber::is_valid(&primary)
-                    && (phonenumber::is_valid(&verbatim) || (is_possible(&verbatim) && !is_possible(&primary))) =>
-            {
-                verbatim
-            }
-            _ => primary,
+        // a region without one, every digit is kept. Only an international number that did
+        // not validate is parsed that way too (each parse and validation costs).
+        let verbatim = (international && !primary_valid)
+            .then(|| phonenumber::parse(Some(NO_PREFIX_REGION), &normalized).ok())
+            .flatten()
+            .map(|v| (phonenumber::is_valid(&v), v));
+        let (valid, number) = match verbatim {
+            Some((valid, v)) if valid || (is_possible(&v) && !is_possible(&primary)) => (valid, v),
+            _ => (primary_valid, primary),
         };
-        let check = if phonenumber::is_valid(&number) {
+        let check = if valid {
             PhoneCheck::Valid
         } else if is_possible(&number) {
             PhoneCheck::Unverified

@@ -82,11 +82,14 @@ pub struct Receipt {
 }
 
 /// Provider calls are never retried by the SDK (a retry after a timeout could send twice);
-/// the sender decides. Timeouts keep a call well inside the sender's own.
+/// the sender decides. Timeouts keep a call well inside the sender's own; the answers are
+/// small, so stalled-stream protection (a per-body timer) would only add CPU, as for the
+/// store.
 pub(crate) fn sending_sdk_config(shared: &aws_config::SdkConfig) -> aws_config::SdkConfig {
     shared
         .to_builder()
         .retry_config(aws_config::retry::RetryConfig::disabled())
+        .stalled_stream_protection(aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled())
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(2))

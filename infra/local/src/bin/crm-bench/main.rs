@@ -393,13 +393,14 @@ async fn main() -> anyhow::Result<()> {
     // The emulator answers a Query by reading its whole table, one request at a time: a
     // report's queries wait on each other there far longer than on DynamoDB, so its store
     // allows 30 s a request (the functions' 3 s would answer 503), and each report is run
-    // REPORT_RUNS times, not N.
+    // REPORT_RUNS times, not N. Stalled-stream protection off, as the functions' store has it.
     let patient = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .operation_timeout(Duration::from_secs(30))
                 .build(),
         )
+        .stalled_stream_protection(aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled())
         .load()
         .await;
     let report_table = format!("bench-{}", uuid::Uuid::new_v4());
@@ -753,7 +754,9 @@ async fn attribution_per_record(app: &Router, store: &Store) -> anyhow::Result<A
         reporting: config.reporting,
     };
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let mut reader = crm_local::stream::StreamReader::open(&shared, store.client(), store.table()).await?;
+    let mut reader = crm_local::stream::StreamReader::open(&shared, store.client(), store.table())
+        .await?
+        .filtered_as("AttributionFunction")?;
     store.calls().reset();
     let (cpu_start, started) = (cpu_time(), Instant::now());
     let mut records = 0;

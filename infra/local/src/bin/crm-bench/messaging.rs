@@ -138,7 +138,9 @@ fn ses_raw_messages(endpoint: &str) -> usize {
 pub async fn sender(count: usize, cpu_time: fn() -> Duration) -> anyhow::Result<Sending> {
     let s = setup().await?;
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    let mut reader = StreamReader::open(&s.shared, s.deps.store.client(), s.deps.store.table()).await?;
+    let mut reader = StreamReader::open(&s.shared, s.deps.store.client(), s.deps.store.table())
+        .await?
+        .filtered_as("JourneyFunction")?;
     let router = crm_lead::router(lead_state(&s.deps.store)?);
     let mut latencies = Vec::new();
     for i in 0..count {
