@@ -106,15 +106,27 @@ pub async fn pump_queue(deps: &Deps, sqs: &aws_sdk_sqs::Client, url: &str, wait:
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
-    for m in &messages {
-        if !failed.contains(&m.message_id().unwrap_or_default()) {
-            sqs.delete_message()
-                .queue_url(url)
+    // What Lambda's poller does with the records the function did not report: delete
+    // them, in one batch.
+    let done: Vec<_> = messages
+        .iter()
+        .filter(|m| !failed.contains(&m.message_id().unwrap_or_default()))
+        .enumerate()
+        .filter_map(|(i, m)| {
+            aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
                 .receipt_handle(m.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .context("DeleteMessage")?;
-        }
+                .build()
+                .ok()
+        })
+        .collect();
+    if !done.is_empty() {
+        sqs.delete_message_batch()
+            .queue_url(url)
+            .set_entries(Some(done))
+            .send()
+            .await
+            .context("DeleteMessageBatch")?;
     }
     Ok(messages.len())
 }

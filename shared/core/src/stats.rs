@@ -116,7 +116,18 @@ impl Metric {
         if let Some(c) = name.strip_prefix("revenue.") {
             return Currency::parse(c).ok().map(Self::Revenue);
         }
-        Self::COUNTS.into_iter().find(|m| m.name() == name)
+        // Matched on the text itself: a report reads this for every counter it loads.
+        Some(match name {
+            "clicks" => Self::Clicks,
+            "customers" => Self::Customers,
+            "leads" => Self::Leads,
+            "registrations" => Self::Registrations,
+            "ftds" => Self::Ftds,
+            "deposits" => Self::Deposits,
+            "conversions" => Self::Conversions,
+            "attributed" => Self::Attributed,
+            _ => return None,
+        })
     }
 }
 

@@ -8,6 +8,7 @@ mod console;
 mod flood;
 mod messaging;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -122,7 +123,57 @@ struct Row {
     cpu: Duration,
     calls_avg: f64,
     calls_max: u64,
-    ops: String,
+    /// DynamoDB calls per request, by operation.
+    per_op: BTreeMap<String, f64>,
+}
+
+impl Row {
+    fn ops(&self) -> String {
+        ops_text(&self.per_op)
+    }
+}
+
+fn ops_text(per_op: &BTreeMap<String, f64>) -> String {
+    per_op
+        .iter()
+        .map(|(op, n)| format!("{op} {n:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The SDK's own CPU per call of each DynamoDB operation (µs), from the floor's rows: what
+/// a request's calls cost before any code of ours runs.
+struct Floor(BTreeMap<String, f64>);
+
+impl Floor {
+    fn of(rows: &[Row]) -> Self {
+        Self(
+            rows.iter()
+                .filter_map(|r| {
+                    let op = r.per_op.keys().next()?;
+                    Some((op.clone(), r.cpu.as_secs_f64() * 1e6))
+                })
+                .collect(),
+        )
+    }
+
+    /// What `per_op` calls cost at the floor, µs (`None` for an operation it does not
+    /// measure).
+    fn cost(&self, per_op: &BTreeMap<String, f64>) -> Option<f64> {
+        per_op.iter().map(|(op, n)| Some(n * self.0.get(op)?)).sum()
+    }
+
+    /// `cpu_us` as a multiple of `floor_us`, as the tables print it.
+    fn times(cpu_us: f64, floor_us: Option<f64>) -> String {
+        floor_us
+            .filter(|f| *f > 0.0)
+            .map(|f| format!("{:.2}×", cpu_us / f))
+            .unwrap_or_else(|| "–".into())
+    }
+
+    fn ratio_text(&self, cpu_us: f64, per_op: &BTreeMap<String, f64>) -> String {
+        Self::times(cpu_us, self.cost(per_op))
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -166,11 +217,10 @@ where
     }
     let cpu = (cpu_time() - cpu_start) / runs as u32;
     latencies.sort();
-    let ops = ops
+    let per_op = ops
         .iter()
-        .map(|(op, count)| format!("{op} {:.2}", *count as f64 / runs as f64))
-        .collect::<Vec<_>>()
-        .join(", ");
+        .map(|(op, count)| (op.clone(), *count as f64 / runs as f64))
+        .collect();
     Ok(Row {
         name: name.to_owned(),
         p50: percentile(&latencies, 0.5),
@@ -178,7 +228,7 @@ where
         cpu,
         calls_avg: calls.iter().sum::<u64>() as f64 / runs as f64,
         calls_max: calls.iter().copied().max().unwrap_or(0),
-        ops,
+        per_op,
     })
 }
 
@@ -216,23 +266,31 @@ fn deposit(i: usize) -> (&'static str, String, Option<Value>) {
     ("POST", "/api/postback".to_owned(), Some(body))
 }
 
-fn table(md: &mut String, rows: &[Row]) -> std::fmt::Result {
+/// The rows; with the floor, each row's CPU as a multiple of the floor's for its calls.
+fn table(md: &mut String, rows: &[Row], floor: Option<&Floor>) -> std::fmt::Result {
+    let (head, rule) = match floor {
+        Some(_) => (" × SDK floor |", "---:|"),
+        None => ("", ""),
+    };
     writeln!(
         md,
-        "| case | p50 ms | p95 ms | CPU µs / request | DynamoDB requests avg / max | per operation |"
+        "| case | p50 ms | p95 ms | CPU µs / request |{head} DynamoDB requests avg / max | per operation |"
     )?;
-    writeln!(md, "|---|---:|---:|---:|---:|---|")?;
+    writeln!(md, "|---|---:|---:|---:|{rule}---:|---|")?;
     for r in rows {
+        let ratio = floor
+            .map(|f| format!(" {} |", f.ratio_text(r.cpu.as_secs_f64() * 1e6, &r.per_op)))
+            .unwrap_or_default();
         writeln!(
             md,
-            "| {} | {} | {} | {} | {:.2} / {} | {} |",
+            "| {} | {} | {} | {} |{ratio} {:.2} / {} | {} |",
             r.name,
             ms(r.p50),
             ms(r.p95),
             us(r.cpu),
             r.calls_avg,
             r.calls_max,
-            r.ops
+            r.ops()
         )?;
     }
     Ok(())
@@ -282,6 +340,69 @@ async fn sdk_floor() -> anyhow::Result<Vec<Row>> {
                     .client_request_token(uuid::Uuid::new_v4().to_string())
                     .send()
                     .await?;
+                Ok(())
+            }
+        })
+        .await?,
+    );
+    // The operations the endpoints, reports and the sender also make, each on the three
+    // items the transactions left: a 3-key BatchGetItem, a Query answering 3 items, an
+    // UpdateItem adding to a counter, a PutItem.
+    let keys: Vec<_> = (0..3).map(|j| key(format!("FLOOR#0#{j}"))).collect();
+    rows.push(
+        measure("SDK BatchGetItem, 3 keys", &store, |_| {
+            let (client, table, keys) = (client.clone(), table.clone(), keys.clone());
+            async move {
+                let wanted = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()?;
+                client.batch_get_item().request_items(table, wanted).send().await?;
+                Ok(())
+            }
+        })
+        .await?,
+    );
+    rows.push(
+        measure("SDK Query, 3 items", &store, |_| {
+            let (client, table) = (client.clone(), table.clone());
+            async move {
+                client
+                    .query()
+                    .table_name(table)
+                    .key_condition_expression("PK = :pk")
+                    .expression_attribute_values(":pk", AttributeValue::S("FLOOR#0#0".into()))
+                    .send()
+                    .await?;
+                Ok(())
+            }
+        })
+        .await?,
+    );
+    rows.push(
+        measure("SDK UpdateItem, ADD a counter", &store, |_| {
+            let (client, table, key) = (client.clone(), table.clone(), key("FLOOR#0#1".into()));
+            async move {
+                client
+                    .update_item()
+                    .table_name(table)
+                    .set_key(Some(key))
+                    .update_expression("ADD n :one")
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                    .send()
+                    .await?;
+                Ok(())
+            }
+        })
+        .await?,
+    );
+    rows.push(
+        measure("SDK PutItem", &store, |i| {
+            let (client, table) = (client.clone(), table.clone());
+            let mut item = key(format!("FLOOR#PUT#{i}"));
+            item.insert("v".into(), AttributeValue::S("x".repeat(200)));
+            async move {
+                client.put_item().table_name(table).set_item(Some(item)).send().await?;
                 Ok(())
             }
         })
@@ -366,9 +487,11 @@ async fn main() -> anyhow::Result<()> {
         done(store).await?;
         let mut md = String::new();
         writeln!(md, "Console pages, {big} customers, {n} requests each:\n")?;
-        table(&mut md, &rows)?;
+        let floor_rows = sdk_floor().await?;
+        let floor = Floor::of(&floor_rows);
+        table(&mut md, &rows, Some(&floor))?;
         writeln!(md, "\nThe SDK's floor in the same run:\n")?;
-        table(&mut md, &sdk_floor().await?)?;
+        table(&mut md, &floor_rows, None)?;
         print!("{md}");
         return Ok(());
     }
@@ -386,7 +509,8 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let floor = sdk_floor().await?;
+    let floor_rows = sdk_floor().await?;
+    let floor = Floor::of(&floor_rows);
 
     // Attribution and reports: the stream function's requests per record, and a report
     // over 30 days of counters.
@@ -563,13 +687,17 @@ async fn main() -> anyhow::Result<()> {
         "- CPU is this process's scheduler time (all threads) per request: our code, the AWS SDK and the kernel's share of the loopback I/O; the emulator is another process and is not counted\n"
     )?;
     writeln!(md, "## Endpoints\n")?;
-    table(&mut md, &rows)?;
+    writeln!(
+        md,
+        "`× SDK floor`: the row's CPU over what its DynamoDB calls cost the SDK alone (the floor's rows below, same run). Goals: ingest ≤ 1.5×, reports ≤ 2×.\n"
+    )?;
+    table(&mut md, &rows, Some(&floor))?;
     writeln!(md, "\n## The AWS SDK's own floor\n")?;
     writeln!(
         md,
         "The same client calling DynamoDB directly, no application code: what any endpoint pays per call before our code runs.\n"
     )?;
-    table(&mut md, &floor)?;
+    table(&mut md, &floor_rows, None)?;
     writeln!(md, "\n## The emulator as the table grows\n")?;
     writeln!(
         md,
@@ -584,13 +712,13 @@ async fn main() -> anyhow::Result<()> {
         tracked(&after),
         tracked(&replayed),
     )?;
-    table(&mut md, &[small, large])?;
+    table(&mut md, &[small, large], Some(&floor))?;
     writeln!(md, "\n## The console on that table\n")?;
     writeln!(
         md,
         "Each page logged in as an owner (the session's own reads included: the session and its user), warm, {n} requests each, on the table above ({big} customers from clicks, and the leads of the rows before). Goal: ≤ 8 DynamoDB requests per page, none a Scan, whatever the table holds; compare each page's CPU with the floor's per call.\n"
     )?;
-    table(&mut md, &console_rows)?;
+    table(&mut md, &console_rows, Some(&floor))?;
     writeln!(md, "\n## Messaging\n")?;
     writeln!(
         md,
@@ -616,6 +744,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let per = |op: &str| *sending.dynamodb.get(op).unwrap_or(&0) as f64 / sending.count as f64;
     let total: u64 = sending.dynamodb.values().sum();
+    // Against the SDK's own cost of the message's DynamoDB calls, its SES send and its
+    // share of the queue's receive and delete.
+    let per_op: BTreeMap<String, f64> = sending.dynamodb.keys().map(|op| (op.clone(), per(op))).collect();
+    let sender_ratio = Floor::times(
+        sending.cpu_us_per_message,
+        floor.cost(&per_op).map(|d| d + sending.other_floor_us),
+    );
     writeln!(
         md,
         "\nSender: {} welcome emails, each a queue record through the sender function (claim, profile, suppression list and send log, decide, frequency-cap record, render, SES v2 raw send, outcome). Goals: ≤ 6 DynamoDB requests (3 before the compliance rules: claim, profile, outcome) and 1 provider call per message; settings and templates read once per cache period.\n",
@@ -623,12 +758,12 @@ async fn main() -> anyhow::Result<()> {
     )?;
     writeln!(
         md,
-        "| messages | seconds | messages/s | DynamoDB requests/message | of which UpdateItem / GetItem / Query | provider calls/message | CPU µs/message |"
+        "| messages | seconds | messages/s | DynamoDB requests/message | of which UpdateItem / GetItem / Query | provider calls/message | CPU µs/message | × SDK floor |"
     )?;
-    writeln!(md, "|---:|---:|---:|---:|---|---:|---:|")?;
+    writeln!(md, "|---:|---:|---:|---:|---|---:|---:|---:|")?;
     writeln!(
         md,
-        "| {} | {:.2} | {:.0} | {:.2} | {:.2} / {:.2} / {:.3} | {:.2} | {:.0} |",
+        "| {} | {:.2} | {:.0} | {:.2} | {:.2} / {:.2} / {:.3} | {:.2} | {:.0} | {} |",
         sending.count,
         sending.seconds,
         sending.count as f64 / sending.seconds,
@@ -638,6 +773,7 @@ async fn main() -> anyhow::Result<()> {
         per("Query"),
         sending.provider_calls as f64 / sending.count as f64,
         sending.cpu_us_per_message,
+        sender_ratio,
     )?;
     let mut lat = sending.stream_to_scheduled_ms.clone();
     lat.sort_by(f64::total_cmp);
@@ -656,12 +792,13 @@ async fn main() -> anyhow::Result<()> {
     writeln!(md, "\n## Attribution and reports\n")?;
     writeln!(
         md,
-        "Attribution: {} records ({} clicks, each followed by a deposit dated from 0 to 29 days back, for {REPORT_BRANDS} brands) counted by the attribution function over the table's stream: {:.2} DynamoDB requests per record ({}), {:.0} µs CPU per record, {:.1} s in all.\n",
+        "Attribution: {} records ({} clicks, each followed by a deposit dated from 0 to 29 days back, for {REPORT_BRANDS} brands) counted by the attribution function over the table's stream (filtered as its event source mapping filters it): {:.2} DynamoDB requests per record ({}), {:.0} µs CPU per record ({} the SDK floor of those calls; goal ≤ 1.5×), {:.1} s in all.\n",
         attribution.records,
         attribution.records / 2,
         attribution.requests_per_record,
-        attribution.ops,
+        ops_text(&attribution.per_op),
         attribution.cpu_us_per_record,
+        floor.ratio_text(attribution.cpu_us_per_record, &attribution.per_op),
         attribution.seconds
     )?;
     writeln!(
@@ -669,7 +806,7 @@ async fn main() -> anyhow::Result<()> {
         "Reports over those 30 days of counters (last touch: one query per UTC day of the period, 4 at a time), {REPORT_RUNS} requests each. The emulator answers a query by reading its whole table (here some {} items), one request at a time, so the latency is the emulator's; the requests per report are what a report costs on DynamoDB:\n",
         attribution.items
     )?;
-    table(&mut md, &reports)?;
+    table(&mut md, &reports, Some(&floor))?;
     writeln!(md, "\n## A flood on one key\n")?;
     writeln!(
         md,
@@ -712,7 +849,7 @@ const REPORT_RUNS: usize = 20;
 struct AttributionCost {
     records: usize,
     requests_per_record: f64,
-    ops: String,
+    per_op: BTreeMap<String, f64>,
     cpu_us_per_record: f64,
     seconds: f64,
     /// Items in the table afterwards.
@@ -769,17 +906,14 @@ async fn attribution_per_record(app: &Router, store: &Store) -> anyhow::Result<A
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_time() - cpu_start;
-    // The stream also carries identifiers and profiles, which the function skips (in AWS
-    // the event source mapping's filter never delivers them): per record means per click
-    // and deposit.
+    // Per record means per click and deposit (the reader's filter passes only those).
     let counted = 2 * 30 * per_day;
     let calls = store.calls().snapshot();
     let total: u64 = calls.values().sum();
-    let ops = calls
+    let per_op = calls
         .iter()
-        .map(|(op, c)| format!("{op} {:.2}", *c as f64 / counted as f64))
-        .collect::<Vec<_>>()
-        .join(", ");
+        .map(|(op, c)| (op.clone(), *c as f64 / counted as f64))
+        .collect();
     anyhow::ensure!(
         records >= counted,
         "only {records} stream records for {counted} records"
@@ -790,7 +924,7 @@ async fn attribution_per_record(app: &Router, store: &Store) -> anyhow::Result<A
         items,
         records: counted,
         requests_per_record: total as f64 / counted as f64,
-        ops,
+        per_op,
         cpu_us_per_record: cpu.as_secs_f64() * 1e6 / counted as f64,
         seconds,
     })

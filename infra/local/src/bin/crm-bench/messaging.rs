@@ -123,6 +123,9 @@ pub struct Sending {
     pub dynamodb: std::collections::BTreeMap<String, u64>,
     pub provider_calls: usize,
     pub cpu_us_per_message: f64,
+    /// The SDK's own CPU per message for the calls that are not DynamoDB's: one SES raw
+    /// send, and the harness's share of a receive and a batch delete of ten.
+    pub other_floor_us: f64,
     pub stream_to_scheduled_ms: Vec<f64>,
 }
 
@@ -171,16 +174,97 @@ pub async fn sender(count: usize, cpu_time: fn() -> Duration) -> anyhow::Result<
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_time() - cpu;
+    let dynamodb = s.deps.store.calls().snapshot();
+    let provider_calls = ses_raw_messages(&endpoint) - before;
+    let other_floor_us = other_floor(&s, &sqs, count, cpu_time).await?;
     let result = Sending {
         count,
         seconds,
-        dynamodb: s.deps.store.calls().snapshot(),
-        provider_calls: ses_raw_messages(&endpoint) - before,
+        dynamodb,
+        provider_calls,
         cpu_us_per_message: cpu.as_secs_f64() * 1e6 / count as f64,
+        other_floor_us,
         stream_to_scheduled_ms: latencies,
     };
     cleanup(&s).await;
     Ok(result)
+}
+
+/// The SDK alone, per message, for the sender's calls that are not DynamoDB's: an SES raw
+/// send of a welcome-sized mail, and a tenth of a ten-message receive and batch delete.
+async fn other_floor(
+    s: &Setup,
+    sqs: &aws_sdk_sqs::Client,
+    count: usize,
+    cpu_time: fn() -> Duration,
+) -> anyhow::Result<f64> {
+    use aws_sdk_sesv2::types::{EmailContent, RawMessage};
+    let quiet = s
+        .shared
+        .to_builder()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .stalled_stream_protection(aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled())
+        .build();
+    let ses = aws_sdk_sesv2::Client::new(&quiet);
+    let mail = format!(
+        "From: {FROM}\r\nTo: floor@example.com\r\nSubject: Welcome\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{}",
+        "<p>Hola Ana, bienvenida.</p>".repeat(150)
+    );
+    let started = cpu_time();
+    for _ in 0..count {
+        let raw = RawMessage::builder()
+            .data(aws_sdk_sesv2::primitives::Blob::new(mail.as_bytes()))
+            .build()?;
+        ses.send_email()
+            .from_email_address(FROM)
+            .destination(
+                aws_sdk_sesv2::types::Destination::builder()
+                    .to_addresses("floor@example.com")
+                    .build(),
+            )
+            .content(EmailContent::builder().raw(raw).build())
+            .send()
+            .await?;
+    }
+    let ses_us = (cpu_time() - started).as_secs_f64() * 1e6 / count as f64;
+    for i in 0..count {
+        sqs.send_message()
+            .queue_url(&s.queue_url)
+            .message_body(format!("{{\"floor\":{i}}}"))
+            .send()
+            .await?;
+    }
+    let started = cpu_time();
+    let mut received = 0;
+    while received < count {
+        let out = sqs
+            .receive_message()
+            .queue_url(&s.queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await?;
+        let messages = out.messages.unwrap_or_default();
+        anyhow::ensure!(!messages.is_empty(), "the floor's queue ran dry");
+        received += messages.len();
+        let entries: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        sqs.delete_message_batch()
+            .queue_url(&s.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+    }
+    let sqs_us = (cpu_time() - started).as_secs_f64() * 1e6 / received as f64;
+    Ok(ses_us + sqs_us)
 }
 
 fn lead_state(store: &Store) -> anyhow::Result<crm_http::AppState> {
