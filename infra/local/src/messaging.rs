@@ -108,27 +108,40 @@ pub async fn pump_queue(deps: &Deps, sqs: &aws_sdk_sqs::Client, url: &str, wait:
         .collect();
     // What Lambda's poller does with the records the function did not report: delete
     // them, in one batch.
-    let done: Vec<_> = messages
+    let done: Vec<&aws_sdk_sqs::types::Message> = messages
         .iter()
         .filter(|m| !failed.contains(&m.message_id().unwrap_or_default()))
+        .collect();
+    delete_batch(sqs, url, &done).await?;
+    Ok(messages.len())
+}
+
+/// Deletes received messages from the queue in one request (at most ten, as received).
+pub async fn delete_batch(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    messages: &[&aws_sdk_sqs::types::Message],
+) -> anyhow::Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let entries = messages
+        .iter()
         .enumerate()
-        .filter_map(|(i, m)| {
+        .map(|(i, m)| {
             aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
                 .id(i.to_string())
                 .receipt_handle(m.receipt_handle().unwrap_or_default())
                 .build()
-                .ok()
         })
-        .collect();
-    if !done.is_empty() {
-        sqs.delete_message_batch()
-            .queue_url(url)
-            .set_entries(Some(done))
-            .send()
-            .await
-            .context("DeleteMessageBatch")?;
-    }
-    Ok(messages.len())
+        .collect::<Result<Vec<_>, _>>()?;
+    sqs.delete_message_batch()
+        .queue_url(url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .context("DeleteMessageBatch")?;
+    Ok(())
 }
 
 /// A stream function's loop: read, hand over, print what it did.

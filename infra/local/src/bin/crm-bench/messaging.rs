@@ -246,22 +246,7 @@ async fn other_floor(
         let messages = out.messages.unwrap_or_default();
         anyhow::ensure!(!messages.is_empty(), "the floor's queue ran dry");
         received += messages.len();
-        let entries: Vec<_> = messages
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| {
-                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .build()
-                    .ok()
-            })
-            .collect();
-        sqs.delete_message_batch()
-            .queue_url(&s.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await?;
+        crm_local::messaging::delete_batch(sqs, &s.queue_url, &messages.iter().collect::<Vec<_>>()).await?;
     }
     let sqs_us = (cpu_time() - started).as_secs_f64() * 1e6 / received as f64;
     Ok(ses_us + sqs_us)
