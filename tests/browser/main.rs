@@ -311,6 +311,7 @@ async fn a_visit_seen_by_the_link_the_tag_and_the_click_log_is_one_click_of_the_
         per_page: 50,
         cron_secret: None,
         lease: time::Duration::minutes(15),
+        operator_silence: None,
     };
     let report = run(&deps, now).await.expect("the import runs");
     assert_eq!((report[0].imported, report[0].duplicates), (0, 1), "{report:?}");

@@ -215,7 +215,7 @@ pub async fn tick(deps: &Deps, now: OffsetDateTime) -> Result<Tick, ImportError>
 }
 
 /// The conversion sources that have gone quiet ([`is_silent`]): each logged, and their
-/// number emitted as `SilentOperatorSources` (0 too, so the alarm sees the watch running).
+/// number emitted as `SilentOperatorSources` (0 too: the dashboard shows the watch ran).
 pub async fn silent_sources(deps: &Deps, now: OffsetDateTime) -> Result<Vec<String>, ImportError> {
     let Some(silence) = deps.operator_silence else {
         return Ok(Vec::new());

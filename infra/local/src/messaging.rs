@@ -135,13 +135,17 @@ pub async fn delete_batch(
                 .build()
         })
         .collect::<Result<Vec<_>, _>>()?;
-    sqs.delete_message_batch()
+    let out = sqs
+        .delete_message_batch()
         .queue_url(url)
         .set_entries(Some(entries))
         .send()
         .await
         .context("DeleteMessageBatch")?;
-    Ok(())
+    match out.failed.first() {
+        Some(f) => Err(anyhow::anyhow!("DeleteMessageBatch: {} {:?}", f.code, f.message)),
+        None => Ok(()),
+    }
 }
 
 /// A stream function's loop: read, hand over, print what it did.

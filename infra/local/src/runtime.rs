@@ -36,20 +36,21 @@ pub struct Invocation {
     pub answer: Answer,
     /// Process start to the answer: the cold start, the event included.
     pub took: Duration,
-    /// What the function wrote to stderr (its log), when not shown as it ran.
+    /// What the function wrote (its log lines on stdout, a panic on stderr).
     pub log: String,
 }
 
-#[derive(Default)]
 struct Shared {
     event: Mutex<Option<Value>>,
     answer: Mutex<Option<(Answer, Instant)>>,
+    /// The invocation's deadline, milliseconds since the epoch (Lambda's header).
+    deadline_ms: i64,
 }
 
 /// Runs `binary` for one invocation of `event`, with `env` on top of this process's
 /// environment (the AWS endpoint and credentials among it) and the variables Lambda sets.
-/// `show_log`: the function's log goes to this process's stderr as it runs, instead of
-/// into [`Invocation::log`].
+/// `show_log`: the function's log (stdout and stderr alike) is also copied to this
+/// process's stderr as it runs, so this process's stdout carries only the answer.
 pub async fn invoke(
     binary: &Path,
     function: &str,
@@ -58,9 +59,11 @@ pub async fn invoke(
     show_log: bool,
     timeout: Duration,
 ) -> anyhow::Result<Invocation> {
+    let deadline_ms = (time::OffsetDateTime::now_utc() + timeout).unix_timestamp_nanos() / 1_000_000;
     let shared = Arc::new(Shared {
         event: Mutex::new(Some(event)),
         answer: Mutex::default(),
+        deadline_ms: deadline_ms as i64,
     });
     let api = Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -80,26 +83,23 @@ pub async fn invoke(
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{function}"))
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdout(if show_log { Stdio::inherit() } else { Stdio::null() })
-        .stderr(if show_log { Stdio::inherit() } else { Stdio::piped() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
-    // Read as it comes, so a chatty function never blocks on a full pipe.
-    let log = child.stderr.take().map(|mut stderr| {
-        tokio::spawn(async move {
-            let mut log = String::new();
-            let _ = stderr.read_to_string(&mut log).await;
-            log
-        })
-    });
+    // Read as they come, so a chatty function never blocks on a full pipe.
+    let out = child.stdout.take().map(|pipe| tokio::spawn(drain(pipe, show_log)));
+    let err = child.stderr.take().map(|pipe| tokio::spawn(drain(pipe, show_log)));
     let deadline = started + timeout;
     let ended = loop {
         if let Some(answered) = shared.answer.lock().expect("lock").take() {
             break Ok(answered);
         }
         if let Some(status) = child.try_wait()? {
-            break Ok((Answer::Exited(status.to_string()), Instant::now()));
+            // It may have answered just before it exited.
+            let answered = shared.answer.lock().expect("lock").take();
+            break Ok(answered.unwrap_or_else(|| (Answer::Exited(status.to_string()), Instant::now())));
         }
         if Instant::now() > deadline {
             break Err(anyhow::anyhow!("{function} did not answer within {timeout:?}"));
@@ -108,10 +108,10 @@ pub async fn invoke(
     };
     let _ = child.kill().await;
     server.abort();
-    let log = match log {
-        Some(task) => task.await.unwrap_or_default(),
-        None => String::new(),
-    };
+    let mut log = String::new();
+    for task in [out, err].into_iter().flatten() {
+        log.push_str(&task.await.unwrap_or_default());
+    }
     let (answer, at) = ended.map_err(|e| e.context(log.clone()))?;
     Ok(Invocation {
         answer,
@@ -125,10 +125,9 @@ async fn next(State(shared): State<Arc<Shared>>) -> axum::response::Response {
     let Some(event) = shared.event.lock().expect("lock").take() else {
         return std::future::pending().await;
     };
-    let deadline = (time::OffsetDateTime::now_utc().unix_timestamp() + 10) * 1000;
     let headers = [
         ("lambda-runtime-aws-request-id", "local-1".to_owned()),
-        ("lambda-runtime-deadline-ms", deadline.to_string()),
+        ("lambda-runtime-deadline-ms", shared.deadline_ms.to_string()),
         (
             "lambda-runtime-invoked-function-arn",
             "arn:aws:lambda:us-east-1:000000000000:function:local".to_owned(),
@@ -139,6 +138,23 @@ async fn next(State(shared): State<Arc<Shared>>) -> axum::response::Response {
         ),
     ];
     axum::response::IntoResponse::into_response((headers, axum::Json(event)))
+}
+
+/// Everything `pipe` gives until it closes; with `show`, copied to this process's stderr
+/// as it comes.
+async fn drain(mut pipe: impl tokio::io::AsyncRead + Unpin, show: bool) -> String {
+    let (mut all, mut chunk) = (Vec::new(), [0u8; 8192]);
+    loop {
+        match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&all).into_owned(),
+            Ok(n) => {
+                if show {
+                    let _ = std::io::Write::write_all(&mut std::io::stderr(), &chunk[..n]);
+                }
+                all.extend_from_slice(&chunk[..n]);
+            }
+        }
+    }
 }
 
 fn answered(shared: &Shared, answer: Answer) -> &'static str {

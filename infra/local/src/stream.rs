@@ -197,8 +197,9 @@ impl StreamReader {
     }
 
     /// Reads what each shard has, hands it to `consumer` (a stream function's `handle`) as a
-    /// Lambda event, and returns how many records it handled. A record the function reports
-    /// as failed is read again next time (as Lambda retries from it).
+    /// Lambda event, and returns how many records it moved past: handled, or passed over by
+    /// the filters. A record the function reports as failed is read again next time (as
+    /// Lambda retries from it).
     pub async fn pump<F>(&mut self, consumer: F) -> anyhow::Result<usize>
     where
         F: AsyncFn(Event) -> DynamoDbEventResponse,

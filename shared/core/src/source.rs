@@ -707,11 +707,19 @@ pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
 /// Whether a source that sends conversions (an operator's, or Zapier relaying them) has gone
 /// quiet: it was used before, and none of its keys since `silence`. A paused Zap, a changed
 /// postback URL or an operator's outage all look like this, and none of them tells us.
-/// Revoked and test sources never count.
+/// Revoked and test sources never count; nor do requests with a key after its revocation
+/// (refused, they arrived nowhere: an operator still posting with a rotated-out key).
 pub fn is_silent(source: &Source, keys: &[KeyInfo], now: OffsetDateTime, silence: time::Duration) -> bool {
     let sends_conversions = matches!(source.rules.kind, SourceKind::Operator | SourceKind::Zapier)
         && source.rules.routes.contains(&Route::Postback);
-    let last_used = keys.iter().filter_map(|k| k.last_used_at).max();
+    // A revoked key's requests are refused: what it "used" since does not count.
+    let last_used = keys
+        .iter()
+        .filter_map(|k| match (k.last_used_at, k.revoked_at) {
+            (Some(used), Some(revoked)) if used > revoked => None,
+            (used, _) => used,
+        })
+        .max();
     source.revoked_at.is_none()
         && !source.rules.test
         && sends_conversions
@@ -757,6 +765,14 @@ mod tests {
                 "{quiet_by_nature:?}"
             );
         }
+        let rotated_out = KeyInfo {
+            revoked_at: Some(now - hours(40)),
+            ..key(Some(1))
+        };
+        assert!(
+            silent(&operator, &[key(Some(30)), rotated_out]),
+            "requests refused with a revoked key are not postbacks"
+        );
         let revoked = Source {
             revoked_at: Some(now - hours(1)),
             ..operator.clone()

@@ -32,7 +32,7 @@ pub struct MessagingConfig {
     pub cron_secret: Option<Secret>,
     /// How long definitions, settings and templates are cached per function instance.
     pub cache_ttl: Duration,
-    /// SES configuration set (bounce and complaint events).
+    /// SES configuration set (bounce, complaint, delivery, reject and rendering-failure events).
     pub ses_configuration_set: Option<String>,
     /// Keys from `UNSUBSCRIBE_SECRET`: unsubscribe links and suppression lookups.
     pub unsubscribe: Option<Keys>,

@@ -42,7 +42,7 @@ use crate::{Deps, MessagingError};
 pub const SEND_LEASE: Duration = Duration::minutes(2);
 /// Provider calls that certainly did not send, before the message fails.
 pub const MAX_ATTEMPTS: u32 = 5;
-/// SES message tags naming the message: bounce and complaint events carry them back.
+/// SES message tags naming the message: SES's events about it carry them back.
 pub const TAG_CUSTOMER: &str = "crm_customer";
 pub const TAG_MESSAGE: &str = "crm_message";
 

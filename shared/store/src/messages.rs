@@ -144,7 +144,7 @@ impl Store {
     /// Records what the provider reported about a message it accepted, matched by the
     /// provider's message id, if the message may move to that status
     /// ([`Status::reported_from`]); `false` when it does not exist, has another provider id,
-    /// or already holds a later report.
+    /// already holds a later report, or was erased.
     pub async fn record_report(
         &self,
         customer: &CustomerId,
@@ -159,12 +159,14 @@ impl Store {
         }
         let mut e = Expr::default();
         let from: Vec<String> = from.iter().map(|st| e.value(s(st.as_str()))).collect();
+        // Never onto an erased message: SES's words (an error text) would come back.
         let cond = format!(
-            "{} = {} AND {} IN ({})",
+            "{} = {} AND {} IN ({}) AND attribute_not_exists({})",
             e.name("providerMessageId"),
             e.value(s(provider_message_id)),
             e.name("status"),
-            from.join(", ")
+            from.join(", "),
+            e.name("erasedAt")
         );
         let mut set = vec![("status", s(report.status.as_str())), ("updatedAt", ts(now))];
         if report.status == Status::Delivered {
