@@ -27,21 +27,15 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-#[tokio::test]
-async fn every_function_binary_answers_its_sample_events() {
-    let app = spawn().await;
-    let shared = crm_tests::sdk_config(endpoint()).await;
-    let table = app.state.store.table().to_owned();
-    let queue = crm_local::messaging::ensure_queue(&aws_sdk_sqs::Client::new(&shared), &format!("{table}-send"))
-        .await
-        .unwrap();
-    let env: Vec<(String, String)> = [
+/// Everything every function needs, on `table` and `queue`.
+fn full_env(table: &str, queue: &str) -> Vec<(String, String)> {
+    [
         ("AWS_ENDPOINT_URL", endpoint()),
         ("AWS_ACCESS_KEY_ID", "test"),
         ("AWS_SECRET_ACCESS_KEY", "test"),
         ("AWS_REGION", "us-east-1"),
-        ("TABLE_NAME", table.as_str()),
-        ("SEND_QUEUE_URL", queue.as_str()),
+        ("TABLE_NAME", table),
+        ("SEND_QUEUE_URL", queue),
         ("ADMIN_API_KEY", ADMIN_KEY),
         ("UNSUBSCRIBE_SECRET", UNSUBSCRIBE_SECRET),
         ("SOURCE_SECRET", SOURCE_SECRET),
@@ -54,7 +48,18 @@ async fn every_function_binary_answers_its_sample_events() {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    .collect()
+}
+
+#[tokio::test]
+async fn every_function_binary_answers_its_sample_events() {
+    let app = spawn().await;
+    let shared = crm_tests::sdk_config(endpoint()).await;
+    let table = app.state.store.table().to_owned();
+    let queue = crm_local::messaging::ensure_queue(&aws_sdk_sqs::Client::new(&shared), &format!("{table}-send"))
+        .await
+        .unwrap();
+    let env = full_env(&table, &queue);
     let mut failed = Vec::new();
     let mut invoked = 0;
     for binary in functions() {
@@ -91,4 +96,52 @@ async fn every_function_binary_answers_its_sample_events() {
     }
     assert!(invoked >= 30, "only {invoked} samples");
     assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
+
+/// Each setting a function needs, left out, stops that function at cold start naming the
+/// variable (Lambda counts an init error, which its Errors alarm reports),
+/// before it could answer a request with a 500.
+#[tokio::test]
+async fn a_function_missing_what_it_needs_stops_at_cold_start_naming_it() {
+    let app = spawn().await;
+    let table = app.state.store.table().to_owned();
+    let env = full_env(&table, "http://localhost:1/none");
+    // The HTTP functions' declared needs, and the event functions' (checked in their
+    // cold start: the send queue, the sender's link keys and base URL).
+    let needs = crm_local::FUNCTIONS
+        .iter()
+        .flat_map(|f| f.needs.iter().map(|n| (f.binary, n.var())))
+        .chain([
+            ("scheduler", "SEND_QUEUE_URL"),
+            ("cron", "SEND_QUEUE_URL"),
+            ("sender", "UNSUBSCRIBE_SECRET"),
+            ("sender", "PUBLIC_BASE_URL"),
+            ("ses-events", "UNSUBSCRIBE_SECRET"),
+        ]);
+    let mut checked = 0;
+    for (binary, var) in needs {
+        let path = repo().join("target/debug").join(binary);
+        let sample = std::fs::read_dir(repo().join("events").join(binary))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .min()
+            .unwrap();
+        let event: Value = serde_json::from_str(&std::fs::read_to_string(&sample).unwrap()).unwrap();
+        let without: Vec<_> = env.iter().filter(|(k, _)| k != var).cloned().collect();
+        let done = invoke(&path, binary, event, &without, false, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(
+            !matches!(done.answer, Answer::Response(_)),
+            "{binary} without {var} answered: {:?}",
+            done.answer
+        );
+        assert!(
+            done.log.contains(var),
+            "{binary} without {var}: the log does not name it:\n{}",
+            done.log
+        );
+        checked += 1;
+    }
+    assert!(checked >= 13, "only {checked} needs checked");
 }

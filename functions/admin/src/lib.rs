@@ -63,7 +63,10 @@ pub const ROUTES: &[&str] = &[
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "AdminFunction",
     binary: "admin",
-    needs: &[crm_app::config::Needs::UnsubscribeSecret],
+    needs: &[
+        crm_app::config::Needs::UnsubscribeSecret,
+        crm_app::config::Needs::SourceSecret,
+    ],
     routes: ROUTES,
     router,
 };

@@ -26,7 +26,7 @@ pub const TAG_SETTINGS_PATH: &str = "/c.json";
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "ClickFunction",
     binary: "click",
-    needs: &[],
+    needs: &[crm_http::Needs::SourceSecret],
     routes: &[PATH, TAG_PATH, TAG_SETTINGS_PATH],
     router,
 };

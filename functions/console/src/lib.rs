@@ -40,7 +40,10 @@ mod users;
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "ConsoleFunction",
     binary: "console",
-    needs: &[crm_app::config::Needs::UnsubscribeSecret],
+    needs: &[
+        crm_app::config::Needs::UnsubscribeSecret,
+        crm_app::config::Needs::SourceSecret,
+    ],
     routes: &["/dashboard", "/dashboard/{proxy+}"],
     router,
 };

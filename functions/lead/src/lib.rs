@@ -14,7 +14,7 @@ pub const PATH: &str = "/api/ingest/lead";
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "LeadFunction",
     binary: "lead",
-    needs: &[],
+    needs: &[crm_http::Needs::SourceSecret],
     routes: &[PATH],
     router,
 };

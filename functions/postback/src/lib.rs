@@ -14,7 +14,7 @@ pub const PATH: &str = "/api/postback";
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "PostbackFunction",
     binary: "postback",
-    needs: &[],
+    needs: &[crm_http::Needs::SourceSecret],
     routes: &[PATH],
     router,
 };

@@ -65,6 +65,16 @@ pub async fn ensure_sender_identity(ses: &aws_sdk_sesv2::Client, email: &str) ->
 /// as a Lambda event; the records it did not report as failed are deleted. Returns how many
 /// records were received.
 pub async fn pump_queue(deps: &Deps, sqs: &aws_sdk_sqs::Client, url: &str, wait: i32) -> anyhow::Result<usize> {
+    pump_queue_into(sqs, url, wait, async |event| crm_sender::handle(deps, event).await).await
+}
+
+/// `pump_queue` with the function given: `handler` gets the event as Lambda would give it.
+pub async fn pump_queue_into(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    wait: i32,
+    handler: impl AsyncFnOnce(aws_lambda_events::sqs::SqsEvent) -> aws_lambda_events::sqs::SqsBatchResponse,
+) -> anyhow::Result<usize> {
     let out = sqs
         .receive_message()
         .queue_url(url)
@@ -100,7 +110,7 @@ pub async fn pump_queue(deps: &Deps, sqs: &aws_sdk_sqs::Client, url: &str, wait:
         .collect();
     let event: aws_lambda_events::sqs::SqsEvent =
         serde_json::from_value(json!({"Records": records})).context("building the SQS event")?;
-    let response = crm_sender::handle(deps, event).await;
+    let response = handler(event).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()

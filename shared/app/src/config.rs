@@ -24,12 +24,15 @@ pub struct ConfigError {
 pub enum Needs {
     /// `UNSUBSCRIBE_SECRET`: unsubscribe links, the suppression list's keyed hashes.
     UnsubscribeSecret,
+    /// `SOURCE_SECRET`: issuing signing sources' secrets, and checking their signatures.
+    SourceSecret,
 }
 
 impl Needs {
     pub fn var(self) -> &'static str {
         match self {
             Self::UnsubscribeSecret => "UNSUBSCRIBE_SECRET",
+            Self::SourceSecret => "SOURCE_SECRET",
         }
     }
 }
@@ -162,6 +165,7 @@ impl Config {
         for need in needs {
             let present = match need {
                 Needs::UnsubscribeSecret => self.unsubscribe.is_some(),
+                Needs::SourceSecret => self.source_secret.is_some(),
             };
             if !present {
                 return Err(ConfigError {
@@ -360,6 +364,11 @@ mod tests {
         ])
         .unwrap();
         assert!(with.check(&[Needs::UnsubscribeSecret]).is_ok());
+        // The first missing need is named, whichever others are there.
+        let e = with
+            .check(&[Needs::UnsubscribeSecret, Needs::SourceSecret])
+            .unwrap_err();
+        assert_eq!(e.var, "SOURCE_SECRET");
     }
 
     #[test]

@@ -26,6 +26,8 @@ use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use caller::{IngestRequest, admitted_source, client_ip};
+/// What an `HttpFunction` declares it cannot serve without.
+pub use crm_app::config::Needs;
 pub use error::{ApiError, RETRY_AFTER_SECS};
 pub use input::{ApiJson, MAX_BODY_BYTES, RequestFields};
 

@@ -116,4 +116,12 @@ impl Deps {
         let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         Ok(Self::new(&shared, store, config))
     }
+
+    /// `from_env`, for a function that enqueues (the scheduler, cron): without
+    /// `SEND_QUEUE_URL` it fails at cold start, naming it, rather than at every tick.
+    pub async fn from_env_with_queue(store: Store) -> Result<Self, ConfigError> {
+        let deps = Self::from_env(store).await?;
+        deps.queue()?;
+        Ok(deps)
+    }
 }

@@ -10,7 +10,8 @@ use crm_store::Store;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use crate::Row;
+use crate::floor::Floor;
+use crate::measure::{Row, measure_runs};
 
 const PASSWORD: &str = "bench password, long enough";
 
@@ -79,7 +80,13 @@ async fn page(app: &Router, cookie: &str, path: &str) -> anyhow::Result<()> {
 }
 
 /// Each page `runs` times after one unmeasured (warm) request.
-pub async fn pages(app: &Router, store: &Store, customer: &str, runs: usize) -> anyhow::Result<Vec<Row>> {
+pub async fn pages(
+    app: &Router,
+    store: &Store,
+    floor: &Floor,
+    customer: &str,
+    runs: usize,
+) -> anyhow::Result<Vec<Row>> {
     let cookie = log_in(app, store).await?;
     let profile = format!("/dashboard/customers/{customer}");
     let cases: [(&str, &str); 10] = [
@@ -100,7 +107,7 @@ pub async fn pages(app: &Router, store: &Store, customer: &str, runs: usize) -> 
     let mut rows = Vec::new();
     for (name, path) in cases {
         page(app, &cookie, path).await?;
-        let row = crate::measure_runs(&format!("console: {name}"), store, runs, |_| {
+        let row = measure_runs(&format!("console: {name}"), store, floor, runs, |_| {
             let (app, cookie) = (app.clone(), cookie.clone());
             async move { page(&app, &cookie, path).await }
         })

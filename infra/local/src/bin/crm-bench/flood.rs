@@ -15,7 +15,8 @@ use axum::body::Body;
 use serde_json::json;
 use tower::ServiceExt;
 
-use crate::{call, ms, percentile};
+use crate::harness::call;
+use crate::measure::{ms, percentile};
 
 /// Tasks flooding the landing key: ten times the operator's single sender.
 pub const FLOODERS: usize = 10;
@@ -49,7 +50,16 @@ async fn postback(app: &Router, key: &str) -> anyhow::Result<(Duration, bool)> {
     Ok((started.elapsed(), status.is_success()))
 }
 
-pub async fn run(app: &Router, n: usize) -> anyhow::Result<Flood> {
+/// The three phases on a table of their own, keys required.
+pub async fn run(n: usize) -> anyhow::Result<Flood> {
+    let store = crm_store::Store::connect(format!("bench-{}", uuid::Uuid::new_v4())).await;
+    let (app, store) = crate::harness::fresh_app(store, "required").await?;
+    let flood = phases(&app, n).await;
+    crate::harness::done(&store).await?;
+    flood
+}
+
+async fn phases(app: &Router, n: usize) -> anyhow::Result<Flood> {
     let origin = "https://lp.bench.example";
     let key = |body: serde_json::Value| async move {
         anyhow::Ok(
@@ -161,6 +171,14 @@ async fn phase(
 }
 
 impl Flood {
+    /// The section of the whole report: what was run, and the table.
+    pub fn section(&self) -> String {
+        format!(
+            "\n## A flood on one key\n\nAn operator key's postbacks alone; while one landing key sends ten times a busy landing page's {BUSY_LANDING_PER_S}/s; while {FLOODERS} tasks post with it as fast as they are answered. One process, one emulator answering one request at a time: under the unpaced flood the operator's latency is the emulator's queue (in AWS the routes are throttled apart, each function instance is its own and DynamoDB is not one queue; see operations.md, \"How a flood is contained\").\n\n{}",
+            self.markdown()
+        )
+    }
+
     pub fn markdown(&self) -> String {
         let mut md = String::from(
             "| operator postbacks | requests | p50 ms | p95 ms | not 200 | landing key's leads meanwhile (per s, 5xx) |\n|---|---:|---:|---:|---:|---|\n",
