@@ -4,9 +4,8 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let deps = crm_messaging::Deps::cold_start().await?;
-    // Without the send queue every tick would fail: fail at cold start instead, naming it.
-    deps.queue()?;
+    // Without the send queue every tick would fail: it fails at cold start instead.
+    let deps = crm_messaging::Deps::cold_start_with_queue().await?;
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<crm_scheduler::Tick>| async move {
         Box::pin(crm_scheduler::handle(deps, event.payload))

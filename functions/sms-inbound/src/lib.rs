@@ -20,7 +20,10 @@ pub const PATH: &str = "/api/webhooks/sms-inbound";
 pub const FUNCTION: HttpFunction = HttpFunction {
     logical_id: "SmsInboundFunction",
     binary: "sms-inbound",
-    needs: &[crm_app::config::Needs::UnsubscribeSecret],
+    needs: &[
+        crm_app::config::Needs::UnsubscribeSecret,
+        crm_app::config::Needs::SourceSecret,
+    ],
     routes: &[PATH],
     router,
 };

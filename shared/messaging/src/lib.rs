@@ -110,6 +110,13 @@ impl Deps {
         Self::from_env(config.store().await).await
     }
 
+    /// `cold_start`, for the scheduler: without `SEND_QUEUE_URL` it fails, naming it.
+    pub async fn cold_start_with_queue() -> Result<Self, ConfigError> {
+        crm_app::telemetry::init();
+        let config = crm_app::config::Config::from_env().await?;
+        Self::from_env_with_queue(config.store().await).await
+    }
+
     /// From the environment, as a Lambda cold start does, around the function's store.
     pub async fn from_env(store: Store) -> Result<Self, ConfigError> {
         let config = MessagingConfig::from_env().await?;

@@ -538,6 +538,25 @@ pub fn stats_pk(dimension: Dimension, day: Date) -> String {
 pub fn stats_sk(day: Date, brand: &str, value: &str) -> String {
     format!("{day}#{brand}#{value}")
 }
+/// The months' partitions a period `first..=last` of days reads: each month's first and
+/// last day within the period, in order.
+pub fn stats_months(first: Date, last: Date) -> Vec<(Date, Date)> {
+    let mut months = Vec::new();
+    let mut day = first;
+    while day <= last {
+        let month_end = day
+            .replace_day(day.month().length(day.year()))
+            .expect("a month's last day exists");
+        let to = month_end.min(last);
+        months.push((day, to));
+        match to.next_day() {
+            Some(next) => day = next,
+            None => break,
+        }
+    }
+    months
+}
+
 /// The sort keys of the days `from..=to` (of one month): between these two.
 pub fn stats_day_range(from: Date, to: Date) -> (String, String) {
     // `$` sorts right after `#`: every key of `to` is below `<to>$`.
@@ -585,6 +604,23 @@ mod tests {
     use super::*;
     use crm_core::values::{ClickId, Email, TransactionId};
     use time::macros::{date, datetime};
+
+    #[test]
+    fn a_period_reads_each_month_it_touches_once() {
+        assert_eq!(
+            stats_months(date!(2026 - 01 - 30), date!(2026 - 03 - 01)),
+            vec![
+                (date!(2026 - 01 - 30), date!(2026 - 01 - 31)),
+                (date!(2026 - 02 - 01), date!(2026 - 02 - 28)),
+                (date!(2026 - 03 - 01), date!(2026 - 03 - 01)),
+            ]
+        );
+        assert_eq!(
+            stats_months(date!(2026 - 05 - 02), date!(2026 - 05 - 09)),
+            vec![(date!(2026 - 05 - 02), date!(2026 - 05 - 09))]
+        );
+        assert!(stats_months(date!(2026 - 05 - 09), date!(2026 - 05 - 02)).is_empty());
+    }
 
     #[test]
     fn keys_have_their_documented_shape() {

@@ -171,6 +171,19 @@ impl Store {
         }
     }
 
+    /// The same table through a client with `interceptor` added (the bench meters the
+    /// SDK's own CPU with one).
+    pub fn with_interceptor(
+        self,
+        interceptor: impl aws_smithy_runtime_api::client::interceptors::Intercept + 'static,
+    ) -> Self {
+        let config = self.client.config().to_builder().interceptor(interceptor).build();
+        Self {
+            client: Client::from_conf(config),
+            ..self
+        }
+    }
+
     /// This store keeping records as long as `retention` says.
     pub fn with_retention(self, retention: Retention) -> Self {
         Self { retention, ..self }

@@ -219,20 +219,7 @@ impl Store {
         let (Some(first), Some(last)) = (days.iter().min(), days.iter().max()) else {
             return Ok(Vec::new());
         };
-        // Each month's first and last day within the period.
-        let mut months: Vec<(Date, Date)> = Vec::new();
-        let mut day = *first;
-        while day <= *last {
-            let month_end = day
-                .replace_day(day.month().length(day.year()))
-                .expect("a month's last day exists");
-            let to = month_end.min(*last);
-            months.push((day, to));
-            match to.next_day() {
-                Some(next) => day = next,
-                None => break,
-            }
-        }
+        let months = keys::stats_months(*first, *last);
         let pages: Vec<Vec<DayCounters>> = futures::stream::iter(months)
             .map(|(from, to)| self.counters_between(dimension, from, to, brand))
             .buffer_unordered(PARALLEL_MONTHS)

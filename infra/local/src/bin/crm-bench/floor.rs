@@ -13,9 +13,22 @@ use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
 use crm_store::Store;
 
 use crate::measure::{cpu_of, us};
+use crate::meter::meter;
 
 /// What the floor calls a raw SES v2 send among the DynamoDB operations it replays.
 pub const SES_SEND: &str = "SES SendEmail (raw)";
+
+/// The operations the floor makes.
+const KNOWN: [&str; 8] = [
+    "GetItem",
+    "DeleteItem",
+    "BatchGetItem",
+    "Query",
+    "TransactWriteItems",
+    "UpdateItem",
+    "PutItem",
+    SES_SEND,
+];
 
 /// The plain client over a table of its own, and the CPU of every call it made, per
 /// operation.
@@ -23,7 +36,8 @@ pub struct Floor {
     store: Store,
     ses: aws_sdk_sesv2::Client,
     next: Cell<u64>,
-    spent: RefCell<BTreeMap<String, (Duration, u64)>>,
+    /// Per operation: CPU, of which between the meter's hooks, and calls.
+    spent: RefCell<BTreeMap<String, (Duration, Duration, u64)>>,
 }
 
 fn key(pk: String) -> HashMap<String, AttributeValue> {
@@ -47,18 +61,19 @@ impl Floor {
     /// A table of its own, holding the three items its reads read.
     pub async fn open() -> anyhow::Result<Self> {
         let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let store = Store::connect(format!("bench-floor-{}", uuid::Uuid::new_v4())).await;
+        let store = Store::connect(format!("bench-floor-{}", uuid::Uuid::new_v4()))
+            .await
+            .with_interceptor(meter());
         crm_local::ensure_table(store.client(), store.table()).await?;
-        // As the functions' clients are: no stalled-stream timer.
-        let quiet = shared
-            .to_builder()
-            .stalled_stream_protection(aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled())
-            .build();
         crm_local::messaging::ensure_sender_identity(&aws_sdk_sesv2::Client::new(&shared), crate::messaging::FROM)
             .await?;
         let floor = Self {
             store,
-            ses: aws_sdk_sesv2::Client::new(&quiet),
+            // As the sender's client is (no stalled-stream timer), metered.
+            ses: crm_providers::ses::Ses::new(&shared, None)
+                .with_interceptor(meter())
+                .client()
+                .clone(),
             next: Cell::new(0),
             spent: RefCell::new(BTreeMap::new()),
         };
@@ -69,25 +84,29 @@ impl Floor {
     /// Makes the calls in `calls` (operation → count); their CPU, or `None` if one of them
     /// is an operation the floor does not make.
     pub async fn replay(&self, calls: &BTreeMap<String, u64>) -> anyhow::Result<Option<Duration>> {
+        if calls.keys().any(|op| !KNOWN.contains(&op.as_str())) {
+            return Ok(None);
+        }
         let mut sum = Duration::ZERO;
         for (op, count) in calls {
             for _ in 0..*count {
-                let (known, spent) = cpu_of(self.call(op)).await;
-                if !known? {
-                    return Ok(None);
-                }
+                meter().take();
+                let (made, spent) = cpu_of(self.call(op)).await;
+                let inside = meter().take();
+                made?;
                 sum += spent;
                 let mut all = self.spent.borrow_mut();
                 let entry = all.entry(op.clone()).or_default();
                 entry.0 += spent;
-                entry.1 += 1;
+                entry.1 += inside;
+                entry.2 += 1;
             }
         }
         Ok(Some(sum))
     }
 
-    /// One call of `op`; false if the floor does not know it.
-    async fn call(&self, op: &str) -> anyhow::Result<bool> {
+    /// One call of `op`, one of `KNOWN`.
+    async fn call(&self, op: &str) -> anyhow::Result<()> {
         let (client, table) = (self.store.client(), self.store.table());
         let i = self.next.get();
         self.next.set(i + 1);
@@ -191,18 +210,34 @@ impl Floor {
                     .send()
                     .await?;
             }
-            _ => return Ok(false),
+            other => anyhow::bail!("the floor makes no {other}"),
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// How many SES sends the floor made (they reach the same emulator as the sender's).
+    pub fn sends(&self) -> u64 {
+        self.spent.borrow().get(SES_SEND).map(|(_, _, n)| *n).unwrap_or(0)
     }
 
     /// Every call the floor made in the run, per operation: the floor's own table.
     pub fn markdown(&self) -> String {
         let mut md = String::new();
-        let _ = writeln!(md, "| operation | calls | CPU µs / call |");
-        let _ = writeln!(md, "|---|---:|---:|");
-        for (op, (spent, count)) in self.spent.borrow().iter() {
-            let _ = writeln!(md, "| {op} | {count} | {} |", us(*spent / (*count).max(1) as u32));
+        let _ = writeln!(
+            md,
+            "| operation | calls | CPU µs / call | of which between the meter's hooks µs | share |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+        for (op, (spent, inside, count)) in self.spent.borrow().iter() {
+            let per = |d: Duration| us(d / (*count).max(1) as u32);
+            let share = inside.as_secs_f64() / spent.as_secs_f64().max(f64::MIN_POSITIVE);
+            let _ = writeln!(
+                md,
+                "| {op} | {count} | {} | {} | {:.0} % |",
+                per(*spent),
+                per(*inside),
+                share * 100.0
+            );
         }
         md
     }

@@ -29,7 +29,9 @@ pub async fn fresh_on(store: Store) -> anyhow::Result<(Router, Store)> {
     fresh_app(store, "off").await
 }
 
+/// The composed app over `store`'s (new) table, its SDK calls metered.
 pub async fn fresh_app(store: Store, ingest_auth: &'static str) -> anyhow::Result<(Router, Store)> {
+    let store = store.with_interceptor(crate::meter::meter());
     let table = store.table().to_owned();
     crm_local::ensure_table(store.client(), &table).await?;
     let config = Config::from_lookup(|k| match k {
@@ -53,8 +55,8 @@ pub async fn done(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One request through the app as the admin; its JSON answer, or an error unless 2xx.
-pub async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> anyhow::Result<Value> {
+/// A request to the app as the admin.
+pub fn request(method: &str, uri: &str, body: Option<Value>) -> anyhow::Result<http::Request<Body>> {
     let mut req = http::Request::builder()
         .method(method)
         .uri(uri)
@@ -62,7 +64,13 @@ pub async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) ->
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
-    let req = req.body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())?;
+    Ok(req.body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())?)
+}
+
+/// `req` through the app: the answer's body, or an error unless 2xx. (Collecting the body
+/// is what Lambda's adapter does with every answer; parsing it is the caller's.)
+pub async fn send(app: &Router, req: http::Request<Body>) -> anyhow::Result<axum::body::Bytes> {
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let res = app.clone().oneshot(req).await?;
     let status = res.status();
     let bytes = res.into_body().collect().await?.to_bytes();
@@ -71,6 +79,12 @@ pub async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) ->
         "{method} {uri} answered {status}: {}",
         String::from_utf8_lossy(&bytes)
     );
+    Ok(bytes)
+}
+
+/// One request through the app as the admin; its JSON answer, or an error unless 2xx.
+pub async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    let bytes = send(app, request(method, uri, body)?).await?;
     Ok(serde_json::from_slice(&bytes)?)
 }
 

@@ -9,10 +9,11 @@ use anyhow::Context;
 use crm_store::Store;
 
 use crate::floor::Floor;
+use crate::meter::meter;
 
 /// Requests per row (`BENCH_N` overrides).
 pub fn n() -> usize {
-    env_number("BENCH_N", 200)
+    env_number("BENCH_N", 200).max(1)
 }
 
 pub fn env_number(name: &str, default: usize) -> usize {
@@ -42,6 +43,8 @@ pub struct Row {
     pub p95: Duration,
     /// CPU per request.
     pub cpu: Duration,
+    /// Of which inside the SDK's calls (`crate::meter`).
+    pub sdk: Duration,
     /// The SDK's floor of the same calls, per request, measured beside each request (`None`
     /// where the floor does not know one of the calls).
     pub floor: Option<Duration>,
@@ -49,12 +52,6 @@ pub struct Row {
     pub calls_max: u64,
     /// DynamoDB calls per request, by operation.
     pub per_op: BTreeMap<String, f64>,
-}
-
-impl Row {
-    pub fn ratio(&self) -> String {
-        times(self.cpu, self.floor)
-    }
 }
 
 /// `cpu` as a multiple of `floor`, as the tables print it.
@@ -109,14 +106,16 @@ where
     G: AsyncFn(&BTreeMap<String, u64>) -> anyhow::Result<Option<Duration>>,
 {
     let (mut latencies, mut calls, mut ops) = (Vec::new(), Vec::new(), BTreeMap::new());
-    let (mut cpu, mut floor) = (Duration::ZERO, Some(Duration::ZERO));
+    let (mut cpu, mut sdk, mut floor) = (Duration::ZERO, Duration::ZERO, Some(Duration::ZERO));
     for i in 0..runs {
         store.calls().reset();
+        meter().take();
         let started = Instant::now();
         let (done, spent) = cpu_of(step(i)).await;
         latencies.push(started.elapsed());
         done.with_context(|| format!("{name}, request {i}"))?;
         cpu += spent;
+        sdk += meter().take();
         let made = store.calls().snapshot();
         floor = match (floor, floor_of(&made).await?) {
             (Some(sum), Some(this)) => Some(sum + this),
@@ -137,6 +136,7 @@ where
         p50: percentile(&latencies, 0.5),
         p95: percentile(&latencies, 0.95),
         cpu: cpu / runs as u32,
+        sdk: sdk / runs as u32,
         floor: floor.map(|f| f / runs as u32),
         calls_avg: calls.iter().sum::<u64>() as f64 / runs as f64,
         calls_max: calls.iter().copied().max().unwrap_or(0),
@@ -144,23 +144,26 @@ where
     })
 }
 
-/// The rows, each with its CPU as a multiple of the floor's for its calls.
+/// The rows: each one's CPU against the SDK's own CPU in its calls (`× its calls`), and
+/// against the floor's small calls of the same kinds (`× SDK floor`).
 pub fn table(md: &mut String, rows: &[Row]) -> std::fmt::Result {
     writeln!(
         md,
-        "| case | p50 ms | p95 ms | CPU µs / request | SDK floor µs | × SDK floor | DynamoDB requests avg / max | per operation |"
+        "| case | p50 ms | p95 ms | CPU µs / request | in its SDK calls µs | × its calls | SDK floor µs | × SDK floor | DynamoDB requests avg / max | per operation |"
     )?;
-    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|")?;
+    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")?;
     for r in rows {
         writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {:.2} / {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} / {} | {} |",
             r.name,
             ms(r.p50),
             ms(r.p95),
             us(r.cpu),
+            us(r.sdk),
+            times(r.cpu, Some(r.sdk)),
             r.floor.map(us).unwrap_or_else(|| "–".into()),
-            r.ratio(),
+            times(r.cpu, r.floor),
             r.calls_avg,
             r.calls_max,
             ops_text(&r.per_op)

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::floor::{Floor, SES_SEND};
 use crate::measure::{cpu_of, cpu_time, env_number, n, times, us};
+use crate::meter::meter;
 
 pub const FROM: &str = "bench@example.com";
 
@@ -48,13 +49,14 @@ pub struct Setup {
 pub async fn setup() -> anyhow::Result<Setup> {
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let table = format!("bench-{}", uuid::Uuid::new_v4());
-    let store = Store::connect(table.clone()).await;
+    let store = Store::connect(table.clone()).await.with_interceptor(meter());
     crm_local::ensure_table(store.client(), &table).await?;
     let queue_url = ensure_queue(&aws_sdk_sqs::Client::new(&shared), &format!("{table}-send")).await?;
     ensure_sender_identity(&aws_sdk_sesv2::Client::new(&shared), FROM).await?;
     let config = MessagingConfig::from_lookup(setting)?;
     let sqs_calls = CallCounter::default();
     let mut deps = Deps::new(&shared, store, config);
+    deps.ses = deps.ses.with_interceptor(meter());
     deps.queue = Some(Queue::with_interceptor(&shared, queue_url.clone(), sqs_calls.clone()));
     Ok(Setup {
         deps: Arc::new(deps),
@@ -128,6 +130,8 @@ pub struct Sending {
     pub provider_calls: usize,
     /// The sender's handler, per message.
     pub cpu: Duration,
+    /// Of which inside the SDK's calls.
+    pub sdk: Duration,
     /// The SDK's floor of the same calls (DynamoDB's and the SES send), per message.
     pub floor: Option<Duration>,
     pub stream_to_scheduled_ms: Vec<f64>,
@@ -163,11 +167,11 @@ pub async fn sender(count: usize, floor: &Floor) -> anyhow::Result<Sending> {
     }
     crm_messaging::scheduler::tick(&s.deps, time::OffsetDateTime::now_utc()).await?;
     let sqs = aws_sdk_sqs::Client::new(&s.shared);
-    let before = ses_raw_messages(&endpoint);
+    let (before, floor_sends) = (ses_raw_messages(&endpoint), floor.sends());
     // The handler's CPU alone: receiving and deleting is the event source mapping's work in
     // AWS. After each batch, the floor makes the same DynamoDB calls and one SES send per
     // message.
-    let (mut cpu, mut floor_cpu) = (Duration::ZERO, Some(Duration::ZERO));
+    let (mut cpu, mut sdk, mut floor_cpu) = (Duration::ZERO, Duration::ZERO, Some(Duration::ZERO));
     let mut dynamodb = std::collections::BTreeMap::new();
     let started = Instant::now();
     let mut received = 0;
@@ -176,7 +180,9 @@ pub async fn sender(count: usize, floor: &Floor) -> anyhow::Result<Sending> {
         let mut batch = 0;
         let n = pump_queue_into(&sqs, &s.queue_url, 1, async |event| {
             batch = event.records.len() as u64;
+            meter().take();
             let (answer, spent) = cpu_of(crm_sender::handle(&s.deps, event)).await;
+            sdk += meter().take();
             cpu += spent;
             answer
         })
@@ -194,14 +200,17 @@ pub async fn sender(count: usize, floor: &Floor) -> anyhow::Result<Sending> {
         received += n;
     }
     let seconds = started.elapsed().as_secs_f64();
-    // The floor's own sends reached the same emulator: one per message.
-    let provider_calls = ses_raw_messages(&endpoint) - before - received;
+    // The floor's own sends reached the same emulator.
+    let provider_calls = ses_raw_messages(&endpoint)
+        .saturating_sub(before)
+        .saturating_sub((floor.sends() - floor_sends) as usize);
     let result = Sending {
         count,
         seconds,
         dynamodb,
         provider_calls,
         cpu: cpu / count as u32,
+        sdk: sdk / count as u32,
         floor: floor_cpu.map(|f| f / count as u32),
         stream_to_scheduled_ms: latencies,
     };
@@ -284,17 +293,17 @@ impl Messaging {
         let total: u64 = s.dynamodb.values().sum();
         writeln!(
             md,
-            "\nSender: {} welcome emails, each a queue record through the sender function (claim, profile, suppression list and send log, decide, frequency-cap record, render, SES v2 raw send, outcome). CPU is the handler's (receiving and deleting is the event source mapping's work); its floor is the same DynamoDB calls and one SES raw send per message through the plain clients, after each batch. Goals: 6 DynamoDB requests (claim, profile, suppression list, send log, frequency-cap record, outcome) plus one conditional `UpdateItem` per sending limit the message counts against (here two: the brand's daily budget and the hourly guard on new public-source addresses), 1 provider call per message, ≤ 1.5× the floor; settings and templates read once per cache period.\n",
+            "\nSender: {} welcome emails, each a queue record through the sender function (claim, profile, suppression list and send log, decide, frequency-cap record, render, SES v2 raw send, outcome). CPU is the handler's (receiving and deleting is the event source mapping's work); `in its SDK calls` is the SDK's own CPU inside the handler's calls (DynamoDB's and SES's); the floor is the same kinds of calls, small, and one SES raw send per message, through the plain clients after each batch. Goals: 6 DynamoDB requests (claim, profile, suppression list, send log, frequency-cap record, outcome) plus one conditional `UpdateItem` per sending limit the message counts against (here two: the brand's daily budget and the hourly guard on new public-source addresses), 1 provider call per message, ≤ 1.5× its calls; settings and templates read once per cache period.\n",
             s.count
         )?;
         writeln!(
             md,
-            "| messages | seconds | messages/s | DynamoDB requests/message | of which UpdateItem / GetItem / Query | provider calls/message | CPU µs/message | SDK floor µs | × SDK floor |"
+            "| messages | seconds | messages/s | DynamoDB requests/message | of which UpdateItem / GetItem / Query | provider calls/message | CPU µs/message | in its SDK calls µs | × its calls | SDK floor µs | × SDK floor |"
         )?;
-        writeln!(md, "|---:|---:|---:|---:|---|---:|---:|---:|---:|")?;
+        writeln!(md, "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")?;
         writeln!(
             md,
-            "| {} | {:.2} | {:.0} | {:.2} | {:.2} / {:.2} / {:.3} | {:.2} | {} | {} | {} |",
+            "| {} | {:.2} | {:.0} | {:.2} | {:.2} / {:.2} / {:.3} | {:.2} | {} | {} | {} | {} | {} |",
             s.count,
             s.seconds,
             s.count as f64 / s.seconds,
@@ -304,6 +313,8 @@ impl Messaging {
             per("Query"),
             s.provider_calls as f64 / s.count as f64,
             us(s.cpu),
+            us(s.sdk),
+            times(s.cpu, Some(s.sdk)),
             s.floor.map(us).unwrap_or_else(|| "–".into()),
             times(s.cpu, s.floor),
         )?;
