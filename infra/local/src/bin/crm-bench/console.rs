@@ -7,7 +7,6 @@ use axum::body::Body;
 use crm_core::access::{Password, Role};
 use crm_core::values::Email;
 use crm_store::Store;
-use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use crate::floor::Floor;
@@ -68,15 +67,7 @@ async fn page(app: &Router, cookie: &str, path: &str) -> anyhow::Result<()> {
         .header("host", "localhost")
         .header("cookie", cookie)
         .body(Body::empty())?;
-    let res = app.clone().oneshot(req).await?;
-    let status = res.status();
-    let bytes = res.into_body().collect().await?.to_bytes();
-    anyhow::ensure!(
-        status.is_success(),
-        "{path} answered {status}: {}",
-        String::from_utf8_lossy(&bytes)
-    );
-    Ok(())
+    crate::harness::send(app, req).await.map(|_| ())
 }
 
 /// Each page `runs` times after one unmeasured (warm) request.
