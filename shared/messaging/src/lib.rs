@@ -112,9 +112,9 @@ impl Deps {
 
     /// `cold_start`, for the scheduler: without `SEND_QUEUE_URL` it fails, naming it.
     pub async fn cold_start_with_queue() -> Result<Self, ConfigError> {
-        crm_app::telemetry::init();
-        let config = crm_app::config::Config::from_env().await?;
-        Self::from_env_with_queue(config.store().await).await
+        let deps = Self::cold_start().await?;
+        deps.queue()?;
+        Ok(deps)
     }
 
     /// From the environment, as a Lambda cold start does, around the function's store.

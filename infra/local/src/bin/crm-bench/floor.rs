@@ -77,7 +77,15 @@ impl Floor {
             next: Cell::new(0),
             spent: RefCell::new(BTreeMap::new()),
         };
-        floor.call("TransactWriteItems").await?;
+        // What the reads read: three items to get, three under one key to query.
+        let (client, table) = (floor.store.client(), floor.store.table());
+        for j in 0..3 {
+            let mut q = item("FLOOR#Q".into());
+            q.insert("SK".into(), AttributeValue::S(format!("X{j}")));
+            for read in [item(format!("FLOOR#{j}")), q] {
+                client.put_item().table_name(table).set_item(Some(read)).send().await?;
+            }
+        }
         Ok(floor)
     }
 
@@ -144,17 +152,11 @@ impl Floor {
                     .await?;
             }
             "TransactWriteItems" => {
-                // The first call writes the items the reads read; the rest new ones.
                 let items = (0..3)
                     .map(|j| {
-                        let pk = if i == 0 {
-                            format!("FLOOR#{j}")
-                        } else {
-                            format!("FLOOR#{i}#{j}")
-                        };
                         let put = Put::builder()
                             .table_name(table)
-                            .set_item(Some(item(pk)))
+                            .set_item(Some(item(format!("FLOOR#{i}#{j}"))))
                             .condition_expression("attribute_not_exists(PK)")
                             .build()?;
                         Ok(TransactWriteItem::builder().put(put).build())
@@ -166,14 +168,6 @@ impl Floor {
                     .client_request_token(uuid::Uuid::new_v4().to_string())
                     .send()
                     .await?;
-                if i == 0 {
-                    // The Query's three items, under one partition key.
-                    for j in 0..3 {
-                        let mut q = item("FLOOR#Q".into());
-                        q.insert("SK".into(), AttributeValue::S(format!("X{j}")));
-                        client.put_item().table_name(table).set_item(Some(q)).send().await?;
-                    }
-                }
             }
             "UpdateItem" => {
                 client
