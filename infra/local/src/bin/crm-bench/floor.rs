@@ -214,6 +214,22 @@ impl Floor {
         self.spent.borrow().get(SES_SEND).map(|(_, _, n)| *n).unwrap_or(0)
     }
 
+    /// The whole CPU of calls made `per_op` times each (per request), of which the meter saw
+    /// `hooks` between its hooks: scaled by the share of the floor's own calls of those kinds
+    /// that fell between the hooks in this run, weighted by the calls. What the SDK does
+    /// before its first hook (applying its runtime plugins to the call) is the SDK's, not
+    /// ours. `None` if the floor made none of one of those kinds.
+    pub fn whole(&self, hooks: Duration, per_op: &BTreeMap<String, f64>) -> Option<Duration> {
+        let spent = self.spent.borrow();
+        let (mut all, mut between) = (0.0, 0.0);
+        for (op, n) in per_op.iter().filter(|(_, n)| **n > 0.0) {
+            let (cpu, inside, count) = spent.get(op).filter(|(_, _, count)| *count > 0)?;
+            all += n * cpu.as_secs_f64() / *count as f64;
+            between += n * inside.as_secs_f64() / *count as f64;
+        }
+        (between > 0.0).then(|| hooks.mul_f64(all / between))
+    }
+
     /// Every call the floor made in the run, per operation: the floor's own table.
     pub fn markdown(&self) -> String {
         let mut md = String::new();

@@ -72,7 +72,7 @@ pub async fn console_only(floor: &Floor) -> anyhow::Result<String> {
     done(&store).await?;
     let mut md = String::new();
     writeln!(md, "Console pages, {big} customers, {n} requests each:\n")?;
-    table(&mut md, &rows)?;
+    table(&mut md, &rows, floor)?;
     Ok(md)
 }
 
@@ -88,7 +88,7 @@ fn mib(stats: &Option<Value>) -> f64 {
 }
 
 impl Growth {
-    pub fn markdown(&self) -> Result<String, std::fmt::Error> {
+    pub fn markdown(&self, floor: &Floor) -> Result<String, std::fmt::Error> {
         let (big, n) = (self.big, n());
         let mut md = String::new();
         writeln!(md, "\n## The emulator as the table grows\n")?;
@@ -105,13 +105,13 @@ impl Growth {
             tracked(&self.after),
             tracked(&self.replayed),
         )?;
-        table(&mut md, &self.leads)?;
+        table(&mut md, &self.leads, floor)?;
         writeln!(md, "\n## The console on that table\n")?;
         writeln!(
             md,
             "Each page logged in as an owner (the session's own reads included: the session and its user), warm, {n} requests each, on the table above ({big} customers from clicks, and the leads of the rows before). Goal: ≤ 8 DynamoDB requests per page, none a Scan, whatever the table holds. The floor's Query answers 3 items, so a page's ratio is high where its queries answer many.\n"
         )?;
-        table(&mut md, &self.console)?;
+        table(&mut md, &self.console, floor)?;
         Ok(md)
     }
 }

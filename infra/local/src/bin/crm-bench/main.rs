@@ -42,10 +42,10 @@ async fn run(floor: &Floor, out: &str) -> anyhow::Result<()> {
         Ok("flood") => print!("{}", flood::run(n()).await?.markdown()),
         Ok("endpoints") => {
             let mut md = String::new();
-            table(&mut md, &endpoints::run(floor).await?)?;
+            table(&mut md, &endpoints::run(floor).await?, floor)?;
             print!("{md}{}", floor.markdown());
         }
-        Ok("reports") => print!("{}", reports::run(floor).await?.markdown()?),
+        Ok("reports") => print!("{}", reports::run(floor).await?.markdown(floor)?),
         _ => {
             let md = whole(floor).await?;
             std::fs::write(out, &md).with_context(|| format!("writing {out}"))?;
@@ -92,7 +92,7 @@ async fn whole(floor: &Floor) -> anyhow::Result<String> {
     )?;
     writeln!(
         md,
-        "- `in its SDK calls`: the AWS SDK's own CPU inside the request's calls, from each call's first interceptor hook to its last (serialising, signing, the loopback I/O, parsing); `× its calls` is the row's CPU over it, what the goals hold. What the SDK does before its first hook (applying its runtime plugins) counts as ours, so the ratio errs against our code; the floor's table below shows how much"
+        "- `in its SDK calls`: the AWS SDK's own CPU inside the request's calls. An interceptor reads it between each call's first hook and its last (in brackets: serialising, signing, the loopback I/O, parsing); what the SDK does before the first hook (applying its runtime plugins to the call) no hook sees, so the whole is that part scaled by the share of the floor's own calls of the same kinds that fell between the hooks in this run (the floor's table below). `× its calls` is the row's CPU over the whole, what the goals hold"
     )?;
     writeln!(
         md,
@@ -101,16 +101,16 @@ async fn whole(floor: &Floor) -> anyhow::Result<String> {
     )?;
     writeln!(md, "## Endpoints\n")?;
     writeln!(md, "Goals: every ingest endpoint ≤ 1.5× its calls.\n")?;
-    table(&mut md, &endpoints)?;
+    table(&mut md, &endpoints, floor)?;
     writeln!(md, "\n## The AWS SDK's own floor\n")?;
     writeln!(
         md,
-        "Every call the floor made in this run, per operation: what any request pays per call before our code runs, and how much of it falls between the meter's first and last hook (the rest, before the first hook, is what `× its calls` counts as ours).\n"
+        "Every call the floor made in this run, per operation: what any request pays per call before our code runs, and how much of it falls between the meter's first and last hook (the share scales a request's calls to their whole in `in its SDK calls`).\n"
     )?;
     md.push_str(&floor.markdown());
-    md.push_str(&growth.markdown()?);
-    md.push_str(&messaging.markdown()?);
-    md.push_str(&reports.markdown()?);
+    md.push_str(&growth.markdown(floor)?);
+    md.push_str(&messaging.markdown(floor)?);
+    md.push_str(&reports.markdown(floor)?);
     md.push_str(&flood.section());
     md.push_str(&cold.markdown()?);
     Ok(md)

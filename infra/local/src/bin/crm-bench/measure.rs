@@ -144,15 +144,25 @@ where
     })
 }
 
+/// The `in its SDK calls` and `× its calls` cells: the SDK's CPU in a request's calls,
+/// whole (`Floor::whole`), with the part the meter saw between its hooks in brackets; the
+/// request's CPU over the whole.
+pub fn its_calls(floor: &Floor, cpu: Duration, hooks: Duration, per_op: &BTreeMap<String, f64>) -> [String; 2] {
+    let whole = floor.whole(hooks, per_op);
+    let cell = whole.map(us).unwrap_or_else(|| "–".into());
+    [format!("{cell} ({})", us(hooks)), times(cpu, whole)]
+}
+
 /// The rows: each one's CPU against the SDK's own CPU in its calls (`× its calls`), and
 /// against the floor's small calls of the same kinds (`× SDK floor`).
-pub fn table(md: &mut String, rows: &[Row]) -> std::fmt::Result {
+pub fn table(md: &mut String, rows: &[Row], floor: &Floor) -> std::fmt::Result {
     writeln!(
         md,
-        "| case | p50 ms | p95 ms | CPU µs / request | in its SDK calls µs | × its calls | SDK floor µs | × SDK floor | DynamoDB requests avg / max | per operation |"
+        "| case | p50 ms | p95 ms | CPU µs / request | in its SDK calls µs (between hooks) | × its calls | SDK floor µs | × SDK floor | DynamoDB requests avg / max | per operation |"
     )?;
     writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")?;
     for r in rows {
+        let [sdk, ratio] = its_calls(floor, r.cpu, r.sdk, &r.per_op);
         writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} / {} | {} |",
@@ -160,8 +170,8 @@ pub fn table(md: &mut String, rows: &[Row]) -> std::fmt::Result {
             ms(r.p50),
             ms(r.p95),
             us(r.cpu),
-            us(r.sdk),
-            times(r.cpu, Some(r.sdk)),
+            sdk,
+            ratio,
             r.floor.map(us).unwrap_or_else(|| "–".into()),
             times(r.cpu, r.floor),
             r.calls_avg,

@@ -1,9 +1,9 @@
 //! The AWS SDK's own CPU inside a request's calls: an interceptor on every client the bench
 //! makes notes the process's CPU time at each call's first hook (`read_before_execution`)
 //! and its last (`read_after_execution`). Serialising, signing, sending, receiving and
-//! parsing are between the two; what the SDK does before the first hook (building the
-//! operation's input, applying the client's runtime plugins) is not, and so counts as
-//! ours: the measure errs against our code.
+//! parsing are between the two; what the SDK does before the first hook (applying the
+//! client's runtime plugins to the call) is not: `Floor::whole` scales the part seen to the
+//! whole by the share the floor's own calls showed.
 //! Overlapping calls are counted once (from the first start to the last end).
 
 use std::sync::{Arc, Mutex, OnceLock};

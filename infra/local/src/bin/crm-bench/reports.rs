@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::floor::Floor;
 use crate::harness::{call, done, fresh_on, request, send};
-use crate::measure::{Row, cpu_of, measure_with, ops_text, table, times, us};
+use crate::measure::{Row, cpu_of, its_calls, measure_with, ops_text, table, times, us};
 use crate::meter::meter;
 
 /// Brands the records spread over.
@@ -260,20 +260,21 @@ async fn attribution(app: &Router, store: &Store, floor: &Floor) -> anyhow::Resu
 }
 
 impl Reports {
-    pub fn markdown(&self) -> Result<String, std::fmt::Error> {
+    pub fn markdown(&self, floor: &Floor) -> Result<String, std::fmt::Error> {
         let a = &self.attribution;
+        let [sdk, ratio] = its_calls(floor, a.cpu, a.sdk, &a.per_op);
         let mut md = String::new();
         writeln!(md, "\n## Attribution and reports\n")?;
         writeln!(
             md,
-            "Attribution: {} records ({} clicks, each followed by a deposit dated from 0 to 29 days back, for {BRANDS} brands) counted by the attribution function over the table's stream (filtered as its event source mapping filters it): {:.2} DynamoDB requests per record ({}), {} µs CPU per record in the function's handler, of which {} µs inside its SDK calls ({} its calls; goal ≤ 1.5×), against {} µs for the floor's small calls of the same kinds ({}), {:.1} s in all.\n",
+            "Attribution: {} records ({} clicks, each followed by a deposit dated from 0 to 29 days back, for {BRANDS} brands) counted by the attribution function over the table's stream (filtered as its event source mapping filters it): {:.2} DynamoDB requests per record ({}), {} µs CPU per record in the function's handler, of which {} µs inside its SDK calls (whole; in brackets, between the meter's hooks) ({} its calls; goal ≤ 1.5×), against {} µs for the floor's small calls of the same kinds ({}), {:.1} s in all.\n",
             a.records,
             a.records / 2,
             a.requests_per_record,
             ops_text(&a.per_op),
             us(a.cpu),
-            us(a.sdk),
-            times(a.cpu, Some(a.sdk)),
+            sdk,
+            ratio,
             a.floor.map(us).unwrap_or_else(|| "–".into()),
             times(a.cpu, a.floor),
             a.seconds
@@ -283,7 +284,7 @@ impl Reports {
             "Reports over those 30 days of counters (last touch: one paged query per month partition the period touches, at most 4 at a time), {RUNS} requests each. The emulator answers a query by reading its whole table (here some {} items), one request at a time, so the latency is the emulator's; the requests per report are what a report costs on DynamoDB. Each report's floor is its own queries (the months' counter partitions, every page) through the plain client, one after another, items left undecoded, plus its other calls, made after each request: `× SDK floor` holds the goal, ≤ 2×. (A report's month partitions are read concurrently, so its decoding can overlap calls under way, which `in its SDK calls` counts as the SDK's.)\n",
             a.items
         )?;
-        table(&mut md, &self.reports)?;
+        table(&mut md, &self.reports, floor)?;
         Ok(md)
     }
 }
