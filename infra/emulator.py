@@ -31,6 +31,11 @@ its streams and SQS) behave like the real ones where this project depends on it.
 6. Shard iterators expire after 15 minutes as in DynamoDB (`--iterator-lifetime-seconds`);
    moto kept every iterator it handed out (one per GetRecords) for ever. An expired or
    unknown iterator is an ExpiredIteratorException, not moto's KeyError (a 500).
+7. A stream can roll over as DynamoDB's do every few hours (`POST
+   /_emulator/roll-stream?table=<name>`, for tests): the table's shard closes (its
+   `EndingSequenceNumber` set; read past its last record, `GetRecords` answers no
+   `NextShardIterator`) and a child shard, naming it as `ParentShardId`, takes the new
+   records. `DescribeStream` lists both. moto has one shard per table for ever.
 
 `GET /_emulator/stats` reports the process's resident memory, how many model instances
 moto tracks, and how many stream records and shard iterators it holds, so tests and the
@@ -45,7 +50,9 @@ import os
 import sys
 import threading
 import time
+import uuid
 from datetime import timedelta
+from urllib.parse import parse_qs
 
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
@@ -61,6 +68,7 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
+from moto.dynamodb.models.table import StreamShard
 from moto.dynamodb.responses import DynamoHandler
 # Imported here, not when the server first routes a request to them, so that their models
 # are known to stop_tracking (3) and patched before any request.
@@ -276,7 +284,13 @@ _original_get_shard_iterator = DynamoDBStreamsBackend.get_shard_iterator
 
 
 def get_shard_iterator(self, arn, shard_id, shard_iterator_type, sequence_number=None):
-    iterator = _original_get_shard_iterator(self, arn, shard_id, shard_iterator_type, sequence_number)
+    closed = closed_shards.get(self._get_table_from_arn(arn).name, [])
+    shard = next((s for s in closed if s.id == shard_id), None)
+    if shard is None:
+        iterator = _original_get_shard_iterator(self, arn, shard_id, shard_iterator_type, sequence_number)
+    else:
+        iterator = ShardIterator(self, shard, shard_iterator_type, sequence_number)
+        self.shard_iterators[iterator.arn] = iterator
     if trimmed(iterator):
         del self.shard_iterators[iterator.arn]
         raise TrimmedDataAccess()
@@ -289,7 +303,56 @@ def get_records(self, iterator_arn, limit):
         raise ExpiredIterator()
     if trimmed(iterator):
         raise TrimmedDataAccess()
-    return iterator.get(limit)
+    result = iterator.get(limit)
+    end = getattr(iterator.stream_shard, "ending_sequence_number", None)
+    following = self.shard_iterators.get(result["NextShardIterator"])
+    if end is not None and following is not None and following.sequence_number > end:
+        # A closed shard read to its end (7): no iterator follows.
+        del self.shard_iterators[result.pop("NextShardIterator")]
+    return result
+
+
+# (7) Closed shards, per table name, oldest first.
+closed_shards = {}
+
+_original_shard_to_json = StreamShard.to_json
+
+
+def shard_to_json(self):
+    out = _original_shard_to_json(self)
+    if getattr(self, "parent_shard_id", None):
+        out["ParentShardId"] = self.parent_shard_id
+    if getattr(self, "ending_sequence_number", None) is not None:
+        out["SequenceNumberRange"]["EndingSequenceNumber"] = str(self.ending_sequence_number)
+    return out
+
+
+def roll_stream(table_name):
+    """Closes the table's stream shard and opens its child (7). False: no such stream."""
+    table = next((t for t in tables() if t.name == table_name), None)
+    if table is None or table.stream_shard is None:
+        return False
+    parent = table.stream_shard
+    after = parent.starting_sequence_number + len(parent.items)
+    parent.ending_sequence_number = after - 1
+    child = StreamShard(parent.account_id, table)
+    child.id = f"shardId-{int(time.time() * 1000):020d}-{uuid.uuid4().hex[:8]}"
+    child.parent_shard_id = parent.id
+    # Sequence numbers keep growing across shards, as DynamoDB's do.
+    child.starting_sequence_number = after + 1000
+    table.stream_shard = child
+    closed_shards.setdefault(table.name, []).append(parent)
+    return True
+
+
+_original_describe_stream = DynamoDBStreamsBackend.describe_stream
+
+
+def describe_stream(self, arn):
+    stream = _original_describe_stream(self, arn)
+    closed = closed_shards.get(self._get_table_from_arn(arn).name, [])
+    stream["Shards"] = [s.to_json() for s in closed] + stream["Shards"]
+    return stream
 
 
 def tables():
@@ -355,6 +418,8 @@ def patch_moto():
     ShardIterator.__init__ = iterator_init
     DynamoDBStreamsBackend.get_shard_iterator = get_shard_iterator
     DynamoDBStreamsBackend.get_records = get_records
+    DynamoDBStreamsBackend.describe_stream = describe_stream
+    StreamShard.to_json = shard_to_json
     for service in ("dynamodb", "dynamodbstreams", "sqs"):
         stop_tracking(service)
 
@@ -390,6 +455,11 @@ class Serialized:
                     body = json.dumps(stats())
                     start_response("200 OK", [("Content-Type", "application/json")])
                     return [body.encode()]
+                if environ.get("PATH_INFO") == "/_emulator/roll-stream" and environ.get("REQUEST_METHOD") == "POST":
+                    table = parse_qs(environ.get("QUERY_STRING", "")).get("table", [""])[0]
+                    rolled = roll_stream(table)
+                    start_response("204 No Content" if rolled else "404 Not Found", [])
+                    return [b""]
                 maintain()
                 return list(self.app(environ, start_response))
             finally:
