@@ -722,6 +722,57 @@ fn every_function_and_queue_has_an_alarm_on_aws_own_metrics() {
     }
 }
 
+/// Whoever an alarm wakes finds its runbook: every alarm's description names an entry of
+/// docs/operations.md (`docs/operations.md#<anchor>`) that exists, and every alarm the
+/// template names one by one is named in that file (the per-function ones as `<Fn>…Alarm`).
+#[test]
+fn every_alarm_points_at_its_runbook_entry() {
+    let runbook = include_str!("../../docs/operations.md");
+    let t: serde_norway::Value = serde_norway::from_str(crm_local::TEMPLATE).unwrap();
+    let mut checked = 0;
+    for (id, r) in t["Resources"].as_mapping().unwrap() {
+        let id = id.as_str().unwrap();
+        // One alarm resource, or a `Fn::ForEach` fragment of them (`${Fn}ErrorsAlarm`).
+        let alarms: Vec<(String, &serde_norway::Value)> = match id.strip_prefix("Fn::ForEach::") {
+            Some(_) => r.as_sequence().unwrap()[2]
+                .as_mapping()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.as_str().unwrap().replace("${Fn}", "<Fn>"), v))
+                .collect(),
+            None => vec![(id.to_owned(), r)],
+        };
+        for (name, alarm) in alarms {
+            if alarm["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+                continue;
+            }
+            let description = &alarm["Properties"]["AlarmDescription"];
+            let text = description
+                .as_str()
+                .or_else(|| match description {
+                    serde_norway::Value::Tagged(t) => t.value.as_str(),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("{name} has no description"));
+            let entry = text
+                .split("docs/operations.md#")
+                .nth(1)
+                .map(|rest| rest.trim_end_matches('.'))
+                .unwrap_or_else(|| panic!("{name}'s description names no runbook entry: {text}"));
+            assert!(
+                runbook.contains(&format!("<a id=\"{entry}\"></a>")),
+                "{name} points at docs/operations.md#{entry}, which does not exist"
+            );
+            assert!(
+                runbook.contains(&format!("`{name}`")),
+                "docs/operations.md does not name {name}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 23, "{checked} alarms");
+}
+
 /// Every `(Effect, Action, Resource)` statement under `v`, with the resource it belongs to.
 fn statements<'a>(owner: &str, v: &'a serde_norway::Value, out: &mut Vec<(String, &'a serde_norway::Value)>) {
     match v {
