@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWr
 use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
 use crm_store::Store;
 
-use crate::measure::{cpu_of, us};
+use crate::measure::{metered, us};
 use crate::meter::meter;
 
 /// What the floor calls a raw SES v2 send among the DynamoDB operations it replays.
@@ -98,9 +98,7 @@ impl Floor {
         let mut sum = Duration::ZERO;
         for (op, count) in calls {
             for _ in 0..*count {
-                meter().take();
-                let (made, spent) = cpu_of(self.call(op)).await;
-                let inside = meter().take();
+                let (made, spent, inside) = metered(self.call(op)).await;
                 made?;
                 sum += spent;
                 let mut all = self.spent.borrow_mut();

@@ -37,6 +37,13 @@ pub async fn cpu_of<T>(f: impl Future<Output = T>) -> (T, Duration) {
     (out, cpu_time() - started)
 }
 
+/// The CPU `f` takes, and of it the part inside the SDK's calls (`crate::meter`).
+pub async fn metered<T>(f: impl Future<Output = T>) -> (T, Duration, Duration) {
+    meter().take();
+    let (out, cpu) = cpu_of(f).await;
+    (out, cpu, meter().take())
+}
+
 pub struct Row {
     pub name: String,
     pub p50: Duration,
@@ -82,6 +89,11 @@ pub fn us(d: Duration) -> String {
     format!("{:.0}", d.as_secs_f64() * 1e6)
 }
 
+/// `us`, or a dash where there is no figure.
+pub fn us_or_dash(d: Option<Duration>) -> String {
+    d.map(us).unwrap_or_else(|| "–".into())
+}
+
 /// Runs `step` `runs` times, measuring the latency, CPU and DynamoDB requests of each; after
 /// each, the floor makes the same calls through the plain client.
 pub async fn measure_runs<F, Fut>(name: &str, store: &Store, floor: &Floor, runs: usize, step: F) -> anyhow::Result<Row>
@@ -109,13 +121,12 @@ where
     let (mut cpu, mut sdk, mut floor) = (Duration::ZERO, Duration::ZERO, Some(Duration::ZERO));
     for i in 0..runs {
         store.calls().reset();
-        meter().take();
         let started = Instant::now();
-        let (done, spent) = cpu_of(step(i)).await;
+        let (done, spent, inside) = metered(step(i)).await;
         latencies.push(started.elapsed());
         done.with_context(|| format!("{name}, request {i}"))?;
         cpu += spent;
-        sdk += meter().take();
+        sdk += inside;
         let made = store.calls().snapshot();
         floor = match (floor, floor_of(&made).await?) {
             (Some(sum), Some(this)) => Some(sum + this),
@@ -149,8 +160,7 @@ where
 /// request's CPU over the whole.
 pub fn its_calls(floor: &Floor, cpu: Duration, hooks: Duration, per_op: &BTreeMap<String, f64>) -> [String; 2] {
     let whole = floor.whole(hooks, per_op);
-    let cell = whole.map(us).unwrap_or_else(|| "–".into());
-    [format!("{cell} ({})", us(hooks)), times(cpu, whole)]
+    [format!("{} ({})", us_or_dash(whole), us(hooks)), times(cpu, whole)]
 }
 
 /// The rows: each one's CPU against the SDK's own CPU in its calls (`× its calls`), and
@@ -172,7 +182,7 @@ pub fn table(md: &mut String, rows: &[Row], floor: &Floor) -> std::fmt::Result {
             us(r.cpu),
             sdk,
             ratio,
-            r.floor.map(us).unwrap_or_else(|| "–".into()),
+            us_or_dash(r.floor),
             times(r.cpu, r.floor),
             r.calls_avg,
             r.calls_max,

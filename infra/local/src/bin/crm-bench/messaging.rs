@@ -18,7 +18,7 @@ use crm_store::{CallCounter, Store};
 use tokio::task::JoinSet;
 
 use crate::floor::{Floor, SES_SEND};
-use crate::measure::{cpu_of, cpu_time, env_number, its_calls, n, times, us};
+use crate::measure::{cpu_time, env_number, its_calls, metered, n, times, us, us_or_dash};
 use crate::meter::meter;
 
 pub const FROM: &str = "bench@example.com";
@@ -180,9 +180,8 @@ pub async fn sender(count: usize, floor: &Floor) -> anyhow::Result<Sending> {
         let mut batch = 0;
         let n = pump_queue_into(&sqs, &s.queue_url, 1, async |event| {
             batch = event.records.len() as u64;
-            meter().take();
-            let (answer, spent) = cpu_of(crm_sender::handle(&s.deps, event)).await;
-            sdk += meter().take();
+            let (answer, spent, inside) = metered(crm_sender::handle(&s.deps, event)).await;
+            sdk += inside;
             cpu += spent;
             answer
         })
@@ -320,7 +319,7 @@ impl Messaging {
             us(s.cpu),
             sdk,
             ratio,
-            s.floor.map(us).unwrap_or_else(|| "–".into()),
+            us_or_dash(s.floor),
             times(s.cpu, s.floor),
         )?;
         let mut lat = s.stream_to_scheduled_ms.clone();

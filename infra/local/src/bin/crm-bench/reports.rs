@@ -16,8 +16,7 @@ use serde_json::json;
 
 use crate::floor::Floor;
 use crate::harness::{call, done, fresh_on, request, send};
-use crate::measure::{Row, cpu_of, its_calls, measure_with, ops_text, table, times, us};
-use crate::meter::meter;
+use crate::measure::{Row, cpu_of, its_calls, measure_with, metered, ops_text, table, times, us, us_or_dash};
 
 /// Brands the records spread over.
 const BRANDS: usize = 20;
@@ -210,9 +209,7 @@ async fn attribution(app: &Router, store: &Store, floor: &Floor) -> anyhow::Resu
         let handled = reader
             .pump(async |e| {
                 store.calls().reset();
-                meter().take();
-                let (answer, cpu) = cpu_of(crm_attribution::handle(&deps, e)).await;
-                let sdk = meter().take();
+                let (answer, cpu, sdk) = metered(crm_attribution::handle(&deps, e)).await;
                 let calls = store.calls().snapshot();
                 let replayed = floor.replay(&calls).await;
                 tally.borrow_mut().add(cpu, sdk, calls, replayed);
@@ -275,7 +272,7 @@ impl Reports {
             us(a.cpu),
             sdk,
             ratio,
-            a.floor.map(us).unwrap_or_else(|| "–".into()),
+            us_or_dash(a.floor),
             times(a.cpu, a.floor),
             a.seconds
         )?;
